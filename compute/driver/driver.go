@@ -1,0 +1,261 @@
+// Package driver is the contract every aksml backend honours: the in-process
+// simulator, the Kubernetes backend, and any backend a user writes.
+//
+// The portable packages (aml, compute, webservice, endpoint) validate input,
+// fill defaults and wrap errors once, then call a driver with a resolved
+// ServiceSpec. Drivers may therefore assume their input is valid. The
+// conformance suite in compute/drivertest checks every driver against the
+// contract written in the doc comments below.
+//
+// Error codes (package errcode) a driver returns:
+//   - NotFound: the named service or cluster does not exist.
+//   - AlreadyExists: Provision/Attach of a cluster name that is taken.
+//   - InvalidArgument: a spec the backend cannot express (for example a GPU
+//     count on a backend without GPU support).
+//   - Unimplemented: the backend does not support the operation.
+//   - Unavailable: the backend cannot be reached.
+package driver
+
+import (
+	"context"
+	"time"
+
+	"github.com/aksml/aksml/scoring"
+)
+
+// Provider creates and attaches clusters. The simulator is a Provider; so is
+// the Kubernetes backend.
+type Provider interface {
+	// Provision creates a cluster of the given shape. It returns at once; the
+	// cluster's ProvisioningState moves from Creating to Succeeded or Failed.
+	// A name already provisioned by this provider → AlreadyExists.
+	Provision(ctx context.Context, name string, shape ClusterShape) (Cluster, error)
+	// Attach connects to an existing cluster identified by ref (an AKS
+	// resource id, or a kubeconfig path and context). The same underlying
+	// cluster attached twice under different names → AlreadyExists.
+	Attach(ctx context.Context, name string, ref ClusterRef) (Cluster, error)
+	// Cluster returns a cluster this provider provisioned or attached, by
+	// name; NotFound otherwise.
+	Cluster(ctx context.Context, name string) (Cluster, error)
+}
+
+// ClusterShape is what Provision needs: nodes and their size, resolved from a
+// compute.ProvisioningConfig and the VM-size catalog.
+type ClusterShape struct {
+	AgentCount int
+	VMSize     string
+	VCPUs      int
+	MemoryGB   float64
+	GPUs       int
+	GPUModel   string
+	FPGAs      int
+	Purpose    string // FastProd, DenseProd or DevTest
+	Location   string
+}
+
+// ClusterRef identifies an existing cluster to attach.
+type ClusterRef struct {
+	ResourceID string // /subscriptions/…/managedClusters/NAME
+	Kubeconfig string
+	Context    string
+}
+
+// ProvisioningState of a cluster, as Azure reports it.
+type ProvisioningState string
+
+// Provisioning states (the ARM enum).
+const (
+	StateUnknown   ProvisioningState = "Unknown"
+	StateCreating  ProvisioningState = "Creating"
+	StateUpdating  ProvisioningState = "Updating"
+	StateDeleting  ProvisioningState = "Deleting"
+	StateSucceeded ProvisioningState = "Succeeded"
+	StateFailed    ProvisioningState = "Failed"
+	StateCanceled  ProvisioningState = "Canceled"
+)
+
+// ClusterStatus is a cluster's provisioning state and shape.
+type ClusterStatus struct {
+	State  ProvisioningState
+	Errors []string
+	Shape  ClusterShape
+	// ScoringBaseURL is the cluster's single front-end address, for example
+	// http://127.0.0.1:41234; every service on the cluster shares it.
+	ScoringBaseURL string
+}
+
+// Cluster runs scoring services. All methods are safe for concurrent use.
+type Cluster interface {
+	// Name is the name the cluster was provisioned or attached under.
+	Name() string
+	// Status reports provisioning state. It never fails for a live cluster.
+	Status(ctx context.Context) (ClusterStatus, error)
+
+	// ApplyService creates the service or updates it to spec. It returns
+	// once the change is accepted, not when it is done: ServiceStatus shows
+	// Transitioning until the rollout ends. An update is rolling: replicas of
+	// the new spec become ready before old ones are removed, and the service
+	// keeps answering throughout. Applying an unchanged spec changes nothing.
+	ApplyService(ctx context.Context, spec *ServiceSpec) error
+	// DeleteService removes the service and everything it created; NotFound
+	// if there is none.
+	DeleteService(ctx context.Context, name string) error
+	// ServiceStatus reports the service's state; NotFound if there is none.
+	ServiceStatus(ctx context.Context, name string) (*ServiceStatus, error)
+	// ServiceLogs returns up to tail lines of the service's replica logs
+	// (all replicas, oldest first); with init, only the output of init().
+	ServiceLogs(ctx context.Context, name string, tail int, init bool) ([]string, error)
+	// IssueToken returns a bearer token for a token-auth service, valid until
+	// expiresOn and to be refreshed after refreshAfter.
+	IssueToken(ctx context.Context, name string) (Token, error)
+
+	// Detach forgets the cluster without deleting what runs on it; Delete
+	// removes the cluster (Unimplemented for attached clusters).
+	Detach(ctx context.Context) error
+	Delete(ctx context.Context) error
+}
+
+// Token is an access token for a service, as get_access_token returns it.
+type Token struct {
+	AccessToken  string
+	TokenType    string // "Bearer"
+	RefreshAfter time.Time
+	ExpiresOn    time.Time
+}
+
+// ServiceSpec is a resolved deployment: a web service has one version named
+// like the service; an endpoint has up to six.
+type ServiceSpec struct {
+	Name        string
+	Namespace   string
+	Description string
+	Tags        map[string]string
+	IsEndpoint  bool
+	Auth        Auth
+	Versions    []VersionSpec
+	// Generation increases with every ApplyService of a changed spec.
+	Generation int64
+}
+
+// AuthMode says how callers authenticate.
+type AuthMode string
+
+// Auth modes.
+const (
+	AuthNone  AuthMode = "none"
+	AuthKey   AuthMode = "key"
+	AuthToken AuthMode = "token"
+)
+
+// Auth is a service's caller authentication.
+type Auth struct {
+	Mode         AuthMode
+	PrimaryKey   string
+	SecondaryKey string
+}
+
+// VersionSpec is one version of a service: its replicas and its share of
+// traffic.
+type VersionSpec struct {
+	Name           string
+	TrafficPercent float64
+	IsDefault      bool
+	IsControl      bool
+	// MirrorPercent copies that share of the endpoint's live traffic to this
+	// version; mirrored responses are discarded.
+	MirrorPercent float64
+	Replica       ReplicaTemplate
+	Scale         Scale
+}
+
+// Scale is a version's replica count policy.
+type Scale struct {
+	Autoscale         bool
+	Replicas          int // fixed count when Autoscale is false
+	Min, Max          int
+	TargetUtilization float64 // percent
+	RefreshPeriod     time.Duration
+}
+
+// ReplicaTemplate is what every replica of a version runs.
+type ReplicaTemplate struct {
+	// Handler is set for Go-native models; otherwise EntryScript names a
+	// score.py relative to SourceDir.
+	Handler     scoring.NewHandler
+	EntryScript string
+	SourceDir   string
+	Interpreter string
+	Env         map[string]string
+	// ModelDir is AZUREML_MODEL_DIR for the replica, on the local disk.
+	ModelDir string
+	Models   []ModelRef
+	// Image is the container image by digest, for container backends.
+	Image  string
+	Digest string // content digest of everything the replica runs
+
+	CPU, CPULimit           float64
+	MemoryGB, MemoryGBLimit float64
+	GPUs                    int
+	FPGAs                   int
+
+	Probe                   Probe
+	ScoringTimeout          time.Duration
+	MaxConcurrentPerReplica int
+	MaxQueueWait            time.Duration
+	Workers                 int
+}
+
+// ModelRef names a registered model version a replica serves.
+type ModelRef struct {
+	Name    string
+	Version int
+	Digest  string
+}
+
+// Probe is the liveness probe of each replica.
+type Probe struct {
+	Period, InitialDelay, Timeout time.Duration
+	SuccessThreshold              int
+	FailureThreshold              int
+}
+
+// State of a web service, as Azure ML reports it.
+type State string
+
+// Service states (see reference §2).
+const (
+	Transitioning State = "Transitioning"
+	Healthy       State = "Healthy"
+	Unhealthy     State = "Unhealthy"
+	Unschedulable State = "Unschedulable"
+	Failed        State = "Failed"
+	Deleting      State = "Deleting"
+)
+
+// Final reports whether a service in state s stays there without a new
+// operation: Healthy and Failed are final.
+func (s State) Final() bool { return s == Healthy || s == Failed }
+
+// ServiceStatus is what ServiceStatus reports.
+type ServiceStatus struct {
+	Name       string
+	State      State
+	Message    string // why, for anything but Healthy (a scheduler message, a crash log tail)
+	Generation int64  // the spec generation the state refers to
+	ScoringURI string
+	SwaggerURI string
+	Versions   []VersionStatus
+}
+
+// VersionStatus is one version's replicas.
+type VersionStatus struct {
+	Name          string
+	State         State
+	Message       string
+	Desired       int
+	Ready         int
+	Replicas      int
+	Restarts      int
+	ScoringURI    string
+	ServesTraffic bool // false while the version has no ready replica
+}
