@@ -1,0 +1,91 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aksml/aksml/errcode"
+	"github.com/moby/moby/client"
+)
+
+// Distributor makes a locally built image available to a deployment target:
+// a push to the registry an AKS cluster pulls from, or a load into the nodes
+// of a kind cluster.
+type Distributor interface {
+	// Distribute makes the local image ref available and returns the
+	// reference the target's nodes should run. An unreachable registry is
+	// errcode.Unavailable; a distribution this build cannot do is
+	// errcode.Unimplemented.
+	Distribute(ctx context.Context, ref string) (string, error)
+}
+
+// RegistryPusher pushes images to a registry through the engine, as Azure ML
+// pushes to the workspace's container registry.
+type RegistryPusher struct {
+	Engine *Engine
+	// Registry is the registry host and optional path
+	// ("myacr.azurecr.io", "127.0.0.1:5000/team").
+	Registry string
+	// RegistryAuth is the engine's base64 X-Registry-Auth value; empty for
+	// an anonymous registry.
+	RegistryAuth string
+	// Log receives the push progress line by line; nil drops it.
+	Log func(line string)
+}
+
+// Distribute tags ref as Registry/<ref> and pushes it.
+func (p *RegistryPusher) Distribute(ctx context.Context, ref string) (string, error) {
+	if strings.TrimSpace(p.Registry) == "" {
+		return "", errcode.New(errcode.InvalidArgument, "registry is empty; name the registry to push to")
+	}
+	target := strings.TrimSuffix(p.Registry, "/") + "/" + ref
+	if err := p.Engine.TagImage(ctx, ref, target); err != nil {
+		return "", err
+	}
+	if err := p.Engine.push(ctx, target, p.RegistryAuth, p.Log); err != nil {
+		return "", err
+	}
+	return target, nil
+}
+
+// KindLoader would load images into the nodes of a kind cluster (the
+// equivalent of "kind load docker-image"). It is not implemented: this build
+// has no kind node to import into.
+type KindLoader struct {
+	// Cluster is the kind cluster's name.
+	Cluster string
+}
+
+// Distribute returns an errcode.Unimplemented error.
+func (k *KindLoader) Distribute(ctx context.Context, ref string) (string, error) {
+	return "", errcode.Errorf(errcode.Unimplemented, "loading image %s into kind cluster %q is not implemented; push it to a registry the cluster can pull from instead", ref, k.Cluster)
+}
+
+// push pushes ref and waits for the end of the push stream.
+func (e *Engine) push(ctx context.Context, ref, auth string, logf func(string)) error {
+	if auth == "" {
+		auth = "e30=" // base64 of "{}": anonymous
+	}
+	resp, err := e.cli.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
+	if err != nil {
+		return registryError(e, err, "pushing %s", ref)
+	}
+	defer resp.Close()
+	for m, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return registryError(e, err, "pushing %s", ref)
+		}
+		if m.Error != nil {
+			return registryError(e, fmt.Errorf("%s", m.Error.Message), "pushing %s", ref)
+		}
+		if logf != nil && m.Status != "" {
+			if m.ID != "" {
+				logf(m.ID + ": " + m.Status)
+			} else {
+				logf(m.Status)
+			}
+		}
+	}
+	return nil
+}

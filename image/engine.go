@@ -1,0 +1,213 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/aksml/aksml/errcode"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
+)
+
+// EngineOptions configures NewEngine. Nil means defaults.
+type EngineOptions struct {
+	// Host is the engine's address ("unix:///var/run/docker.sock",
+	// "tcp://127.0.0.1:2375"). Empty means DOCKER_HOST, else the default
+	// socket.
+	Host string
+	// Logger receives debug lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Engine is a Docker engine reached through its HTTP API. It negotiates the
+// API version with the daemon (Docker 20.10 speaks 1.41, the oldest this
+// client accepts is 1.40). It is safe for concurrent use.
+type Engine struct {
+	cli *client.Client
+	log *slog.Logger
+}
+
+// NewEngine connects to the engine and checks that it answers. With no
+// engine at the address it returns an errcode.Unavailable error that says
+// so; close the Engine when done.
+func NewEngine(ctx context.Context, opts *EngineOptions) (*Engine, error) {
+	if opts == nil {
+		opts = &EngineOptions{}
+	}
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if opts.Host != "" {
+		copts = append(copts, client.WithHost(opts.Host))
+	}
+	cli, err := client.New(copts...)
+	if err != nil {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "docker engine address %q: %w", opts.Host, err)
+	}
+	e := &Engine{cli: cli, log: opts.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
+		return nil, e.wrap(err, "docker engine at %s does not answer (image builds and container replicas need a running Docker engine; set DOCKER_HOST)", cli.DaemonHost())
+	}
+	e.log.Debug("docker engine connected", "host", cli.DaemonHost(), "api", cli.ClientVersion())
+	return e, nil
+}
+
+// Close releases the engine's connections.
+func (e *Engine) Close() error { return e.cli.Close() }
+
+// Host returns the engine's address.
+func (e *Engine) Host() string { return e.cli.DaemonHost() }
+
+// APIVersion returns the API version negotiated with the engine.
+func (e *Engine) APIVersion() string { return e.cli.ClientVersion() }
+
+// As gives access to the underlying client: target must be a
+// **client.Client (github.com/moby/moby/client). It reports whether it did.
+func (e *Engine) As(target any) bool {
+	if p, ok := target.(**client.Client); ok {
+		*p = e.cli
+		return true
+	}
+	return false
+}
+
+// BuildOptions tunes a build. Nil means defaults.
+type BuildOptions struct {
+	// Tags are given to the built image.
+	Tags []string
+	// Labels are set on the built image.
+	Labels map[string]string
+	// Log receives each line of the build log as it arrives (for progress
+	// and deployment logs); nil drops them.
+	Log func(line string)
+	// TailLines is how many of the last log lines a BuildError keeps;
+	// 0 means 20.
+	TailLines int
+	// NoCache disables the engine's layer cache.
+	NoCache bool
+}
+
+// BuildResult describes a built image.
+type BuildResult struct {
+	// ImageID is the engine's image ID ("sha256:…").
+	ImageID string
+}
+
+// Builder builds an image from a build context archive. Engine is the
+// implementation; tests and other backends may provide theirs.
+type Builder interface {
+	// Build builds the context (a tar with a Dockerfile at its root). A
+	// failing step is a *BuildError (errors.Is ErrEnvironmentBuildFailed); no
+	// engine is errcode.Unavailable.
+	Build(ctx context.Context, buildContext io.Reader, opts *BuildOptions) (*BuildResult, error)
+}
+
+// Build builds an image from buildContext with the engine's classic builder,
+// streaming the log to opts.Log. A failure of the Dockerfile is a
+// *BuildError naming the failing step with the last log lines.
+func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildOptions) (*BuildResult, error) {
+	if opts == nil {
+		opts = &BuildOptions{}
+	}
+	res, err := e.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
+		Tags:        opts.Tags,
+		Labels:      opts.Labels,
+		Dockerfile:  ctxDockerfile,
+		Remove:      true,
+		ForceRemove: true,
+		NoCache:     opts.NoCache,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		if cerrdefs.IsInvalidArgument(err) {
+			// The daemon refused the Dockerfile before running a step.
+			return nil, &BuildError{Message: daemonMessage(err), code: errcode.InvalidArgument}
+		}
+		return nil, e.wrap(err, "building image")
+	}
+	defer res.Body.Close()
+	id, err := parseBuildLog(res.Body, opts.Log, opts.TailLines)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxError(ctxErr)
+		}
+		return nil, err
+	}
+	e.log.Debug("image built", "id", id, "tags", opts.Tags)
+	return &BuildResult{ImageID: id}, nil
+}
+
+// imageInfo is what the cache needs to know about a local image.
+type imageInfo struct {
+	ID     string
+	Labels map[string]string
+}
+
+// inspectImage returns the image's ID and labels, or an errcode.NotFound
+// error.
+func (e *Engine) inspectImage(ctx context.Context, ref string) (*imageInfo, error) {
+	res, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, e.wrap(err, "inspecting image %s", ref)
+	}
+	info := &imageInfo{ID: res.ID}
+	if res.Config != nil {
+		info.Labels = res.Config.Labels
+	}
+	return info, nil
+}
+
+// TagImage gives the image source (ID or reference) the reference target.
+func (e *Engine) TagImage(ctx context.Context, source, target string) error {
+	if _, err := e.cli.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: target}); err != nil {
+		return e.wrap(err, "tagging %s as %s", source, target)
+	}
+	return nil
+}
+
+// RemoveImage removes an image reference (and the image with its untagged
+// parents once no reference is left). A missing image is not an error.
+func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
+	_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return e.wrap(err, "removing image %s", ref)
+	}
+	return nil
+}
+
+// wrap gives an engine error its code and a message naming the engine.
+func (e *Engine) wrap(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return ctxError(err)
+	case client.IsErrConnectionFailed(err):
+		return errcode.Errorf(errcode.Unavailable, "%s: docker engine at %s is not reachable: %w", what, e.cli.DaemonHost(), err)
+	case cerrdefs.IsNotFound(err):
+		return errcode.Errorf(errcode.NotFound, "%s: %s", what, daemonMessage(err))
+	case cerrdefs.IsInvalidArgument(err):
+		return errcode.Errorf(errcode.InvalidArgument, "%s: %s", what, daemonMessage(err))
+	case cerrdefs.IsConflict(err):
+		return errcode.Errorf(errcode.Conflict, "%s: %s", what, daemonMessage(err))
+	case cerrdefs.IsUnavailable(err):
+		return errcode.Errorf(errcode.Unavailable, "%s: %s", what, daemonMessage(err))
+	case cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err):
+		return errcode.Errorf(errcode.Unauthenticated, "%s: %s", what, daemonMessage(err))
+	case cerrdefs.IsNotImplemented(err):
+		return errcode.Errorf(errcode.Unimplemented, "%s: %s", what, daemonMessage(err))
+	default:
+		return errcode.Errorf(errcode.Internal, "%s: %w", what, err)
+	}
+}
+
+// daemonMessage strips the client's "Error response from daemon: " prefix.
+func daemonMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "Error response from daemon: ")
+}
