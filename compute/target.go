@@ -1,0 +1,281 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/errcode"
+)
+
+// Store is where compute targets are recorded: an *aml.Workspace. Records
+// are JSON values addressed by kind and name.
+type Store interface {
+	Get(ctx context.Context, kind, name string) ([]byte, error)
+	Create(ctx context.Context, kind, name string, value []byte) error
+	Put(ctx context.Context, kind, name string, value []byte) error
+	Delete(ctx context.Context, kind, name string) error
+	Names(ctx context.Context, kind string) ([]string, error)
+}
+
+// recordKind is the store kind of compute target records.
+const recordKind = "compute"
+
+// Target is an AKS compute target (AksCompute): a cluster created or
+// attached by a driver.Provider — the simulator, the Kubernetes backend —
+// and recorded in the workspace.
+type Target struct {
+	store    Store
+	provider driver.Provider
+	cluster  driver.Cluster
+	rec      Record
+	progress io.Writer
+}
+
+// Record is what the workspace keeps about a target: the fields of
+// AksCompute.serialize that aksml knows.
+type Record struct {
+	Name              string              `json:"name"`
+	ComputeType       string              `json:"computeType"` // "AKS"
+	IsAttached        bool                `json:"isAttachedCompute"`
+	ResourceID        string              `json:"resourceId,omitempty"`
+	ProvisioningState ProvisioningState   `json:"provisioningState"`
+	Provisioning      *ProvisioningConfig `json:"provisioning,omitempty"`
+	Attach            *AttachConfig       `json:"attach,omitempty"`
+	CreatedOn         time.Time           `json:"createdOn"`
+}
+
+// CreateOptions are the options of Create and Attach.
+type CreateOptions struct {
+	// Provider runs the cluster: a *simulator.Simulator, or the Kubernetes
+	// backend. Required.
+	Provider driver.Provider
+	// Progress receives show_output-style lines while Wait runs; nil
+	// prints nothing.
+	Progress io.Writer
+}
+
+// Create provisions a new AKS cluster and records it as compute target
+// name (AksCompute.create). It validates name and cfg first — every rule
+// at once — and refuses a name that exists (creation is not idempotent, as
+// on Azure). It returns at once; Wait blocks until provisioning ends.
+// Warnings of cfg (a DevTest cluster under 2 vCPUs) go to Progress.
+func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfig, opts *CreateOptions) (*Target, error) {
+	if opts == nil || opts.Provider == nil {
+		return nil, errcode.New(errcode.InvalidArgument, "compute.Create: CreateOptions.Provider is required (the simulator or a Kubernetes backend)")
+	}
+	cfg = cfg.WithDefaults()
+	if err := errors.Join(ValidateName(name), cfg.Validate()); err != nil {
+		return nil, err
+	}
+	size, _ := LookupVMSize(cfg.VMSize)
+	for _, w := range cfg.Warnings() {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "Warning: %s\n", w.Message)
+		}
+	}
+	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC()}
+	if err := create(ctx, store, rec); err != nil {
+		return nil, err
+	}
+	shape := driver.ClusterShape{
+		AgentCount: cfg.AgentCount, VMSize: size.Name, VCPUs: size.VCPUs, MemoryGB: size.MemoryGiB,
+		GPUs: size.GPUs, GPUModel: size.GPUModel, FPGAs: size.FPGAs, Purpose: string(cfg.ClusterPurpose), Location: cfg.Location,
+	}
+	cl, err := opts.Provider.Provision(ctx, name, shape)
+	if err != nil {
+		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		return nil, fmt.Errorf("create compute target %q: %w", name, err)
+	}
+	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress}, nil
+}
+
+// Attach records an existing cluster as compute target name
+// (AksCompute.attach). The same cluster attached twice under any names is
+// refused with AlreadyExists: on Azure the second attachment silently breaks
+// the first.
+func Attach(ctx context.Context, store Store, name string, cfg AttachConfig, opts *CreateOptions) (*Target, error) {
+	if opts == nil || opts.Provider == nil {
+		return nil, errcode.New(errcode.InvalidArgument, "compute.Attach: CreateOptions.Provider is required (the simulator or a Kubernetes backend)")
+	}
+	cfg = cfg.WithDefaults()
+	if err := errors.Join(ValidateName(name), cfg.Validate()); err != nil {
+		return nil, err
+	}
+	ref := driver.ClusterRef{ResourceID: cfg.ResourceID, Kubeconfig: cfg.Kubeconfig, Context: cfg.Context}
+	if ref.ResourceID == "" && cfg.ClusterName != "" {
+		ref.ResourceID = cfg.AKSResourceID("")
+	}
+	names, err := store.Names(ctx, recordKind)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range names {
+		o, err := load(ctx, store, other)
+		if err != nil {
+			continue
+		}
+		if o.IsAttached && o.ResourceID != "" && o.ResourceID == refKey(ref) {
+			return nil, errcode.Errorf(errcode.AlreadyExists,
+				"cluster %s is already attached as compute target %q; attach a cluster once (a second attachment breaks the first on Azure)", refKey(ref), other)
+		}
+	}
+	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC()}
+	if err := create(ctx, store, rec); err != nil {
+		return nil, err
+	}
+	cl, err := opts.Provider.Attach(ctx, name, ref)
+	if err != nil {
+		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		return nil, fmt.Errorf("attach compute target %q: %w", name, err)
+	}
+	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress}, nil
+}
+
+func refKey(ref driver.ClusterRef) string {
+	if ref.ResourceID != "" {
+		return ref.ResourceID
+	}
+	return "kubeconfig:" + ref.Kubeconfig + "#" + ref.Context
+}
+
+func create(ctx context.Context, store Store, rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return errcode.Wrap(errcode.Internal, err)
+	}
+	if err := store.Create(ctx, recordKind, rec.Name, b); err != nil {
+		if errors.Is(err, errcode.AlreadyExists) {
+			return errcode.Errorf(errcode.AlreadyExists, "compute target %q already exists in the workspace (create is not idempotent)", rec.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+func load(ctx context.Context, store Store, name string) (Record, error) {
+	var rec Record
+	b, err := store.Get(ctx, recordKind, name)
+	if err != nil {
+		if errors.Is(err, errcode.NotFound) {
+			return rec, errcode.Errorf(errcode.NotFound, "compute target %q not found in the workspace", name)
+		}
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, errcode.Wrap(errcode.Internal, fmt.Errorf("compute target %q: corrupt record: %w", name, err))
+	}
+	return rec, nil
+}
+
+// Get returns compute target name from the workspace, connected to its
+// running cluster through provider (ComputeTarget(ws, name)).
+func Get(ctx context.Context, store Store, name string, provider driver.Provider) (*Target, error) {
+	rec, err := load(ctx, store, name)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := provider.Cluster(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("compute target %q is recorded but its cluster is not running: %w", name, err)
+	}
+	return &Target{store: store, provider: provider, cluster: cl, rec: rec}, nil
+}
+
+// List returns the records of every compute target in the workspace, by name.
+func List(ctx context.Context, store Store) ([]Record, error) {
+	names, err := store.Names(ctx, recordKind)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := make([]Record, 0, len(names))
+	for _, n := range names {
+		rec, err := load(ctx, store, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Name is the target's name.
+func (t *Target) Name() string { return t.rec.Name }
+
+// Record is what the workspace keeps about the target.
+func (t *Target) Record() Record { return t.rec }
+
+// Cluster is the running cluster, for backends and webservice.
+func (t *Target) Cluster() driver.Cluster { return t.cluster }
+
+// Store is the workspace the target is recorded in.
+func (t *Target) Store() Store { return t.store }
+
+// Status returns the provisioning state (get_status).
+func (t *Target) Status(ctx context.Context) (ProvisioningState, error) {
+	st, err := t.cluster.Status(ctx)
+	if err != nil {
+		return ProvisioningUnknown, err
+	}
+	return ProvisioningState(st.State), nil
+}
+
+// Wait blocks until provisioning ends (wait_for_completion): nil on
+// Succeeded; an error naming the state on Failed or Canceled. With a
+// Progress writer it prints `Provisioning operation finished, operation
+// "Succeeded"` as the SDK's show_output does.
+func (t *Target) Wait(ctx context.Context) error {
+	for {
+		st, err := t.cluster.Status(ctx)
+		if err != nil {
+			return err
+		}
+		state := ProvisioningState(st.State)
+		if state.Terminal() {
+			if t.progress != nil {
+				fmt.Fprintf(t.progress, "Provisioning operation finished, operation %q\n", state)
+			}
+			t.rec.ProvisioningState = state
+			if b, err := json.Marshal(t.rec); err == nil {
+				_ = t.store.Put(ctx, recordKind, t.rec.Name, b)
+			}
+			if state != ProvisioningSucceeded {
+				return errcode.Errorf(errcode.FailedPrecondition,
+					"Compute object provisioning polling reached non-successful terminal state, current provisioning state: %s: %v", state, st.Errors)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for compute target %q: %w", t.rec.Name, ctx.Err()))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Detach removes the target from the workspace without deleting the
+// cluster (detach).
+func (t *Target) Detach(ctx context.Context) error {
+	if err := t.cluster.Detach(ctx); err != nil {
+		return err
+	}
+	return t.store.Delete(ctx, recordKind, t.rec.Name)
+}
+
+// Delete deletes a cluster aksml created and removes the target (delete).
+// An attached cluster is refused with FailedPrecondition: detach it.
+func (t *Target) Delete(ctx context.Context) error {
+	if t.rec.IsAttached {
+		return errcode.Errorf(errcode.FailedPrecondition, "compute target %q is attached: delete would remove a cluster aksml did not create; use Detach", t.rec.Name)
+	}
+	if err := t.cluster.Delete(ctx); err != nil {
+		return err
+	}
+	return t.store.Delete(ctx, recordKind, t.rec.Name)
+}
