@@ -1,0 +1,185 @@
+package aml
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/aksml/aksml/compute"
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/webservice"
+)
+
+// MaxModelsPerDeployment is how many models one service may serve (AKS's
+// documented limit).
+const MaxModelsPerDeployment = 1000
+
+// DeployOptions are the options of Deploy.
+type DeployOptions struct {
+	// Overwrite updates an existing service of the same name instead of
+	// failing with AlreadyExists (az ml model deploy --overwrite).
+	Overwrite bool
+	// Progress receives show_output-style lines while the service is
+	// waited on; nil prints nothing.
+	Progress io.Writer
+}
+
+// Deploy deploys models as web service name on target (Model.deploy). It
+// validates everything first — the service name, every deploy-config rule,
+// the inference config, at most 1000 models that exist in ws — and reports
+// every problem in one error. It then lays out the models as
+// AZUREML_MODEL_DIR expects and returns the service at once, in state
+// Transitioning; call WaitForDeployment.
+func Deploy(ctx context.Context, ws *Workspace, name string, models []*Model, ic *InferenceConfig, dc webservice.DeployConfig, target *compute.Target, opts *DeployOptions) (*webservice.Service, error) {
+	if opts == nil {
+		opts = &DeployOptions{}
+	}
+	rt, err := Runtime(ctx, ws, name, models, ic)
+	err = errors.Join(webservice.ValidateName(name), dc.Validate(), err)
+	if target == nil {
+		err = errors.Join(err, errcode.New(errcode.InvalidArgument, "deployment_target: a compute target is required"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opts.Overwrite {
+		if svc, gerr := webservice.Get(ctx, target, name); gerr == nil {
+			if err := svc.Update(ctx, webservice.UpdateOptions{Config: &dc, Runtime: &rt}); err != nil {
+				return nil, err
+			}
+			return svc, nil
+		}
+	}
+	return webservice.Deploy(ctx, target, name, dc, rt, &webservice.DeployOptions{Progress: opts.Progress})
+}
+
+// Runtime validates models and ic and lays out what a service's replicas
+// run: the models under azureml-models/NAME/VERSION in the workspace (hard
+// links to the blob store), the entry script or Go handler, the source
+// directory, the environment's interpreter and variables. Endpoint versions
+// use it too. The name only labels the layout's directory.
+func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, ic *InferenceConfig) (webservice.Runtime, error) {
+	var errs []error
+	switch {
+	case ic == nil:
+		errs = append(errs, errcode.New(errcode.InvalidArgument,
+			"inference_config: required; aksml does not do no-code deployment, give an entry script or a Go handler"))
+	default:
+		if err := ic.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(models) > MaxModelsPerDeployment {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument,
+			"models: %d models given, at most %d may be deployed in one service", len(models), MaxModelsPerDeployment))
+	}
+	seen := map[string]bool{}
+	var ids []string
+	h := sha256.New()
+	for i, m := range models {
+		if m == nil {
+			errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "models[%d]: nil model", i))
+			continue
+		}
+		id := m.ID()
+		if seen[id] {
+			errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "models[%d]: model %s is listed twice", i, id))
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+		fmt.Fprintf(h, "model %s %s\n", id, m.Digest)
+	}
+	if len(errs) > 0 {
+		return webservice.Runtime{}, errors.Join(errs...)
+	}
+	// Check the models exist in this workspace, with the content given.
+	for i, m := range models {
+		stored, err := ws.ModelByID(ctx, m.ID())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("models[%d]: %w", i, err))
+		} else if stored.Digest != m.Digest {
+			errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "models[%d]: model %s has digest %s in the workspace, not %s", i, m.ID(), stored.Digest, m.Digest))
+		}
+	}
+	if len(errs) > 0 {
+		return webservice.Runtime{}, errors.Join(errs...)
+	}
+
+	t := driver.ReplicaTemplate{Handler: ic.Handler}
+	if ic.Handler == nil {
+		script, err := filepath.Abs(ic.EntryScriptPath())
+		if err != nil {
+			return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, err)
+		}
+		t.EntryScript = script
+		t.SourceDir = filepath.Dir(script)
+		if ic.SourceDirectory != "" {
+			if t.SourceDir, err = filepath.Abs(ic.SourceDirectory); err != nil {
+				return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, err)
+			}
+		}
+		content, err := os.ReadFile(script)
+		if err != nil {
+			return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("entry_script: %w", err))
+		}
+		fmt.Fprintf(h, "script %s %x\n", script, sha256.Sum256(content))
+	}
+	if env := ic.Environment; env != nil {
+		if env.Python.UserManagedDependencies || env.Python.InterpreterPath != "" {
+			t.Interpreter = env.Python.InterpreterPath
+		}
+		t.Env = maps.Clone(env.EnvironmentVariables)
+		for _, k := range slices.Sorted(maps.Keys(t.Env)) {
+			fmt.Fprintf(h, "env %s=%s\n", k, t.Env[k])
+		}
+		fmt.Fprintf(h, "interpreter %s\n", t.Interpreter)
+	}
+	t.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+
+	// Lay the models out once per distinct set; deployments share it.
+	if len(models) > 0 {
+		root := filepath.Join(ws.Dir(), "deployments", name, t.Digest[len("sha256:"):len("sha256:")+16], "azureml-models")
+		if err := layoutModels(ctx, ws, root, models); err != nil {
+			return webservice.Runtime{}, err
+		}
+		t.ModelDir = root
+		if len(models) == 1 {
+			t.ModelDir = filepath.Join(root, models[0].Name, fmt.Sprint(models[0].Version))
+		}
+		for _, m := range models {
+			t.Models = append(t.Models, driver.ModelRef{Name: m.Name, Version: m.Version, Digest: string(m.Digest)})
+		}
+	}
+	return webservice.Runtime{Template: t, ModelIDs: ids}, nil
+}
+
+// layoutModels writes root/NAME/VERSION/<files> for every model unless a
+// complete layout is already there.
+func layoutModels(ctx context.Context, ws *Workspace, root string, models []*Model) error {
+	done := filepath.Join(root, ".complete")
+	if _, err := os.Stat(done); err == nil {
+		return nil
+	}
+	if err := os.RemoveAll(root); err != nil {
+		return errcode.Wrap(errcode.Internal, err)
+	}
+	for _, m := range models {
+		dir := filepath.Join(root, m.Name, fmt.Sprint(m.Version))
+		if _, err := ws.DownloadModel(ctx, m.ID(), dir, &DownloadOptions{Link: true, Overwrite: true}); err != nil {
+			return fmt.Errorf("lay out model %s: %w", m.ID(), err)
+		}
+	}
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		return errcode.Wrap(errcode.Internal, err)
+	}
+	return nil
+}
