@@ -138,6 +138,8 @@ func EncodeDeployConfig(c DeployConfig) ([]byte, error) {
 // The encoded form. Zero fields are unset, so omitempty leaves them out.
 type wireFile struct {
 	ComputeType                       string          `json:"computeType"`
+	VersionName                       string          `json:"versionName,omitempty"`
+	TrafficPercentile                 float64         `json:"trafficPercentile,omitempty"`
 	AutoScaler                        *wireAutoScaler `json:"autoScaler,omitempty"`
 	NumReplicas                       int             `json:"numReplicas,omitempty"`
 	ContainerResourceRequirements     *wireResources  `json:"containerResourceRequirements,omitempty"`
@@ -153,8 +155,6 @@ type wireFile struct {
 	AppInsightsEnabled                bool            `json:"appInsightsEnabled,omitempty"`
 	Namespace                         string          `json:"namespace,omitempty"`
 	ComputeTargetName                 string          `json:"computeTargetName,omitempty"`
-	VersionName                       string          `json:"versionName,omitempty"`
-	TrafficPercentile                 float64         `json:"trafficPercentile,omitempty"`
 	Port                              int             `json:"port,omitempty"`
 }
 
