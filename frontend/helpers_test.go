@@ -1,0 +1,122 @@
+package frontend
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// engines are the two ways to serve a Router; every HTTP test runs on both.
+var engines = []string{"nethttp", "fasthttp"}
+
+// serve starts rt on engine and returns its base URL.
+func serve(t *testing.T, rt *Router, engine string) string {
+	t.Helper()
+	switch engine {
+	case "nethttp":
+		s := httptest.NewServer(rt)
+		t.Cleanup(s.Close)
+		return s.URL
+	case "fasthttp":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- rt.Serve(ln) }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := rt.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+		return "http://" + ln.Addr().String()
+	}
+	t.Fatalf("unknown engine %q", engine)
+	return ""
+}
+
+// testReplica is an httptest server counting its requests.
+type testReplica struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+// startReplica starts a replica answering with h (or "name" as body when h is nil).
+func startReplica(t *testing.T, name string, h http.HandlerFunc) *testReplica {
+	t.Helper()
+	tr := &testReplica{}
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `"`+name+`"`)
+		}
+	}
+	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+func (tr *testReplica) replica(id string, ready bool) Replica {
+	return Replica{ID: id, URL: tr.URL, Ready: ready}
+}
+
+// version makes a version with one ready replica per server.
+func version(name string, pct float64, reps ...*testReplica) Version {
+	v := Version{Name: name, TrafficPercent: pct, MaxConcurrentPerReplica: 64}
+	for i, r := range reps {
+		v.Replicas = append(v.Replicas, r.replica(name+"-"+string(rune('a'+i)), true))
+	}
+	return v
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+
+type result struct {
+	code   int
+	body   string
+	header http.Header
+	dur    time.Duration
+}
+
+// do sends one request and returns what came back; headers are "K: V" pairs.
+func do(t testing.TB, method, url, body string, headers ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return result{resp.StatusCode, string(b), resp.Header, time.Since(start)}
+}
+
+func mustSet(t *testing.T, rt *Router, r Route) {
+	t.Helper()
+	if err := rt.SetRoute(r); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,846 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"k8s.io/utils/clock"
+
+	"github.com/aksml/aksml/errcode"
+)
+
+// Header names the router reads and writes.
+const (
+	// HeaderVersion sends a request to the named version of an endpoint,
+	// whatever the traffic split. An unknown version gives 404; a version
+	// without a ready replica gives 503 (no fallback: the caller asked for it).
+	HeaderVersion = "aksml-version"
+	// HeaderVersionAlias is accepted like HeaderVersion (the Azure ML v2 name).
+	HeaderVersionAlias = "azureml-model-deployment"
+	// HeaderCallerKey makes the split sticky: requests with the same caller
+	// key go to the same version while the weights stay, and a weight change
+	// from p to q % moves only about |q−p| % of callers.
+	HeaderCallerKey = "aksml-caller-key"
+	// HeaderRequestID is set on every response (and forwarded to the replica)
+	// with a fresh UUID.
+	HeaderRequestID = "x-ms-request-id"
+	// HeaderServedBy is set on routed responses to the name of the version
+	// that answered.
+	HeaderServedBy = "aksml-served-by"
+)
+
+// URI paths the router serves.
+const (
+	// PathPrefix starts every route URI: PathPrefix + NAME + "/score",
+	// PathPrefix + NAME + "/swagger.json", and, per version,
+	// PathPrefix + NAME + "/versions/" + VERSION + "/score" (and
+	// "/swagger.json").
+	PathPrefix = "/api/v1/service/"
+	// PathMetrics serves the Prometheus exposition of every route.
+	PathMetrics = "/metrics"
+)
+
+// DefaultMaxBodyBytes is the largest request body accepted (100 MB, as on
+// azureml-fe); larger bodies get 413.
+const DefaultMaxBodyBytes = 100 << 20
+
+// Options configures a Router. The zero value (or nil) is usable.
+type Options struct {
+	// Logger receives the router's few log lines; nil discards them.
+	Logger *slog.Logger
+	// Clock judges token expiry and stamps token issue times; nil is the
+	// real clock. Queue waits and scoring timeouts always run on real time,
+	// because they bound real network I/O.
+	Clock clock.PassiveClock
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Tokens issues and verifies access tokens for routes with AuthToken;
+	// nil means an issuer with a random secret, the router's Clock and
+	// default lifetimes.
+	Tokens *TokenIssuer
+	// Registry receives the router's metrics collector and is what
+	// PathMetrics serves; nil means a private registry. Use one registry per
+	// router.
+	Registry *prometheus.Registry
+	// MaxMirrorsInFlight bounds mirrored copies being sent at once; copies
+	// beyond it are dropped (and counted). 0 means 1024.
+	MaxMirrorsInFlight int
+}
+
+// Router is the data-plane front-end: it authenticates scoring requests,
+// picks a version by targeting, stickiness or exact split, queues for a free
+// replica slot, forwards with a timeout, mirrors, and counts. It knows
+// nothing of workspaces or backends: the backend installs routes with
+// SetRoute whenever replicas or weights change.
+//
+// Router is an http.Handler. Serve runs the same logic on fasthttp, the
+// faster engine (see bench/frontend), and is what backends use to listen.
+type Router struct {
+	log     *slog.Logger
+	clock   clock.PassiveClock
+	maxBody int64
+	tokens  *TokenIssuer
+	reg     *prometheus.Registry
+	metrics http.Handler
+	fastMet fasthttp.RequestHandler
+
+	table atomic.Pointer[table]
+
+	mu      sync.Mutex // serialises writers of table and servers
+	servers []*fasthttp.Server
+	closed  bool
+
+	mirrorSem chan struct{}
+	mirrorWG  sync.WaitGroup
+}
+
+// table is an immutable snapshot of all routes.
+type table struct {
+	routes map[string]*compiled
+}
+
+// compiled is an immutable view of one route, built by SetRoute. Its
+// versionStates are shared with earlier and later views of the same route.
+type compiled struct {
+	name      string
+	authMode  AuthMode
+	primary   []byte
+	secondary []byte
+	cfg       []Version // as given, replicas dropped
+	versions  []*versionState
+	byName    map[string]int
+	def       int
+	routable  []bool
+	weights   []int // effective, units of 0.01 %
+	fallback  bool
+	sched     []uint8 // nil when nothing is routable
+	cursor    *atomic.Uint64
+	seeds     []uint64
+	mirrors   []int    // versions with MirrorPercent > 0
+	mirrorU   []uint64 // their percentages in units
+}
+
+// New returns a Router with no routes.
+func New(opts *Options) *Router {
+	if opts == nil {
+		opts = &Options{}
+	}
+	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry}
+	if rt.log == nil {
+		rt.log = slog.New(slog.DiscardHandler)
+	}
+	if rt.clock == nil {
+		rt.clock = clock.RealClock{}
+	}
+	if rt.maxBody <= 0 {
+		rt.maxBody = DefaultMaxBodyBytes
+	}
+	if rt.tokens == nil {
+		rt.tokens = NewTokenIssuer(nil, &TokenOptions{Clock: rt.clock})
+	}
+	if rt.reg == nil {
+		rt.reg = prometheus.NewRegistry()
+	}
+	if err := rt.reg.Register(collector{rt}); err != nil {
+		rt.log.Warn("frontend: metrics collector not registered", "err", err)
+	}
+	rt.metrics = promhttp.HandlerFor(rt.reg, promhttp.HandlerOpts{})
+	rt.fastMet = fasthttpadaptor.NewFastHTTPHandler(rt.metrics)
+	n := opts.MaxMirrorsInFlight
+	if n <= 0 {
+		n = 1024
+	}
+	rt.mirrorSem = make(chan struct{}, n)
+	rt.table.Store(&table{routes: map[string]*compiled{}})
+	return rt
+}
+
+// Tokens returns the router's token issuer.
+func (rt *Router) Tokens() *TokenIssuer { return rt.tokens }
+
+// Registry returns the registry PathMetrics serves.
+func (rt *Router) Registry() *prometheus.Registry { return rt.reg }
+
+// SetRoute installs r, or replaces the route of the same name atomically:
+// requests already routed finish on the old configuration, the next ones use
+// the new one. Versions and replicas that keep their names and IDs keep
+// their counters, queues, in-flight accounting and connections. When
+// SetRoute returns, the new weights are in force, so a backend may then
+// scale down a version that lost traffic. An invalid route is refused with
+// errcode.InvalidArgument listing every problem.
+func (rt *Router) SetRoute(r Route) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	old := rt.table.Load()
+	prev := old.routes[r.Name]
+	c := &compiled{
+		name:      r.Name,
+		authMode:  r.Auth.Mode,
+		primary:   []byte(r.Auth.PrimaryKey),
+		secondary: []byte(r.Auth.SecondaryKey),
+		byName:    make(map[string]int, len(r.Versions)),
+	}
+	pct := make([]float64, len(r.Versions))
+	for i, v := range r.Versions {
+		var vs *versionState
+		if prev != nil {
+			if j, ok := prev.byName[v.Name]; ok {
+				vs = prev.versions[j]
+			}
+		}
+		if vs == nil {
+			vs = newVersionState(r.Name, v.Name)
+		}
+		c.routable = append(c.routable, vs.pool.update(&r.Versions[i]))
+		cfg := v
+		cfg.Replicas = nil
+		c.cfg = append(c.cfg, cfg)
+		c.versions = append(c.versions, vs)
+		c.byName[v.Name] = i
+		c.seeds = append(c.seeds, hashString(v.Name))
+		pct[i] = v.TrafficPercent
+		if v.IsDefault {
+			c.def = i
+		}
+		if v.MirrorPercent > 0 {
+			c.mirrors = append(c.mirrors, i)
+			c.mirrorU = append(c.mirrorU, uint64(math.Round(v.MirrorPercent*weightUnits/100)))
+		}
+	}
+	c.weights = effectiveWeights(pct, c.def, c.routable)
+	for i := range c.routable {
+		if !c.routable[i] && c.weights[i] == 0 && (pct[i] > 0 || i == c.def) {
+			c.fallback = true
+		}
+	}
+	// Keep the split's position when the effective weights did not change,
+	// so replica churn does not restart the sequence.
+	if prev != nil && equalInts(prev.weights, c.weights) && equalNames(prev.cfg, c.cfg) {
+		c.sched, c.cursor = prev.sched, prev.cursor
+	} else {
+		c.sched = schedule(c.weights)
+		c.cursor = new(atomic.Uint64)
+	}
+	if prev != nil {
+		for name, j := range prev.byName {
+			if _, ok := c.byName[name]; !ok {
+				prev.versions[j].pool.close()
+			}
+		}
+	}
+	nt := &table{routes: make(map[string]*compiled, len(old.routes)+1)}
+	for k, v := range old.routes {
+		nt.routes[k] = v
+	}
+	nt.routes[r.Name] = c
+	rt.table.Store(nt)
+	return nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalNames(a, b []Version) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// RemoveRoute removes the route named name; requests in flight finish. It
+// returns errcode.NotFound if there is no such route.
+func (rt *Router) RemoveRoute(name string) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	old := rt.table.Load()
+	prev, ok := old.routes[name]
+	if !ok {
+		return errcode.Errorf(errcode.NotFound, "route %s not found", name)
+	}
+	nt := &table{routes: make(map[string]*compiled, len(old.routes))}
+	for k, v := range old.routes {
+		if k != name {
+			nt.routes[k] = v
+		}
+	}
+	rt.table.Store(nt)
+	for _, v := range prev.versions {
+		v.pool.close()
+	}
+	return nil
+}
+
+// Routes returns the names of the installed routes, in no order.
+func (rt *Router) Routes() []string {
+	t := rt.table.Load()
+	out := make([]string, 0, len(t.routes))
+	for k := range t.routes {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (rt *Router) lookup(name string) (*compiled, error) {
+	r := rt.table.Load().routes[name]
+	if r == nil {
+		return nil, errcode.Errorf(errcode.NotFound, "route %s not found", name)
+	}
+	return r, nil
+}
+
+// Stats returns a snapshot of the route's versions and counters, or
+// errcode.NotFound.
+func (rt *Router) Stats(name string) (RouteStats, error) {
+	r, err := rt.lookup(name)
+	if err != nil {
+		return RouteStats{}, err
+	}
+	return r.stats(), nil
+}
+
+// Load returns each version's load signal (in-flight requests, queued ones
+// included, and replica counts), or errcode.NotFound. It is cheap enough to
+// sample many times a second.
+func (rt *Router) Load(name string) ([]VersionLoad, error) {
+	r, err := rt.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VersionLoad, len(r.versions))
+	for i, v := range r.versions {
+		reps, ready, _ := v.pool.counts()
+		out[i] = VersionLoad{Version: v.name, InFlight: int(v.inflight.Load()), Queued: int(v.pool.queued.Load()), Replicas: reps, ReadyReplicas: ready}
+	}
+	return out, nil
+}
+
+// Token issues an access token for the route named name. It returns
+// errcode.NotFound for an unknown route and errcode.FailedPrecondition when
+// the route does not use token auth.
+func (rt *Router) Token(name string) (Token, error) {
+	r, err := rt.lookup(name)
+	if err != nil {
+		return Token{}, err
+	}
+	if r.authMode != AuthToken {
+		return Token{}, errcode.Errorf(errcode.FailedPrecondition, "route %s uses %s auth, not token auth", name, r.authMode)
+	}
+	return rt.tokens.Issue(name)
+}
+
+// Serve accepts connections on ln and serves the router on them with the
+// fasthttp engine until ln fails or Shutdown is called. It returns nil after
+// Shutdown.
+func (rt *Router) Serve(ln net.Listener) error {
+	s := &fasthttp.Server{
+		Handler:                       rt.ServeFastHTTP,
+		ErrorHandler:                  rt.fastError,
+		MaxRequestBodySize:            int(min(rt.maxBody, math.MaxInt32)),
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		ReadBufferSize:                16 << 10,
+		WriteBufferSize:               16 << 10,
+		CloseOnShutdown:               true,
+		Logger:                        fastLogger{rt.log},
+		DisableHeaderNamesNormalizing: false,
+	}
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	rt.servers = append(rt.servers, s)
+	rt.mu.Unlock()
+	err := s.Serve(ln)
+	rt.mu.Lock()
+	closed := rt.closed
+	rt.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the servers started with Serve (waiting for their requests
+// until ctx ends), waits for mirrored copies in flight, and closes idle
+// connections to replicas. The router still works as an http.Handler after.
+func (rt *Router) Shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	rt.closed = true
+	servers := rt.servers
+	rt.servers = nil
+	rt.mu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		if err := s.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { rt.mirrorWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	for _, r := range rt.table.Load().routes {
+		for _, v := range r.versions {
+			v.pool.closeIdle()
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return errcode.Wrap(errcode.DeadlineExceeded, err)
+	}
+	return nil
+}
+
+type fastLogger struct{ l *slog.Logger }
+
+func (f fastLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", format, "args", args)
+}
+
+func (rt *Router) fastError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		rt.tooLarge(&ctx.Response)
+	} else {
+		setError(&ctx.Response, http.StatusBadRequest, "Bad request")
+		setRequestID(&ctx.Response)
+	}
+}
+
+func (rt *Router) tooLarge(resp *fasthttp.Response) {
+	setError(resp, http.StatusRequestEntityTooLarge, "Request body is larger than the limit of "+strconv.FormatInt(rt.maxBody, 10)+" bytes")
+	setRequestID(resp)
+}
+
+func setRequestID(resp *fasthttp.Response) {
+	var idBuf [36]byte
+	resp.Header.SetBytesV(HeaderRequestID, newRequestID(idBuf[:0]))
+}
+
+// ServeFastHTTP serves one request on the fasthttp engine.
+func (rt *Router) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	path := ctx.Request.URI().Path()
+	if string(path) == PathMetrics {
+		rt.fastMet(ctx)
+		return
+	}
+	rt.handle(ctx, &ctx.Request, &ctx.Response)
+}
+
+var bodyPool sync.Pool
+
+// ServeHTTP serves one request on net/http. It reads the body (up to the
+// limit), runs the same logic as ServeFastHTTP and copies the response.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathMetrics {
+		rt.metrics.ServeHTTP(w, r)
+		return
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var buf *bytes.Buffer
+	if x := bodyPool.Get(); x != nil {
+		buf = x.(*bytes.Buffer)
+		buf.Reset()
+	} else {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bodyPool.Put(buf)
+		}
+	}()
+	if r.ContentLength > rt.maxBody {
+		rt.tooLarge(resp)
+		writeHTTP(w, resp)
+		return
+	}
+	if r.Body != nil {
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength))
+		}
+		n, err := buf.ReadFrom(io.LimitReader(r.Body, rt.maxBody+1))
+		if n > rt.maxBody {
+			rt.tooLarge(resp)
+			writeHTTP(w, resp)
+			return
+		}
+		if err != nil {
+			setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
+			setRequestID(resp)
+			writeHTTP(w, resp)
+			return
+		}
+	}
+	req.Header.SetMethod(r.Method)
+	req.SetRequestURI(r.URL.RequestURI())
+	req.Header.SetHost(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.SetBodyRaw(buf.Bytes())
+	rt.handle(r.Context(), req, resp)
+	writeHTTP(w, resp)
+}
+
+// writeHTTP copies a fasthttp response to w.
+func writeHTTP(w http.ResponseWriter, resp *fasthttp.Response) {
+	h := w.Header()
+	for k, v := range resp.Header.All() {
+		switch {
+		case bytes.EqualFold(k, []byte("Connection")), bytes.EqualFold(k, []byte("Content-Length")),
+			bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Keep-Alive")),
+			bytes.EqualFold(k, []byte("Date")):
+			continue
+		}
+		h.Add(string(k), string(v))
+	}
+	body := resp.Body()
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode())
+	w.Write(body)
+}
+
+// setError makes resp a plain-text error.
+func setError(resp *fasthttp.Response, code int, msg string) {
+	resp.Reset()
+	resp.SetStatusCode(code)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	resp.SetBodyString(msg)
+}
+
+// Messages of the router's own responses.
+func msgNotFound(name string) string     { return "Service " + name + " not found" }
+func msgOverloaded(name string) string   { return "Too many requests for service " + name + " (overloaded)" }
+func msgNoReady(name string) string      { return "No ready replicas for service " + name }
+func msgTimeout(name string, d time.Duration) string {
+	return "Scoring request for service " + name + " timed out after " + strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+}
+
+// MsgReplicaClosed is the 502 body when a replica dropped the connection
+// before answering (it crashed or was killed).
+const MsgReplicaClosed = "Replica closed connection before replying"
+
+type pathKind int
+
+const (
+	kindScore pathKind = iota
+	kindSwagger
+)
+
+// parsePath splits /api/v1/service/NAME[/versions/V]/{score,swagger.json}.
+func parsePath(p []byte) (name, version []byte, kind pathKind, ok bool) {
+	if !bytes.HasPrefix(p, []byte(PathPrefix)) {
+		return nil, nil, 0, false
+	}
+	rest := p[len(PathPrefix):]
+	i := bytes.IndexByte(rest, '/')
+	if i <= 0 {
+		return nil, nil, 0, false
+	}
+	name, rest = rest[:i], rest[i+1:]
+	if bytes.HasPrefix(rest, []byte("versions/")) {
+		rest = rest[len("versions/"):]
+		j := bytes.IndexByte(rest, '/')
+		if j <= 0 {
+			return nil, nil, 0, false
+		}
+		version, rest = rest[:j], rest[j+1:]
+	}
+	switch string(rest) {
+	case "score":
+		return name, version, kindScore, true
+	case "swagger.json":
+		return name, version, kindSwagger, true
+	}
+	return nil, nil, 0, false
+}
+
+// newRequestID returns a random (version 4) UUID.
+func newRequestID(dst []byte) []byte {
+	const hexd = "0123456789abcdef"
+	a, b := rand.Uint64(), rand.Uint64()
+	var raw [16]byte
+	for i := 0; i < 8; i++ {
+		raw[i] = byte(a >> (8 * i))
+		raw[8+i] = byte(b >> (8 * i))
+	}
+	raw[6] = raw[6]&0x0f | 0x40
+	raw[8] = raw[8]&0x3f | 0x80
+	for i, x := range raw {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexd[x>>4], hexd[x&15])
+	}
+	return dst
+}
+
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+// handle is the engine-neutral request path. req is modified and becomes
+// the upstream request; resp receives the answer.
+func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) {
+	start := time.Now()
+	var idBuf [36]byte
+	id := newRequestID(idBuf[:0])
+	rt.route(ctx, req, resp, start, id)
+	resp.Header.SetBytesV(HeaderRequestID, id)
+}
+
+func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte) {
+	nameB, versionB, kind, ok := parsePath(req.URI().Path())
+	if !ok {
+		setError(resp, http.StatusNotFound, "Not found")
+		return
+	}
+	r := rt.table.Load().routes[string(nameB)]
+	if r == nil {
+		setError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
+		return
+	}
+	if !req.Header.IsPost() && !req.Header.IsGet() {
+		setError(resp, http.StatusMethodNotAllowed, "Method "+string(req.Header.Method())+" is not allowed; use GET or POST")
+		resp.Header.Set("Allow", "GET, POST")
+		return
+	}
+	if kind == kindScore {
+		if aerr := rt.checkAuth(r, req.Header.Peek("Authorization")); aerr != nil {
+			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
+			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			return
+		}
+	}
+
+	// Choose the version.
+	explicit := len(versionB) > 0
+	if !explicit {
+		if h := req.Header.Peek(HeaderVersion); len(h) > 0 {
+			versionB, explicit = h, true
+		} else if h := req.Header.Peek(HeaderVersionAlias); len(h) > 0 {
+			versionB, explicit = h, true
+		}
+	}
+	idx := -1
+	if explicit {
+		j, ok := r.byName[string(versionB)]
+		if !ok {
+			setError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
+			return
+		}
+		idx = j
+	} else if kind == kindSwagger {
+		idx = r.def
+		if !r.routable[idx] && r.sched != nil {
+			idx = int(r.sched[0])
+		}
+	} else if r.sched == nil {
+		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+		return
+	} else if ck := req.Header.Peek(HeaderCallerKey); len(ck) > 0 {
+		idx = rendezvous(hashBytes(ck), r.weights, r.seeds)
+	} else {
+		n := r.cursor.Add(1) - 1
+		idx = int(r.sched[n%uint64(len(r.sched))])
+	}
+
+	// Prepare the upstream request.
+	req.Header.Del("Authorization")
+	for _, h := range hopHeaders {
+		req.Header.Del(h)
+	}
+	req.Header.SetBytesV(HeaderRequestID, id)
+	if kind == kindScore {
+		req.URI().SetPath("/score")
+	} else {
+		req.URI().SetPath("/swagger.json")
+	}
+
+	if kind == kindScore {
+		for k, m := range r.mirrors {
+			if m != idx && r.versions[m].mirrorNow(r.mirrorU[k]) {
+				rt.mirror(r.versions[m], req)
+			}
+		}
+	}
+
+	vs := r.versions[idx]
+	vs.inflight.Add(1)
+	code := rt.forward(ctx, r, &vs, idx, explicit, req, resp)
+	vs.inflight.Add(-1)
+	if kind == kindScore {
+		vs.observe(code, time.Since(start))
+	}
+	resp.Header.Set(HeaderServedBy, vs.name)
+}
+
+// forward sends req to a replica of *vs (switching to the default version
+// when *vs has no usable replica and the version was not asked for
+// explicitly) and fills resp. It returns the status code sent to the caller.
+func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, idx int, explicit bool, req *fasthttp.Request, resp *fasthttp.Response) int {
+	vs := *vsp
+	for attempt := 0; ; attempt++ {
+		rep, err := vs.pool.acquire(ctx)
+		if err != nil {
+			if errors.Is(err, errNoReady) && !explicit && idx != r.def && r.routable[r.def] {
+				// Readiness fallback: the version lost its replicas since
+				// the route was set; its traffic goes to the default.
+				vs.inflight.Add(-1)
+				idx, vs = r.def, r.versions[r.def]
+				*vsp = vs
+				vs.inflight.Add(1)
+				continue
+			}
+			switch {
+			case errors.Is(err, errOverloaded):
+				setError(resp, http.StatusServiceUnavailable, msgOverloaded(r.name))
+				return http.StatusServiceUnavailable
+			case errors.Is(err, errNoReady):
+				setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+				return http.StatusServiceUnavailable
+			default: // the caller went away
+				setError(resp, 499, "Client closed request")
+				return 499
+			}
+		}
+		timeout := vs.pool.timeout
+		req.SetHost(rep.host)
+		t0 := time.Now()
+		err = rep.hc.DoTimeout(req, resp, timeout)
+		if err == nil {
+			vs.pool.release(rep)
+			code := resp.StatusCode()
+			if code == http.StatusInternalServerError {
+				// A model's 500 reaches callers as 502, as on azureml-fe.
+				resp.SetStatusCode(http.StatusBadGateway)
+				code = http.StatusBadGateway
+			}
+			for _, h := range hopHeaders {
+				resp.Header.Del(h)
+			}
+			return code
+		}
+		var de *dialError
+		switch {
+		case errors.As(err, &de):
+			// Nothing reached the replica: skip it for a while and retry.
+			vs.pool.eject(rep)
+			vs.pool.release(rep)
+			rt.log.Debug("frontend: replica unreachable", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
+			if attempt < 8 {
+				continue
+			}
+			setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+			return http.StatusServiceUnavailable
+		case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
+			vs.pool.release(rep)
+			setError(resp, http.StatusGatewayTimeout, msgTimeout(r.name, timeout))
+			return http.StatusGatewayTimeout
+		case closedBeforeReply(err):
+			vs.pool.release(rep)
+			if attempt == 0 && !rep.freshSince(resp.LocalAddr(), t0) {
+				// A kept-alive connection the replica had closed: the
+				// request never reached it; send it again (as net/http's
+				// Transport does).
+				continue
+			}
+			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
+			return http.StatusBadGateway
+		default:
+			vs.pool.release(rep)
+			rt.log.Debug("frontend: replica error", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
+			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
+			return http.StatusBadGateway
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func closedBeforeReply(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// mirror sends a copy of req to a replica of vs in the background, if a
+// mirror slot and a replica slot are free at once; otherwise the copy is
+// dropped. The response is discarded.
+func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
+	select {
+	case rt.mirrorSem <- struct{}{}:
+	default:
+		vs.mirrorDropped.Add(1)
+		return
+	}
+	rep := vs.pool.tryAcquire()
+	if rep == nil {
+		<-rt.mirrorSem
+		vs.mirrorDropped.Add(1)
+		return
+	}
+	mreq := fasthttp.AcquireRequest()
+	req.CopyTo(mreq)
+	rt.mirrorWG.Add(1)
+	vs.inflight.Add(1)
+	go func() {
+		defer rt.mirrorWG.Done()
+		defer vs.inflight.Add(-1)
+		defer func() { <-rt.mirrorSem }()
+		resp := fasthttp.AcquireResponse()
+		resp.SkipBody = false
+		mreq.SetHost(rep.host)
+		err := rep.hc.DoTimeout(mreq, resp, vs.pool.timeout)
+		vs.pool.release(rep)
+		if err != nil {
+			vs.mirrorFailed.Add(1)
+		} else {
+			vs.mirrorSent.Add(1)
+		}
+		fasthttp.ReleaseResponse(resp)
+		fasthttp.ReleaseRequest(mreq)
+	}()
+}
