@@ -1,0 +1,107 @@
+package aml
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Open-per-operation costs: a read opens the database read-only under a
+// shared lock, a write opens it read-write under the exclusive lock and
+// fsyncs its commit. BenchmarkBoltKeptOpen is the floor: one bbolt handle
+// kept open for the whole run, which a multi-process workspace cannot do.
+
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	if err := ws.Put(ctx, "service", "s", []byte("value")); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ws.Get(ctx, "service", "s"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	if err := ws.Put(ctx, "service", "s", []byte("value")); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := ws.Get(ctx, "service", "s"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkPut(b *testing.B) {
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	i := 0
+	for b.Loop() {
+		i++
+		if err := ws.Put(ctx, "service", fmt.Sprint(i%100), []byte("value")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRegisterModelSmall(b *testing.B) {
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	src := b.TempDir()
+	var n atomic.Int64
+	writeFiles(b, src, map[string]string{"m.pkl": "small model"})
+	for b.Loop() {
+		n.Add(1)
+		if _, err := ws.RegisterModel(ctx, "m", filepath.Join(src, "m.pkl"), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBoltKeptOpenGet(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "x.db"), 0o644, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.Update(func(tx *bolt.Tx) error {
+		bk, _ := tx.CreateBucket([]byte("b"))
+		return bk.Put([]byte("k"), []byte("value"))
+	})
+	for b.Loop() {
+		db.View(func(tx *bolt.Tx) error {
+			_ = append([]byte{}, tx.Bucket([]byte("b")).Get([]byte("k"))...)
+			return nil
+		})
+	}
+}
+
+func BenchmarkBoltKeptOpenPut(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "x.db"), 0o644, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err })
+	i := 0
+	for b.Loop() {
+		i++
+		db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("b")).Put([]byte(fmt.Sprint(i%100)), []byte("value"))
+		})
+	}
+}
