@@ -1,0 +1,246 @@
+package scoring
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aksml/aksml/errcode"
+	"k8s.io/utils/clock"
+)
+
+// Defaults applied by NewServer to zero fields of Config.
+const (
+	// DefaultWorkers is the number of Python worker processes, as
+	// azmlinfsrv's --worker_count defaults to 1.
+	DefaultWorkers = 1
+	// DefaultScoringTimeout bounds one run() call, as scoring_timeout_ms
+	// defaults to 60000 in Azure ML.
+	DefaultScoringTimeout = 60 * time.Second
+	// DefaultMaxBodyBytes is the request body limit: the 100 MB payload limit
+	// of azureml-fe.
+	DefaultMaxBodyBytes int64 = 100 << 20
+	// DefaultInterpreter is looked up on PATH when Config.Interpreter is empty.
+	DefaultInterpreter = "python3"
+	// DefaultLogLines is how many log lines a replica keeps (and how many
+	// lines of init output).
+	DefaultLogLines = 10000
+	// MaxWorkers caps Config.Workers.
+	MaxWorkers = 256
+)
+
+// Config describes one replica: either a Go model (Handler) or a Python entry
+// script (EntryScript). The zero value of every other field means its
+// default.
+type Config struct {
+	// Handler builds the Go model of this replica. Exactly one of Handler and
+	// EntryScript must be set.
+	Handler NewHandler
+
+	// EntryScript is the score.py to host: a path relative to SourceDir, or
+	// an absolute path. It must define init() and run(raw_data).
+	EntryScript string
+	// SourceDir is the source directory: the workers' working directory and
+	// AZUREML_SOURCE_DIRECTORY. Empty means the directory of EntryScript.
+	SourceDir string
+	// ModelDir is the value of AZUREML_MODEL_DIR: for one model
+	// <root>/azureml-models/NAME/VERSION, for several <root>/azureml-models
+	// with NAME/VERSION/... below it. Relative paths are made absolute.
+	// Empty means the replica has no model directory (the variable is unset).
+	ModelDir string
+	// Interpreter is the Python interpreter (an environment's user-managed
+	// interpreter path). Empty means DefaultInterpreter on PATH.
+	Interpreter string
+	// Env holds extra environment variables for the workers (an
+	// environment's variables). They are added to the server's own
+	// environment; AZUREML_MODEL_DIR, AZUREML_ENTRY_SCRIPT and
+	// AZUREML_SOURCE_DIRECTORY are set by the server.
+	Env map[string]string
+	// Workers is the number of Python worker processes, each serving one
+	// request at a time (azmlinfsrv --worker_count). Zero means
+	// DefaultWorkers. A Go Handler ignores it: its Run is called concurrently.
+	Workers int
+
+	// ScoringTimeout bounds one run: a Python worker that takes longer is
+	// killed and replaced and the request gets 504; a Go Run past it gets
+	// 504 too. Zero means DefaultScoringTimeout.
+	ScoringTimeout time.Duration
+	// MaxBodyBytes is the request body limit; larger bodies get 413. Zero
+	// means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// ServiceName is the title of /swagger.json. Empty means "aksml-score".
+	ServiceName string
+	// LogLines is how many log lines the replica keeps. Zero means
+	// DefaultLogLines.
+	LogLines int
+
+	// LogOutput, when set, also receives every log line as it is written
+	// (aksml-score sets it to stdout, so container logs show the replica log).
+	LogOutput io.Writer
+
+	// Logger receives the server's own events. Nil discards them.
+	Logger *slog.Logger
+	// Clock drives scoring timeouts, restart back-off and log timestamps.
+	// Nil means the real clock.
+	Clock clock.WithDelayedExecution
+}
+
+// withDefaults validates c and returns a copy with defaults applied and paths
+// made absolute. It reports every broken rule at once.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, format, args...))
+	}
+	switch {
+	case c.Handler == nil && c.EntryScript == "":
+		bad("entry_script is empty and no Go handler is set: one of them is required")
+	case c.Handler != nil && c.EntryScript != "":
+		bad("entry_script %q and a Go handler are both set: set only one", c.EntryScript)
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		bad("worker_count %d is outside 1..%d", c.Workers, MaxWorkers)
+	} else if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.ScoringTimeout < 0 {
+		bad("scoring_timeout %v is negative", c.ScoringTimeout)
+	} else if c.ScoringTimeout == 0 {
+		c.ScoringTimeout = DefaultScoringTimeout
+	}
+	if c.MaxBodyBytes < 0 {
+		bad("max_request_body_bytes %d is negative", c.MaxBodyBytes)
+	} else if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.LogLines < 0 {
+		bad("log_lines %d is negative", c.LogLines)
+	} else if c.LogLines == 0 {
+		c.LogLines = DefaultLogLines
+	}
+	if c.ServiceName == "" {
+		c.ServiceName = "aksml-score"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	for k := range c.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			bad("environment_variables key %q is not a valid variable name", k)
+		}
+	}
+	if c.EntryScript != "" && c.Handler == nil {
+		errs = append(errs, c.resolvePython()...)
+	}
+	if c.ModelDir != "" {
+		if abs, err := filepath.Abs(c.ModelDir); err == nil {
+			c.ModelDir = abs
+		}
+		if fi, err := os.Stat(c.ModelDir); err != nil || !fi.IsDir() {
+			bad("model_dir %q is not a directory", c.ModelDir)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// resolvePython fills the absolute entry script, source directory and
+// interpreter paths.
+func (c *Config) resolvePython() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, format, args...))
+	}
+	script := c.EntryScript
+	if c.SourceDir == "" {
+		abs, err := filepath.Abs(script)
+		if err != nil {
+			bad("entry_script %q: %v", script, err)
+			return errs
+		}
+		script = abs
+		c.SourceDir = filepath.Dir(abs)
+	} else {
+		abs, err := filepath.Abs(c.SourceDir)
+		if err != nil {
+			bad("source_directory %q: %v", c.SourceDir, err)
+			return errs
+		}
+		c.SourceDir = abs
+		if !filepath.IsAbs(script) {
+			script = filepath.Join(c.SourceDir, script)
+		}
+	}
+	if fi, err := os.Stat(c.SourceDir); err != nil || !fi.IsDir() {
+		bad("source_directory %q is not a directory", c.SourceDir)
+	}
+	if !strings.HasSuffix(script, ".py") {
+		bad("entry_script %q is not a .py file", c.EntryScript)
+	} else if fi, err := os.Stat(script); err != nil || fi.IsDir() {
+		bad("entry_script %q does not exist (looked for %s)", c.EntryScript, script)
+	}
+	c.EntryScript = script
+	interp := c.Interpreter
+	if interp == "" {
+		interp = DefaultInterpreter
+	}
+	path, err := exec.LookPath(interp)
+	if err != nil {
+		bad("interpreter %q is not an executable file or is not on PATH: %v", interp, err)
+	} else {
+		c.Interpreter = path
+	}
+	return errs
+}
+
+// entryRel is the entry script relative to the source directory (the value of
+// AZUREML_ENTRY_SCRIPT), or the absolute path when it lies outside.
+func (c *Config) entryRel() string {
+	rel, err := filepath.Rel(c.SourceDir, c.EntryScript)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return c.EntryScript
+	}
+	return filepath.ToSlash(rel)
+}
+
+// workerEnv is the environment of a Python worker.
+func (c *Config) workerEnv() []string {
+	set := map[string]string{}
+	var order []string
+	add := func(k, v string) {
+		if _, ok := set[k]; !ok {
+			order = append(order, k)
+		}
+		set[k] = v
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		add(k, v)
+	}
+	for k, v := range c.Env {
+		add(k, v)
+	}
+	add("AZUREML_ENTRY_SCRIPT", c.entryRel())
+	add("AZUREML_SOURCE_DIRECTORY", c.SourceDir)
+	if c.ModelDir != "" {
+		add("AZUREML_MODEL_DIR", c.ModelDir)
+	} else {
+		delete(set, "AZUREML_MODEL_DIR")
+	}
+	add("PYTHONUNBUFFERED", "1")
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		if v, ok := set[k]; ok {
+			env = append(env, fmt.Sprintf("%s=%s", k, v))
+		}
+	}
+	return env
+}

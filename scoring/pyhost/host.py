@@ -1,0 +1,450 @@
+# aksml scoring worker host.
+#
+# One copy of this code runs in every Python worker process of an aksml
+# replica. The Go server starts the interpreter with a tiny bootstrap (-c) that
+# reads this source from file descriptor 3 and executes it with AKSML_CONFIG
+# (the JSON configuration, bytes) in its globals.
+#
+# Protocol (both directions on pipes; fd 3 = requests in, fd 4 = replies out):
+# every message is a 5-byte header, a big-endian uint32 payload length and one
+# kind byte, followed by the payload. One request is in flight per worker.
+#
+#   Go -> Python   R  run: payload is the raw request body
+#                  Q  request with metadata: uint32 n, n bytes of JSON
+#                     {method, path, query, headers}, then the body
+#   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
+#                  F  init failed: the traceback text (the process then exits 1)
+#                  O  run succeeded: the JSON-encoded return value
+#                  E  run failed: JSON {status, message, error}
+#                  P  raw HTTP reply: uint32 n, n bytes of JSON
+#                     {status, headers}, then the body
+#
+# stdout and stderr belong to the user's script; they are the replica log.
+
+import os
+import sys
+import json
+import struct
+import inspect
+import traceback
+import importlib.abc
+import importlib.util
+import linecache
+
+_RFD = 3
+_WFD = 4
+_HDR = struct.Struct(">IB")
+_U32 = struct.Struct(">I")
+
+
+# ---------------------------------------------------------------- framing
+
+def _read_more(buf, total):
+    parts = [buf]
+    have = len(buf)
+    while have < total:
+        chunk = os.read(_RFD, min(total - have, 1 << 20))
+        if not chunk:
+            raise EOFError("request pipe closed")
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
+
+
+def _read_msg():
+    # The server sends exactly one message and then waits for the reply, so a
+    # greedy first read never swallows part of the next message.
+    buf = os.read(_RFD, 65536)
+    if not buf:
+        raise EOFError("request pipe closed")
+    if len(buf) < 5:
+        buf = _read_more(buf, 5)
+    n, kind = _HDR.unpack_from(buf)
+    total = n + 5
+    if len(buf) < total:
+        buf = _read_more(buf, total)
+    return kind, buf[5:total]
+
+
+def _write_all(data):
+    view = memoryview(data)
+    while view:
+        n = os.write(_WFD, view)
+        view = view[n:]
+
+
+def _send(kind, payload):
+    _write_all(_HDR.pack(len(payload), kind) + payload)
+
+
+def _send_meta(kind, meta, body):
+    m = json.dumps(meta).encode("utf-8")
+    _write_all(_HDR.pack(4 + len(m) + len(body), kind) + _U32.pack(len(m)) + m + body)
+
+
+def _split_meta(payload):
+    (n,) = _U32.unpack_from(payload)
+    meta = json.loads(payload[4:4 + n])
+    return meta, payload[4 + n:]
+
+
+# ---------------------------------------------------------------- shims
+
+class _ShimLoader(importlib.abc.Loader):
+    def __init__(self, name, source, filename):
+        self.name = name
+        self.source = source
+        self.filename = filename
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        module.__file__ = self.filename
+        code = compile(self.source, self.filename, "exec")
+        exec(code, module.__dict__)
+
+    def get_source(self, name):
+        return self.source
+
+
+class _ShimFinder(importlib.abc.MetaPathFinder):
+    """Serves the compatibility modules. It sits last on sys.meta_path, so a
+    real installed package of the same name always wins."""
+
+    def __init__(self, shims):
+        self.shims = shims
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = self.shims.get(fullname)
+        if entry is None:
+            return None
+        filename = "<aksml-shim>/" + fullname.replace(".", "/") + ("/__init__.py" if entry["package"] else ".py")
+        source = entry["source"]
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        loader = _ShimLoader(fullname, source, filename)
+        spec = importlib.util.spec_from_loader(fullname, loader, origin=filename, is_package=entry["package"])
+        return spec
+
+
+# ---------------------------------------------------------------- user script
+
+class _BadInput(Exception):
+    status = 400
+
+
+class _UnsupportedInput(Exception):
+    status = 415
+
+
+def _parse_value(s):
+    try:
+        return json.loads(s)
+    except ValueError:
+        return s
+
+
+def _query_params(query):
+    from urllib.parse import parse_qsl
+    grouped = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        grouped.setdefault(k, []).append(_parse_value(v))
+    return {k: (v[0] if len(v) == 1 else v) for k, v in grouped.items()}
+
+
+def _user_tb(tb):
+    # Drop the host's own frames so a traceback starts in the user's code.
+    while tb is not None and tb.tb_frame.f_code.co_filename in ("<aksml-host>", "<string>"):
+        tb = tb.tb_next
+    return tb
+
+
+def _json_default(o):
+    # Forgiving where Azure is strict: numpy and pandas results are converted
+    # instead of failing with "Object of type ndarray is not JSON serializable".
+    tolist = getattr(o, "tolist", None)
+    if tolist is not None:
+        return tolist()
+    to_dict = getattr(o, "to_dict", None)
+    if to_dict is not None:
+        try:
+            return to_dict(orient="records")
+        except TypeError:
+            return to_dict()
+    item = getattr(o, "item", None)
+    if item is not None:
+        return item()
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+_dumps = json.JSONEncoder(default=_json_default).encode
+
+
+def _raw_requested():
+    for name in ("azureml.contrib.services.aml_request", "azureml_inference_server_http.api.aml_request"):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "_rawHttpRequested", False):
+            return True
+    return False
+
+
+def _request_class():
+    for name in ("azureml.contrib.services.aml_request", "azureml_inference_server_http.api.aml_request"):
+        mod = sys.modules.get(name)
+        cls = getattr(mod, "AMLRequest", None) if mod is not None else None
+        if cls is not None and hasattr(cls, "_aksml_from_parts"):
+            return cls
+    import importlib
+    # The real modules are Flask based; build a Flask request for them.
+    try:
+        import flask
+        return flask.Request
+    except ImportError:
+        mod = importlib.import_module("azureml.contrib.services.aml_request")
+        return mod.AMLRequest
+
+
+def _make_request(meta, body):
+    cls = _request_class()
+    maker = getattr(cls, "_aksml_from_parts", None)
+    if maker is not None:
+        return maker(meta, body)
+    import io
+    environ = _environ(meta, body, io)
+    return cls(environ)
+
+
+def _environ(meta, body, io):
+    env = {
+        "REQUEST_METHOD": meta.get("method", "POST"),
+        "SCRIPT_NAME": "",
+        "PATH_INFO": meta.get("path", "/score"),
+        "QUERY_STRING": meta.get("query", ""),
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": meta.get("remote", ""),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for k, v in meta.get("headers", []):
+        key = k.upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            env["CONTENT_TYPE"] = v
+        elif key == "CONTENT_LENGTH":
+            continue
+        elif key == "HOST":
+            env["HTTP_HOST"] = v
+            env["SERVER_NAME"] = v.split(":")[0]
+        else:
+            hk = "HTTP_" + key
+            env[hk] = env[hk] + "," + v if hk in env else v
+    return env
+
+
+def _is_response(o):
+    return hasattr(o, "status_code") and hasattr(o, "headers") and hasattr(o, "get_data")
+
+
+class _Script:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def load(self):
+        path = self.cfg["entry_script"]
+        spec = importlib.util.spec_from_file_location("entry_module", path)
+        if spec is None:
+            raise ImportError("cannot load entry script %s" % path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["entry_module"] = module
+        spec.loader.exec_module(module)
+        if not hasattr(module, "init"):
+            raise AttributeError("entry script %s does not define an init() function" % path)
+        if not hasattr(module, "run"):
+            raise AttributeError("entry script %s does not define a run() function" % path)
+        drv = getattr(module, "driver_module", None)
+        if drv is not None and inspect.ismodule(drv) and hasattr(drv, "run"):
+            self.run = drv.run
+        else:
+            self.run = module.run
+        self.init = module.init
+        self._analyze()
+
+    def _analyze(self):
+        params = list(inspect.signature(self.run).parameters.values())
+        for p in params:
+            if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                raise TypeError("run() cannot accept positional-only arguments, *args, or **kwargs")
+        self.wants_headers = any(p.name == "request_headers" for p in params)
+        params = [p for p in params if p.name != "request_headers"]
+        if not params:
+            raise TypeError("run() needs to accept an argument for input data")
+        self.params = params
+        self.first = params[0].name
+        from inference_schema.schema_util import is_schema_decorated, get_input_schema, get_output_schema
+        decorated = is_schema_decorated(self.run)
+        raw = _raw_requested()
+        if raw and decorated:
+            raise TypeError("run() cannot be decorated with both @rawhttp and @input_schema")
+        self.mode = "raw" if raw else ("schema" if decorated else "plain")
+        self.input_schema = get_input_schema(self.run) if decorated else None
+        self.output_schema = get_output_schema(self.run) if decorated else None
+
+    def info(self):
+        return {
+            "mode": self.mode,
+            "wants_headers": self.wants_headers,
+            "input_schema": self.input_schema or None,
+            "output_schema": self.output_schema or None,
+            "pid": os.getpid(),
+        }
+
+    # -- per request
+
+    def kwargs(self, kind, payload):
+        if kind == 82:  # 'R'
+            if self.mode == "plain":
+                try:
+                    return {self.first: payload.decode("utf-8")}
+                except UnicodeDecodeError as ex:
+                    raise _BadInput("Input cannot be decoded as UTF-8: %s" % ex)
+            meta, body = {"method": "POST", "headers": []}, payload
+        else:
+            meta, body = _split_meta(payload)
+        method = meta.get("method", "POST")
+        if self.mode == "raw":
+            kw = {self.first: _make_request(meta, body)}
+        elif method == "GET":
+            params = _query_params(meta.get("query", ""))
+            if self.mode == "plain":
+                kw = {self.first: json.dumps(params)}
+            else:
+                kw = self._extract(params)
+        elif self.mode == "plain":
+            try:
+                kw = {self.first: body.decode("utf-8")}
+            except UnicodeDecodeError as ex:
+                raise _BadInput("Input cannot be decoded as UTF-8: %s" % ex)
+        else:
+            ctype = ""
+            for k, v in meta.get("headers", []):
+                if k.lower() == "content-type":
+                    ctype = v.lower()
+            if ctype and "json" not in ctype:
+                raise _UnsupportedInput("Expects Content-Type to be application/json")
+            try:
+                parsed = json.loads(body)
+            except ValueError as ex:
+                if body:
+                    raise _BadInput("POST body could not be decoded as JSON: %s" % ex)
+                raise _BadInput("POST body is empty. Expecting a JSON dictionary.")
+            if not isinstance(parsed, dict):
+                raise _BadInput("POST body should be a JSON dictionary.")
+            kw = self._extract(parsed)
+        if self.wants_headers:
+            kw["request_headers"] = {k: v for k, v in meta.get("headers", [])}
+        return kw
+
+    def _extract(self, body):
+        out = {}
+        for p in self.params:
+            v = body.get(p.name, p.default)
+            if v is inspect.Parameter.empty:
+                raise _BadInput("A value is not provided for the %r parameter." % p.name)
+            out[p.name] = v
+        return out
+
+
+_RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+
+
+def _serve(script):
+    run = script.run
+    plain = script.mode == "plain" and not script.wants_headers
+    first = script.first
+    dumps = _dumps
+    send = _send
+    read = _read_msg
+    while True:
+        try:
+            kind, payload = read()
+        except EOFError:
+            return
+        try:
+            if plain and kind == 82:
+                try:
+                    data = payload.decode("utf-8")
+                except UnicodeDecodeError as ex:
+                    raise _BadInput("Input cannot be decoded as UTF-8: %s" % ex)
+                out = run(**{first: data})
+            else:
+                out = run(**script.kwargs(kind, payload))
+            if _is_response(out):
+                _reply_response(out)
+            else:
+                send(79, dumps(out).encode("utf-8"))  # 'O'
+        except (_BadInput, _UnsupportedInput) as ex:
+            send(69, json.dumps({"status": ex.status, "message": str(ex)}).encode("utf-8"))
+        except Exception as ex:
+            sys.stderr.write("Encountered Exception: " + "".join(
+                traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__))))
+            sys.stderr.flush()
+            err = "".join(traceback.format_exception_only(type(ex), ex)).strip()
+            send(69, json.dumps({"status": 500, "message": _RUN_FAILED, "error": err}).encode("utf-8"))
+
+
+def _reply_response(resp):
+    body = resp.get_data()
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    headers = []
+    items = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+    for k, v in items:
+        if k.lower() in ("content-length", "transfer-encoding", "connection"):
+            continue
+        headers.append([str(k), str(v)])
+    _send_meta(80, {"status": int(resp.status_code), "headers": headers}, body)  # 'P'
+
+
+def _main(config):
+    cfg = json.loads(config)
+    os.set_inheritable(_RFD, False)
+    os.set_inheritable(_WFD, False)
+    sys.meta_path.append(_ShimFinder(cfg["shims"]))
+    for d in reversed([cfg["source_dir"], os.path.dirname(cfg["entry_script"])]):
+        if d in sys.path:
+            sys.path.remove(d)
+        sys.path.insert(0, d)
+    if "" in sys.path:
+        sys.path.remove("")
+    script = _Script(cfg)
+    try:
+        script.load()
+        print("Invoking user's init function", file=sys.stderr, flush=True)
+        script.init()
+        print("User's init has completed successfully", file=sys.stderr, flush=True)
+        info = script.info()
+    except BaseException as ex:
+        tb = "".join(traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__)))
+        sys.stderr.write("Encountered Exception during init: " + tb)
+        sys.stderr.flush()
+        try:
+            _send(70, tb.encode("utf-8", "replace"))  # 'F'
+        except OSError:
+            pass
+        os._exit(1)
+    try:
+        os.write(2, b"\x1eaksml-init-done\n")  # the server waits for this line
+    except OSError:
+        pass
+    _send(73, json.dumps(info).encode("utf-8"))  # 'I'
+    _serve(script)
+
+
+_main(AKSML_CONFIG)  # noqa: F821 (set by the bootstrap)

@@ -1,0 +1,1 @@
+"""aksml compatibility shim for azureml.contrib."""

@@ -1,0 +1,2 @@
+"""aksml compatibility shim for azureml.contrib.services (AMLRequest,
+rawhttp, AMLResponse)."""

@@ -1,0 +1,1 @@
+"""aksml compatibility shim for azureml_inference_server_http.api."""

@@ -1,0 +1,1 @@
+"""Parameter types (shim of inference_schema.parameter_types)."""

@@ -1,0 +1,684 @@
+package scoring
+
+import (
+	"context"
+	"embed"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aksml/aksml/errcode"
+)
+
+// The Python side: host.py runs in every worker; the shims are served to it
+// from memory by an import hook placed after the normal finders.
+var (
+	//go:embed pyhost/host.py
+	hostSource []byte
+	//go:embed all:pyhost/shims
+	shimFS embed.FS
+)
+
+// bootstrap is the interpreter's -c program: it reads the host source and
+// the configuration from fd 3 (one framed message) and runs the host.
+const bootstrap = `import os
+def _r(n):
+    b = b''
+    while len(b) < n:
+        c = os.read(3, n - len(b))
+        if not c:
+            os._exit(3)
+        b += c
+    return b
+_h = _r(5)
+_p = _r(int.from_bytes(_h[:4], 'big'))
+_n = int.from_bytes(_p[:4], 'big')
+exec(compile(_p[4:4 + _n].decode('utf-8'), '<aksml-host>', 'exec'), {'__name__': 'aksml_host', 'AKSML_CONFIG': _p[4 + _n:]})
+`
+
+// Message kinds of the worker protocol (see pyhost/host.py).
+const (
+	kindRun      = 'R' // Go → Python: raw body
+	kindRequest  = 'Q' // Go → Python: metadata + body
+	kindBoot     = 'H' // Go → Python: host source + config
+	kindInitOK   = 'I' // Python → Go: init info
+	kindInitFail = 'F' // Python → Go: init traceback
+	kindOK       = 'O' // Python → Go: JSON result
+	kindError    = 'E' // Python → Go: error JSON
+	kindResponse = 'P' // Python → Go: raw HTTP response
+)
+
+const (
+	frameHeader = 5
+	// maxFrame bounds one reply so that a corrupt length cannot allocate
+	// without limit.
+	maxFrame = 1 << 30
+)
+
+// errProtocol marks a malformed frame from a worker.
+var errProtocol = errors.New("malformed reply from the worker")
+
+var shimsOnce = sync.OnceValue(func() map[string]shimModule {
+	mods := map[string]shimModule{}
+	_ = fs.WalkDir(shimFS, "pyhost/shims", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".py") {
+			return err
+		}
+		src, err := shimFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimSuffix(strings.TrimPrefix(p, "pyhost/shims/"), ".py")
+		pkg := path.Base(rel) == "__init__"
+		if pkg {
+			rel = path.Dir(rel)
+		}
+		mods[strings.ReplaceAll(rel, "/", ".")] = shimModule{Source: string(src), Package: pkg}
+		return nil
+	})
+	return mods
+})
+
+type shimModule struct {
+	Source  string `json:"source"`
+	Package bool   `json:"package"`
+}
+
+// initInfo is what a worker reports after init().
+type initInfo struct {
+	Mode         string          `json:"mode"` // plain, schema or raw
+	WantsHeaders bool            `json:"wants_headers"`
+	InputSchema  json.RawMessage `json:"input_schema"`
+	OutputSchema json.RawMessage `json:"output_schema"`
+	PID          int             `json:"pid"`
+}
+
+// needsMeta reports whether requests must carry method, query and headers.
+func (i *initInfo) needsMeta(method string) bool {
+	return i.Mode != "plain" || i.WantsHeaders || method != http.MethodPost
+}
+
+// bootMessage builds the first message sent to every worker.
+func bootMessage(cfg *Config) ([]byte, error) {
+	conf, err := json.Marshal(map[string]any{
+		"entry_script": cfg.EntryScript,
+		"source_dir":   cfg.SourceDir,
+		"shims":        shimsOnce(),
+	})
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Internal, err)
+	}
+	msg := make([]byte, frameHeader+4, frameHeader+4+len(hostSource)+len(conf))
+	binary.BigEndian.PutUint32(msg[frameHeader:], uint32(len(hostSource)))
+	msg = append(msg, hostSource...)
+	msg = append(msg, conf...)
+	putHeader(msg, kindBoot)
+	return msg, nil
+}
+
+// putHeader writes the frame header for msg, whose payload starts at
+// frameHeader.
+func putHeader(msg []byte, kind byte) {
+	binary.BigEndian.PutUint32(msg, uint32(len(msg)-frameHeader))
+	msg[4] = kind
+}
+
+// readFrame reads one frame into buf (grown as needed) and returns its kind
+// and payload (a slice of the returned buffer).
+func readFrame(r io.Reader, buf []byte) (kind byte, payload, out []byte, err error) {
+	if cap(buf) < 4096 {
+		buf = make([]byte, 4096)
+	}
+	buf = buf[:cap(buf)]
+	n, err := io.ReadAtLeast(r, buf, frameHeader)
+	if err != nil {
+		return 0, nil, buf, err
+	}
+	size := binary.BigEndian.Uint32(buf)
+	if size > maxFrame {
+		return 0, nil, buf, fmt.Errorf("%w: frame of %d bytes", errProtocol, size)
+	}
+	total := int(size) + frameHeader
+	if n > total {
+		return 0, nil, buf, fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, n-total, total)
+	}
+	if total > len(buf) {
+		nb := make([]byte, total)
+		copy(nb, buf[:n])
+		buf = nb
+	}
+	if n < total {
+		if _, err := io.ReadFull(r, buf[n:total]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, buf, err
+		}
+	}
+	return buf[4], buf[frameHeader:total], buf, nil
+}
+
+// splitMeta splits a payload of the form uint32 n, n bytes of JSON, body.
+func splitMeta(payload []byte, meta any) (body []byte, err error) {
+	if len(payload) < 4 {
+		return nil, fmt.Errorf("%w: payload of %d bytes has no metadata length", errProtocol, len(payload))
+	}
+	n := binary.BigEndian.Uint32(payload)
+	if uint64(n) > uint64(len(payload)-4) {
+		return nil, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
+	}
+	if err := json.Unmarshal(payload[4:4+n], meta); err != nil {
+		return nil, fmt.Errorf("%w: metadata: %v", errProtocol, err)
+	}
+	return payload[4+n:], nil
+}
+
+// worker is one Python process.
+type worker struct {
+	slot  int
+	cmd   *exec.Cmd
+	reqW  *os.File
+	respR *os.File
+	outR  *os.File
+
+	ioMu     sync.Mutex // held during a round trip; the files close under it
+	exited   chan struct{}
+	logsDone chan struct{} // its output has been copied to the log
+	initLogs chan struct{} // its init output has been copied to the log
+	err      error         // exit status, set before exited closes
+	booted   bool          // init succeeded; guarded by pool.mu
+}
+
+func (w *worker) pid() int { return w.cmd.Process.Pid }
+
+func (w *worker) dead() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill stops the worker and every process it started.
+func (w *worker) kill() {
+	if !w.dead() {
+		killProcess(w.cmd.Process)
+	}
+}
+
+// exitText describes how the worker exited.
+func (w *worker) exitText() string {
+	if w.err == nil {
+		return "exit status 0"
+	}
+	return w.err.Error()
+}
+
+// waitExit waits (bounded) for the worker to be reaped after a kill and its
+// last output to reach the log.
+func (w *worker) waitExit() {
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	for _, ch := range []chan struct{}{w.exited, w.logsDone} {
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// pyPool runs the Python workers of one replica.
+type pyPool struct {
+	cfg  *Config
+	srv  *Server
+	boot []byte
+
+	mu      sync.Mutex
+	idle    []*worker
+	waiters []chan *worker
+	procs   map[*worker]struct{}
+	running bool // initial init succeeded
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	info *initInfo
+}
+
+func newPyPool(s *Server) (*pyPool, error) {
+	boot, err := bootMessage(&s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pyPool{cfg: &s.cfg, srv: s, boot: boot, procs: map[*worker]struct{}{}, done: make(chan struct{})}, nil
+}
+
+var errPoolClosed = errcode.New(errcode.Unavailable, "the replica is shutting down")
+
+// spawn starts a worker in slot and waits for its init() to finish.
+func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	reqR, reqW, err1 := pipe()
+	respR, respW, err2 := pipe()
+	outR, outW, err3 := pipe()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		closeAll()
+		return nil, nil, errcode.Wrap(errcode.Internal, err)
+	}
+	cmd := exec.Command(p.cfg.Interpreter, "-u", "-c", bootstrap)
+	cmd.Dir = p.cfg.SourceDir
+	cmd.Env = p.cfg.workerEnv()
+	cmd.Stdout = outW
+	cmd.Stderr = outW
+	cmd.ExtraFiles = []*os.File{reqR, respW}
+	cmd.SysProcAttr = sysProcAttr()
+	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, outR: outR,
+		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		closeAll()
+		return nil, nil, errPoolClosed
+	}
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		closeAll()
+		return nil, nil, errcode.Errorf(errcode.FailedPrecondition, "start interpreter %s: %w", p.cfg.Interpreter, err)
+	}
+	p.procs[w] = struct{}{}
+	p.wg.Add(2)
+	p.mu.Unlock()
+	reqR.Close()
+	respW.Close()
+	outW.Close()
+	p.srv.event(slog.LevelInfo, fmt.Sprintf("worker %d started (pid %d)", slot, w.pid()))
+
+	logsDone := w.logsDone
+	go func() {
+		defer p.wg.Done()
+		defer close(logsDone)
+		p.srv.logs.copyLines(outR, func() { close(w.initLogs) })
+	}()
+	go func() {
+		defer p.wg.Done()
+		w.err = cmd.Wait()
+		close(w.exited)
+		// Output written just before the exit is still in the pipe: let the
+		// copier drain it, but do not wait forever for a grandchild that
+		// escaped the process group and holds stdout open.
+		t := time.AfterFunc(2*time.Second, func() { outR.Close() })
+		<-logsDone
+		t.Stop()
+		outR.Close()
+		w.ioMu.Lock()
+		w.reqW.Close()
+		w.respR.Close()
+		w.ioMu.Unlock()
+		p.exited(w)
+	}()
+
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	if _, err := w.reqW.Write(p.boot); err != nil {
+		w.kill()
+		w.waitExit()
+		return nil, nil, p.initFailure(w, "")
+	}
+	kind, payload, _, err := readFrame(w.respR, nil)
+	switch {
+	case err == nil && kind == kindInitOK:
+		var info initInfo
+		if err := json.Unmarshal(payload, &info); err != nil {
+			w.kill()
+			return nil, nil, errcode.Errorf(errcode.Internal, "worker %d: init reply: %v", slot, err)
+		}
+		// Let the init output reach the log before init counts as done, so
+		// the init-only view is complete.
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-w.initLogs:
+		case <-w.logsDone:
+		case <-t.C:
+		}
+		t.Stop()
+		p.mu.Lock()
+		w.booted = true
+		p.mu.Unlock()
+		return w, &info, nil
+	case err == nil && kind == kindInitFail:
+		w.waitExit()
+		return nil, nil, p.initFailure(w, string(payload))
+	default:
+		w.kill()
+		w.waitExit()
+		return nil, nil, p.initFailure(w, "")
+	}
+}
+
+// initFailure builds the error for a worker whose init did not succeed.
+func (p *pyPool) initFailure(w *worker, traceback string) error {
+	if p.isClosed() {
+		return errPoolClosed
+	}
+	tail := traceback
+	if tail == "" {
+		tail = strings.Join(p.srv.logs.lines(15, false), "\n")
+	} else {
+		tail = lastLines(tail, 15)
+	}
+	return errcode.Errorf(errcode.FailedPrecondition,
+		"entry script %s failed to initialize in worker %d (%s); the replica never becomes ready:\n%s",
+		p.cfg.entryRel(), w.slot, w.exitText(), tail)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// exited runs when a worker process has ended: it leaves the pool and, once
+// the replica is running, its slot is refilled.
+func (p *pyPool) exited(w *worker) {
+	p.mu.Lock()
+	delete(p.procs, w)
+	for i, x := range p.idle {
+		if x == w {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	restart := p.running && !p.closed && w.booted
+	if restart {
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if p.isClosed() {
+		return
+	}
+	p.srv.event(slog.LevelWarn, fmt.Sprintf("worker %d (pid %d) exited: %s", w.slot, w.pid(), w.exitText()))
+	if restart {
+		go p.refill(w.slot)
+	}
+}
+
+// refill starts a replacement worker for slot, backing off while its init
+// keeps failing.
+func (p *pyPool) refill(slot int) {
+	defer p.wg.Done()
+	backoff := time.Second
+	for {
+		w, _, err := p.spawn(slot)
+		if err == nil {
+			p.srv.event(slog.LevelInfo, fmt.Sprintf("worker %d restarted (pid %d)", slot, w.pid()))
+			p.release(w)
+			return
+		}
+		if p.isClosed() {
+			return
+		}
+		p.srv.event(slog.LevelError, fmt.Sprintf("worker %d could not be restarted, retrying in %v: %v", slot, backoff, err))
+		select {
+		case <-p.srv.cfg.Clock.After(backoff):
+		case <-p.done:
+			return
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// start launches every worker and waits for all of them to finish init().
+func (p *pyPool) start(ctx context.Context) (*initInfo, error) {
+	type result struct {
+		w    *worker
+		info *initInfo
+		err  error
+	}
+	n := p.cfg.Workers
+	results := make(chan result, n)
+	for i := 1; i <= n; i++ {
+		go func(slot int) {
+			w, info, err := p.spawn(slot)
+			results <- result{w, info, err}
+		}(i)
+	}
+	stop := context.AfterFunc(ctx, func() { p.close() })
+	defer stop()
+	var ws []*worker
+	var info *initInfo
+	var errs []error
+	for range n {
+		r := <-results
+		if r.err != nil {
+			if len(errs) == 0 {
+				// One failure is enough: do not wait for the others' init.
+				p.killAll()
+			}
+			errs = append(errs, r.err)
+			continue
+		}
+		ws = append(ws, r.w)
+		if info == nil {
+			info = r.info
+		}
+	}
+	if len(errs) > 0 || ctx.Err() != nil {
+		p.close()
+		if ctx.Err() != nil {
+			return nil, errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("init interrupted: %w", context.Cause(ctx)))
+		}
+		for _, err := range errs {
+			if !errors.Is(err, errPoolClosed) {
+				return nil, err
+			}
+		}
+		return nil, errs[0]
+	}
+	p.mu.Lock()
+	p.running = true
+	p.info = info
+	p.mu.Unlock()
+	for _, w := range ws {
+		p.release(w)
+	}
+	return info, nil
+}
+
+func (p *pyPool) killAll() {
+	p.mu.Lock()
+	ws := make([]*worker, 0, len(p.procs))
+	for w := range p.procs {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	for _, w := range ws {
+		w.kill()
+	}
+}
+
+func (p *pyPool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// acquire takes an idle worker, waiting in FIFO order when all are busy.
+func (p *pyPool) acquire(ctx context.Context) (*worker, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errPoolClosed
+	}
+	for len(p.idle) > 0 {
+		w := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if !w.dead() {
+			p.mu.Unlock()
+			return w, nil
+		}
+	}
+	ch := make(chan *worker, 1)
+	p.waiters = append(p.waiters, ch)
+	p.mu.Unlock()
+	select {
+	case w := <-ch:
+		if w == nil {
+			return nil, errPoolClosed
+		}
+		return w, nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		removed := false
+		for i, c := range p.waiters {
+			if c == ch {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				removed = true
+				break
+			}
+		}
+		p.mu.Unlock()
+		if !removed {
+			if w := <-ch; w != nil {
+				p.release(w)
+			}
+		}
+		return nil, errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("no worker became free: %w", context.Cause(ctx)))
+	}
+}
+
+// release returns a healthy worker to the pool or hands it to a waiter.
+func (p *pyPool) release(w *worker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || w.dead() {
+		return
+	}
+	if len(p.waiters) > 0 {
+		ch := p.waiters[0]
+		copy(p.waiters, p.waiters[1:])
+		p.waiters[len(p.waiters)-1] = nil
+		p.waiters = p.waiters[:len(p.waiters)-1]
+		ch <- w
+		return
+	}
+	p.idle = append(p.idle, w)
+}
+
+// replyError is a failed round trip, already mapped to an HTTP status.
+type replyError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *replyError) Error() string { return e.msg }
+func (e *replyError) Unwrap() error { return e.err }
+
+// roundTrip sends one framed request (header included) to an idle worker and
+// reads the reply into rbuf.
+func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
+	w, err := p.acquire(ctx)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
+		}
+		return 0, nil, rbuf, 0, &replyError{status, err.Error(), err}
+	}
+	clk := p.srv.cfg.Clock
+	start := clk.Now()
+	var timedOut atomic.Bool
+	timer := clk.AfterFunc(p.cfg.ScoringTimeout, func() {
+		timedOut.Store(true)
+		w.kill()
+	})
+	w.ioMu.Lock()
+	_, err = w.reqW.Write(msg)
+	if err == nil {
+		kind, payload, rbuf, err = readFrame(w.respR, rbuf)
+	}
+	w.ioMu.Unlock()
+	timer.Stop()
+	elapsed = clk.Since(start)
+	if err == nil && kind != kindOK && kind != kindError && kind != kindResponse {
+		err = fmt.Errorf("%w: unexpected kind %q", errProtocol, kind)
+	}
+	if err != nil {
+		w.kill()
+		w.waitExit()
+		switch {
+		case timedOut.Load():
+			m := fmt.Sprintf("run() did not finish within the scoring timeout of %v; worker %d was killed and is being replaced", p.cfg.ScoringTimeout, w.slot)
+			p.srv.event(slog.LevelWarn, m)
+			return 0, nil, rbuf, elapsed, &replyError{http.StatusGatewayTimeout, m, errcode.New(errcode.DeadlineExceeded, m)}
+		case p.isClosed():
+			return 0, nil, rbuf, elapsed, &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
+		case errors.Is(err, errProtocol):
+			m := fmt.Sprintf("worker %d sent a malformed reply (%v); it was killed and is being replaced", w.slot, err)
+			p.srv.event(slog.LevelError, m)
+			return 0, nil, rbuf, elapsed, &replyError{http.StatusBadGateway, m, errcode.New(errcode.Internal, m)}
+		default:
+			m := fmt.Sprintf("worker %d exited (%s) while running this request; it is being restarted", w.slot, w.exitText())
+			p.srv.event(slog.LevelError, m)
+			return 0, nil, rbuf, elapsed, &replyError{http.StatusBadGateway, m, errcode.New(errcode.Unavailable, m)}
+		}
+	}
+	if timedOut.Load() {
+		// The reply won the race against the timeout, but the worker is
+		// being killed: it is replaced, not reused.
+		return kind, payload, rbuf, elapsed, nil
+	}
+	p.release(w)
+	return kind, payload, rbuf, elapsed, nil
+}
+
+// close stops every worker and waits for them.
+func (p *pyPool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	waiters := p.waiters
+	p.waiters = nil
+	p.idle = nil
+	close(p.done)
+	p.mu.Unlock()
+	for _, ch := range waiters {
+		ch <- nil
+	}
+	p.killAll()
+}
+
+// wait waits for every process and goroutine of the pool to end.
+func (p *pyPool) wait() { p.wg.Wait() }
