@@ -37,7 +37,7 @@ const ejectFor = time.Second
 func newReplica(id, host string) *replica {
 	r := &replica{id: id, host: host}
 	r.hc = &fasthttp.HostClient{
-		Addr:     host,
+		Addr: host,
 		// The pool caps concurrency per replica; this only bounds sockets.
 		MaxConns: 1 << 16,
 		// Below common keep-alive timeouts (gunicorn: 2 s), so the router
@@ -108,8 +108,8 @@ type pool struct {
 	byID     map[string]*replica
 	maxConc  int
 	queueMax time.Duration
-	timeout  time.Duration
-	next     int // round-robin start
+	timeout  atomic.Int64 // scoring timeout, ns
+	next     int          // round-robin start
 	waiters  []*waiter
 
 	queued atomic.Int64
@@ -172,6 +172,9 @@ func (p *pool) pickLocked(now time.Time) (*replica, bool) {
 	}
 	return best, any
 }
+
+// scoringTimeout is the version's current scoring timeout.
+func (p *pool) scoringTimeout() time.Duration { return time.Duration(p.timeout.Load()) }
 
 // tryAcquire takes a slot without waiting, or returns nil.
 func (p *pool) tryAcquire() *replica {
@@ -303,10 +306,11 @@ func (p *pool) update(v *Version) bool {
 	if p.queueMax <= 0 {
 		p.queueMax = DefaultMaxQueueWait
 	}
-	p.timeout = v.ScoringTimeout
-	if p.timeout <= 0 {
-		p.timeout = DefaultScoringTimeout
+	timeout := v.ScoringTimeout
+	if timeout <= 0 {
+		timeout = DefaultScoringTimeout
 	}
+	p.timeout.Store(int64(timeout))
 	for _, rep := range p.members {
 		rep.member = false
 	}

@@ -551,9 +551,11 @@ func setError(resp *fasthttp.Response, code int, msg string) {
 }
 
 // Messages of the router's own responses.
-func msgNotFound(name string) string     { return "Service " + name + " not found" }
-func msgOverloaded(name string) string   { return "Too many requests for service " + name + " (overloaded)" }
-func msgNoReady(name string) string      { return "No ready replicas for service " + name }
+func msgNotFound(name string) string { return "Service " + name + " not found" }
+func msgOverloaded(name string) string {
+	return "Too many requests for service " + name + " (overloaded)"
+}
+func msgNoReady(name string) string { return "No ready replicas for service " + name }
 func msgTimeout(name string, d time.Duration) string {
 	return "Scoring request for service " + name + " timed out after " + strconv.FormatInt(d.Milliseconds(), 10) + " ms"
 }
@@ -744,7 +746,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 				return 499
 			}
 		}
-		timeout := vs.pool.timeout
+		timeout := vs.pool.scoringTimeout()
 		req.SetHost(rep.host)
 		t0 := time.Now()
 		err = rep.hc.DoTimeout(req, resp, timeout)
@@ -833,7 +835,11 @@ func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
 		resp := fasthttp.AcquireResponse()
 		resp.SkipBody = false
 		mreq.SetHost(rep.host)
-		err := rep.hc.DoTimeout(mreq, resp, vs.pool.timeout)
+		err := rep.hc.DoTimeout(mreq, resp, vs.pool.scoringTimeout())
+		var de *dialError
+		if errors.As(err, &de) {
+			vs.pool.eject(rep)
+		}
 		vs.pool.release(rep)
 		if err != nil {
 			vs.mirrorFailed.Add(1)
