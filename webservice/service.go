@@ -430,6 +430,26 @@ func (e *ResponseError) Error() string {
 // and, on a 401, fetches the credentials again and retries once, as the SDK
 // does. A 200 returns the response body.
 func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
+	return Score(ctx, s.client, s.ScoringURI(), input, func(ctx context.Context, refresh bool) (string, error) {
+		if refresh {
+			if rec, err := load(ctx, s.store, s.rec.Name); err == nil {
+				s.mu.Lock()
+				s.rec.PrimaryKey, s.rec.SecondaryKey = rec.PrimaryKey, rec.SecondaryKey
+				s.mu.Unlock()
+			}
+		}
+		return s.credential(ctx)
+	})
+}
+
+// Score posts input to a scoring URI as Service.Run does, with the bearer
+// credential cred returns ("" sends none). On a 401 it calls cred again
+// with refresh true and retries once. A nil client means a shared pooled
+// one. Endpoints and tools that only know a URI use it.
+func Score(ctx context.Context, client *http.Client, uri string, input any, cred func(ctx context.Context, refresh bool) (string, error)) (json.RawMessage, error) {
+	if client == nil {
+		client = defaultClient
+	}
 	var body []byte
 	switch in := input.(type) {
 	case []byte:
@@ -446,26 +466,21 @@ func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
 		body = b
 	}
 	for attempt := 0; ; attempt++ {
-		cred, err := s.credential(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if attempt > 0 {
-			if rec, err := load(ctx, s.store, s.rec.Name); err == nil {
-				s.mu.Lock()
-				s.rec.PrimaryKey, s.rec.SecondaryKey = rec.PrimaryKey, rec.SecondaryKey
-				s.mu.Unlock()
-				cred, _ = s.credential(ctx)
+		c := ""
+		if cred != nil {
+			var err error
+			if c, err = cred(ctx, attempt > 0); err != nil {
+				return nil, err
 			}
 		}
-		code, out, err := s.post(ctx, cred, body)
+		code, out, err := post(ctx, client, uri, c, body)
 		if err != nil {
 			return nil, err
 		}
 		if code == http.StatusOK {
 			return out, nil
 		}
-		if code == http.StatusUnauthorized && attempt == 0 {
+		if code == http.StatusUnauthorized && attempt == 0 && cred != nil {
 			continue
 		}
 		return nil, errcode.Wrap(statusCode(code), &ResponseError{StatusCode: code, Body: string(out)})
@@ -486,8 +501,8 @@ func statusCode(code int) *errcode.Code {
 	return errcode.Unavailable
 }
 
-func (s *Service) post(ctx context.Context, cred string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ScoringURI(), bytes.NewReader(body))
+func post(ctx context.Context, client *http.Client, uri, cred string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, errcode.Wrap(errcode.Internal, err)
 	}
@@ -495,7 +510,7 @@ func (s *Service) post(ctx context.Context, cred string, body []byte) (int, []by
 	if cred != "" {
 		req.Header.Set("Authorization", "Bearer "+cred)
 	}
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: %w", err))
 	}
@@ -534,7 +549,7 @@ func (s *Service) Update(ctx context.Context, upd UpdateOptions) error {
 	}
 	next := s.rec
 	if upd.Config != nil {
-		merged, err := merge(s.rec.Config, *upd.Config)
+		merged, err := Merge(s.rec.Config, *upd.Config)
 		if err != nil {
 			return err
 		}
@@ -590,8 +605,10 @@ func (s *Service) checkIdle(ctx context.Context) error {
 	return nil
 }
 
-// merge applies the non-zero fields of patch to base.
-func merge(base, patch DeployConfig) (DeployConfig, error) {
+// Merge applies the non-zero fields (and non-nil *bool fields) of patch to
+// base, as Update does: properties may only be added, the namespace never
+// changes. The result is not validated.
+func Merge(base, patch DeployConfig) (DeployConfig, error) {
 	out := base
 	setB := func(dst **bool, v *bool) {
 		if v != nil {

@@ -1,0 +1,662 @@
+package endpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aksml/aksml/compute"
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/webservice"
+)
+
+// MaxVersions is how many versions an endpoint may have.
+const MaxVersions = 6
+
+// recordKind is the store kind of endpoint records.
+const recordKind = "endpoint"
+
+// VersionType is Control or Treatment (VersionType in the SDK).
+type VersionType string
+
+// Version types: exactly one version may be the control.
+const (
+	Control   VersionType = "Control"
+	Treatment VersionType = "Treatment"
+)
+
+// Record is what the workspace keeps about an endpoint.
+type Record struct {
+	Name          string              `json:"name"`
+	ComputeTarget string              `json:"computeName"`
+	ComputeType   string              `json:"computeType"` // "AKSENDPOINT"
+	Description   string              `json:"description,omitempty"`
+	Tags          map[string]string   `json:"kvTags,omitempty"`
+	Auth          webservice.AuthMode `json:"auth"`
+	PrimaryKey    string              `json:"primaryKey,omitempty"`
+	SecondaryKey  string              `json:"secondaryKey,omitempty"`
+	Versions      []VersionRecord     `json:"versions"`
+	ScoringURI    string              `json:"scoringUri"`
+	Generation    int64               `json:"generation"`
+	CreatedTime   time.Time           `json:"createdTime"`
+}
+
+// VersionRecord is one version as the workspace keeps it.
+type VersionRecord struct {
+	Config        VersionConfig `json:"config"`
+	Type          VersionType   `json:"versionType"`
+	MirrorPercent float64       `json:"mirrorPercent,omitempty"`
+	ModelIDs      []string      `json:"models"`
+	ScoringURI    string        `json:"scoringUri"`
+}
+
+// Endpoint is an AksEndpoint: up to six versions behind one scoring URI,
+// with traffic percentiles, a default version that takes what no version
+// claims, and one control version among treatments. Keys and tokens belong
+// to the endpoint. Every change returns once the router applies it; use
+// Wait for replicas to become ready.
+type Endpoint struct {
+	target *compute.Target
+	store  webservice.Store
+	client *http.Client
+
+	mu       sync.Mutex
+	rec      Record
+	runtimes map[string]webservice.Runtime
+}
+
+// live keeps the runtimes of endpoints created in this process (Go
+// handlers cannot be stored in the workspace).
+var live sync.Map // target/name → map[string]webservice.Runtime
+
+// CreateOptions are the options of Create.
+type CreateOptions struct {
+	// HTTPClient is used by Run; nil means a shared pooled client.
+	HTTPClient *http.Client
+}
+
+// Create makes endpoint name on target with its first version, which
+// becomes the default (AksEndpoint deploy). The endpoint's auth, keys,
+// description and tags come from first's DeployConfig. It returns at once;
+// Wait blocks until every version is ready.
+func Create(ctx context.Context, target *compute.Target, name string, first VersionConfig, rt webservice.Runtime, opts *CreateOptions) (*Endpoint, error) {
+	if err := errors.Join(webservice.ValidateName(name), first.ValidateFor(name)); err != nil {
+		return nil, err
+	}
+	store, ok := target.Store().(webservice.Store)
+	if !ok {
+		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
+	}
+	e := &Endpoint{target: target, store: store, client: nil, runtimes: map[string]webservice.Runtime{}}
+	if opts != nil {
+		e.client = opts.HTTPClient
+	}
+	eff := first.Effective()
+	first.IsDefault = true
+	now := time.Now().UTC()
+	e.rec = Record{
+		Name: name, ComputeTarget: target.Name(), ComputeType: "AKSENDPOINT",
+		Description: eff.Description, Tags: eff.Tags, Auth: eff.Auth,
+		PrimaryKey: first.PrimaryKey, SecondaryKey: first.SecondaryKey, Generation: 1, CreatedTime: now,
+	}
+	if e.rec.PrimaryKey == "" {
+		e.rec.PrimaryKey = frontend.GenerateKey()
+	}
+	if e.rec.SecondaryKey == "" {
+		e.rec.SecondaryKey = frontend.GenerateKey()
+	}
+	first.PrimaryKey, first.SecondaryKey = "", ""
+	typ := Treatment
+	if first.IsControlVersion {
+		typ = Control
+	}
+	e.rec.Versions = []VersionRecord{{Config: first, Type: typ, ModelIDs: rt.ModelIDs}}
+	e.runtimes[first.VersionName] = rt
+	b, _ := json.Marshal(e.rec)
+	if err := store.Create(ctx, recordKind, name, b); err != nil {
+		if errors.Is(err, errcode.AlreadyExists) {
+			return nil, errcode.Errorf(errcode.AlreadyExists, "endpoint %q already exists in the workspace", name)
+		}
+		return nil, err
+	}
+	if err := e.applyLocked(ctx); err != nil {
+		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), refUser(name))
+		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		return nil, err
+	}
+	live.Store(target.Name()+"/"+name, maps.Clone(e.runtimes))
+	return e, nil
+}
+
+func refUser(name string) string { return "endpoint/" + name }
+
+// checkRules enforces the endpoint rules on a candidate version list: at
+// most six versions, names distinct, percentages summing to at most 100,
+// exactly one default, at most one control.
+func checkRules(name string, vs []VersionRecord) error {
+	var errs []error
+	if len(vs) > MaxVersions {
+		errs = append(errs, errcode.Errorf(errcode.ResourceExhausted, "endpoint %q: %d versions, at most %d versions are allowed per endpoint", name, len(vs), MaxVersions))
+	}
+	sum := 0.0
+	defaults, controls := 0, 0
+	seen := map[string]bool{}
+	for _, v := range vs {
+		if seen[v.Config.VersionName] {
+			errs = append(errs, errcode.Errorf(errcode.AlreadyExists, "endpoint %q: version %q already exists", name, v.Config.VersionName))
+		}
+		seen[v.Config.VersionName] = true
+		sum += v.Config.TrafficPercentile
+		if v.Config.IsDefault {
+			defaults++
+		}
+		if v.Type == Control {
+			controls++
+		}
+	}
+	if sum > 100+1e-9 {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "endpoint %q: traffic_percentile values sum to %v, at most 100 is allowed", name, sum))
+	}
+	if defaults != 1 && len(vs) > 0 {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "endpoint %q: %d default versions, exactly one is required", name, defaults))
+	}
+	if controls > 1 {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "endpoint %q: %d control versions, at most one is allowed", name, controls))
+	}
+	return errors.Join(errs...)
+}
+
+// spec builds the driver spec. Caller holds e.mu.
+func (e *Endpoint) spec() (*driver.ServiceSpec, error) {
+	sp := &driver.ServiceSpec{
+		Name: e.rec.Name, Description: e.rec.Description, Tags: maps.Clone(e.rec.Tags), IsEndpoint: true,
+		Auth:       webservice.DriverAuth(e.rec.Auth, e.rec.PrimaryKey, e.rec.SecondaryKey),
+		Generation: e.rec.Generation,
+	}
+	for _, v := range e.rec.Versions {
+		rt, ok := e.runtimes[v.Config.VersionName]
+		if !ok || (rt.Template.Handler == nil && rt.Template.EntryScript == "") {
+			return nil, errcode.Errorf(errcode.FailedPrecondition,
+				"endpoint %q version %q was created by another process with a Go handler: pass its runtime again to change the endpoint", e.rec.Name, v.Config.VersionName)
+		}
+		eff := v.Config.Effective()
+		if sp.Namespace == "" {
+			sp.Namespace = eff.Namespace
+		}
+		sp.Versions = append(sp.Versions, driver.VersionSpec{
+			Name: v.Config.VersionName, TrafficPercent: v.Config.TrafficPercentile,
+			IsDefault: v.Config.IsDefault, IsControl: v.Type == Control, MirrorPercent: v.MirrorPercent,
+			Replica: webservice.Template(eff, rt.Template), Scale: webservice.Scale(eff),
+		})
+	}
+	return sp, nil
+}
+
+// applyLocked checks the rules, applies the spec, records model references
+// and saves the record. Caller holds e.mu (or owns e).
+func (e *Endpoint) applyLocked(ctx context.Context) error {
+	if err := checkRules(e.rec.Name, e.rec.Versions); err != nil {
+		return err
+	}
+	sp, err := e.spec()
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, v := range e.rec.Versions {
+		ids = append(ids, v.ModelIDs...)
+	}
+	slices.Sort(ids)
+	if err := e.store.AddModelRefs(ctx, refUser(e.rec.Name), slices.Compact(ids)); err != nil {
+		return err
+	}
+	if err := e.target.Cluster().ApplyService(ctx, sp); err != nil {
+		return fmt.Errorf("endpoint %q: %w", e.rec.Name, err)
+	}
+	if st, err := e.target.Cluster().ServiceStatus(ctx, e.rec.Name); err == nil {
+		e.rec.ScoringURI = st.ScoringURI
+		for i := range e.rec.Versions {
+			for _, vs := range st.Versions {
+				if vs.Name == e.rec.Versions[i].Config.VersionName {
+					e.rec.Versions[i].ScoringURI = vs.ScoringURI
+				}
+			}
+		}
+	}
+	b, _ := json.Marshal(e.rec)
+	if err := e.store.Put(ctx, recordKind, e.rec.Name, b); err != nil {
+		return err
+	}
+	live.Store(e.target.Name()+"/"+e.rec.Name, maps.Clone(e.runtimes))
+	return nil
+}
+
+// change runs fn on a copy of the record and applies the result; on any
+// error the endpoint is left as it was.
+func (e *Endpoint) change(ctx context.Context, fn func(rec *Record, rts map[string]webservice.Runtime) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	prev, prevRT := e.rec, e.runtimes
+	next := prev
+	next.Versions = slices.Clone(prev.Versions)
+	next.Tags = maps.Clone(prev.Tags)
+	rts := maps.Clone(prevRT)
+	if err := fn(&next, rts); err != nil {
+		return err
+	}
+	next.Generation++
+	e.rec, e.runtimes = next, rts
+	if err := e.applyLocked(ctx); err != nil {
+		e.rec, e.runtimes = prev, prevRT
+		return err
+	}
+	return nil
+}
+
+func (r *Record) index(version string) int {
+	return slices.IndexFunc(r.Versions, func(v VersionRecord) bool { return v.Config.VersionName == version })
+}
+
+// setDefault makes version i the only default.
+func (r *Record) setDefault(i int) {
+	for j := range r.Versions {
+		r.Versions[j].Config.IsDefault = j == i
+	}
+}
+
+// setControl makes version i the only control, the others treatments.
+func (r *Record) setControl(i int) {
+	for j := range r.Versions {
+		if j == i {
+			r.Versions[j].Type = Control
+		} else {
+			r.Versions[j].Type = Treatment
+		}
+	}
+}
+
+// CreateVersion adds a version (create_version). With IsDefault it becomes
+// the default and the others stop being; with IsControlVersion it becomes
+// the control and the others treatments. A seventh version, a name in use,
+// or percentages over 100 are refused and change nothing.
+func (e *Endpoint) CreateVersion(ctx context.Context, cfg VersionConfig, rt webservice.Runtime) error {
+	if err := cfg.ValidateFor(e.rec.Name); err != nil {
+		return err
+	}
+	return e.change(ctx, func(rec *Record, rts map[string]webservice.Runtime) error {
+		if rec.index(cfg.VersionName) >= 0 {
+			return errcode.Errorf(errcode.AlreadyExists, "endpoint %q: version %q already exists", rec.Name, cfg.VersionName)
+		}
+		if len(rec.Versions) >= MaxVersions {
+			return errcode.Errorf(errcode.ResourceExhausted, "endpoint %q already has %d versions, the most an endpoint may have", rec.Name, MaxVersions)
+		}
+		cfg.PrimaryKey, cfg.SecondaryKey = "", ""
+		rec.Versions = append(rec.Versions, VersionRecord{Config: cfg, Type: Treatment, ModelIDs: rt.ModelIDs})
+		i := len(rec.Versions) - 1
+		if cfg.IsDefault {
+			rec.setDefault(i)
+		}
+		if cfg.IsControlVersion {
+			rec.setControl(i)
+		}
+		rts[cfg.VersionName] = rt
+		return nil
+	})
+}
+
+// VersionUpdate says what UpdateVersion changes; nil fields stay.
+type VersionUpdate struct {
+	TrafficPercentile *float64
+	IsDefault         *bool
+	IsControlVersion  *bool
+	// MirrorPercent copies that share of the endpoint's live traffic to the
+	// version; its responses are discarded. 0 stops mirroring.
+	MirrorPercent *float64
+	Description   *string
+	Tags          map[string]string
+	// Config holds deploy-config fields to change (see webservice.UpdateOptions).
+	Config *webservice.DeployConfig
+	// Runtime replaces the models or inference config; the version's
+	// replicas roll, new ones ready before old ones leave.
+	Runtime *webservice.Runtime
+}
+
+// UpdateVersion changes one version (update_version). Making it the
+// default un-defaults the others; making it the control turns the others
+// into treatments. A version cannot stop being the default by itself: name
+// another default instead.
+func (e *Endpoint) UpdateVersion(ctx context.Context, version string, upd VersionUpdate) error {
+	return e.change(ctx, func(rec *Record, rts map[string]webservice.Runtime) error {
+		i := rec.index(version)
+		if i < 0 {
+			return errcode.Errorf(errcode.NotFound, "endpoint %q has no version %q", rec.Name, version)
+		}
+		v := &rec.Versions[i]
+		if p := upd.TrafficPercentile; p != nil {
+			v.Config.TrafficPercentile = *p
+		}
+		if p := upd.MirrorPercent; p != nil {
+			if *p < 0 || *p > 100 {
+				return errcode.Errorf(errcode.InvalidArgument, "mirror_percent %v must be between 0 and 100", *p)
+			}
+			v.MirrorPercent = *p
+		}
+		if upd.IsDefault != nil {
+			if *upd.IsDefault {
+				rec.setDefault(i)
+			} else if v.Config.IsDefault {
+				return errcode.Errorf(errcode.FailedPrecondition, "endpoint %q: version %q is the default; make another version the default instead", rec.Name, version)
+			}
+		}
+		if upd.IsControlVersion != nil {
+			if *upd.IsControlVersion {
+				rec.setControl(i)
+			} else {
+				v.Type = Treatment
+			}
+		}
+		if upd.Description != nil {
+			v.Config.Description = *upd.Description
+		}
+		if upd.Tags != nil {
+			v.Config.Tags = maps.Clone(upd.Tags)
+		}
+		if upd.Config != nil {
+			merged := VersionConfig{DeployConfig: *upd.Config}
+			cfg, err := webservice.Merge(v.Config.DeployConfig, merged.DeployConfig)
+			if err != nil {
+				return err
+			}
+			next := v.Config
+			next.DeployConfig = cfg
+			if err := next.ValidateFor(rec.Name); err != nil {
+				return err
+			}
+			v.Config = next
+		}
+		if upd.Runtime != nil {
+			rts[version] = *upd.Runtime
+			v.ModelIDs = upd.Runtime.ModelIDs
+		}
+		return nil
+	})
+}
+
+// DeleteVersion removes a version (delete_version). The default version
+// cannot be deleted until another is the default.
+func (e *Endpoint) DeleteVersion(ctx context.Context, version string) error {
+	return e.change(ctx, func(rec *Record, rts map[string]webservice.Runtime) error {
+		i := rec.index(version)
+		if i < 0 {
+			return errcode.Errorf(errcode.NotFound, "endpoint %q has no version %q", rec.Name, version)
+		}
+		if rec.Versions[i].Config.IsDefault {
+			return errcode.Errorf(errcode.FailedPrecondition, "endpoint %q: version %q is the default and cannot be deleted; make another version the default first", rec.Name, version)
+		}
+		rec.Versions = slices.Delete(rec.Versions, i, i+1)
+		delete(rts, version)
+		return nil
+	})
+}
+
+// Update changes endpoint-level settings (update): auth, description, tags.
+type Update struct {
+	AuthEnabled      *bool
+	TokenAuthEnabled *bool
+	Description      *string
+	Tags             map[string]string
+}
+
+// Update changes the endpoint's auth, description or tags.
+func (e *Endpoint) Update(ctx context.Context, upd Update) error {
+	if upd.AuthEnabled == nil && upd.TokenAuthEnabled == nil && upd.Description == nil && upd.Tags == nil {
+		return errcode.New(errcode.InvalidArgument, "No parameters provided to update.")
+	}
+	return e.change(ctx, func(rec *Record, _ map[string]webservice.Runtime) error {
+		key := rec.Auth == webservice.AuthKey
+		token := rec.Auth == webservice.AuthToken
+		if upd.AuthEnabled != nil {
+			key = *upd.AuthEnabled
+		}
+		if upd.TokenAuthEnabled != nil {
+			token = *upd.TokenAuthEnabled
+		}
+		switch {
+		case key && token:
+			return errcode.New(errcode.InvalidArgument, "Invalid configuration, auth_enabled and token_auth_enabled cannot both be true.")
+		case key:
+			rec.Auth = webservice.AuthKey
+		case token:
+			rec.Auth = webservice.AuthToken
+		default:
+			rec.Auth = webservice.AuthNone
+		}
+		if upd.Description != nil {
+			rec.Description = *upd.Description
+		}
+		if upd.Tags != nil {
+			rec.Tags = maps.Clone(upd.Tags)
+		}
+		return nil
+	})
+}
+
+// Get returns endpoint name recorded in target's workspace.
+func Get(ctx context.Context, target *compute.Target, name string) (*Endpoint, error) {
+	store, ok := target.Store().(webservice.Store)
+	if !ok {
+		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
+	}
+	rec, err := load(ctx, store, name)
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{target: target, store: store, rec: rec, runtimes: map[string]webservice.Runtime{}}
+	if rts, ok := live.Load(target.Name() + "/" + name); ok {
+		e.runtimes = maps.Clone(rts.(map[string]webservice.Runtime))
+	}
+	return e, nil
+}
+
+// List returns the records of every endpoint in the store, by name.
+func List(ctx context.Context, store compute.Store) ([]Record, error) {
+	names, err := store.Names(ctx, recordKind)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := make([]Record, 0, len(names))
+	for _, n := range names {
+		rec, err := load(ctx, store, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func load(ctx context.Context, store compute.Store, name string) (Record, error) {
+	var rec Record
+	b, err := store.Get(ctx, recordKind, name)
+	if err != nil {
+		if errors.Is(err, errcode.NotFound) {
+			return rec, errcode.Errorf(errcode.NotFound, "endpoint %q not found in the workspace", name)
+		}
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, errcode.Wrap(errcode.Internal, fmt.Errorf("endpoint %q: corrupt record: %w", name, err))
+	}
+	return rec, nil
+}
+
+// Delete removes the endpoint and every version (delete).
+func (e *Endpoint) Delete(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.target.Cluster().DeleteService(ctx, e.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
+		return err
+	}
+	live.Delete(e.target.Name() + "/" + e.rec.Name)
+	if err := e.store.RemoveModelRefs(ctx, refUser(e.rec.Name)); err != nil {
+		return err
+	}
+	if err := e.store.Delete(ctx, recordKind, e.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
+		return err
+	}
+	return nil
+}
+
+// Name is the endpoint's name.
+func (e *Endpoint) Name() string { return e.rec.Name }
+
+// Record returns what the workspace keeps about the endpoint.
+func (e *Endpoint) Record() Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec
+	r.Versions = slices.Clone(r.Versions)
+	return r
+}
+
+// Versions returns the version names, in creation order.
+func (e *Endpoint) Versions() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, len(e.rec.Versions))
+	for i, v := range e.rec.Versions {
+		out[i] = v.Config.VersionName
+	}
+	return out
+}
+
+// ScoringURI is the endpoint's URI: http://<cluster>/api/v1/service/<name>/score.
+func (e *Endpoint) ScoringURI() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rec.ScoringURI
+}
+
+// VersionScoringURI is one version's own URI,
+// …/api/v1/service/<endpoint>/versions/<version>/score.
+func (e *Endpoint) VersionScoringURI(version string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := e.rec.index(version)
+	if i < 0 {
+		return "", errcode.Errorf(errcode.NotFound, "endpoint %q has no version %q", e.rec.Name, version)
+	}
+	return e.rec.Versions[i].ScoringURI, nil
+}
+
+// Status returns the endpoint's state and each version's; a version with
+// no ready replica has ServesTraffic false and its share goes to the
+// default version.
+func (e *Endpoint) Status(ctx context.Context) (*driver.ServiceStatus, error) {
+	return e.target.Cluster().ServiceStatus(ctx, e.rec.Name)
+}
+
+// Wait blocks until every version is ready (Healthy) and returns an error
+// naming the state and reason when the endpoint Failed.
+func (e *Endpoint) Wait(ctx context.Context) error {
+	for {
+		st, err := e.Status(ctx)
+		if err != nil {
+			return err
+		}
+		switch st.State {
+		case driver.Healthy:
+			return nil
+		case driver.Failed:
+			return errcode.Errorf(errcode.FailedPrecondition, "Endpoint deployment polling reached non-successful terminal state, current state: %s\nError:\n%s", st.State, st.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for endpoint %q (state %s: %s): %w", e.rec.Name, st.State, st.Message, ctx.Err()))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Keys returns the endpoint's primary and secondary keys.
+func (e *Endpoint) Keys() (primary, secondary string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rec.Auth != webservice.AuthKey {
+		return "", "", errcode.Errorf(errcode.FailedPrecondition, "endpoint %q does not use key auth", e.rec.Name)
+	}
+	return e.rec.PrimaryKey, e.rec.SecondaryKey, nil
+}
+
+// RegenKey replaces the primary or secondary key; empty value means a new
+// random key. The old value is rejected once RegenKey returns.
+func (e *Endpoint) RegenKey(ctx context.Context, key webservice.KeyType, value string) error {
+	k := strings.ToLower(string(key))
+	if k != "primary" && k != "secondary" {
+		return errcode.Errorf(errcode.InvalidArgument, "key %q: must be Primary or Secondary", key)
+	}
+	if value == "" {
+		value = frontend.GenerateKey()
+	}
+	return e.change(ctx, func(rec *Record, _ map[string]webservice.Runtime) error {
+		if rec.Auth != webservice.AuthKey {
+			return errcode.Errorf(errcode.FailedPrecondition, "endpoint %q does not use key auth", rec.Name)
+		}
+		if k == "primary" {
+			rec.PrimaryKey = value
+		} else {
+			rec.SecondaryKey = value
+		}
+		return nil
+	})
+}
+
+// Token returns an access token for a token-auth endpoint.
+func (e *Endpoint) Token(ctx context.Context) (driver.Token, error) {
+	return e.target.Cluster().IssueToken(ctx, e.rec.Name)
+}
+
+// Run scores input through the endpoint's traffic rules, with the
+// endpoint's key or token (see webservice.Service.Run).
+func (e *Endpoint) Run(ctx context.Context, input any) (json.RawMessage, error) {
+	return webservice.Score(ctx, e.client, e.ScoringURI(), input, e.credential)
+}
+
+// RunVersion scores input on one version, whatever the weights.
+func (e *Endpoint) RunVersion(ctx context.Context, version string, input any) (json.RawMessage, error) {
+	uri, err := e.VersionScoringURI(version)
+	if err != nil {
+		return nil, err
+	}
+	return webservice.Score(ctx, e.client, uri, input, e.credential)
+}
+
+func (e *Endpoint) credential(ctx context.Context, refresh bool) (string, error) {
+	e.mu.Lock()
+	if refresh {
+		if rec, err := load(ctx, e.store, e.rec.Name); err == nil {
+			e.rec.PrimaryKey, e.rec.SecondaryKey = rec.PrimaryKey, rec.SecondaryKey
+		}
+	}
+	mode, key := e.rec.Auth, e.rec.PrimaryKey
+	e.mu.Unlock()
+	switch mode {
+	case webservice.AuthKey:
+		return key, nil
+	case webservice.AuthToken:
+		t, err := e.Token(ctx)
+		return t.AccessToken, err
+	}
+	return "", nil
+}

@@ -1,0 +1,40 @@
+package simulator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/compute/drivertest"
+	"github.com/aksml/aksml/simulator"
+)
+
+// harness runs the conformance suite on simulators driven by a fake clock,
+// so probe periods, back-off, token expiry and the five-minute scheduling
+// limit pass in an instant.
+type harness struct {
+	clock *testingclock.FakeClock
+}
+
+func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.ClusterShape) driver.Cluster {
+	t.Helper()
+	sim := simulator.New(&simulator.Options{Clock: h.clock, DrainDelay: 50 * time.Millisecond})
+	t.Cleanup(func() { sim.Close() })
+	c, err := sim.Provision(ctx, "conformance", shape)
+	if err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	return c
+}
+
+func (h *harness) Advance(d time.Duration) bool {
+	h.clock.Step(d)
+	return true
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, &harness{clock: testingclock.NewFakeClock(time.Now())})
+}
