@@ -40,7 +40,7 @@ func ParseClusterPurpose(s string) (ClusterPurpose, error) {
 	if s == "" {
 		return "", nil
 	}
-	return "", invalid("cluster_purpose %q must be FastProd, DenseProd or DevTest", s)
+	return "", invalidConfig("cluster_purpose %q must be FastProd, DenseProd or DevTest", s)
 }
 
 func (p ClusterPurpose) valid() bool {
@@ -77,7 +77,7 @@ func ParseLoadBalancerType(s string) (LoadBalancerType, error) {
 	if s == "" {
 		return "", nil
 	}
-	return "", invalid("load_balancer_type %q must be PublicIp or InternalLoadBalancer", s)
+	return "", invalidConfig("load_balancer_type %q must be PublicIp or InternalLoadBalancer", s)
 }
 
 func (t LoadBalancerType) valid() bool {
@@ -191,21 +191,21 @@ func (s SSLConfig) problems(lb LoadBalancerType) []error {
 		}
 	}
 	if len(given) > 0 && len(missing) > 0 {
-		errs = append(errs, invalid("ssl_cname, ssl_cert_pem_file and ssl_key_pem_file must be given together; %s given, %s missing",
+		errs = append(errs, invalidConfig("ssl_cname, ssl_cert_pem_file and ssl_key_pem_file must be given together; %s given, %s missing",
 			strings.Join(given, " and "), strings.Join(missing, " and ")))
 	}
 	if s.LeafDomainLabel != "" && len(given) > 0 {
-		errs = append(errs, invalid("leaf_domain_label %q cannot be combined with %s: use a Microsoft certificate or your own, not both",
+		errs = append(errs, invalidConfig("leaf_domain_label %q cannot be combined with %s: use a Microsoft certificate or your own, not both",
 			s.LeafDomainLabel, strings.Join(given, ", ")))
 	}
 	if s.OverwriteExistingDomain && s.LeafDomainLabel == "" {
-		errs = append(errs, invalid("overwrite_existing_domain true is only allowed with leaf_domain_label"))
+		errs = append(errs, invalidConfig("overwrite_existing_domain true is only allowed with leaf_domain_label"))
 	}
 	if s.LeafDomainLabel != "" && !leafLabel.MatchString(s.LeafDomainLabel) {
-		errs = append(errs, invalid("leaf_domain_label %q must be 1 to 57 lowercase letters, digits and dashes, starting with a letter", s.LeafDomainLabel))
+		errs = append(errs, invalidConfig("leaf_domain_label %q must be 1 to 57 lowercase letters, digits and dashes, starting with a letter", s.LeafDomainLabel))
 	}
 	if lb == InternalLoadBalancer && s.LeafDomainLabel != "" {
-		errs = append(errs, invalid("load_balancer_type InternalLoadBalancer needs a custom certificate (ssl_cname, ssl_cert_pem_file, ssl_key_pem_file): "+
+		errs = append(errs, invalidConfig("load_balancer_type InternalLoadBalancer needs a custom certificate (ssl_cname, ssl_cert_pem_file, ssl_key_pem_file): "+
 			"the Microsoft certificate leaf_domain_label %q asks for is not available on an internal load balancer", s.LeafDomainLabel))
 	}
 	return errs
@@ -253,7 +253,7 @@ func (v VNetConfig) problems() []error {
 		}
 	}
 	if len(given) > 0 && len(missing) > 0 {
-		errs = append(errs, invalid("for custom vnet, please provide vnet name, vnet resource group, subnet name, service cidr, dns service ip and docker bridge cidr; %s given, %s missing",
+		errs = append(errs, invalidConfig("for custom vnet, please provide vnet name, vnet resource group, subnet name, service cidr, dns service ip and docker bridge cidr; %s given, %s missing",
 			strings.Join(given, ", "), strings.Join(missing, ", ")))
 	}
 	var svc netip.Prefix
@@ -261,7 +261,7 @@ func (v VNetConfig) problems() []error {
 	if v.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(v.ServiceCIDR)
 		if err != nil {
-			errs = append(errs, invalid("service_cidr %q is not a CIDR range such as 10.0.0.0/16", v.ServiceCIDR))
+			errs = append(errs, invalidConfig("service_cidr %q is not a CIDR range such as 10.0.0.0/16", v.ServiceCIDR))
 		} else {
 			svc, svcOK = p.Masked(), true
 		}
@@ -270,14 +270,14 @@ func (v VNetConfig) problems() []error {
 		ip, err := netip.ParseAddr(v.DNSServiceIP)
 		switch {
 		case err != nil:
-			errs = append(errs, invalid("dns_service_ip %q is not an IP address such as 10.0.0.10", v.DNSServiceIP))
+			errs = append(errs, invalidConfig("dns_service_ip %q is not an IP address such as 10.0.0.10", v.DNSServiceIP))
 		case svcOK && !svc.Contains(ip):
-			errs = append(errs, invalid("dns_service_ip %s is outside service_cidr %s", v.DNSServiceIP, v.ServiceCIDR))
+			errs = append(errs, invalidConfig("dns_service_ip %s is outside service_cidr %s", v.DNSServiceIP, v.ServiceCIDR))
 		}
 	}
 	if v.DockerBridgeCIDR != "" {
 		if _, err := netip.ParsePrefix(v.DockerBridgeCIDR); err != nil {
-			errs = append(errs, invalid("docker_bridge_cidr %q is not a CIDR range such as 172.17.0.1/16", v.DockerBridgeCIDR))
+			errs = append(errs, invalidConfig("docker_bridge_cidr %q is not a CIDR range such as 172.17.0.1/16", v.DockerBridgeCIDR))
 		}
 	}
 	return errs
@@ -290,7 +290,7 @@ type ProvisioningConfig struct {
 	// AgentCount is the number of nodes (agent_count): 3 by default, 1 for
 	// DevTest. Negative counts are invalid.
 	AgentCount int
-	// VMSize is the node size (vm_size), a name of the catalog with or
+	// VMSize is the node size (vm_size), a name of the vmCatalog with or
 	// without "Standard_", in any case: Standard_D3_v2 by default.
 	VMSize string
 	// SSL is the TLS setting of the front end (ssl_* and leaf_domain_label).
@@ -360,19 +360,19 @@ func (c ProvisioningConfig) Warnings() []Warning {
 func (c ProvisioningConfig) check() ([]Warning, []error) {
 	var errs []error
 	if c.AgentCount < 0 {
-		errs = append(errs, invalid("agent_count %d must be a positive integer", c.AgentCount))
+		errs = append(errs, invalidConfig("agent_count %d must be a positive integer", c.AgentCount))
 	}
 	size, sizeOK := LookupVMSize(DefaultVMSize)
 	if c.VMSize != "" {
 		if size, sizeOK = LookupVMSize(c.VMSize); !sizeOK {
-			errs = append(errs, invalid("vm_size %q is not a VM size aksml knows (compute.VMSizes lists them)", c.VMSize))
+			errs = append(errs, invalidConfig("vm_size %q is not a VM size aksml knows (compute.VMSizes lists them)", c.VMSize))
 		}
 	}
 	if !c.ClusterPurpose.valid() {
-		errs = append(errs, invalid("cluster_purpose %q must be FastProd, DenseProd or DevTest", c.ClusterPurpose))
+		errs = append(errs, invalidConfig("cluster_purpose %q must be FastProd, DenseProd or DevTest", c.ClusterPurpose))
 	}
 	if !c.LoadBalancerType.valid() {
-		errs = append(errs, invalid("load_balancer_type %q must be PublicIp or InternalLoadBalancer", c.LoadBalancerType))
+		errs = append(errs, invalidConfig("load_balancer_type %q must be PublicIp or InternalLoadBalancer", c.LoadBalancerType))
 	}
 	errs = append(errs, c.SSL.problems(c.LoadBalancerType)...)
 	errs = append(errs, c.VNet.problems()...)
@@ -381,7 +381,7 @@ func (c ProvisioningConfig) check() ([]Warning, []error) {
 	if c.AgentCount >= 0 && sizeOK && c.ClusterPurpose.valid() {
 		d := c.WithDefaults()
 		vcpus := d.AgentCount * size.VCPUs
-		w, e := capacity(d.ClusterPurpose, d.AgentCount, vcpus,
+		w, e := checkCapacity(d.ClusterPurpose, d.AgentCount, vcpus,
 			fmt.Sprintf("agent_count %d", d.AgentCount),
 			fmt.Sprintf("agent_count %d × vm_size %s (%d vCPUs) = %d vCPUs", d.AgentCount, size.Name, size.VCPUs, vcpus))
 		warnings, errs = w, append(errs, e...)
@@ -397,27 +397,27 @@ func (c ProvisioningConfig) check() ([]Warning, []error) {
 // uses it with the nodes the cluster reports.
 func ValidateCapacity(purpose ClusterPurpose, nodes, vcpus int) ([]Warning, error) {
 	if !purpose.valid() {
-		return nil, invalid("cluster_purpose %q must be FastProd, DenseProd or DevTest", purpose)
+		return nil, invalidConfig("cluster_purpose %q must be FastProd, DenseProd or DevTest", purpose)
 	}
-	w, errs := capacity(purpose.orDefault(), nodes, vcpus,
+	w, errs := checkCapacity(purpose.orDefault(), nodes, vcpus,
 		fmt.Sprintf("the cluster's %d nodes", nodes), fmt.Sprintf("the cluster's %d vCPUs", vcpus))
 	return w, errors.Join(errs...)
 }
 
-func capacity(purpose ClusterPurpose, nodes, vcpus int, nodesDesc, vcpusDesc string) ([]Warning, []error) {
+func checkCapacity(purpose ClusterPurpose, nodes, vcpus int, nodesDesc, vcpusDesc string) ([]Warning, []error) {
 	var errs []error
 	var warnings []Warning
 	switch purpose {
 	case FastProd, DenseProd:
 		if nodes < MinProductionNodes {
-			errs = append(errs, invalid("%s is below the %d nodes a %s cluster needs", nodesDesc, MinProductionNodes, purpose))
+			errs = append(errs, invalidConfig("%s is below the %d nodes a %s cluster needs", nodesDesc, MinProductionNodes, purpose))
 		}
 		if vcpus < MinProductionVCPUs {
-			errs = append(errs, invalid("%s is below the %d vCPUs a %s cluster needs", vcpusDesc, MinProductionVCPUs, purpose))
+			errs = append(errs, invalidConfig("%s is below the %d vCPUs a %s cluster needs", vcpusDesc, MinProductionVCPUs, purpose))
 		}
 	case DevTest:
 		if nodes < MinDevTestNodes {
-			errs = append(errs, invalid("%s is below the %d node a %s cluster needs", nodesDesc, MinDevTestNodes, purpose))
+			errs = append(errs, invalidConfig("%s is below the %d node a %s cluster needs", nodesDesc, MinDevTestNodes, purpose))
 		} else if vcpus < RecommendedDevTestVCPUs {
 			warnings = append(warnings, Warning{Field: "agent_count",
 				Message: fmt.Sprintf("%s is below the %d vCPUs Azure recommends for a %s cluster", vcpusDesc, RecommendedDevTestVCPUs, purpose)})
@@ -485,7 +485,7 @@ func (c AttachConfig) Validate() error {
 			errs = append(errs, err)
 		}
 		if c.ResourceGroup != "" || c.ClusterName != "" {
-			errs = append(errs, invalid("resource_id cannot be combined with resource_group %q or cluster_name %q: identify the cluster one way",
+			errs = append(errs, invalidConfig("resource_id cannot be combined with resource_group %q or cluster_name %q: identify the cluster one way",
 				c.ResourceGroup, c.ClusterName))
 		}
 	} else if c.Kubeconfig == "" || c.ResourceGroup != "" || c.ClusterName != "" {
@@ -497,21 +497,21 @@ func (c AttachConfig) Validate() error {
 			missing = append(missing, "cluster_name")
 		}
 		if missing != nil {
-			errs = append(errs, invalid("resource_group and cluster_name are both required without resource_id or kubeconfig; %s missing",
+			errs = append(errs, invalidConfig("resource_group and cluster_name are both required without resource_id or kubeconfig; %s missing",
 				strings.Join(missing, " and ")))
 		}
 	}
 	if c.Context != "" && c.Kubeconfig == "" {
-		errs = append(errs, invalid("context %q is only allowed with kubeconfig", c.Context))
+		errs = append(errs, invalidConfig("context %q is only allowed with kubeconfig", c.Context))
 	}
 	if !c.ClusterPurpose.valid() {
-		errs = append(errs, invalid("cluster_purpose %q must be FastProd, DenseProd or DevTest", c.ClusterPurpose))
+		errs = append(errs, invalidConfig("cluster_purpose %q must be FastProd, DenseProd or DevTest", c.ClusterPurpose))
 	}
 	if !c.LoadBalancerType.valid() {
-		errs = append(errs, invalid("load_balancer_type %q must be PublicIp or InternalLoadBalancer", c.LoadBalancerType))
+		errs = append(errs, invalidConfig("load_balancer_type %q must be PublicIp or InternalLoadBalancer", c.LoadBalancerType))
 	} else if c.LoadBalancerSubnet != "" && c.LoadBalancerType != InternalLoadBalancer {
-		errs = append(errs, invalid("load_balancer_subnet %q is only allowed with load_balancer_type InternalLoadBalancer, not %s",
-			c.LoadBalancerSubnet, orString(string(c.LoadBalancerType), "PublicIp (the default)")))
+		errs = append(errs, invalidConfig("load_balancer_subnet %q is only allowed with load_balancer_type InternalLoadBalancer, not %s",
+			c.LoadBalancerSubnet, orDefaultString(string(c.LoadBalancerType), "PublicIp (the default)")))
 	}
 	errs = append(errs, c.SSL.problems(c.LoadBalancerType)...)
 	return errors.Join(errs...)
@@ -554,25 +554,25 @@ func ParseAKSResourceID(id string) (AKSResource, error) {
 	const form = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}"
 	parts := strings.Split(id, "/")
 	if len(parts) != 9 {
-		return AKSResource{}, invalid("resource_id %q must have 9 segments when split on \"/\", as in %s; it has %d", id, form, len(parts))
+		return AKSResource{}, invalidConfig("resource_id %q must have 9 segments when split on \"/\", as in %s; it has %d", id, form, len(parts))
 	}
 	if !strings.EqualFold(parts[6], "Microsoft.ContainerService") {
-		return AKSResource{}, invalid("resource_id %q: resource type %q does not match for AKS (want Microsoft.ContainerService)", id, parts[6])
+		return AKSResource{}, invalidConfig("resource_id %q: resource type %q does not match for AKS (want Microsoft.ContainerService)", id, parts[6])
 	}
 	if parts[0] != "" || !strings.EqualFold(parts[1], "subscriptions") || !strings.EqualFold(parts[3], "resourcegroups") ||
 		!strings.EqualFold(parts[5], "providers") || !strings.EqualFold(parts[7], "managedClusters") ||
 		parts[2] == "" || parts[4] == "" || parts[8] == "" {
-		return AKSResource{}, invalid("resource_id %q is not of the form %s", id, form)
+		return AKSResource{}, invalidConfig("resource_id %q is not of the form %s", id, form)
 	}
 	return AKSResource{SubscriptionID: parts[2], ResourceGroup: parts[4], ClusterName: parts[8]}, nil
 }
 
 // invalid returns an errcode.InvalidArgument error in the SDK's wording.
-func invalid(format string, args ...any) error {
+func invalidConfig(format string, args ...any) error {
 	return errcode.Errorf(errcode.InvalidArgument, "Invalid configuration, "+format+".", args...)
 }
 
-func orString(s, def string) string {
+func orDefaultString(s, def string) string {
 	if s == "" {
 		return def
 	}

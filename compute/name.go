@@ -25,14 +25,14 @@ func ValidateName(name string) error {
 		problems = append(problems, fmt.Sprintf("must be %d to %d characters long (it has %d)", MinNameLength, MaxNameLength, n))
 	}
 	if name != "" {
-		if !isASCIILetter(name[0]) {
+		if !isNameLetter(name[0]) {
 			problems = append(problems, "must start with a letter")
 		}
-		if last := name[len(name)-1]; !isASCIILetter(last) && !isDigit(last) {
+		if last := name[len(name)-1]; !isNameLetter(last) && !isNameDigit(last) {
 			problems = append(problems, "must end with a letter or digit")
 		}
 		if i := strings.IndexFunc(name, func(r rune) bool {
-			return r >= utf8.RuneSelf || !(isASCIILetter(byte(r)) || isDigit(byte(r)) || r == '-')
+			return r >= utf8.RuneSelf || !(isNameLetter(byte(r)) || isNameDigit(byte(r)) || r == '-')
 		}); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(name[i:])
 			problems = append(problems, fmt.Sprintf("may contain only letters, digits and dashes (found %q)", r))
@@ -44,5 +44,5 @@ func ValidateName(name string) error {
 	return errcode.Errorf(errcode.InvalidArgument, "Invalid compute target name %q: it %s.", name, strings.Join(problems, "; it "))
 }
 
-func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-func isDigit(c byte) bool       { return c >= '0' && c <= '9' }
+func isNameLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isNameDigit(c byte) bool  { return c >= '0' && c <= '9' }

@@ -2,7 +2,7 @@ package compute
 
 import "strings"
 
-// VMSize is one Azure virtual-machine size of the catalog: what a node of a
+// VMSize is one Azure virtual-machine size of the vmCatalog: what a node of a
 // cluster created with that agent VM size offers.
 type VMSize struct {
 	// Name is the canonical Azure name, such as "Standard_D3_v2".
@@ -22,11 +22,11 @@ type VMSize struct {
 	FPGAModel string
 }
 
-// Standard_ names Azure uses for the sizes below, so the catalog reads as a
+// Standard_ names Azure uses for the sizes below, so the vmCatalog reads as a
 // table. Figures: azure-docs articles/virtual-machines dv2-dsv2-series.md,
 // dv3-dsv3-series.md, nc-series.md, ncv3-series.md, nd-series.md, and the
 // Azure ML FPGA deployment article for PB6s.
-var catalog = []VMSize{
+var vmCatalog = []VMSize{
 	// Dv2: general purpose.
 	{Name: "Standard_D1_v2", VCPUs: 1, MemoryGiB: 3.5},
 	{Name: "Standard_D2_v2", VCPUs: 2, MemoryGiB: 7},
@@ -73,9 +73,9 @@ const (
 // DefaultVMSize is the agent VM size of a new cluster when none is given.
 const DefaultVMSize = "Standard_D3_v2"
 
-var catalogIndex = func() map[string]int {
-	m := make(map[string]int, len(catalog))
-	for i, s := range catalog {
+var vmCatalogIndex = func() map[string]int {
+	m := make(map[string]int, len(vmCatalog))
+	for i, s := range vmCatalog {
 		m[vmKey(s.Name)] = i
 	}
 	return m
@@ -88,19 +88,19 @@ func vmKey(name string) string {
 	return strings.TrimPrefix(k, "standard_")
 }
 
-// LookupVMSize finds a size in the catalog. The name is matched without
+// LookupVMSize finds a size in the vmCatalog. The name is matched without
 // regard to case, with or without the "Standard_" prefix: "nc6s_v3",
 // "Standard_NC6s_v3" and "STANDARD_NC6S_V3" all find Standard_NC6s_v3.
 func LookupVMSize(name string) (VMSize, bool) {
-	i, ok := catalogIndex[vmKey(name)]
+	i, ok := vmCatalogIndex[vmKey(name)]
 	if !ok {
 		return VMSize{}, false
 	}
-	return catalog[i], true
+	return vmCatalog[i], true
 }
 
-// VMSizes returns every size of the catalog: the D-series v2 and v3, then
+// VMSizes returns every size of the vmCatalog: the D-series v2 and v3, then
 // the GPU sizes (NC, NCv3, ND), then the FPGA size PB6s. The slice is a copy.
 func VMSizes() []VMSize {
-	return append([]VMSize(nil), catalog...)
+	return append([]VMSize(nil), vmCatalog...)
 }

@@ -46,15 +46,15 @@ type VersionConfig struct {
 // service name, traffic_percentile between 0 and 100, blobfuse_enabled not
 // given. Use ValidateFor when the endpoint's name is known.
 func (c VersionConfig) Validate() error {
-	return errors.Join(append(splitJoined(c.DeployConfig.Validate()), c.versionProblems()...)...)
+	return errors.Join(append(splitJoinedErrors(c.DeployConfig.Validate()), c.versionProblems()...)...)
 }
 
 // ValidateFor is Validate plus the rule that needs the endpoint's name: the
 // version name must differ from it.
 func (c VersionConfig) ValidateFor(endpointName string) error {
-	errs := append(splitJoined(c.DeployConfig.Validate()), c.versionProblems()...)
+	errs := append(splitJoinedErrors(c.DeployConfig.Validate()), c.versionProblems()...)
 	if c.VersionName != "" && c.VersionName == endpointName {
-		errs = append(errs, invalid("version_name %q must differ from the endpoint name: a version named like its endpoint breaks later endpoint updates", c.VersionName))
+		errs = append(errs, invalidConfig("version_name %q must differ from the endpoint name: a version named like its endpoint breaks later endpoint updates", c.VersionName))
 	}
 	return errors.Join(errs...)
 }
@@ -63,23 +63,23 @@ func (c VersionConfig) ValidateFor(endpointName string) error {
 func (c VersionConfig) versionProblems() []error {
 	var errs []error
 	if c.VersionName == "" {
-		errs = append(errs, invalid("version_name is required: give each version its own name (the SDK's default, the endpoint name, breaks later endpoint updates)"))
+		errs = append(errs, invalidConfig("version_name is required: give each version its own name (the SDK's default, the endpoint name, breaks later endpoint updates)"))
 	} else if err := webservice.ValidateName(c.VersionName); err != nil {
 		why := strings.TrimPrefix(err.Error(), fmt.Sprintf("Invalid service name %q: ", c.VersionName))
-		errs = append(errs, invalid("version_name %q is not a valid service name: %s", c.VersionName, strings.TrimSuffix(why, ".")))
+		errs = append(errs, invalidConfig("version_name %q is not a valid service name: %s", c.VersionName, strings.TrimSuffix(why, ".")))
 	}
 	if p := c.TrafficPercentile; math.IsNaN(p) || p < MinTrafficPercentile || p > MaxTrafficPercentile {
-		errs = append(errs, invalid("traffic_percentile %v must be between %d and %d", p, MinTrafficPercentile, MaxTrafficPercentile))
+		errs = append(errs, invalidConfig("traffic_percentile %v must be between %d and %d", p, MinTrafficPercentile, MaxTrafficPercentile))
 	}
 	if c.BlobfuseEnabled != nil {
-		errs = append(errs, invalid("blobfuse_enabled %v is not a parameter of an endpoint version", *c.BlobfuseEnabled))
+		errs = append(errs, invalidConfig("blobfuse_enabled %v is not a parameter of an endpoint version", *c.BlobfuseEnabled))
 	}
 	return errs
 }
 
 // splitJoined returns the errors an errors.Join result holds, so that they
 // join flat with others.
-func splitJoined(err error) []error {
+func splitJoinedErrors(err error) []error {
 	if err == nil {
 		return nil
 	}
@@ -95,6 +95,6 @@ func splitJoined(err error) []error {
 }
 
 // invalid returns an errcode.InvalidArgument error in the SDK's wording.
-func invalid(format string, args ...any) error {
+func invalidConfig(format string, args ...any) error {
 	return errcode.Errorf(errcode.InvalidArgument, "Invalid configuration, "+format+".", args...)
 }

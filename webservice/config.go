@@ -152,8 +152,8 @@ type DeployConfig struct {
 	BlobfuseEnabled *bool
 }
 
-// namespaceRE is the SDK's NAMESPACE_REGEX, ^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$.
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// namespaceRegexp is the SDK's NAMESPACE_REGEX, ^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$.
+var namespaceRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Validate reports every rule c breaks, as one error joining an
 // errcode.InvalidArgument error per rule, or nil. The rules are the SDK's
@@ -178,7 +178,7 @@ func (c DeployConfig) Validate() error {
 
 func (c DeployConfig) problems() []error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, invalid(format, args...)) }
+	add := func(format string, args ...any) { errs = append(errs, invalidConfig(format, args...)) }
 	positiveFloat := func(name string, v float64) bool {
 		switch {
 		case v == 0:
@@ -224,8 +224,8 @@ func (c DeployConfig) problems() []error {
 	positiveInt("timeout_seconds", c.TimeoutSeconds)
 	positiveInt("success_threshold", c.SuccessThreshold)
 	positiveInt("failure_threshold", c.FailureThreshold)
-	if c.Namespace != "" && !namespaceRE.MatchString(c.Namespace) {
-		add("namespace %q must be a valid Kubernetes namespace (regex %s)", c.Namespace, namespaceRE)
+	if c.Namespace != "" && !namespaceRegexp.MatchString(c.Namespace) {
+		add("namespace %q must be a valid Kubernetes namespace (regex %s)", c.Namespace, namespaceRegexp)
 	}
 	positiveInt("scoring_timeout_ms", c.ScoringTimeoutMs)
 	if c.ScoringTimeoutMs > MaxScoringTimeoutMs {
@@ -385,8 +385,8 @@ func (c DeployConfig) Effective() EffectiveConfig {
 		Namespace:         c.Namespace,
 		ComputeTargetName: c.ComputeTargetName,
 		Description:       c.Description,
-		Tags:              cloneMap(c.Tags),
-		Properties:        cloneMap(c.Properties),
+		Tags:              copyStringMap(c.Tags),
+		Properties:        copyStringMap(c.Properties),
 		CollectModelData:  c.CollectModelData,
 		AppInsights:       c.EnableAppInsights,
 		Blobfuse:          c.BlobfuseEnabled == nil || *c.BlobfuseEnabled,
@@ -412,7 +412,7 @@ func (c DeployConfig) Effective() EffectiveConfig {
 	return e
 }
 
-func cloneMap(m map[string]string) map[string]string {
+func copyStringMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
@@ -420,6 +420,6 @@ func cloneMap(m map[string]string) map[string]string {
 }
 
 // invalid returns an errcode.InvalidArgument error in the SDK's wording.
-func invalid(format string, args ...any) error {
+func invalidConfig(format string, args ...any) error {
 	return errcode.Errorf(errcode.InvalidArgument, "Invalid configuration, "+format+".", args...)
 }

@@ -83,7 +83,7 @@ type DeploymentConfigFile struct {
 // endpoint.DecodeVersionConfig to have them validated. On error the result
 // holds whatever could be decoded.
 func DecodeDeploymentConfig(data []byte) (DeploymentConfigFile, error) {
-	f, errs := decodeFile(data)
+	f, errs := decodeDeploymentFile(data)
 	if f.ComputeType != ComputeTypeLocal {
 		errs = append(errs, f.DeployConfig.problems()...)
 	}
@@ -225,19 +225,19 @@ func toWire(c DeployConfig) wireFile {
 
 // The keys of each computeType.
 var (
-	aksKeys = []string{"computeType", "autoScaler", "dataCollection", "authEnabled", "tokenAuthEnabled",
+	dcAKSKeys = []string{"computeType", "autoScaler", "dataCollection", "authEnabled", "tokenAuthEnabled",
 		"containerResourceRequirements", "gpuCores", "appInsightsEnabled", "scoringTimeoutMs",
 		"maxConcurrentRequestsPerContainer", "maxQueueWaitMs", "numReplicas", "keys",
 		"livenessProbeRequirements", "namespace", "computeTargetName"}
-	endpointKeys = []string{"versionName", "trafficPercentile"}
-	localKeys    = []string{"computeType", "port"}
+	dcEndpointKeys = []string{"versionName", "trafficPercentile"}
+	dcLocalKeys    = []string{"computeType", "port"}
 )
 
-// decodeFile decodes the structure of a deploymentconfig.json file,
+// decodeDeploymentFile decodes the structure of a deploymentconfig.json file,
 // reporting JSON-level problems; the DeployConfig rules are not applied.
-func decodeFile(data []byte) (DeploymentConfigFile, []error) {
+func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 	var f DeploymentConfigFile
-	d := &decoder{}
+	d := &dcDecoder{}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark, as Windows editors write
 	var top json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
@@ -253,7 +253,7 @@ func decodeFile(data []byte) (DeploymentConfigFile, []error) {
 	}
 
 	// computeType first: it decides which keys belong.
-	if raw, present := m["computeType"]; !present || isNull(raw) {
+	if raw, present := m["computeType"]; !present || jsonNull(raw) {
 		d.fail("computeType is required: aks, aksendpoint or local")
 	} else if s, ok := d.str(raw, "computeType"); ok {
 		switch ct := ComputeType(strings.ToLower(s)); ct {
@@ -269,28 +269,28 @@ func decodeFile(data []byte) (DeploymentConfigFile, []error) {
 	var known []string
 	switch f.ComputeType {
 	case ComputeTypeAKS:
-		known = aksKeys
+		known = dcAKSKeys
 	case ComputeTypeAKSEndpoint:
-		known = append(slices.Clip(aksKeys), endpointKeys...)
+		known = append(slices.Clip(dcAKSKeys), dcEndpointKeys...)
 	case ComputeTypeLocal:
-		known = localKeys
+		known = dcLocalKeys
 	default: // unknown: check every field any computeType has
-		known = append(append(slices.Clip(aksKeys), endpointKeys...), "port")
+		known = append(append(slices.Clip(dcAKSKeys), dcEndpointKeys...), "port")
 	}
 	d.unknownKeys(m, "", known, func(key string) string {
 		switch {
-		case slices.Contains(endpointKeys, key):
+		case slices.Contains(dcEndpointKeys, key):
 			return "is only used with computeType aksendpoint"
 		case key == "port":
 			return "is only used with computeType local"
-		case slices.Contains(aksKeys, key):
+		case slices.Contains(dcAKSKeys, key):
 			return "is not used with computeType local (only computeType and port are)"
 		}
 		return ""
 	})
 
 	if f.ComputeType == ComputeTypeLocal {
-		if raw, ok := m["port"]; ok && !isNull(raw) {
+		if raw, ok := m["port"]; ok && !jsonNull(raw) {
 			if p, ok := d.integer(raw, "port", "port", false); ok {
 				if p < 0 || p > 65535 {
 					d.fail("port %d must be between 0 and 65535 (0 picks a free port)", p)
@@ -350,25 +350,25 @@ func decodeFile(data []byte) (DeploymentConfigFile, []error) {
 	c.ComputeTargetName = d.optStr(m, "", "computeTargetName")
 	if f.ComputeType != ComputeTypeAKS {
 		f.VersionName = d.optStr(m, "", "versionName")
-		if raw, ok := m["trafficPercentile"]; ok && !isNull(raw) {
+		if raw, ok := m["trafficPercentile"]; ok && !jsonNull(raw) {
 			f.TrafficPercentile, _ = d.number(raw, "trafficPercentile")
 		}
 	}
 	return f, d.errs
 }
 
-// decoder collects the problems of one file.
-type decoder struct{ errs []error }
+// dcDecoder collects the problems of one file.
+type dcDecoder struct{ errs []error }
 
-func (d *decoder) fail(format string, args ...any) {
+func (d *dcDecoder) fail(format string, args ...any) {
 	d.errs = append(d.errs, errcode.Errorf(errcode.InvalidArgument, "Invalid deployment config JSON, "+format+".", args...))
 }
 
-// simpleKey matches keys printed as .key in a path; others print as ["key"].
-var simpleKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// jsonSimpleKey matches keys printed as .key in a path; others print as ["key"].
+var jsonSimpleKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-func joinPath(parent, key string) string {
-	if !simpleKey.MatchString(key) {
+func jsonPath(parent, key string) string {
+	if !jsonSimpleKey.MatchString(key) {
 		return parent + "[" + strconv.Quote(key) + "]"
 	}
 	if parent == "" {
@@ -377,10 +377,10 @@ func joinPath(parent, key string) string {
 	return parent + "." + key
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+func jsonNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // kindOf names the JSON type of raw for messages.
-func kindOf(raw json.RawMessage) string {
+func jsonKind(raw json.RawMessage) string {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 {
 		return "nothing"
@@ -401,7 +401,7 @@ func kindOf(raw json.RawMessage) string {
 }
 
 // show quotes a short form of raw for messages.
-func show(raw json.RawMessage) string {
+func jsonShow(raw json.RawMessage) string {
 	s := string(bytes.TrimSpace(raw))
 	if len(s) > 40 {
 		s = s[:37] + "..."
@@ -409,24 +409,24 @@ func show(raw json.RawMessage) string {
 	return s
 }
 
-func (d *decoder) object(raw json.RawMessage, path string) (map[string]json.RawMessage, bool) {
-	if kindOf(raw) != "an object" {
+func (d *dcDecoder) object(raw json.RawMessage, path string) (map[string]json.RawMessage, bool) {
+	if jsonKind(raw) != "an object" {
 		if path == "" {
-			d.fail("the file must hold a JSON object, not %s", kindOf(raw))
+			d.fail("the file must hold a JSON object, not %s", jsonKind(raw))
 		} else {
-			d.fail("%s must be a JSON object, not %s %s", path, kindOf(raw), show(raw))
+			d.fail("%s must be a JSON object, not %s %s", path, jsonKind(raw), jsonShow(raw))
 		}
 		return nil, false
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		d.fail("%s: %v", orTop(path), err)
+		d.fail("%s: %v", jsonTop(path), err)
 		return nil, false
 	}
 	return m, true
 }
 
-func orTop(path string) string {
+func jsonTop(path string) string {
 	if path == "" {
 		return "the top-level object"
 	}
@@ -435,9 +435,9 @@ func orTop(path string) string {
 
 // child decodes the object m[key] and reports its unknown keys; ok is false
 // when it is absent, null or not an object.
-func (d *decoder) child(m map[string]json.RawMessage, key string, known []string) (map[string]json.RawMessage, bool) {
+func (d *dcDecoder) child(m map[string]json.RawMessage, key string, known []string) (map[string]json.RawMessage, bool) {
 	raw, present := m[key]
-	if !present || isNull(raw) {
+	if !present || jsonNull(raw) {
 		return nil, false
 	}
 	c, ok := d.object(raw, key)
@@ -449,7 +449,7 @@ func (d *decoder) child(m map[string]json.RawMessage, key string, known []string
 
 // unknownKeys reports the keys of m not in known, in sorted order; why
 // explains a key that belongs to another computeType.
-func (d *decoder) unknownKeys(m map[string]json.RawMessage, path string, known []string, why func(string) string) {
+func (d *dcDecoder) unknownKeys(m map[string]json.RawMessage, path string, known []string, why func(string) string) {
 	var bad []string
 	for k := range m {
 		if !slices.Contains(known, k) {
@@ -458,7 +458,7 @@ func (d *decoder) unknownKeys(m map[string]json.RawMessage, path string, known [
 	}
 	slices.Sort(bad)
 	for _, k := range bad {
-		p := joinPath(path, k)
+		p := jsonPath(path, k)
 		if why != nil {
 			if reason := why(k); reason != "" {
 				d.fail("field %s %s", p, reason)
@@ -466,34 +466,34 @@ func (d *decoder) unknownKeys(m map[string]json.RawMessage, path string, known [
 			}
 		}
 		if i := slices.IndexFunc(known, func(s string) bool { return strings.EqualFold(s, k) }); i >= 0 {
-			d.fail("unknown field %s (did you mean %s? field names are case-sensitive)", p, joinPath(path, known[i]))
+			d.fail("unknown field %s (did you mean %s? field names are case-sensitive)", p, jsonPath(path, known[i]))
 			continue
 		}
 		d.fail("unknown field %s", p)
 	}
 }
 
-func (d *decoder) str(raw json.RawMessage, path string) (string, bool) {
+func (d *dcDecoder) str(raw json.RawMessage, path string) (string, bool) {
 	var s string
-	if kindOf(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
-		d.fail("%s must be a string, not %s %s", path, kindOf(raw), show(raw))
+	if jsonKind(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
+		d.fail("%s must be a string, not %s %s", path, jsonKind(raw), jsonShow(raw))
 		return "", false
 	}
 	return s, true
 }
 
-func (d *decoder) optStr(m map[string]json.RawMessage, parent, key string) string {
+func (d *dcDecoder) optStr(m map[string]json.RawMessage, parent, key string) string {
 	raw, ok := m[key]
-	if !ok || isNull(raw) {
+	if !ok || jsonNull(raw) {
 		return ""
 	}
-	s, _ := d.str(raw, joinPath(parent, key))
+	s, _ := d.str(raw, jsonPath(parent, key))
 	return s
 }
 
-func (d *decoder) optBool(m map[string]json.RawMessage, parent, key string) *bool {
+func (d *dcDecoder) optBool(m map[string]json.RawMessage, parent, key string) *bool {
 	raw, ok := m[key]
-	if !ok || isNull(raw) {
+	if !ok || jsonNull(raw) {
 		return nil
 	}
 	switch string(bytes.TrimSpace(raw)) {
@@ -502,19 +502,19 @@ func (d *decoder) optBool(m map[string]json.RawMessage, parent, key string) *boo
 	case "false":
 		return new(false)
 	}
-	d.fail("%s must be true or false, not %s %s", joinPath(parent, key), kindOf(raw), show(raw))
+	d.fail("%s must be true or false, not %s %s", jsonPath(parent, key), jsonKind(raw), jsonShow(raw))
 	return nil
 }
 
 // number parses a JSON number.
-func (d *decoder) number(raw json.RawMessage, path string) (float64, bool) {
-	if kindOf(raw) != "a number" {
-		d.fail("%s must be a number, not %s %s", path, kindOf(raw), show(raw))
+func (d *dcDecoder) number(raw json.RawMessage, path string) (float64, bool) {
+	if jsonKind(raw) != "a number" {
+		d.fail("%s must be a number, not %s %s", path, jsonKind(raw), jsonShow(raw))
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
 	if err != nil || math.IsInf(v, 0) {
-		d.fail("%s %s is out of range", path, show(raw))
+		d.fail("%s %s is out of range", path, jsonShow(raw))
 		return 0, false
 	}
 	return v, true
@@ -523,10 +523,10 @@ func (d *decoder) number(raw json.RawMessage, path string) (float64, bool) {
 // integer parses a JSON number that must be whole (1 and 1.0 are, 1.5 is
 // not). With positive, an explicit 0 is reported as breaking the >0 rule of
 // the SDK parameter azure.
-func (d *decoder) integer(raw json.RawMessage, path, azure string, positive bool) (int, bool) {
+func (d *dcDecoder) integer(raw json.RawMessage, path, azure string, positive bool) (int, bool) {
 	text := string(bytes.TrimSpace(raw))
-	if kindOf(raw) != "a number" {
-		d.fail("%s must be a whole number, not %s %s", path, kindOf(raw), show(raw))
+	if jsonKind(raw) != "a number" {
+		d.fail("%s must be a whole number, not %s %s", path, jsonKind(raw), jsonShow(raw))
 		return 0, false
 	}
 	v, err := strconv.ParseInt(text, 10, 0)
@@ -534,17 +534,17 @@ func (d *decoder) integer(raw json.RawMessage, path, azure string, positive bool
 		f, ferr := strconv.ParseFloat(text, 64)
 		switch {
 		case ferr == nil && f != math.Trunc(f):
-			d.fail("%s (%s) %s must be a whole number", path, azure, show(raw))
+			d.fail("%s (%s) %s must be a whole number", path, azure, jsonShow(raw))
 			return 0, false
 		case ferr != nil || f > math.MaxInt32 || f < math.MinInt32:
-			d.fail("%s (%s) %s is out of range", path, azure, show(raw))
+			d.fail("%s (%s) %s is out of range", path, azure, jsonShow(raw))
 			return 0, false
 		}
 		v = int64(f)
 	}
 	if v > math.MaxInt32 || v < math.MinInt32 {
 		// The service stored these as 32-bit integers.
-		d.fail("%s (%s) %s is out of range (at most %d)", path, azure, show(raw), math.MaxInt32)
+		d.fail("%s (%s) %s is out of range (at most %d)", path, azure, jsonShow(raw), math.MaxInt32)
 		return 0, false
 	}
 	if positive && v == 0 {
@@ -554,22 +554,22 @@ func (d *decoder) integer(raw json.RawMessage, path, azure string, positive bool
 	return int(v), true
 }
 
-func (d *decoder) optInt(m map[string]json.RawMessage, parent, key, azure string, positive bool) int {
+func (d *dcDecoder) optInt(m map[string]json.RawMessage, parent, key, azure string, positive bool) int {
 	raw, ok := m[key]
-	if !ok || isNull(raw) {
+	if !ok || jsonNull(raw) {
 		return 0
 	}
-	v, _ := d.integer(raw, joinPath(parent, key), azure, positive)
+	v, _ := d.integer(raw, jsonPath(parent, key), azure, positive)
 	return v
 }
 
 // optFloat parses a number that, when given, must be greater than zero.
-func (d *decoder) optFloat(m map[string]json.RawMessage, parent, key, azure string) float64 {
+func (d *dcDecoder) optFloat(m map[string]json.RawMessage, parent, key, azure string) float64 {
 	raw, ok := m[key]
-	if !ok || isNull(raw) {
+	if !ok || jsonNull(raw) {
 		return 0
 	}
-	path := joinPath(parent, key)
+	path := jsonPath(parent, key)
 	v, ok := d.number(raw, path)
 	if ok && v == 0 {
 		d.fail("%s (%s) 0 must be greater than zero (leave it out for the default)", path, azure)
