@@ -93,7 +93,7 @@ func TestScaleUpEagerDownConservative(t *testing.T) {
 	sec := time.Second
 	steps := []step{
 		{0, 0, 1, "hold"},
-		{1 * sec, 0.5, 1, "hold"},  // 50 % < 70 %
+		{1 * sec, 0.5, 1, "hold"},   // 50 % < 70 %
 		{2 * sec, 5, 8, "scale up"}, // 500 % → ceil(5/0.7) = 8 at once
 		{3 * sec, 5, 8, "hold"},
 		{4 * sec, 20, 10, "scale up"}, // capped at max
