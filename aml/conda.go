@@ -1,6 +1,7 @@
 package aml
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +28,19 @@ type CondaDependencies struct {
 	PipPackages []string
 }
 
-// LoadCondaDependencies reads and parses a conda environment YAML file.
+// maxCondaFile bounds the size of a conda file LoadCondaDependencies reads.
+const maxCondaFile = 16 << 20
+
+// LoadCondaDependencies reads and parses a conda environment YAML file. It
+// refuses anything but a regular file of at most 16 MiB.
 func LoadCondaDependencies(path string) (*CondaDependencies, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "conda file %s: %v", path, err)
+	}
+	if !info.Mode().IsRegular() || info.Size() > maxCondaFile {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "conda file %s is not a regular file of at most %d bytes", path, maxCondaFile)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "conda file %s: %v", path, err)
@@ -248,12 +260,15 @@ func (c *CondaDependencies) YAML() []byte {
 	if len(c.PipPackages) > 0 {
 		d.Dependencies = append(d.Dependencies, map[string][]string{"pip": c.PipPackages})
 	}
-	out, err := yaml.Marshal(d)
-	if err != nil {
-		// Marshalling strings, lists and maps of strings cannot fail.
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(d); err != nil {
+		// Encoding strings, lists and maps of strings cannot fail.
 		panic(fmt.Sprintf("aml: render conda YAML: %v", err))
 	}
-	return out
+	enc.Close()
+	return buf.Bytes()
 }
 
 // HasPackage reports whether a conda or pip spec names the package name

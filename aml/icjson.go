@@ -232,6 +232,14 @@ func (ic *InferenceConfig) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// ParseInferenceConfig decodes the contents of an inferenceconfig.json
+// file, like UnmarshalJSON, but also gives JSON syntax errors the
+// InvalidArgument code (json.Unmarshal reports those itself, uncoded, before
+// calling UnmarshalJSON). Paths are kept as written.
+func ParseInferenceConfig(data []byte) (*InferenceConfig, error) {
+	return decodeInferenceConfig(data)
+}
+
 func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
 	var errs []error
 	if !json.Valid(data) {

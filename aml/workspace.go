@@ -18,11 +18,11 @@ import (
 
 // On-disk layout of a workspace directory.
 const (
-	metaFileName  = "meta.db"  // bbolt file with every record
-	lockFileName  = "lock"     // flock'd: shared by readers, exclusive by writers
-	blobsDirName  = "blobs"    // content-addressed store: blobs/sha256/ab/abcd…
-	stageDirName  = "tmp"      // staging areas of registrations in progress
-	formatVersion = 1          // bumped on incompatible layout changes
+	metaFileName  = "meta.db" // bbolt file with every record
+	lockFileName  = "lock"    // flock'd: shared by readers, exclusive by writers
+	blobsDirName  = "blobs"   // content-addressed store: blobs/sha256/ab/abcd…
+	stageDirName  = "tmp"     // staging areas of registrations in progress
+	formatVersion = 1         // bumped on incompatible layout changes
 	defaultLock   = time.Minute
 )
 
