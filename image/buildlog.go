@@ -64,7 +64,10 @@ func (e *BuildError) Unwrap() []error {
 	return []error{c, ErrEnvironmentBuildFailed}
 }
 
-var stepLine = regexp.MustCompile(`^Step (\d+)/(\d+) : (.*)$`)
+var (
+	stepLine              = regexp.MustCompile(`^Step (\d+)/(\d+) : (.*)$`)
+	successfullyBuiltLine = regexp.MustCompile(`^Successfully built ([0-9a-f]+)$`)
+)
 
 // buildMessage is one message of the engine's JSON build stream.
 type buildMessage struct {
@@ -88,13 +91,12 @@ func parseBuildLog(r io.Reader, logf func(string), tail int) (string, error) {
 		logf = func(string) {}
 	}
 	var (
-		last                  []string
-		partial               string
-		step, steps           int
-		instruction, imageID  string
-		shortID               string
-		dec                   = json.NewDecoder(r)
-		successfullyBuiltLine = regexp.MustCompile(`^Successfully built ([0-9a-f]+)$`)
+		last                 []string
+		partial              string
+		step, steps          int
+		instruction, imageID string
+		shortID              string
+		dec                  = json.NewDecoder(r)
 	)
 	emit := func(line string) {
 		line = strings.TrimRight(line, "\r")

@@ -126,6 +126,8 @@ type CacheOptions struct {
 	Global Store
 	// Builder builds on a miss (an *Engine). Required.
 	Builder Builder
+	// AllowPull is passed to every build (BuildOptions.AllowPull).
+	AllowPull bool
 	// Clock measures durations; nil means the real clock.
 	Clock clock.PassiveClock
 	// Logger receives debug lines; nil discards them.
@@ -299,8 +301,9 @@ func (c *Cache) ensure(ctx context.Context, spec *Spec, d digest.Digest, inputs 
 	}
 	c.builds.Add(1)
 	built, err := c.opts.Builder.Build(ctx, bytes.NewReader(bc.Tar), &BuildOptions{
-		Labels: map[string]string{LabelDigest: d.String()},
-		Log:    progress,
+		Labels:    map[string]string{LabelDigest: d.String()},
+		Log:       progress,
+		AllowPull: c.opts.AllowPull,
 	})
 	if err != nil {
 		return nil, err
@@ -311,6 +314,36 @@ func (c *Cache) ensure(ctx context.Context, spec *Spec, d digest.Digest, inputs 
 	}
 	progress(fmt.Sprintf("image %s built and recorded in the workspace (%s)", ref, c.opts.Workspace))
 	return finish(ref, FromBuild)
+}
+
+// baseImages returns the images a Dockerfile's FROM lines name, leaving out
+// earlier stages, scratch and references built from ARG variables.
+func baseImages(dockerfile string) []string {
+	var out []string
+	stages := map[string]bool{}
+	for _, l := range strings.Split(dockerfile, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || !strings.EqualFold(f[0], "FROM") {
+			continue
+		}
+		args := f[1:]
+		for len(args) > 0 && strings.HasPrefix(args[0], "--") {
+			args = args[1:]
+		}
+		if len(args) == 0 {
+			continue
+		}
+		img := args[0]
+		if !stages[strings.ToLower(img)] && !strings.Contains(img, "$") {
+			if norm, err := normaliseImageRef(img); err == nil {
+				out = append(out, norm)
+			}
+		}
+		if len(args) >= 3 && strings.EqualFold(args[1], "AS") {
+			stages[strings.ToLower(args[2])] = true
+		}
+	}
+	return out
 }
 
 // EnsureOperation is an Ensure in progress.

@@ -1,12 +1,17 @@
 package image
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aksml/aksml/errcode"
 	cerrdefs "github.com/containerd/errdefs"
@@ -92,6 +97,15 @@ type BuildOptions struct {
 	TailLines int
 	// NoCache disables the engine's layer cache.
 	NoCache bool
+	// AllowPull lets the engine pull base images it lacks. When false (the
+	// default), Build reads the Dockerfile's FROM lines first and fails at
+	// once with errcode.FailedPrecondition if a base image is not in the
+	// local image store, instead of reaching out to a registry.
+	AllowPull bool
+	// KeepIntermediate keeps the images of the steps that succeeded when a
+	// build fails (a layer cache for the next attempt). By default they are
+	// removed, so that a failed build leaves nothing behind.
+	KeepIntermediate bool
 }
 
 // BuildResult describes a built image.
@@ -116,6 +130,16 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 	if opts == nil {
 		opts = &BuildOptions{}
 	}
+	if !opts.AllowPull {
+		data, err := io.ReadAll(buildContext)
+		if err != nil {
+			return nil, errcode.Errorf(errcode.Internal, "reading the build context: %w", err)
+		}
+		if err := e.checkBaseImages(ctx, data); err != nil {
+			return nil, err
+		}
+		buildContext = bytes.NewReader(data)
+	}
 	res, err := e.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		Tags:        opts.Tags,
 		Labels:      opts.Labels,
@@ -133,8 +157,20 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 		return nil, e.wrap(err, "building image")
 	}
 	defer res.Body.Close()
-	id, err := parseBuildLog(res.Body, opts.Log, opts.TailLines)
+	var intermediate []string
+	logf := func(line string) {
+		if m := stepImageLine.FindStringSubmatch(line); m != nil {
+			intermediate = append(intermediate, m[1])
+		}
+		if opts.Log != nil {
+			opts.Log(line)
+		}
+	}
+	id, err := parseBuildLog(res.Body, logf, opts.TailLines)
 	if err != nil {
+		if !opts.KeepIntermediate {
+			e.removeIntermediate(ctx, intermediate)
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxError(ctxErr)
 		}
@@ -142,6 +178,54 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 	}
 	e.log.Debug("image built", "id", id, "tags", opts.Tags)
 	return &BuildResult{ImageID: id}, nil
+}
+
+// stepImageLine is the classic builder's line for a step's resulting image.
+var stepImageLine = regexp.MustCompile(`^ ---> ([0-9a-f]{12,64})$`)
+
+// removeIntermediate removes the untagged images of a failed build's steps,
+// newest first. Images still used (a cached layer under another image) are
+// left alone: the engine refuses to remove them without force.
+func (e *Engine) removeIntermediate(ctx context.Context, ids []string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for i := len(ids) - 1; i >= 0; i-- {
+		if _, err := e.cli.ImageRemove(rctx, ids[i], client.ImageRemoveOptions{PruneChildren: true}); err != nil {
+			e.log.Debug("intermediate image kept", "id", ids[i], "err", err)
+		}
+	}
+}
+
+// checkBaseImages fails if a FROM line of the context's Dockerfile names an
+// image the engine does not have.
+func (e *Engine) checkBaseImages(ctx context.Context, buildContext []byte) error {
+	tr := tar.NewReader(bytes.NewReader(buildContext))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil // no Dockerfile: the engine will say so
+		}
+		if path.Clean(h.Name) != ctxDockerfile {
+			continue
+		}
+		df, err := io.ReadAll(io.LimitReader(tr, 1<<20))
+		if err != nil {
+			return nil
+		}
+		for _, b := range baseImages(normaliseText(string(df))) {
+			if b == "scratch" {
+				continue
+			}
+			ok, err := e.HasImage(ctx, b)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errcode.Errorf(errcode.FailedPrecondition, "baseImage %s is not in the local engine's image store and pulling is off (BuildOptions.AllowPull); load or build it first", b)
+			}
+		}
+		return nil
+	}
 }
 
 // imageInfo is what the cache needs to know about a local image.
@@ -164,6 +248,15 @@ func (e *Engine) inspectImage(ctx context.Context, ref string) (*imageInfo, erro
 	return info, nil
 }
 
+// HasImage reports whether the engine's image store holds ref.
+func (e *Engine) HasImage(ctx context.Context, ref string) (bool, error) {
+	_, err := e.inspectImage(ctx, ref)
+	if errors.Is(err, errcode.NotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // TagImage gives the image source (ID or reference) the reference target.
 func (e *Engine) TagImage(ctx context.Context, source, target string) error {
 	if _, err := e.cli.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: target}); err != nil {
@@ -175,7 +268,7 @@ func (e *Engine) TagImage(ctx context.Context, source, target string) error {
 // RemoveImage removes an image reference (and the image with its untagged
 // parents once no reference is left). A missing image is not an error.
 func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
-	_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true})
+	_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return e.wrap(err, "removing image %s", ref)
 	}

@@ -137,8 +137,8 @@ type canonicalSpec struct {
 	EnvironmentVariables    map[string]string `json:"environmentVariables,omitempty"`
 	InferencingStackVersion string            `json:"inferencingStackVersion,omitempty"`
 	// The application part; left empty by EnvironmentDigest.
-	EntryScript string          `json:"entryScript,omitempty"`
-	Source      string          `json:"source,omitempty"`
+	EntryScript string           `json:"entryScript,omitempty"`
+	Source      string           `json:"source,omitempty"`
 	ScoreBinary string           `json:"scoreBinary,omitempty"`
 	ScoreArgs   []string         `json:"scoreArgs,omitempty"`
 	Models      []canonicalModel `json:"models,omitempty"`
