@@ -84,3 +84,15 @@ func FuzzRouter(f *testing.F) {
 		}
 	})
 }
+
+func TestPathHelpers(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{ScoringPath("svc"), SwaggerPath("svc"), VersionScoringPath("ep", "v1"), VersionSwaggerPath("ep", "v1")} {
+		if _, _, _, ok := parsePath([]byte(p)); !ok {
+			t.Errorf("%s does not parse", p)
+		}
+	}
+	if ScoringPath("svc") != "/api/v1/service/svc/score" || VersionScoringPath("ep", "v1") != "/api/v1/service/ep/versions/v1/score" {
+		t.Error("paths changed")
+	}
+}

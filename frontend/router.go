@@ -850,3 +850,20 @@ func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
 		fasthttp.ReleaseRequest(mreq)
 	}()
 }
+
+// ScoringPath is the path of a route's scoring URI: /api/v1/service/NAME/score.
+func ScoringPath(name string) string { return PathPrefix + name + "/score" }
+
+// SwaggerPath is the path of a route's swagger URI: /api/v1/service/NAME/swagger.json.
+func SwaggerPath(name string) string { return PathPrefix + name + "/swagger.json" }
+
+// VersionScoringPath is the path of one version's scoring URI:
+// /api/v1/service/NAME/versions/VERSION/score.
+func VersionScoringPath(name, version string) string {
+	return PathPrefix + name + "/versions/" + version + "/score"
+}
+
+// VersionSwaggerPath is the path of one version's swagger URI.
+func VersionSwaggerPath(name, version string) string {
+	return PathPrefix + name + "/versions/" + version + "/swagger.json"
+}

@@ -342,3 +342,34 @@ func TestShutdownIdempotentServe(t *testing.T) {
 		t.Errorf("Serve after Shutdown: %v", err)
 	}
 }
+
+func TestChunkedRequestBody(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		rt := New(&Options{MaxBodyBytes: 64})
+		base := serve(t, rt, engine)
+		rep := startReplica(t, "echo", func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d %s", r.ContentLength, b)
+		})
+		mustSet(t, rt, Route{Name: "svc", Versions: []Version{version("v", 0, rep)}})
+		for _, tc := range []struct {
+			body string
+			code int
+			want string
+		}{{`{"a":1}`, 200, `7 {"a":1}`}, {strings.Repeat("y", 65), 413, "larger than the limit"}} {
+			pr, pw := io.Pipe()
+			go func() { io.WriteString(pw, tc.body); pw.Close() }()
+			req, _ := http.NewRequest("POST", base+"/api/v1/service/svc/score", io.NopCloser(pr))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+				t.Errorf("%s: chunked %d-byte body: got %d %q", engine, len(tc.body), resp.StatusCode, b)
+			}
+		}
+	}
+}

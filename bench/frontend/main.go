@@ -1,0 +1,550 @@
+// Command frontend measures the routing overhead of aksml's front-end
+// against nginx doing the same job on the same replicas.
+//
+//	go run ./bench/frontend          # full run (about two minutes)
+//	go run ./bench/frontend -quick   # short run
+//
+// Layout (all on 127.0.0.1, each in its own process):
+//   - replicas: 4 net/http servers answering POST /score with a small JSON
+//     body (a trivial Go handler);
+//   - aksml (fasthttp engine): frontend.Router.Serve, one route, key auth,
+//     the 4 replicas, GOMAXPROCS = cores;
+//   - aksml (net/http engine): the same Router under net/http's http.Server;
+//   - nginx: worker_processes = cores, the Bearer key checked with a map,
+//     an upstream pool of the 4 replicas with keep-alive;
+//   - direct: the load generator straight to the replicas.
+//
+// Loads: open-loop fixed rates of 1k and 5k requests/s (latency measured
+// from each request's scheduled send time, so queueing counts), and a
+// closed-loop maximum throughput run with wrk (64 connections), repeated and
+// interleaved across targets (median taken). The table reports p50/p99 and
+// what each proxy adds over direct, and max throughput relative to nginx.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend"
+)
+
+const (
+	numReplicas = 4
+	service     = "svc"
+	key         = "benchKey0123456789abcdefghijklmn"
+	body        = `{"data": [[1.0, 2.0, 3.0, 4.0]]}`
+	answer      = `{"result": [0.5]}`
+)
+
+func main() {
+	switch os.Getenv("AKSML_BENCH_ROLE") {
+	case "replicas":
+		runReplicas()
+		return
+	case "router":
+		runRouter()
+		return
+	}
+	quick := flag.Bool("quick", false, "short run")
+	flag.Parse()
+	log.SetFlags(0)
+	if err := orchestrate(*quick); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// ---- child roles ----
+
+func runReplicas() {
+	var ports []string
+	for i := 0; i < numReplicas; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, answer)
+		}))
+	}
+	fmt.Println("READY " + strings.Join(ports, ","))
+	io.Copy(io.Discard, os.Stdin) // exit when the parent goes away
+}
+
+func runRouter() {
+	rt := frontend.New(nil)
+	var reps []frontend.Replica
+	for i, p := range strings.Split(os.Getenv("AKSML_BENCH_REPLICAS"), ",") {
+		reps = append(reps, frontend.Replica{ID: strconv.Itoa(i), URL: "http://127.0.0.1:" + p, Ready: true})
+	}
+	err := rt.SetRoute(frontend.Route{
+		Name: service,
+		Auth: frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: key, SecondaryKey: frontend.GenerateKey()},
+		Versions: []frontend.Version{{Name: service, Replicas: reps,
+			// nginx caps nothing; neither does the router here.
+			MaxConcurrentPerReplica: 4096}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
+	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	if os.Getenv("AKSML_BENCH_ENGINE") == "nethttp" {
+		log.Fatal((&http.Server{Handler: rt}).Serve(ln))
+	}
+	log.Fatal(rt.Serve(ln))
+}
+
+// ---- orchestration ----
+
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func (c *child) stop() {
+	c.stdin.Close()
+	if c.cmd.Process != nil {
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	c.cmd.Wait()
+}
+
+// start runs this binary (or another program) and returns the word after
+// READY on its first stdout line.
+func start(env []string, name string, args ...string) (*child, string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	c := &child{cmd, stdin}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY ") {
+		c.stop()
+		return nil, "", fmt.Errorf("%s did not start: %q %v", name, line, err)
+	}
+	return c, strings.TrimSpace(strings.TrimPrefix(line, "READY ")), nil
+}
+
+type target struct {
+	name  string
+	urls  []string // round robin (direct has one per replica)
+	isRef bool
+}
+
+func orchestrate(quick bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("wrk not found: run scripts/install-deps (Debian package wrk)")
+	}
+	nginxBin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/nginx"); e == nil {
+			nginxBin = "/usr/sbin/nginx"
+		} else {
+			return errors.New("nginx not found: run scripts/install-deps (Debian package nginx-light)")
+		}
+	}
+	cores := runtime.NumCPU()
+	var children []*child
+	defer func() {
+		for _, c := range children {
+			c.stop()
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		for _, c := range children {
+			c.stop()
+		}
+		os.Exit(1)
+	}()
+
+	reps, ports, err := start([]string{"AKSML_BENCH_ROLE=replicas"}, self)
+	if err != nil {
+		return err
+	}
+	children = append(children, reps)
+	replicaPorts := strings.Split(ports, ",")
+	routerEnv := []string{"AKSML_BENCH_ROLE=router", "AKSML_BENCH_REPLICAS=" + ports, fmt.Sprintf("GOMAXPROCS=%d", cores)}
+	fast, fastPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=fasthttp"), self)
+	if err != nil {
+		return err
+	}
+	children = append(children, fast)
+	slow, slowPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=nethttp"), self)
+	if err != nil {
+		return err
+	}
+	children = append(children, slow)
+	ngx, ngxPort, err := startNginx(nginxBin, cores, replicaPorts)
+	if err != nil {
+		return err
+	}
+	children = append(children, ngx)
+
+	path := "/api/v1/service/" + service + "/score"
+	direct := target{name: "direct"}
+	for _, p := range replicaPorts {
+		direct.urls = append(direct.urls, "http://127.0.0.1:"+p+"/score")
+	}
+	targets := []target{
+		direct,
+		{name: "aksml (fasthttp)", urls: []string{"http://127.0.0.1:" + fastPort + path}},
+		{name: "aksml (net/http)", urls: []string{"http://127.0.0.1:" + slowPort + path}},
+		{name: "nginx", urls: []string{"http://127.0.0.1:" + ngxPort + path}, isRef: true},
+	}
+	for _, t := range targets {
+		if err := check(t.urls[0]); err != nil {
+			return fmt.Errorf("%s: %v", t.name, err)
+		}
+	}
+
+	rateDur, closedDur, rounds := 3*time.Second, 4*time.Second, 3
+	if quick {
+		rateDur, closedDur, rounds = 1500*time.Millisecond, 2*time.Second, 1
+	}
+	fmt.Printf("bench/frontend: %d cores, %d replicas (net/http trivial handler), nginx worker_processes %d, router GOMAXPROCS %d\n",
+		cores, numReplicas, cores, cores)
+
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average before the run: %s (figures are noisy when it exceeds the core count)\n", strings.Fields(string(b))[0])
+	}
+	med := func(xs []float64) float64 {
+		s := append([]float64(nil), xs...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	medD := func(xs []time.Duration) time.Duration {
+		s := append([]time.Duration(nil), xs...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	type rates struct{ p50, p99 [2][]time.Duration }
+	lat := map[string]*rates{}
+	rateList := []int{1000, 5000}
+	for r := 0; r < rounds; r++ {
+		for ri, rate := range rateList {
+			for _, t := range targets {
+				openLoop(t.urls, rate, 300*time.Millisecond) // warm up
+				l := openLoop(t.urls, rate, rateDur)
+				if lat[t.name] == nil {
+					lat[t.name] = &rates{}
+				}
+				lat[t.name].p50[ri] = append(lat[t.name].p50[ri], l.pct(50))
+				lat[t.name].p99[ri] = append(lat[t.name].p99[ri], l.pct(99))
+				fmt.Printf("  round %d %-17s %5d req/s: p50 %7.3f ms  p99 %7.3f ms  (%d requests, %d errors)\n",
+					r+1, t.name, rate, ms(l.pct(50)), ms(l.pct(99)), len(l.d), l.errs)
+				if l.errs > 0 {
+					return fmt.Errorf("%s: %d requests failed", t.name, l.errs)
+				}
+			}
+		}
+	}
+	type summary struct{ p50, p99 [2]time.Duration }
+	sum := map[string]summary{}
+	for name, l := range lat {
+		var s summary
+		for ri := range rateList {
+			s.p50[ri], s.p99[ri] = medD(l.p50[ri]), medD(l.p99[ri])
+		}
+		sum[name] = s
+	}
+	maxRPS := map[string][]float64{}
+	for r := 0; r < rounds; r++ {
+		for _, t := range targets {
+			rps, err := closedLoop(wrk, t.urls[0], closedDur)
+			if err != nil {
+				return fmt.Errorf("%s: %v", t.name, err)
+			}
+			maxRPS[t.name] = append(maxRPS[t.name], rps)
+			fmt.Printf("  %-17s closed loop round %d: %.0f req/s\n", t.name, r+1, rps)
+		}
+	}
+	ref := med(maxRPS["nginx"])
+	d := sum["direct"]
+
+	fmt.Println()
+	fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %9s | %8s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)", "5k/s p50 (added)", "5k/s p99 (added)", "max rps", "vs nginx")
+	fmt.Println(strings.Repeat("-", 17) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 9) + "-+-" + strings.Repeat("-", 8))
+	for _, t := range targets {
+		l := sum[t.name]
+		cell := func(x, base time.Duration) string {
+			if t.name == "direct" {
+				return fmt.Sprintf("%8.3f ms %10s", ms(x), "")
+			}
+			return fmt.Sprintf("%8.3f ms (%+.3f)", ms(x), ms(x-base))
+		}
+		fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %9.0f | %7.2fx\n", t.name,
+			cell(l.p50[0], d.p50[0]), cell(l.p99[0], d.p99[0]), cell(l.p50[1], d.p50[1]), cell(l.p99[1], d.p99[1]),
+			med(maxRPS[t.name]), med(maxRPS[t.name])/ref)
+	}
+	a, s, n := sum["aksml (fasthttp)"], sum["aksml (net/http)"], sum["nginx"]
+	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
+		"nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f nethttp_max_rps_ratio_vs_nginx=%.2f direct_max_rps_ratio_vs_nginx=%.2f\n",
+		ms(a.p50[0]-d.p50[0]), ms(a.p99[0]-d.p99[0]), ms(a.p50[1]-d.p50[1]), ms(a.p99[1]-d.p99[1]), med(maxRPS["aksml (fasthttp)"])/ref,
+		ms(n.p50[0]-d.p50[0]), ms(n.p99[0]-d.p99[0]), ms(s.p50[0]-d.p50[0]), ms(s.p99[0]-d.p99[0]), med(maxRPS["aksml (net/http)"])/ref,
+		med(maxRPS["direct"])/ref)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func startNginx(bin string, workers int, ports []string) (*child, string, error) {
+	dir, err := os.MkdirTemp("", "aksml-bench-nginx-")
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	var servers strings.Builder
+	for _, p := range ports {
+		fmt.Fprintf(&servers, "    server 127.0.0.1:%s;\n", p)
+	}
+	conf := fmt.Sprintf(`worker_processes %d;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+daemon off;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  client_max_body_size 100m;
+  map $http_authorization $key_ok {
+    default 0;
+    "Bearer %[3]s" 1;
+  }
+  upstream replicas {
+%[4]s    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:%[5]s;
+    location = /api/v1/service/%[6]s/score {
+      if ($key_ok = 0) { return 401; }
+      proxy_pass http://replicas/score;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+    }
+  }
+}
+`, workers, dir, key, servers.String(), port, service)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(bin, "-c", confPath, "-p", dir)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	c := &child{cmd, stdin}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			c.stop()
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return nil, "", fmt.Errorf("nginx did not start: %s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c, port, nil
+}
+
+func check(url string) error {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != answer {
+		return fmt.Errorf("got %d %q", resp.StatusCode, b)
+	}
+	req, _ = http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if !strings.Contains(url, "/api/") {
+		return nil
+	}
+	if resp.StatusCode != 401 {
+		return fmt.Errorf("wrong key got %d, want 401", resp.StatusCode)
+	}
+	return nil
+}
+
+// ---- load generation ----
+
+type latencies struct {
+	d    []time.Duration
+	errs int
+}
+
+func (l *latencies) pct(p float64) time.Duration {
+	if len(l.d) == 0 {
+		return 0
+	}
+	i := int(float64(len(l.d)-1) * p / 100)
+	return l.d[i]
+}
+
+// openLoop sends rate requests/s for dur, spread over urls round robin,
+// measuring each from its scheduled send time.
+func openLoop(urls []string, rate int, dur time.Duration) *latencies {
+	clients := make([]*fasthttp.HostClient, len(urls))
+	for i, u := range urls {
+		addr := strings.TrimPrefix(u, "http://")
+		addr = addr[:strings.IndexByte(addr, '/')]
+		clients[i] = &fasthttp.HostClient{Addr: addr, MaxConns: 1024, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	n := int(float64(rate) * dur.Seconds())
+	type job struct {
+		at time.Time
+		i  int
+	}
+	jobs := make(chan job, n)
+	res := make([]time.Duration, n)
+	ok := make([]bool, n)
+	var wg sync.WaitGroup
+	workers := 128
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			for j := range jobs {
+				if d := time.Until(j.at); d > 0 {
+					time.Sleep(d)
+				}
+				u := urls[j.i%len(urls)]
+				req.Reset()
+				req.SetRequestURI(u)
+				req.Header.SetMethod("POST")
+				req.Header.SetContentType("application/json")
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.SetBodyString(body)
+				err := clients[j.i%len(urls)].Do(req, resp)
+				res[j.i] = time.Since(j.at)
+				ok[j.i] = err == nil && resp.StatusCode() == 200
+			}
+		}()
+	}
+	startAt := time.Now().Add(10 * time.Millisecond)
+	interval := time.Second / time.Duration(rate)
+	// Release jobs shortly before they are due; workers sleep until then.
+	for i := 0; i < n; i++ {
+		at := startAt.Add(time.Duration(i) * interval)
+		if d := time.Until(at) - time.Millisecond; d > 0 {
+			time.Sleep(d)
+		}
+		jobs <- job{at, i}
+	}
+	close(jobs)
+	wg.Wait()
+	l := &latencies{}
+	for i := range res {
+		if ok[i] {
+			l.d = append(l.d, res[i])
+		} else {
+			l.errs++
+		}
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	return l
+}
+
+var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+
+// closedLoop runs wrk with 64 connections for dur and returns requests/s.
+func closedLoop(wrk, url string, dur time.Duration) (float64, error) {
+	dir, err := os.MkdirTemp("", "aksml-bench-wrk-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "post.lua")
+	lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = '%s'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer %s\"\n", body, key)
+	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, wrk, "-t1", "-c64", fmt.Sprintf("-d%ds", int(dur.Seconds()+0.5)), "-s", script, url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	if m := wrkNon2xx.FindSubmatch(out); m != nil {
+		return 0, fmt.Errorf("wrk saw %s non-2xx responses", m[1])
+	}
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no Requests/sec in wrk output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
