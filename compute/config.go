@@ -531,7 +531,8 @@ func (c AttachConfig) AKSResourceID(subscriptionID string) string {
 	return AKSResource{SubscriptionID: subscriptionID, ResourceGroup: c.ResourceGroup, ClusterName: c.ClusterName}.String()
 }
 
-// AKSResource is the parsed ARM id of an AKS cluster.
+// AKSResource is the parsed ARM id of an AKS cluster: the subscription and
+// resource group it lives in and its name.
 type AKSResource struct {
 	SubscriptionID string
 	ResourceGroup  string

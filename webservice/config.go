@@ -313,17 +313,23 @@ type EffectiveConfig struct {
 	// Liveness is the replicas' liveness probe.
 	Liveness LivenessProbe
 
+	// Namespace, ComputeTargetName and Description are copied from the
+	// config; an empty Namespace means the backend's default namespace.
 	Namespace         string
 	ComputeTargetName string
 	Description       string
 	// Tags and Properties are copies of the config's maps (nil when empty).
 	Tags, Properties map[string]string
+	// CollectModelData, AppInsights and Blobfuse are the resolved flags
+	// collect_model_data, enable_app_insights and blobfuse_enabled.
 	CollectModelData bool
 	AppInsights      bool
 	Blobfuse         bool
 }
 
-// LivenessProbe is a resolved liveness probe.
+// LivenessProbe is a resolved liveness probe: probe every Period, the first
+// time after InitialDelay, each probe failing after Timeout; SuccessThreshold
+// successes mark a replica live, FailureThreshold failures restart it.
 type LivenessProbe struct {
 	Period, InitialDelay, Timeout      time.Duration
 	SuccessThreshold, FailureThreshold int
