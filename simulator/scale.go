@@ -8,7 +8,8 @@ import (
 )
 
 // versionScaler holds one version's replica policy: a fixed count, or the
-// azureml-fe autoscaler fed with the front-end's in-flight figures.
+// azureml-fe autoscaler fed with the front-end's in-flight figures, sampled
+// on every pass of the control loop and decided every refresh period.
 type versionScaler struct {
 	scale   driver.Scale
 	desired int
@@ -17,8 +18,8 @@ type versionScaler struct {
 }
 
 // newVersionScaler returns the scaler for a (possibly changed) policy,
-// keeping the current count and the autoscaler's history when only the
-// policy's numbers moved.
+// keeping the current count and the autoscaler's history when autoscaling
+// stays on.
 func newVersionScaler(old *versionScaler, sc driver.Scale, maxConcurrent int, now time.Time) *versionScaler {
 	vs := &versionScaler{scale: sc}
 	if !sc.Autoscale {
@@ -26,41 +27,55 @@ func newVersionScaler(old *versionScaler, sc driver.Scale, maxConcurrent int, no
 		return vs
 	}
 	settings := autoscale.Settings{
-		MinReplicas:             max(sc.Min, 1),
-		MaxReplicas:             max(sc.Max, sc.Min, 1),
+		Min:                     max(sc.Min, 1),
+		Max:                     max(sc.Max, sc.Min, 1),
 		TargetUtilization:       sc.TargetUtilization,
 		RefreshPeriod:           sc.RefreshPeriod,
 		MaxConcurrentPerReplica: max(maxConcurrent, 1),
 	}
-	start := settings.MinReplicas
-	if old != nil && old.scale.Autoscale && old.auto != nil {
-		start = min(max(old.desired, settings.MinReplicas), settings.MaxReplicas)
+	if old != nil && old.auto != nil {
+		if err := old.auto.SetSettings(settings); err == nil {
+			vs.auto = old.auto
+			vs.desired = min(max(old.desired, settings.Min), settings.Max)
+			vs.next = old.next
+			return vs
+		}
 	}
-	vs.auto = autoscale.New(settings, start, now)
-	vs.desired = start
-	vs.next = now.Add(settings.RefreshPeriod)
+	a, err := autoscale.New(settings)
+	if err != nil {
+		// The portable layer validated the policy; fall back to its minimum.
+		vs.desired = settings.Min
+		return vs
+	}
+	vs.auto = a
+	vs.desired = settings.Min
+	vs.next = now.Add(a.Settings().RefreshPeriod)
 	return vs
 }
 
-// decide returns the version's new desired count when the autoscaler's
-// refresh period has passed. Caller holds c.mu.
+// decide records the version's load and, once per refresh period, returns
+// the autoscaler's count. Caller holds c.mu.
 func (vs *versionScaler) decide(c *Cluster, s *service, v *version, now time.Time) (int, bool) {
-	if vs.auto == nil || now.Before(vs.next) {
+	if vs.auto == nil {
 		return 0, false
 	}
-	vs.next = now.Add(max(vs.scale.RefreshPeriod, time.Millisecond))
 	loads, err := c.router.Load(s.name)
 	if err != nil {
 		return 0, false
 	}
 	for _, l := range loads {
-		if l.Version != v.name {
-			continue
+		if l.Version == v.name {
+			vs.auto.Record(autoscale.Observation{Time: now, InFlight: float64(l.InFlight)})
 		}
-		ready := l.ReadyReplicas
-		d := vs.auto.Observe(autoscale.Observation{Time: now, InFlight: l.InFlight, ReadyReplicas: ready, CurrentReplicas: vs.desired})
-		vs.desired = d.DesiredReplicas
-		return d.DesiredReplicas, true
 	}
-	return 0, false
+	if now.Before(vs.next) {
+		return 0, false
+	}
+	vs.next = now.Add(vs.auto.Settings().RefreshPeriod)
+	d := vs.auto.Scale(now, vs.desired)
+	if d.Desired != vs.desired {
+		c.opts.Logger.Info("autoscale", "service", s.name, "version", v.name, "decision", d.String())
+	}
+	vs.desired = d.Desired
+	return d.Desired, true
 }
