@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -102,6 +103,31 @@ func BenchmarkBoltKeptOpenPut(b *testing.B) {
 		i++
 		db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("b")).Put([]byte(fmt.Sprint(i%100)), []byte("value"))
+		})
+	}
+}
+
+// Laying out a 64-file model for a replica: hard links against copies.
+func BenchmarkMaterializeModels(b *testing.B) {
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	src := b.TempDir()
+	files := map[string]string{}
+	for i := range 64 {
+		files[fmt.Sprintf("model/part%02d.bin", i)] = strings.Repeat(fmt.Sprint(i), 64<<10)
+	}
+	writeFiles(b, src, files)
+	if _, err := ws.RegisterModel(ctx, "m", filepath.Join(src, "model"), nil); err != nil {
+		b.Fatal(err)
+	}
+	for _, link := range []bool{true, false} {
+		b.Run(fmt.Sprintf("link=%v", link), func(b *testing.B) {
+			for b.Loop() {
+				dir := b.TempDir()
+				if _, err := ws.MaterializeModels(ctx, []string{"m:1"}, dir, &DownloadOptions{Link: link}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -65,16 +65,20 @@ type DockerSection struct {
 	BaseImageRegistry *ContainerRegistry
 	// Arguments are extra docker run arguments.
 	Arguments []string
-	// SharedVolumes and ShmSize ("2g") are docker run settings.
+	// SharedVolumes is a docker run setting kept for compatibility.
 	SharedVolumes bool
-	ShmSize       string
+	// ShmSize is the size of /dev/shm, such as "2g".
+	ShmSize string
 }
 
 // ContainerRegistry is an image registry and its credentials
 // (azureml.core.ContainerRegistry).
 type ContainerRegistry struct {
-	Address  string
+	// Address is the registry host ("myacr.azurecr.io").
+	Address string
+	// Username and Password authenticate; empty for a public registry.
 	Username string
+	// Password goes with Username.
 	Password string
 }
 

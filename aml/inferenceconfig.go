@@ -1,9 +1,12 @@
 package aml
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -47,9 +50,11 @@ type InferenceConfig struct {
 	EnableGPU bool
 	// CUDAVersion is 9.0, 9.1 or 10.0 and requires EnableGPU. Deprecated.
 	CUDAVersion string
-	// BaseImage and BaseImageRegistry name a custom base image.
+	// BaseImage names a custom base image. Deprecated: use
+	// Environment.Docker.
+	BaseImage string
+	// BaseImageRegistry holds BaseImage's registry and credentials.
 	// Deprecated: use Environment.Docker.
-	BaseImage         string
 	BaseImageRegistry *ContainerRegistry
 }
 
@@ -220,4 +225,45 @@ func (ic *InferenceConfig) Warnings() []string {
 		w = append(w, field+" does not list azureml-defaults (or azureml-inference-server-http): the scoring server may fail with \"exec: gunicorn: not found\"")
 	}
 	return w
+}
+
+// entryScriptCheck parses the script named by argv[1] with ast.parse and
+// exits 3 with "line N: message" on a syntax error.
+const entryScriptCheck = `import ast, sys
+p = sys.argv[1]
+try:
+    ast.parse(open(p, "rb").read(), p)
+except SyntaxError as e:
+    sys.stderr.write("line %s: %s" % (e.lineno, e.msg))
+    sys.exit(3)
+`
+
+// CheckEntryScriptSyntax parses the entry script with Python's ast.parse,
+// as the Azure SDK does before a deployment, using the interpreter python
+// ("python3" on PATH when empty). A syntax error is InvalidArgument naming
+// the line; a missing or failing interpreter is Unavailable. A config with
+// a Go handler has nothing to check. Validate does not call it, because it
+// starts a process.
+func (ic *InferenceConfig) CheckEntryScriptSyntax(ctx context.Context, python string) error {
+	if ic.EntryScript == "" {
+		return nil
+	}
+	if python == "" {
+		python = "python3"
+	}
+	path := ic.EntryScriptPath()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, python, "-c", entryScriptCheck, path)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctxErr(ctx.Err())
+	case errors.As(err, &exit) && exit.ExitCode() == 3:
+		return errcode.Errorf(errcode.InvalidArgument, "entry_script %q does not parse: %s", ic.EntryScript, strings.TrimSpace(stderr.String()))
+	}
+	return errcode.Errorf(errcode.Unavailable, "check entry_script %q with %s: %v: %s", ic.EntryScript, python, err, strings.TrimSpace(stderr.String()))
 }

@@ -345,3 +345,24 @@ func TestInferenceConfigFileRoundTrip(t *testing.T) {
 	_, err = (&InferenceConfig{Handler: newEcho}).MarshalJSON()
 	wantErr(t, err, errcode.InvalidArgument, "Go handler")
 }
+
+func TestCheckEntryScriptSyntax(t *testing.T) {
+	t.Parallel()
+	const python = "/usr/bin/python3" // installed by scripts/install-deps; the test fails without it
+	ctx := context.Background()
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"good.py": "import json\ndef init():\n    pass\ndef run(raw):\n    return json.loads(raw)\n",
+		"bad.py":  "def init():\n    pass\ndef run(raw)\n    return raw\n",
+	})
+	if err := (&InferenceConfig{EntryScript: "good.py", SourceDirectory: src}).CheckEntryScriptSyntax(ctx, python); err != nil {
+		t.Fatal(err)
+	}
+	err := (&InferenceConfig{EntryScript: "bad.py", SourceDirectory: src}).CheckEntryScriptSyntax(ctx, python)
+	wantErr(t, err, errcode.InvalidArgument, `entry_script "bad.py" does not parse: line 3`)
+	err = (&InferenceConfig{EntryScript: "good.py", SourceDirectory: src}).CheckEntryScriptSyntax(ctx, filepath.Join(src, "no-python"))
+	wantErr(t, err, errcode.Unavailable)
+	if err := (&InferenceConfig{Handler: newEcho}).CheckEntryScriptSyntax(ctx, python); err != nil {
+		t.Errorf("handler config: %v", err)
+	}
+}

@@ -74,9 +74,10 @@ var modelNameRE = regexp.MustCompile(ModelNamePattern)
 // Model is one registered version of a model (azureml.core.Model). It is a
 // plain value: changing it changes nothing in the workspace.
 type Model struct {
-	// Name and Version identify the model; versions count from 1 per name.
-	Name    string `json:"name"`
-	Version int    `json:"version"`
+	// Name identifies the model.
+	Name string `json:"name"`
+	// Version counts from 1 per name.
+	Version int `json:"version"`
 	// Digest covers the whole content: it is the sha256 of a canonical
 	// listing of IsDir, and of each file's path and digest, sorted by path.
 	// Two registrations of the same content under the same root name have
@@ -95,19 +96,25 @@ type Model struct {
 	// Tags may be changed later with UpdateModelTags.
 	Tags map[string]string `json:"tags,omitempty"`
 	// Properties are set at registration and never change.
-	Properties  map[string]string `json:"properties,omitempty"`
-	Description string            `json:"description,omitempty"`
+	Properties map[string]string `json:"properties,omitempty"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
 	// Framework defaults to Custom.
-	Framework        Framework `json:"framework"`
-	FrameworkVersion string    `json:"frameworkVersion,omitempty"`
+	Framework Framework `json:"framework"`
+	// FrameworkVersion is the framework's version, such as "1.0.2".
+	FrameworkVersion string `json:"frameworkVersion,omitempty"`
 	// CreatedTime is when the version was registered, from the workspace clock.
 	CreatedTime time.Time `json:"createdTime"`
 }
 
 // ModelFile is one file of a model.
 type ModelFile struct {
-	Path   string        `json:"path"`
-	Size   int64         `json:"size"`
+	// Path is relative to the download directory, with '/' separators,
+	// starting with the model's Root.
+	Path string `json:"path"`
+	// Size is the file's size in bytes.
+	Size int64 `json:"size"`
+	// Digest is the sha256 of the content, the key of its blob.
 	Digest digest.Digest `json:"digest"`
 }
 
@@ -160,9 +167,10 @@ func validateModelName(name string) error {
 
 // RegisterModelOptions carries the optional arguments of Model.register.
 type RegisterModelOptions struct {
-	// Tags may be changed later; Properties never change. Keys must not be
+	// Tags may be changed later with UpdateModelTags. Keys must not be
 	// empty.
-	Tags       map[string]string
+	Tags map[string]string
+	// Properties never change after registration. Keys must not be empty.
 	Properties map[string]string
 	// Description is free text.
 	Description string
@@ -615,6 +623,11 @@ func (ws *Workspace) DownloadModel(ctx context.Context, id, targetDir string, op
 	if err != nil {
 		return "", err
 	}
+	return ws.downloadModel(ctx, m, targetDir, opts)
+}
+
+func (ws *Workspace) downloadModel(ctx context.Context, m *Model, targetDir string, opts *DownloadOptions) (string, error) {
+	id := m.ID()
 	if m.Root == "" || strings.ContainsAny(m.Root, `/\`) || m.Root == "." || m.Root == ".." {
 		return "", errcode.Errorf(errcode.Internal, "model %s has a corrupt root name %q", id, m.Root)
 	}
@@ -637,7 +650,67 @@ func (ws *Workspace) DownloadModel(ctx context.Context, id, targetDir string, op
 	return root, nil
 }
 
+// MaterializeModels lays out the model versions ids ("name:version") under
+// root the way a scoring container sees them, and returns the value of
+// AZUREML_MODEL_DIR: each model goes to root/azureml-models/NAME/VERSION/ROOT;
+// with one model the result is root/azureml-models/NAME/VERSION, with
+// several it is root/azureml-models. Repeated ids are laid out once. With
+// opts.Link the files are hard-linked from the blob store, which takes
+// microseconds per file. On failure the files this call wrote are
+// removed again.
+func (ws *Workspace) MaterializeModels(ctx context.Context, ids []string, root string, opts *DownloadOptions) (string, error) {
+	if len(ids) == 0 {
+		return "", errcode.New(errcode.InvalidArgument, "no models to lay out")
+	}
+	var models []*Model
+	seen := map[string]bool{}
+	err := ws.View(ctx, func(tx *Tx) error {
+		var errs []error
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			name, v, err := ParseModelID(id)
+			if err == nil {
+				var m *Model
+				if m, err = tx.Model(name, v); err == nil {
+					models = append(models, m)
+				}
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return "", err
+	}
+	if opts == nil {
+		opts = &DownloadOptions{}
+	}
+	base := filepath.Join(root, "azureml-models")
+	var done []string
+	for _, m := range models {
+		dir := filepath.Join(base, m.Name, strconv.Itoa(m.Version))
+		p, err := ws.downloadModel(ctx, m, dir, opts)
+		if err != nil {
+			for _, d := range done {
+				os.RemoveAll(d)
+			}
+			return "", err
+		}
+		done = append(done, p)
+	}
+	if len(models) == 1 {
+		return filepath.Join(base, models[0].Name, strconv.Itoa(models[0].Version)), nil
+	}
+	return base, nil
+}
+
 func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string, link bool) error {
+	made := map[string]bool{}
 	for _, f := range m.Files {
 		if err := ctx.Err(); err != nil {
 			return ctxErr(err)
@@ -646,8 +719,11 @@ func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string
 			return errcode.Errorf(errcode.Internal, "model %s has a corrupt file path %q", m.ID(), f.Path)
 		}
 		dst := filepath.Join(targetDir, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return ioErr("create download directory", err)
+		if d := filepath.Dir(dst); !made[d] {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return ioErr("create download directory", err)
+			}
+			made[d] = true
 		}
 		src := ws.blobPath(f.Digest)
 		if link {

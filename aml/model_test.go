@@ -350,6 +350,23 @@ func TestDownloadModel(t *testing.T) {
 			}
 		})
 	}
+	t.Run("AZUREML_MODEL_DIR layout", func(t *testing.T) {
+		root := t.TempDir()
+		one, err := ws.MaterializeModels(ctx, []string{"tree:1", "tree:1"}, root, &DownloadOptions{Link: true})
+		if err != nil || one != filepath.Join(root, "azureml-models", "tree", "1") || read(filepath.Join(one, "dir", "a.txt")) != "A" {
+			t.Fatalf("one model: %s, %v", one, err)
+		}
+		root2 := t.TempDir()
+		many, err := ws.MaterializeModels(ctx, []string{"file:1", "tree:1"}, root2, nil)
+		if err != nil || many != filepath.Join(root2, "azureml-models") ||
+			read(filepath.Join(many, "file", "1", "model.pkl")) != "P" || read(filepath.Join(many, "tree", "1", "dir", "sub", "b.txt")) != "B" {
+			t.Fatalf("two models: %s, %v", many, err)
+		}
+		_, err = ws.MaterializeModels(ctx, []string{"file:1", "file:7", "bad"}, t.TempDir(), nil)
+		wantErr(t, err, errcode.NotFound, "file:7", `"bad"`)
+		_, err = ws.MaterializeModels(ctx, nil, t.TempDir(), nil)
+		wantErr(t, err, errcode.InvalidArgument)
+	})
 	_, err := ws.DownloadModel(ctx, "tree:2", t.TempDir(), nil)
 	wantErr(t, err, errcode.NotFound)
 	if _, err := ws.BlobPath(digest.FromString("A")); err != nil {

@@ -34,7 +34,9 @@ var kindRE = regexp.MustCompile(KindPattern)
 
 // Record is one stored value.
 type Record struct {
-	Name  string
+	// Name is unique within the record's kind.
+	Name string
+	// Value is the stored bytes, a copy the caller owns.
 	Value []byte
 }
 
