@@ -14,11 +14,12 @@
 // errcode.InvalidArgument error per rule. Each message names the SDK
 // parameter (agent_count, ssl_cname, vnet_name, ...), the value and the rule,
 // in the SDK's "Invalid configuration, ..." wording. Besides the SDK's
-// client-side checks, Validate applies the rules the Azure service enforced
-// on its side: a target name of 3 to 24 letters, digits and dashes
-// (ValidateName), at least 3 nodes and 12 vCPUs for a production cluster
-// (ValidateCapacity), and a known VM size. Advice that is not an error, such
-// as a dev-test cluster under 2 vCPUs, comes back from Warnings.
+// client-side checks, the package applies the rules the Azure service
+// enforced on its side: a known VM size and at least 3 nodes and 12 vCPUs
+// for a production cluster (in ProvisioningConfig.Validate, and in
+// ValidateCapacity for a cluster being attached), and a target name of 3 to
+// 24 letters, digits and dashes (ValidateName). Advice that is not an error,
+// such as a dev-test cluster under 2 vCPUs, comes back from Warnings.
 //
 // The VM-size catalog (LookupVMSize, VMSizes) gives the vCPUs, memory, GPUs
 // and FPGAs of the D-series v2 and v3 sizes and of the GPU and FPGA sizes
