@@ -154,13 +154,17 @@ func readFrame(r io.Reader, buf []byte) (kind byte, payload, out []byte, err err
 	if n > total {
 		return 0, nil, buf, fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, n-total, total)
 	}
-	if total > len(buf) {
-		nb := make([]byte, total)
-		copy(nb, buf[:n])
-		buf = nb
-	}
-	if n < total {
-		if _, err := io.ReadFull(r, buf[n:total]); err != nil {
+	// Grow as the data arrives rather than trusting the length up front.
+	for n < total {
+		if n == len(buf) {
+			grow := min(total, max(2*len(buf), n+64<<10))
+			nb := make([]byte, grow)
+			copy(nb, buf[:n])
+			buf = nb
+		}
+		m, err := r.Read(buf[n:min(total, len(buf))])
+		n += m
+		if err != nil && n < total {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}

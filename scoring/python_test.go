@@ -625,7 +625,7 @@ func TestPythonSklearnModel(t *testing.T) {
 	if err := json.Unmarshal(b, &s1); err != nil {
 		t.Fatal(err)
 	}
-	s := pyServer(t, sklearnScore, Config{ModelDir: modelDir, Workers: 2}, nil)
+	s := pyServer(t, sklearnScore, Config{ModelDir: modelDir}, nil)
 	body, _ := json.Marshal(map[string]any{"data": s1.Data})
 	r := do(s, "POST", "/score", string(body))
 	if r.status != 200 {
