@@ -165,7 +165,7 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 // layoutModels writes root/NAME/VERSION/<files> for every model unless a
 // complete layout is already there.
 func layoutModels(ctx context.Context, ws *Workspace, root string, models []*Model) error {
-	done := filepath.Join(root, ".complete")
+	done := filepath.Join(filepath.Dir(root), "layout-complete")
 	if _, err := os.Stat(done); err == nil {
 		return nil
 	}
