@@ -142,11 +142,20 @@ func dockerfile(s *Spec, c *canonicalSpec, d digest.Digest) string {
 		}
 		env = append(env, [2]string{EnvModelDir, ModelDir(models)})
 	}
-	for _, kv := range env {
-		line("ENV %s=%s", kv[0], quoteEnv(kv[1]))
-	}
+	// The classic builder commits an image per instruction, so the binary
+	// and all variables take one instruction each.
 	if c.ScoreBinary != "" {
 		line("COPY %s %s", ctxScore, ScoreBinaryPath)
+	}
+	for i, kv := range env {
+		prefix, cont := "    ", " \\"
+		if i == 0 {
+			prefix = "ENV "
+		}
+		if i == len(env)-1 {
+			cont = ""
+		}
+		line("%s%s=%s%s", prefix, kv[0], quoteEnv(kv[1]), cont)
 	}
 	if c.Source != "" {
 		line("COPY %s/ %s/", ctxSource, AppRoot)

@@ -33,14 +33,14 @@ COPY aksml/conda.yaml /azureml-environment-setup/conda.yaml
 RUN conda env create -p /azureml-envs/aksml -f /azureml-environment-setup/conda.yaml && conda clean -aqy
 ENV PATH=/azureml-envs/aksml/bin:$PATH
 RUN ["/azureml-envs/aksml/bin/python","-m","pip","install","--no-cache-dir","joblib","pandas==2.1"]
-ENV A="1"
-ENV B="two"
-ENV Q="say \"hi\" \$HOME \\n"
-ENV AML_APP_ROOT="/var/azureml-app"
-ENV AZUREML_SOURCE_DIRECTORY="/var/azureml-app"
-ENV AZUREML_ENTRY_SCRIPT="score.py"
-ENV AKSML_PYTHON="/azureml-envs/aksml/bin/python"
 COPY aksml/aksml-score /usr/local/bin/aksml-score
+ENV A="1" \
+    B="two" \
+    Q="say \"hi\" \$HOME \\n" \
+    AML_APP_ROOT="/var/azureml-app" \
+    AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
+    AZUREML_ENTRY_SCRIPT="score.py" \
+    AKSML_PYTHON="/azureml-envs/aksml/bin/python"
 COPY source/ /var/azureml-app/
 WORKDIR /var/azureml-app
 EXPOSE 5001
@@ -63,13 +63,13 @@ func TestDockerfileVariants(t *testing.T) {
 		{
 			name:    "user managed with interpreter",
 			spec:    &Spec{BaseImage: "myimage:1", UserManaged: true, InterpreterPath: "/opt/py/bin/python", PipPackages: []string{"numpy"}},
-			want:    []string{"FROM docker.io/library/myimage:1\n", `RUN ["/opt/py/bin/python","-m","pip","install","--no-cache-dir","numpy"]`, `ENV AKSML_PYTHON="/opt/py/bin/python"`},
+			want:    []string{"FROM docker.io/library/myimage:1\n", `RUN ["/opt/py/bin/python","-m","pip","install","--no-cache-dir","numpy"]`, `    AKSML_PYTHON="/opt/py/bin/python"`},
 			notWant: []string{"conda", "ENTRYPOINT", "COPY source"},
 		},
 		{
 			name:    "user managed without interpreter",
 			spec:    &Spec{BaseImage: "myimage:1", UserManaged: true},
-			want:    []string{`ENV AKSML_PYTHON="python3"`},
+			want:    []string{`    AKSML_PYTHON="python3"`},
 			notWant: []string{"pip install", "conda"},
 		},
 		{
@@ -81,17 +81,17 @@ func TestDockerfileVariants(t *testing.T) {
 		{
 			name: "base dockerfile",
 			spec: &Spec{BaseDockerfile: "FROM ubuntu:22.04 AS base\r\nRUN apt-get update\r\n", InferencingStackVersion: "latest"},
-			want: []string{"FROM ubuntu:22.04 AS base\nRUN apt-get update\n# aksml", `ENV AZUREML_INFERENCING_STACK_VERSION="latest"`},
+			want: []string{"FROM ubuntu:22.04 AS base\nRUN apt-get update\n# aksml", `    AZUREML_INFERENCING_STACK_VERSION="latest"`},
 		},
 		{
 			name: "one baked model",
 			spec: &Spec{BaseImage: "scratch", BakeModels: true, Models: []Model{{Name: "iris", Version: 3, Digest: dg("m")}}},
-			want: []string{"COPY models/ /var/azureml-app/azureml-models/", `ENV AZUREML_MODEL_DIR="/var/azureml-app/azureml-models/iris/3"`},
+			want: []string{"COPY models/ /var/azureml-app/azureml-models/", `    AZUREML_MODEL_DIR="/var/azureml-app/azureml-models/iris/3"`},
 		},
 		{
 			name: "several baked models",
 			spec: &Spec{BaseImage: "scratch", BakeModels: true, Models: []Model{{Name: "a", Version: 1, Digest: dg("a")}, {Name: "b", Version: 1, Digest: dg("b")}}},
-			want: []string{`ENV AZUREML_MODEL_DIR="/var/azureml-app/azureml-models"`},
+			want: []string{`    AZUREML_MODEL_DIR="/var/azureml-app/azureml-models"`},
 		},
 		{
 			name:    "models not baked",

@@ -309,6 +309,7 @@ func tinySpec(marker string) *Spec {
 }
 
 func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
+	t.Parallel()
 	e := testEngine(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -368,22 +369,40 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 	if !strings.Contains(strings.Join(lines, "\n"), "global image store unavailable") {
 		t.Errorf("progress does not say the global store was unavailable: %q", lines)
 	}
+
+	// Registries that cannot be reached are errcode.Unavailable, naming
+	// the registry.
+	od := mustDigest(t, other)
+	regRepo := "127.0.0.1:1/" + workspaceRepo + "-reg"
+	removeImagesAtEnd(t, e, RefFor(regRepo, od), "127.0.0.1:1/"+res.Ref)
+	reg := &RegistryStore{Engine: e, Repository: regRepo}
+	if _, err := reg.Lookup(ctx, od); !errors.Is(err, errcode.Unavailable) {
+		t.Errorf("registry Lookup: %v, want Unavailable", err)
+	}
+	if _, err := reg.Record(ctx, od, res.Ref); !errors.Is(err, errcode.Unavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("registry Record: %v, want Unavailable naming the registry", err)
+	}
+	push := &RegistryPusher{Engine: e, Registry: "127.0.0.1:1"}
+	if _, err := push.Distribute(ctx, res.Ref); !errors.Is(err, errcode.Unavailable) {
+		t.Errorf("push: %v, want Unavailable", err)
+	}
 }
 
 func TestIntegrationBrokenStepNamesTheStep(t *testing.T) {
+	t.Parallel()
 	e := testEngine(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel) // the subtests run after this function returns
 	repo := uniqueRepo(t, "broken")
 	tests := []struct {
 		name, steps, instruction, msg string
 	}{
 		{"RUN of a missing program", "RUN /nonexistent", "RUN /nonexistent", ""},
-		{"exec-form RUN", `RUN ["/nonexistent", "--flag"]`, `RUN ["/nonexistent", "--flag"]`, "nonexistent"},
 		{"COPY of a missing file", "COPY missing.txt /missing.txt", "COPY missing.txt /missing.txt", "missing.txt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			builder := &countingBuilder{b: e}
 			cache := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
 			spec := &Spec{BaseImage: "scratch", DockerSteps: "WORKDIR /app\n" + tt.steps}
@@ -414,6 +433,7 @@ func TestIntegrationBrokenStepNamesTheStep(t *testing.T) {
 }
 
 func TestIntegrationMissingBaseImageIsNotPulled(t *testing.T) {
+	t.Parallel()
 	e := testEngine(t)
 	builder := &countingBuilder{b: e}
 	cache := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: uniqueRepo(t, "env")}, Builder: builder})
@@ -432,34 +452,8 @@ func TestIntegrationMissingBaseImageIsNotPulled(t *testing.T) {
 	}
 }
 
-func TestIntegrationRegistryUnreachable(t *testing.T) {
-	e := testEngine(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	spec := tinySpec(t.Name())
-	repo := uniqueRepo(t, "env")
-	d := mustDigest(t, spec)
-	ref := RefFor(repo, d)
-	removeImagesAtEnd(t, e, ref, "127.0.0.1:1/"+ref, RefFor("127.0.0.1:1/"+repo+"-reg", d))
-	res, err := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: e}).Ensure(ctx, spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	reg := &RegistryStore{Engine: e, Repository: "127.0.0.1:1/" + repo + "-reg"}
-	if _, err := reg.Lookup(ctx, d); !errors.Is(err, errcode.Unavailable) {
-		t.Errorf("registry Lookup: %v, want Unavailable", err)
-	}
-	if _, err := reg.Record(ctx, d, res.Ref); !errors.Is(err, errcode.Unavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
-		t.Errorf("registry Record: %v, want Unavailable naming the registry", err)
-	}
-	push := &RegistryPusher{Engine: e, Registry: "127.0.0.1:1"}
-	if _, err := push.Distribute(ctx, res.Ref); !errors.Is(err, errcode.Unavailable) {
-		t.Errorf("push: %v, want Unavailable", err)
-	}
-}
-
 func TestIntegrationRunContainerErrors(t *testing.T) {
+	t.Parallel()
 	e := testEngine(t)
 	ctx := context.Background()
 	_, err := RunContainer(ctx, e, "aksml-test-absent/image:1", nil)
