@@ -108,9 +108,10 @@ func TestLivenessProbeRestartsReplica(t *testing.T) {
 	clk.Step(300 * time.Second)
 	waitReplicas(ctx, t, c, "probed", func(r []simulator.ReplicaInfo) bool { return r[0].Restarts == 0 && r[0].State == "Running" })
 	// Three failed probes, 10 s apart, restart it.
-	for i := 0; i < 6; i++ {
+	c.Sync()
+	for i := 0; i < 3; i++ {
 		clk.Step(10 * time.Second)
-		waitIdle(c)
+		c.Sync()
 	}
 	waitReplicas(ctx, t, c, "probed", func(r []simulator.ReplicaInfo) bool { return r[0].Restarts >= 1 })
 	c.ClearFault(reps[0].ID)
@@ -118,11 +119,6 @@ func TestLivenessProbeRestartsReplica(t *testing.T) {
 		return st.State == driver.Healthy && st.Versions[0].Ready == 1
 	})
 }
-
-// waitIdle gives the cluster's loop and probe goroutines a moment to act
-// on a clock step. It waits for real work (HTTP probes on loopback), not
-// for a state.
-func waitIdle(c *simulator.Cluster) { time.Sleep(20 * time.Millisecond) }
 
 func waitReplicas(ctx context.Context, t *testing.T, c *simulator.Cluster, svc string, ok func([]simulator.ReplicaInfo) bool) []simulator.ReplicaInfo {
 	t.Helper()
@@ -227,24 +223,41 @@ func TestAutoscalerScalesUpAndDownOnScriptedClock(t *testing.T) {
 			drivertest.Score(ctx, st.ScoringURI, "", fmt.Sprint(i))
 		}()
 	}
-	defer wg.Wait()
-	defer close(release)
 	waitLoad(ctx, t, c, "auto", 4)
-	for i := 0; i < 5; i++ {
+	// One refresh period of sustained load: utilization 400% of the
+	// target's 70% → ceil(4 / 0.7) = 6, clamped to the maximum 4.
+	c.Sync()
+	clk.Step(time.Second)
+	c.Sync()
+	st = drivertest.WaitFor(ctx, t, c, "auto", func(st *driver.ServiceStatus) bool {
+		return st.State == driver.Healthy && st.Versions[0].Desired == 4 && st.Versions[0].Ready == 4
+	})
+	// The load ends; the count holds for about a minute (conservative
+	// scale-down), then falls to the minimum.
+	close(release)
+	wg.Wait()
+	waitLoad(ctx, t, c, "auto", 0)
+	for i := 0; i < 30; i++ {
 		clk.Step(time.Second)
-		waitIdle(c)
+		c.Sync()
 	}
-	st = drivertest.WaitFor(ctx, t, c, "auto", func(st *driver.ServiceStatus) bool { return st.Versions[0].Desired == 4 })
-	if st.Versions[0].Desired != 4 {
-		t.Fatalf("desired %d after sustained load, want 4 (max)", st.Versions[0].Desired)
+	if st, _ := c.ServiceStatus(ctx, "auto"); st.Versions[0].Desired != 4 {
+		t.Fatalf("desired %d 30 s after the load ended, want 4 (scale-down waits about a minute)", st.Versions[0].Desired)
 	}
+	for i := 0; i < 40; i++ {
+		clk.Step(time.Second)
+		c.Sync()
+	}
+	drivertest.WaitFor(ctx, t, c, "auto", func(st *driver.ServiceStatus) bool {
+		return st.Versions[0].Desired == 1 && st.Versions[0].Replicas == 1
+	})
 }
 
 func waitLoad(ctx context.Context, t *testing.T, c *simulator.Cluster, svc string, inflight int) {
 	t.Helper()
 	for {
 		l, err := c.Router().Load(svc)
-		if err == nil && len(l) == 1 && l[0].InFlight >= inflight {
+		if err == nil && len(l) == 1 && (l[0].InFlight >= inflight && inflight > 0 || inflight == 0 && l[0].InFlight == 0) {
 			return
 		}
 		select {

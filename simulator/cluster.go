@@ -30,9 +30,10 @@ type Cluster struct {
 	ln      net.Listener
 	baseURL string
 
-	kickCh chan struct{}
-	stopCh chan struct{}
-	wg     sync.WaitGroup
+	kickCh  chan struct{}
+	stopCh  chan struct{}
+	wg      sync.WaitGroup
+	probeWG sync.WaitGroup // probes in flight, for Sync
 
 	mu       sync.Mutex
 	nodes    []*node
@@ -154,6 +155,16 @@ func (c *Cluster) kick() {
 	case c.kickCh <- struct{}{}:
 	default:
 	}
+}
+
+// Sync runs one pass of the control loop now and waits for the liveness
+// probes it started, then runs another pass to act on their results. Tests
+// that step a fake clock call it to have the cluster act on the new time
+// without waiting for the loop's next tick.
+func (c *Cluster) Sync() {
+	c.reconcile()
+	c.probeWG.Wait()
+	c.reconcile()
 }
 
 func (c *Cluster) loop() {

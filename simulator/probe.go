@@ -28,8 +28,10 @@ func (c *Cluster) probeDue(now time.Time) {
 				r.probe.next = now.Add(p.Period)
 				inst := r.inst
 				c.wg.Add(1)
+				c.probeWG.Add(1)
 				go func() {
 					defer c.wg.Done()
+					defer c.probeWG.Done()
 					ok := probeOnce(inst.url, p.Timeout)
 					c.probed(r, inst, ok)
 				}()

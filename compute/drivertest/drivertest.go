@@ -61,6 +61,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	t.Run("RollingUpdateUnderLoad", func(t *testing.T) { testRollingUpdate(t, h) })
 	t.Run("ScaleFixedReplicas", func(t *testing.T) { testScale(t, h) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, h) })
+	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, h) })
 }
 
 // EchoHandler is a Go model that answers {"echo": <input>, "tag": Tag}.
