@@ -326,3 +326,20 @@ func TestLockWaitHonoursContext(t *testing.T) {
 	<-done
 	wantErr(t, err, errcode.Unavailable, "locked by another process")
 }
+
+// A workspace whose creation was killed before the metadata file got its
+// first pages opens cleanly.
+func TestOpenEmptyMetadataFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"meta.db": ""})
+	ws, err := Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.Put(ctx, "service", "s", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+}

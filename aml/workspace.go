@@ -154,7 +154,9 @@ func (ws *Workspace) init(ctx context.Context) error {
 		}
 		return true, nil
 	}
-	if _, err := os.Stat(ws.dbPath); err == nil {
+	// A missing or empty file (a process killed while creating the
+	// workspace) is initialised under the exclusive lock below.
+	if info, err := os.Stat(ws.dbPath); err == nil && info.Size() > 0 {
 		var ok bool
 		err := ws.view(ctx, func(tx *bolt.Tx) error {
 			var err error
