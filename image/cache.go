@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 	"github.com/opencontainers/go-digest"
 	"k8s.io/utils/clock"
@@ -114,6 +115,33 @@ func (s *RegistryStore) Record(ctx context.Context, d digest.Digest, image strin
 		return "", err
 	}
 	return ref, nil
+}
+
+// StoreFor returns the Store a configuration string names:
+//
+//	""                          the engine's image store, repository aksml/env
+//	"engine:REPOSITORY"         the engine's image store, that repository
+//	"registry:HOST/REPOSITORY"  a registry reached through the engine
+//
+// Anything else is errcode.InvalidArgument.
+func StoreFor(e *Engine, location string) (Store, error) {
+	kind, repo, _ := strings.Cut(strings.TrimSpace(location), ":")
+	if location == "" {
+		return &EngineStore{Engine: e}, nil
+	}
+	if named, err := reference.ParseNormalizedNamed(repo); err != nil || !reference.IsNameOnly(named) || repo == "scratch" {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "image store %q: repository %q is not valid", location, repo)
+	}
+	switch kind {
+	case "engine":
+		return &EngineStore{Engine: e, Repository: repo}, nil
+	case "registry":
+		if !strings.Contains(repo, "/") {
+			return nil, errcode.Errorf(errcode.InvalidArgument, "image store %q: a registry store needs HOST/REPOSITORY", location)
+		}
+		return &RegistryStore{Engine: e, Repository: repo}, nil
+	}
+	return nil, errcode.Errorf(errcode.InvalidArgument, "image store %q: want \"engine:REPOSITORY\" or \"registry:HOST/REPOSITORY\"", location)
 }
 
 // CacheOptions configures a Cache.

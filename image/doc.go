@@ -29,8 +29,10 @@
 //     which negotiates down to API 1.41 for Docker 20.10). Its Build streams
 //     the build log and turns a failure into a *BuildError naming the
 //     failing step with the last log lines (errors.Is
-//     ErrEnvironmentBuildFailed). With no engine reachable, calls fail with
-//     errcode.Unavailable.
+//     ErrEnvironmentBuildFailed). Unless BuildOptions.AllowPull is set, a
+//     base image missing from the engine fails at once
+//     (errcode.FailedPrecondition) instead of reaching for a registry. With
+//     no engine reachable, calls fail with errcode.Unavailable.
 //   - RunContainer starts a container from an image with its port published
 //     on 127.0.0.1 only, and returns its address, logs, state, Stop and
 //     Remove: the building block for container replicas.

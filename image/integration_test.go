@@ -224,6 +224,7 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	if st := cache.Stats(); st.Builds != 1 || st.WorkspaceHits != 1 {
 		t.Fatalf("cache stats %+v", st)
 	}
+	t.Logf("engine %s, API version %s", e.Host(), e.APIVersion())
 	t.Logf("TIMING cold_build=%v cache_hit=%v cache_hit_fresh_cache=%v cache_hit_with_packaging=%v ratio_cold_over_hit=%.0f",
 		cold.Round(time.Millisecond), hit.Round(time.Microsecond), hitFresh.Round(time.Microsecond),
 		hitWithPackaging.Round(time.Microsecond), float64(cold)/float64(hit))

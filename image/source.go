@@ -19,9 +19,10 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// Epoch is the modification time of every entry PackageSource writes, so that
-// the archive does not depend on when a file was checked out.
-var Epoch = time.Unix(0, 0).UTC()
+// epoch is the modification time of every entry PackageSource writes (the
+// Unix epoch), so that the archive does not depend on when a file was
+// checked out.
+var epoch = time.Unix(0, 0).UTC()
 
 // PackageOptions tunes PackageSource. The zero value (or nil) packages every
 // file not excluded by the ignore files.
@@ -82,7 +83,7 @@ func PackageSource(ctx context.Context, dir string, opts *PackageOptions) (*Sour
 //
 //   - entries sorted by path; directories appear only as parents of packaged
 //     files (git keeps no empty directories, so neither does the archive);
-//   - every mtime is Epoch, owners are 0:0 with no names, modes are 0644 for
+//   - every mtime is the Unix epoch, owners are 0:0 with no names, modes are 0644 for
 //     files, 0755 for executable files and directories, symlinks kept as
 //     links (never followed);
 //   - .git is never packaged; sockets, devices and pipes are skipped;
@@ -152,7 +153,7 @@ func WriteSource(ctx context.Context, w io.Writer, dir string, opts *PackageOpti
 		if err := ctx.Err(); err != nil {
 			return nil, ctxError(err)
 		}
-		hdr := &tar.Header{Name: name, ModTime: Epoch, Uid: 0, Gid: 0}
+		hdr := &tar.Header{Name: name, ModTime: epoch, Uid: 0, Gid: 0}
 		e := byName[name]
 		switch {
 		case e == nil: // a directory
