@@ -9,8 +9,10 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/compute/driver"
@@ -127,6 +129,13 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 				return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, err)
 			}
 		}
+		// Parse it as the SDK does (ast.parse) when the interpreter is
+		// here; a remote backend may deploy from a machine without one.
+		if py := interpreterOf(ic); py != "" {
+			if err := ic.CheckEntryScriptSyntax(ctx, py); err != nil {
+				return webservice.Runtime{}, err
+			}
+		}
 		content, err := os.ReadFile(script)
 		if err != nil {
 			return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("entry_script: %w", err))
@@ -145,16 +154,27 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 	}
 	t.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 
-	// Lay the models out once per distinct set; deployments share it.
+	// Lay the models out once per distinct content; redeploying the same
+	// content reuses the layout.
 	if len(models) > 0 {
-		root := filepath.Join(ws.Dir(), "deployments", name, t.Digest[len("sha256:"):len("sha256:")+16], "azureml-models")
-		if err := layoutModels(ctx, ws, root, models); err != nil {
-			return webservice.Runtime{}, err
-		}
-		t.ModelDir = root
+		root := filepath.Join(ws.Dir(), "deployments", name, t.Digest[len("sha256:"):len("sha256:")+16])
+		done := filepath.Join(root, "layout-complete")
+		dir := filepath.Join(root, "azureml-models")
 		if len(models) == 1 {
-			t.ModelDir = filepath.Join(root, models[0].Name, fmt.Sprint(models[0].Version))
+			dir = filepath.Join(dir, models[0].Name, strconv.Itoa(models[0].Version))
 		}
+		if _, err := os.Stat(done); err != nil {
+			if err := os.RemoveAll(root); err != nil {
+				return webservice.Runtime{}, errcode.Wrap(errcode.Internal, err)
+			}
+			if dir, err = ws.MaterializeModels(ctx, ids, root, &DownloadOptions{Link: true}); err != nil {
+				return webservice.Runtime{}, fmt.Errorf("lay out models: %w", err)
+			}
+			if err := os.WriteFile(done, nil, 0o644); err != nil {
+				return webservice.Runtime{}, errcode.Wrap(errcode.Internal, err)
+			}
+		}
+		t.ModelDir = dir
 		for _, m := range models {
 			t.Models = append(t.Models, driver.ModelRef{Name: m.Name, Version: m.Version, Digest: string(m.Digest)})
 		}
@@ -162,24 +182,15 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 	return webservice.Runtime{Template: t, ModelIDs: ids}, nil
 }
 
-// layoutModels writes root/NAME/VERSION/<files> for every model unless a
-// complete layout is already there.
-func layoutModels(ctx context.Context, ws *Workspace, root string, models []*Model) error {
-	done := filepath.Join(filepath.Dir(root), "layout-complete")
-	if _, err := os.Stat(done); err == nil {
-		return nil
+// interpreterOf returns the Python that will run ic's entry script, if it
+// can be found on this machine, or "".
+func interpreterOf(ic *InferenceConfig) string {
+	py := "python3"
+	if env := ic.Environment; env != nil && env.Python.InterpreterPath != "" {
+		py = env.Python.InterpreterPath
 	}
-	if err := os.RemoveAll(root); err != nil {
-		return errcode.Wrap(errcode.Internal, err)
+	if p, err := exec.LookPath(py); err == nil {
+		return p
 	}
-	for _, m := range models {
-		dir := filepath.Join(root, m.Name, fmt.Sprint(m.Version))
-		if _, err := ws.DownloadModel(ctx, m.ID(), dir, &DownloadOptions{Link: true, Overwrite: true}); err != nil {
-			return fmt.Errorf("lay out model %s: %w", m.ID(), err)
-		}
-	}
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		return errcode.Wrap(errcode.Internal, err)
-	}
-	return nil
+	return ""
 }

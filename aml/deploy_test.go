@@ -350,3 +350,19 @@ func TestCrashingScoreScriptFailsWithTraceback(t *testing.T) {
 		t.Errorf("init logs %q %v lack the traceback", init, err)
 	}
 }
+
+func TestDeployRefusesScriptThatDoesNotParse(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	e := newDeployEnv(t, compute.ProvisioningConfig{ClusterPurpose: compute.DevTest})
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "score.py"), []byte("def init():\n    pass\n\ndef run(raw_data)\n    return 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ic := &aml.InferenceConfig{EntryScript: "score.py", SourceDirectory: src,
+		Environment: &aml.Environment{Name: "debian", Python: aml.PythonSection{UserManagedDependencies: true, InterpreterPath: "/usr/bin/python3"}}}
+	_, err := aml.Deploy(ctx, e.ws, "syntax", nil, ic, webservice.DeployConfig{NumReplicas: 1}, e.target, nil)
+	if !errors.Is(err, errcode.InvalidArgument) || !strings.Contains(err.Error(), "line 4") {
+		t.Fatalf("a score.py with a syntax error: %v, want InvalidArgument naming line 4", err)
+	}
+}
