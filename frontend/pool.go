@@ -18,11 +18,10 @@ type replica struct {
 	host string // HOST:PORT
 	hc   *fasthttp.HostClient
 
-	// Guarded by pool.mu.
-	inflight     int
-	ready        bool
-	member       bool      // still part of the version
-	ejectedUntil time.Time // after a failed dial, skipped until then
+	inflight     atomic.Int32
+	ready        atomic.Bool
+	member       atomic.Bool  // still part of the version
+	ejectedUntil atomic.Int64 // unix ns; after a failed dial, skipped until then
 
 	// conns records the local address of every open connection to the
 	// replica with its dial time, to tell a reused connection from a fresh
@@ -45,7 +44,6 @@ func newReplica(id, host string) *replica {
 		MaxIdleConnDuration:           time.Second,
 		ReadBufferSize:                16 << 10,
 		WriteBufferSize:               16 << 10,
-		MaxResponseBodySize:           0,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
@@ -64,6 +62,11 @@ func newReplica(id, host string) *replica {
 	return r
 }
 
+// usable reports whether the replica may get a new request at now (unix ns).
+func (r *replica) usable(now int64) bool {
+	return r.ready.Load() && r.member.Load() && r.ejectedUntil.Load() <= now
+}
+
 // freshSince reports whether the connection with local address local was
 // dialed at or after t (so it was not a reused keep-alive connection).
 func (r *replica) freshSince(local net.Addr, t time.Time) bool {
@@ -72,7 +75,6 @@ func (r *replica) freshSince(local net.Addr, t time.Time) bool {
 	}
 	v, ok := r.conns.Load(local.String())
 	if !ok {
-		// Closed already: it was removed by Close; treat as fresh (no retry).
 		return true
 	}
 	return !v.(time.Time).Before(t)
@@ -101,18 +103,21 @@ func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 // pool is a version's set of replicas with a per-replica concurrency cap and
-// a FIFO queue of requests waiting for a slot.
+// a FIFO queue of requests waiting for a slot. Taking a free slot is
+// lock-free (atomic counters over an immutable member list); the mutex only
+// guards the wait queue and updates.
 type pool struct {
-	mu       sync.Mutex
-	members  []*replica // current replicas, in route order
-	byID     map[string]*replica
-	maxConc  int
-	queueMax time.Duration
+	members  atomic.Pointer[[]*replica] // current replicas, in route order
+	maxConc  atomic.Int32
+	queueMax atomic.Int64 // ns
 	timeout  atomic.Int64 // scoring timeout, ns
-	next     int          // round-robin start
-	waiters  []*waiter
+	next     atomic.Uint32
+	queued   atomic.Int64
+	nwaiters atomic.Int32
 
-	queued atomic.Int64
+	mu      sync.Mutex
+	byID    map[string]*replica
+	waiters []*waiter
 }
 
 type waiter struct {
@@ -125,62 +130,81 @@ var (
 )
 
 func newPool() *pool {
-	return &pool{byID: map[string]*replica{}}
+	p := &pool{byID: map[string]*replica{}}
+	p.members.Store(&[]*replica{})
+	p.maxConc.Store(DefaultMaxConcurrentPerReplica)
+	p.queueMax.Store(int64(DefaultMaxQueueWait))
+	p.timeout.Store(int64(DefaultScoringTimeout))
+	return p
 }
 
-// usable reports whether rep can get a new request now. Needs p.mu.
-func (p *pool) usable(rep *replica, now time.Time) bool {
-	return rep.ready && rep.member && (rep.ejectedUntil.IsZero() || now.After(rep.ejectedUntil))
+// scoringTimeout is the version's current scoring timeout.
+func (p *pool) scoringTimeout() time.Duration { return time.Duration(p.timeout.Load()) }
+
+// pick takes a slot on the usable replica with the fewest requests in flight
+// below the cap (scanning from a rotating start, so ties go round robin).
+// It returns nil and whether any replica is usable at all.
+func (p *pool) pick() (*replica, bool) {
+	ms := *p.members.Load()
+	n := len(ms)
+	if n == 0 {
+		return nil, false
+	}
+	now := time.Now().UnixNano()
+	maxc := p.maxConc.Load()
+	for tries := 0; tries < 4; tries++ {
+		start := int(p.next.Add(1)) % n
+		var best *replica
+		bestN := int32(0)
+		any := false
+		for k := 0; k < n; k++ {
+			rep := ms[(start+k)%n]
+			if !rep.usable(now) {
+				continue
+			}
+			any = true
+			c := rep.inflight.Load()
+			if c < maxc && (best == nil || c < bestN) {
+				best, bestN = rep, c
+				if c == 0 {
+					break
+				}
+			}
+		}
+		if best == nil {
+			return nil, any
+		}
+		if best.inflight.CompareAndSwap(bestN, bestN+1) {
+			return best, true
+		}
+	}
+	// Heavy contention on the counters: take any free slot.
+	for _, rep := range ms {
+		if !rep.usable(now) {
+			continue
+		}
+		for c := rep.inflight.Load(); c < maxc; c = rep.inflight.Load() {
+			if rep.inflight.CompareAndSwap(c, c+1) {
+				return rep, true
+			}
+		}
+	}
+	return nil, p.anyUsable()
 }
 
-// anyUsableLocked reports whether some replica can take requests. Needs p.mu.
-func (p *pool) anyUsableLocked(now time.Time) bool {
-	for _, rep := range p.members {
-		if p.usable(rep, now) {
+func (p *pool) anyUsable() bool {
+	now := time.Now().UnixNano()
+	for _, rep := range *p.members.Load() {
+		if rep.usable(now) {
 			return true
 		}
 	}
 	return false
 }
 
-// pickLocked returns the usable replica with the fewest in-flight requests
-// below the cap (ties broken round robin), and whether any replica is usable
-// at all. Needs p.mu.
-func (p *pool) pickLocked(now time.Time) (*replica, bool) {
-	n := len(p.members)
-	var best *replica
-	any := false
-	for k := 0; k < n; k++ {
-		rep := p.members[(p.next+k)%n]
-		if !p.usable(rep, now) {
-			continue
-		}
-		any = true
-		if rep.inflight < p.maxConc && (best == nil || rep.inflight < best.inflight) {
-			best = rep
-			if rep.inflight == 0 {
-				break
-			}
-		}
-	}
-	if best != nil {
-		p.next++
-		if p.next >= n {
-			p.next = 0
-		}
-		best.inflight++
-	}
-	return best, any
-}
-
-// scoringTimeout is the version's current scoring timeout.
-func (p *pool) scoringTimeout() time.Duration { return time.Duration(p.timeout.Load()) }
-
 // tryAcquire takes a slot without waiting, or returns nil.
 func (p *pool) tryAcquire() *replica {
-	p.mu.Lock()
-	rep, _ := p.pickLocked(time.Now())
-	p.mu.Unlock()
+	rep, _ := p.pick()
 	return rep
 }
 
@@ -188,24 +212,32 @@ func (p *pool) tryAcquire() *replica {
 // It returns errNoReady when no replica is usable, errOverloaded when the
 // wait ran out, or ctx's error.
 func (p *pool) acquire(ctx context.Context) (*replica, error) {
-	p.mu.Lock()
-	rep, any := p.pickLocked(time.Now())
+	rep, any := p.pick()
 	if rep != nil {
-		p.mu.Unlock()
 		return rep, nil
 	}
 	if !any {
-		p.mu.Unlock()
 		return nil, errNoReady
 	}
+	// Queue, then look again: a slot freed between the first look and
+	// joining the queue would otherwise be missed.
 	w := &waiter{ch: make(chan *replica, 1)}
+	p.mu.Lock()
 	p.waiters = append(p.waiters, w)
-	wait := p.queueMax
+	p.nwaiters.Add(1)
 	p.mu.Unlock()
 	p.queued.Add(1)
 	defer p.queued.Add(-1)
+	if rep, _ := p.pick(); rep != nil {
+		if p.leave(w) {
+			return rep, nil
+		}
+		// A slot was granted meanwhile too: keep one.
+		p.release(<-w.ch)
+		return rep, nil
+	}
 
-	t := time.NewTimer(wait)
+	t := time.NewTimer(time.Duration(p.queueMax.Load()))
 	defer t.Stop()
 	var done <-chan struct{}
 	if ctx != nil {
@@ -217,78 +249,76 @@ func (p *pool) acquire(ctx context.Context) (*replica, error) {
 	case <-t.C:
 	case <-done:
 	}
-	// Leave the queue; a slot may have been granted meanwhile.
-	p.mu.Lock()
-	for i, x := range p.waiters {
-		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			break
-		}
-	}
-	p.mu.Unlock()
-	select {
-	case rep := <-w.ch:
-		return rep, nil
-	default:
+	if !p.leave(w) {
+		return <-w.ch, nil // granted while timing out
 	}
 	if ctx != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	p.mu.Lock()
-	any = p.anyUsableLocked(time.Now())
-	p.mu.Unlock()
-	if !any {
+	if !p.anyUsable() {
 		return nil, errNoReady
 	}
 	return nil, errOverloaded
 }
 
-// release returns rep's slot, handing it to the first waiter if rep can
-// still take requests.
-func (p *pool) release(rep *replica) {
+// leave removes w from the queue; false means w was already granted a slot.
+func (p *pool) leave(w *waiter) bool {
 	p.mu.Lock()
-	rep.inflight--
-	p.handoffLocked(time.Now())
-	idle := !rep.member && rep.inflight == 0
-	p.mu.Unlock()
-	if idle {
+	defer p.mu.Unlock()
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.nwaiters.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// release returns rep's slot and hands free slots to waiters.
+func (p *pool) release(rep *replica) {
+	left := rep.inflight.Add(-1)
+	if p.nwaiters.Load() > 0 {
+		p.handoff()
+	}
+	if left == 0 && !rep.member.Load() {
 		rep.hc.CloseIdleConnections()
 	}
 }
 
-// handoffLocked grants free slots to waiters in FIFO order. Needs p.mu.
-func (p *pool) handoffLocked(now time.Time) {
+// handoff grants free slots to waiters in FIFO order.
+func (p *pool) handoff() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for len(p.waiters) > 0 {
-		rep, _ := p.pickLocked(now)
+		rep, _ := p.pick()
 		if rep == nil {
 			return
 		}
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
+		p.nwaiters.Add(-1)
 		w.ch <- rep
 	}
 }
 
 // eject marks rep unusable for ejectFor after a failed dial.
 func (p *pool) eject(rep *replica) {
-	p.mu.Lock()
-	rep.ejectedUntil = time.Now().Add(ejectFor)
-	p.mu.Unlock()
+	rep.ejectedUntil.Store(time.Now().Add(ejectFor).UnixNano())
 }
 
-// counts returns the number of member replicas and of usable ones.
+// counts returns the number of member replicas, of usable ones, and the
+// requests in flight on them.
 func (p *pool) counts() (replicas, ready, inflight int) {
-	p.mu.Lock()
-	now := time.Now()
-	for _, rep := range p.members {
-		if p.usable(rep, now) {
+	now := time.Now().UnixNano()
+	ms := *p.members.Load()
+	for _, rep := range ms {
+		if rep.usable(now) {
 			ready++
 		}
-		inflight += rep.inflight
+		inflight += int(rep.inflight.Load())
 	}
-	replicas = len(p.members)
-	p.mu.Unlock()
-	return
+	return len(ms), ready, inflight
 }
 
 // update installs a version's replicas and limits. Replicas whose ID stays
@@ -299,21 +329,18 @@ func (p *pool) update(v *Version) bool {
 	if maxConc <= 0 {
 		maxConc = DefaultMaxConcurrentPerReplica
 	}
-	var closeIdle []*replica
-	p.mu.Lock()
-	p.maxConc = maxConc
-	p.queueMax = v.MaxQueueWait
-	if p.queueMax <= 0 {
-		p.queueMax = DefaultMaxQueueWait
+	queue := v.MaxQueueWait
+	if queue <= 0 {
+		queue = DefaultMaxQueueWait
 	}
 	timeout := v.ScoringTimeout
 	if timeout <= 0 {
 		timeout = DefaultScoringTimeout
 	}
+	p.mu.Lock()
+	p.maxConc.Store(int32(min(maxConc, 1<<30)))
+	p.queueMax.Store(int64(queue))
 	p.timeout.Store(int64(timeout))
-	for _, rep := range p.members {
-		rep.member = false
-	}
 	members := make([]*replica, 0, len(v.Replicas))
 	byID := make(map[string]*replica, len(v.Replicas))
 	anyReady := false
@@ -323,53 +350,51 @@ func (p *pool) update(v *Version) bool {
 		if rep == nil || rep.host != host {
 			rep = newReplica(r.ID, host)
 		}
-		if r.Ready && !rep.ready {
-			rep.ejectedUntil = time.Time{}
+		if r.Ready && !rep.ready.Load() {
+			rep.ejectedUntil.Store(0)
 		}
-		rep.ready = r.Ready
-		rep.member = true
+		rep.ready.Store(r.Ready)
+		rep.member.Store(true)
 		anyReady = anyReady || r.Ready
 		members = append(members, rep)
 		byID[r.ID] = rep
 	}
-	for _, rep := range p.byID {
-		if !rep.member && rep.inflight == 0 {
-			closeIdle = append(closeIdle, rep)
+	var gone []*replica
+	for id, rep := range p.byID {
+		if byID[id] != rep {
+			rep.member.Store(false)
+			if rep.inflight.Load() == 0 {
+				gone = append(gone, rep)
+			}
 		}
 	}
-	p.members, p.byID = members, byID
-	if p.next >= len(members) {
-		p.next = 0
-	}
-	p.handoffLocked(time.Now())
+	p.byID = byID
+	p.members.Store(&members)
 	p.mu.Unlock()
-	for _, rep := range closeIdle {
+	p.handoff() // new or newly ready replicas serve the queue at once
+	for _, rep := range gone {
 		rep.hc.CloseIdleConnections()
 	}
 	return anyReady
 }
 
-// close drops every replica's idle connections (the router is closing or
-// the version was removed).
+// close marks every replica gone and drops idle connections (the version
+// was removed).
 func (p *pool) close() {
 	p.mu.Lock()
-	reps := make([]*replica, 0, len(p.members))
-	for _, rep := range p.members {
-		rep.member = false
-		reps = append(reps, rep)
+	ms := *p.members.Load()
+	for _, rep := range ms {
+		rep.member.Store(false)
 	}
 	p.mu.Unlock()
-	for _, rep := range reps {
+	for _, rep := range ms {
 		rep.hc.CloseIdleConnections()
 	}
 }
 
 // closeIdle drops idle connections of every replica, keeping the pool usable.
 func (p *pool) closeIdle() {
-	p.mu.Lock()
-	reps := append([]*replica(nil), p.members...)
-	p.mu.Unlock()
-	for _, rep := range reps {
+	for _, rep := range *p.members.Load() {
 		rep.hc.CloseIdleConnections()
 	}
 }

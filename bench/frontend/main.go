@@ -237,92 +237,123 @@ func orchestrate(quick bool) error {
 			return fmt.Errorf("%s: %v", t.name, err)
 		}
 	}
+	if probe := os.Getenv("AKSML_BENCH_PROBE"); probe != "" { // RATE: diagnostics only
+		rate, _ := strconv.Atoi(probe)
+		pp := map[string][]int{"aksml (fasthttp)": {fast.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		for r := 0; r < 3; r++ {
+			for _, t := range targets[1:] {
+				c0 := cpuSeconds(pp[t.name])
+				l := openLoop(t.urls, rate, 2*time.Second)
+				fmt.Printf("%-17s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6)
+			}
+		}
+		return nil
+	}
 
-	rateDur, closedDur, rounds := 3*time.Second, 4*time.Second, 3
+	slices, sliceDur, closedSlices := 8, 500*time.Millisecond, 6
 	if quick {
-		rateDur, closedDur, rounds = 1500*time.Millisecond, 2*time.Second, 1
+		slices, closedSlices = 3, 2
 	}
 	fmt.Printf("bench/frontend: %d cores, %d replicas (net/http trivial handler), nginx worker_processes %d, router GOMAXPROCS %d\n",
 		cores, numReplicas, cores, cores)
-
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Printf("load average before the run: %s (figures are noisy when it exceeds the core count)\n", strings.Fields(string(b))[0])
+		fmt.Printf("load average before the run: %s (other work on the machine makes latencies noisy; the\n"+
+			"targets are measured in short interleaved slices so that they share the noise)\n", strings.Fields(string(b))[0])
 	}
-	med := func(xs []float64) float64 {
-		s := append([]float64(nil), xs...)
-		sort.Float64s(s)
-		return s[len(s)/2]
+	pids := map[string][]int{
+		"aksml (fasthttp)": {fast.cmd.Process.Pid},
+		"aksml (net/http)": {slow.cmd.Process.Pid},
+		"nginx":            append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...),
 	}
-	medD := func(xs []time.Duration) time.Duration {
-		s := append([]time.Duration(nil), xs...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2]
+
+	type stat struct {
+		lat  [2]latencies
+		cpu  [2]float64 // proxy CPU seconds during the fixed-rate slices
+		reqs [2]int
+		// closed loop
+		done     float64 // requests
+		secs     float64
+		closeCPU float64
 	}
-	type rates struct{ p50, p99 [2][]time.Duration }
-	lat := map[string]*rates{}
+	stats := map[string]*stat{}
+	for _, t := range targets {
+		stats[t.name] = &stat{}
+		openLoop(t.urls, 1000, 300*time.Millisecond) // warm up connections
+	}
 	rateList := []int{1000, 5000}
-	for r := 0; r < rounds; r++ {
-		for ri, rate := range rateList {
-			for _, t := range targets {
-				openLoop(t.urls, rate, 300*time.Millisecond) // warm up
-				l := openLoop(t.urls, rate, rateDur)
-				if lat[t.name] == nil {
-					lat[t.name] = &rates{}
-				}
-				lat[t.name].p50[ri] = append(lat[t.name].p50[ri], l.pct(50))
-				lat[t.name].p99[ri] = append(lat[t.name].p99[ri], l.pct(99))
-				fmt.Printf("  round %d %-17s %5d req/s: p50 %7.3f ms  p99 %7.3f ms  (%d requests, %d errors)\n",
-					r+1, t.name, rate, ms(l.pct(50)), ms(l.pct(99)), len(l.d), l.errs)
-				if l.errs > 0 {
-					return fmt.Errorf("%s: %d requests failed", t.name, l.errs)
-				}
+	for ri, rate := range rateList {
+		for sl := 0; sl < slices; sl++ {
+			for k := range targets {
+				t := targets[(k+sl)%len(targets)] // rotate the order
+				c0 := cpuSeconds(pids[t.name])
+				l := openLoop(t.urls, rate, sliceDur)
+				st := stats[t.name]
+				st.cpu[ri] += cpuSeconds(pids[t.name]) - c0
+				st.reqs[ri] += len(l.d) + l.errs
+				st.lat[ri].d = append(st.lat[ri].d, l.d...)
+				st.lat[ri].errs += l.errs
+			}
+		}
+		for _, t := range targets {
+			l := &stats[t.name].lat[ri]
+			sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+			fmt.Printf("  %-17s %5d req/s: p50 %7.3f ms  p99 %7.3f ms  (%d requests, %d errors)\n",
+				t.name, rate, ms(l.pct(50)), ms(l.pct(99)), len(l.d), l.errs)
+			if l.errs > 0 {
+				return fmt.Errorf("%s: %d requests failed", t.name, l.errs)
 			}
 		}
 	}
-	type summary struct{ p50, p99 [2]time.Duration }
-	sum := map[string]summary{}
-	for name, l := range lat {
-		var s summary
-		for ri := range rateList {
-			s.p50[ri], s.p99[ri] = medD(l.p50[ri]), medD(l.p99[ri])
-		}
-		sum[name] = s
-	}
-	maxRPS := map[string][]float64{}
-	for r := 0; r < rounds; r++ {
-		for _, t := range targets {
-			rps, err := closedLoop(wrk, t.urls[0], closedDur)
+	for sl := 0; sl < closedSlices; sl++ {
+		for k := range targets {
+			t := targets[(k+sl)%len(targets)]
+			c0 := cpuSeconds(pids[t.name])
+			rps, err := closedLoop(wrk, t.urls[0], time.Second)
 			if err != nil {
 				return fmt.Errorf("%s: %v", t.name, err)
 			}
-			maxRPS[t.name] = append(maxRPS[t.name], rps)
-			fmt.Printf("  %-17s closed loop round %d: %.0f req/s\n", t.name, r+1, rps)
+			st := stats[t.name]
+			st.closeCPU += cpuSeconds(pids[t.name]) - c0
+			st.done += rps // requests in wrk's 1 s run
+			st.secs++
 		}
 	}
-	ref := med(maxRPS["nginx"])
-	d := sum["direct"]
+	rpsOf := func(name string) float64 { return stats[name].done / stats[name].secs }
+	cpuPerReq := func(name string) float64 { // µs of proxy CPU per request, closed loop
+		st := stats[name]
+		return st.closeCPU / st.done * 1e6
+	}
+	ref := rpsOf("nginx")
+	d := &stats["direct"].lat
 
 	fmt.Println()
-	fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %9s | %8s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)", "5k/s p50 (added)", "5k/s p99 (added)", "max rps", "vs nginx")
-	fmt.Println(strings.Repeat("-", 17) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 21) + "-+-" + strings.Repeat("-", 9) + "-+-" + strings.Repeat("-", 8))
+	fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8s | %8s | %11s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)",
+		"5k/s p50 (added)", "5k/s p99 (added)", "max rps", "vs nginx", "CPU µs/req")
+	fmt.Println(strings.Repeat("-", 17) + strings.Repeat("-+-"+strings.Repeat("-", 21), 4) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 11))
 	for _, t := range targets {
-		l := sum[t.name]
-		cell := func(x, base time.Duration) string {
+		l := &stats[t.name].lat
+		cell := func(ri int, p float64) string {
+			x := l[ri].pct(p)
 			if t.name == "direct" {
 				return fmt.Sprintf("%8.3f ms %10s", ms(x), "")
 			}
-			return fmt.Sprintf("%8.3f ms (%+.3f)", ms(x), ms(x-base))
+			return fmt.Sprintf("%8.3f ms (%+.3f)", ms(x), ms(x-d[ri].pct(p)))
 		}
-		fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %9.0f | %7.2fx\n", t.name,
-			cell(l.p50[0], d.p50[0]), cell(l.p99[0], d.p99[0]), cell(l.p50[1], d.p50[1]), cell(l.p99[1], d.p99[1]),
-			med(maxRPS[t.name]), med(maxRPS[t.name])/ref)
+		cpu := "-"
+		if t.name != "direct" {
+			cpu = fmt.Sprintf("%.1f", cpuPerReq(t.name))
+		}
+		fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8.0f | %7.2fx | %11s\n", t.name,
+			cell(0, 50), cell(0, 99), cell(1, 50), cell(1, 99), rpsOf(t.name), rpsOf(t.name)/ref, cpu)
 	}
-	a, s, n := sum["aksml (fasthttp)"], sum["aksml (net/http)"], sum["nginx"]
+	a, s, n := &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
+	added := func(l *[2]latencies, ri int, p float64) float64 { return ms(l[ri].pct(p) - d[ri].pct(p)) }
 	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
-		"nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f nethttp_max_rps_ratio_vs_nginx=%.2f direct_max_rps_ratio_vs_nginx=%.2f\n",
-		ms(a.p50[0]-d.p50[0]), ms(a.p99[0]-d.p99[0]), ms(a.p50[1]-d.p50[1]), ms(a.p99[1]-d.p99[1]), med(maxRPS["aksml (fasthttp)"])/ref,
-		ms(n.p50[0]-d.p50[0]), ms(n.p99[0]-d.p99[0]), ms(s.p50[0]-d.p50[0]), ms(s.p99[0]-d.p99[0]), med(maxRPS["aksml (net/http)"])/ref,
-		med(maxRPS["direct"])/ref)
+		"cpu_per_req_ratio_vs_nginx=%.2f nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f "+
+		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
+		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), rpsOf("aksml (fasthttp)")/ref,
+		cpuPerReq("aksml (fasthttp)")/cpuPerReq("nginx"), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
+		rpsOf("aksml (net/http)")/ref, cpuPerReq("aksml (net/http)")/cpuPerReq("nginx"))
 	return nil
 }
 
@@ -547,4 +578,44 @@ func closedLoop(wrk, url string, dur time.Duration) (float64, error) {
 		return 0, fmt.Errorf("no Requests/sec in wrk output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// childPids lists the processes whose parent is pid (nginx's workers).
+func childPids(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// cpuSeconds is the user+system CPU time the processes have used.
+func cpuSeconds(pids []int) float64 {
+	total := 0.0
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		// After the command: state(0) ppid(1) ... utime(11) stime(12).
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			s, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + s) / 100 // USER_HZ
+		}
+	}
+	return total
 }
