@@ -32,6 +32,10 @@ type DeployOptions struct {
 	// Progress receives show_output-style lines while the service is
 	// waited on; nil prints nothing.
 	Progress io.Writer
+	// Image, when set, builds (or reuses) a container image for the
+	// deployment and runs its replicas from it (the simulator needs
+	// simulator.Options.Engine for that).
+	Image *ImageOptions
 }
 
 // Deploy deploys models as web service name on target (Model.deploy). It
@@ -51,6 +55,11 @@ func Deploy(ctx context.Context, ws *Workspace, name string, models []*Model, ic
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.Image != nil {
+		if rt, err = withImage(ctx, ic, rt, opts.Image); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Overwrite {
 		if svc, gerr := webservice.Get(ctx, target, name); gerr == nil {

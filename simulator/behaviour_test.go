@@ -286,3 +286,18 @@ func TestServiceLogs(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+func TestImageReplicaWithoutEngineIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	c, _ := newSim(t, drivertest.CPUShape)
+	spec := drivertest.Spec("boxed", drivertest.Echo("x"), 1)
+	spec.Versions[0].Replica.Image = "aksml/env:0123"
+	err := c.ApplyService(ctx, spec)
+	if !errors.Is(err, errcode.FailedPrecondition) || !strings.Contains(err.Error(), "no Docker engine") {
+		t.Fatalf("ApplyService of an image replica without an engine: %v", err)
+	}
+	if _, err := c.ServiceStatus(ctx, "boxed"); !errors.Is(err, errcode.NotFound) {
+		t.Errorf("a refused service exists: %v", err)
+	}
+}

@@ -214,6 +214,13 @@ func (c *Cluster) ApplyService(ctx context.Context, spec *driver.ServiceSpec) er
 // once. Capacity that is merely used up is not checked here: that is the
 // Unschedulable state.
 func (c *Cluster) checkCapabilities(spec *driver.ServiceSpec) error {
+	for _, v := range spec.Versions {
+		if v.Replica.Image != "" && c.opts.Engine == nil {
+			return errcode.Errorf(errcode.FailedPrecondition,
+				"service %q version %q runs image %s as containers, but the simulator has no Docker engine: set simulator.Options.Engine (image.NewEngine), or deploy without DeployOptions.Image to run replicas in process",
+				spec.Name, v.Name, v.Replica.Image)
+		}
+	}
 	return nil
 }
 
@@ -317,7 +324,7 @@ func (c *Cluster) ServiceLogs(ctx context.Context, name string, tail int, init b
 		var lines []string
 		switch {
 		case src.inst != nil:
-			lines = src.inst.srv.Logs(tail, init)
+			lines = src.inst.be.logs(tail, init)
 		case init:
 			lines = lastN(src.lastInit, tail)
 		default:

@@ -2,17 +2,14 @@ package simulator
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/scoring"
 )
 
 type replicaState int
@@ -59,14 +56,28 @@ type replica struct {
 	fault atomic.Pointer[Fault]
 }
 
-// instance is one run of a replica: a scoring server and its listener.
+// instance is one run of a replica: a scoring server in process (Go
+// handler or Python workers behind a loopback listener) or a container.
 type instance struct {
-	srv     *scoring.Server
-	httpSrv *http.Server
-	url     string
-	done    chan struct{} // closed when the instance has stopped
-	kill    chan bool     // true = graceful drain, false = crash
-	once    sync.Once
+	be   backend
+	url  string
+	done chan struct{} // closed when the instance has stopped
+	kill chan bool     // true = graceful drain, false = crash
+	once sync.Once
+}
+
+// backend is what runs one instance.
+type backend interface {
+	// start begins init and returns the replica's base URL.
+	start(ctx context.Context) (string, error)
+	// initDone is closed when init has finished or failed; err says which.
+	initDone() <-chan struct{}
+	err() error
+	// exited is closed if the instance dies by itself (a container exit).
+	exited() <-chan struct{}
+	logs(tail int, init bool) []string
+	// stop ends the instance; graceful lets in-flight requests finish.
+	stop(graceful bool)
 }
 
 type probeState struct {
@@ -163,69 +174,58 @@ func (c *Cluster) schedule(r *replica) {
 	c.startReplica(r)
 }
 
-// startReplica starts a new instance of r: its scoring server and listener
-// are made here, init runs in the instance's goroutine. Caller holds c.mu.
+// startReplica starts a new instance of r; init runs in the instance's
+// goroutine. Caller holds c.mu.
 func (c *Cluster) startReplica(r *replica) {
 	now := c.opts.Clock.Now()
 	r.state = replicaStarting
 	r.startedAt = now
 	r.probe = probeState{next: now.Add(r.tmpl.Probe.InitialDelay)}
 	inst := &instance{done: make(chan struct{}), kill: make(chan bool, 1)}
-	t := r.tmpl
-	srv, err := scoring.NewServer(scoring.Config{
-		Handler:        t.Handler,
-		EntryScript:    t.EntryScript,
-		SourceDir:      t.SourceDir,
-		ModelDir:       t.ModelDir,
-		Interpreter:    t.Interpreter,
-		Env:            t.Env,
-		Workers:        t.Workers,
-		ScoringTimeout: t.ScoringTimeout,
-		Logger:         c.opts.Logger,
-	})
-	var ln net.Listener
-	if err == nil {
-		ln, err = net.Listen("tcp", net.JoinHostPort(c.opts.Address, "0"))
-		if err != nil {
-			err = errcode.Wrap(errcode.Unavailable, fmt.Errorf("replica %s cannot listen: %w", r.id, err))
-		}
-	}
+	be, err := c.newBackend(r)
 	if err != nil {
 		close(inst.done)
+		inst.be = failedBackend{}
 		r.inst = inst
 		c.crashed(r, inst, err, nil, nil)
 		return
 	}
-	inst.srv = srv
-	inst.url = "http://" + ln.Addr().String()
-	inst.httpSrv = &http.Server{Handler: faultHandler(r, srv), ReadHeaderTimeout: 10 * time.Second}
+	inst.be = be
 	r.inst = inst
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer close(inst.done)
-		c.runInstance(r, inst, ln)
+		c.runInstance(r, inst)
 	}()
 }
 
+// newBackend picks how the replica runs: a container when its template
+// names an image, in process otherwise.
+func (c *Cluster) newBackend(r *replica) (backend, error) {
+	if r.tmpl.Image != "" {
+		return c.newContainerBackend(r)
+	}
+	return c.newLocalBackend(r)
+}
+
 // runInstance runs one instance until it is stopped or crashes.
-func (c *Cluster) runInstance(r *replica, inst *instance, ln net.Listener) {
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = inst.httpSrv.Serve(ln)
-	}()
+func (c *Cluster) runInstance(r *replica, inst *instance) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := inst.srv.Start(ctx); err != nil {
-		c.stopInstance(inst, served, false)
+	url, err := inst.be.start(ctx)
+	if err != nil {
+		inst.be.stop(false)
 		c.exited(r, inst, err)
 		return
 	}
+	c.mu.Lock()
+	inst.url = url
+	c.mu.Unlock()
 	select {
-	case <-inst.srv.InitDone():
-		if err := inst.srv.Err(); err != nil {
-			c.stopInstance(inst, served, false)
+	case <-inst.be.initDone():
+		if err := inst.be.err(); err != nil {
+			inst.be.stop(false)
 			c.exited(r, inst, err)
 			return
 		}
@@ -241,53 +241,48 @@ func (c *Cluster) runInstance(r *replica, inst *instance, ln net.Listener) {
 		c.mu.Unlock()
 		c.kick()
 	case graceful := <-inst.kill:
-		c.stopInstance(inst, served, graceful)
+		c.stopInstance(inst, graceful)
 		c.exited(r, inst, errKilled)
 		return
 	case <-c.stopCh:
-		c.stopInstance(inst, served, false)
+		inst.be.stop(false)
 		return
 	}
 	select {
 	case graceful := <-inst.kill:
-		c.stopInstance(inst, served, graceful)
+		c.stopInstance(inst, graceful)
 		c.exited(r, inst, errKilled)
+	case <-inst.be.exited():
+		c.exited(r, inst, errors.New("replica exited"))
+		inst.be.stop(false)
 	case <-c.stopCh:
-		c.stopInstance(inst, served, false)
+		inst.be.stop(false)
 	}
 }
 
-var errKilled = fmt.Errorf("replica killed")
-
-// stopInstance stops an instance's HTTP server and scoring server. A
-// graceful stop first waits for the drain delay (so the router's new table
-// is in force) and lets in-flight requests finish.
-func (c *Cluster) stopInstance(inst *instance, served chan struct{}, graceful bool) {
+// stopInstance stops an instance. A graceful stop first waits for the
+// drain delay, so the router's new table (without this replica) is in
+// force, then lets in-flight requests finish.
+func (c *Cluster) stopInstance(inst *instance, graceful bool) {
 	if graceful {
 		t := time.NewTimer(c.opts.DrainDelay)
 		select {
 		case <-t.C:
 		case <-c.stopCh:
+			graceful = false
 		}
 		t.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_ = inst.httpSrv.Shutdown(ctx)
-		cancel()
 	}
-	if inst.httpSrv != nil {
-		_ = inst.httpSrv.Close()
-		<-served
-	}
-	if inst.srv != nil {
-		_ = inst.srv.Close()
-	}
+	inst.be.stop(graceful)
 }
+
+var errKilled = fmt.Errorf("replica killed")
 
 // exited records that an instance ended: a retired replica simply goes; any
 // other replica crashed and restarts after back-off.
 func (c *Cluster) exited(r *replica, inst *instance, err error) {
-	logs := inst.srv.Logs(200, false)
-	initLogs := inst.srv.Logs(200, true)
+	logs := inst.be.logs(200, false)
+	initLogs := inst.be.logs(200, true)
 	c.mu.Lock()
 	defer c.kick()
 	defer c.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 )
 
 // Options configure a Simulator. The zero value (or nil) gives the behaviour
@@ -40,6 +41,10 @@ type Options struct {
 	// DeploymentTimeout is how long a deployment may take before it fails
 	// with DeploymentTimedOut. Default 20 min (reference §2).
 	DeploymentTimeout time.Duration
+	// Engine runs replicas whose template names an image as containers
+	// (see aml.DeployOptions.Image). Nil means such replicas fail with a
+	// clear error; replicas without an image always run in process.
+	Engine *image.Engine
 	// DrainDelay is how long a replica leaving the service keeps serving
 	// after the router stopped sending it new requests, so requests already
 	// on their way finish. Default 1 s (real time: it covers network I/O).

@@ -1,0 +1,92 @@
+package simulator
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/scoring"
+)
+
+// localBackend runs a replica in process: the scoring server (a Go handler,
+// or Python workers for a score.py) behind its own loopback listener.
+type localBackend struct {
+	srv     *scoring.Server
+	ln      net.Listener
+	httpSrv *http.Server
+	served  chan struct{}
+	never   chan struct{}
+	started bool
+}
+
+func (c *Cluster) newLocalBackend(r *replica) (backend, error) {
+	t := r.tmpl
+	srv, err := scoring.NewServer(scoring.Config{
+		Handler:        t.Handler,
+		EntryScript:    t.EntryScript,
+		SourceDir:      t.SourceDir,
+		ModelDir:       t.ModelDir,
+		Interpreter:    t.Interpreter,
+		Env:            t.Env,
+		Workers:        t.Workers,
+		ScoringTimeout: t.ScoringTimeout,
+		ServiceName:    r.service,
+		Logger:         c.opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.opts.Address, "0"))
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("replica %s cannot listen: %w", r.id, err))
+	}
+	return &localBackend{
+		srv:     srv,
+		ln:      ln,
+		httpSrv: &http.Server{Handler: faultHandler(r, srv), ReadHeaderTimeout: 10 * time.Second},
+		served:  make(chan struct{}),
+		never:   make(chan struct{}),
+	}, nil
+}
+
+func (b *localBackend) start(ctx context.Context) (string, error) {
+	b.started = true
+	go func() {
+		defer close(b.served)
+		_ = b.httpSrv.Serve(b.ln)
+	}()
+	return "http://" + b.ln.Addr().String(), b.srv.Start(ctx)
+}
+
+func (b *localBackend) initDone() <-chan struct{}         { return b.srv.InitDone() }
+func (b *localBackend) err() error                        { return b.srv.Err() }
+func (b *localBackend) exited() <-chan struct{}           { return b.never }
+func (b *localBackend) logs(tail int, init bool) []string { return b.srv.Logs(tail, init) }
+
+func (b *localBackend) stop(graceful bool) {
+	if graceful {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = b.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	_ = b.httpSrv.Close()
+	if b.started {
+		<-b.served
+	} else {
+		_ = b.ln.Close()
+	}
+	_ = b.srv.Close()
+}
+
+// failedBackend stands for an instance that could not be created.
+type failedBackend struct{}
+
+func (failedBackend) start(context.Context) (string, error) { return "", nil }
+func (failedBackend) initDone() <-chan struct{}             { return nil }
+func (failedBackend) err() error                            { return nil }
+func (failedBackend) exited() <-chan struct{}               { return nil }
+func (failedBackend) logs(int, bool) []string               { return nil }
+func (failedBackend) stop(bool)                             {}
