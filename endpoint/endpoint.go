@@ -156,6 +156,12 @@ func checkRules(name string, vs []VersionRecord) error {
 			errs = append(errs, errcode.Errorf(errcode.AlreadyExists, "endpoint %q: version %q already exists", name, v.Config.VersionName))
 		}
 		seen[v.Config.VersionName] = true
+		// UpdateVersion sets percentages without VersionConfig.Validate: a
+		// NaN or negative value would pass the sum check, be refused by the
+		// router and not encode to JSON.
+		if p := v.Config.TrafficPercentile; !(p >= MinTrafficPercentile && p <= MaxTrafficPercentile) {
+			errs = append(errs, invalidConfig("traffic_percentile %v of version %q must be between %d and %d", p, v.Config.VersionName, MinTrafficPercentile, MaxTrafficPercentile))
+		}
 		sum += v.Config.TrafficPercentile
 		if v.Config.IsDefault {
 			defaults++
@@ -346,7 +352,7 @@ func (e *Endpoint) UpdateVersion(ctx context.Context, version string, upd Versio
 			v.Config.TrafficPercentile = *p
 		}
 		if p := upd.MirrorPercent; p != nil {
-			if *p < 0 || *p > 100 {
+			if !(*p >= 0 && *p <= 100) { // NaN too
 				return errcode.Errorf(errcode.InvalidArgument, "mirror_percent %v must be between 0 and 100", *p)
 			}
 			v.MirrorPercent = *p

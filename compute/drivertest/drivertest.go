@@ -62,6 +62,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	t.Run("ScaleFixedReplicas", func(t *testing.T) { testScale(t, h) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, h) })
 	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, h) })
+	RunEndpointTests(t, h)
 }
 
 // EchoHandler is a Go model that answers {"echo": <input>, "tag": Tag}.
