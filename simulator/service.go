@@ -96,7 +96,8 @@ func (s *service) apply(c *Cluster, spec *driver.ServiceSpec, now time.Time) {
 	}
 	for name, v := range s.versions {
 		if !seen[name] {
-			for _, r := range v.replicas {
+			// retire deletes from v.replicas: walk a copy.
+			for _, r := range slices.Clone(v.replicas) {
 				c.retire(v, r)
 			}
 			delete(s.versions, name)
