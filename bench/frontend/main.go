@@ -15,10 +15,19 @@
 //   - direct: the load generator straight to the replicas.
 //
 // Loads: open-loop fixed rates of 1k and 5k requests/s (latency measured
-// from each request's scheduled send time, so queueing counts), and a
-// closed-loop maximum throughput run with wrk (64 connections), repeated and
-// interleaved across targets (median taken). The table reports p50/p99 and
-// what each proxy adds over direct, and max throughput relative to nginx.
+// from each request's scheduled send time, so queueing counts) and
+// closed-loop maximum throughput with wrk (one thread, 64 connections). The
+// targets are measured in short slices (0.5 s open loop, 1 s closed loop),
+// interleaved and rotated, so that noise from other work on the machine
+// falls on all of them alike. The table reports p50/p99 and what each proxy
+// adds over direct, max throughput relative to nginx, and the proxy
+// processes' CPU time per request in the closed loop (user+system from
+// /proc, a figure that machine noise disturbs little).
+//
+// Diagnostics (environment): AKSML_BENCH_PROBE=RATE runs only three rounds
+// of RATE req/s against the proxies; AKSML_BENCH_ROUTER_PROCS=N sets the
+// routers' GOMAXPROCS; AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of
+// the fasthttp router.
 package main
 
 import (
@@ -37,6 +46,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,7 +125,16 @@ func runRouter() {
 		log.Fatal(err)
 	}
 	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
-	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	stopProfile := func() {}
+	if f := os.Getenv("AKSML_BENCH_CPUPROFILE"); f != "" && os.Getenv("AKSML_BENCH_ENGINE") != "nethttp" { // diagnostics only
+		out, err := os.Create(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(out)
+		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
+	}
+	go func() { io.Copy(io.Discard, os.Stdin); stopProfile(); os.Exit(0) }()
 	if os.Getenv("AKSML_BENCH_ENGINE") == "nethttp" {
 		log.Fatal((&http.Server{Handler: rt}).Serve(ln))
 	}
@@ -130,11 +149,17 @@ type child struct {
 }
 
 func (c *child) stop() {
-	c.stdin.Close()
+	c.stdin.Close() // our own children exit on EOF
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 	if c.cmd.Process != nil {
 		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	}
-	c.cmd.Wait()
+	<-done
 }
 
 // start runs this binary (or another program) and returns the word after
@@ -204,7 +229,11 @@ func orchestrate(quick bool) error {
 	}
 	children = append(children, reps)
 	replicaPorts := strings.Split(ports, ",")
-	routerEnv := []string{"AKSML_BENCH_ROLE=router", "AKSML_BENCH_REPLICAS=" + ports, fmt.Sprintf("GOMAXPROCS=%d", cores)}
+	procs := cores
+	if v, err := strconv.Atoi(os.Getenv("AKSML_BENCH_ROUTER_PROCS")); err == nil && v > 0 { // diagnostics only
+		procs = v
+	}
+	routerEnv := []string{"AKSML_BENCH_ROLE=router", "AKSML_BENCH_REPLICAS=" + ports, fmt.Sprintf("GOMAXPROCS=%d", procs)}
 	fast, fastPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=fasthttp"), self)
 	if err != nil {
 		return err
