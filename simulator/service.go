@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/scoring"
 )
 
 // service is one deployed web service or endpoint on a cluster.
@@ -55,7 +57,7 @@ func cloneSpec(s *driver.ServiceSpec) *driver.ServiceSpec {
 func fingerprint(t driver.ReplicaTemplate) string {
 	h := uintptr(0)
 	if t.Handler != nil {
-		h = reflect.ValueOf(t.Handler).Pointer()
+		h = handlerIdentity(t.Handler)
 	}
 	t.Handler = nil
 	keys := slices.Sorted(maps.Keys(t.Env))
@@ -65,6 +67,16 @@ func fingerprint(t driver.ReplicaTemplate) string {
 	}
 	t.Env = nil
 	return fmt.Sprintf("%x|%s|%+v", h, env.String(), t)
+}
+
+// handlerIdentity identifies a NewHandler value. reflect only exposes a
+// func's code pointer, which every closure of one function literal shares
+// (Echo("v1") and Echo("v2") from one call site, a model loader closing
+// over a new path): a new handler built that way would not roll the
+// replicas. The address of the closure record tells them apart; the old
+// record stays alive (and its address unused) while replicas run it.
+func handlerIdentity(f scoring.NewHandler) uintptr {
+	return *(*uintptr)(unsafe.Pointer(&f))
 }
 
 // apply installs a new spec. Caller holds c.mu.
