@@ -182,7 +182,12 @@ func (rt *Router) Registry() *prometheus.Registry { return rt.reg }
 // the new one. Versions and replicas that keep their names and IDs keep
 // their counters, queues, in-flight accounting and connections. When
 // SetRoute returns, the new weights are in force, so a backend may then
-// scale down a version that lost traffic. An invalid route is refused with
+// scale down a version that lost traffic, and no new request picks a replica
+// that was removed or marked not ready. To retire a replica without errors
+// (rolling update), remove it with SetRoute first, then stop its server
+// gracefully (http.Server.Shutdown): requests already sent to it finish, and
+// one that picked it an instant before the update and finds it closed is
+// sent to another replica. An invalid route is refused with
 // errcode.InvalidArgument listing every problem.
 func (rt *Router) SetRoute(r Route) error {
 	if err := r.validate(); err != nil {
