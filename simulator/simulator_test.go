@@ -35,6 +35,17 @@ func (h *harness) Advance(d time.Duration) bool {
 	return true
 }
 
+// RemoveAllNodes fails every node of the cluster.
+func (h *harness) RemoveAllNodes(ctx context.Context, c driver.Cluster) error {
+	sc := c.(*simulator.Cluster)
+	for _, n := range sc.Nodes() {
+		if err := sc.RemoveNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, &harness{clock: testingclock.NewFakeClock(time.Now())})
 }

@@ -62,6 +62,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	t.Run("ScaleFixedReplicas", func(t *testing.T) { testScale(t, h) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, h) })
 	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, h) })
+	t.Run("States", func(t *testing.T) { testStates(t, h) })
 	RunEndpointTests(t, h)
 }
 
