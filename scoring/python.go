@@ -33,7 +33,8 @@ var (
 
 // bootstrap is the interpreter's -c program: it reads the host source and
 // the configuration from fd 3 (one framed message) and runs the host.
-const bootstrap = `import os
+const bootstrap = `# aksml-score worker
+import os
 def _r(n):
     b = b''
     while len(b) < n:
@@ -203,6 +204,7 @@ type worker struct {
 	initLogs chan struct{} // its init output has been copied to the log
 	err      error         // exit status, set before exited closes
 	booted   bool          // init succeeded; guarded by pool.mu
+	gone     bool          // pool.exited has processed its exit; guarded by pool.mu
 }
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
@@ -225,6 +227,9 @@ func (w *worker) kill() {
 
 // exitText describes how the worker exited.
 func (w *worker) exitText() string {
+	if !w.dead() {
+		return "not reaped yet"
+	}
 	if w.err == nil {
 		return "exit status 0"
 	}
@@ -253,7 +258,7 @@ type pyPool struct {
 
 	mu      sync.Mutex
 	idle    []*worker
-	waiters []chan *worker
+	waiters []*waiter
 	procs   map[*worker]struct{}
 	running bool // initial init succeeded
 	closed  bool
@@ -414,6 +419,7 @@ func lastLines(s string, n int) string {
 // the replica is running, its slot is refilled.
 func (p *pyPool) exited(w *worker) {
 	p.mu.Lock()
+	w.gone = true
 	delete(p.procs, w)
 	for i, x := range p.idle {
 		if x == w {
@@ -510,6 +516,14 @@ func (p *pyPool) start(ctx context.Context) (*initInfo, error) {
 	p.mu.Lock()
 	p.running = true
 	p.info = info
+	for _, w := range ws {
+		// A worker whose exit was processed before the pool was running
+		// was not restarted by exited: refill its slot here.
+		if w.gone {
+			p.wg.Add(1)
+			go p.refill(w.slot)
+		}
+	}
 	p.mu.Unlock()
 	for _, w := range ws {
 		p.release(w)
@@ -535,35 +549,55 @@ func (p *pyPool) isClosed() bool {
 	return p.closed
 }
 
-// acquire takes an idle worker, waiting in FIFO order when all are busy.
-func (p *pyPool) acquire(ctx context.Context) (*worker, error) {
+// waiter is a request queued for a worker.
+type waiter struct {
+	msg []byte
+	ch  chan handoff
+}
+
+// handoff gives a worker to a waiter; sent says the waiter's request has
+// already been written to it (err is that write's error).
+type handoff struct {
+	w    *worker
+	sent bool
+	err  error
+}
+
+// proxyWriteMax bounds the requests that release writes on behalf of a
+// waiter: larger ones are written by their own goroutine.
+const proxyWriteMax = 64 << 10
+
+// acquire takes an idle worker, queueing in FIFO order when all are busy.
+// A queued request may be written to the worker by the goroutine that frees
+// it (see release), so that the worker starts on it at once.
+func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, errPoolClosed
+		return handoff{}, errPoolClosed
 	}
 	for len(p.idle) > 0 {
 		w := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		if !w.dead() {
 			p.mu.Unlock()
-			return w, nil
+			return handoff{w: w}, nil
 		}
 	}
-	ch := make(chan *worker, 1)
-	p.waiters = append(p.waiters, ch)
+	wt := &waiter{msg: msg, ch: make(chan handoff, 1)}
+	p.waiters = append(p.waiters, wt)
 	p.mu.Unlock()
 	select {
-	case w := <-ch:
-		if w == nil {
-			return nil, errPoolClosed
+	case h := <-wt.ch:
+		if h.w == nil {
+			return handoff{}, errPoolClosed
 		}
-		return w, nil
+		return h, nil
 	case <-ctx.Done():
 		p.mu.Lock()
 		removed := false
-		for i, c := range p.waiters {
-			if c == ch {
+		for i, x := range p.waiters {
+			if x == wt {
 				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
 				removed = true
 				break
@@ -571,30 +605,44 @@ func (p *pyPool) acquire(ctx context.Context) (*worker, error) {
 		}
 		p.mu.Unlock()
 		if !removed {
-			if w := <-ch; w != nil {
-				p.release(w)
+			// A worker is on its way, maybe with the request already
+			// written: finish the round trip.
+			h := <-wt.ch
+			if h.w == nil {
+				return handoff{}, errPoolClosed
 			}
+			return h, nil
 		}
-		return nil, errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("no worker became free: %w", context.Cause(ctx)))
+		return handoff{}, errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("no worker became free: %w", context.Cause(ctx)))
 	}
 }
 
-// release returns a healthy worker to the pool or hands it to a waiter.
+// release returns a healthy worker to the pool, or hands it to the first
+// waiter after writing that waiter's request to it.
 func (p *pyPool) release(w *worker) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed || w.dead() {
+		p.mu.Unlock()
 		return
 	}
-	if len(p.waiters) > 0 {
-		ch := p.waiters[0]
-		copy(p.waiters, p.waiters[1:])
-		p.waiters[len(p.waiters)-1] = nil
-		p.waiters = p.waiters[:len(p.waiters)-1]
-		ch <- w
+	if len(p.waiters) == 0 {
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
 		return
 	}
-	p.idle = append(p.idle, w)
+	wt := p.waiters[0]
+	copy(p.waiters, p.waiters[1:])
+	p.waiters[len(p.waiters)-1] = nil
+	p.waiters = p.waiters[:len(p.waiters)-1]
+	p.mu.Unlock()
+	h := handoff{w: w}
+	if len(wt.msg) <= proxyWriteMax {
+		w.ioMu.Lock()
+		_, h.err = w.reqW.Write(wt.msg)
+		w.ioMu.Unlock()
+		h.sent = true
+	}
+	wt.ch <- h
 }
 
 // replyError is a failed round trip, already mapped to an HTTP status.
@@ -610,7 +658,7 @@ func (e *replyError) Unwrap() error { return e.err }
 // roundTrip sends one framed request (header included) to an idle worker and
 // reads the reply into rbuf.
 func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
-	w, err := p.acquire(ctx)
+	h, err := p.acquire(ctx, msg)
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -618,6 +666,7 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, pa
 		}
 		return 0, nil, rbuf, 0, &replyError{status, err.Error(), err}
 	}
+	w := h.w
 	clk := p.srv.cfg.Clock
 	start := clk.Now()
 	var timedOut atomic.Bool
@@ -626,7 +675,11 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, pa
 		w.kill()
 	})
 	w.ioMu.Lock()
-	_, err = w.reqW.Write(msg)
+	if h.sent {
+		err = h.err
+	} else {
+		_, err = w.reqW.Write(msg)
+	}
 	if err == nil {
 		kind, payload, rbuf, err = readFrame(w.respR, rbuf)
 	}
@@ -678,8 +731,8 @@ func (p *pyPool) close() {
 	p.idle = nil
 	close(p.done)
 	p.mu.Unlock()
-	for _, ch := range waiters {
-		ch <- nil
+	for _, wt := range waiters {
+		wt.ch <- handoff{}
 	}
 	p.killAll()
 }

@@ -4,7 +4,7 @@
 // of Python worker processes, on loopback, with one load generator in this
 // program.
 //
-//	go run ./bench/scoring            # full run (about 3 minutes)
+//	go run ./bench/scoring            # full run (about 3 minutes: 3 interleaved rounds of 2 s cells)
 //	go run ./bench/scoring -quick     # short run (about 40 seconds)
 //
 // Two scripts are measured: an echo script (json.loads of the body) and a
@@ -19,7 +19,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -40,8 +39,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/aksml/aksml/scoring"
 )
 
 var (
@@ -60,9 +57,9 @@ var (
 	python   = flag.String("python", "/usr/bin/python3", "Python interpreter with numpy, scikit-learn, Flask and gunicorn (Debian's)")
 	workers  = flag.Int("workers", 2, "Python worker processes per server")
 	threads  = flag.Int("threads", 4, "threads per gunicorn gthread worker")
-	duration = flag.Duration("duration", 3*time.Second, "measured time per cell")
+	duration = flag.Duration("duration", 2*time.Second, "measured time per cell")
 	warmup   = flag.Duration("warmup", 500*time.Millisecond, "unmeasured time before each cell")
-	rounds   = flag.Int("rounds", 2, "rounds per cell; the round with the highest throughput is kept")
+	rounds   = flag.Int("rounds", 3, "interleaved rounds per cell; the round with the highest throughput is kept")
 	concs    = flag.String("concurrency", "1,8,32", "comma-separated client concurrencies")
 	only     = flag.String("only", "", "run only this script (echo or sklearn) and only aksml when set with -aksml_only")
 	aksOnly  = flag.Bool("aksml_only", false, "measure only aksml (for profiling)")
@@ -73,6 +70,7 @@ var (
 type target struct {
 	name string
 	addr string
+	pid  int // root of the server's process tree, for CPU accounting
 	stop func()
 }
 
@@ -81,6 +79,7 @@ type cell struct {
 	rps      float64
 	p50, p99 time.Duration
 	n, errs  int
+	cpu      time.Duration // server CPU (all its processes) per request; 0 if unknown
 }
 
 func main() {
@@ -131,6 +130,10 @@ func run(cs []int) error {
 			return err
 		}
 	}
+	bin, err := buildAksmlScore(dir)
+	if err != nil {
+		return err
+	}
 	modelDir := filepath.Join(dir, "azureml-models", "sklearn_regression_model", "1")
 	if err := os.MkdirAll(modelDir, 0o755); err != nil {
 		return err
@@ -166,15 +169,16 @@ func run(cs []int) error {
 	}
 	fmt.Printf("scoring benchmark: %d Python workers per server (gthread: %d threads each), %v per cell, best of %d round(s), concurrency %v, loopback, %d CPUs, GOMAXPROCS=%d\n",
 		*workers, *threads, *duration, *rounds, cs, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Printf("aksml = package scoring (cmd/aksml-score's engine) in this process; gunicorn = %s -m gunicorn + Flask (flaskapp.py)\n\n", *python)
-	fmt.Printf("%-8s %5s  %-17s %10s %10s %10s %7s\n", "script", "conc", "server", "req/s", "p50", "p99", "errors")
+	fmt.Printf("aksml = cmd/aksml-score (static build); gunicorn = %s -m gunicorn + Flask (flaskapp.py); the load generator runs in this process\n", *python)
+	fmt.Printf("server CPU/req = CPU time of the server's processes (Go server and Python workers, or gunicorn master and workers) per request\n\n")
+	fmt.Printf("%-8s %5s  %-17s %10s %10s %10s %12s %7s\n", "script", "conc", "server", "req/s", "p50", "p99", "server CPU/req", "errors")
 
 	results := map[string]map[int]map[string]cell{}
 	for _, sc := range scripts {
 		if *only != "" && sc.name != *only {
 			continue
 		}
-		targets, err := startTargets(dir, sc.dir, sc.modelDir)
+		targets, err := startTargets(bin, dir, sc.dir, sc.modelDir)
 		if err != nil {
 			return err
 		}
@@ -189,7 +193,7 @@ func run(cs []int) error {
 			results[sc.name][c] = map[string]cell{}
 			for r := 0; r < *rounds; r++ {
 				for _, t := range targets {
-					m := measure(t.addr, sc.body, c, *warmup, *duration)
+					m := measure(t, sc.body, c, *warmup, *duration)
 					if old, ok := results[sc.name][c][t.name]; !ok || m.rps > old.rps {
 						results[sc.name][c][t.name] = m
 					}
@@ -197,14 +201,14 @@ func run(cs []int) error {
 			}
 			for _, t := range targets {
 				m := results[sc.name][c][t.name]
-				fmt.Printf("%-8s %5d  %-17s %10.0f %10s %10s %7d\n", sc.name, c, t.name, m.rps, fmtDur(m.p50), fmtDur(m.p99), m.errs)
+				fmt.Printf("%-8s %5d  %-17s %10.0f %10s %10s %12s %7d\n", sc.name, c, t.name, m.rps, fmtDur(m.p50), fmtDur(m.p99), fmtMicro(m.cpu), m.errs)
 			}
 		}
 		stopAll(targets)
 	}
 
 	fmt.Printf("\nratios aksml ÷ gunicorn+Flask (throughput vs the faster gunicorn mode, p99 vs the lower gunicorn p99):\n")
-	fmt.Printf("%-8s %5s %10s %10s %10s\n", "script", "conc", "rps_ratio", "p50_ratio", "p99_ratio")
+	fmt.Printf("%-8s %5s %10s %10s %10s %12s\n", "script", "conc", "rps_ratio", "p50_ratio", "p99_ratio", "cpu_saving")
 	kv := []string{}
 	for _, sc := range scripts {
 		if results[sc.name] == nil || *aksOnly {
@@ -217,12 +221,19 @@ func run(cs []int) error {
 			rps := a.rps / max(sync.rps, gth.rps)
 			p50 := float64(a.p50) / float64(min(sync.p50, gth.p50))
 			p99 := float64(a.p99) / float64(min(sync.p99, gth.p99))
-			fmt.Printf("%-8s %5d %10.2f %10.2f %10.2f\n", sc.name, c, rps, p50, p99)
+			cpuSave := 0.0
+			if a.cpu > 0 && sync.cpu > 0 && gth.cpu > 0 {
+				cpuSave = float64(min(sync.cpu, gth.cpu)) / float64(a.cpu)
+			}
+			fmt.Printf("%-8s %5d %10.2f %10.2f %10.2f %12.2f\n", sc.name, c, rps, p50, p99, cpuSave)
 			suffix := ""
 			if c != 8 {
 				suffix = "_c" + strconv.Itoa(c)
 			}
 			kv = append(kv, fmt.Sprintf("%s_rps_ratio%s=%.2f", sc.name, suffix, rps), fmt.Sprintf("%s_p99_ratio%s=%.2f", sc.name, suffix, p99))
+			if cpuSave > 0 {
+				kv = append(kv, fmt.Sprintf("%s_cpu_saving%s=%.2f", sc.name, suffix, cpuSave))
+			}
 		}
 	}
 	fmt.Printf("\ngoals at concurrency 8: echo rps ≥ 3, sklearn rps ≥ 2.5, p99 ratios ≤ 0.5; at concurrency 1: rps ≥ 1.5\n")
@@ -230,14 +241,21 @@ func run(cs []int) error {
 	return nil
 }
 
+func fmtMicro(d time.Duration) string {
+	if d == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }
 
 // startTargets starts aksml and both gunicorn modes for one script.
-func startTargets(dir, sourceDir, modelDir string) ([]target, error) {
+func startTargets(bin, dir, sourceDir, modelDir string) ([]target, error) {
 	var ts []target
-	a, err := startAksml(sourceDir, modelDir)
+	a, err := startAksml(bin, sourceDir, modelDir)
 	if err != nil {
 		return nil, err
 	}
@@ -262,77 +280,39 @@ func stopAll(ts []target) {
 	}
 }
 
-func startAksml(sourceDir, modelDir string) (target, error) {
-	srv, err := scoring.NewServer(scoring.Config{
-		EntryScript: "score.py",
-		SourceDir:   sourceDir,
-		ModelDir:    modelDir,
-		Interpreter: *python,
-		Workers:     *workers,
-	})
-	if err != nil {
-		return target{}, err
+// buildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir.
+func buildAksmlScore(dir string) (string, error) {
+	bin := filepath.Join(dir, "aksml-score")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/aksml/aksml/cmd/aksml-score")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build cmd/aksml-score: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		cancel()
-		return target{}, err
-	}
-	if err := srv.Wait(ctx); err != nil {
-		cancel()
-		_ = srv.Close()
-		return target{}, fmt.Errorf("aksml init: %w\n%s", err, strings.Join(srv.Logs(20, false), "\n"))
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		_ = srv.Close()
-		return target{}, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := scoring.Serve(ctx, ln, srv); err != nil {
-			log.Printf("aksml serve: %v", err)
-		}
-	}()
-	return target{name: "aksml", addr: ln.Addr().String(), stop: func() {
-		cancel()
-		<-done
-		_ = srv.Close()
-	}}, nil
+	return bin, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func startGunicorn(dir, sourceDir, modelDir, mode string) (target, error) {
+func startAksml(bin, sourceDir, modelDir string) (target, error) {
 	port, err := freePort()
 	if err != nil {
 		return target{}, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := []string{"-m", "gunicorn", "--bind", addr, "--workers", strconv.Itoa(*workers),
-		"--worker-class", mode, "--log-level", "warning", "--timeout", "300", "--chdir", dir}
-	if mode == "gthread" {
-		args = append(args, "--threads", strconv.Itoa(*threads))
+	args := []string{"--entry_script", filepath.Join(sourceDir, "score.py"), "--source_dir", sourceDir,
+		"--port", strconv.Itoa(port), "--worker_count", strconv.Itoa(*workers), "--interpreter", *python}
+	if modelDir != "" {
+		args = append(args, "--model_dir", modelDir)
 	}
-	args = append(args, "flaskapp:app")
-	cmd := exec.Command(*python, args...)
-	cmd.Dir = sourceDir
-	cmd.Env = append(os.Environ(), "BENCH_ENTRY_SCRIPT="+filepath.Join(sourceDir, "score.py"), "AZUREML_MODEL_DIR="+modelDir)
+	return startServer("aksml", exec.Command(bin, args...), port)
+}
+
+// startServer starts cmd and waits until GET / on port answers 200.
+func startServer(name string, cmd *exec.Cmd, port int) (target, error) {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var stderr bytes.Buffer
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return target{}, fmt.Errorf("start gunicorn (needs Debian's gunicorn and python3-flask): %w", err)
+		return target{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -345,7 +325,6 @@ func startGunicorn(dir, sourceDir, modelDir, mode string) (target, error) {
 			<-exited
 		}
 	}
-	name := "gunicorn " + mode
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/")
@@ -366,10 +345,40 @@ func startGunicorn(dir, sourceDir, modelDir, mode string) (target, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return target{name: name, addr: addr, pid: cmd.Process.Pid, stop: stop}, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startGunicorn(dir, sourceDir, modelDir, mode string) (target, error) {
+	port, err := freePort()
+	if err != nil {
+		return target{}, err
+	}
+	args := []string{"-m", "gunicorn", "--bind", "127.0.0.1:" + strconv.Itoa(port), "--workers", strconv.Itoa(*workers),
+		"--worker-class", mode, "--log-level", "warning", "--timeout", "300", "--chdir", dir}
+	if mode == "gthread" {
+		args = append(args, "--threads", strconv.Itoa(*threads))
+	}
+	args = append(args, "flaskapp:app")
+	cmd := exec.Command(*python, args...)
+	cmd.Dir = sourceDir
+	cmd.Env = append(os.Environ(), "BENCH_ENTRY_SCRIPT="+filepath.Join(sourceDir, "score.py"), "AZUREML_MODEL_DIR="+modelDir)
+	t, err := startServer("gunicorn "+mode, cmd, port)
+	if err != nil {
+		return target{}, fmt.Errorf("%w (needs Debian's gunicorn and python3-flask)", err)
+	}
 	// Every worker loads the script (and the model) when it boots: give them
 	// all the time to do so before measuring.
 	time.Sleep(time.Second)
-	return target{name: name, addr: addr, stop: stop}, nil
+	return t, nil
 }
 
 // check sends one request and compares the JSON answer with want.
@@ -399,7 +408,8 @@ func check(addr string, body, want []byte) error {
 
 // measure drives addr with c closed-loop clients for warm+dur and reports
 // the requests completed during dur.
-func measure(addr string, body []byte, c int, warm, dur time.Duration) cell {
+func measure(t target, body []byte, c int, warm, dur time.Duration) cell {
+	addr := t.addr
 	req := []byte(fmt.Sprintf("POST /score HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, len(body)))
 	req = append(req, body...)
 	start := time.Now()
@@ -408,6 +418,18 @@ func measure(addr string, body []byte, c int, warm, dur time.Duration) cell {
 	lats := make([][]time.Duration, c)
 	errs := make([]int, c)
 	var wg sync.WaitGroup
+	var cpu time.Duration
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(time.Until(measureFrom))
+		before, ok1 := treeCPU(t.pid)
+		time.Sleep(time.Until(end))
+		after, ok2 := treeCPU(t.pid)
+		if ok1 && ok2 {
+			cpu = after - before
+		}
+	}()
 	for i := range c {
 		wg.Add(1)
 		go func() {
@@ -450,6 +472,9 @@ func measure(addr string, body []byte, c int, warm, dur time.Duration) cell {
 	}
 	slices.Sort(all)
 	m.n = len(all)
+	if m.n > 0 {
+		m.cpu = cpu / time.Duration(m.n)
+	}
 	m.rps = float64(m.n) / dur.Seconds()
 	if m.n > 0 {
 		m.p50 = all[m.n*50/100]

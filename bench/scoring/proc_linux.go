@@ -2,7 +2,10 @@ package main
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // sysProcAttr gives gunicorn its own process group and kills it if the
@@ -14,4 +17,51 @@ func sysProcAttr() *syscall.SysProcAttr {
 func killGroup(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	_ = p.Kill()
+}
+
+// treeCPU returns the user+system CPU time of pid and all its descendants.
+func treeCPU(root int) (time.Duration, bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false
+	}
+	children := map[int][]int{}
+	ticks := map[int]int64{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		children[ppid] = append(children[ppid], pid)
+		ticks[pid] = ut + st
+	}
+	if _, ok := ticks[root]; !ok {
+		return 0, false
+	}
+	var total int64
+	stack := []int{root}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		total += ticks[p]
+		stack = append(stack, children[p]...)
+	}
+	// USER_HZ is 100 on Linux.
+	return time.Duration(total) * 10 * time.Millisecond, true
 }
