@@ -5,7 +5,7 @@
 // program.
 //
 //	go run ./bench/scoring            # full run (about 3 minutes: 3 interleaved rounds of 2 s cells)
-//	go run ./bench/scoring -quick     # short run (about 40 seconds)
+//	go run ./bench/scoring -quick     # short run (about 1 minute)
 //
 // Two scripts are measured: an echo script (json.loads of the body) and a
 // scikit-learn Ridge regression on the diabetes data set, trained at start.
@@ -63,7 +63,7 @@ var (
 	concs    = flag.String("concurrency", "1,8,32", "comma-separated client concurrencies")
 	only     = flag.String("only", "", "run only this script (echo or sklearn) and only aksml when set with -aksml_only")
 	aksOnly  = flag.Bool("aksml_only", false, "measure only aksml (for profiling)")
-	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to this file")
+	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the load generator) to this file")
 )
 
 // target is one server under test.

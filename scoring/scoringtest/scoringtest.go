@@ -1,7 +1,3 @@
-// Package scoringtest holds ready-made models for tests, examples and
-// quickstarts of the scoring runtime, in the spirit of net/http/httptest:
-// a linear model stored as JSON with a score.py that needs only the Python
-// standard library, and the same model as a Go handler.
 package scoringtest
 
 import (
