@@ -338,6 +338,9 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	go func() {
 		defer p.wg.Done()
 		w.err = cmd.Wait()
+		// Processes the worker forked (same process group) go with it, so
+		// none keeps the reply pipe open.
+		killGroup(w.cmd.Process.Pid)
 		close(w.exited)
 		// Output written just before the exit is still in the pipe: let the
 		// copier drain it, but do not wait forever for a grandchild that

@@ -647,3 +647,35 @@ func TestPythonSklearnModel(t *testing.T) {
 		t.Errorf("wrong width: %d %q", r.status, r.body)
 	}
 }
+
+// TestPythonForkedChildrenDie checks that processes a worker forked do not
+// outlive it when it crashes.
+func TestPythonForkedChildrenDie(t *testing.T) {
+	t.Parallel()
+	script := `import os, time
+def init(): pass
+def run(raw_data):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3600)
+        os._exit(0)
+    if raw_data == "crash":
+        os._exit(5)
+    return pid
+`
+	s := pyServer(t, script, Config{}, nil)
+	r := do(s, "POST", "/score", "fork")
+	if r.status != 200 {
+		t.Fatalf("%d %q", r.status, r.body)
+	}
+	var child int
+	_ = json.Unmarshal([]byte(r.body), &child)
+	start := time.Now()
+	if r := do(s, "POST", "/score", "crash"); r.status != 502 || !strings.Contains(r.body, "exit status 5") {
+		t.Fatalf("crash: %d %q", r.status, r.body)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the crash took %v to be reported", d)
+	}
+	eventually(t, "the forked child to die", func() bool { return processGone(child) })
+}
