@@ -146,6 +146,7 @@ func runRouter() {
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	dir   string // removed after the process ends
 }
 
 func (c *child) stop() {
@@ -160,6 +161,9 @@ func (c *child) stop() {
 		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-done
+	if c.dir != "" {
+		os.RemoveAll(c.dir)
+	}
 }
 
 // start runs this binary (or another program) and returns the word after
@@ -174,7 +178,7 @@ func start(env []string, name string, args ...string) (*child, string, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
-	c := &child{cmd, stdin}
+	c := &child{cmd: cmd, stdin: stdin}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "READY ") {
 		c.stop()
@@ -268,7 +272,7 @@ func orchestrate(quick bool) error {
 	}
 	if probe := os.Getenv("AKSML_BENCH_PROBE"); probe != "" { // RATE: diagnostics only
 		rate, _ := strconv.Atoi(probe)
-		pp := map[string][]int{"aksml (fasthttp)": {fast.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		pp := map[string][]int{"aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
 		for r := 0; r < 3; r++ {
 			for _, t := range targets[1:] {
 				c0 := cpuSeconds(pp[t.name])
@@ -444,9 +448,10 @@ http {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, _ := cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, "", err
 	}
-	c := &child{cmd, stdin}
+	c := &child{cmd: cmd, stdin: stdin, dir: dir}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		conn, err := net.Dial("tcp", "127.0.0.1:"+port)
@@ -455,8 +460,8 @@ http {
 			break
 		}
 		if time.Now().After(deadline) {
-			c.stop()
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			c.stop()
 			return nil, "", fmt.Errorf("nginx did not start: %s", b)
 		}
 		time.Sleep(20 * time.Millisecond)
