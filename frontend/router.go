@@ -786,10 +786,14 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			return http.StatusGatewayTimeout
 		case closedBeforeReply(err):
 			vs.pool.release(rep)
-			if attempt == 0 && !rep.freshSince(resp.LocalAddr(), t0) {
+			if attempt < 8 && !rep.freshSince(resp.LocalAddr(), t0) {
 				// A kept-alive connection the replica had closed: the
 				// request never reached it; send it again (as net/http's
-				// Transport does).
+				// Transport does). Not only on the first attempt: when
+				// all of a version's replicas crash at once, the resent
+				// request can meet another dead replica's kept-alive
+				// connection before the dead ones are ejected and the
+				// request falls back to the default version.
 				continue
 			}
 			setError(resp, http.StatusBadGateway, MsgReplicaClosed)

@@ -235,7 +235,11 @@ func (c *Cluster) runInstance(r *replica, inst *instance) {
 			r.failures = 0
 			r.crashLooped = false
 			if s := c.services[r.service]; s != nil {
-				s.routeDirty = true
+				// Publish now, not on the next reconcile: once a status
+				// read can report the replica ready (and the service
+				// Healthy), the router must already send it traffic.
+				c.publish(s)
+				s.routeDirty = false
 			}
 		}
 		c.mu.Unlock()
