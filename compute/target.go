@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
@@ -159,18 +158,7 @@ func create(ctx context.Context, store Store, rec Record) error {
 }
 
 func load(ctx context.Context, store Store, name string) (Record, error) {
-	var rec Record
-	b, err := store.Get(ctx, recordKind, name)
-	if err != nil {
-		if errors.Is(err, errcode.NotFound) {
-			return rec, errcode.Errorf(errcode.NotFound, "compute target %q not found in the workspace", name)
-		}
-		return rec, err
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, errcode.Wrap(errcode.Internal, fmt.Errorf("compute target %q: corrupt record: %w", name, err))
-	}
-	return rec, nil
+	return LoadRecord[Record](ctx, store, recordKind, "compute target", name)
 }
 
 // Get returns compute target name from the workspace, connected to its
@@ -189,20 +177,7 @@ func Get(ctx context.Context, store Store, name string, provider driver.Provider
 
 // List returns the records of every compute target in the workspace, by name.
 func List(ctx context.Context, store Store) ([]Record, error) {
-	names, err := store.Names(ctx, recordKind)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	out := make([]Record, 0, len(names))
-	for _, n := range names {
-		rec, err := load(ctx, store, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return ListRecords[Record](ctx, store, recordKind, "compute target")
 }
 
 // Name is the target's name.

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -476,35 +475,11 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Endpoint, e
 
 // List returns the records of every endpoint in the store, by name.
 func List(ctx context.Context, store compute.Store) ([]Record, error) {
-	names, err := store.Names(ctx, recordKind)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	out := make([]Record, 0, len(names))
-	for _, n := range names {
-		rec, err := load(ctx, store, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return compute.ListRecords[Record](ctx, store, recordKind, "endpoint")
 }
 
 func load(ctx context.Context, store compute.Store, name string) (Record, error) {
-	var rec Record
-	b, err := store.Get(ctx, recordKind, name)
-	if err != nil {
-		if errors.Is(err, errcode.NotFound) {
-			return rec, errcode.Errorf(errcode.NotFound, "endpoint %q not found in the workspace", name)
-		}
-		return rec, err
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, errcode.Wrap(errcode.Internal, fmt.Errorf("endpoint %q: corrupt record: %w", name, err))
-	}
-	return rec, nil
+	return compute.LoadRecord[Record](ctx, store, recordKind, "endpoint", name)
 }
 
 // Delete removes the endpoint and every version (delete).

@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -233,35 +232,11 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Service, er
 
 // List returns the records of every service in the store, by name.
 func List(ctx context.Context, store compute.Store) ([]Record, error) {
-	names, err := store.Names(ctx, recordKind)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	out := make([]Record, 0, len(names))
-	for _, n := range names {
-		rec, err := load(ctx, store, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return compute.ListRecords[Record](ctx, store, recordKind, "service")
 }
 
 func load(ctx context.Context, store compute.Store, name string) (Record, error) {
-	var rec Record
-	b, err := store.Get(ctx, recordKind, name)
-	if err != nil {
-		if errors.Is(err, errcode.NotFound) {
-			return rec, errcode.Errorf(errcode.NotFound, "service %q not found in the workspace", name)
-		}
-		return rec, err
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, errcode.Wrap(errcode.Internal, fmt.Errorf("service %q: corrupt record: %w", name, err))
-	}
-	return rec, nil
+	return compute.LoadRecord[Record](ctx, store, recordKind, "service", name)
 }
 
 // Name is the service's name.
