@@ -298,7 +298,7 @@ func testEndpointTargeting(t *testing.T, h Harness) {
 // stickyCallers is how many caller keys testEndpointSticky sends, twice
 // each, through the front-end. (Package frontend measures 10,000 keys on
 // its picking function directly.)
-const stickyCallers = 2500
+const stickyCallers = 2000
 
 // testEndpointSticky checks that a caller key keeps a caller on one version
 // and that moving a version from 10% to 20% moves about 10% of the
@@ -379,14 +379,14 @@ func testEndpointSticky(t *testing.T, h Harness) {
 	t.Logf("sticky: canary share %.4f at 10%%, %.4f at 20%%; 10%%→20%% moved %.4f of %d callers (%d to canary, %d away)",
 		share(before), share(after), moved, keys, toCanary, toStable)
 	// Hashing is a fair coin per caller: 3 standard deviations of a
-	// binomial share over 2,500 callers are under 2.5 points.
-	if s := share(before); math.Abs(s-0.10) > 0.025 {
+	// binomial share over 2,000 callers are under 3 points.
+	if s := share(before); math.Abs(s-0.10) > 0.03 {
 		t.Errorf("canary share at 10%%: %.4f", s)
 	}
-	if s := share(after); math.Abs(s-0.20) > 0.025 {
+	if s := share(after); math.Abs(s-0.20) > 0.03 {
 		t.Errorf("canary share at 20%%: %.4f", s)
 	}
-	if math.Abs(moved-0.10) > 0.025 || toStable != 0 {
+	if math.Abs(moved-0.10) > 0.03 || toStable != 0 {
 		t.Errorf("10%%→20%% moved %.4f of callers (%d away from the canary), want about 0.10, all towards the canary", moved, toStable)
 	}
 }
