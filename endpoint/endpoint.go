@@ -66,6 +66,7 @@ type VersionRecord struct {
 // Wait for replicas to become ready.
 type Endpoint struct {
 	target *compute.Target
+	name   string // e.rec.Name, readable without e.mu (change replaces e.rec)
 	store  webservice.Store
 	client *http.Client
 
@@ -96,7 +97,7 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 	if !ok {
 		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
 	}
-	e := &Endpoint{target: target, store: store, client: nil, runtimes: map[string]webservice.Runtime{}}
+	e := &Endpoint{target: target, name: name, store: store, client: nil, runtimes: map[string]webservice.Runtime{}}
 	if opts != nil {
 		e.client = opts.HTTPClient
 	}
@@ -295,7 +296,7 @@ func (r *Record) setControl(i int) {
 // the control and the others treatments. A seventh version, a name in use,
 // or percentages over 100 are refused and change nothing.
 func (e *Endpoint) CreateVersion(ctx context.Context, cfg VersionConfig, rt webservice.Runtime) error {
-	if err := cfg.ValidateFor(e.rec.Name); err != nil {
+	if err := cfg.ValidateFor(e.name); err != nil {
 		return err
 	}
 	return e.change(ctx, func(rec *Record, rts map[string]webservice.Runtime) error {
@@ -466,7 +467,7 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Endpoint, e
 	if err != nil {
 		return nil, err
 	}
-	e := &Endpoint{target: target, store: store, rec: rec, runtimes: map[string]webservice.Runtime{}}
+	e := &Endpoint{target: target, name: rec.Name, store: store, rec: rec, runtimes: map[string]webservice.Runtime{}}
 	if rts, ok := live.Load(target.Name() + "/" + name); ok {
 		e.runtimes = maps.Clone(rts.(map[string]webservice.Runtime))
 	}
@@ -500,7 +501,7 @@ func (e *Endpoint) Delete(ctx context.Context) error {
 }
 
 // Name is the endpoint's name.
-func (e *Endpoint) Name() string { return e.rec.Name }
+func (e *Endpoint) Name() string { return e.name }
 
 // Record returns what the workspace keeps about the endpoint.
 func (e *Endpoint) Record() Record {
@@ -545,7 +546,7 @@ func (e *Endpoint) VersionScoringURI(version string) (string, error) {
 // no ready replica has ServesTraffic false and its share goes to the
 // default version.
 func (e *Endpoint) Status(ctx context.Context) (*driver.ServiceStatus, error) {
-	return e.target.Cluster().ServiceStatus(ctx, e.rec.Name)
+	return e.target.Cluster().ServiceStatus(ctx, e.name)
 }
 
 // Wait blocks until every version is ready (Healthy) and returns an error
@@ -564,7 +565,7 @@ func (e *Endpoint) Wait(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for endpoint %q (state %s: %s): %w", e.rec.Name, st.State, st.Message, ctx.Err()))
+			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for endpoint %q (state %s: %s): %w", e.name, st.State, st.Message, ctx.Err()))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -605,7 +606,7 @@ func (e *Endpoint) RegenKey(ctx context.Context, key webservice.KeyType, value s
 
 // Token returns an access token for a token-auth endpoint.
 func (e *Endpoint) Token(ctx context.Context) (driver.Token, error) {
-	return e.target.Cluster().IssueToken(ctx, e.rec.Name)
+	return e.target.Cluster().IssueToken(ctx, e.name)
 }
 
 // Run scores input through the endpoint's traffic rules, with the

@@ -411,3 +411,52 @@ func TestMirroring(t *testing.T) {
 		t.Errorf("shadow-b after mirroring stopped: %d copies, %d in flight, %d dropped; want still 100 and none", got.Mirrored, got.InFlight, got.MirrorDropped)
 	}
 }
+
+// TestConcurrentUse scores, reads the status and lists versions from one
+// goroutine while another changes the weights: the race detector checks
+// that an Endpoint is safe for concurrent use.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	e := newEnv(t)
+	ep := e.create(ctx, t, "shared", version("one", 0, 1), e.echo(t, "one"))
+	if err := ep.CreateVersion(ctx, version("two", 10, 1), e.echo(t, "two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := ep.Run(ctx, `{}`); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := ep.Status(ctx); err != nil {
+				errs <- err
+				return
+			}
+			_ = ep.Name()
+			_ = ep.Versions()
+			_ = ep.Record()
+		}
+	}()
+	for i := range 20 {
+		p := float64(10 + 5*(i%2))
+		if err := ep.UpdateVersion(ctx, "two", endpoint.VersionUpdate{TrafficPercentile: &p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
