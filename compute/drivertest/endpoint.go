@@ -421,7 +421,7 @@ func testEndpointMirroring(t *testing.T, h Harness) {
 	ctx := testCtx(t)
 	c := h.NewCluster(ctx, t, CPUShape)
 	hc := epClient(t)
-	const slow = 40 * time.Millisecond
+	const slow = 100 * time.Millisecond
 	spec := func(mirrored bool) *driver.ServiceSpec {
 		a, b := 0.0, 0.0
 		if mirrored {
