@@ -301,3 +301,73 @@ func TestImageReplicaWithoutEngineIsRefused(t *testing.T) {
 		t.Errorf("a refused service exists: %v", err)
 	}
 }
+
+// Each endpoint version's autoscaler sees its own share of the load: load
+// sent to one version scales that version only. Moving weights is in force
+// in the router when ApplyService returns, before any replica changes.
+func TestEndpointVersionsScaleOnTheirOwnLoad(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	c, clk := newSim(t, drivertest.CPUShape)
+	release := make(chan struct{})
+	h := &slowHandler{release: release}
+	spec := drivertest.EndpointSpec("ep",
+		drivertest.EndpointVersion{Name: "blue", TrafficPercent: 100, IsDefault: true, Handler: func() scoring.Handler { return h }},
+		drivertest.EndpointVersion{Name: "green", Handler: func() scoring.Handler { return h }})
+	for i := range spec.Versions {
+		spec.Versions[i].Scale = driver.Scale{Autoscale: true, Min: 1, Max: 3, TargetUtilization: 70, RefreshPeriod: time.Second}
+	}
+	if err := c.ApplyService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	st := drivertest.WaitState(ctx, t, c, "ep", driver.Healthy)
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			drivertest.Score(ctx, st.ScoringURI, "", "{}") // all to blue (100 %)
+		}()
+	}
+	for {
+		l, _ := c.Router().Load("ep")
+		if len(l) == 2 && l[0].InFlight == 3 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("load never reached blue")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	c.Sync()
+	clk.Step(time.Second)
+	c.Sync()
+	st = drivertest.WaitFor(ctx, t, c, "ep", func(st *driver.ServiceStatus) bool {
+		return st.State == driver.Healthy && st.Versions[0].Desired == 3
+	})
+	if st.Versions[1].Desired != 1 {
+		t.Errorf("green got no load but wants %d replicas", st.Versions[1].Desired)
+	}
+	// Shift all traffic to green: the router has the new weights when
+	// ApplyService returns, while blue keeps its replicas.
+	spec.Versions[0].TrafficPercent, spec.Versions[1].TrafficPercent = 0, 100
+	spec.Versions[0].IsDefault, spec.Versions[1].IsDefault = false, true
+	if err := c.ApplyService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := c.Router().Stats("ep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range stats.Versions {
+		if want := map[string]float64{"blue": 0, "green": 100}[v.Name]; v.EffectivePercent != want {
+			t.Errorf("version %s: effective %v%% right after ApplyService, want %v%%", v.Name, v.EffectivePercent, want)
+		}
+	}
+	if st, _ := c.ServiceStatus(ctx, "ep"); st.Versions[0].Desired != 3 {
+		t.Errorf("blue scaled to %d before its load went", st.Versions[0].Desired)
+	}
+	close(release)
+	wg.Wait()
+}
