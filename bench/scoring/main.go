@@ -286,7 +286,7 @@ func buildAksmlScore(dir string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/aksml/aksml/cmd/aksml-score")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build cmd/aksml-score: %v\n%s", err, out)
+		return "", fmt.Errorf("go build cmd/aksml-score (run the benchmark from the aksml repository): %v\n%s", err, out)
 	}
 	return bin, nil
 }
