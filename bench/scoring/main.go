@@ -169,7 +169,7 @@ func run(cs []int) error {
 	}
 	fmt.Printf("scoring benchmark: %d Python workers per server (gthread: %d threads each), %v per cell, best of %d round(s), concurrency %v, loopback, %d CPUs, GOMAXPROCS=%d\n",
 		*workers, *threads, *duration, *rounds, cs, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Printf("aksml = cmd/aksml-score (static build); gunicorn = %s -m gunicorn + Flask (flaskapp.py); the load generator runs in this process\n", *python)
+	fmt.Printf("aksml = cmd/aksml-score (static build, its default GOMAXPROCS: half the CPUs when hosting Python); gunicorn = %s -m gunicorn + Flask (flaskapp.py); the load generator runs in this process\n", *python)
 	fmt.Printf("server CPU/req = CPU time of the server's processes (Go server and Python workers, or gunicorn master and workers) per request\n\n")
 	fmt.Printf("%-8s %5s  %-17s %10s %10s %10s %12s %7s\n", "script", "conc", "server", "req/s", "p50", "p99", "server CPU/req", "errors")
 
