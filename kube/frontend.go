@@ -1,0 +1,312 @@
+package kube
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/frontend"
+)
+
+// FrontEndOptions configure a FrontEnd; nil means defaults.
+type FrontEndOptions struct {
+	// Namespace limits the watch to one namespace; empty means all.
+	Namespace string
+	// Logger receives route changes (never keys); default discard.
+	Logger *slog.Logger
+	// Resync is the informers' resync period; default 10 minutes.
+	Resync time.Duration
+}
+
+// FrontEnd keeps a frontend.Router's routing table in step with the
+// services on a cluster, from watches: each service's Secret (auth, keys,
+// version order), its Deployments (the route settings in their
+// annotations) and its EndpointSlices (replica addresses and readiness).
+// It is the control loop of the in-cluster front-end (cmd/aksml-fe), and
+// runs as well out of cluster.
+type FrontEnd struct {
+	router *frontend.Router
+	log    *slog.Logger
+
+	factory   informers.SharedInformerFactory
+	secrets   cache.SharedIndexInformer
+	deps      cache.SharedIndexInformer
+	slices    cache.SharedIndexInformer
+	mu        sync.Mutex
+	dirty     map[string]bool // service names to rebuild
+	kick      chan struct{}
+	synced    chan struct{}
+	syncOnce  sync.Once
+	routesMu  sync.Mutex
+	installed map[string]bool
+}
+
+// NewFrontEnd returns a FrontEnd that programs router from the cluster of
+// client. Call Run to start it.
+func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *FrontEndOptions) *FrontEnd {
+	var o FrontEndOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Resync <= 0 {
+		o.Resync = 10 * time.Minute
+	}
+	sel := labels.Set{LabelManagedBy: ManagedBy}.String()
+	factory := informers.NewSharedInformerFactoryWithOptions(client, o.Resync,
+		informers.WithNamespace(o.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
+	f := &FrontEnd{
+		router: router, log: o.Logger, factory: factory,
+		secrets:   factory.Core().V1().Secrets().Informer(),
+		deps:      factory.Apps().V1().Deployments().Informer(),
+		slices:    factory.Discovery().V1().EndpointSlices().Informer(),
+		dirty:     map[string]bool{},
+		kick:      make(chan struct{}, 1),
+		synced:    make(chan struct{}),
+		installed: map[string]bool{},
+	}
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    f.enqueue,
+		UpdateFunc: func(_, obj any) { f.enqueue(obj) },
+		DeleteFunc: f.enqueue,
+	}
+	for _, inf := range []cache.SharedIndexInformer{f.secrets, f.deps, f.slices} {
+		_, _ = inf.AddEventHandler(h)
+	}
+	return f
+}
+
+func (f *FrontEnd) enqueue(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, err := metaOf(obj)
+	if err != nil {
+		return
+	}
+	name := m.GetLabels()[LabelService]
+	if name == "" {
+		return
+	}
+	f.mu.Lock()
+	f.dirty[name] = true
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+func metaOf(obj any) (metav1.Object, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("not an object: %T", obj)
+	}
+	return m, nil
+}
+
+// Synced is closed once the first full routing table is installed.
+func (f *FrontEnd) Synced() <-chan struct{} { return f.synced }
+
+// Run watches the cluster and updates the router until ctx ends. It
+// returns ctx's error, or Unavailable when the caches cannot sync.
+func (f *FrontEnd) Run(ctx context.Context) error {
+	f.factory.Start(ctx.Done())
+	defer f.factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), f.secrets.HasSynced, f.deps.HasSynced, f.slices.HasSynced) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errcode.New(errcode.Unavailable, "front-end: watches did not sync")
+	}
+	for {
+		f.mu.Lock()
+		names := make([]string, 0, len(f.dirty))
+		for n := range f.dirty {
+			names = append(names, n)
+		}
+		clear(f.dirty)
+		f.mu.Unlock()
+		for _, n := range names {
+			f.sync(n)
+		}
+		f.syncOnce.Do(func() { close(f.synced) })
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.kick:
+		}
+	}
+}
+
+// sync rebuilds the route of service name from the caches.
+func (f *FrontEnd) sync(name string) {
+	route, ok := f.routeFor(name)
+	if !ok {
+		f.routesMu.Lock()
+		had := f.installed[name]
+		delete(f.installed, name)
+		f.routesMu.Unlock()
+		if had {
+			if err := f.router.RemoveRoute(name); err != nil && !errors.Is(err, errcode.NotFound) {
+				f.log.Warn("front-end: remove route", "service", name, "err", err)
+			}
+			f.log.Info("front-end: route removed", "service", name)
+		}
+		return
+	}
+	if err := f.router.SetRoute(route); err != nil {
+		f.log.Warn("front-end: set route", "service", name, "err", err)
+		return
+	}
+	f.routesMu.Lock()
+	f.installed[name] = true
+	f.routesMu.Unlock()
+}
+
+// routeFor builds the route of service name; false when the service (its
+// Secret) is gone or has no versions yet.
+func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
+	var root *corev1.Secret
+	for _, obj := range f.secrets.GetStore().List() {
+		s := obj.(*corev1.Secret)
+		if s.Name == secretName(name) && s.Labels[LabelService] == name && s.DeletionTimestamp == nil {
+			root = s
+			break
+		}
+	}
+	if root == nil {
+		return frontend.Route{}, false
+	}
+	ns := root.Namespace
+	route := frontend.Route{Name: name}
+	switch driver.AuthMode(root.Annotations[AnnotationAuthMode]) {
+	case driver.AuthKey:
+		route.Auth = frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: string(root.Data[SecretPrimaryKey]), SecondaryKey: string(root.Data[SecretSecondaryKey])}
+	case driver.AuthToken:
+		route.Auth = frontend.Auth{Mode: frontend.AuthToken}
+	}
+	deps := map[string]*appsv1.Deployment{}
+	for _, obj := range f.deps.GetStore().List() {
+		d := obj.(*appsv1.Deployment)
+		if d.Namespace == ns && d.Labels[LabelService] == name && d.DeletionTimestamp == nil {
+			deps[d.Labels[LabelVersion]] = d
+		}
+	}
+	replicas := map[string][]frontend.Replica{}
+	for _, obj := range f.slices.GetStore().List() {
+		es := obj.(*discoveryv1.EndpointSlice)
+		if es.Namespace != ns || es.Labels[LabelService] != name {
+			continue
+		}
+		port := int32(ScoringPort)
+		for _, p := range es.Ports {
+			if p.Port != nil && (p.Name == nil || *p.Name == "http") {
+				port = *p.Port
+			}
+		}
+		v := es.Labels[LabelVersion]
+		for _, ep := range es.Endpoints {
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			id := ""
+			if ep.TargetRef != nil {
+				id = ep.TargetRef.Name
+			}
+			for _, a := range ep.Addresses {
+				if id == "" {
+					id = a
+				}
+				replicas[v] = append(replicas[v], frontend.Replica{ID: id, URL: "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))), Ready: ready})
+			}
+		}
+	}
+	for _, vn := range versionsOf(root) {
+		d, ok := deps[vn]
+		if !ok {
+			continue
+		}
+		a := d.Annotations
+		num := func(k string) float64 { x, _ := strconv.ParseFloat(a[k], 64); return x }
+		msDur := func(k string) time.Duration { return time.Duration(num(k)) * time.Millisecond }
+		rs := replicas[vn]
+		slices.SortFunc(rs, func(x, y frontend.Replica) int {
+			switch {
+			case x.ID < y.ID:
+				return -1
+			case x.ID > y.ID:
+				return 1
+			}
+			return 0
+		})
+		route.Versions = append(route.Versions, frontend.Version{
+			Name:                    vn,
+			TrafficPercent:          num(AnnotationTraffic),
+			IsDefault:               a[AnnotationDefault] == "true",
+			MirrorPercent:           num(AnnotationMirror),
+			Replicas:                rs,
+			MaxConcurrentPerReplica: int(num(AnnotationMaxConcurrent)),
+			MaxQueueWait:            msDur(AnnotationMaxQueueWait),
+			ScoringTimeout:          msDur(AnnotationScoringTimeout),
+		})
+	}
+	if len(route.Versions) == 0 {
+		return frontend.Route{}, false
+	}
+	return route, true
+}
+
+// TokenKey returns the cluster's token-signing key from the Secret
+// TokenSecret in namespace ns, creating it (32 random bytes) when missing.
+// The driver signs tokens with it and the front-end verifies them.
+func TokenKey(ctx context.Context, client kubernetes.Interface, ns string) ([]byte, error) {
+	secrets := client.CoreV1().Secrets(ns)
+	s, err := secrets.Get(ctx, TokenSecret, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, apiError(err, "create namespace %q", ns)
+			}
+		}
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		_, err = secrets.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: TokenSecret, Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{"key": key},
+		}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, apiError(err, "create the token key")
+		}
+		s, err = secrets.Get(ctx, TokenSecret, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, apiError(err, "read the token key")
+	}
+	if len(s.Data["key"]) == 0 {
+		return nil, errcode.Errorf(errcode.FailedPrecondition, "secret %s/%s has no key", ns, TokenSecret)
+	}
+	return s.Data["key"], nil
+}

@@ -1,0 +1,417 @@
+package kubetest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	"github.com/virtual-kubelet/virtual-kubelet/node"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/aksml/aksml/compute/driver"
+)
+
+// AKS node labels and the GPU resource the harness gives its nodes, as an
+// AKS cluster's nodes carry them.
+const (
+	LabelAccelerator = "kubernetes.azure.com/accelerator"
+	LabelAgentPool   = "kubernetes.azure.com/agentpool"
+	LabelInstance    = "node.kubernetes.io/instance-type"
+	ResourceGPU      = "nvidia.com/gpu"
+)
+
+// NodeSpec is a node to register: its size, labels and taints.
+type NodeSpec struct {
+	Name     string
+	MilliCPU int64
+	MemoryGB float64
+	GPUs     int
+	MaxPods  int // 0 means 110
+	Labels   map[string]string
+	Taints   []corev1.Taint
+}
+
+// NodesForShape returns the nodes of an AKS agent pool of the given shape:
+// AgentCount nodes named aks-nodepool1-N with the shape's vCPUs and memory,
+// the instance-type and agent-pool labels and, when the shape has GPUs, the
+// nvidia.com/gpu capacity, the label kubernetes.azure.com/accelerator=nvidia
+// and the taint nvidia.com/gpu=present:NoSchedule (as aks-engine's GPU pools
+// have it), so only pods that tolerate it land there.
+func NodesForShape(shape driver.ClusterShape) []NodeSpec {
+	var out []NodeSpec
+	for i := range shape.AgentCount {
+		n := NodeSpec{
+			Name:     fmt.Sprintf("aks-nodepool1-%d", i),
+			MilliCPU: int64(shape.VCPUs) * 1000,
+			MemoryGB: shape.MemoryGB,
+			GPUs:     shape.GPUs,
+			Labels: map[string]string{
+				LabelAgentPool: "nodepool1",
+				LabelInstance:  shape.VMSize,
+			},
+		}
+		if shape.GPUs > 0 {
+			n.Labels[LabelAccelerator] = "nvidia"
+			n.Taints = []corev1.Taint{{Key: ResourceGPU, Value: "present", Effect: corev1.TaintEffectNoSchedule}}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// Behavior is what a pod does on a harness node.
+type Behavior int
+
+// Pod behaviours.
+const (
+	// Ready: the containers run and are ready.
+	Ready Behavior = iota
+	// NotReady: the containers run but their readiness probe fails.
+	NotReady
+	// CrashLoop: the main container keeps exiting; the pod reports
+	// CrashLoopBackOff with Restarts restarts.
+	CrashLoop
+	// ImagePull: the image cannot be pulled (ImagePullBackOff).
+	ImagePull
+)
+
+// PodOutcome is how a pod behaves on a harness node, and the log lines it
+// writes.
+type PodOutcome struct {
+	Behavior Behavior
+	Restarts int32
+	// Message is the container's waiting or termination message.
+	Message string
+	// Logs are the container's output; Previous that of its last run.
+	Logs, Previous []string
+}
+
+// Node is a virtual-kubelet node registered with a ControlPlane. Pods bound
+// to it run as its PodOutcome says; nothing is executed.
+type Node struct {
+	Name   string
+	cancel context.CancelFunc
+	node   *nodeutil.Node
+	prov   *provider
+}
+
+// AddNode registers a node through virtual-kubelet and waits until it is
+// Ready. The node serves the kubelet API (logs) over TLS on the control
+// plane's IP.
+func (cp *ControlPlane) AddNode(t testing.TB, spec NodeSpec) *Node {
+	t.Helper()
+	n, err := cp.addNode(spec)
+	if err != nil {
+		t.Fatalf("kubetest: node %s: %v", spec.Name, err)
+	}
+	return n
+}
+
+func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
+	port := cp.nextPort()
+	certPEM, keyPEM, err := cp.pki.issue("kubelet-"+spec.Name, spec.Name, []net.IP{net.ParseIP(cp.IP)}, []string{spec.Name}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	maxPods := spec.MaxPods
+	if maxPods == 0 {
+		maxPods = 110
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(spec.MilliCPU, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(int64(spec.MemoryGB*(1<<30)), resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(int64(maxPods), resource.DecimalSI),
+	}
+	if spec.GPUs > 0 {
+		capacity[ResourceGPU] = *resource.NewQuantity(int64(spec.GPUs), resource.DecimalSI)
+	}
+	pods := cp.pods
+	if pods == nil {
+		pods = func(*corev1.Pod) PodOutcome { return PodOutcome{Behavior: Ready} }
+	}
+	prov := &provider{node: spec.Name, ip: cp.IP, outcome: pods, pods: map[string]*corev1.Pod{}, notify: func(*corev1.Pod) {}, client: cp.Client}
+	mux := http.NewServeMux()
+	vk, err := nodeutil.NewNode(spec.Name, func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
+		n := pc.Node
+		for k, v := range spec.Labels {
+			n.Labels[k] = v
+		}
+		n.Labels["kubernetes.io/os"] = "linux"
+		n.Labels["kubernetes.io/arch"] = "amd64"
+		n.Spec.Taints = spec.Taints
+		n.Status.Capacity = capacity
+		n.Status.Allocatable = capacity.DeepCopy()
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: cp.IP}, {Type: corev1.NodeHostName, Address: spec.Name}}
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(port)
+		n.Status.NodeInfo = corev1.NodeSystemInfo{KubeletVersion: "v" + KubeVersion, OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: "aksml-kubetest://1"}
+		return prov, nil, nil
+	},
+		nodeutil.WithClient(cp.Client),
+		nodeutil.AttachProviderRoutes(mux),
+		func(c *nodeutil.NodeConfig) error {
+			c.HTTPListenAddr = net.JoinHostPort(cp.IP, strconv.Itoa(port))
+			c.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+			c.Handler = mux
+			c.NumWorkers = 2
+			c.InformerResyncPeriod = time.Minute
+			return nil
+		},
+	)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	node := &Node{Name: spec.Name, cancel: cancel, node: vk, prov: prov}
+	go func() { _ = vk.Run(ctx) }()
+	if err := vk.WaitReady(ctx, 30*time.Second); err != nil {
+		cancel()
+		<-vk.Done()
+		return nil, err
+	}
+	cp.mu.Lock()
+	cp.nodes = append(cp.nodes, node)
+	cp.mu.Unlock()
+	return node, nil
+}
+
+func (n *Node) stop() {
+	n.cancel()
+	<-n.node.Done()
+	n.prov.wg.Wait()
+}
+
+// provider is the virtual-kubelet provider of a harness node: it records
+// the pods bound to the node and reports the status their PodOutcome
+// dictates.
+type provider struct {
+	node, ip string
+	outcome  func(*corev1.Pod) PodOutcome
+
+	mu       sync.Mutex
+	pods     map[string]*corev1.Pod
+	outcomes map[string]PodOutcome
+	notify   func(*corev1.Pod)
+	seq      int
+	client   kubernetes.Interface
+	wg       sync.WaitGroup
+}
+
+func podKey(ns, name string) string { return ns + "/" + name }
+
+func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
+	out := p.outcome(pod)
+	p.mu.Lock()
+	p.seq++
+	pod = pod.DeepCopy()
+	pod.Status = p.status(pod, out, p.seq)
+	if p.outcomes == nil {
+		p.outcomes = map[string]PodOutcome{}
+	}
+	p.pods[podKey(pod.Namespace, pod.Name)] = pod
+	p.outcomes[podKey(pod.Namespace, pod.Name)] = out
+	notify := p.notify
+	p.mu.Unlock()
+	notify(pod.DeepCopy())
+	return nil
+}
+
+func (p *provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.pods[podKey(pod.Namespace, pod.Name)]; ok {
+		st := old.Status
+		old = pod.DeepCopy()
+		old.Status = st
+		p.pods[podKey(pod.Namespace, pod.Name)] = old
+	}
+	return nil
+}
+
+func (p *provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	k := podKey(pod.Namespace, pod.Name)
+	cur, ok := p.pods[k]
+	if !ok {
+		p.mu.Unlock()
+		return errdefs.NotFoundf("pod %s not found", k)
+	}
+	delete(p.pods, k)
+	delete(p.outcomes, k)
+	notify := p.notify
+	p.mu.Unlock()
+	cur = cur.DeepCopy()
+	now := metav1.Now()
+	cur.Status.Phase = corev1.PodSucceeded
+	for i := range cur.Status.ContainerStatuses {
+		cs := &cur.Status.ContainerStatuses[i]
+		cs.Ready = false
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", FinishedAt: now, StartedAt: now}}
+	}
+	notify(cur)
+	// A kubelet removes a pod whose containers have stopped at once (grace
+	// 0); virtual-kubelet would wait out the whole grace period.
+	uid := pod.UID
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		zero := int64(0)
+		_ = p.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+	}()
+	return nil
+}
+
+func (p *provider) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pod, ok := p.pods[podKey(ns, name)]
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s not found", ns, name)
+	}
+	return pod.DeepCopy(), nil
+}
+
+func (p *provider) GetPodStatus(ctx context.Context, ns, name string) (*corev1.PodStatus, error) {
+	pod, err := p.GetPod(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pod.Status, nil
+}
+
+func (p *provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*corev1.Pod, 0, len(p.pods))
+	for _, pod := range p.pods {
+		out = append(out, pod.DeepCopy())
+	}
+	return out, nil
+}
+
+// NotifyPods makes the provider asynchronous: status changes reach the API
+// server at once rather than at the next poll.
+func (p *provider) NotifyPods(ctx context.Context, f func(*corev1.Pod)) {
+	p.mu.Lock()
+	p.notify = f
+	p.mu.Unlock()
+}
+
+func (p *provider) status(pod *corev1.Pod, out PodOutcome, seq int) corev1.PodStatus {
+	now := metav1.Now()
+	ready := out.Behavior == Ready
+	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
+		s := corev1.ConditionFalse
+		if ok {
+			s = corev1.ConditionTrue
+		}
+		return corev1.PodCondition{Type: t, Status: s, LastTransitionTime: now}
+	}
+	st := corev1.PodStatus{
+		Phase:     corev1.PodRunning,
+		HostIP:    p.ip,
+		HostIPs:   []corev1.HostIP{{IP: p.ip}},
+		PodIP:     fmt.Sprintf("10.244.%d.%d", (seq/250)%250, seq%250+1),
+		StartTime: &now,
+		Conditions: []corev1.PodCondition{
+			cond(corev1.PodScheduled, true), cond(corev1.PodInitialized, true),
+			cond(corev1.ContainersReady, ready), cond(corev1.PodReady, ready),
+		},
+	}
+	st.PodIPs = []corev1.PodIP{{IP: st.PodIP}}
+	if out.Behavior == ImagePull {
+		st.Phase = corev1.PodPending
+	}
+	for i, c := range pod.Spec.Containers {
+		cs := corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: c.Image,
+			ContainerID: fmt.Sprintf("aksml-kubetest://%s-%d", pod.UID, i),
+			Ready:       ready,
+		}
+		started := true
+		switch out.Behavior {
+		case Ready, NotReady:
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
+		case CrashLoop:
+			started = false
+			cs.RestartCount = out.Restarts
+			msg := fmt.Sprintf("back-off 5m0s restarting failed container=%s pod=%s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
+			cs.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: out.Message, StartedAt: now, FinishedAt: now}
+		case ImagePull:
+			started = false
+			msg := out.Message
+			if msg == "" {
+				msg = fmt.Sprintf("Back-off pulling image %q", c.Image)
+			}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: msg}
+		}
+		cs.Started = &started
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	return st
+}
+
+func (p *provider) GetContainerLogs(ctx context.Context, ns, name, container string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
+	p.mu.Lock()
+	out, ok := p.outcomes[podKey(ns, name)]
+	p.mu.Unlock()
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s not found", ns, name)
+	}
+	lines := out.Logs
+	if opts.Previous {
+		lines = out.Previous
+	}
+	if opts.Tail > 0 && len(lines) > opts.Tail {
+		lines = lines[len(lines)-opts.Tail:]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return io.NopCloser(strings.NewReader(b.String())), nil
+}
+
+func (p *provider) RunInContainer(ctx context.Context, ns, name, container string, cmd []string, attach api.AttachIO) error {
+	return errdefs.InvalidInput("exec is not supported by kubetest nodes")
+}
+
+func (p *provider) AttachToContainer(ctx context.Context, ns, name, container string, attach api.AttachIO) error {
+	return errdefs.InvalidInput("attach is not supported by kubetest nodes")
+}
+
+func (p *provider) GetStatsSummary(context.Context) (*statsv1alpha1.Summary, error) {
+	return &statsv1alpha1.Summary{Node: statsv1alpha1.NodeStats{NodeName: p.node}}, nil
+}
+
+func (p *provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, error) {
+	return nil, nil
+}
+
+func (p *provider) PortForward(ctx context.Context, ns, pod string, port int32, stream io.ReadWriteCloser) error {
+	return errdefs.InvalidInput("port-forward is not supported by kubetest nodes")
+}
