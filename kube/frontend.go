@@ -35,6 +35,10 @@ type FrontEndOptions struct {
 	Logger *slog.Logger
 	// Resync is the informers' resync period; default 10 minutes.
 	Resync time.Duration
+	// ReplicaURL maps an endpoint address and port to the URL the router
+	// dials; default http://ADDRESS:PORT. A front-end outside the cluster
+	// network uses it to reach pods through whatever forwards to them.
+	ReplicaURL func(address string, port int32) string
 }
 
 // FrontEnd keeps a frontend.Router's routing table in step with the
@@ -46,6 +50,7 @@ type FrontEndOptions struct {
 type FrontEnd struct {
 	router *frontend.Router
 	log    *slog.Logger
+	url    func(string, int32) string
 
 	factory   informers.SharedInformerFactory
 	secrets   cache.SharedIndexInformer
@@ -73,12 +78,15 @@ func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *Fro
 	if o.Resync <= 0 {
 		o.Resync = 10 * time.Minute
 	}
+	if o.ReplicaURL == nil {
+		o.ReplicaURL = func(a string, port int32) string { return "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))) }
+	}
 	sel := labels.Set{LabelManagedBy: ManagedBy}.String()
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.Resync,
 		informers.WithNamespace(o.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
 	f := &FrontEnd{
-		router: router, log: o.Logger, factory: factory,
+		router: router, log: o.Logger, factory: factory, url: o.ReplicaURL,
 		secrets:   factory.Core().V1().Secrets().Informer(),
 		deps:      factory.Apps().V1().Deployments().Informer(),
 		slices:    factory.Discovery().V1().EndpointSlices().Informer(),
@@ -238,7 +246,7 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 				if id == "" {
 					id = a
 				}
-				replicas[v] = append(replicas[v], frontend.Replica{ID: id, URL: "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))), Ready: ready})
+				replicas[v] = append(replicas[v], frontend.Replica{ID: id, URL: f.url(a, port), Ready: ready})
 			}
 		}
 	}

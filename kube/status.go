@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/frontend"
 )
 
 // ServiceStatus reads the service's state from the cluster (see
@@ -32,6 +33,20 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 	if err != nil {
 		return nil, apiError(err, "service %q: list pods", name)
 	}
+	eps, err := c.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, apiError(err, "service %q: list endpoint slices", name)
+	}
+	// Replicas the front-end can route to: ready endpoints of the
+	// version's Service.
+	routable := map[string]int{}
+	for _, es := range eps.Items {
+		for _, ep := range es.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				routable[es.Labels[LabelVersion]] += len(ep.Addresses)
+			}
+		}
+	}
 	byVersion := map[string]*appsv1.Deployment{}
 	for i := range deps.Items {
 		d := &deps.Items[i]
@@ -47,8 +62,8 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 	st := &driver.ServiceStatus{
 		Name:       name,
 		Generation: generationOf(root.Annotations),
-		ScoringURI: base + "/api/v1/service/" + name + "/score",
-		SwaggerURI: base + "/api/v1/service/" + name + "/swagger.json",
+		ScoringURI: base + frontend.ScoringPath(name),
+		SwaggerURI: base + frontend.SwaggerPath(name),
 		State:      driver.Healthy,
 	}
 	now := c.opts.Clock.Now()
@@ -58,12 +73,22 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 		var vs driver.VersionStatus
 		if d, ok := byVersion[vn]; ok {
 			vs = VersionState(d, podsOf[vn], now, c.opts)
+			// A ready pod serves once its endpoint is ready: until then
+			// the version is still starting.
+			if r := routable[vn]; r < vs.Ready {
+				vs.Ready = r
+				vs.ServesTraffic = r > 0
+				if vs.State == driver.Healthy {
+					vs.State = driver.Transitioning
+					vs.Message = fmt.Sprintf("waiting for the endpoints: %d of %d ready replicas routable", r, d.Status.ReadyReplicas)
+				}
+			}
 		} else {
 			vs = driver.VersionStatus{State: driver.Transitioning, Message: "waiting for the deployment to be created"}
 		}
 		vs.Name = vn
 		if endpoint {
-			vs.ScoringURI = base + "/api/v1/service/" + name + "/" + vn + "/score"
+			vs.ScoringURI = base + frontend.VersionScoringPath(name, vn)
 		} else {
 			vs.ScoringURI = st.ScoringURI
 		}

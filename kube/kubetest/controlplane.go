@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,6 +104,30 @@ type ControlPlane struct {
 	procs []*process
 	nodes []*Node
 	port  int // next kubelet port
+
+	replicas sync.Map // pod IP → loopback address of its server
+	podSeq   atomic.Int64
+}
+
+// nextPodIP numbers pods across the control plane's nodes.
+func (cp *ControlPlane) nextPodIP() int { return int(cp.podSeq.Add(1)) }
+
+// ReplicaAddr returns the loopback address (127.0.0.1:PORT) where the pod
+// with IP podIP serves, for pods whose PodOutcome has Serve.
+func (cp *ControlPlane) ReplicaAddr(podIP string) (string, bool) {
+	a, ok := cp.replicas.Load(podIP)
+	if !ok {
+		return "", false
+	}
+	return a.(string), true
+}
+
+func (cp *ControlPlane) setReplica(podIP, addr string) {
+	if addr == "" {
+		cp.replicas.Delete(podIP)
+		return
+	}
+	cp.replicas.Store(podIP, addr)
 }
 
 // Start starts a control plane for t and stops it, with every node and

@@ -101,6 +101,14 @@ type PodOutcome struct {
 	Message string
 	// Logs are the container's output; Previous that of its last run.
 	Logs, Previous []string
+	// Serve, when set, makes the pod really run: the node calls it as the
+	// pod starts, serves the handler it returns over HTTP on a loopback
+	// port (ControlPlane.ReplicaAddr maps the pod's IP to that address),
+	// and reports the pod Running but not ready until ready yields: nil
+	// makes it ready, an error makes it CrashLoopBackOff with Restarts
+	// restarts (at least 1) and the error as the termination message. ctx
+	// ends when the pod is deleted.
+	Serve func(ctx context.Context) (h http.Handler, ready <-chan error)
 }
 
 // Node is a virtual-kubelet node registered with a ControlPlane. Pods bound
@@ -150,7 +158,7 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 	if pods == nil {
 		pods = func(*corev1.Pod) PodOutcome { return PodOutcome{Behavior: Ready} }
 	}
-	prov := &provider{node: spec.Name, ip: cp.IP, outcome: pods, pods: map[string]*corev1.Pod{}, notify: func(*corev1.Pod) {}, client: cp.Client}
+	prov := &provider{node: spec.Name, ip: cp.IP, outcome: pods, pods: map[string]*corev1.Pod{}, notify: func(*corev1.Pod) {}, client: cp.Client, cp: cp, running: map[string]*served{}}
 	mux := http.NewServeMux()
 	vk, err := nodeutil.NewNode(spec.Name, func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
 		n := pc.Node
@@ -198,6 +206,12 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 func (n *Node) stop() {
 	n.cancel()
 	<-n.node.Done()
+	n.prov.mu.Lock()
+	for k, s := range n.prov.running {
+		s.cancel()
+		delete(n.prov.running, k)
+	}
+	n.prov.mu.Unlock()
 	n.prov.wg.Wait()
 }
 
@@ -212,9 +226,16 @@ type provider struct {
 	pods     map[string]*corev1.Pod
 	outcomes map[string]PodOutcome
 	notify   func(*corev1.Pod)
-	seq      int
 	client   kubernetes.Interface
 	wg       sync.WaitGroup
+	cp       *ControlPlane
+	running  map[string]*served
+}
+
+// served is a pod's HTTP server.
+type served struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func podKey(ns, name string) string { return ns + "/" + name }
@@ -222,9 +243,12 @@ func podKey(ns, name string) string { return ns + "/" + name }
 func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	out := p.outcome(pod)
 	p.mu.Lock()
-	p.seq++
 	pod = pod.DeepCopy()
-	pod.Status = p.status(pod, out, p.seq)
+	initial := out
+	if out.Serve != nil {
+		initial.Behavior = NotReady
+	}
+	pod.Status = p.status(pod, initial, p.cp.nextPodIP())
 	if p.outcomes == nil {
 		p.outcomes = map[string]PodOutcome{}
 	}
@@ -233,8 +257,78 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	notify := p.notify
 	p.mu.Unlock()
 	notify(pod.DeepCopy())
+	if out.Serve != nil {
+		if err := p.serve(pod, out); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// serve starts the pod's HTTP server and reports readiness as it comes.
+func (p *provider) serve(pod *corev1.Pod, out PodOutcome) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, ready := out.Serve(ctx)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	s := &served{cancel: cancel, done: make(chan struct{})}
+	key := podKey(pod.Namespace, pod.Name)
+	podIP := pod.Status.PodIP
+	p.mu.Lock()
+	p.running[key] = s
+	p.mu.Unlock()
+	p.cp.setReplica(podIP, ln.Addr().String())
+	go func() { _ = srv.Serve(ln) }()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(s.done)
+		var initErr error
+		select {
+		case initErr = <-ready:
+		case <-ctx.Done():
+		}
+		if ctx.Err() == nil {
+			p.mu.Lock()
+			cur, ok := p.pods[key]
+			if ok {
+				cur = cur.DeepCopy()
+				res := out
+				if initErr != nil {
+					res.Behavior, res.Message = CrashLoop, initErr.Error()
+					res.Restarts = max(res.Restarts, 1)
+				} else {
+					res.Behavior = Ready
+				}
+				st := p.status(cur, res, 0)
+				st.PodIP, st.PodIPs = cur.Status.PodIP, cur.Status.PodIPs
+				cur.Status = st
+				p.pods[key] = cur
+				p.outcomes[key] = res
+			}
+			notify := p.notify
+			p.mu.Unlock()
+			if ok {
+				notify(cur.DeepCopy())
+			}
+		}
+		<-ctx.Done()
+		// Let the front-end see the endpoint go before the server stops.
+		time.Sleep(drainDelay)
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		scancel()
+		p.cp.setReplica(podIP, "")
+	}()
+	return nil
+}
+
+// drainDelay is how long a deleted pod's server keeps answering, as a
+// container's preStop pause would.
+const drainDelay = time.Second
 
 func (p *provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
@@ -258,6 +352,10 @@ func (p *provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	delete(p.pods, k)
 	delete(p.outcomes, k)
+	if s, ok := p.running[k]; ok {
+		delete(p.running, k)
+		s.cancel()
+	}
 	notify := p.notify
 	p.mu.Unlock()
 	cur = cur.DeepCopy()
