@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
@@ -39,18 +40,27 @@ type FrontEndOptions struct {
 	// dials; default http://ADDRESS:PORT. A front-end outside the cluster
 	// network uses it to reach pods through whatever forwards to them.
 	ReplicaURL func(address string, port int32) string
+	// Clock drives the autoscaler; default the real clock. Sample is how
+	// often it reads the router's load; default 100 ms.
+	Clock  clock.WithTicker
+	Sample time.Duration
 }
 
 // FrontEnd keeps a frontend.Router's routing table in step with the
 // services on a cluster, from watches: each service's Secret (auth, keys,
 // version order), its Deployments (the route settings in their
 // annotations) and its EndpointSlices (replica addresses and readiness).
-// It is the control loop of the in-cluster front-end (cmd/aksml-fe), and
-// runs as well out of cluster.
+// Its autoscaler samples the router's load of every autoscaled version
+// and writes the decision (package autoscale) to the Deployment's scale
+// subresource. It is the control loop of the in-cluster front-end
+// (cmd/aksml-fe), and runs as well out of cluster.
 type FrontEnd struct {
 	router *frontend.Router
 	log    *slog.Logger
 	url    func(string, int32) string
+	client kubernetes.Interface
+	clock  clock.WithTicker
+	sample time.Duration
 
 	factory   informers.SharedInformerFactory
 	secrets   cache.SharedIndexInformer
@@ -78,6 +88,12 @@ func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *Fro
 	if o.Resync <= 0 {
 		o.Resync = 10 * time.Minute
 	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Sample <= 0 {
+		o.Sample = 100 * time.Millisecond
+	}
 	if o.ReplicaURL == nil {
 		o.ReplicaURL = func(a string, port int32) string { return "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))) }
 	}
@@ -87,6 +103,7 @@ func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *Fro
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
 	f := &FrontEnd{
 		router: router, log: o.Logger, factory: factory, url: o.ReplicaURL,
+		client: client, clock: o.Clock, sample: o.Sample,
 		secrets:   factory.Core().V1().Secrets().Informer(),
 		deps:      factory.Apps().V1().Deployments().Informer(),
 		slices:    factory.Discovery().V1().EndpointSlices().Informer(),
@@ -149,6 +166,9 @@ func (f *FrontEnd) Run(ctx context.Context) error {
 		}
 		return errcode.New(errcode.Unavailable, "front-end: watches did not sync")
 	}
+	scaled := make(chan struct{})
+	go func() { defer close(scaled); f.autoscaleLoop(ctx) }()
+	defer func() { <-scaled }()
 	for {
 		f.mu.Lock()
 		names := make([]string, 0, len(f.dirty))

@@ -245,7 +245,22 @@ const (
 	imageUnready   = "example.com/unready@sha256:3333333333333333333333333333333333333333333333333333333333333333"
 	imageGood      = "example.com/score@sha256:4444444444444444444444444444444444444444444444444444444444444444"
 	imageGoodNewer = "example.com/score@sha256:5555555555555555555555555555555555555555555555555555555555555555"
+	imageSlow      = "example.com/slow@sha256:7777777777777777777777777777777777777777777777777777777777777777"
 )
+
+// slowModel answers every request after 200 ms.
+func slowModel(ctx context.Context) (http.Handler, <-chan error) {
+	ready := make(chan error, 1)
+	ready <- nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":1}`))
+	}), ready
+}
 
 func podOutcome(p *corev1.Pod) kubetest.PodOutcome {
 	img := p.Spec.Containers[0].Image
@@ -256,6 +271,8 @@ func podOutcome(p *corev1.Pod) kubetest.PodOutcome {
 			Previous: []string{"init: loading azureml-models/broken/1/model.pkl", "FileNotFoundError: model file azureml-models/broken/1/model.pkl not found"}}
 	case imageBadPull:
 		return kubetest.PodOutcome{Behavior: kubetest.ImagePull}
+	case imageSlow:
+		return kubetest.PodOutcome{Serve: slowModel}
 	case imageUnready:
 		return kubetest.PodOutcome{Behavior: kubetest.NotReady, Logs: []string{"listening on :5001", "init() still running"}}
 	}
@@ -318,6 +335,7 @@ func TestIntegrationKube(t *testing.T) {
 	t.Run("DeleteLeavesNothing", m.testDelete)
 	t.Run("FrontEndRoutes", m.testFrontEnd)
 	t.Run("InstallFrontEnd", m.testInstall)
+	t.Run("FrontEndScalesUp", m.testAutoscale)
 	t.Run("AttachErrors", m.testAttachErrors)
 }
 
@@ -824,5 +842,46 @@ func (m *mixed) testInstall(t *testing.T) {
 	}
 	if _, err := cs.AppsV1().Deployments("fe-system").Get(ctx, kube.FrontEndName, metav1.GetOptions{}); err == nil {
 		t.Errorf("front-end deployment left after detach")
+	}
+}
+
+// testAutoscale loads an autoscaled service through the front-end until
+// its autoscaler writes the Deployment's scale, and checks that
+// re-applying the spec keeps the count it chose.
+func (m *mixed) testAutoscale(t *testing.T) {
+	ctx := ctxFor(t, 30*time.Second)
+	s := spec("elastic", imageSlow, 0)
+	s.Namespace = "scale"
+	s.Versions[0].Scale = driver.Scale{Autoscale: true, Min: 1, Max: 3, TargetUtilization: 70, RefreshPeriod: 100 * time.Millisecond}
+	s.Versions[0].Replica.MaxQueueWait = 5 * time.Second
+	if err := m.c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st := drivertest.WaitState(ctx, t, m.c, "elastic", driver.Healthy)
+	if st.Versions[0].Desired != 1 {
+		t.Fatalf("autoscaled service starts with %d replicas, want min 1", st.Versions[0].Desired)
+	}
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lctx.Err() == nil {
+				_, _, _ = drivertest.Score(lctx, st.ScoringURI, "", `{}`)
+			}
+		}()
+	}
+	st = drivertest.WaitFor(ctx, t, m.c, "elastic", func(st *driver.ServiceStatus) bool {
+		return st.Versions[0].Desired == 3 && st.Versions[0].Ready == 3
+	})
+	stop()
+	wg.Wait()
+	if err := m.c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.cp.Client.AppsV1().Deployments("scale").Get(ctx, "elastic", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 3 {
+		t.Errorf("after re-apply: %v replicas (%v), want the autoscaler's 3", d.Spec.Replicas, err)
 	}
 }

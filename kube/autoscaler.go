@@ -1,0 +1,125 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aksml/aksml/autoscale"
+)
+
+// versionScaler is the autoscaler of one autoscaled Deployment.
+type versionScaler struct {
+	a        *autoscale.Autoscaler
+	lastScan time.Time
+}
+
+type autoscaleJSON struct {
+	Min            int     `json:"minReplicas"`
+	Max            int     `json:"maxReplicas"`
+	Target         float64 `json:"targetUtilization"`
+	RefreshSeconds float64 `json:"refreshSeconds"`
+}
+
+// settingsOf reads a Deployment's autoscale settings; false when it is not
+// autoscaled.
+func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
+	raw, ok := d.Annotations[AnnotationAutoscale]
+	if !ok {
+		return autoscale.Settings{}, false
+	}
+	var j autoscaleJSON
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return autoscale.Settings{}, false
+	}
+	mc, _ := strconv.Atoi(d.Annotations[AnnotationMaxConcurrent])
+	return autoscale.Settings{
+		Min: j.Min, Max: j.Max, TargetUtilization: j.Target,
+		RefreshPeriod:           time.Duration(j.RefreshSeconds * float64(time.Second)),
+		MaxConcurrentPerReplica: mc,
+	}, true
+}
+
+// autoscaleLoop samples the router's load of every autoscaled version and,
+// once per refresh period, writes the autoscaler's decision to the
+// Deployment's scale subresource (azureml-fe scales replicas, never nodes).
+func (f *FrontEnd) autoscaleLoop(ctx context.Context) {
+	t := f.clock.NewTicker(f.sample)
+	defer t.Stop()
+	scalers := map[string]*versionScaler{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		f.autoscaleOnce(ctx, scalers)
+	}
+}
+
+func (f *FrontEnd) autoscaleOnce(ctx context.Context, scalers map[string]*versionScaler) {
+	now := f.clock.Now()
+	seen := map[string]bool{}
+	for _, obj := range f.deps.GetStore().List() {
+		d := obj.(*appsv1.Deployment)
+		s, ok := settingsOf(d)
+		if !ok || d.DeletionTimestamp != nil || d.Spec.Replicas == nil {
+			continue
+		}
+		key := d.Namespace + "/" + d.Name
+		seen[key] = true
+		sc := scalers[key]
+		if sc == nil {
+			a, err := autoscale.New(s)
+			if err != nil {
+				f.log.Warn("front-end: autoscale settings", "deployment", key, "err", err)
+				continue
+			}
+			sc = &versionScaler{a: a, lastScan: now}
+			scalers[key] = sc
+		} else if sc.a.Settings() != s.WithDefaults() {
+			if err := sc.a.SetSettings(s); err != nil {
+				continue
+			}
+		}
+		service, version := d.Labels[LabelService], d.Labels[LabelVersion]
+		loads, err := f.router.Load(service)
+		if err != nil {
+			continue
+		}
+		for _, l := range loads {
+			if l.Version == version {
+				sc.a.Record(autoscale.Observation{Time: now, InFlight: float64(l.InFlight)})
+			}
+		}
+		if now.Sub(sc.lastScan) < sc.a.Settings().RefreshPeriod {
+			continue
+		}
+		sc.lastScan = now
+		cur := int(*d.Spec.Replicas)
+		dec := sc.a.Scale(now, cur)
+		if dec.Desired == cur {
+			continue
+		}
+		scale, err := f.client.AppsV1().Deployments(d.Namespace).GetScale(ctx, d.Name, metav1.GetOptions{})
+		if err != nil {
+			f.log.Warn("front-end: read scale", "deployment", key, "err", err)
+			continue
+		}
+		scale.Spec.Replicas = int32(dec.Desired)
+		if _, err := f.client.AppsV1().Deployments(d.Namespace).UpdateScale(ctx, d.Name, scale, metav1.UpdateOptions{FieldManager: "aksml-fe"}); err != nil {
+			f.log.Warn("front-end: scale", "deployment", key, "err", err)
+			continue
+		}
+		f.log.Info("front-end: scaled", "deployment", key, "from", cur, "to", dec.Desired, "reason", dec.Reason, "utilization", dec.Utilization)
+	}
+	for k := range scalers {
+		if !seen[k] {
+			delete(scalers, k)
+		}
+	}
+}
