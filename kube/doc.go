@@ -1,26 +1,43 @@
 // Package kube is the Kubernetes backend of aksml: a driver.Provider that
 // attaches any cluster (AKS or not) by kubeconfig and context, and a
 // driver.Cluster that runs each service as Kubernetes objects through
-// client-go, written by server-side apply with one field manager.
+// client-go, written by server-side apply with one field manager
+// (DefaultFieldManager), so re-applying an unchanged spec changes nothing.
 //
 // For a service NAME the driver writes, in the deploy config's namespace
-// (DefaultNamespace when it names none):
+// (DefaultNamespace, "azureml", when it names none; created when missing,
+// never deleted):
 //
 //   - the Secret aksml-NAME with the keys (never ConfigMaps, annotations or
-//     logs) and the service's settings; it owns everything below, so
-//     deleting it deletes the service;
-//   - per version, a Deployment (the image by digest, requests and limits
-//     from cpu_cores, memory_gb, cpu_cores_limit, memory_gb_limit;
-//     gpu_cores as nvidia.com/gpu limits with the AKS GPU node selector
-//     kubernetes.azure.com/accelerator=nvidia and a toleration for
-//     nvidia.com/gpu taints; liveness and readiness probes from the deploy
-//     config; labels for service, version and models; model digests in
+//     logs) and the service's settings in annotations; it owns everything
+//     below (owner references), so deleting it deletes the service;
+//   - per version, a Deployment (the image by digest, DefaultImage when the
+//     template names none; requests and limits from cpu_cores, memory_gb,
+//     cpu_cores_limit, memory_gb_limit; gpu_cores as nvidia.com/gpu limits
+//     with a toleration for nvidia.com/gpu taints and, on clusters that have
+//     GPU nodes, the AKS node selector kubernetes.azure.com/accelerator=nvidia;
+//     FPGAs as Options.FPGAResource with Options.FPGANodeSelector; liveness
+//     and readiness probes from the deploy config; labels for service,
+//     version and models; model digests and the route settings in
 //     annotations) and a ClusterIP Service. Endpoint versions are one
 //     Deployment each behind the endpoint's one route.
 //
-// Status comes from the cluster (see VersionState): the scheduler's own
-// message for Unschedulable, CrashLoopBackOff and ImagePullBackOff past
-// thresholds or ProgressDeadlineExceeded for Failed. Logs come from the
-// pods. The package's TestIntegration* tests run the conformance suite
-// against a real control plane started by kube/kubetest.
+// Status comes from the cluster (VersionState): Transitioning while a
+// rollout runs, Healthy when every replica is available and routable,
+// Unschedulable with the scheduler's own message, Failed on
+// CrashLoopBackOff or ImagePullBackOff past thresholds, ProgressDeadlineExceeded
+// or five minutes unschedulable, Unhealthy when running but not ready.
+// Logs come from the pods; tokens are signed with the cluster's key
+// (TokenKey).
+//
+// FrontEnd is the front-end's control loop: it programs a frontend.Router
+// from watches (Secrets, Deployments, EndpointSlices) and autoscales
+// versions through the Deployments' scale subresource. cmd/aksml-fe runs
+// it in the cluster; Cluster.InstallFrontEnd (or Options.InstallFrontEnd)
+// applies its objects, named as azureml-fe's.
+//
+// Subpackages: kube/kubetest starts a real control plane on loopback for
+// the TestIntegration* tests (binaries from scripts/kubebins); kube/aks
+// creates and attaches AKS clusters through ARM; kube/kind creates local
+// kind clusters.
 package kube

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,29 +277,7 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 		if !ok {
 			continue
 		}
-		a := d.Annotations
-		num := func(k string) float64 { x, _ := strconv.ParseFloat(a[k], 64); return x }
-		msDur := func(k string) time.Duration { return time.Duration(num(k)) * time.Millisecond }
-		rs := replicas[vn]
-		slices.SortFunc(rs, func(x, y frontend.Replica) int {
-			switch {
-			case x.ID < y.ID:
-				return -1
-			case x.ID > y.ID:
-				return 1
-			}
-			return 0
-		})
-		route.Versions = append(route.Versions, frontend.Version{
-			Name:                    vn,
-			TrafficPercent:          num(AnnotationTraffic),
-			IsDefault:               a[AnnotationDefault] == "true",
-			MirrorPercent:           num(AnnotationMirror),
-			Replicas:                rs,
-			MaxConcurrentPerReplica: int(num(AnnotationMaxConcurrent)),
-			MaxQueueWait:            msDur(AnnotationMaxQueueWait),
-			ScoringTimeout:          msDur(AnnotationScoringTimeout),
-		})
+		route.Versions = append(route.Versions, versionOf(vn, d.Annotations, replicas[vn]))
 	}
 	if len(route.Versions) == 0 {
 		return frontend.Route{}, false
@@ -337,4 +317,40 @@ func TokenKey(ctx context.Context, client kubernetes.Interface, ns string) ([]by
 		return nil, errcode.Errorf(errcode.FailedPrecondition, "secret %s/%s has no key", ns, TokenSecret)
 	}
 	return s.Data["key"], nil
+}
+
+// versionOf is a route version from a Deployment's route annotations and
+// its replicas (sorted by ID). Annotations that do not parse count as
+// unset (zero: the router's defaults).
+func versionOf(name string, a map[string]string, rs []frontend.Replica) frontend.Version {
+	num := func(k string) float64 {
+		x, err := strconv.ParseFloat(a[k], 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+			return 0
+		}
+		return x
+	}
+	msDur := func(k string) time.Duration {
+		x := num(k)
+		if x > float64(math.MaxInt64/int64(time.Millisecond)) {
+			return 0
+		}
+		return time.Duration(x) * time.Millisecond
+	}
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(x, y frontend.Replica) int { return strings.Compare(x.ID, y.ID) })
+	mc := num(AnnotationMaxConcurrent)
+	if mc > math.MaxInt32 {
+		mc = 0
+	}
+	return frontend.Version{
+		Name:                    name,
+		TrafficPercent:          min(num(AnnotationTraffic), 100),
+		IsDefault:               a[AnnotationDefault] == "true",
+		MirrorPercent:           min(num(AnnotationMirror), 100),
+		Replicas:                rs,
+		MaxConcurrentPerReplica: int(mc),
+		MaxQueueWait:            msDur(AnnotationMaxQueueWait),
+		ScoringTimeout:          msDur(AnnotationScoringTimeout),
+	}
 }

@@ -210,3 +210,47 @@ type timeoutErr struct{}
 func (*timeoutErr) Error() string   { return "i/o timeout" }
 func (*timeoutErr) Timeout() bool   { return true }
 func (*timeoutErr) Temporary() bool { return true }
+
+func TestDeploymentApplyAccelerators(t *testing.T) {
+	t.Parallel()
+	c := &Cluster{opts: (&Options{FPGANodeSelector: map[string]string{"aksml.io/fpga": "arria10"}}).withDefaults()}
+	for _, tc := range []struct {
+		name        string
+		gpus, fpgas int
+		gpuSelector bool
+		resource    string
+		selector    map[string]string
+		toleration  string
+	}{
+		{"cpu", 0, 0, true, "", nil, ""},
+		{"gpu on a cluster with GPU nodes", 2, 0, true, ResourceGPU, map[string]string{LabelAccelerator: "nvidia"}, ResourceGPU},
+		{"gpu on a cluster without", 1, 0, false, ResourceGPU, nil, ResourceGPU},
+		{"fpga", 0, 1, false, DefaultFPGAResource, map[string]string{"aksml.io/fpga": "arria10"}, DefaultFPGAResource},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &driver.ServiceSpec{Name: "acc", Versions: []driver.VersionSpec{{Name: "acc",
+				Replica: driver.ReplicaTemplate{CPU: 1, MemoryGB: 2, GPUs: tc.gpus, FPGAs: tc.fpgas}, Scale: driver.Scale{Replicas: 1}}}}
+			d := c.deploymentApply("ns", s, &s.Versions[0], nil, 1, tc.gpuSelector)
+			ps := d.Spec.Template.Spec
+			res := ps.Containers[0].Resources
+			if tc.resource != "" {
+				q := (*res.Limits)[corev1.ResourceName(tc.resource)]
+				if q.Value() != int64(tc.gpus+tc.fpgas) {
+					t.Errorf("limit %s = %v", tc.resource, q.String())
+				}
+			} else if res.Limits != nil {
+				t.Errorf("limits %v on a CPU replica", *res.Limits)
+			}
+			if fmt.Sprint(ps.NodeSelector) != fmt.Sprint(tc.selector) && !(len(ps.NodeSelector) == 0 && len(tc.selector) == 0) {
+				t.Errorf("node selector %v, want %v", ps.NodeSelector, tc.selector)
+			}
+			got := ""
+			if len(ps.Tolerations) > 0 {
+				got = *ps.Tolerations[0].Key
+			}
+			if got != tc.toleration {
+				t.Errorf("toleration %q, want %q", got, tc.toleration)
+			}
+		})
+	}
+}

@@ -7,10 +7,13 @@
 //
 // Each Start picks a random 127.x.y.z address, so control planes of
 // parallel tests and other programs on the machine never share ports; every
-// process and node stops in t.Cleanup. Nodes execute nothing: a pod bound to
-// one reports the status its PodOutcome says (ready by default; not ready,
-// CrashLoopBackOff or ImagePullBackOff on request) and serves the log lines
-// it is given through the kubelet API, so `pods/log` works end to end.
+// process and node stops in t.Cleanup. Nodes start no containers: a pod
+// bound to one reports the status its PodOutcome says (ready by default;
+// not ready, CrashLoopBackOff or ImagePullBackOff on request) and serves the
+// log lines it is given through the kubelet API, so `pods/log` works end to
+// end. A PodOutcome with Serve makes the pod really run: its HTTP handler
+// listens on a loopback port that ControlPlane.ReplicaAddr maps the pod IP
+// to, and the pod turns ready (or CrashLoopBackOff) as the handler says.
 //
 //	cp := kubetest.Start(t, &kubetest.Options{Nodes: kubetest.NodesForShape(shape)})
 //	client := cp.Client // or cp.Kubeconfig
