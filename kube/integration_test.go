@@ -217,10 +217,8 @@ func (h *harness) Advance(d time.Duration) bool {
 }
 
 // conformanceSkipped are the suite's cases not run against the kube
-// driver, and why.
-var conformanceSkipped = map[string]string{
-	"EndpointMirroring": "front-end behaviour only (the same frontend package the simulator runs it against), and 19 s of the package's time here",
-}
+// driver, and why: none, every case runs.
+var conformanceSkipped = map[string]string{}
 
 // TestIntegrationConformance runs the driver conformance suite against the
 // kube driver on a real control plane: real API server, controllers and
