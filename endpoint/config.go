@@ -46,13 +46,13 @@ type VersionConfig struct {
 // service name, traffic_percentile between 0 and 100, blobfuse_enabled not
 // given. Use ValidateFor when the endpoint's name is known.
 func (c VersionConfig) Validate() error {
-	return errors.Join(append(splitJoinedErrors(c.DeployConfig.Validate()), c.versionProblems()...)...)
+	return errors.Join(append(errcode.Split(c.DeployConfig.Validate()), c.versionProblems()...)...)
 }
 
 // ValidateFor is Validate plus the rule that needs the endpoint's name: the
 // version name must differ from it.
 func (c VersionConfig) ValidateFor(endpointName string) error {
-	errs := append(splitJoinedErrors(c.DeployConfig.Validate()), c.versionProblems()...)
+	errs := append(errcode.Split(c.DeployConfig.Validate()), c.versionProblems()...)
 	if c.VersionName != "" && c.VersionName == endpointName {
 		errs = append(errs, invalidConfig("version_name %q must differ from the endpoint name: a version named like its endpoint breaks later endpoint updates", c.VersionName))
 	}
@@ -75,23 +75,6 @@ func (c VersionConfig) versionProblems() []error {
 		errs = append(errs, invalidConfig("blobfuse_enabled %v is not a parameter of an endpoint version", *c.BlobfuseEnabled))
 	}
 	return errs
-}
-
-// splitJoined returns the errors an errors.Join result holds, so that they
-// join flat with others.
-func splitJoinedErrors(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok && errcode.Of(err) != nil {
-		kids := j.Unwrap()
-		if len(kids) > 0 {
-			if _, isCode := kids[0].(*errcode.Code); !isCode {
-				return kids
-			}
-		}
-	}
-	return []error{err}
 }
 
 // invalid returns an errcode.InvalidArgument error in the SDK's wording.

@@ -13,31 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// splitErrs returns the individual errors of a joined validation error.
-func splitErrs(err error) []error {
-	if err == nil {
-		return nil
-	}
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	kids := j.Unwrap()
-	if len(kids) > 0 {
-		if _, isCode := kids[0].(*errcode.Code); isCode {
-			return []error{err} // one coded error
-		}
-	}
-	var out []error
-	for _, k := range kids {
-		out = append(out, splitErrs(k)...)
-	}
-	return out
-}
-
 func checkErrs(t *testing.T, err error, want []string) {
 	t.Helper()
-	got := splitErrs(err)
+	got := errcode.Split(err)
 	if len(got) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
 	}
@@ -196,7 +174,7 @@ func FuzzDecodeVersionConfig(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeVersionConfig(data)
-		for _, e := range splitErrs(err) {
+		for _, e := range errcode.Split(err) {
 			if !errors.Is(e, errcode.InvalidArgument) {
 				t.Fatalf("error without InvalidArgument: %v", e)
 			}

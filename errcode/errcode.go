@@ -99,3 +99,24 @@ func Of(err error) *Code {
 	}
 	return nil
 }
+
+// Split returns the separate errors of a validation error that joins
+// several (errors.Join of coded errors, possibly nested), in order. A
+// single error, coded or not, comes back alone; nil gives nil.
+func Split(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*coded); ok {
+		return []error{err}
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, k := range j.Unwrap() {
+		out = append(out, Split(k)...)
+	}
+	return out
+}

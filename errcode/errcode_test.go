@@ -54,3 +54,20 @@ func ExampleErrorf() {
 	fmt.Println(errors.Is(err, errcode.InvalidArgument), errcode.Of(err), err)
 	// Output: true InvalidArgument cpu_cores_limit 0.5 is below cpu_cores 1
 }
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	a := errcode.New(errcode.InvalidArgument, "a")
+	b := errcode.New(errcode.InvalidArgument, "b")
+	c := errcode.Errorf(errcode.NotFound, "c: %w", errors.New("cause"))
+	got := errcode.Split(errors.Join(a, errors.Join(b, c)))
+	if len(got) != 3 || got[0] != a || got[1] != b || got[2] != c {
+		t.Fatalf("Split = %v, want [a b c]", got)
+	}
+	if got := errcode.Split(c); len(got) != 1 || got[0] != c {
+		t.Errorf("Split(one coded error) = %v", got)
+	}
+	if errcode.Split(nil) != nil {
+		t.Error("Split(nil) != nil")
+	}
+}

@@ -307,7 +307,7 @@ func FuzzDecodeDeploymentConfig(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := DecodeDeploymentConfig(data)
-		for _, e := range splitErrs(err) {
+		for _, e := range errcode.Split(err) {
 			if !errors.Is(e, errcode.InvalidArgument) {
 				t.Fatalf("error without InvalidArgument: %v", e)
 			}
