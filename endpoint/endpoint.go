@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -584,9 +583,9 @@ func (e *Endpoint) Keys() (primary, secondary string, err error) {
 // RegenKey replaces the primary or secondary key; empty value means a new
 // random key. The old value is rejected once RegenKey returns.
 func (e *Endpoint) RegenKey(ctx context.Context, key webservice.KeyType, value string) error {
-	k := strings.ToLower(string(key))
-	if k != "primary" && k != "secondary" {
-		return errcode.Errorf(errcode.InvalidArgument, "key %q: must be Primary or Secondary", key)
+	k, err := webservice.ParseKeyType(key)
+	if err != nil {
+		return err
 	}
 	if value == "" {
 		value = frontend.GenerateKey()
@@ -595,7 +594,7 @@ func (e *Endpoint) RegenKey(ctx context.Context, key webservice.KeyType, value s
 		if rec.Auth != webservice.AuthKey {
 			return errcode.Errorf(errcode.FailedPrecondition, "endpoint %q does not use key auth", rec.Name)
 		}
-		if k == "primary" {
+		if k == webservice.Primary {
 			rec.PrimaryKey = value
 		} else {
 			rec.SecondaryKey = value

@@ -341,14 +341,26 @@ const (
 	Secondary KeyType = "Secondary"
 )
 
+// ParseKeyType reads a key name in any case, as the SDK capitalises it:
+// Primary or Secondary, anything else InvalidArgument.
+func ParseKeyType(key KeyType) (KeyType, error) {
+	switch {
+	case strings.EqualFold(string(key), string(Primary)):
+		return Primary, nil
+	case strings.EqualFold(string(key), string(Secondary)):
+		return Secondary, nil
+	}
+	return "", errcode.Errorf(errcode.InvalidArgument, "key %q: must be Primary or Secondary", key)
+}
+
 // RegenKey replaces the primary or secondary key (regen_key) with value, or
 // with a new random key when value is empty. The old value is rejected as
 // soon as RegenKey returns; the other key keeps working throughout, so a
 // client that moved to it first sees no failure.
 func (s *Service) RegenKey(ctx context.Context, key KeyType, value string) error {
-	k := KeyType(strings.ToUpper(string(key[:min(1, len(key))])) + strings.ToLower(string(key[min(1, len(key)):])))
-	if k != Primary && k != Secondary {
-		return errcode.Errorf(errcode.InvalidArgument, "key %q: must be Primary or Secondary", key)
+	k, err := ParseKeyType(key)
+	if err != nil {
+		return err
 	}
 	if value == "" {
 		value = frontend.GenerateKey()

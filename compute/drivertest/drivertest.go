@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,24 +118,7 @@ func Spec(name string, h scoring.NewHandler, replicas int) *driver.ServiceSpec {
 // WaitState polls the service until its state is one of want or ctx ends.
 func WaitState(ctx context.Context, t testing.TB, c driver.Cluster, name string, want ...driver.State) *driver.ServiceStatus {
 	t.Helper()
-	var last *driver.ServiceStatus
-	for {
-		st, err := c.ServiceStatus(ctx, name)
-		if err == nil {
-			last = st
-			for _, w := range want {
-				if st.State == w {
-					return st
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("service %s: waiting for %v: last status %+v (err %v)", name, want, last, err)
-			return nil
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return WaitFor(ctx, t, c, name, func(st *driver.ServiceStatus) bool { return slices.Contains(want, st.State) })
 }
 
 // WaitFor polls the service until ok returns true or ctx ends.
