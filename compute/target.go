@@ -82,16 +82,31 @@ func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfi
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
-	shape := driver.ClusterShape{
-		AgentCount: cfg.AgentCount, VMSize: size.Name, VCPUs: size.VCPUs, MemoryGB: size.MemoryGiB,
-		GPUs: size.GPUs, GPUModel: size.GPUModel, FPGAs: size.FPGAs, Purpose: string(cfg.ClusterPurpose), Location: cfg.Location,
-	}
-	cl, err := opts.Provider.Provision(ctx, name, shape)
+	cl, err := opts.Provider.Provision(ctx, name, clusterShape(cfg, size))
 	if err != nil {
 		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
 		return nil, fmt.Errorf("create compute target %q: %w", name, err)
 	}
 	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress}, nil
+}
+
+// clusterShape is what a provider needs of cfg (with defaults, valid):
+// the nodes, sized from the catalog, and the network, whose load-balancer
+// subnet counts only for an internal load balancer.
+func clusterShape(cfg ProvisioningConfig, size VMSize) driver.ClusterShape {
+	shape := driver.ClusterShape{
+		AgentCount: cfg.AgentCount, VMSize: size.Name, VCPUs: size.VCPUs, MemoryGB: size.MemoryGiB,
+		GPUs: size.GPUs, GPUModel: size.GPUModel, FPGAs: size.FPGAs, Purpose: string(cfg.ClusterPurpose), Location: cfg.Location,
+		Network: driver.ClusterNetwork{
+			VNetResourceGroup: cfg.VNet.ResourceGroup, VNetName: cfg.VNet.Name, SubnetName: cfg.VNet.SubnetName,
+			ServiceCIDR: cfg.VNet.ServiceCIDR, DNSServiceIP: cfg.VNet.DNSServiceIP, DockerBridgeCIDR: cfg.VNet.DockerBridgeCIDR,
+		},
+	}
+	if cfg.LoadBalancerType == InternalLoadBalancer {
+		shape.Network.InternalLoadBalancer = true
+		shape.Network.LoadBalancerSubnet = cfg.LoadBalancerSubnet
+	}
+	return shape
 }
 
 // Attach records an existing cluster as compute target name

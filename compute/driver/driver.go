@@ -35,6 +35,38 @@ type ClusterShape struct {
 	FPGAs      int
 	Purpose    string // FastProd, DenseProd or DevTest
 	Location   string
+	// Network places the nodes and exposes the front-end; the zero value
+	// means the provider's defaults (a network of its own, a public load
+	// balancer).
+	Network ClusterNetwork
+}
+
+// ClusterNetwork is the network part of a ClusterShape, from the vnet and
+// load-balancer settings of a compute.ProvisioningConfig (validated there:
+// the vnet fields come all or none, DNSServiceIP lies inside ServiceCIDR).
+type ClusterNetwork struct {
+	// VNetResourceGroup, VNetName and SubnetName name an existing subnet the
+	// nodes join; the provider builds its ARM id in its own subscription.
+	VNetResourceGroup string
+	VNetName          string
+	SubnetName        string
+	// ServiceCIDR is the Kubernetes service address range and DNSServiceIP
+	// the cluster DNS address inside it.
+	ServiceCIDR  string
+	DNSServiceIP string
+	// DockerBridgeCIDR is the Docker bridge range of the SDK's
+	// docker_bridge_cidr. AKS no longer takes it (nodes run containerd), so
+	// providers may ignore it.
+	DockerBridgeCIDR string
+	// InternalLoadBalancer exposes the front-end on a private address of
+	// LoadBalancerSubnet instead of a public IP.
+	InternalLoadBalancer bool
+	LoadBalancerSubnet   string
+}
+
+// HasSubnet reports whether the nodes join an existing subnet.
+func (n ClusterNetwork) HasSubnet() bool {
+	return n.VNetResourceGroup != "" && n.VNetName != "" && n.SubnetName != ""
 }
 
 // ClusterRef identifies an existing cluster to attach.
