@@ -3,30 +3,22 @@ package frontend
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
-// replica is the router's live state for one Replica: its connection pool
-// and in-flight count. It is keyed by Replica.ID and survives route updates.
+// replica is the router's live state for one Replica: its connections and
+// in-flight count. It is keyed by Replica.ID and survives route updates.
 type replica struct {
-	id   string
-	host string // HOST:PORT
-	hc   *fasthttp.HostClient
+	id    string
+	host  string // HOST:PORT
+	conns connPool
 
 	inflight     atomic.Int32
 	ready        atomic.Bool
 	member       atomic.Bool  // still part of the version
 	ejectedUntil atomic.Int64 // unix ns; after a failed dial, skipped until then
-
-	// conns records the local address of every open connection to the
-	// replica with its dial time, to tell a reused connection from a fresh
-	// one when a request fails before the first response byte.
-	conns sync.Map // string -> time.Time
 }
 
 // ejectFor is how long a replica whose dial failed is skipped, unless a route
@@ -35,66 +27,13 @@ const ejectFor = time.Second
 
 func newReplica(id, host string) *replica {
 	r := &replica{id: id, host: host}
-	r.hc = &fasthttp.HostClient{
-		Addr: host,
-		// The pool caps concurrency per replica; this only bounds sockets.
-		MaxConns: 1 << 16,
-		// Below common keep-alive timeouts (gunicorn: 2 s), so the router
-		// rarely reuses a connection the replica is about to close.
-		MaxIdleConnDuration:           time.Second,
-		ReadBufferSize:                16 << 10,
-		WriteBufferSize:               16 << 10,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		NoDefaultUserAgentHeader:      true,
-		// The router decides about retries itself (see forward).
-		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		Dial: func(addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", addr)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			key := c.LocalAddr().String()
-			r.conns.Store(key, time.Now())
-			return &trackedConn{Conn: c, r: r, key: key}, nil
-		},
-	}
+	r.conns.host = host
 	return r
 }
 
 // usable reports whether the replica may get a new request at now (unix ns).
 func (r *replica) usable(now int64) bool {
 	return r.ready.Load() && r.member.Load() && r.ejectedUntil.Load() <= now
-}
-
-// freshSince reports whether the connection with local address local was
-// dialed at or after t (so it was not a reused keep-alive connection).
-func (r *replica) freshSince(local net.Addr, t time.Time) bool {
-	if local == nil {
-		return true
-	}
-	v, ok := r.conns.Load(local.String())
-	if !ok {
-		return true
-	}
-	return !v.(time.Time).Before(t)
-}
-
-type trackedConn struct {
-	net.Conn
-	r    *replica
-	key  string
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		// Keep the entry briefly: the request that saw the close still
-		// needs it to classify the error.
-		r, key := c.r, c.key
-		time.AfterFunc(time.Second, func() { r.conns.Delete(key) })
-	})
-	return c.Conn.Close()
 }
 
 type dialError struct{ err error }
@@ -208,16 +147,16 @@ func (p *pool) tryAcquire() *replica {
 	return rep
 }
 
-// acquire takes a slot on a replica, waiting up to the version's queue time.
-// It returns errNoReady when no replica is usable, errOverloaded when the
-// wait ran out, or ctx's error.
-func (p *pool) acquire(ctx context.Context) (*replica, error) {
+// acquire takes a slot on a replica, waiting up to the version's queue time;
+// queued reports whether it waited. It returns errNoReady when no replica is
+// usable, errOverloaded when the wait ran out, or ctx's error.
+func (p *pool) acquire(ctx context.Context) (rep *replica, queued bool, err error) {
 	rep, any := p.pick()
 	if rep != nil {
-		return rep, nil
+		return rep, false, nil
 	}
 	if !any {
-		return nil, errNoReady
+		return nil, false, errNoReady
 	}
 	// Queue, then look again: a slot freed between the first look and
 	// joining the queue would otherwise be missed.
@@ -230,11 +169,11 @@ func (p *pool) acquire(ctx context.Context) (*replica, error) {
 	defer p.queued.Add(-1)
 	if rep, _ := p.pick(); rep != nil {
 		if p.leave(w) {
-			return rep, nil
+			return rep, true, nil
 		}
 		// A slot was granted meanwhile too: keep one.
 		p.release(<-w.ch)
-		return rep, nil
+		return rep, true, nil
 	}
 
 	t := time.NewTimer(time.Duration(p.queueMax.Load()))
@@ -245,20 +184,20 @@ func (p *pool) acquire(ctx context.Context) (*replica, error) {
 	}
 	select {
 	case rep := <-w.ch:
-		return rep, nil
+		return rep, true, nil
 	case <-t.C:
 	case <-done:
 	}
 	if !p.leave(w) {
-		return <-w.ch, nil // granted while timing out
+		return <-w.ch, true, nil // granted while timing out
 	}
 	if ctx != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, true, ctx.Err()
 	}
 	if !p.anyUsable() {
-		return nil, errNoReady
+		return nil, true, errNoReady
 	}
-	return nil, errOverloaded
+	return nil, true, errOverloaded
 }
 
 // leave removes w from the queue; false means w was already granted a slot.
@@ -282,7 +221,7 @@ func (p *pool) release(rep *replica) {
 		p.handoff()
 	}
 	if left == 0 && !rep.member.Load() {
-		rep.hc.CloseIdleConnections()
+		rep.conns.closeIdle()
 	}
 }
 
@@ -373,7 +312,7 @@ func (p *pool) update(v *Version) bool {
 	p.mu.Unlock()
 	p.handoff() // new or newly ready replicas serve the queue at once
 	for _, rep := range gone {
-		rep.hc.CloseIdleConnections()
+		rep.conns.closeIdle()
 	}
 	return anyReady
 }
@@ -388,13 +327,13 @@ func (p *pool) close() {
 	}
 	p.mu.Unlock()
 	for _, rep := range ms {
-		rep.hc.CloseIdleConnections()
+		rep.conns.closeIdle()
 	}
 }
 
 // closeIdle drops idle connections of every replica, keeping the pool usable.
 func (p *pool) closeIdle() {
 	for _, rep := range *p.members.Load() {
-		rep.hc.CloseIdleConnections()
+		rep.conns.closeIdle()
 	}
 }

@@ -466,7 +466,9 @@ func (rt *Router) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		rt.fastMet(ctx)
 		return
 	}
-	rt.handle(ctx, &ctx.Request, &ctx.Response)
+	// The fasthttp server's NoDefaultContentType holds for routed answers
+	// too: a replica's answer without Content-Type is passed on without one.
+	rt.handle(ctx, &ctx.Request, &ctx.Response, ctx.Time(), true)
 }
 
 var bodyPool sync.Pool
@@ -525,7 +527,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req.SetBodyRaw(buf.Bytes())
-	rt.handle(r.Context(), req, resp)
+	rt.handle(r.Context(), req, resp, time.Now(), false)
 	writeHTTP(w, resp)
 }
 
@@ -627,16 +629,16 @@ func newRequestID(dst []byte) []byte {
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
 // handle is the engine-neutral request path. req is modified and becomes
-// the upstream request; resp receives the answer.
-func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) {
-	start := time.Now()
+// the upstream request; resp receives the answer. start is when the request
+// arrived; noDefaultContentType is the engine's setting for resp.
+func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultContentType bool) {
 	var idBuf [36]byte
 	id := newRequestID(idBuf[:0])
-	rt.route(ctx, req, resp, start, id)
+	rt.route(ctx, req, resp, start, id, noDefaultContentType)
 	resp.Header.SetBytesV(HeaderRequestID, id)
 }
 
-func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte) {
+func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte, noDefaultCT bool) {
 	nameB, versionB, kind, ok := parsePath(req.URI().Path())
 	if !ok {
 		setError(resp, http.StatusNotFound, "Not found")
@@ -714,21 +716,26 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 
 	vs := r.versions[idx]
 	vs.inflight.Add(1)
-	code := rt.forward(ctx, r, &vs, idx, explicit, req, resp)
+	code, done := rt.forward(ctx, r, &vs, idx, explicit, req, resp, start, noDefaultCT)
 	vs.inflight.Add(-1)
 	if kind == kindScore {
-		vs.observe(code, time.Since(start))
+		if done.IsZero() {
+			done = time.Now()
+		}
+		vs.observe(code, done.Sub(start))
 	}
 	resp.Header.Set(HeaderServedBy, vs.name)
 }
 
 // forward sends req to a replica of *vs (switching to the default version
 // when *vs has no usable replica and the version was not asked for
-// explicitly) and fills resp. It returns the status code sent to the caller.
-func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, idx int, explicit bool, req *fasthttp.Request, resp *fasthttp.Response) int {
+// explicitly) and fills resp. It returns the status code sent to the caller
+// and, when a replica answered, the time its answer was read. The scoring
+// timeout runs from start, or from the end of the wait for a replica slot.
+func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, idx int, explicit bool, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) (code int, done time.Time) {
 	vs := *vsp
 	for attempt := 0; ; attempt++ {
-		rep, err := vs.pool.acquire(ctx)
+		rep, queued, err := vs.pool.acquire(ctx)
 		if err != nil {
 			if errors.Is(err, errNoReady) && !explicit && idx != r.def && r.routable[r.def] {
 				// Readiness fallback: the version lost its replicas since
@@ -742,19 +749,23 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			switch {
 			case errors.Is(err, errOverloaded):
 				setError(resp, http.StatusServiceUnavailable, msgOverloaded(r.name))
-				return http.StatusServiceUnavailable
+				return http.StatusServiceUnavailable, done
 			case errors.Is(err, errNoReady):
 				setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-				return http.StatusServiceUnavailable
+				return http.StatusServiceUnavailable, done
 			default: // the caller went away
 				setError(resp, 499, "Client closed request")
-				return 499
+				return 499, done
 			}
 		}
 		timeout := vs.pool.scoringTimeout()
 		req.SetHost(rep.host)
-		t0 := time.Now()
-		err = rep.hc.DoTimeout(req, resp, timeout)
+		now := start
+		if queued || attempt > 0 {
+			now = time.Now()
+		}
+		var reused bool
+		done, reused, err = rep.conns.roundTrip(req, resp, now, now.Add(timeout), noDefaultCT)
 		if err == nil {
 			vs.pool.release(rep)
 			code := resp.StatusCode()
@@ -766,7 +777,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			for _, h := range hopHeaders {
 				resp.Header.Del(h)
 			}
-			return code
+			return code, done
 		}
 		var de *dialError
 		switch {
@@ -779,14 +790,14 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 				continue
 			}
 			setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-			return http.StatusServiceUnavailable
+			return http.StatusServiceUnavailable, done
 		case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
 			vs.pool.release(rep)
 			setError(resp, http.StatusGatewayTimeout, msgTimeout(r.name, timeout))
-			return http.StatusGatewayTimeout
+			return http.StatusGatewayTimeout, done
 		case closedBeforeReply(err):
 			vs.pool.release(rep)
-			if attempt < 8 && !rep.freshSince(resp.LocalAddr(), t0) {
+			if attempt < 8 && reused {
 				// A kept-alive connection the replica had closed: the
 				// request never reached it; send it again (as net/http's
 				// Transport does). Not only on the first attempt: when
@@ -797,12 +808,12 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 				continue
 			}
 			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
-			return http.StatusBadGateway
+			return http.StatusBadGateway, done
 		default:
 			vs.pool.release(rep)
 			rt.log.Debug("frontend: replica error", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
 			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
-			return http.StatusBadGateway
+			return http.StatusBadGateway, done
 		}
 	}
 }
@@ -844,7 +855,8 @@ func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
 		resp := fasthttp.AcquireResponse()
 		resp.SkipBody = false
 		mreq.SetHost(rep.host)
-		err := rep.hc.DoTimeout(mreq, resp, vs.pool.scoringTimeout())
+		now := time.Now()
+		_, _, err := rep.conns.roundTrip(mreq, resp, now, now.Add(vs.pool.scoringTimeout()), false)
 		var de *dialError
 		if errors.As(err, &de) {
 			vs.pool.eject(rep)

@@ -1,0 +1,296 @@
+package frontend
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Connections to replicas. Each replica has a LIFO pool of kept-alive
+// HTTP/1.1 connections; a request takes one (or dials), is written, and its
+// answer read with fasthttp's parser, then the connection goes back.
+//
+// A small request is written from inside the wait for its answer
+// (syscall.RawConn.Read): the write goes out after the connection's
+// readiness state was reset, so the answer's arrival always wakes the
+// waiter, and the first read after waking finds the answer instead of
+// failing with EAGAIN. That spares a system call and a trip through the
+// network poller per request.
+
+const (
+	// idleConnTimeout closes connections idle this long: below common
+	// keep-alive timeouts (gunicorn: 2 s), so the router rarely reuses a
+	// connection the replica is about to close.
+	idleConnTimeout = time.Second
+	dialTimeout     = 2 * time.Second
+	// inlineWriteMax is the largest request written from inside the wait
+	// for the answer; larger ones are written first, with a write deadline.
+	inlineWriteMax = 64 << 10
+	// upstreamReadBuffer bounds a replica's response header block.
+	upstreamReadBuffer = 16 << 10
+)
+
+// upConn is one connection to a replica.
+type upConn struct {
+	tc     *net.TCPConn
+	rc     syscall.RawConn
+	idleAt time.Time // when it was put back
+
+	// State of the write done inside rc.Read (see onReadable). The
+	// callback is a method value made once per connection, so a request
+	// allocates nothing.
+	out        []byte
+	wrote      int
+	werr       error
+	started    bool
+	onReadable func(fd uintptr) bool
+}
+
+func (c *upConn) writeThenWait(fd uintptr) bool {
+	if c.started {
+		return true // readable: the answer (or EOF) is there
+	}
+	c.started = true
+	for c.wrote < len(c.out) {
+		n, err := syscall.Write(int(fd), c.out[c.wrote:])
+		if n > 0 {
+			c.wrote += n
+		}
+		switch err {
+		case nil:
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true // socket buffer full: finish with a blocking write
+		default:
+			c.werr = err
+			return true
+		}
+	}
+	return false // wait until the answer starts arriving
+}
+
+// connPool is a replica's set of idle connections.
+type connPool struct {
+	host string
+
+	mu        sync.Mutex
+	idle      []*upConn // most recently used last
+	sweepSoon bool      // a sweep of idle connections is scheduled
+	// control, when set, runs on each new socket before it connects (tests
+	// shrink socket buffers with it).
+	control func(network, address string, c syscall.RawConn) error
+}
+
+// get returns an idle connection, or dials one. reused reports which.
+func (p *connPool) get(now time.Time) (c *upConn, reused bool, err error) {
+	var stale []*upConn
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleAt) >= idleConnTimeout {
+			// The sweep is late; this one and every older one are stale.
+			stale = append(p.idle, c)
+			p.idle = nil
+			c = nil
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range stale {
+		s.tc.Close()
+	}
+	if c != nil {
+		return c, true, nil
+	}
+	c, err = p.dial()
+	return c, false, err
+}
+
+func (p *connPool) dial() (*upConn, error) {
+	p.mu.Lock()
+	d := net.Dialer{Timeout: dialTimeout, Control: p.control}
+	p.mu.Unlock()
+	conn, err := d.Dial("tcp", p.host)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	tc := conn.(*net.TCPConn)
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		tc.Close()
+		return nil, &dialError{err}
+	}
+	c := &upConn{tc: tc, rc: rc}
+	c.onReadable = c.writeThenWait
+	return c, nil
+}
+
+// put returns c to the pool at now.
+func (p *connPool) put(c *upConn, now time.Time) {
+	c.idleAt = now
+	c.out = nil
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	arm := !p.sweepSoon
+	p.sweepSoon = true
+	p.mu.Unlock()
+	if arm {
+		time.AfterFunc(idleConnTimeout, p.sweep)
+	}
+}
+
+// sweep closes connections idle for idleConnTimeout and schedules itself
+// again while any stay idle.
+func (p *connPool) sweep() {
+	now := time.Now()
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleAt) >= idleConnTimeout {
+		i++
+	}
+	stale := append([]*upConn(nil), p.idle[:i]...)
+	p.idle = append(p.idle[:0], p.idle[i:]...)
+	var next time.Duration
+	if len(p.idle) > 0 {
+		next = idleConnTimeout - now.Sub(p.idle[0].idleAt)
+	} else {
+		p.sweepSoon = false
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
+		c.tc.Close()
+	}
+	if next > 0 {
+		time.AfterFunc(next, p.sweep)
+	}
+}
+
+// closeIdle closes every idle connection.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.tc.Close()
+	}
+}
+
+var (
+	upReaders sync.Pool // *bufio.Reader
+	upWriters sync.Pool // *reqWriter
+)
+
+// reqWriter serializes a request into out.
+type reqWriter struct {
+	out []byte
+	bw  *bufio.Writer
+}
+
+func (w *reqWriter) Write(p []byte) (int, error) {
+	w.out = append(w.out, p...)
+	return len(p), nil
+}
+
+// roundTrip sends req to the replica and reads the answer into resp, giving
+// up at deadline. now is the time the caller last read the clock; the
+// connection's idle time starts from done, the time at which the answer was
+// read (zero on error). reused reports whether the connection was a
+// kept-alive one: a request that failed on such a connection before any
+// answer may not have reached a live process, and may be sent again.
+// noDefaultContentType is kept on resp (fasthttp's Reset clears it).
+func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, noDefaultContentType bool) (done time.Time, reused bool, err error) {
+	c, reused, err := p.get(now)
+	if err != nil {
+		return done, false, err
+	}
+	if err = p.send(c, req, deadline); err != nil {
+		c.tc.Close()
+		return done, reused, err
+	}
+	var br *bufio.Reader
+	if x := upReaders.Get(); x != nil {
+		br = x.(*bufio.Reader)
+		br.Reset(c.tc)
+	} else {
+		br = bufio.NewReaderSize(c.tc, upstreamReadBuffer)
+	}
+	resp.Reset()
+	resp.Header.DisableNormalizing()
+	resp.Header.SetNoDefaultContentType(noDefaultContentType)
+	err = resp.ReadLimitBody(br, 0)
+	leftover := br.Buffered() > 0
+	br.Reset(nil)
+	upReaders.Put(br)
+	if err != nil {
+		c.tc.Close()
+		return done, reused, err
+	}
+	done = time.Now()
+	if leftover || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
+		c.tc.Close() // more than one answer, or a body delimited by closing
+	} else {
+		p.put(c, done)
+	}
+	return done, reused, nil
+}
+
+// send writes req on c. A request of up to inlineWriteMax bytes is written
+// from inside the wait for the answer, which returns once the answer starts
+// arriving (or at deadline).
+func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) error {
+	if err := c.tc.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	if req.IsBodyStream() || len(req.Body()) > inlineWriteMax/2 {
+		if err := c.tc.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(c.tc, 16<<10)
+		if err := req.Write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	var w *reqWriter
+	if x := upWriters.Get(); x != nil {
+		w = x.(*reqWriter)
+	} else {
+		w = &reqWriter{}
+		w.bw = bufio.NewWriterSize(w, 4<<10)
+	}
+	defer func() {
+		if cap(w.out) <= inlineWriteMax {
+			w.out = w.out[:0]
+			upWriters.Put(w)
+		}
+	}()
+	w.out = w.out[:0]
+	w.bw.Reset(w)
+	if err := req.Write(w.bw); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	c.out, c.wrote, c.werr, c.started = w.out, 0, nil, false
+	err := c.rc.Read(c.onReadable)
+	c.out = nil
+	switch {
+	case c.werr != nil:
+		return c.werr
+	case c.wrote < len(w.out):
+		// The socket buffer filled up: write the rest the usual way.
+		if err := c.tc.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		_, err := c.tc.Write(w.out[c.wrote:])
+		return err
+	}
+	return err
+}

@@ -1,0 +1,160 @@
+package frontend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// smallBuffer sets a socket's send or receive buffer (opt) to 4 kB.
+func smallBuffer(opt int) func(_, _ string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+// TestUpstreamBodies sends bodies on both sides of the inline-write limit to
+// a replica that reads them late, through small socket buffers, so the
+// router's write of a request meets a full socket buffer (the inline write
+// then finishes with a blocking write).
+func TestUpstreamBodies(t *testing.T) {
+	t.Parallel()
+	lc := net.ListenConfig{Control: smallBuffer(syscall.SO_RCVBUF)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // let the router's write fill the buffers
+		b, _ := io.ReadAll(r.Body)
+		sum := sha256.Sum256(b)
+		fmt.Fprintf(w, "%d %s", len(b), hex.EncodeToString(sum[:]))
+	})}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	for _, engine := range engines {
+		rt := New(nil)
+		base := serve(t, rt, engine)
+		mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{{ID: "r", URL: srv.URL, Ready: true}}}}})
+		p := &rt.table.Load().routes["svc"].versions[0].pool.byID["r"].conns
+		p.mu.Lock()
+		p.control = smallBuffer(syscall.SO_SNDBUF)
+		p.mu.Unlock()
+		for _, n := range []int{0, 100, inlineWriteMax/2 - 1000, inlineWriteMax/2 + 1, 3 << 20} {
+			body := strings.Repeat("abcdefghij", n/10+1)[:n]
+			sum := sha256.Sum256([]byte(body))
+			want := fmt.Sprintf("%d %s", n, hex.EncodeToString(sum[:]))
+			got := do(t, "POST", base+"/api/v1/service/svc/score", body)
+			if got.code != 200 || got.body != want {
+				t.Errorf("%s: %d-byte body: got %d %.80q, want 200 %q", engine, n, got.code, got.body, want)
+			}
+		}
+	}
+}
+
+// connCounter is a replica that counts its open connections.
+type connCounter struct {
+	*httptest.Server
+	open  atomic.Int64
+	total atomic.Int64
+}
+
+func startConnCounter(t *testing.T) *connCounter {
+	cc := &connCounter{}
+	cc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	cc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			cc.open.Add(1)
+			cc.total.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			cc.open.Add(-1)
+		}
+	}
+	cc.Start()
+	t.Cleanup(cc.Close)
+	return cc
+}
+
+// TestUpstreamConnReuse checks that sequential requests share one kept-alive
+// connection, concurrent ones open no more connections than requests in
+// flight, and idle connections are closed after idleConnTimeout.
+func TestUpstreamConnReuse(t *testing.T) {
+	t.Parallel()
+	cc := startConnCounter(t)
+	rt := New(nil)
+	base := serve(t, rt, "fasthttp")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 8, Replicas: []Replica{{ID: "r", URL: cc.URL, Ready: true}}}}})
+	for i := 0; i < 20; i++ {
+		if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+			t.Fatalf("request %d: %d %q", i, got.code, got.body)
+		}
+	}
+	if n := cc.total.Load(); n != 1 {
+		t.Errorf("20 sequential requests used %d connections, want 1", n)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+					t.Errorf("concurrent request: %d %q", got.code, got.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := cc.total.Load(); n > 8 {
+		t.Errorf("8 concurrent callers (at most 8 in flight) used %d connections", n)
+	}
+	start := time.Now()
+	waitFor(t, "idle connections to close", func() bool { return cc.open.Load() == 0 })
+	if d := time.Since(start); d < idleConnTimeout/2 {
+		t.Errorf("idle connections closed after %v, well before idleConnTimeout %v", d, idleConnTimeout)
+	}
+}
+
+// TestUpstreamDeadKeptAliveConn closes the router's kept-alive connections
+// from the replica's side between requests: the next request meets a dead
+// connection, is sent again on a new one and succeeds.
+func TestUpstreamDeadKeptAliveConn(t *testing.T) {
+	t.Parallel()
+	cc := startConnCounter(t)
+	for _, engine := range engines {
+		rt := New(nil)
+		base := serve(t, rt, engine)
+		mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{{ID: "r", URL: cc.URL, Ready: true}}}}})
+		for i := 0; i < 5; i++ {
+			if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+				t.Fatalf("%s: request %d: %d %q", engine, i, got.code, got.body)
+			}
+			cc.CloseClientConnections()
+			waitFor(t, "the replica to drop its connections", func() bool { return cc.open.Load() == 0 })
+		}
+	}
+}
