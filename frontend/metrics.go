@@ -12,6 +12,15 @@ import (
 // latencyBuckets are the upper bounds, in seconds, of the latency histogram.
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
+// latencyBucketsNs are latencyBuckets as durations.
+var latencyBucketsNs = func() []time.Duration {
+	out := make([]time.Duration, len(latencyBuckets))
+	for i, b := range latencyBuckets {
+		out[i] = time.Duration(math.Round(b * 1e9))
+	}
+	return out
+}()
+
 // versionState is the router's live state for one version of a route: its
 // replica pool and its counters. It survives route updates that keep the
 // version, so counters, queues and in-flight accounting carry over.
@@ -41,9 +50,8 @@ func (v *versionState) observe(code int, d time.Duration) {
 	if code >= 0 && code < len(v.codes) {
 		v.codes[code].Add(1)
 	}
-	s := d.Seconds()
 	i := 0
-	for i < len(latencyBuckets) && s > latencyBuckets[i] {
+	for i < len(latencyBucketsNs) && d > latencyBucketsNs[i] {
 		i++
 	}
 	v.buckets[i].Add(1)

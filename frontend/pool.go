@@ -31,9 +31,24 @@ func newReplica(id, host string) *replica {
 	return r
 }
 
-// usable reports whether the replica may get a new request at now (unix ns).
-func (r *replica) usable(now int64) bool {
-	return r.ready.Load() && r.member.Load() && r.ejectedUntil.Load() <= now
+// usable reports whether the replica may get a new request now. *now is the
+// time in unix ns, read from the clock on first need (0 until then).
+func (r *replica) usable(now *int64) bool {
+	if !r.ready.Load() || !r.member.Load() {
+		return false
+	}
+	e := r.ejectedUntil.Load()
+	if e == 0 {
+		return true
+	}
+	if *now == 0 {
+		*now = time.Now().UnixNano()
+	}
+	if e > *now {
+		return false
+	}
+	r.ejectedUntil.CompareAndSwap(e, 0) // spares later picks the clock
+	return true
 }
 
 type dialError struct{ err error }
@@ -89,7 +104,7 @@ func (p *pool) pick() (*replica, bool) {
 	if n == 0 {
 		return nil, false
 	}
-	now := time.Now().UnixNano()
+	var now int64
 	maxc := p.maxConc.Load()
 	for tries := 0; tries < 4; tries++ {
 		start := int(p.next.Add(1)) % n
@@ -98,7 +113,7 @@ func (p *pool) pick() (*replica, bool) {
 		any := false
 		for k := 0; k < n; k++ {
 			rep := ms[(start+k)%n]
-			if !rep.usable(now) {
+			if !rep.usable(&now) {
 				continue
 			}
 			any = true
@@ -119,7 +134,7 @@ func (p *pool) pick() (*replica, bool) {
 	}
 	// Heavy contention on the counters: take any free slot.
 	for _, rep := range ms {
-		if !rep.usable(now) {
+		if !rep.usable(&now) {
 			continue
 		}
 		for c := rep.inflight.Load(); c < maxc; c = rep.inflight.Load() {
@@ -132,9 +147,9 @@ func (p *pool) pick() (*replica, bool) {
 }
 
 func (p *pool) anyUsable() bool {
-	now := time.Now().UnixNano()
+	var now int64
 	for _, rep := range *p.members.Load() {
-		if rep.usable(now) {
+		if rep.usable(&now) {
 			return true
 		}
 	}
@@ -249,10 +264,10 @@ func (p *pool) eject(rep *replica) {
 // counts returns the number of member replicas, of usable ones, and the
 // requests in flight on them.
 func (p *pool) counts() (replicas, ready, inflight int) {
-	now := time.Now().UnixNano()
+	var now int64
 	ms := *p.members.Load()
 	for _, rep := range ms {
-		if rep.usable(now) {
+		if rep.usable(&now) {
 			ready++
 		}
 		inflight += int(rep.inflight.Load())

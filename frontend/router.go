@@ -628,6 +628,41 @@ func newRequestID(dst []byte) []byte {
 
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
+// Canonical forms of the request headers the router reads and writes.
+// fasthttp canonicalizes request header names as it parses them, so the
+// router turns normalizing off and looks these up as they are.
+const (
+	canonAuthorization = "Authorization"
+	canonVersion       = "Aksml-Version"
+	canonVersionAlias  = "Azureml-Model-Deployment"
+	canonCallerKey     = "Aksml-Caller-Key"
+	canonRequestID     = "X-Ms-Request-Id"
+)
+
+// stripHopHeaders removes hop-by-hop headers from a replica's answer, whose
+// header names keep the replica's spelling.
+func stripHopHeaders(h *fasthttp.ResponseHeader) {
+	var found [8][]byte
+	n := 0
+	for k := range h.All() {
+		if len(k) < 2 || len(k) > len("Proxy-Authenticate") {
+			continue
+		}
+		for _, hop := range hopHeaders {
+			if len(k) == len(hop) && bytes.EqualFold(k, []byte(hop)) {
+				if n < len(found) {
+					found[n] = k
+					n++
+				}
+				break
+			}
+		}
+	}
+	for _, k := range found[:n] {
+		h.DelBytes(k)
+	}
+}
+
 // handle is the engine-neutral request path. req is modified and becomes
 // the upstream request; resp receives the answer. start is when the request
 // arrived; noDefaultContentType is the engine's setting for resp.
@@ -654,8 +689,9 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 		resp.Header.Set("Allow", "GET, POST")
 		return
 	}
+	req.Header.DisableNormalizing()
 	if kind == kindScore {
-		if aerr := rt.checkAuth(r, req.Header.Peek("Authorization")); aerr != nil {
+		if aerr := rt.checkAuth(r, req.Header.Peek(canonAuthorization)); aerr != nil {
 			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
 			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			return
@@ -665,9 +701,9 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 	// Choose the version.
 	explicit := len(versionB) > 0
 	if !explicit {
-		if h := req.Header.Peek(HeaderVersion); len(h) > 0 {
+		if h := req.Header.Peek(canonVersion); len(h) > 0 {
 			versionB, explicit = h, true
-		} else if h := req.Header.Peek(HeaderVersionAlias); len(h) > 0 {
+		} else if h := req.Header.Peek(canonVersionAlias); len(h) > 0 {
 			versionB, explicit = h, true
 		}
 	}
@@ -687,7 +723,7 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 	} else if r.sched == nil {
 		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
 		return
-	} else if ck := req.Header.Peek(HeaderCallerKey); len(ck) > 0 {
+	} else if ck := req.Header.Peek(canonCallerKey); len(ck) > 0 {
 		idx = rendezvous(hashBytes(ck), r.weights, r.seeds)
 	} else {
 		n := r.cursor.Add(1) - 1
@@ -695,11 +731,11 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 	}
 
 	// Prepare the upstream request.
-	req.Header.Del("Authorization")
+	req.Header.Del(canonAuthorization)
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
 	}
-	req.Header.SetBytesV(HeaderRequestID, id)
+	req.Header.SetBytesV(canonRequestID, id)
 	if kind == kindScore {
 		req.URI().SetPath("/score")
 	} else {
@@ -774,9 +810,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 				resp.SetStatusCode(http.StatusBadGateway)
 				code = http.StatusBadGateway
 			}
-			for _, h := range hopHeaders {
-				resp.Header.Del(h)
-			}
+			stripHopHeaders(&resp.Header)
 			return code, done
 		}
 		var de *dialError

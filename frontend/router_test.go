@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -371,5 +374,105 @@ func TestChunkedRequestBody(t *testing.T) {
 				t.Errorf("%s: chunked %d-byte body: got %d %q", engine, len(tc.body), resp.StatusCode, b)
 			}
 		}
+	}
+}
+
+// rawExchange sends one HTTP/1.1 request as written and returns the answer's
+// status line and headers (names as sent) and body.
+func rawExchange(t *testing.T, base, request string) (status string, header [][2]string, body string) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	status, _ = br.ReadString('\n')
+	status = strings.TrimSpace(status)
+	n := 0
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the answer's header: %v", err)
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			break
+		}
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		header = append(header, [2]string{k, v})
+		if strings.EqualFold(k, "Content-Length") {
+			n, _ = strconv.Atoi(v)
+		}
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		t.Fatal(err)
+	}
+	return status, header, string(b)
+}
+
+// TestHeaderNameCase sends the headers the router reads with lower-case
+// names, has the replica answer with lower-case hop-by-hop headers, and
+// checks that both are handled as their canonical spellings: the key and
+// version header are honoured, the key, the caller's request ID and hop
+// headers do not reach the replica, and the replica's hop headers do not
+// reach the caller.
+func TestHeaderNameCase(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			seen := make(chan http.Header, 1)
+			rep := startReplica(t, "v2", func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				seen <- r.Header.Clone()
+				w.Header()["keep-alive"] = []string{"timeout=5"}
+				w.Header()["upgrade"] = []string{"h2c"}
+				w.Header()["x-model"] = []string{"v2"}
+				io.WriteString(w, "scored")
+			})
+			other := startReplica(t, "v1", nil)
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Auth: Auth{Mode: AuthKey, PrimaryKey: "k1"},
+				Versions: []Version{{Name: "v1", IsDefault: true, TrafficPercent: 100, Replicas: []Replica{other.replica("a", true)}},
+					{Name: "v2", Replicas: []Replica{rep.replica("b", true)}}}})
+			status, header, body := rawExchange(t, base, "POST /api/v1/service/svc/score HTTP/1.1\r\nhost: x\r\n"+
+				"authorization: Bearer k1\r\naksml-version: v2\r\nx-ms-request-id: from-caller\r\nkeep-alive: 300\r\n"+
+				"proxy-authorization: Basic abc\r\ncontent-length: 2\r\n\r\n{}")
+			if status != "HTTP/1.1 200 OK" || body != "scored" {
+				t.Fatalf("got %q %q, want 200 from version v2", status, body)
+			}
+			got := <-seen
+			for _, h := range []string{"Authorization", "Keep-Alive", "Proxy-Authorization"} {
+				if v := got.Values(h); len(v) > 0 {
+					t.Errorf("replica got %s: %q", h, v)
+				}
+			}
+			if ids := got.Values("X-Ms-Request-Id"); len(ids) != 1 || ids[0] == "from-caller" {
+				t.Errorf("replica got x-ms-request-id %q, want only the router's", ids)
+			}
+			var ids []string
+			for _, kv := range header {
+				switch strings.ToLower(kv[0]) {
+				case "keep-alive", "upgrade":
+					t.Errorf("caller got the replica's hop header %s: %s", kv[0], kv[1])
+				case "x-ms-request-id":
+					ids = append(ids, kv[1])
+				}
+			}
+			if len(ids) != 1 || ids[0] != got.Get("X-Ms-Request-Id") {
+				t.Errorf("caller got x-ms-request-id %q, replica %q", ids, got.Get("X-Ms-Request-Id"))
+			}
+			if !slices.ContainsFunc(header, func(kv [2]string) bool { return strings.EqualFold(kv[0], "x-model") && kv[1] == "v2" }) {
+				t.Errorf("caller lost the replica's own header: %q", header)
+			}
+		})
 	}
 }
