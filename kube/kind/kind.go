@@ -9,6 +9,9 @@
 // node image in that engine. Without either, Provision fails at once with
 // FailedPrecondition and a message that says which is missing and what to
 // do, rather than with kind's own pull or daemon errors minutes later.
+// Otherwise Provision returns at once a cluster in state Creating; kind
+// creates it in the background (minutes), and it becomes Succeeded once
+// attached, or Failed with kind's error.
 package kind
 
 import (
@@ -29,8 +32,10 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/compute/driver/pending"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/kube"
 )
@@ -92,9 +97,12 @@ func New(opts *Options) *Provider {
 // kubernetes.azure.com/agentpool=nodepool1 and
 // node.kubernetes.io/instance-type=VMSIZE, plus, for GPU shapes,
 // kubernetes.azure.com/accelerator=nvidia (kind nodes cannot really offer
-// nvidia.com/gpu; the label lets placement be checked).
+// nvidia.com/gpu; the label lets placement be checked). Of the shape's
+// network only the service range applies (kind's serviceSubnet); the
+// Azure subnet, DNS address and load balancer have no kind counterpart.
 func ClusterConfig(shape driver.ClusterShape) *v1alpha4.Cluster {
 	cfg := &v1alpha4.Cluster{TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"}}
+	cfg.Networking.ServiceSubnet = shape.Network.ServiceCIDR
 	cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.ControlPlaneRole})
 	for range max(shape.AgentCount, 1) {
 		labels := map[string]string{"kubernetes.azure.com/agentpool": "nodepool1"}
@@ -146,17 +154,22 @@ func lastLine(out []byte, err error) string {
 	return err.Error()
 }
 
-// Provision creates a kind cluster named name of the given shape and
-// attaches it. It returns when the cluster is ready (minutes). Without a
-// running container engine, or without the node image in it, it fails at
-// once with FailedPrecondition.
+// Provision checks at once that a container engine runs and has the node
+// image (FailedPrecondition naming what is missing otherwise), then
+// returns the cluster in state Creating while kind creates it in the
+// background (minutes) with the nodes of ClusterConfig(shape) and attaches
+// it; then it is Succeeded, or Failed with kind's error. kind's create
+// cannot be interrupted: Delete or Detach during it wait for it to end,
+// then delete the kind cluster (Detach too, as nothing could reach a
+// cluster whose attach was stopped); Detach once Succeeded leaves the
+// cluster running. A name already provisioned here is AlreadyExists.
 func (p *Provider) Provision(ctx context.Context, name string, shape driver.ClusterShape) (driver.Cluster, error) {
 	p.mu.Lock()
-	if _, ok := p.clusters[name]; ok {
-		p.mu.Unlock()
+	_, taken := p.clusters[name]
+	p.mu.Unlock()
+	if taken {
 		return nil, errcode.Errorf(errcode.AlreadyExists, "compute target %q already exists", name)
 	}
-	p.mu.Unlock()
 	bin, opt, err := engine(ctx)
 	if err != nil {
 		return nil, err
@@ -167,29 +180,59 @@ func (p *Provider) Provision(ctx context.Context, name string, shape driver.Clus
 	if err := os.MkdirAll(p.opts.KubeconfigDir, 0o700); err != nil {
 		return nil, errcode.Wrap(errcode.Internal, err)
 	}
-	kubeconfig := filepath.Join(p.opts.KubeconfigDir, name+".kubeconfig")
-	kp := cluster.NewProvider(opt)
+	c := &Cluster{kind: cluster.NewProvider(opt), engine: bin, kubeconfig: filepath.Join(p.opts.KubeconfigDir, name+".kubeconfig")}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.clusters[name]; ok {
+		return nil, errcode.Errorf(errcode.AlreadyExists, "compute target %q already exists", name)
+	}
+	c.Cluster = pending.Start(ctx, name, shape, func(ctx context.Context) (driver.Cluster, error) {
+		return p.create(ctx, name, c, shape)
+	}, &pending.Options{
+		Delete: func(ctx context.Context, ready driver.Cluster) error { return c.remove(ctx, ready) },
+		Forget: func() {
+			p.mu.Lock()
+			if p.clusters[name] == c {
+				delete(p.clusters, name)
+			}
+			p.mu.Unlock()
+		},
+	})
+	p.clusters[name] = c
+	return c, nil
+}
+
+// create is the background part of Provision: kind's create, then the
+// attach. A cluster made after Delete or Detach asked to stop is deleted.
+// It reads only c's fields set before the goroutine started.
+func (p *Provider) create(ctx context.Context, name string, c *Cluster, shape driver.ClusterShape) (driver.Cluster, error) {
 	p.opts.Logger.Info("kind: creating cluster", "name", name, "image", p.opts.NodeImage, "workers", max(shape.AgentCount, 1))
-	if err := kp.Create(name,
+	start := time.Now()
+	if err := c.kind.Create(name,
 		cluster.CreateWithV1Alpha4Config(ClusterConfig(shape)),
 		cluster.CreateWithNodeImage(p.opts.NodeImage),
 		cluster.CreateWithWaitForReady(p.opts.WaitForReady),
-		cluster.CreateWithKubeconfigPath(kubeconfig),
+		cluster.CreateWithKubeconfigPath(c.kubeconfig),
 		cluster.CreateWithDisplayUsage(false),
 		cluster.CreateWithDisplaySalutation(false),
 	); err != nil {
+		// kind's message names the failing command; its output says why.
+		if re := kindexec.RunErrorForError(err); re != nil && len(bytes.TrimSpace(re.Output)) > 0 {
+			return nil, errcode.Errorf(errcode.Unavailable, "kind: create cluster %q: %w: %s", name, err, lastLine(re.Output, err))
+		}
 		return nil, errcode.Errorf(errcode.Unavailable, "kind: create cluster %q: %w", name, err)
 	}
-	kc, err := p.kube.Attach(ctx, name, driver.ClusterRef{Kubeconfig: kubeconfig, Context: "kind-" + name})
-	if err != nil {
-		_ = kp.Delete(name, kubeconfig)
+	p.opts.Logger.Info("kind: cluster created", "name", name, "took", time.Since(start))
+	if err := ctx.Err(); err != nil {
+		_ = c.kind.Delete(name, c.kubeconfig)
 		return nil, err
 	}
-	c := &Cluster{Cluster: kc.(*kube.Cluster), p: p, kind: kp, engine: bin, kubeconfig: kubeconfig}
-	p.mu.Lock()
-	p.clusters[name] = c
-	p.mu.Unlock()
-	return c, nil
+	kc, err := p.kube.Attach(ctx, name, driver.ClusterRef{Kubeconfig: c.kubeconfig, Context: "kind-" + name})
+	if err != nil {
+		_ = c.kind.Delete(name, c.kubeconfig)
+		return nil, err
+	}
+	return kc, nil
 }
 
 // Attach attaches an existing cluster by kubeconfig (kube.Provider.Attach).
@@ -208,31 +251,35 @@ func (p *Provider) Cluster(ctx context.Context, name string) (driver.Cluster, er
 	return p.kube.Cluster(ctx, name)
 }
 
-// Cluster is a kind cluster this provider created: a kube.Cluster that
-// can load images into its nodes and be deleted.
+// Cluster is a kind cluster this provider created: while Creating, a
+// pending cluster whose service calls fail with FailedPrecondition; once
+// Succeeded, the kube driver's cluster. It can load images into its nodes
+// and be deleted.
 type Cluster struct {
-	*kube.Cluster
-	p          *Provider
+	*pending.Cluster
 	kind       *cluster.Provider
 	engine     string
 	kubeconfig string
 }
 
-// Delete deletes the kind cluster and forgets it.
-func (c *Cluster) Delete(ctx context.Context) error {
+// remove deletes the kind cluster (none is fine) and forgets ready.
+func (c *Cluster) remove(ctx context.Context, ready driver.Cluster) error {
 	if err := c.kind.Delete(c.Name(), c.kubeconfig); err != nil {
 		return errcode.Errorf(errcode.Unavailable, "kind: delete cluster %q: %w", c.Name(), err)
 	}
-	c.p.mu.Lock()
-	delete(c.p.clusters, c.Name())
-	c.p.mu.Unlock()
-	return c.Cluster.Detach(ctx)
+	if ready != nil {
+		return ready.Detach(ctx)
+	}
+	return nil
 }
 
 // LoadImage copies image from the container engine into every node of the
 // cluster (as `kind load docker-image`), so pods can run it without a
 // registry.
 func (c *Cluster) LoadImage(ctx context.Context, image string) error {
+	if _, err := c.Ready(); err != nil {
+		return err
+	}
 	nodes, err := c.kind.ListInternalNodes(c.Name())
 	if err != nil {
 		return errcode.Errorf(errcode.Unavailable, "kind: list nodes of %q: %w", c.Name(), err)
