@@ -11,6 +11,8 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+
+	"github.com/aksml/aksml/errcode"
 )
 
 // Names of the in-cluster front-end's objects, as azureml-fe's (reference
@@ -26,15 +28,51 @@ const (
 	FrontEndPort = 9001
 	// DefaultFrontEndImage is the image of cmd/aksml-fe.
 	DefaultFrontEndImage = "aksml/aksml-fe:latest"
+
+	// AnnotationInternalLoadBalancer and AnnotationInternalSubnet are the
+	// annotations with which the Azure cloud provider gives a LoadBalancer
+	// Service a private address, on the named subnet, instead of a public
+	// IP.
+	AnnotationInternalLoadBalancer = "service.beta.kubernetes.io/azure-load-balancer-internal"
+	AnnotationInternalSubnet       = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"
 )
 
-// InstallFrontEnd applies the in-cluster front-end (cmd/aksml-fe in image,
-// DefaultFrontEndImage when empty): the token key, a ServiceAccount, a
-// ClusterRole and binding that let it watch services' Secrets, Deployments
-// and EndpointSlices and scale Deployments, its ConfigMap, a Deployment of
-// two replicas and a LoadBalancer Service on port 80. Applying it again
-// changes nothing.
+// InstallOptions say how InstallFrontEndWith installs the front-end.
+type InstallOptions struct {
+	// Image is the image of cmd/aksml-fe; empty means
+	// DefaultFrontEndImage.
+	Image string
+	// InternalLoadBalancer exposes the front-end on a private address of
+	// LoadBalancerSubnet (empty: the nodes' subnet) instead of a public IP.
+	InternalLoadBalancer bool
+	LoadBalancerSubnet   string
+}
+
+// InstallFrontEnd installs the front-end in image (InstallFrontEndWith),
+// exposed as Options.FrontEndInternalLoadBalancer and
+// Options.FrontEndLoadBalancerSubnet say.
 func (c *Cluster) InstallFrontEnd(ctx context.Context, image string) error {
+	return c.InstallFrontEndWith(ctx, InstallOptions{
+		Image:                image,
+		InternalLoadBalancer: c.opts.FrontEndInternalLoadBalancer,
+		LoadBalancerSubnet:   c.opts.FrontEndLoadBalancerSubnet,
+	})
+}
+
+// InstallFrontEndWith applies the in-cluster front-end (cmd/aksml-fe in
+// opts.Image): the token key, a ServiceAccount, a ClusterRole and binding
+// that let it watch services' Secrets, Deployments and EndpointSlices and
+// scale Deployments, its ConfigMap, a Deployment of two replicas and a
+// LoadBalancer Service on port 80 — internal, with the Azure annotations,
+// for opts.InternalLoadBalancer. Applying it again changes nothing;
+// applying it with other options changes only what differs (a public load
+// balancer drops the annotations). A subnet without InternalLoadBalancer is
+// InvalidArgument.
+func (c *Cluster) InstallFrontEndWith(ctx context.Context, opts InstallOptions) error {
+	if opts.LoadBalancerSubnet != "" && !opts.InternalLoadBalancer {
+		return errcode.Errorf(errcode.InvalidArgument, "front-end: load_balancer_subnet %q is only allowed with load_balancer_type InternalLoadBalancer", opts.LoadBalancerSubnet)
+	}
+	image := opts.Image
 	if image == "" {
 		image = DefaultFrontEndImage
 	}
@@ -89,7 +127,7 @@ func (c *Cluster) InstallFrontEnd(ctx context.Context, image string) error {
 	if _, err := c.client.AppsV1().Deployments(ns).Apply(ctx, dep, ao); err != nil {
 		return apiError(err, "front-end: apply deployment")
 	}
-	svc := corev1ac.Service(FrontEndName, ns).WithLabels(lbl).WithSpec(corev1ac.ServiceSpec().
+	svc := corev1ac.Service(FrontEndName, ns).WithLabels(lbl).WithAnnotations(loadBalancerAnnotations(opts)).WithSpec(corev1ac.ServiceSpec().
 		WithType(corev1.ServiceTypeLoadBalancer).
 		WithSelector(map[string]string{"app": FrontEndName}).
 		WithPorts(corev1ac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromInt32(FrontEndPort)).WithProtocol(corev1.ProtocolTCP)))
@@ -97,6 +135,19 @@ func (c *Cluster) InstallFrontEnd(ctx context.Context, image string) error {
 		return apiError(err, "front-end: apply service")
 	}
 	return nil
+}
+
+// loadBalancerAnnotations are the front-end Service's annotations: the
+// Azure internal load balancer ones, or none.
+func loadBalancerAnnotations(opts InstallOptions) map[string]string {
+	if !opts.InternalLoadBalancer {
+		return nil
+	}
+	a := map[string]string{AnnotationInternalLoadBalancer: "true"}
+	if opts.LoadBalancerSubnet != "" {
+		a[AnnotationInternalSubnet] = opts.LoadBalancerSubnet
+	}
+	return a
 }
 
 // UninstallFrontEnd deletes what InstallFrontEnd created, except the token

@@ -77,6 +77,13 @@ type Options struct {
 	// (InstallFrontEnd with FrontEndImage) and Detach remove it.
 	InstallFrontEnd bool
 	FrontEndImage   string
+	// FrontEndInternalLoadBalancer makes the front-end Service an Azure
+	// internal load balancer (a private address, no public IP) on the
+	// subnet FrontEndLoadBalancerSubnet names (empty: the cluster's own
+	// subnet): the load_balancer_type InternalLoadBalancer of a compute
+	// target. Other clouds ignore the Azure annotations it sets.
+	FrontEndInternalLoadBalancer bool
+	FrontEndLoadBalancerSubnet   string
 	// TokenTTL is the lifetime of tokens IssueToken returns; default one
 	// hour.
 	TokenTTL time.Duration
