@@ -2,13 +2,17 @@
 // simulator: the time from aml.Deploy to the first 200 from the service's
 // scoring URI, for a Go handler and for a scikit-learn score.py, beside the
 // floor no Python host can beat — the time Python itself needs to start,
-// import scikit-learn and load the model.
+// import scikit-learn and load the model. With -local (the default when the
+// control-plane binaries of scripts/kubebins are built) it measures the
+// same on a local AKS (package kube/local: real control plane, the
+// Deployment, its pod and the in-cluster front-end) beside the simulator,
+// and the local cluster's start time.
 //
-//	go run ./bench/deploy [-quick] [-n 15]
+//	go run ./bench/deploy [-quick] [-n 15] [-local=false]
 //
 // It ends with one line:
 //
-//	RESULT go_handler_ms=… scorepy_ms=… python_floor_ms=… scorepy_over_floor_ms=…
+//	RESULT go_handler_ms=… scorepy_ms=… python_floor_ms=… scorepy_over_floor_ms=… [local_start_ms=… local_go_handler_ms=… local_scorepy_ms=… local_vs_sim_go=… local_vs_sim_scorepy=…]
 package main
 
 import (
@@ -25,6 +29,8 @@ import (
 	"github.com/aksml/aksml/aml"
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/kube/kubetest"
+	"github.com/aksml/aksml/kube/local"
 	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
@@ -69,18 +75,19 @@ func newEcho() scoring.Handler                                  { return echo{} 
 func main() {
 	quick := flag.Bool("quick", false, "a short run (5 deployments of each kind)")
 	n := flag.Int("n", 15, "deployments of each kind")
+	withLocal := flag.Bool("local", len(kubetest.MissingBinaries(kubetest.BinDir())) == 0, "also measure on a local cluster (needs scripts/kubebins)")
 	flag.Parse()
 	if *quick {
 		*n = 5
 	}
-	if err := run(*n); err != nil {
+	if err := run(*n, *withLocal); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/deploy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+func run(n int, withLocal bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "aksml-bench-deploy-")
 	if err != nil {
@@ -118,48 +125,102 @@ func run(n int) error {
 	if err := target.Wait(ctx); err != nil {
 		return err
 	}
+	b := &bench{ws: ws, model: model, modelPath: modelPath, src: src}
+	simRes, err := b.measure(ctx, target, n, true)
+	if err != nil {
+		return err
+	}
+	var loc *results
+	var localStart time.Duration
+	if withLocal {
+		began := time.Now()
+		lt, err := compute.Create(ctx, ws, "bench-local", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, VMSize: "Standard_D4_v2", AgentCount: 1}, &compute.CreateOptions{Provider: local.NewProvider(nil)})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lt.Delete(context.WithoutCancel(ctx)) }()
+		if err := lt.Wait(ctx); err != nil {
+			return fmt.Errorf("local cluster: %w", err)
+		}
+		localStart = time.Since(began)
+		if loc, err = b.measure(ctx, lt, n, false); err != nil {
+			return fmt.Errorf("local cluster: %w", err)
+		}
+	}
+
+	goP50, pyP50, floorP50, overP50 := pct(simRes.goMS, 50), pct(simRes.pyMS, 50), pct(simRes.floorMS, 50), pct(simRes.over, 50)
+	fmt.Printf("deploy to first score, %d deployments each\n\n", n)
+	fmt.Printf("%-52s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "max ms")
+	row := func(name string, xs []float64) {
+		fmt.Printf("%-52s %9.1f %9.1f %9.1f\n", name, pct(xs, 50), pct(xs, 90), pct(xs, 100))
+	}
+	row("simulator: Go handler", simRes.goMS)
+	row("simulator: sklearn score.py", simRes.pyMS)
+	row("floor: python3 start + import sklearn + load", simRes.floorMS)
+	row("simulator: score.py minus floor (paired)", simRes.over)
+	if loc != nil {
+		row("local cluster: Go handler", loc.goMS)
+		row("local cluster: sklearn score.py", loc.pyMS)
+		fmt.Printf("%-52s %9.1f\n", "local cluster: start (Create → Succeeded)", ms(localStart))
+	}
+	fmt.Printf("\nscore.py over the floor: %.1f ms at p50 (goal ≤ 300 ms); Go handler goal ≤ 50 ms\n", overP50)
+	line := fmt.Sprintf("RESULT go_handler_ms=%.1f scorepy_ms=%.1f python_floor_ms=%.1f scorepy_over_floor_ms=%.1f go_handler_p90_ms=%.1f scorepy_p90_ms=%.1f",
+		goP50, pyP50, floorP50, overP50, pct(simRes.goMS, 90), pct(simRes.pyMS, 90))
+	if loc != nil {
+		lg, lp := pct(loc.goMS, 50), pct(loc.pyMS, 50)
+		line += fmt.Sprintf(" local_start_ms=%.0f local_go_handler_ms=%.1f local_scorepy_ms=%.1f local_vs_sim_go=%.1f local_vs_sim_scorepy=%.2f",
+			ms(localStart), lg, lp, lg/goP50, lp/pyP50)
+	}
+	fmt.Println(line)
+	return nil
+}
+
+// bench holds what every measurement deploys.
+type bench struct {
+	ws             *aml.Workspace
+	model          *aml.Model
+	modelPath, src string
+}
+
+// results are one target's deploy-to-first-score times in milliseconds;
+// floorMS and over only when the floor is measured.
+type results struct{ goMS, pyMS, floorMS, over []float64 }
+
+// measure deploys n Go handlers and n score.py services to target, one at a
+// time; with floor, each score.py deployment is paired with a floor
+// measured right after it, so the difference is taken under the same
+// machine load.
+func (b *bench) measure(ctx context.Context, target *compute.Target, n int, floor bool) (*results, error) {
 	dc := webservice.DeployConfig{NumReplicas: 1, AuthEnabled: new(false)}
 	goIC := &aml.InferenceConfig{Handler: newEcho}
-	pyIC := &aml.InferenceConfig{EntryScript: "score.py", SourceDirectory: src,
+	pyIC := &aml.InferenceConfig{EntryScript: "score.py", SourceDirectory: b.src,
 		Environment: &aml.Environment{Name: "sklearn", Python: aml.PythonSection{UserManagedDependencies: true, InterpreterPath: python}}}
-
-	var goMS, pyMS, floorMS []float64
+	r := &results{}
 	for i := 0; i < n; i++ {
-		d, err := deployToFirstScore(ctx, ws, target, fmt.Sprintf("go-%d", i), nil, goIC, dc)
+		d, err := deployToFirstScore(ctx, b.ws, target, fmt.Sprintf("go-%d", i), nil, goIC, dc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		goMS = append(goMS, d)
-		d, err = deployToFirstScore(ctx, ws, target, fmt.Sprintf("py-%d", i), []*aml.Model{model}, pyIC, dc)
+		r.goMS = append(r.goMS, d)
+		d, err = deployToFirstScore(ctx, b.ws, target, fmt.Sprintf("py-%d", i), []*aml.Model{b.model}, pyIC, dc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		pyMS = append(pyMS, d)
+		r.pyMS = append(r.pyMS, d)
+		if !floor {
+			continue
+		}
 		start := time.Now()
 		cmd := exec.Command(python, "-c", floorPy)
-		cmd.Env = append(os.Environ(), "MODEL="+modelPath)
+		cmd.Env = append(os.Environ(), "MODEL="+b.modelPath)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("python floor: %v\n%s", err, out)
+			return nil, fmt.Errorf("python floor: %v\n%s", err, out)
 		}
-		floorMS = append(floorMS, ms(time.Since(start)))
+		f := ms(time.Since(start))
+		r.floorMS = append(r.floorMS, f)
+		r.over = append(r.over, r.pyMS[i]-f)
 	}
-	// Each deployment is paired with a floor measured right after it, so
-	// the difference is taken under the same machine load.
-	var over []float64
-	for i := range pyMS {
-		over = append(over, pyMS[i]-floorMS[i])
-	}
-	goP50, pyP50, floorP50, overP50 := pct(goMS, 50), pct(pyMS, 50), pct(floorMS, 50), pct(over, 50)
-	fmt.Printf("deploy to first score on the in-process simulator, %d deployments each\n\n", n)
-	fmt.Printf("%-44s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "max ms")
-	fmt.Printf("%-44s %9.1f %9.1f %9.1f\n", "Go handler (aksml)", goP50, pct(goMS, 90), pct(goMS, 100))
-	fmt.Printf("%-44s %9.1f %9.1f %9.1f\n", "sklearn score.py (aksml)", pyP50, pct(pyMS, 90), pct(pyMS, 100))
-	fmt.Printf("%-44s %9.1f %9.1f %9.1f\n", "floor: python3 start + import sklearn + load", floorP50, pct(floorMS, 90), pct(floorMS, 100))
-	fmt.Printf("%-44s %9.1f %9.1f %9.1f\n", "score.py minus floor (paired)", overP50, pct(over, 90), pct(over, 100))
-	fmt.Printf("\nscore.py over the floor: %.1f ms at p50 (goal ≤ 300 ms); Go handler goal ≤ 50 ms\n", overP50)
-	fmt.Printf("RESULT go_handler_ms=%.1f scorepy_ms=%.1f python_floor_ms=%.1f scorepy_over_floor_ms=%.1f go_handler_p90_ms=%.1f scorepy_p90_ms=%.1f\n",
-		goP50, pyP50, floorP50, overP50, pct(goMS, 90), pct(pyMS, 90))
-	return nil
+	return r, nil
 }
 
 // deployToFirstScore deploys and polls the scoring URI until it answers

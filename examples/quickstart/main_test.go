@@ -7,14 +7,32 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/kube/local"
+	"github.com/aksml/aksml/simulator"
 )
 
 // TestQuickstart runs the README's main job and checks what it prints.
 func TestQuickstart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	sim := simulator.New(nil)
+	defer sim.Close()
+	checkQuickstart(t, sim)
+}
+
+// TestIntegrationLocalClusterQuickstart runs it with -local-cluster: the
+// same output from a local AKS, score.py running in a scoring-server
+// process per pod, scored through the in-cluster front-end.
+func TestIntegrationLocalClusterQuickstart(t *testing.T) {
+	checkQuickstart(t, local.NewProvider(nil))
+}
+
+func checkQuickstart(t *testing.T, provider driver.Provider) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, t.TempDir()); err != nil {
+	if err := run(ctx, &out, t.TempDir(), provider); err != nil {
 		t.Fatalf("quickstart: %v\noutput:\n%s", err, out.String())
 	}
 	got := out.String()

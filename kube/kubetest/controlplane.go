@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/aksml/aksml/errcode"
 )
 
 // KubeVersion is the Kubernetes release scripts/kubebins builds and Start
@@ -105,6 +107,9 @@ type ControlPlane struct {
 	nodes []*Node
 	port  int // next kubelet port
 
+	bin    string
+	closed bool
+
 	replicas sync.Map // pod IP → loopback address of its server
 	podSeq   atomic.Int64
 }
@@ -131,10 +136,31 @@ func (cp *ControlPlane) setReplica(podIP, addr string) {
 }
 
 // Start starts a control plane for t and stops it, with every node and
-// process, in t.Cleanup. It fails t (never skips) when the binaries are
-// missing, naming scripts/kubebins.
+// process, in t.Cleanup (logging each component's log tail when t failed).
+// It fails t (never skips) when the binaries are missing, naming
+// scripts/kubebins.
 func Start(t testing.TB, opts *Options) *ControlPlane {
 	t.Helper()
+	cp, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range cp.processes() {
+				t.Logf("kubetest: %s log tail:\n%s", p.name, p.tail(15))
+			}
+		}
+		_ = cp.Close()
+	})
+	return cp
+}
+
+// New starts a control plane (and opts.Nodes) for a program rather than a
+// test: it lives in a temporary directory until Close. It returns a
+// FailedPrecondition error naming scripts/kubebins when the binaries are
+// missing.
+func New(ctx context.Context, opts *Options) (*ControlPlane, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -143,16 +169,28 @@ func Start(t testing.TB, opts *Options) *ControlPlane {
 		bin = BinDir()
 	}
 	if missing := MissingBinaries(bin); len(missing) > 0 {
-		t.Fatalf("kubetest: the Kubernetes %s control plane is not built (missing %s): run scripts/kubebins, which builds etcd and Kubernetes from the Go module proxy (about 5 minutes once, then cached)", KubeVersion, strings.Join(missing, ", "))
+		return nil, errcode.Errorf(errcode.FailedPrecondition, "the Kubernetes %s control plane is not built (missing %s): run scripts/kubebins, which builds etcd and Kubernetes from the Go module proxy (about 5 minutes once, then cached)", KubeVersion, strings.Join(missing, ", "))
 	}
-	cp, err := start(t, bin, opts)
+	dir, err := os.MkdirTemp("", "aksml-kube-")
 	if err != nil {
-		t.Fatalf("kubetest: %v", err)
+		return nil, err
+	}
+	cp, err := start(ctx, bin, dir, opts)
+	if err != nil {
+		if cp != nil {
+			_ = cp.Close()
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, err
 	}
 	for _, n := range opts.Nodes {
-		cp.AddNode(t, n)
+		if _, err := cp.addNode(n); err != nil {
+			_ = cp.Close()
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
 	}
-	return cp
+	return cp, nil
 }
 
 func randomLoopback() string {
@@ -169,31 +207,31 @@ func randomLoopback() string {
 	return fmt.Sprintf("127.%d.%d.%d", b[0], b[1], b[2])
 }
 
-func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
+// start runs the control plane in dir. On error the returned
+// ControlPlane, when not nil, holds what started, for Close.
+func start(ctx context.Context, bin, dir string, opts *Options) (*ControlPlane, error) {
 	began := time.Now()
-	dir := t.TempDir()
-	cp := &ControlPlane{Dir: dir, IP: randomLoopback(), pods: opts.Pods, port: 11250}
+	cp := &ControlPlane{Dir: dir, IP: randomLoopback(), pods: opts.Pods, port: 11250, bin: bin}
 	cp.URL = "https://" + net.JoinHostPort(cp.IP, "6443")
-	t.Cleanup(func() { cp.stop(t) })
 
 	p, err := newPKI(filepath.Join(dir, "pki"))
 	if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+		return cp, fmt.Errorf("pki: %w", err)
 	}
 	cp.pki = p
 	ip := net.ParseIP(cp.IP)
 	if _, _, err := p.issue("apiserver", "kube-apiserver", []net.IP{ip, net.ParseIP("10.0.0.1")}, []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}); err != nil {
-		return nil, err
+		return cp, err
 	}
 	if _, _, err := p.issue("kubelet-client", "kube-apiserver-kubelet-client", nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}); err != nil {
-		return nil, err
+		return cp, err
 	}
 	if err := p.serviceAccountKeys(); err != nil {
-		return nil, err
+		return cp, err
 	}
 	token := randomHex(16)
 	if err := os.WriteFile(p.path("tokens.csv"), []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
-		return nil, err
+		return cp, err
 	}
 	cp.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	kc := clientcmdapi.NewConfig()
@@ -202,7 +240,7 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 	kc.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
 	kc.CurrentContext = "kubetest"
 	if err := clientcmd.WriteToFile(*kc, cp.Kubeconfig); err != nil {
-		return nil, err
+		return cp, err
 	}
 	cp.Config = &rest.Config{
 		Host:            cp.URL,
@@ -212,10 +250,10 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 		Burst:           400,
 	}
 	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
-		return nil, err
+		return cp, err
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	etcdURL := "http://" + net.JoinHostPort(cp.IP, "2379")
 	peerURL := "http://" + net.JoinHostPort(cp.IP, "2380")
@@ -226,10 +264,10 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 		"--initial-cluster=default="+peerURL,
 		"--unsafe-no-fsync", "--log-level=warn")
 	if err != nil {
-		return nil, err
+		return cp, err
 	}
 	if err := waitHTTP(ctx, etcd, etcdURL+"/health", nil); err != nil {
-		return nil, err
+		return cp, err
 	}
 	api, err := cp.run(bin, "kube-apiserver",
 		"--etcd-servers="+etcdURL,
@@ -246,12 +284,12 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 		"--enable-priority-and-fairness=false",
 		"--cert-dir="+filepath.Join(dir, "apiserver-certs"))
 	if err != nil {
-		return nil, err
+		return cp, err
 	}
 	tlsc := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
 	tlsc.RootCAs.AppendCertsFromPEM(p.caPEM)
 	if err := waitHTTP(ctx, api, cp.URL+"/readyz", &http.Client{Transport: &http.Transport{TLSClientConfig: tlsc}}, "Authorization", "Bearer "+token); err != nil {
-		return nil, err
+		return cp, err
 	}
 	common := []string{"--kubeconfig=" + cp.Kubeconfig, "--authentication-kubeconfig=" + cp.Kubeconfig,
 		"--authorization-kubeconfig=" + cp.Kubeconfig, "--bind-address=" + cp.IP, "--leader-elect=false"}
@@ -261,19 +299,19 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 		"--service-cluster-ip-range=10.0.0.0/24", "--use-service-account-credentials=false",
 		"--cert-dir="+filepath.Join(dir, "kcm-certs"))...)
 	if err != nil {
-		return nil, err
+		return cp, err
 	}
 	sched, err := cp.run(bin, "kube-scheduler", append(common, "--secure-port=10259",
 		"--cert-dir="+filepath.Join(dir, "scheduler-certs"))...)
 	if err != nil {
-		return nil, err
+		return cp, err
 	}
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed health endpoints on loopback
 	if err := waitHTTP(ctx, kcm, "https://"+net.JoinHostPort(cp.IP, "10257")+"/healthz", insecure); err != nil {
-		return nil, err
+		return cp, err
 	}
 	if err := waitHTTP(ctx, sched, "https://"+net.JoinHostPort(cp.IP, "10259")+"/healthz", insecure); err != nil {
-		return nil, err
+		return cp, err
 	}
 	// The service-account controller is the last piece a namespace needs
 	// before pods can be created in it.
@@ -283,7 +321,7 @@ func start(t testing.TB, bin string, opts *Options) (*ControlPlane, error) {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("the default service account never appeared: %w", err)
+			return cp, fmt.Errorf("the default service account never appeared: %w", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -411,30 +449,37 @@ func waitHTTP(ctx context.Context, p *process, url string, c *http.Client, heade
 	}
 }
 
-// stop removes the nodes and ends every process, newest first. On a failed
-// test it logs the tail of each component's log.
-func (cp *ControlPlane) stop(t testing.TB) {
+func (cp *ControlPlane) processes() []*process {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return append([]*process(nil), cp.procs...)
+}
+
+// Close removes the nodes, ends every process, newest first, and deletes
+// the control plane's directory. Closing twice is harmless.
+func (cp *ControlPlane) Close() error {
 	cp.mu.Lock()
 	nodes, procs := cp.nodes, cp.procs
 	cp.nodes, cp.procs = nil, nil
+	closed := cp.closed
+	cp.closed = true
 	cp.mu.Unlock()
 	for _, n := range nodes {
 		n.stop()
 	}
-	if t.Failed() {
-		for _, p := range procs {
-			t.Logf("kubetest: %s log tail:\n%s", p.name, p.tail(15))
-		}
-	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
 	}
+	if closed {
+		return nil
+	}
+	return os.RemoveAll(cp.Dir)
 }
 
 // Kubectl runs the kubectl built with the control plane against it and
 // returns its combined output.
 func (cp *ControlPlane) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(filepath.Dir(cp.procs[0].cmd.Path), "kubectl"), append([]string{"--kubeconfig=" + cp.Kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(cp.bin, "kubectl"), append([]string{"--kubeconfig=" + cp.Kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), errors.Join(err, errors.New(strings.TrimSpace(string(out))))

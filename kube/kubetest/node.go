@@ -111,13 +111,14 @@ type PodOutcome struct {
 	Serve func(ctx context.Context) (h http.Handler, ready <-chan error)
 }
 
-// Node is a virtual-kubelet node registered with a ControlPlane. Pods bound
-// to it run as its PodOutcome says; nothing is executed.
+// Node is a virtual-kubelet node registered with a ControlPlane. On a node
+// of AddNode, pods bound to it run as their PodOutcome says and nothing is
+// executed; a node of RegisterNode runs them as its provider does.
 type Node struct {
 	Name   string
 	cancel context.CancelFunc
 	node   *nodeutil.Node
-	prov   *provider
+	prov   nodeutil.Provider
 }
 
 // AddNode registers a node through virtual-kubelet and waits until it is
@@ -133,6 +134,21 @@ func (cp *ControlPlane) AddNode(t testing.TB, spec NodeSpec) *Node {
 }
 
 func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
+	pods := cp.pods
+	if pods == nil {
+		pods = func(*corev1.Pod) PodOutcome { return PodOutcome{Behavior: Ready} }
+	}
+	prov := &provider{node: spec.Name, ip: cp.IP, outcome: pods, pods: map[string]*corev1.Pod{}, notify: func(*corev1.Pod) {}, client: cp.Client, cp: cp, running: map[string]*served{}}
+	return cp.RegisterNode(spec, prov)
+}
+
+// RegisterNode registers a node whose pods p runs (virtual-kubelet's
+// provider interface; asynchronous when p also has NotifyPods) and waits
+// until it is Ready. The node's address is the control plane's IP; it
+// serves the kubelet API (logs) over TLS there on a port of its own. When
+// the control plane closes, the node stops and then p's Close method, if
+// it has one, is called.
+func (cp *ControlPlane) RegisterNode(spec NodeSpec, p nodeutil.Provider) (*Node, error) {
 	port := cp.nextPort()
 	certPEM, keyPEM, err := cp.pki.issue("kubelet-"+spec.Name, spec.Name, []net.IP{net.ParseIP(cp.IP)}, []string{spec.Name}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
 	if err != nil {
@@ -154,11 +170,6 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 	if spec.GPUs > 0 {
 		capacity[ResourceGPU] = *resource.NewQuantity(int64(spec.GPUs), resource.DecimalSI)
 	}
-	pods := cp.pods
-	if pods == nil {
-		pods = func(*corev1.Pod) PodOutcome { return PodOutcome{Behavior: Ready} }
-	}
-	prov := &provider{node: spec.Name, ip: cp.IP, outcome: pods, pods: map[string]*corev1.Pod{}, notify: func(*corev1.Pod) {}, client: cp.Client, cp: cp, running: map[string]*served{}}
 	mux := http.NewServeMux()
 	vk, err := nodeutil.NewNode(spec.Name, func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
 		n := pc.Node
@@ -173,7 +184,7 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: cp.IP}, {Type: corev1.NodeHostName, Address: spec.Name}}
 		n.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(port)
 		n.Status.NodeInfo = corev1.NodeSystemInfo{KubeletVersion: "v" + KubeVersion, OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: "aksml-kubetest://1"}
-		return prov, nil, nil
+		return p, nil, nil
 	},
 		nodeutil.WithClient(cp.Client),
 		nodeutil.AttachProviderRoutes(mux),
@@ -190,7 +201,7 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	node := &Node{Name: spec.Name, cancel: cancel, node: vk, prov: prov}
+	node := &Node{Name: spec.Name, cancel: cancel, node: vk, prov: p}
 	go func() { _ = vk.Run(ctx) }()
 	if err := vk.WaitReady(ctx, 30*time.Second); err != nil {
 		cancel()
@@ -206,13 +217,21 @@ func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
 func (n *Node) stop() {
 	n.cancel()
 	<-n.node.Done()
-	n.prov.mu.Lock()
-	for k, s := range n.prov.running {
-		s.cancel()
-		delete(n.prov.running, k)
+	if c, ok := n.prov.(interface{ Close() error }); ok {
+		_ = c.Close()
 	}
-	n.prov.mu.Unlock()
-	n.prov.wg.Wait()
+}
+
+// Close stops the pods' servers and waits for the provider's goroutines.
+func (p *provider) Close() error {
+	p.mu.Lock()
+	for k, s := range p.running {
+		s.cancel()
+		delete(p.running, k)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
 }
 
 // provider is the virtual-kubelet provider of a harness node: it records

@@ -1,0 +1,54 @@
+// Package local is a local AKS without Docker: a real Kubernetes control
+// plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+// built by scripts/kubebins) on a loopback address, virtual-kubelet nodes
+// sized and labelled from the provisioning config's VM size (GPUs, their
+// AKS label and taint included) whose provider really runs each pod, the
+// in-cluster front-end as a pod behind a loopback load balancer, and the
+// kube driver applying exactly the manifests it applies to AKS. Use it to
+// debug those manifests, their rollouts and their status on one machine:
+//
+//	c, err := local.Start(ctx, "aks-local", shape, nil)
+//	defer c.Close()
+//	err = c.ApplyService(ctx, spec) // or compute.Create with NewProvider, then aml.Deploy
+//
+// # Pods
+//
+// Every pod gets a loopback address of its own: Kubernetes sees pod IP
+// 10.244.A.B, the pod listens on 127.N.A.B (Cluster.PodAddr), since the
+// API server refuses loopback endpoint addresses. A container's "0.0.0.0"
+// arguments become that address. What runs:
+//
+//   - a replica of an entry script (score.py): the aksml scoring server as a
+//     child process, with the service's source directory, models and
+//     interpreter. The child is this program re-executed with
+//     AKSML_LOCAL_CONTAINER=aksml-score in its environment, which this
+//     package's init turns into the scoring server's main: importing the
+//     package is all a program needs;
+//   - a replica of a Go model: the same scoring server in this process (the
+//     handler is code of this process), on the pod's address;
+//   - the front-end (kube.DefaultFrontEndImage): cmd/aksml-fe's router and
+//     watches in this process;
+//   - any other image: ErrImagePull, then ImagePullBackOff, naming the
+//     image.
+//
+// The nodes run readiness and liveness probes (HTTP GET and TCP socket) with
+// the pod's period, timeout and thresholds — until a container is first
+// ready its readiness probe runs every StartupProbeInterval so a replica
+// serves as soon as it answers — restart a container that exits or fails
+// liveness with the kubelet's exponential back-off (CrashLoopBackOff,
+// restart counts, the last termination's exit code and message), keep each
+// container's log of this run and the previous one for the kubelet API
+// (kubectl logs, the driver's ServiceLogs), and on deletion report the pod
+// not ready, keep it serving for DrainDelay, then stop it.
+//
+// # Front-end
+//
+// InstallFrontEnd's Deployment runs as pods as on AKS; the cluster's load
+// balancer, a TCP proxy on 127.0.0.1 (Options.FrontEndAddr), spreads
+// connections over the ready ones and is written into the azureml-fe
+// Service's status, as the cloud controller writes a public IP. Scoring
+// URIs start with Cluster.ScoringBaseURL.
+//
+// The cluster lives in the process that started it: Close (or the driver's
+// Delete or Detach) stops every pod and process and removes its files.
+package local

@@ -1,0 +1,252 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/compute/drivertest"
+	"github.com/aksml/aksml/kube/local"
+	"github.com/aksml/aksml/scoring"
+)
+
+// offsetClock is the real clock moved forward by Advance: the driver's
+// thresholds and the front-end's token expiry see minutes pass while the
+// cluster runs on real time.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *offsetClock) Advance(d time.Duration)         { c.off.Add(int64(d)) }
+
+// caseClock is the running case's clock (the suite runs its cases one at a
+// time).
+type caseClock struct{ h *harness }
+
+func (c caseClock) Now() time.Time                  { return c.h.clk.Load().Now() }
+func (c caseClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// testOptions make crash loops quick: a crashed container restarts after
+// 100 ms, then 200 ms, at most 800 ms.
+func testOptions(clk interface {
+	Now() time.Time
+	Since(time.Time) time.Duration
+}) *local.Options {
+	o := &local.Options{RestartBackOff: 100 * time.Millisecond, MaxRestartBackOff: 800 * time.Millisecond, DrainDelay: time.Second}
+	if clk != nil {
+		o.Clock = clk
+	}
+	return o
+}
+
+func start(t *testing.T, name string, shape driver.ClusterShape, opts *local.Options) *local.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := local.Start(ctx, name, shape, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	t.Logf("local cluster %s (%d nodes) started in %v", name, shape.AgentCount, c.Started())
+	return c
+}
+
+// harness gives the conformance suite namespaces of two local clusters:
+// three CPU nodes (drivertest.CPUShape) and one GPU node
+// (drivertest.GPUShape).
+type harness struct {
+	cpu, gpu *local.Cluster
+	clk      atomic.Pointer[offsetClock]
+	seq      atomic.Int64
+}
+
+func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.ClusterShape) driver.Cluster {
+	t.Helper()
+	lc := h.cpu
+	if shape.GPUs > 0 {
+		lc = h.gpu
+	}
+	h.clk.Store(&offsetClock{})
+	c, err := lc.InNamespace(ctx, fmt.Sprintf("case-%d", h.seq.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Detach(context.Background()) })
+	return c
+}
+
+func (h *harness) Advance(d time.Duration) bool {
+	h.clk.Load().Advance(d)
+	return true
+}
+
+// TestIntegrationLocalClusterConformance runs the whole driver conformance
+// suite against the kube driver on local clusters: real API server,
+// controllers and scheduler; virtual-kubelet nodes that run every pod
+// (Go models as the scoring server in this process on the pod's loopback
+// address), probe it and restart it; the in-cluster front-end as a pod,
+// reached through the cluster's load balancer. No case is skipped.
+func TestIntegrationLocalClusterConformance(t *testing.T) {
+	h := &harness{}
+	h.clk.Store(&offsetClock{})
+	var wg sync.WaitGroup
+	var cpu, gpu *local.Cluster
+	var cpuErr, gpuErr error
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); cpu, cpuErr = local.Start(ctx, "cpu", drivertest.CPUShape, testOptions(caseClock{h})) }()
+	go func() { defer wg.Done(); gpu, gpuErr = local.Start(ctx, "gpu", drivertest.GPUShape, testOptions(caseClock{h})) }()
+	wg.Wait()
+	for _, c := range []*local.Cluster{cpu, gpu} {
+		if c != nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}
+	if cpuErr != nil || gpuErr != nil {
+		t.Fatal(cpuErr, gpuErr)
+	}
+	t.Logf("local clusters started in %v (3 CPU nodes) and %v (1 GPU node)", cpu.Started(), gpu.Started())
+	h.cpu, h.gpu = cpu, gpu
+	drivertest.RunConformanceTests(t, h)
+}
+
+// TestIntegrationLocalClusterPods checks what the kubelet side does: real
+// restarts with back-off and logs of the previous run, liveness probes,
+// and the front-end's autoscaler writing the scale subresource.
+func TestIntegrationLocalClusterPods(t *testing.T) {
+	c := start(t, "pods", driver.ClusterShape{AgentCount: 2, VMSize: "Standard_D3_v2", VCPUs: 4, MemoryGB: 14}, testOptions(nil))
+	t.Run("CrashLoopWithPreviousLogs", func(t *testing.T) { testCrashLoop(t, c) })
+	t.Run("AutoscalerWritesScale", func(t *testing.T) { testAutoscale(t, c) })
+	t.Run("KubectlLogs", func(t *testing.T) { testKubectlLogs(t, c) })
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func testCrashLoop(t *testing.T, c *local.Cluster) {
+	ctx := ctxFor(t, 60*time.Second)
+	s := drivertest.Spec("crashy", func() scoring.Handler {
+		return &drivertest.EchoHandler{InitErr: fmt.Errorf("model file azureml-models/broken/1/model.pkl not found")}
+	}, 1)
+	s.Namespace = "crash"
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "crashy") })
+	st := drivertest.WaitState(ctx, t, c, "crashy", driver.Failed)
+	if !strings.Contains(st.Message, "model.pkl not found") {
+		t.Errorf("Failed message %q lacks the init error", st.Message)
+	}
+	pods, err := c.ControlPlane().Client.CoreV1().Pods("crash").List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v %v", pods, err)
+	}
+	cs := pods.Items[0].Status.ContainerStatuses[0]
+	if cs.RestartCount < 3 || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1 {
+		t.Errorf("container status %+v: want ≥3 restarts and a last termination with exit code 1", cs)
+	}
+	if cs.State.Waiting != nil && cs.State.Waiting.Reason != "CrashLoopBackOff" {
+		t.Errorf("waiting reason %q, want CrashLoopBackOff", cs.State.Waiting.Reason)
+	}
+}
+
+// slow answers after 200 ms, so a few clients keep a replica busy.
+var slow = drivertest.Func(func(ctx context.Context, in []byte) ([]byte, error) {
+	select {
+	case <-time.After(200 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return []byte(`{"ok":1}`), nil
+})
+
+// testAutoscale: the in-cluster front-end's autoscaler sees the load and
+// scales the Deployment through its scale subresource; a re-apply keeps
+// the autoscaler's count.
+func testAutoscale(t *testing.T, c *local.Cluster) {
+	ctx := ctxFor(t, 60*time.Second)
+	s := drivertest.Spec("elastic", slow, 0)
+	s.Namespace = "scale"
+	s.Versions[0].Scale = driver.Scale{Autoscale: true, Min: 1, Max: 3, TargetUtilization: 70, RefreshPeriod: 100 * time.Millisecond}
+	s.Versions[0].Replica.MaxQueueWait = 5 * time.Second
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "elastic") })
+	st := drivertest.WaitState(ctx, t, c, "elastic", driver.Healthy)
+	if st.Versions[0].Desired != 1 {
+		t.Fatalf("autoscaled service starts with %d replicas, want min 1", st.Versions[0].Desired)
+	}
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var ok, bad atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lctx.Err() == nil {
+				code, _, _ := drivertest.Score(lctx, st.ScoringURI, "", `{}`)
+				if code == 200 {
+					ok.Add(1)
+				} else if lctx.Err() == nil {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	drivertest.WaitFor(ctx, t, c, "elastic", func(st *driver.ServiceStatus) bool {
+		return st.Versions[0].Desired == 3 && st.Versions[0].Ready == 3
+	})
+	stop()
+	wg.Wait()
+	t.Logf("scaled 1 → 3 under 4 clients: %d answered, %d not 200", ok.Load(), bad.Load())
+	if ok.Load() == 0 {
+		t.Error("no request answered through the front-end")
+	}
+	d, err := c.ControlPlane().Client.AppsV1().Deployments("scale").Get(ctx, "elastic", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 3 {
+		t.Fatalf("deployment replicas %v (%v), want the autoscaler's 3", d.Spec.Replicas, err)
+	}
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	d, err = c.ControlPlane().Client.AppsV1().Deployments("scale").Get(ctx, "elastic", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 3 {
+		t.Errorf("after re-apply: %v replicas (%v), want the autoscaler's 3", d.Spec.Replicas, err)
+	}
+}
+
+// testKubectlLogs: kubectl reads a replica's log through the node's
+// kubelet API, as on AKS.
+func testKubectlLogs(t *testing.T, c *local.Cluster) {
+	ctx := ctxFor(t, 60*time.Second)
+	s := drivertest.Spec("chatty", drivertest.Echo("c"), 1)
+	s.Namespace = "logs"
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "chatty") })
+	drivertest.WaitState(ctx, t, c, "chatty", driver.Healthy)
+	out, err := c.ControlPlane().Kubectl(ctx, "-n", "logs", "logs", "deployment/chatty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "listening on http://127.") {
+		t.Errorf("kubectl logs: %q, want the scoring server's listening line on its loopback address", out)
+	}
+	lines, err := c.ServiceLogs(ctx, "chatty", 10, false)
+	if err != nil || !strings.Contains(strings.Join(lines, "\n"), "listening on") {
+		t.Errorf("ServiceLogs: %q %v", lines, err)
+	}
+}

@@ -1,0 +1,224 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/kube"
+	"github.com/aksml/aksml/scoring"
+)
+
+// ContainerEnv is set in the environment of a process the local cluster
+// starts for a container; its value names the program. A program that
+// imports this package runs that program instead of its main when it is
+// set (see init): the local cluster re-executes the running binary rather
+// than needing aksml-score installed.
+const ContainerEnv = "AKSML_LOCAL_CONTAINER"
+
+// scorer is the value of ContainerEnv for the scoring server.
+const scorer = "aksml-score"
+
+func init() {
+	if os.Getenv(ContainerEnv) == scorer {
+		_ = os.Unsetenv(ContainerEnv)
+		scoring.Main(nil) // exits
+	}
+}
+
+// goRunner runs a Go model's replica in this process: the scoring server
+// (scoring.Run, what aksml-score runs) with the handler, on the pod's
+// loopback address.
+type goRunner struct{ tmpl driver.ReplicaTemplate }
+
+func (g goRunner) run(ctx context.Context, rc runContext) error {
+	args := slices.Clone(rc.args)
+	if g.tmpl.ModelDir != "" {
+		args = append(args, "--model_dir="+g.tmpl.ModelDir)
+	}
+	err := scoring.Run(ctx, args, g.tmpl.Handler, rc.log, rc.log)
+	if err != nil {
+		fmt.Fprintf(rc.log, "aksml-score: %v\n", err)
+	}
+	return err
+}
+
+// processRunner runs an entry script's replica as a child process: this
+// binary re-executed as the scoring server (ContainerEnv=aksml-score) with
+// the container's arguments, the service's source directory, entry
+// script, models and interpreter, and the container's environment. It is
+// stopped with SIGTERM, then SIGKILL after ten seconds; the kernel kills it
+// if this process dies.
+type processRunner struct{ tmpl driver.ReplicaTemplate }
+
+func (p processRunner) run(ctx context.Context, rc runContext) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	t := p.tmpl
+	args := slices.Clone(rc.args)
+	args = append(args, "--entry_script="+t.EntryScript)
+	if t.SourceDir != "" {
+		args = append(args, "--source_dir="+t.SourceDir)
+	}
+	if t.ModelDir != "" {
+		args = append(args, "--model_dir="+t.ModelDir)
+	}
+	if t.Interpreter != "" {
+		args = append(args, "--interpreter="+t.Interpreter)
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	env := []string{ContainerEnv + "=" + scorer}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(rc.env)) {
+		env = append(env, k+"="+rc.env[k])
+	}
+	cmd.Env = env
+	cmd.Dir = t.SourceDir
+	cmd.Stdout, cmd.Stderr = rc.log, rc.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		return nil // stopped on purpose
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("exit code %d: %s", ee.ExitCode(), lastLine(rc.log))
+	}
+	return err
+}
+
+// lastLine is the last line the container wrote, for its termination
+// message.
+func lastLine(w io.Writer) string {
+	if r, ok := w.(*logRing); ok {
+		if lines := r.lines(1); len(lines) > 0 {
+			return lines[0]
+		}
+	}
+	return ""
+}
+
+// frontEndRunner runs a front-end pod in this process: the router of
+// package frontend programmed from the cluster's watches (kube.FrontEnd),
+// as cmd/aksml-fe does, with the cluster's clock for tokens. It reaches the
+// pods at their loopback addresses.
+type frontEndRunner struct{ c *Cluster }
+
+func (f frontEndRunner) run(ctx context.Context, rc runContext) error {
+	fs := flag.NewFlagSet(kube.FrontEndName, flag.ContinueOnError)
+	fs.SetOutput(rc.log)
+	listen := fs.String("listen", rc.ip+":9001", "")
+	tokenNS := fs.String("token-namespace", kube.DefaultNamespace, "")
+	namespace := fs.String("namespace", "", "")
+	if err := fs.Parse(rc.args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(rc.log, nil))
+	client := f.c.cp.Client
+	key, err := kube.TokenKey(ctx, client, *tokenNS)
+	if err != nil {
+		return err
+	}
+	rt := frontend.New(&frontend.Options{Logger: log, Tokens: frontend.NewTokenIssuer(key, &frontend.TokenOptions{Clock: f.c.opts.Clock})})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fe := kube.NewFrontEnd(client, rt, &kube.FrontEndOptions{Namespace: *namespace, Logger: log, ReplicaURL: f.c.replicaURL})
+	served, ran := make(chan error, 1), make(chan error, 1)
+	go func() { served <- rt.Serve(ln) }()
+	go func() { ran <- fe.Run(ctx) }()
+	log.Info("aksml-fe: serving", "listen", ln.Addr().String())
+	var runErr error
+	select {
+	case <-ctx.Done():
+		runErr = <-ran
+	case runErr = <-ran:
+	case err := <-served:
+		runErr = err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = rt.Shutdown(sctx)
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// logRing keeps the last lines a container wrote.
+type logRing struct {
+	mu      sync.Mutex
+	buf     []string
+	partial []byte
+}
+
+const logLines = 2000
+
+func newLogRing() *logRing { return &logRing{} }
+
+// Write splits p into lines.
+func (r *logRing) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data := append(r.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		r.buf = append(r.buf, strings.TrimRight(string(data[:i]), "\r"))
+		data = data[i+1:]
+	}
+	if len(r.buf) > logLines {
+		r.buf = slices.Clone(r.buf[len(r.buf)-logLines:])
+	}
+	r.partial = slices.Clone(data)
+	return len(p), nil
+}
+
+// lines returns the last n lines (all when n <= 0), a partial last line
+// included.
+func (r *logRing) lines(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.buf)
+	if len(r.partial) > 0 {
+		out = append(out, string(r.partial))
+	}
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
+
+func (r *logRing) text(n int) string {
+	lines := r.lines(n)
+	if len(lines) == 0 {
+		return ""
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
