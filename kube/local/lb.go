@@ -6,8 +6,8 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
-	"strconv"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 

@@ -103,8 +103,14 @@ func TestIntegrationLocalClusterConformance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	wg.Add(2)
-	go func() { defer wg.Done(); cpu, cpuErr = local.Start(ctx, "cpu", drivertest.CPUShape, testOptions(caseClock{h})) }()
-	go func() { defer wg.Done(); gpu, gpuErr = local.Start(ctx, "gpu", drivertest.GPUShape, testOptions(caseClock{h})) }()
+	go func() {
+		defer wg.Done()
+		cpu, cpuErr = local.Start(ctx, "cpu", drivertest.CPUShape, testOptions(caseClock{h}))
+	}()
+	go func() {
+		defer wg.Done()
+		gpu, gpuErr = local.Start(ctx, "gpu", drivertest.GPUShape, testOptions(caseClock{h}))
+	}()
 	wg.Wait()
 	for _, c := range []*local.Cluster{cpu, gpu} {
 		if c != nil {
