@@ -2,7 +2,10 @@ package local_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,6 +136,8 @@ func TestIntegrationLocalClusterPods(t *testing.T) {
 	t.Run("CrashLoopWithPreviousLogs", func(t *testing.T) { testCrashLoop(t, c) })
 	t.Run("AutoscalerWritesScale", func(t *testing.T) { testAutoscale(t, c) })
 	t.Run("KubectlLogs", func(t *testing.T) { testKubectlLogs(t, c) })
+	t.Run("LivenessRestarts", func(t *testing.T) { testLiveness(t, c) })
+	t.Run("ScorePyProcess", func(t *testing.T) { testScorePyProcess(t, c) })
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -254,5 +259,103 @@ func testKubectlLogs(t *testing.T, c *local.Cluster) {
 	lines, err := c.ServiceLogs(ctx, "chatty", 10, false)
 	if err != nil || !strings.Contains(strings.Join(lines, "\n"), "listening on") {
 		t.Errorf("ServiceLogs: %q %v", lines, err)
+	}
+}
+
+// testLiveness: a container whose liveness probe keeps failing is killed
+// and restarted, the probe's failure in its last termination.
+func testLiveness(t *testing.T, c *local.Cluster) {
+	ctx := ctxFor(t, 60*time.Second)
+	s := drivertest.Spec("lively", drivertest.Echo("l"), 1)
+	s.Namespace = "live"
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "lively") })
+	drivertest.WaitState(ctx, t, c, "lively", driver.Healthy)
+	// The same image with a liveness probe on a path the scoring server
+	// answers 404.
+	apps := c.ControlPlane().Client.AppsV1().Deployments("live")
+	d, err := apps.Get(ctx, "lively", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = d.DeepCopy()
+	d.ObjectMeta = metav1.ObjectMeta{Name: "lively-probed", Namespace: "live"}
+	d.Spec.Selector.MatchLabels = map[string]string{"app": "lively-probed"}
+	d.Spec.Template.Labels = map[string]string{"app": "lively-probed"}
+	ctr := &d.Spec.Template.Spec.Containers[0]
+	ctr.LivenessProbe.HTTPGet.Path = "/no-such-path"
+	ctr.LivenessProbe.InitialDelaySeconds, ctr.LivenessProbe.PeriodSeconds, ctr.LivenessProbe.FailureThreshold = 0, 1, 2
+	if _, err := apps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = apps.Delete(context.Background(), "lively-probed", metav1.DeleteOptions{}) })
+	for {
+		pods, err := c.ControlPlane().Client.CoreV1().Pods("live").List(ctx, metav1.ListOptions{LabelSelector: "app=lively-probed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 1 && len(pods.Items[0].Status.ContainerStatuses) == 1 {
+			cs := pods.Items[0].Status.ContainerStatuses[0]
+			if term := cs.LastTerminationState.Terminated; cs.RestartCount >= 1 && term != nil {
+				if term.ExitCode != 137 || !strings.Contains(term.Message, "Liveness probe failed: HTTP probe failed with statuscode: 404") {
+					t.Errorf("last termination %+v, want exit 137 for a failed liveness probe (404)", term)
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no restart for a failing liveness probe: %+v", pods.Items)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// testScorePyProcess: an entry script runs as a scoring-server process per
+// pod; one whose init raises exits, is restarted with back-off, and fails
+// the service with Python's own error.
+func testScorePyProcess(t *testing.T, c *local.Cluster) {
+	ctx := ctxFor(t, 90*time.Second)
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("score.py", "import json, os\ndef init():\n    print('init pid', os.getpid(), flush=True)\ndef run(raw):\n    return {'pid': os.getpid(), 'sum': sum(json.loads(raw)['data'])}\n")
+	write("broken.py", "def init():\n    raise RuntimeError('model file missing: model.pkl')\ndef run(raw):\n    return raw\n")
+	spec := func(name, script string) *driver.ServiceSpec {
+		s := drivertest.Spec(name, nil, 1)
+		s.Namespace = "py"
+		r := &s.Versions[0].Replica
+		r.EntryScript, r.SourceDir, r.Interpreter = script, dir, "/usr/bin/python3"
+		return s
+	}
+	if err := c.ApplyService(ctx, spec("pyok", "score.py")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "pyok") })
+	st := drivertest.WaitState(ctx, t, c, "pyok", driver.Healthy, driver.Failed)
+	if st.State != driver.Healthy {
+		t.Fatalf("score.py service: %s %s", st.State, st.Message)
+	}
+	code, body, err := drivertest.Score(ctx, st.ScoringURI, "", `{"data": [1, 2, 3.5]}`)
+	if err != nil || code != 200 || !strings.Contains(body, `"sum": 6.5`) {
+		t.Fatalf("score: %d %q %v", code, body, err)
+	}
+	var got struct{ Pid int }
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Pid == os.Getpid() || got.Pid == 0 {
+		t.Errorf("answered by pid %d (%v); want a worker process of its own", got.Pid, err)
+	}
+
+	if err := c.ApplyService(ctx, spec("pybroken", "broken.py")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), "pybroken") })
+	st = drivertest.WaitState(ctx, t, c, "pybroken", driver.Failed)
+	if !strings.Contains(st.Message, "model file missing: model.pkl") {
+		t.Errorf("Failed message %q lacks the init error", st.Message)
 	}
 }
