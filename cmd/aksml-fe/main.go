@@ -8,6 +8,10 @@
 //	aksml-fe --kubeconfig ~/.kube/config --listen 127.0.0.1:9001
 //
 // It stops gracefully on SIGTERM or SIGINT.
+//
+// Its image (kube.DefaultFrontEndImage) is built FROM scratch from the
+// static binary: build-image.sh in this directory, with the Dockerfile
+// beside it.
 package main
 
 import (
