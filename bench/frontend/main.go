@@ -8,7 +8,8 @@
 //   - replicas: 4 net/http servers answering POST /score with a small JSON
 //     body (a trivial Go handler);
 //   - aksml (fasthttp engine): frontend.Router.Serve, one route, key auth,
-//     the 4 replicas, GOMAXPROCS = cores;
+//     the 4 replicas, GOMAXPROCS = cores, GOGC default (the request path
+//     does not allocate, so the collector does not run under load);
 //   - aksml (net/http engine): the same Router under net/http's http.Server;
 //   - nginx: worker_processes = cores, the Bearer key checked with a map,
 //     an upstream pool of the 4 replicas with keep-alive;
@@ -22,12 +23,19 @@
 // falls on all of them alike. The table reports p50/p99 and what each proxy
 // adds over direct, max throughput relative to nginx, and the proxy
 // processes' CPU time per request in the closed loop (user+system from
-// /proc, a figure that machine noise disturbs little).
+// /proc, a figure that machine noise disturbs less). Closed-loop figures are
+// medians over rounds (10, 3 with -quick) of one run per target; the ratios
+// to nginx are taken within each round. Every process may run on every
+// core (the header line shows the CPU lists), so the router and nginx get
+// the same cores and compete for them with the replicas and wrk alike.
 //
 // Diagnostics (environment): AKSML_BENCH_PROBE=RATE runs only three rounds
-// of RATE req/s against the proxies; AKSML_BENCH_ROUTER_PROCS=N sets the
-// routers' GOMAXPROCS; AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of
-// the fasthttp router.
+// of RATE req/s against the proxies; AKSML_BENCH_CLOSED=ROUNDS runs only
+// closed-loop rounds, printing each run's rate and the CPU per request of
+// the proxy and of the replicas; AKSML_BENCH_ROUTER_PROCS=N sets the
+// routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
+// variables to the routers only (GODEBUG, GOGC, ...);
+// AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the fasthttp router.
 package main
 
 import (
@@ -47,6 +55,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,6 +247,9 @@ func orchestrate(quick bool) error {
 		procs = v
 	}
 	routerEnv := []string{"AKSML_BENCH_ROLE=router", "AKSML_BENCH_REPLICAS=" + ports, fmt.Sprintf("GOMAXPROCS=%d", procs)}
+	if v := os.Getenv("AKSML_BENCH_ROUTER_ENV"); v != "" { // K=V[,K=V]: diagnostics only
+		routerEnv = append(routerEnv, strings.Split(v, ",")...)
+	}
 	fast, fastPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=fasthttp"), self)
 	if err != nil {
 		return err
@@ -270,6 +282,27 @@ func orchestrate(quick bool) error {
 			return fmt.Errorf("%s: %v", t.name, err)
 		}
 	}
+	if v := os.Getenv("AKSML_BENCH_CLOSED"); v != "" { // ROUNDS: diagnostics only
+		rounds, _ := strconv.Atoi(v)
+		pp := map[string][]int{"direct": nil, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		repPids := []int{reps.cmd.Process.Pid}
+		for r := 0; r < rounds; r++ {
+			for k := range targets {
+				t := targets[(k+r)%len(targets)]
+				if t.name == "aksml (net/http)" {
+					continue
+				}
+				c0, r0 := cpuSeconds(pp[t.name]), cpuSeconds(repPids)
+				n, secs, err := closedLoop(wrk, t.urls[0], time.Second)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%-17s %6.0f req/s  proxy CPU %5.1f µs/req  replicas %5.1f µs/req\n", t.name, float64(n)/secs,
+					(cpuSeconds(pp[t.name])-c0)/float64(n)*1e6, (cpuSeconds(repPids)-r0)/float64(n)*1e6)
+			}
+		}
+		return nil
+	}
 	if probe := os.Getenv("AKSML_BENCH_PROBE"); probe != "" { // RATE: diagnostics only
 		rate, _ := strconv.Atoi(probe)
 		pp := map[string][]int{"aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
@@ -283,12 +316,14 @@ func orchestrate(quick bool) error {
 		return nil
 	}
 
-	slices, sliceDur, closedSlices := 8, 500*time.Millisecond, 6
+	openSlices, sliceDur, closedRounds := 8, 500*time.Millisecond, 10
 	if quick {
-		slices, closedSlices = 3, 2
+		openSlices, closedRounds = 3, 3
 	}
 	fmt.Printf("bench/frontend: %d cores, %d replicas (net/http trivial handler), nginx worker_processes %d, router GOMAXPROCS %d\n",
-		cores, numReplicas, cores, cores)
+		cores, numReplicas, cores, procs)
+	fmt.Printf("CPUs each may run on: router %s, nginx workers %s, replicas %s, load generators %s\n",
+		cpusAllowed(fast.cmd.Process.Pid), cpusAllowed(childPids(ngx.cmd.Process.Pid)...), cpusAllowed(reps.cmd.Process.Pid), cpusAllowed(os.Getpid()))
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("load average before the run: %s (other work on the machine makes latencies noisy; the\n"+
 			"targets are measured in short interleaved slices so that they share the noise)\n", strings.Fields(string(b))[0])
@@ -303,10 +338,8 @@ func orchestrate(quick bool) error {
 		lat  [2]latencies
 		cpu  [2]float64 // proxy CPU seconds during the fixed-rate slices
 		reqs [2]int
-		// closed loop
-		done     float64 // requests
-		secs     float64
-		closeCPU float64
+		// closed loop, one entry per round
+		rps, cpuPerReq []float64 // requests/s; proxy CPU µs per request
 	}
 	stats := map[string]*stat{}
 	for _, t := range targets {
@@ -315,7 +348,7 @@ func orchestrate(quick bool) error {
 	}
 	rateList := []int{1000, 5000}
 	for ri, rate := range rateList {
-		for sl := 0; sl < slices; sl++ {
+		for sl := 0; sl < openSlices; sl++ {
 			for k := range targets {
 				t := targets[(k+sl)%len(targets)] // rotate the order
 				c0 := cpuSeconds(pids[t.name])
@@ -337,31 +370,40 @@ func orchestrate(quick bool) error {
 			}
 		}
 	}
-	for sl := 0; sl < closedSlices; sl++ {
+	// Closed loop: in each round every target gets one wrk run, in rotated
+	// order; the ratios to nginx are taken within a round (the runs are
+	// seconds apart, so they see about the same load from the rest of the
+	// machine) and the table reports their median over the rounds.
+	for r := 0; r < closedRounds; r++ {
 		for k := range targets {
-			t := targets[(k+sl)%len(targets)]
+			t := targets[(k+r)%len(targets)]
 			c0 := cpuSeconds(pids[t.name])
-			rps, err := closedLoop(wrk, t.urls[0], time.Second)
+			n, secs, err := closedLoop(wrk, t.urls[0], time.Second)
 			if err != nil {
 				return fmt.Errorf("%s: %v", t.name, err)
 			}
 			st := stats[t.name]
-			st.closeCPU += cpuSeconds(pids[t.name]) - c0
-			st.done += rps // requests in wrk's 1 s run
-			st.secs++
+			st.cpuPerReq = append(st.cpuPerReq, (cpuSeconds(pids[t.name])-c0)/float64(n)*1e6)
+			st.rps = append(st.rps, float64(n)/secs)
 		}
 	}
-	rpsOf := func(name string) float64 { return stats[name].done / stats[name].secs }
-	cpuPerReq := func(name string) float64 { // µs of proxy CPU per request, closed loop
-		st := stats[name]
-		return st.closeCPU / st.done * 1e6
+	ratios := func(name string, cpu bool) []float64 {
+		a, b := stats[name].rps, stats["nginx"].rps
+		if cpu {
+			a, b = stats[name].cpuPerReq, stats["nginx"].cpuPerReq
+		}
+		out := make([]float64, len(a))
+		for i := range a {
+			out[i] = a[i] / b[i]
+		}
+		return out
 	}
-	ref := rpsOf("nginx")
 	d := &stats["direct"].lat
 
 	fmt.Println()
 	fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8s | %8s | %11s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)",
 		"5k/s p50 (added)", "5k/s p99 (added)", "max rps", "vs nginx", "CPU µs/req")
+	// max rps, vs nginx and CPU µs/req are medians over the closed-loop rounds.
 	fmt.Println(strings.Repeat("-", 17) + strings.Repeat("-+-"+strings.Repeat("-", 21), 4) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 11))
 	for _, t := range targets {
 		l := &stats[t.name].lat
@@ -374,20 +416,72 @@ func orchestrate(quick bool) error {
 		}
 		cpu := "-"
 		if t.name != "direct" {
-			cpu = fmt.Sprintf("%.1f", cpuPerReq(t.name))
+			cpu = fmt.Sprintf("%.1f", median(stats[t.name].cpuPerReq))
 		}
 		fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8.0f | %7.2fx | %11s\n", t.name,
-			cell(0, 50), cell(0, 99), cell(1, 50), cell(1, 99), rpsOf(t.name), rpsOf(t.name)/ref, cpu)
+			cell(0, 50), cell(0, 99), cell(1, 50), cell(1, 99), median(stats[t.name].rps), median(ratios(t.name, false)), cpu)
+	}
+	for _, name := range []string{"aksml (fasthttp)", "aksml (net/http)"} {
+		rr, cr := ratios(name, false), ratios(name, true)
+		fmt.Printf("%s vs nginx over %d closed-loop rounds: max rps %.2f–%.2f (above 1 in %d), CPU per request %.2f–%.2f\n",
+			name, len(rr), slices.Min(rr), slices.Max(rr), countAbove(rr, 1), slices.Min(cr), slices.Max(cr))
 	}
 	a, s, n := &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
 	added := func(l *[2]latencies, ri int, p float64) float64 { return ms(l[ri].pct(p) - d[ri].pct(p)) }
 	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
 		"cpu_per_req_ratio_vs_nginx=%.2f nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f "+
 		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
-		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), rpsOf("aksml (fasthttp)")/ref,
-		cpuPerReq("aksml (fasthttp)")/cpuPerReq("nginx"), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
-		rpsOf("aksml (net/http)")/ref, cpuPerReq("aksml (net/http)")/cpuPerReq("nginx"))
+		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), median(ratios("aksml (fasthttp)", false)),
+		median(ratios("aksml (fasthttp)", true)), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
+		median(ratios("aksml (net/http)", false)), median(ratios("aksml (net/http)", true)))
 	return nil
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(x))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func countAbove(x []float64, v float64) int {
+	n := 0
+	for _, y := range x {
+		if y > v {
+			n++
+		}
+	}
+	return n
+}
+
+// cpusAllowed lists the CPUs the processes may run on (as taskset shows
+// them), or "?".
+func cpusAllowed(pids ...int) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				v = strings.TrimSpace(v)
+				if !seen[v] {
+					seen[v] = true
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "?"
+	}
+	return strings.Join(out, " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -583,35 +677,42 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 	return l
 }
 
-var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var wrkDone = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)\b`)
 var wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 
-// closedLoop runs wrk with 64 connections for dur and returns requests/s.
-func closedLoop(wrk, url string, dur time.Duration) (float64, error) {
+// closedLoop runs wrk with 64 connections for dur and returns the requests
+// it completed and the seconds it took.
+func closedLoop(wrk, url string, dur time.Duration) (int, float64, error) {
 	dir, err := os.MkdirTemp("", "aksml-bench-wrk-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	script := filepath.Join(dir, "post.lua")
 	lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = '%s'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer %s\"\n", body, key)
 	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, wrk, "-t1", "-c64", fmt.Sprintf("-d%ds", int(dur.Seconds()+0.5)), "-s", script, url).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+		return 0, 0, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	if m := wrkNon2xx.FindSubmatch(out); m != nil {
-		return 0, fmt.Errorf("wrk saw %s non-2xx responses", m[1])
+		return 0, 0, fmt.Errorf("wrk saw %s non-2xx responses", m[1])
 	}
-	m := wrkRPS.FindSubmatch(out)
+	m := wrkDone.FindSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("no Requests/sec in wrk output: %s", out)
+		return 0, 0, fmt.Errorf("no \"N requests in T\" in wrk output: %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	n, _ := strconv.Atoi(string(m[1]))
+	secs, _ := strconv.ParseFloat(string(m[2]), 64)
+	secs *= map[string]float64{"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60}[string(m[3])]
+	if n == 0 || secs <= 0 {
+		return 0, 0, fmt.Errorf("wrk completed no requests: %s", out)
+	}
+	return n, secs, nil
 }
 
 // childPids lists the processes whose parent is pid (nginx's workers).
