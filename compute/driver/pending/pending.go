@@ -89,15 +89,21 @@ func (c *Cluster) Name() string { return c.name }
 func (c *Cluster) Done() <-chan struct{} { return c.done }
 
 // Wait blocks until the work ends and returns nil when the cluster is
-// Succeeded, else the error that ended it; DeadlineExceeded if ctx ends
-// first.
+// Succeeded, else the error that ended it, as the work returned it (an
+// ARM refusal keeps its code); DeadlineExceeded if ctx ends first.
 func (c *Cluster) Wait(ctx context.Context) error {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
 		return errcode.Errorf(errcode.DeadlineExceeded, "waiting for cluster %s to be provisioned: %w", c.name, ctx.Err())
 	}
-	_, err := c.Ready()
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = c.Ready()
 	return err
 }
 
