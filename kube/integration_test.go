@@ -28,15 +28,6 @@ import (
 	"github.com/aksml/aksml/scoring"
 )
 
-// offsetClock is the real clock moved forward by Advance: the driver's
-// thresholds (crash loops, image pulls, unschedulable time) see minutes
-// pass while the control plane runs on real time.
-type offsetClock struct{ off atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-func (c *offsetClock) Advance(d time.Duration)         { c.off.Add(int64(d)) }
-
 // startFrontEnd runs the front-end (kube.FrontEnd programming a
 // frontend.Router) against cp on a loopback port, as the in-cluster
 // azureml-fe would, and returns its base URL. It stops in t.Cleanup.
@@ -87,7 +78,7 @@ func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClo
 type harness struct {
 	cpu, gpu     *kubetest.ControlPlane
 	cpuFE, gpuFE string
-	clk          atomic.Pointer[offsetClock] // the running case's
+	clk          atomic.Pointer[drivertest.OffsetClock] // the running case's
 	seq          atomic.Int64
 	models       *goModels
 }
@@ -199,7 +190,7 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	}
 	n := h.seq.Add(1)
 	// Each case has its own clock (the suite's cases run one at a time).
-	clk := &offsetClock{}
+	clk := &drivertest.OffsetClock{}
 	h.clk.Store(clk)
 	p := kube.New(&kube.Options{Clock: clk, Namespace: fmt.Sprintf("case-%d", n), ScoringBaseURL: fe})
 	c, err := p.Attach(ctx, fmt.Sprintf("aks-%d", n), driver.ClusterRef{Kubeconfig: cp.Kubeconfig, Context: "kubetest"})
@@ -228,7 +219,7 @@ var conformanceSkipped = map[string]string{}
 func TestIntegrationConformance(t *testing.T) {
 	t.Parallel()
 	h := &harness{models: &goModels{byImage: map[string]scoring.NewHandler{}, last: map[string]goImage{}}}
-	h.clk.Store(&offsetClock{})
+	h.clk.Store(&drivertest.OffsetClock{})
 	h.cpu = kubetest.Start(t, &kubetest.Options{Nodes: kubetest.NodesForShape(drivertest.CPUShape), Pods: h.models.outcome})
 	h.gpu = kubetest.Start(t, &kubetest.Options{Nodes: kubetest.NodesForShape(drivertest.GPUShape), Pods: h.models.outcome})
 	t.Logf("control planes ready in %v and %v", h.cpu.Started, h.gpu.Started)
@@ -281,7 +272,7 @@ func podOutcome(p *corev1.Pod) kubetest.PodOutcome {
 // with two GPUs (Standard_NC12s_v3, tainted nvidia.com/gpu).
 type mixed struct {
 	cp  *kubetest.ControlPlane
-	clk *offsetClock
+	clk *drivertest.OffsetClock
 	c   *kube.Cluster
 	fe  string
 }
@@ -291,7 +282,7 @@ func newMixed(t *testing.T) *mixed {
 	gpu := kubetest.NodesForShape(driver.ClusterShape{AgentCount: 1, VMSize: "Standard_NC12s_v3", VCPUs: 12, MemoryGB: 224, GPUs: 2})
 	gpu[0].Name = "aks-gpupool-0"
 	gpu[0].Labels[kubetest.LabelAgentPool] = "gpupool"
-	m := &mixed{clk: &offsetClock{}}
+	m := &mixed{clk: &drivertest.OffsetClock{}}
 	m.cp = kubetest.Start(t, &kubetest.Options{Nodes: append(nodes, gpu...), Pods: podOutcome})
 	t.Logf("mixed control plane ready in %v", m.cp.Started)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -20,15 +20,6 @@ import (
 	"github.com/aksml/aksml/scoring"
 )
 
-// offsetClock is the real clock moved forward by Advance: the driver's
-// thresholds and the front-end's token expiry see minutes pass while the
-// cluster runs on real time.
-type offsetClock struct{ off atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-func (c *offsetClock) Advance(d time.Duration)         { c.off.Add(int64(d)) }
-
 // caseClock is the running case's clock (the suite runs its cases one at a
 // time).
 type caseClock struct{ h *harness }
@@ -67,7 +58,7 @@ func start(t *testing.T, name string, shape driver.ClusterShape, opts *local.Opt
 // (drivertest.GPUShape).
 type harness struct {
 	cpu, gpu *local.Cluster
-	clk      atomic.Pointer[offsetClock]
+	clk      atomic.Pointer[drivertest.OffsetClock]
 	seq      atomic.Int64
 }
 
@@ -77,7 +68,7 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	if shape.GPUs > 0 {
 		lc = h.gpu
 	}
-	h.clk.Store(&offsetClock{})
+	h.clk.Store(&drivertest.OffsetClock{})
 	c, err := lc.InNamespace(ctx, fmt.Sprintf("case-%d", h.seq.Add(1)))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +90,7 @@ func (h *harness) Advance(d time.Duration) bool {
 // reached through the cluster's load balancer. No case is skipped.
 func TestIntegrationLocalClusterConformance(t *testing.T) {
 	h := &harness{}
-	h.clk.Store(&offsetClock{})
+	h.clk.Store(&drivertest.OffsetClock{})
 	var wg sync.WaitGroup
 	var cpu, gpu *local.Cluster
 	var cpuErr, gpuErr error
