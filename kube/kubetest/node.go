@@ -35,6 +35,9 @@ const (
 	LabelAgentPool   = "kubernetes.azure.com/agentpool"
 	LabelInstance    = "node.kubernetes.io/instance-type"
 	ResourceGPU      = "nvidia.com/gpu"
+	// ResourceFPGA is the FPGA extended resource the kube driver requests by
+	// default (kube.DefaultFPGAResource; the AKS name is unconfirmed).
+	ResourceFPGA = "microsoft.com/fpga_catapult"
 )
 
 // NodeSpec is a node to register: its size, labels and taints.
@@ -43,6 +46,7 @@ type NodeSpec struct {
 	MilliCPU int64
 	MemoryGB float64
 	GPUs     int
+	FPGAs    int
 	MaxPods  int // 0 means 110
 	Labels   map[string]string
 	Taints   []corev1.Taint
@@ -53,7 +57,8 @@ type NodeSpec struct {
 // the instance-type and agent-pool labels and, when the shape has GPUs, the
 // nvidia.com/gpu capacity, the label kubernetes.azure.com/accelerator=nvidia
 // and the taint nvidia.com/gpu=present:NoSchedule (as aks-engine's GPU pools
-// have it), so only pods that tolerate it land there.
+// have it), so only pods that tolerate it land there; when it has FPGAs,
+// that many of ResourceFPGA.
 func NodesForShape(shape driver.ClusterShape) []NodeSpec {
 	var out []NodeSpec
 	for i := range shape.AgentCount {
@@ -62,6 +67,7 @@ func NodesForShape(shape driver.ClusterShape) []NodeSpec {
 			MilliCPU: int64(shape.VCPUs) * 1000,
 			MemoryGB: shape.MemoryGB,
 			GPUs:     shape.GPUs,
+			FPGAs:    shape.FPGAs,
 			Labels: map[string]string{
 				LabelAgentPool: "nodepool1",
 				LabelInstance:  shape.VMSize,
@@ -169,6 +175,9 @@ func (cp *ControlPlane) RegisterNode(spec NodeSpec, p nodeutil.Provider) (*Node,
 	}
 	if spec.GPUs > 0 {
 		capacity[ResourceGPU] = *resource.NewQuantity(int64(spec.GPUs), resource.DecimalSI)
+	}
+	if spec.FPGAs > 0 {
+		capacity[ResourceFPGA] = *resource.NewQuantity(int64(spec.FPGAs), resource.DecimalSI)
 	}
 	mux := http.NewServeMux()
 	vk, err := nodeutil.NewNode(spec.Name, func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {

@@ -350,3 +350,33 @@ func testScorePyProcess(t *testing.T, c *local.Cluster) {
 		t.Errorf("Failed message %q lacks the init error", st.Message)
 	}
 }
+
+// TestIntegrationLocalClusterFPGA: a cluster of Standard_PB6s nodes has the
+// FPGA the VM size carries; an FPGA service runs there, and waits with the
+// scheduler's message on a CPU cluster.
+func TestIntegrationLocalClusterFPGA(t *testing.T) {
+	c := start(t, "fpga", driver.ClusterShape{AgentCount: 1, VMSize: "Standard_PB6s", VCPUs: 6, MemoryGB: 112, FPGAs: 1}, testOptions(nil))
+	ctx := ctxFor(t, 60*time.Second)
+	s := drivertest.Spec("fpga-svc", drivertest.Echo("f"), 1)
+	s.Versions[0].Replica.FPGAs = 1
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st := drivertest.WaitState(ctx, t, c, "fpga-svc", driver.Healthy, driver.Unschedulable, driver.Failed)
+	if st.State != driver.Healthy {
+		t.Fatalf("FPGA service on an FPGA node: %s %s", st.State, st.Message)
+	}
+	if code, body, err := drivertest.Score(ctx, st.ScoringURI, "", `1`); code != 200 || err != nil {
+		t.Errorf("score: %d %q %v", code, body, err)
+	}
+	// A second FPGA replica does not fit the one FPGA.
+	s.Versions[0].Scale.Replicas = 2
+	s.Generation++
+	if err := c.ApplyService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st = drivertest.WaitState(ctx, t, c, "fpga-svc", driver.Unschedulable)
+	if !strings.Contains(st.Message, "Insufficient microsoft.com/fpga_catapult") {
+		t.Errorf("second FPGA replica: %q, want the scheduler's Insufficient microsoft.com/fpga_catapult", st.Message)
+	}
+}
