@@ -89,7 +89,10 @@
 // engines forward over the router's own pool of kept-alive connections per
 // replica (idle ones close after a second), parsing answers with fasthttp;
 // a small request is written from inside the wait for its answer, which
-// spares a system call per request. Backends should listen with Serve.
+// spares a system call per request. On the fasthttp engine and towards
+// replicas, sockets are read and written with system calls made directly
+// on the non-blocking socket, without the runtime's bookkeeping for calls
+// that might block (see sockConn). Backends should listen with Serve.
 //
 // Queue waits and scoring timeouts run on real time; Options.Clock only
 // drives token issue and expiry.

@@ -391,7 +391,7 @@ func (rt *Router) Serve(ln net.Listener) error {
 	}
 	rt.servers = append(rt.servers, s)
 	rt.mu.Unlock()
-	err := s.Serve(ln)
+	err := s.Serve(sockListener{ln})
 	rt.mu.Lock()
 	closed := rt.closed
 	rt.mu.Unlock()

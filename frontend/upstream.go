@@ -36,8 +36,7 @@ const (
 
 // upConn is one connection to a replica.
 type upConn struct {
-	tc     *net.TCPConn
-	rc     syscall.RawConn
+	*sockConn
 	idleAt time.Time // when it was put back
 
 	// State of the write done inside rc.Read (see onReadable). The
@@ -45,7 +44,7 @@ type upConn struct {
 	// allocates nothing.
 	out        []byte
 	wrote      int
-	werr       error
+	sendErr    error
 	started    bool
 	onReadable func(fd uintptr) bool
 }
@@ -56,17 +55,15 @@ func (c *upConn) writeThenWait(fd uintptr) bool {
 	}
 	c.started = true
 	for c.wrote < len(c.out) {
-		n, err := syscall.Write(int(fd), c.out[c.wrote:])
-		if n > 0 {
+		n, e := sysWrite(fd, c.out[c.wrote:])
+		switch e {
+		case 0:
 			c.wrote += n
-		}
-		switch err {
-		case nil:
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return true // socket buffer full: finish with a blocking write
 		default:
-			c.werr = err
+			c.sendErr = e
 			return true
 		}
 	}
@@ -102,7 +99,7 @@ func (p *connPool) get(now time.Time) (c *upConn, reused bool, err error) {
 	}
 	p.mu.Unlock()
 	for _, s := range stale {
-		s.tc.Close()
+		s.Close()
 	}
 	if c != nil {
 		return c, true, nil
@@ -119,13 +116,12 @@ func (p *connPool) dial() (*upConn, error) {
 	if err != nil {
 		return nil, &dialError{err}
 	}
-	tc := conn.(*net.TCPConn)
-	rc, err := tc.SyscallConn()
+	sc, err := newSockConn(conn.(*net.TCPConn))
 	if err != nil {
-		tc.Close()
+		conn.Close()
 		return nil, &dialError{err}
 	}
-	c := &upConn{tc: tc, rc: rc}
+	c := &upConn{sockConn: sc}
 	c.onReadable = c.writeThenWait
 	return c, nil
 }
@@ -163,7 +159,7 @@ func (p *connPool) sweep() {
 	}
 	p.mu.Unlock()
 	for _, c := range stale {
-		c.tc.Close()
+		c.Close()
 	}
 	if next > 0 {
 		time.AfterFunc(next, p.sweep)
@@ -177,7 +173,7 @@ func (p *connPool) closeIdle() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.tc.Close()
+		c.Close()
 	}
 }
 
@@ -210,15 +206,15 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 		return done, false, err
 	}
 	if err = p.send(c, req, deadline); err != nil {
-		c.tc.Close()
+		c.Close()
 		return done, reused, err
 	}
 	var br *bufio.Reader
 	if x := upReaders.Get(); x != nil {
 		br = x.(*bufio.Reader)
-		br.Reset(c.tc)
+		br.Reset(c.sockConn)
 	} else {
-		br = bufio.NewReaderSize(c.tc, upstreamReadBuffer)
+		br = bufio.NewReaderSize(c.sockConn, upstreamReadBuffer)
 	}
 	resp.Reset()
 	resp.Header.DisableNormalizing()
@@ -228,12 +224,12 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 	br.Reset(nil)
 	upReaders.Put(br)
 	if err != nil {
-		c.tc.Close()
+		c.Close()
 		return done, reused, err
 	}
 	done = time.Now()
 	if leftover || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
-		c.tc.Close() // more than one answer, or a body delimited by closing
+		c.Close() // more than one answer, or a body delimited by closing
 	} else {
 		p.put(c, done)
 	}
@@ -244,14 +240,14 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 // from inside the wait for the answer, which returns once the answer starts
 // arriving (or at deadline).
 func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) error {
-	if err := c.tc.SetReadDeadline(deadline); err != nil {
+	if err := c.SetReadDeadline(deadline); err != nil {
 		return err
 	}
 	if req.IsBodyStream() || len(req.Body()) > inlineWriteMax/2 {
-		if err := c.tc.SetWriteDeadline(deadline); err != nil {
+		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
-		bw := bufio.NewWriterSize(c.tc, 16<<10)
+		bw := bufio.NewWriterSize(c.sockConn, 16<<10)
 		if err := req.Write(bw); err != nil {
 			return err
 		}
@@ -278,18 +274,18 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	c.out, c.wrote, c.werr, c.started = w.out, 0, nil, false
+	c.out, c.wrote, c.sendErr, c.started = w.out, 0, nil, false
 	err := c.rc.Read(c.onReadable)
 	c.out = nil
 	switch {
-	case c.werr != nil:
-		return c.werr
+	case c.sendErr != nil:
+		return c.sendErr
 	case c.wrote < len(w.out):
 		// The socket buffer filled up: write the rest the usual way.
-		if err := c.tc.SetWriteDeadline(deadline); err != nil {
+		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
-		_, err := c.tc.Write(w.out[c.wrote:])
+		_, err := c.Write(w.out[c.wrote:])
 		return err
 	}
 	return err
