@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -378,5 +379,46 @@ func TestIntegrationLocalClusterFPGA(t *testing.T) {
 	st = drivertest.WaitState(ctx, t, c, "fpga-svc", driver.Unschedulable)
 	if !strings.Contains(st.Message, "Insufficient microsoft.com/fpga_catapult") {
 		t.Errorf("second FPGA replica: %q, want the scheduler's Insufficient microsoft.com/fpga_catapult", st.Message)
+	}
+}
+
+// TestIntegrationLocalClusterCloseLeavesNothing: after Close no goroutine
+// of the cluster (nodes, pods, probes, load balancer, front-end, informers)
+// and no child process is left.
+func TestIntegrationLocalClusterCloseLeavesNothing(t *testing.T) {
+	ctx := ctxFor(t, 90*time.Second)
+	c, err := local.Start(ctx, "leak", driver.ClusterShape{AgentCount: 1, VMSize: "Standard_D3_v2", VCPUs: 4, MemoryGB: 14}, testOptions(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := drivertest.Spec("leaky", drivertest.Echo("x"), 2)
+	if err := c.ApplyService(ctx, s); err != nil {
+		_ = c.Close()
+		t.Fatal(err)
+	}
+	st := drivertest.WaitState(ctx, t, c, "leaky", driver.Healthy)
+	if code, _, err := drivertest.Score(ctx, st.ScoringURI, "", `1`); code != 200 {
+		t.Errorf("score: %d %v", code, err)
+	}
+	dir := c.ControlPlane().Dir
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cluster directory %s still there (%v)", dir, err)
+	}
+	var stacks string
+	for {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "aksml/kube/local.") && !strings.Contains(stacks, "virtual-kubelet") &&
+			!strings.Contains(stacks, "aksml/kube.") && !strings.Contains(stacks, "client-go/tools/cache.") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("goroutines of the cluster left after Close:\n%s", stacks)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
