@@ -4,13 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,96 +176,4 @@ func wantErr(t *testing.T, what string, err error, code *errcode.Code, substrs .
 			t.Errorf("%s: error %q does not mention %q", what, err, s)
 		}
 	}
-}
-
-// loadGen sends requests from a few callers until stopped, counting
-// answers by tag and recording every failure.
-type loadGen struct {
-	e      *env
-	uri    string
-	total  atomic.Int64
-	stopCh chan struct{}
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	tags  map[string]int
-	fails []string
-	last  []string
-}
-
-func (e *env) startLoad(ctx context.Context, t *testing.T, uri string, callers int) *loadGen {
-	l := &loadGen{e: e, uri: uri, stopCh: make(chan struct{}), tags: map[string]int{}}
-	for c := range callers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stopCh:
-					return
-				case <-ctx.Done():
-					return
-				default:
-				}
-				code, tag, body, err := e.post(ctx, uri, fmt.Sprintf(`{"caller":%d,"i":%d}`, c, i))
-				l.total.Add(1)
-				l.mu.Lock()
-				if err != nil || code/100 != 2 {
-					l.fails = append(l.fails, fmt.Sprintf("%d %q %v", code, body, err))
-				} else {
-					l.tags[tag]++
-					l.last = append(l.last, tag)
-					if len(l.last) > 400 {
-						l.last = slices.Clone(l.last[200:])
-					}
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
-	t.Cleanup(l.stop)
-	return l
-}
-
-// wait blocks until n more requests have been answered.
-func (l *loadGen) wait(ctx context.Context, t *testing.T, n int64) {
-	t.Helper()
-	target := l.total.Load() + n
-	for l.total.Load() < target {
-		if ctx.Err() != nil {
-			t.Fatalf("load: %d of %d requests before the deadline", l.total.Load(), target)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// take returns the answers by tag since the last take.
-func (l *loadGen) take() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.tags
-	l.tags = map[string]int{}
-	return out
-}
-
-// tail returns the tags of the last n answers.
-func (l *loadGen) tail(n int) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.last[max(len(l.last)-n, 0):])
-}
-
-func (l *loadGen) failures() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.fails)
-}
-
-func (l *loadGen) stop() {
-	select {
-	case <-l.stopCh:
-	default:
-		close(l.stopCh)
-	}
-	l.wg.Wait()
 }

@@ -38,9 +38,9 @@ func TestRolloutUnderLoad(t *testing.T) {
 	if err := ep.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l := e.startLoad(ctx, t, ep.ScoringURI(), 2)
-	l.wait(ctx, t, 100)
-	if got := l.take(); got["canary"] != 0 {
+	l := drivertest.StartLoad(ctx, t, e.client, ep.ScoringURI(), 2)
+	l.Wait(ctx, t, 100)
+	if got := l.Take(); got["canary"] != 0 {
 		t.Errorf("canary at 0%% answered %d requests", got["canary"])
 	}
 	for _, pct := range []float64{10, 50, 100} {
@@ -50,9 +50,9 @@ func TestRolloutUnderLoad(t *testing.T) {
 		// UpdateVersion returns once the router applies the weights: the
 		// answers counted from here on follow them (give or take the two
 		// requests in flight).
-		l.take()
-		l.wait(ctx, t, 300)
-		got := l.take()
+		l.Take()
+		l.Wait(ctx, t, 300)
+		got := l.Take()
 		share := 100 * float64(got["canary"]) / float64(got["canary"]+got["stable"])
 		t.Logf("canary at %v%%: %v (%.1f%%)", pct, got, share)
 		if diff := share - pct; diff > 3 || diff < -3 {
@@ -66,18 +66,18 @@ func TestRolloutUnderLoad(t *testing.T) {
 	if err := ep.DeleteVersion(ctx, "stable"); err != nil {
 		t.Fatal(err)
 	}
-	l.wait(ctx, t, 200)
-	tail := l.tail(100)
-	l.stop()
-	if f := l.failures(); len(f) != 0 {
-		t.Errorf("%d of %d requests failed during the rollout; first: %s", len(f), l.total.Load(), f[0])
+	l.Wait(ctx, t, 200)
+	tail := l.Tail(100)
+	l.Stop()
+	if f := l.Failures(); len(f) != 0 {
+		t.Errorf("%d of %d requests failed during the rollout; first: %s", l.Failed(), l.Total(), f[0])
 	}
 	for i, tag := range tail {
 		if tag != "canary" {
 			t.Fatalf("after the rollout: answer %d of the last 100 from %q", i, tag)
 		}
 	}
-	t.Logf("rollout: %d requests, %d failed", l.total.Load(), len(l.failures()))
+	t.Logf("rollout: %d requests, %d failed", l.Total(), l.Failed())
 	if err := ep.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +105,8 @@ func TestUpdateVersionRuntimeRolls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := e.startLoad(ctx, t, ep.ScoringURI(), 2)
-	l.wait(ctx, t, 50)
+	l := drivertest.StartLoad(ctx, t, e.client, ep.ScoringURI(), 2)
+	l.Wait(ctx, t, 50)
 	rt := e.echo(t, "treatment-2")
 	if err := ep.UpdateVersion(ctx, "treatment", endpoint.VersionUpdate{Runtime: &rt, Description: ptr("second model")}); err != nil {
 		t.Fatal(err)
@@ -114,12 +114,12 @@ func TestUpdateVersionRuntimeRolls(t *testing.T) {
 	if err := ep.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l.take()
-	l.wait(ctx, t, 200)
-	got := l.take()
-	l.stop()
-	if f := l.failures(); len(f) != 0 {
-		t.Errorf("%d of %d requests failed during the rolling update; first: %s", len(f), l.total.Load(), f[0])
+	l.Take()
+	l.Wait(ctx, t, 200)
+	got := l.Take()
+	l.Stop()
+	if f := l.Failures(); len(f) != 0 {
+		t.Errorf("%d of %d requests failed during the rolling update; first: %s", l.Failed(), l.Total(), f[0])
 	}
 	// Each of the two callers may have had one request on an old replica
 	// when Wait returned (old replicas drain what they hold).
@@ -173,9 +173,9 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 	if err := ep.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l := e.startLoad(ctx, t, ep.ScoringURI(), 2)
-	l.wait(ctx, t, 100)
-	if got := l.take(); got["canary"] < 30 {
+	l := drivertest.StartLoad(ctx, t, e.client, ep.ScoringURI(), 2)
+	l.Wait(ctx, t, 100)
+	if got := l.Take(); got["canary"] < 30 {
 		t.Fatalf("canary at 40%% answered %v", got)
 	}
 
@@ -219,17 +219,17 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 	if cv.ServesTraffic || cv.Ready != 0 || cv.Restarts < 2 {
 		t.Errorf("crashed version status %+v: want no traffic, no ready replica, restarts counted", cv)
 	}
-	l.take()
-	l.wait(ctx, t, 200)
-	if got := l.take(); got["canary"] != 0 || got["stable"] < 200 {
+	l.Take()
+	l.Wait(ctx, t, 200)
+	if got := l.Take(); got["canary"] != 0 || got["stable"] < 200 {
 		t.Errorf("answers while the canary is down: %v, want all from stable", got)
 	}
 	rs := e.stats(t, "crashy")
 	if !rs.Fallback || versionStats(rs, "canary").EffectivePercent != 0 || versionStats(rs, "stable").EffectivePercent != 100 || versionStats(rs, "canary").Routable {
 		t.Errorf("router while the canary is down: %+v", rs)
 	}
-	if f := l.failures(); len(f) != 0 {
-		t.Errorf("%d of %d requests failed while the canary crashed; first: %s", len(f), l.total.Load(), f[0])
+	if f := l.Failures(); len(f) != 0 {
+		t.Errorf("%d of %d requests failed while the canary crashed; first: %s", l.Failed(), l.Total(), f[0])
 	}
 
 	// The model is fixed; after the back-off the replicas start and the
@@ -249,20 +249,20 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	l.take()
-	l.wait(ctx, t, 200)
-	got := l.take()
-	l.stop()
+	l.Take()
+	l.Wait(ctx, t, 200)
+	got := l.Take()
+	l.Stop()
 	if got["canary"] < 60 {
 		t.Errorf("after recovery: %v, want about 40%% canary", got)
 	}
 	if rs := e.stats(t, "crashy"); rs.Fallback || versionStats(rs, "canary").EffectivePercent != 40 {
 		t.Errorf("router after recovery: %+v", rs)
 	}
-	if f := l.failures(); len(f) != 0 {
-		t.Errorf("%d of %d requests failed; first: %s", len(f), l.total.Load(), f[0])
+	if f := l.Failures(); len(f) != 0 {
+		t.Errorf("%d of %d requests failed; first: %s", l.Failed(), l.Total(), f[0])
 	}
-	t.Logf("crash and recovery: %d requests, %d failed", l.total.Load(), len(l.failures()))
+	t.Logf("crash and recovery: %d requests, %d failed", l.Total(), l.Failed())
 }
 
 // TestMetrics checks the per-version metrics in Prometheus text at the

@@ -523,78 +523,6 @@ func testEndpointMirroring(t *testing.T, h Harness) {
 	}
 }
 
-// load runs n callers scoring uri until stop is closed, counting answers by
-// Echo tag and keeping the first failure.
-type load struct {
-	total, bad atomic.Int64
-	firstBad   atomic.Value
-	mu         sync.Mutex
-	tags       map[string]int
-	last       []string // the most recent tags, newest last
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startLoad(ctx context.Context, hc *http.Client, uri string, callers int) *load {
-	l := &load{tags: map[string]int{}, stop: make(chan struct{})}
-	for range callers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				case <-ctx.Done():
-					return
-				default:
-				}
-				r, err := post(ctx, hc, uri, `{"load":1}`)
-				l.total.Add(1)
-				if err != nil || r.code < 200 || r.code > 299 {
-					l.bad.Add(1)
-					l.firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", r.code, r.body, err))
-					continue
-				}
-				l.mu.Lock()
-				l.tags[r.tag]++
-				l.last = append(l.last, r.tag)
-				if len(l.last) > 1000 {
-					l.last = slices.Clone(l.last[500:])
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-// waitRequests waits until n more requests have been answered.
-func (l *load) waitRequests(ctx context.Context, t *testing.T, n int64) {
-	t.Helper()
-	target := l.total.Load() + n
-	for l.total.Load() < target {
-		if ctx.Err() != nil {
-			t.Fatalf("load: %d of %d requests before the deadline", l.total.Load(), target)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// counts returns the answers by tag and resets them.
-func (l *load) counts() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.tags
-	l.tags = map[string]int{}
-	return out
-}
-
-func (l *load) finish() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
 // testEndpointShift moves a canary from 0 to 100% in steps under continuous
 // load: no caller may see a non-2xx answer, and at 100% every request goes
 // to the canary.
@@ -608,38 +536,32 @@ func testEndpointShift(t *testing.T, h Harness) {
 			EndpointVersion{Name: "canary", TrafficPercent: canary, Replicas: 2})
 	}
 	st := deployAll(ctx, t, c, spec(0))["shifting"]
-	l := startLoad(ctx, hc, st.ScoringURI, 2)
-	defer func() {
-		select {
-		case <-l.stop:
-		default:
-			l.finish()
-		}
-	}()
-	l.waitRequests(ctx, t, 100)
-	l.counts()
+	l := StartLoad(ctx, t, hc, st.ScoringURI, 2)
+	l.Wait(ctx, t, 100)
+	l.Take()
 	for _, pct := range []float64{10, 25, 50, 75, 100} {
 		if err := c.ApplyService(ctx, spec(pct)); err != nil {
 			t.Fatal(err)
 		}
-		l.waitRequests(ctx, t, 200)
-		got := l.counts()
+		l.Wait(ctx, t, 200)
+		got := l.Take()
 		t.Logf("canary at %v%%: %d stable, %d canary answers", pct, got["stable"], got["canary"])
 	}
-	l.waitRequests(ctx, t, 100)
-	l.mu.Lock()
-	tail := slices.Clone(l.last[len(l.last)-50:])
-	l.mu.Unlock()
-	l.finish()
-	if n := l.bad.Load(); n != 0 {
-		t.Errorf("0→100%% shift: %d of %d requests were not 2xx; first: %v", n, l.total.Load(), l.firstBad.Load())
+	l.Wait(ctx, t, 100)
+	tail := l.Tail(50)
+	l.Stop()
+	if n := l.Failed(); n != 0 {
+		t.Errorf("0→100%% shift: %d of %d requests were not 2xx; first: %v", n, l.Total(), l.Failures()[0])
+	}
+	if len(tail) != 50 {
+		t.Fatalf("at 100%%: %d answers, want at least 50", len(tail))
 	}
 	for i, tag := range tail {
 		if tag != "canary" {
 			t.Fatalf("at 100%%: request %d of the last 50 answered by %q", i, tag)
 		}
 	}
-	t.Logf("0→100%% shift: %d requests, %d non-2xx", l.total.Load(), l.bad.Load())
+	t.Logf("0→100%% shift: %d requests, %d non-2xx", l.Total(), l.Failed())
 }
 
 // testEndpointCrashFallback adds, under load, a version whose replicas all
@@ -651,15 +573,8 @@ func testEndpointCrashFallback(t *testing.T, h Harness) {
 	hc := epClient(t)
 	stable := EndpointVersion{Name: "stable", IsDefault: true, Replicas: 2}
 	st := deployAll(ctx, t, c, EndpointSpec("falling", stable))["falling"]
-	l := startLoad(ctx, hc, st.ScoringURI, 2)
-	defer func() {
-		select {
-		case <-l.stop:
-		default:
-			l.finish()
-		}
-	}()
-	l.waitRequests(ctx, t, 50)
+	l := StartLoad(ctx, t, hc, st.ScoringURI, 2)
+	l.Wait(ctx, t, 50)
 	crashing := func() scoring.Handler {
 		return &EchoHandler{Tag: "crashing", InitErr: errors.New("CUDA error: no kernel image is available")}
 	}
@@ -676,17 +591,17 @@ func testEndpointCrashFallback(t *testing.T, h Harness) {
 		if ctx.Err() != nil {
 			break
 		}
-		l.waitRequests(ctx, t, 20)
+		l.Wait(ctx, t, 20)
 	}
 	st2 := WaitFor(ctx, t, c, "falling", func(st *driver.ServiceStatus) bool {
 		return len(st.Versions) == 2 && st.Versions[1].Restarts >= 1
 	})
-	l.waitRequests(ctx, t, 200)
-	l.finish()
-	if n := l.bad.Load(); n != 0 {
-		t.Errorf("%d of %d requests failed while a version crashed; first: %v", n, l.total.Load(), l.firstBad.Load())
+	l.Wait(ctx, t, 200)
+	l.Stop()
+	if n := l.Failed(); n != 0 {
+		t.Errorf("%d of %d requests failed while a version crashed; first: %v", n, l.Total(), l.Failures()[0])
 	}
-	got := l.counts()
+	got := l.Take()
 	if got["crashing"] != 0 || got["stable"] == 0 {
 		t.Errorf("answers by version %v: want all from stable", got)
 	}
@@ -704,7 +619,7 @@ func testEndpointCrashFallback(t *testing.T, h Harness) {
 	if p := metricValue(mf, "aksml_frontend_traffic_percent", "falling", "stable"); p != 100 {
 		t.Errorf("default version's effective traffic %v%%, want 100", p)
 	}
-	t.Logf("crashing version: %d requests, %d failed, %v; status %s: %s", l.total.Load(), l.bad.Load(), got, cv.State, firstLine(cv.Message))
+	t.Logf("crashing version: %d requests, %d failed, %v; status %s: %s", l.Total(), l.Failed(), got, cv.State, firstLine(cv.Message))
 }
 
 func firstLine(s string) string {

@@ -1,0 +1,68 @@
+package drivertest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestLoad runs the load generator against a server whose every third
+// answer is a 503 and the others alternate between two tags.
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Caller, I *int }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Caller == nil || in.I == nil || r.Method != http.MethodPost {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		switch i := n.Add(1); {
+		case i%3 == 0:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		case i%2 == 0:
+			w.Write([]byte(`{"tag":"even"}`))
+		default:
+			w.Write([]byte(`{"tag":"odd"}`))
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	l := StartLoad(ctx, t, srv.Client(), srv.URL, 3)
+	l.Wait(ctx, t, 1800) // 1200 answers: the tail is trimmed
+	l.Stop()
+	l.Stop() // a second Stop (and the one at cleanup) is harmless
+
+	total, failed := l.Total(), l.Failed()
+	if total < 1800 || total != n.Load() {
+		t.Errorf("Total %d, want at least 1800 and the server's count %d", total, n.Load())
+	}
+	if failed != total/3 {
+		t.Errorf("Failed %d of %d, want every third", failed, total)
+	}
+	f := l.Failures()
+	if len(f) != maxLoadFailures || !strings.HasPrefix(f[0], "503 ") || !strings.Contains(f[0], "busy") {
+		t.Errorf("Failures: %d kept, first %q; want %d, each with status and body", len(f), f[0], maxLoadFailures)
+	}
+	got := l.Take()
+	if got["odd"]+got["even"] != int(total-failed) || len(got) != 2 {
+		t.Errorf("Take %v, want %d answers tagged odd or even", got, total-failed)
+	}
+	if again := l.Take(); len(again) != 0 {
+		t.Errorf("second Take %v, want nothing new after Stop", again)
+	}
+	tail := l.Tail(10)
+	if len(tail) != 10 {
+		t.Errorf("Tail(10) = %v", tail)
+	}
+	if all := l.Tail(5000); len(all) < 500 || len(all) > 1000 {
+		t.Errorf("Tail kept %d answers, want 500 to 1000", len(all))
+	}
+}
