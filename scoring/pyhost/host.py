@@ -209,43 +209,10 @@ def _make_request(meta, body):
     maker = getattr(cls, "_aksml_from_parts", None)
     if maker is not None:
         return maker(meta, body)
-    import io
-    environ = _environ(meta, body, io)
-    return cls(environ)
-
-
-def _environ(meta, body, io):
-    env = {
-        "REQUEST_METHOD": meta.get("method", "POST"),
-        "SCRIPT_NAME": "",
-        "PATH_INFO": meta.get("path", "/score"),
-        "QUERY_STRING": meta.get("query", ""),
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": meta.get("remote", ""),
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    for k, v in meta.get("headers", []):
-        key = k.upper().replace("-", "_")
-        if key == "CONTENT_TYPE":
-            env["CONTENT_TYPE"] = v
-        elif key == "CONTENT_LENGTH":
-            continue
-        elif key == "HOST":
-            env["HTTP_HOST"] = v
-            env["SERVER_NAME"] = v.split(":")[0]
-        else:
-            hk = "HTTP_" + key
-            env[hk] = env[hk] + "," + v if hk in env else v
-    return env
+    # A real azureml package: the environ builder of the AMLRequest shim,
+    # served by _ShimFinder under its own name.
+    from _aksml_wsgi import environ
+    return cls(environ(meta, body))
 
 
 def _is_response(o):

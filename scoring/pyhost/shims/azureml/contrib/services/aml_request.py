@@ -6,9 +6,9 @@ installed (as in Azure ML), a Werkzeug request when only Werkzeug is, and a
 small standard-library object with the same common attributes otherwise.
 """
 
-import io
 import json
-import sys
+
+from _aksml_wsgi import environ as _environ
 
 _rawHttpRequested = False
 
@@ -18,39 +18,6 @@ def rawhttp(func):
     global _rawHttpRequested
     _rawHttpRequested = True
     return func
-
-
-def _environ(meta, body):
-    env = {
-        "REQUEST_METHOD": meta.get("method", "POST"),
-        "SCRIPT_NAME": "",
-        "PATH_INFO": meta.get("path", "/score"),
-        "QUERY_STRING": meta.get("query", ""),
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": meta.get("remote", ""),
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    for k, v in meta.get("headers", []):
-        key = k.upper().replace("-", "_")
-        if key == "CONTENT_TYPE":
-            env["CONTENT_TYPE"] = v
-        elif key == "CONTENT_LENGTH":
-            continue
-        else:
-            hk = "HTTP_" + key
-            env[hk] = env[hk] + "," + v if hk in env else v
-            if key == "HOST":
-                env["SERVER_NAME"] = v.split(":")[0]
-    return env
 
 
 class _Headers(object):
