@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/jsontype"
 )
 
 // jsonObj decodes one JSON object field by field with exact (case-sensitive)
@@ -24,29 +25,7 @@ type jsonObj struct {
 }
 
 // jsonKind names the JSON type of raw for messages.
-func jsonKind(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-func isNull(raw json.RawMessage) bool {
-	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
-}
+func jsonKind(raw json.RawMessage) string { return jsontype.Of(raw) }
 
 func (o *jsonObj) fail(field, format string, args ...any) {
 	*o.errs = append(*o.errs, errcode.Errorf(errcode.InvalidArgument, "%s: %s: %s", o.file, o.join(field), fmt.Sprintf(format, args...)))
@@ -69,7 +48,7 @@ func (o *jsonObj) join(field string) string {
 // treats the section as absent) and records an error for other non-objects.
 func newJSONObj(file, path string, raw json.RawMessage, errs *[]error) *jsonObj {
 	o := &jsonObj{file: file, path: path, errs: errs, used: map[string]bool{}}
-	if isNull(raw) {
+	if jsontype.IsNull(raw) {
 		return nil
 	}
 	if err := json.Unmarshal(raw, &o.fields); err != nil || o.fields == nil {
@@ -88,7 +67,7 @@ func newJSONObj(file, path string, raw json.RawMessage, errs *[]error) *jsonObj 
 func (o *jsonObj) take(field string) (json.RawMessage, bool) {
 	o.used[field] = true
 	raw, ok := o.fields[field]
-	if !ok || isNull(raw) {
+	if !ok || jsontype.IsNull(raw) {
 		return nil, false
 	}
 	return raw, true

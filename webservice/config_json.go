@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/jsontype"
 )
 
 // ComputeType is the computeType of a deploymentconfig.json file: where the
@@ -253,7 +254,7 @@ func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 	}
 
 	// computeType first: it decides which keys belong.
-	if raw, present := m["computeType"]; !present || jsonNull(raw) {
+	if raw, present := m["computeType"]; !present || jsontype.IsNull(raw) {
 		d.fail("computeType is required: aks, aksendpoint or local")
 	} else if s, ok := d.str(raw, "computeType"); ok {
 		switch ct := ComputeType(strings.ToLower(s)); ct {
@@ -290,7 +291,7 @@ func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 	})
 
 	if f.ComputeType == ComputeTypeLocal {
-		if raw, ok := m["port"]; ok && !jsonNull(raw) {
+		if raw, ok := m["port"]; ok && !jsontype.IsNull(raw) {
 			if p, ok := d.integer(raw, "port", "port", false); ok {
 				if p < 0 || p > 65535 {
 					d.fail("port %d must be between 0 and 65535 (0 picks a free port)", p)
@@ -350,7 +351,7 @@ func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 	c.ComputeTargetName = d.optStr(m, "", "computeTargetName")
 	if f.ComputeType != ComputeTypeAKS {
 		f.VersionName = d.optStr(m, "", "versionName")
-		if raw, ok := m["trafficPercentile"]; ok && !jsonNull(raw) {
+		if raw, ok := m["trafficPercentile"]; ok && !jsontype.IsNull(raw) {
 			f.TrafficPercentile, _ = d.number(raw, "trafficPercentile")
 		}
 	}
@@ -377,29 +378,6 @@ func jsonPath(parent, key string) string {
 	return parent + "." + key
 }
 
-func jsonNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// kindOf names the JSON type of raw for messages.
-func jsonKind(raw json.RawMessage) string {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
 // show quotes a short form of raw for messages.
 func jsonShow(raw json.RawMessage) string {
 	s := string(bytes.TrimSpace(raw))
@@ -410,11 +388,11 @@ func jsonShow(raw json.RawMessage) string {
 }
 
 func (d *dcDecoder) object(raw json.RawMessage, path string) (map[string]json.RawMessage, bool) {
-	if jsonKind(raw) != "an object" {
+	if jsontype.Of(raw) != "an object" {
 		if path == "" {
-			d.fail("the file must hold a JSON object, not %s", jsonKind(raw))
+			d.fail("the file must hold a JSON object, not %s", jsontype.Of(raw))
 		} else {
-			d.fail("%s must be a JSON object, not %s %s", path, jsonKind(raw), jsonShow(raw))
+			d.fail("%s must be a JSON object, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
 		}
 		return nil, false
 	}
@@ -437,7 +415,7 @@ func jsonTop(path string) string {
 // when it is absent, null or not an object.
 func (d *dcDecoder) child(m map[string]json.RawMessage, key string, known []string) (map[string]json.RawMessage, bool) {
 	raw, present := m[key]
-	if !present || jsonNull(raw) {
+	if !present || jsontype.IsNull(raw) {
 		return nil, false
 	}
 	c, ok := d.object(raw, key)
@@ -475,8 +453,8 @@ func (d *dcDecoder) unknownKeys(m map[string]json.RawMessage, path string, known
 
 func (d *dcDecoder) str(raw json.RawMessage, path string) (string, bool) {
 	var s string
-	if jsonKind(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
-		d.fail("%s must be a string, not %s %s", path, jsonKind(raw), jsonShow(raw))
+	if jsontype.Of(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
+		d.fail("%s must be a string, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
 		return "", false
 	}
 	return s, true
@@ -484,7 +462,7 @@ func (d *dcDecoder) str(raw json.RawMessage, path string) (string, bool) {
 
 func (d *dcDecoder) optStr(m map[string]json.RawMessage, parent, key string) string {
 	raw, ok := m[key]
-	if !ok || jsonNull(raw) {
+	if !ok || jsontype.IsNull(raw) {
 		return ""
 	}
 	s, _ := d.str(raw, jsonPath(parent, key))
@@ -493,7 +471,7 @@ func (d *dcDecoder) optStr(m map[string]json.RawMessage, parent, key string) str
 
 func (d *dcDecoder) optBool(m map[string]json.RawMessage, parent, key string) *bool {
 	raw, ok := m[key]
-	if !ok || jsonNull(raw) {
+	if !ok || jsontype.IsNull(raw) {
 		return nil
 	}
 	switch string(bytes.TrimSpace(raw)) {
@@ -502,14 +480,14 @@ func (d *dcDecoder) optBool(m map[string]json.RawMessage, parent, key string) *b
 	case "false":
 		return new(false)
 	}
-	d.fail("%s must be true or false, not %s %s", jsonPath(parent, key), jsonKind(raw), jsonShow(raw))
+	d.fail("%s must be true or false, not %s %s", jsonPath(parent, key), jsontype.Of(raw), jsonShow(raw))
 	return nil
 }
 
 // number parses a JSON number.
 func (d *dcDecoder) number(raw json.RawMessage, path string) (float64, bool) {
-	if jsonKind(raw) != "a number" {
-		d.fail("%s must be a number, not %s %s", path, jsonKind(raw), jsonShow(raw))
+	if jsontype.Of(raw) != "a number" {
+		d.fail("%s must be a number, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
@@ -525,8 +503,8 @@ func (d *dcDecoder) number(raw json.RawMessage, path string) (float64, bool) {
 // the SDK parameter azure.
 func (d *dcDecoder) integer(raw json.RawMessage, path, azure string, positive bool) (int, bool) {
 	text := string(bytes.TrimSpace(raw))
-	if jsonKind(raw) != "a number" {
-		d.fail("%s must be a whole number, not %s %s", path, jsonKind(raw), jsonShow(raw))
+	if jsontype.Of(raw) != "a number" {
+		d.fail("%s must be a whole number, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
 		return 0, false
 	}
 	v, err := strconv.ParseInt(text, 10, 0)
@@ -556,7 +534,7 @@ func (d *dcDecoder) integer(raw json.RawMessage, path, azure string, positive bo
 
 func (d *dcDecoder) optInt(m map[string]json.RawMessage, parent, key, azure string, positive bool) int {
 	raw, ok := m[key]
-	if !ok || jsonNull(raw) {
+	if !ok || jsontype.IsNull(raw) {
 		return 0
 	}
 	v, _ := d.integer(raw, jsonPath(parent, key), azure, positive)
@@ -566,7 +544,7 @@ func (d *dcDecoder) optInt(m map[string]json.RawMessage, parent, key, azure stri
 // optFloat parses a number that, when given, must be greater than zero.
 func (d *dcDecoder) optFloat(m map[string]json.RawMessage, parent, key, azure string) float64 {
 	raw, ok := m[key]
-	if !ok || jsonNull(raw) {
+	if !ok || jsontype.IsNull(raw) {
 		return 0
 	}
 	path := jsonPath(parent, key)
