@@ -93,7 +93,7 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 			vs.ScoringURI = st.ScoringURI
 		}
 		st.Versions = append(st.Versions, vs)
-		if severity(vs.State) > severity(st.State) {
+		if vs.State.Worse(st.State) {
 			st.State = vs.State
 			st.Message = vs.Message
 			if endpoint && vs.Message != "" {
@@ -105,23 +105,6 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 		st.State, st.Message = driver.Transitioning, "the service has no versions yet"
 	}
 	return st, nil
-}
-
-// severity orders states: a service is as bad as its worst version.
-func severity(s driver.State) int {
-	switch s {
-	case driver.Healthy:
-		return 0
-	case driver.Transitioning:
-		return 1
-	case driver.Unhealthy:
-		return 2
-	case driver.Unschedulable:
-		return 3
-	case driver.Failed:
-		return 4
-	}
-	return 1
 }
 
 func condition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {

@@ -254,7 +254,7 @@ func (s *service) evaluate(c *Cluster, now time.Time) {
 		if ready == 0 {
 			anyUnservable = true
 		}
-		if rankState(v.state) > rankState(worst) {
+		if v.state.Worse(worst) {
 			worst = v.state
 		}
 		if v.message != "" {
@@ -305,22 +305,6 @@ func (s *service) evaluate(c *Cluster, now time.Time) {
 func hms(d time.Duration) string {
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%02d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
-}
-
-func rankState(s driver.State) int {
-	switch s {
-	case driver.Healthy:
-		return 0
-	case driver.Transitioning:
-		return 1
-	case driver.Unhealthy:
-		return 2
-	case driver.Unschedulable:
-		return 3
-	case driver.Failed:
-		return 4
-	}
-	return 1
 }
 
 func (v *version) readyCount() int {
