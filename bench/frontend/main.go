@@ -426,6 +426,8 @@ func orchestrate(quick bool) error {
 		fmt.Printf("%s vs nginx over %d closed-loop rounds: max rps %.2f–%.2f (above 1 in %d), CPU per request %.2f–%.2f\n",
 			name, len(rr), slices.Min(rr), slices.Max(rr), countAbove(rr, 1), slices.Min(cr), slices.Max(cr))
 	}
+	fmt.Printf("wrk (one thread) used %.0f%% of a core in the median closed-loop run (%.0f%% at most)\n",
+		100*median(wrkBusy), 100*slices.Max(wrkBusy))
 	a, s, n := &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
 	added := func(l *[2]latencies, ri int, p float64) float64 { return ms(l[ri].pct(p) - d[ri].pct(p)) }
 	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
@@ -680,6 +682,11 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 var wrkDone = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)\b`)
 var wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 
+// wrkBusy collects, per closed-loop run, the share of one core wrk used
+// (its user+system time over the run's duration): well below 1, wrk's one
+// thread is not what limits the rate.
+var wrkBusy []float64
+
 // closedLoop runs wrk with 64 connections for dur and returns the requests
 // it completed and the seconds it took.
 func closedLoop(wrk, url string, dur time.Duration) (int, float64, error) {
@@ -695,10 +702,12 @@ func closedLoop(wrk, url string, dur time.Duration) (int, float64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, wrk, "-t1", "-c64", fmt.Sprintf("-d%ds", int(dur.Seconds()+0.5)), "-s", script, url).CombinedOutput()
+	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c64", fmt.Sprintf("-d%ds", int(dur.Seconds()+0.5)), "-s", script, url)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return 0, 0, fmt.Errorf("wrk: %v: %s", err, out)
 	}
+	wrkCPU := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	if m := wrkNon2xx.FindSubmatch(out); m != nil {
 		return 0, 0, fmt.Errorf("wrk saw %s non-2xx responses", m[1])
 	}
@@ -712,6 +721,7 @@ func closedLoop(wrk, url string, dur time.Duration) (int, float64, error) {
 	if n == 0 || secs <= 0 {
 		return 0, 0, fmt.Errorf("wrk completed no requests: %s", out)
 	}
+	wrkBusy = append(wrkBusy, wrkCPU/secs)
 	return n, secs, nil
 }
 
