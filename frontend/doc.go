@@ -83,9 +83,9 @@
 // # Engines
 //
 // Router is an http.Handler, to compose with other handlers; Serve runs the
-// same request path on fasthttp, which in bench/frontend reaches roughly
-// nginx's maximum throughput (with 1.1–1.4× its CPU per request), where the
-// net/http engine reaches about two thirds of it at twice the CPU. Both
+// same request path on fasthttp, which in bench/frontend reaches 0.9–1.1×
+// nginx's maximum throughput at 1.1–1.2× its CPU per request, where the
+// net/http engine reaches about 0.6× at 2.2× the CPU. Both
 // engines forward over the router's own pool of kept-alive connections per
 // replica (idle ones close after a second), parsing answers with fasthttp;
 // a small request is written from inside the wait for its answer, which

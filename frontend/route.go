@@ -88,8 +88,10 @@ type Version struct {
 	// MaxQueueWait is how long a request waits for a free slot before a 503
 	// (max_request_wait_time); 0 means 500 ms.
 	MaxQueueWait time.Duration
-	// ScoringTimeout bounds the replica's answer; past it the caller gets 504
-	// (scoring_timeout_ms); 0 means 60 s.
+	// ScoringTimeout bounds the replica's answer, counted from the request's
+	// arrival or, when it waited for a free replica slot, from the end of
+	// that wait; past it the caller gets 504 (scoring_timeout_ms); 0 means
+	// 60 s.
 	ScoringTimeout time.Duration
 }
 
