@@ -27,9 +27,11 @@ const (
 	// connection the replica is about to close.
 	idleConnTimeout = time.Second
 	dialTimeout     = 2 * time.Second
-	// inlineWriteMax is the largest request written from inside the wait
-	// for the answer; larger ones are written first, with a write deadline.
-	inlineWriteMax = 64 << 10
+	// inlineBodyMax is the largest request body written from inside the
+	// wait for the answer (the request is serialized into a pooled buffer
+	// first); a larger one is written straight to the socket, with a write
+	// deadline, before waiting.
+	inlineBodyMax = 32 << 10
 	// upstreamReadBuffer bounds a replica's response header block.
 	upstreamReadBuffer = 16 << 10
 )
@@ -236,14 +238,14 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 	return done, reused, nil
 }
 
-// send writes req on c. A request of up to inlineWriteMax bytes is written
-// from inside the wait for the answer, which returns once the answer starts
-// arriving (or at deadline).
+// send writes req on c. A request with a body of up to inlineBodyMax bytes
+// is written from inside the wait for the answer, which returns once the
+// answer starts arriving (or at deadline).
 func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) error {
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return err
 	}
-	if req.IsBodyStream() || len(req.Body()) > inlineWriteMax/2 {
+	if req.IsBodyStream() || len(req.Body()) > inlineBodyMax {
 		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
@@ -261,7 +263,7 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 		w.bw = bufio.NewWriterSize(w, 4<<10)
 	}
 	defer func() {
-		if cap(w.out) <= inlineWriteMax {
+		if cap(w.out) <= 2*inlineBodyMax {
 			w.out = w.out[:0]
 			upWriters.Put(w)
 		}

@@ -59,7 +59,7 @@ func TestUpstreamBodies(t *testing.T) {
 		p.mu.Lock()
 		p.control = smallBuffer(syscall.SO_SNDBUF)
 		p.mu.Unlock()
-		for _, n := range []int{0, 100, inlineWriteMax/2 - 1000, inlineWriteMax/2 + 1, 3 << 20} {
+		for _, n := range []int{0, 100, inlineBodyMax - 1000, inlineBodyMax + 1, 3 << 20} {
 			body := strings.Repeat("abcdefghij", n/10+1)[:n]
 			sum := sha256.Sum256([]byte(body))
 			want := fmt.Sprintf("%d %s", n, hex.EncodeToString(sum[:]))
