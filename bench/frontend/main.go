@@ -226,8 +226,11 @@ func orchestrate(quick bool) error {
 			c.stop()
 		}
 	}()
+	// SIGPIPE too: with the output piped into head, dying of a broken pipe
+	// would leave nginx's workers running (only its master gets a
+	// parent-death signal).
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	go func() {
 		<-sig
 		for _, c := range children {
