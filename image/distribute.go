@@ -10,8 +10,8 @@ import (
 )
 
 // Distributor makes a locally built image available to a deployment target:
-// a push to the registry an AKS cluster pulls from, or a load into the nodes
-// of a kind cluster.
+// a push to the registry an AKS cluster pulls from (RegistryPusher), or a
+// load into the nodes of a kind cluster (kube/kind's Cluster).
 type Distributor interface {
 	// Distribute makes the local image ref available and returns the
 	// reference the target's nodes should run. An unreachable registry is
@@ -47,19 +47,6 @@ func (p *RegistryPusher) Distribute(ctx context.Context, ref string) (string, er
 		return "", err
 	}
 	return target, nil
-}
-
-// KindLoader would load images into the nodes of a kind cluster (the
-// equivalent of "kind load docker-image"). It is not implemented: this build
-// has no kind node to import into.
-type KindLoader struct {
-	// Cluster is the kind cluster's name.
-	Cluster string
-}
-
-// Distribute returns an errcode.Unimplemented error.
-func (k *KindLoader) Distribute(ctx context.Context, ref string) (string, error) {
-	return "", errcode.Errorf(errcode.Unimplemented, "loading image %s into kind cluster %q is not implemented; push it to a registry the cluster can pull from instead", ref, k.Cluster)
 }
 
 // push pushes ref and waits for the end of the push stream.

@@ -22,9 +22,9 @@
 //   - Cache looks the digest up in the workspace store, then the global one
 //     (EngineStore: the local engine's images; RegistryStore: a registry
 //     through the engine), builds only on a miss, and tags the result
-//     aksml/env:<hex digest>. Distributor pushes an image to a registry
-//     (RegistryPusher) or would load it into kind (KindLoader, not
-//     implemented).
+//     aksml/env:<hex digest>. A Distributor pushes an image to a registry
+//     (RegistryPusher) or loads it into the nodes of a kind cluster
+//     (kube/kind's Cluster).
 //   - Engine talks to the Docker Engine API (github.com/moby/moby/client,
 //     which negotiates down to API 1.41 for Docker 20.10). Its Build streams
 //     the build log and turns a failure into a *BuildError naming the

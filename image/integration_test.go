@@ -500,12 +500,7 @@ func TestNoEngineIsUnavailable(t *testing.T) {
 	}
 }
 
-func TestKindLoaderIsUnimplemented(t *testing.T) {
-	t.Parallel()
-	_, err := (&KindLoader{Cluster: "dev"}).Distribute(context.Background(), "aksml/env:abc")
-	if !errors.Is(err, errcode.Unimplemented) || !strings.Contains(err.Error(), `kind cluster "dev"`) {
-		t.Fatalf("error %v", err)
-	}
+func TestInterfaces(t *testing.T) {
 	var _ Distributor = &RegistryPusher{}
 	var _ Store = &EngineStore{}
 	var _ Store = &RegistryStore{}

@@ -37,6 +37,7 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/compute/driver/pending"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 	"github.com/aksml/aksml/kube"
 )
 
@@ -273,10 +274,10 @@ func (c *Cluster) remove(ctx context.Context, ready driver.Cluster) error {
 	return nil
 }
 
-// LoadImage copies image from the container engine into every node of the
+// LoadImage copies image ref from the container engine into every node of the
 // cluster (as `kind load docker-image`), so pods can run it without a
 // registry.
-func (c *Cluster) LoadImage(ctx context.Context, image string) error {
+func (c *Cluster) LoadImage(ctx context.Context, ref string) error {
 	if _, err := c.Ready(); err != nil {
 		return err
 	}
@@ -285,12 +286,12 @@ func (c *Cluster) LoadImage(ctx context.Context, image string) error {
 		return errcode.Errorf(errcode.Unavailable, "kind: list nodes of %q: %w", c.Name(), err)
 	}
 	var archive bytes.Buffer
-	cmd := exec.CommandContext(ctx, c.engine, "save", image)
+	cmd := exec.CommandContext(ctx, c.engine, "save", ref)
 	cmd.Stdout = &archive
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return errcode.Errorf(errcode.NotFound, "kind: image %s is not in the %s engine: %s", image, c.engine, lastLine(stderr.Bytes(), err))
+		return errcode.Errorf(errcode.NotFound, "kind: image %s is not in the %s engine: %s", ref, c.engine, lastLine(stderr.Bytes(), err))
 	}
 	var errs []error
 	for _, n := range nodes {
@@ -303,3 +304,15 @@ func (c *Cluster) LoadImage(ctx context.Context, image string) error {
 	}
 	return nil
 }
+
+// Distribute loads ref into the cluster's nodes (LoadImage) and returns it
+// unchanged: the nodes run it by the same reference. It makes a Cluster an
+// image.Distributor.
+func (c *Cluster) Distribute(ctx context.Context, ref string) (string, error) {
+	if err := c.LoadImage(ctx, ref); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+var _ image.Distributor = (*Cluster)(nil)

@@ -160,6 +160,9 @@ func TestProvisionInBackground(t *testing.T) {
 	if err := c.LoadImage(ctx, "example.com/img:1"); !errors.Is(err, errcode.FailedPrecondition) {
 		t.Errorf("LoadImage while Creating: %v", err)
 	}
+	if ref, err := c.Distribute(ctx, "example.com/img:1"); !errors.Is(err, errcode.FailedPrecondition) || ref != "" {
+		t.Errorf("Distribute while Creating: %q %v", ref, err)
+	}
 	if _, err := p.Provision(ctx, "aks-local", shape); !errors.Is(err, errcode.AlreadyExists) {
 		t.Errorf("provisioning the name again: %v, want AlreadyExists", err)
 	}
