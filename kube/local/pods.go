@@ -60,7 +60,8 @@ type pods struct {
 
 // podRun is a pod on the node and its containers.
 type podRun struct {
-	pod    *corev1.Pod // spec as bound; Status kept current
+	pod    *corev1.Pod // as bound, metadata as updated, Status kept current; guarded by pods.mu
+	bound  *corev1.Pod // as bound, never changed: what the containers run
 	ip     string      // loopback address
 	cancel context.CancelFunc
 	ctrs   []*container
@@ -89,7 +90,7 @@ func podKey(ns, name string) string { return ns + "/" + name }
 func (p *pods) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	pod = pod.DeepCopy()
 	ip, podIP := p.c.allocIP()
-	run := &podRun{pod: pod, ip: ip, start: metav1.Now(), stopped: make(chan struct{})}
+	run := &podRun{pod: pod, bound: pod.DeepCopy(), ip: ip, start: metav1.Now(), stopped: make(chan struct{})}
 	pctx, cancel := context.WithCancel(context.Background())
 	run.cancel = cancel
 	for _, ctr := range pod.Spec.Containers {
@@ -129,9 +130,9 @@ func (p *pods) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 // every exit with the kubelet's exponential back-off (restartPolicy
 // Always, the only one Deployments use).
 func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
-	spec := &run.pod.Spec.Containers[i]
+	spec := &run.bound.Spec.Containers[i]
 	c := run.ctrs[i]
-	r, err := p.c.resolve(run.pod, spec)
+	r, err := p.c.resolve(run.bound, spec)
 	if err != nil {
 		p.update(run, func() {
 			c.state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}}
@@ -167,7 +168,7 @@ func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
 		})
 		exited := make(chan error, 1)
 		go func() {
-			exited <- r.run(runCtx, runContext{pod: run.pod, ctr: spec, ip: run.ip, args: args, env: env, log: logs})
+			exited <- r.run(runCtx, runContext{pod: run.bound, ctr: spec, ip: run.ip, args: args, env: env, log: logs})
 		}()
 		probes := p.probe(runCtx, run, c, spec)
 		var exitErr error
@@ -224,7 +225,7 @@ func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
 			c.ready, c.started = false, false
 			c.previous, c.logs = c.logs, newLogRing()
 			c.state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
-				Message: fmt.Sprintf("back-off %v restarting failed container=%s pod=%s_%s(%s)", backoff, spec.Name, run.pod.Name, run.pod.Namespace, run.pod.UID)}}
+				Message: fmt.Sprintf("back-off %v restarting failed container=%s pod=%s_%s(%s)", backoff, spec.Name, run.bound.Name, run.bound.Namespace, run.bound.UID)}}
 		})
 		select {
 		case <-ctx.Done():
