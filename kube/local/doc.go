@@ -26,8 +26,12 @@
 //     package is all a program needs;
 //   - a replica of a Go model: the same scoring server in this process (the
 //     handler is code of this process), on the pod's address;
-//   - the front-end (kube.DefaultFrontEndImage): cmd/aksml-fe's router and
-//     watches in this process;
+//   - the front-end (kube.DefaultFrontEndImage): cmd/aksml-fe's program
+//     (kube.RunFrontEnd) as a child process the same way
+//     (AKSML_LOCAL_CONTAINER=aksml-fe), with the cluster's kubeconfig and
+//     --replica-address-prefix mapping pod IPs to their loopback addresses;
+//     when Options.Clock is given, in this process instead, so token expiry
+//     follows that clock;
 //   - any other image: ErrImagePull, then ImagePullBackOff, naming the
 //     image.
 //

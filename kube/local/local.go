@@ -122,6 +122,9 @@ type Cluster struct {
 	// connections behind.
 	probeClient *http.Client
 	started     time.Duration
+	// clockInjected: Options.Clock was given, so the front-end runs in
+	// this process where it can read that clock.
+	clockInjected bool
 
 	mu      sync.Mutex
 	octet   int // second octet of the pods' loopback addresses
@@ -159,8 +162,9 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 	}
 	c := &Cluster{
 		name: name, opts: o, shape: shape, cp: cp, clock: clock.RealClock{},
-		probeClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
-		octet:       pickOctet(cp.IP), freeIPs: map[string]bool{},
+		clockInjected: opts != nil && opts.Clock != nil,
+		probeClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		octet:         pickOctet(cp.IP), freeIPs: map[string]bool{},
 		images: map[string]*image{}, last: map[string]string{},
 	}
 	fail := func(err error) (*Cluster, error) {
@@ -361,7 +365,10 @@ func (a *image) equal(b *image) bool {
 // pull would give.
 func (c *Cluster) resolve(pod *corev1.Pod, ctr *corev1.Container) (runner, error) {
 	if ctr.Image == kube.DefaultFrontEndImage {
-		return frontEndRunner{c}, nil
+		if c.clockInjected {
+			return frontEndRunner{c}, nil
+		}
+		return c.frontEndProcess(), nil
 	}
 	c.mu.Lock()
 	img := c.images[ctr.Image]
@@ -372,7 +379,7 @@ func (c *Cluster) resolve(pod *corev1.Pod, ctr *corev1.Container) (runner, error
 	case img.tmpl.Handler != nil:
 		return goRunner{tmpl: img.tmpl}, nil
 	default:
-		return processRunner{tmpl: img.tmpl}, nil
+		return scoreProcess(img.tmpl), nil
 	}
 }
 

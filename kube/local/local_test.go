@@ -129,6 +129,7 @@ func TestIntegrationLocalClusterPods(t *testing.T) {
 	t.Run("AutoscalerWritesScale", func(t *testing.T) { testAutoscale(t, c) })
 	t.Run("KubectlLogs", func(t *testing.T) { testKubectlLogs(t, c) })
 	t.Run("LivenessRestarts", func(t *testing.T) { testLiveness(t, c) })
+	t.Run("FrontEndPodsAreProcesses", func(t *testing.T) { testFrontEndProcesses(t, c) })
 	t.Run("ScorePyProcess", func(t *testing.T) { testScorePyProcess(t, c) })
 }
 
@@ -407,6 +408,9 @@ func TestIntegrationLocalClusterCloseLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("cluster directory %s still there (%v)", dir, err)
 	}
+	if kids := children(t); len(kids) > 0 {
+		t.Errorf("child processes left after Close: %q", kids)
+	}
 	var stacks string
 	for {
 		buf := make([]byte, 1<<20)
@@ -420,5 +424,54 @@ func TestIntegrationLocalClusterCloseLeavesNothing(t *testing.T) {
 			t.Fatalf("goroutines of the cluster left after Close:\n%s", stacks)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// children lists the command lines of this process's children.
+func children(t *testing.T) []string {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	me := fmt.Sprint(os.Getpid())
+	var out []string
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == me {
+			cmd, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+			out = append(out, strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// testFrontEndPodsAreProcesses: without an injected clock the front-end's
+// pods are cmd/aksml-fe's program in child processes, one per pod, each on
+// its pod's loopback address; kubectl reads their log.
+func testFrontEndProcesses(t *testing.T, c *local.Cluster) {
+	var fe []string
+	for _, cmd := range children(t) {
+		if strings.Contains(cmd, "--replica-address-prefix=10.244.=127.") {
+			fe = append(fe, cmd)
+		}
+	}
+	if len(fe) != 2 {
+		t.Fatalf("front-end processes %q, want the Deployment's 2", fe)
+	}
+	for _, cmd := range fe {
+		if !strings.Contains(cmd, "--listen=127.") || !strings.Contains(cmd, ":9001") {
+			t.Errorf("front-end process %q does not listen on its pod's loopback address", cmd)
+		}
+	}
+	out, err := c.ControlPlane().Kubectl(ctxFor(t, 30*time.Second), "-n", "azureml", "logs", "deployment/azureml-fe")
+	if err != nil || !strings.Contains(out, "aksml-fe: serving") {
+		t.Errorf("kubectl logs of the front-end: %q %v", out, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
@@ -31,13 +32,27 @@ import (
 // than needing aksml-score installed.
 const ContainerEnv = "AKSML_LOCAL_CONTAINER"
 
-// scorer is the value of ContainerEnv for the scoring server.
-const scorer = "aksml-score"
+// The values of ContainerEnv: the scoring server and the front-end.
+const (
+	scorer    = "aksml-score"
+	feProgram = "aksml-fe"
+)
 
 func init() {
-	if os.Getenv(ContainerEnv) == scorer {
+	switch os.Getenv(ContainerEnv) {
+	case scorer:
 		_ = os.Unsetenv(ContainerEnv)
 		scoring.Main(nil) // exits
+	case feProgram:
+		_ = os.Unsetenv(ContainerEnv)
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		err := kube.RunFrontEnd(ctx, os.Args[1:], os.Stderr, nil)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "aksml-fe:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 }
 
@@ -58,33 +73,51 @@ func (g goRunner) run(ctx context.Context, rc runContext) error {
 	return err
 }
 
-// processRunner runs an entry script's replica as a child process: this
-// binary re-executed as the scoring server (ContainerEnv=aksml-score) with
-// the container's arguments, the service's source directory, entry
-// script, models and interpreter, and the container's environment. It is
+// processRunner runs a container as a child process: this binary
+// re-executed as program (ContainerEnv=program) with the container's
+// arguments plus extra, in dir, with the container's environment. It is
 // stopped with SIGTERM, then SIGKILL after ten seconds; the kernel kills it
 // if this process dies.
-type processRunner struct{ tmpl driver.ReplicaTemplate }
+type processRunner struct {
+	program string
+	extra   []string
+	dir     string
+}
+
+// scoreProcess runs an entry script's replica: the scoring server with the
+// service's source directory, entry script, models and interpreter.
+func scoreProcess(t driver.ReplicaTemplate) processRunner {
+	extra := []string{"--entry_script=" + t.EntryScript}
+	if t.SourceDir != "" {
+		extra = append(extra, "--source_dir="+t.SourceDir)
+	}
+	if t.ModelDir != "" {
+		extra = append(extra, "--model_dir="+t.ModelDir)
+	}
+	if t.Interpreter != "" {
+		extra = append(extra, "--interpreter="+t.Interpreter)
+	}
+	return processRunner{program: scorer, extra: extra, dir: t.SourceDir}
+}
+
+// frontEndProcess runs a front-end pod: kube.RunFrontEnd (cmd/aksml-fe)
+// reaching the API server through the cluster's kubeconfig and the pods at
+// their loopback addresses.
+func (c *Cluster) frontEndProcess() processRunner {
+	return processRunner{program: feProgram, extra: []string{
+		"--kubeconfig=" + c.cp.Kubeconfig, "--context=kubetest",
+		fmt.Sprintf("--replica-address-prefix=10.244.=127.%d.", c.octet),
+	}}
+}
 
 func (p processRunner) run(ctx context.Context, rc runContext) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	t := p.tmpl
-	args := slices.Clone(rc.args)
-	args = append(args, "--entry_script="+t.EntryScript)
-	if t.SourceDir != "" {
-		args = append(args, "--source_dir="+t.SourceDir)
-	}
-	if t.ModelDir != "" {
-		args = append(args, "--model_dir="+t.ModelDir)
-	}
-	if t.Interpreter != "" {
-		args = append(args, "--interpreter="+t.Interpreter)
-	}
+	args := append(slices.Clone(rc.args), p.extra...)
 	cmd := exec.CommandContext(ctx, self, args...)
-	env := []string{ContainerEnv + "=" + scorer}
+	env := []string{ContainerEnv + "=" + p.program}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -94,7 +127,7 @@ func (p processRunner) run(ctx context.Context, rc runContext) error {
 		env = append(env, k+"="+rc.env[k])
 	}
 	cmd.Env = env
-	cmd.Dir = t.SourceDir
+	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = rc.log, rc.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -123,8 +156,9 @@ func lastLine(w io.Writer) string {
 
 // frontEndRunner runs a front-end pod in this process: the router of
 // package frontend programmed from the cluster's watches (kube.FrontEnd),
-// as cmd/aksml-fe does, with the cluster's clock for tokens. It reaches the
-// pods at their loopback addresses.
+// as cmd/aksml-fe does, with the cluster's injected clock for tokens (a
+// process cannot share it). It reaches the pods at their loopback
+// addresses.
 type frontEndRunner struct{ c *Cluster }
 
 func (f frontEndRunner) run(ctx context.Context, rc runContext) error {
