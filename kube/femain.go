@@ -14,55 +14,30 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
 )
 
 // RunFrontEnd is the program cmd/aksml-fe runs (the in-cluster front-end):
-// it parses args, builds the router from the cluster's watches and serves
-// until ctx ends. Its JSON log goes to logOut; ready, when not nil,
-// receives the listening address once the routing table is synced.
-//
-// Flags:
-//
-//	--listen ADDR                   address to serve on (default 0.0.0.0:9001)
-//	--kubeconfig PATH, --context C  reach the API server from outside the cluster (default: in-cluster config)
-//	--namespace NS                  watch only this namespace (default: all)
-//	--token-namespace NS            namespace of the token key Secret (default azureml)
-//	--replica-address-prefix FROM=TO
-//	                                dial pod addresses that start with FROM with TO
-//	                                instead (IPv4 prefixes ending in a dot, such as
-//	                                10.244.=127.77.): a front-end outside the pod
-//	                                network reaching pods through a mapped range
+// it parses args (ParseFrontEndArgs), connects to the API server and serves
+// (ServeFrontEnd) until ctx ends. Its JSON log goes to logOut; ready, when
+// not nil, receives the listening address once the routing table is
+// synced. --help prints the flags and returns nil.
 func RunFrontEnd(ctx context.Context, args []string, logOut io.Writer, ready chan<- string) error {
-	fs := flag.NewFlagSet("aksml-fe", flag.ContinueOnError)
-	fs.SetOutput(logOut)
-	listen := fs.String("listen", "0.0.0.0:9001", "address to serve scoring requests on")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig path (empty: in-cluster config)")
-	kctx := fs.String("context", "", "kubeconfig context (empty: current)")
-	namespace := fs.String("namespace", "", "watch only this namespace (empty: all)")
-	tokenNS := fs.String("token-namespace", DefaultNamespace, "namespace of the token key Secret "+TokenSecret)
-	mapping := fs.String("replica-address-prefix", "", "FROM=TO: dial pod addresses starting with FROM with TO instead (IPv4 prefixes ending in a dot)")
-	if err := fs.Parse(args); err != nil {
+	fa, err := ParseFrontEndArgs(args, logOut)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return errcode.Wrap(errcode.InvalidArgument, err)
-	}
-	if fs.NArg() > 0 {
-		return errcode.Errorf(errcode.InvalidArgument, "aksml-fe: unexpected arguments %q", fs.Args())
-	}
-	replicaURL, err := ParseReplicaAddressPrefix(*mapping)
-	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, nil))
 	var cfg *rest.Config
-	if *kubeconfig != "" || *kctx != "" {
+	if fa.Kubeconfig != "" || fa.Context != "" {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rules.ExplicitPath = *kubeconfig
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kctx}).ClientConfig()
+		rules.ExplicitPath = fa.Kubeconfig
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: fa.Context}).ClientConfig()
 	} else {
 		cfg, err = rest.InClusterConfig()
 	}
@@ -73,27 +48,117 @@ func RunFrontEnd(ctx context.Context, args []string, logOut io.Writer, ready cha
 	if err != nil {
 		return err
 	}
+	fa.Serve.Logger = slog.New(slog.NewJSONHandler(logOut, nil)).With("apiserver", cfg.Host)
+	fa.Serve.Ready = ready
+	return ServeFrontEnd(ctx, client, &fa.Serve)
+}
+
+// FrontEndArgs are aksml-fe's parsed flags.
+type FrontEndArgs struct {
+	// Kubeconfig and Context reach the API server from outside the
+	// cluster; both empty means the in-cluster config.
+	Kubeconfig, Context string
+	// Serve holds the rest: listen address, namespaces, replica mapping.
+	Serve ServeFrontEndOptions
+}
+
+// ParseFrontEndArgs parses aksml-fe's flags; usage goes to out. Errors are
+// InvalidArgument, or flag.ErrHelp for --help.
+//
+//	--listen ADDR                   address to serve on (default 0.0.0.0:9001)
+//	--kubeconfig PATH, --context C  reach the API server from outside the cluster (default: in-cluster config)
+//	--namespace NS                  watch only this namespace (default: all)
+//	--token-namespace NS            namespace of the token key Secret (default azureml)
+//	--replica-address-prefix FROM=TO
+//	                                dial pod addresses that start with FROM with TO
+//	                                instead (IPv4 prefixes ending in a dot, such as
+//	                                10.244.=127.77.): a front-end outside the pod
+//	                                network reaching pods through a mapped range
+func ParseFrontEndArgs(args []string, out io.Writer) (*FrontEndArgs, error) {
+	fs := flag.NewFlagSet("aksml-fe", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fa := &FrontEndArgs{}
+	fs.StringVar(&fa.Serve.Listen, "listen", "0.0.0.0:9001", "address to serve scoring requests on")
+	fs.StringVar(&fa.Kubeconfig, "kubeconfig", "", "kubeconfig path (empty: in-cluster config)")
+	fs.StringVar(&fa.Context, "context", "", "kubeconfig context (empty: current)")
+	fs.StringVar(&fa.Serve.Namespace, "namespace", "", "watch only this namespace (empty: all)")
+	fs.StringVar(&fa.Serve.TokenNamespace, "token-namespace", DefaultNamespace, "namespace of the token key Secret "+TokenSecret)
+	mapping := fs.String("replica-address-prefix", "", "FROM=TO: dial pod addresses starting with FROM with TO instead (IPv4 prefixes ending in a dot)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errcode.Wrap(errcode.InvalidArgument, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "aksml-fe: unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if fa.Serve.ReplicaURL, err = ParseReplicaAddressPrefix(*mapping); err != nil {
+		return nil, err
+	}
+	return fa, nil
+}
+
+// ServeFrontEndOptions configure ServeFrontEnd; nil or zero fields take the
+// defaults of aksml-fe's flags.
+type ServeFrontEndOptions struct {
+	// Listen is the address to serve on; default 0.0.0.0:9001.
+	Listen string
+	// Namespace limits the watches to one namespace; empty means all.
+	Namespace string
+	// TokenNamespace holds the token key Secret; default DefaultNamespace.
+	TokenNamespace string
+	// ReplicaURL maps pod addresses to the URLs dialled (FrontEndOptions).
+	ReplicaURL func(address string, port int32) string
+	// Clock issues and judges tokens; default the real clock.
+	Clock clock.PassiveClock
+	// Logger receives the front-end's events; default discard.
+	Logger *slog.Logger
+	// Ready, when not nil, receives the listening address once the routing
+	// table is synced.
+	Ready chan<- string
+}
+
+// ServeFrontEnd runs the front-end on client until ctx ends: the router of
+// package frontend with the cluster's token key, programmed by a FrontEnd
+// from the cluster's watches, serving on Listen. It returns nil when ctx
+// ends, or the error that stopped it.
+func ServeFrontEnd(ctx context.Context, client kubernetes.Interface, opts *ServeFrontEndOptions) error {
+	var o ServeFrontEndOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Listen == "" {
+		o.Listen = "0.0.0.0:9001"
+	}
+	if o.TokenNamespace == "" {
+		o.TokenNamespace = DefaultNamespace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	key, err := TokenKey(ctx, client, *tokenNS)
+	key, err := TokenKey(ctx, client, o.TokenNamespace)
 	if err != nil {
 		return err
 	}
-	rt := frontend.New(&frontend.Options{Logger: log, Tokens: frontend.NewTokenIssuer(key, nil)})
-	ln, err := net.Listen("tcp", *listen)
+	rt := frontend.New(&frontend.Options{Logger: o.Logger, Tokens: frontend.NewTokenIssuer(key, &frontend.TokenOptions{Clock: o.Clock})})
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
 	}
-	fe := NewFrontEnd(client, rt, &FrontEndOptions{Namespace: *namespace, Logger: log, ReplicaURL: replicaURL})
+	fe := NewFrontEnd(client, rt, &FrontEndOptions{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL})
 	errc := make(chan error, 2)
 	go func() { errc <- rt.Serve(ln) }()
 	go func() { errc <- fe.Run(ctx) }()
-	log.Info("aksml-fe: serving", "listen", ln.Addr().String(), "apiserver", cfg.Host)
-	if ready != nil {
+	o.Logger.Info("aksml-fe: serving", "listen", ln.Addr().String())
+	if o.Ready != nil {
 		go func() {
 			select {
 			case <-fe.Synced():
-				ready <- ln.Addr().String()
+				o.Ready <- ln.Addr().String()
 			case <-ctx.Done():
 			}
 		}()

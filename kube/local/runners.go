@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/frontend"
 	"github.com/aksml/aksml/kube"
 	"github.com/aksml/aksml/scoring"
 )
@@ -162,45 +159,14 @@ func lastLine(w io.Writer) string {
 type frontEndRunner struct{ c *Cluster }
 
 func (f frontEndRunner) run(ctx context.Context, rc runContext) error {
-	fs := flag.NewFlagSet(kube.FrontEndName, flag.ContinueOnError)
-	fs.SetOutput(rc.log)
-	listen := fs.String("listen", rc.ip+":9001", "")
-	tokenNS := fs.String("token-namespace", kube.DefaultNamespace, "")
-	namespace := fs.String("namespace", "", "")
-	if err := fs.Parse(rc.args); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(rc.log, nil))
-	client := f.c.cp.Client
-	key, err := kube.TokenKey(ctx, client, *tokenNS)
+	fa, err := kube.ParseFrontEndArgs(rc.args, rc.log)
 	if err != nil {
 		return err
 	}
-	rt := frontend.New(&frontend.Options{Logger: log, Tokens: frontend.NewTokenIssuer(key, &frontend.TokenOptions{Clock: f.c.opts.Clock})})
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	fe := kube.NewFrontEnd(client, rt, &kube.FrontEndOptions{Namespace: *namespace, Logger: log, ReplicaURL: f.c.replicaURL})
-	served, ran := make(chan error, 1), make(chan error, 1)
-	go func() { served <- rt.Serve(ln) }()
-	go func() { ran <- fe.Run(ctx) }()
-	log.Info("aksml-fe: serving", "listen", ln.Addr().String())
-	var runErr error
-	select {
-	case <-ctx.Done():
-		runErr = <-ran
-	case runErr = <-ran:
-	case err := <-served:
-		runErr = err
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = rt.Shutdown(sctx)
-	if errors.Is(runErr, context.Canceled) {
-		runErr = nil
-	}
-	return runErr
+	o := fa.Serve
+	o.Clock, o.ReplicaURL = f.c.opts.Clock, f.c.replicaURL
+	o.Logger = slog.New(slog.NewJSONHandler(rc.log, nil))
+	return kube.ServeFrontEnd(ctx, f.c.cp.Client, &o)
 }
 
 // logRing keeps the last lines a container wrote.
