@@ -101,8 +101,21 @@ func TestPythonScore(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, env[k], v)
 		}
 	}
-	logs := strings.Join(s.Logs(0, false), "\n")
-	for _, w := range []string{"Traceback (most recent call last)", `File "` + s.cfg.EntryScript + `"`, "ValueError: run was told to fail"} {
+	// The worker writes the traceback to its stderr, which reaches the log
+	// apart from the answer: wait for it, up to a deadline.
+	wants := []string{"Traceback (most recent call last)", `File "` + s.cfg.EntryScript + `"`, "ValueError: run was told to fail"}
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		logs = strings.Join(s.Logs(0, false), "\n")
+		all := true
+		for _, w := range wants {
+			all = all && strings.Contains(logs, w)
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range wants {
 		if !strings.Contains(logs, w) {
 			t.Errorf("logs lack %q:\n%s", w, logs)
 		}
