@@ -49,7 +49,9 @@ type Options struct {
 	BinDir string
 	// Clock is the driver's and the front-end's clock: crash-loop, image
 	// pull and unschedulable thresholds, token issue and expiry. Default
-	// the real clock. Pods, probes and back-off always run on real time.
+	// the real clock. Given one, the front-end's pods run in this process,
+	// where they can read it, rather than as child processes. Pods, probes
+	// and back-off always run on real time.
 	Clock clock.PassiveClock
 	// Logger receives the cluster's own events; default discard.
 	Logger *slog.Logger
@@ -107,8 +109,10 @@ func (o *Options) withDefaults() Options {
 // process (it is code of this process) on the pod's own loopback address; a
 // replica of an entry script runs the aksml scoring server as a child
 // process (this program re-executed, see the package documentation) with
-// the service's source directory, models and interpreter; the front-end
-// runs in this process too. Everything listens on 127.x.y.z only.
+// the service's source directory, models and interpreter; a front-end pod
+// runs cmd/aksml-fe's program as a child process the same way (in this
+// process when Options.Clock is given). Everything listens on 127.x.y.z
+// only.
 type Cluster struct {
 	driver.Cluster // the kube driver attached to the control plane
 
