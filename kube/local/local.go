@@ -121,7 +121,6 @@ type Cluster struct {
 	shape driver.ClusterShape
 	cp    *kubetest.ControlPlane
 	lb    *loadBalancer
-	clock clock.Clock
 	// probeClient probes pods; keep-alives off so probes leave no
 	// connections behind.
 	probeClient *http.Client
@@ -165,7 +164,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 		return nil, fmt.Errorf("local cluster %q: %w", name, err)
 	}
 	c := &Cluster{
-		name: name, opts: o, shape: shape, cp: cp, clock: clock.RealClock{},
+		name: name, opts: o, shape: shape, cp: cp,
 		clockInjected: opts != nil && opts.Clock != nil,
 		probeClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		octet:         pickOctet(cp.IP), freeIPs: map[string]bool{},
@@ -180,7 +179,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 		// not taint them, so system pods such as the front-end run on a
 		// GPU-only cluster too.
 		n.Taints = nil
-		p := &pods{node: n.Name, hostIP: cp.IP, c: c, pods: map[string]*podRun{}, client: cp.Client, log: o.Logger}
+		p := &pods{node: n.Name, hostIP: cp.IP, c: c, pods: map[string]*podRun{}, client: cp.Client}
 		if _, err := cp.RegisterNode(n, p); err != nil {
 			return fail(err)
 		}
@@ -266,9 +265,6 @@ func (c *Cluster) ScoringBaseURL() string { return c.lb.url() }
 
 // Started is how long Start took, from nothing to a serving front-end.
 func (c *Cluster) Started() time.Duration { return c.started }
-
-// Name is the cluster's name.
-func (c *Cluster) Name() string { return c.name }
 
 // Status reports the kube driver's view: Succeeded, the nodes' shape and
 // the front-end address.

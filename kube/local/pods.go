@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +39,7 @@ type runContext struct {
 	ip   string // loopback address of the pod
 	args []string
 	env  map[string]string
-	log  io.Writer
+	log  *logRing
 }
 
 // pods is the virtual-kubelet provider of a local cluster's node: it runs
@@ -55,7 +55,6 @@ type pods struct {
 	notify func(*corev1.Pod)
 	wg     sync.WaitGroup
 	client kubernetes.Interface
-	log    *slog.Logger
 }
 
 // podRun is a pod on the node and its containers.
@@ -140,7 +139,7 @@ func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.c.clock.After(p.c.opts.RestartBackOff):
+		case <-time.After(p.c.opts.RestartBackOff):
 		}
 		p.update(run, func() {
 			c.state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: %v", spec.Image, err)}}
@@ -230,7 +229,7 @@ func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.c.clock.After(backoff):
+		case <-time.After(backoff):
 		}
 	}
 }
@@ -317,7 +316,7 @@ func (p *pods) sleep(ctx context.Context, d time.Duration) bool {
 	select {
 	case <-ctx.Done():
 		return false
-	case <-p.c.clock.After(d):
+	case <-time.After(d):
 		return true
 	}
 }
@@ -428,7 +427,7 @@ func (p *pods) refresh(run *podRun) bool {
 	if running || run.anyStarted() {
 		st.Phase = corev1.PodRunning
 	}
-	if equalStatus(&run.pod.Status, st) {
+	if apiequality.Semantic.DeepEqual(&run.pod.Status, st) {
 		return false
 	}
 	run.pod.Status = *st
@@ -443,37 +442,6 @@ func (r *podRun) anyStarted() bool {
 		}
 	}
 	return false
-}
-
-func equalStatus(a, b *corev1.PodStatus) bool {
-	if a.Phase != b.Phase || len(a.ContainerStatuses) != len(b.ContainerStatuses) || len(a.Conditions) != len(b.Conditions) {
-		return false
-	}
-	for i := range a.Conditions {
-		if a.Conditions[i].Type != b.Conditions[i].Type || a.Conditions[i].Status != b.Conditions[i].Status {
-			return false
-		}
-	}
-	for i := range a.ContainerStatuses {
-		x, y := a.ContainerStatuses[i], b.ContainerStatuses[i]
-		if x.Ready != y.Ready || x.RestartCount != y.RestartCount || stateName(x.State) != stateName(y.State) ||
-			stateName(x.LastTerminationState) != stateName(y.LastTerminationState) {
-			return false
-		}
-	}
-	return true
-}
-
-func stateName(s corev1.ContainerState) string {
-	switch {
-	case s.Running != nil:
-		return "running " + s.Running.StartedAt.String()
-	case s.Waiting != nil:
-		return "waiting " + s.Waiting.Reason + " " + s.Waiting.Message
-	case s.Terminated != nil:
-		return "terminated " + s.Terminated.Reason + " " + s.Terminated.FinishedAt.String()
-	}
-	return ""
 }
 
 func (p *pods) publish(run *podRun) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -142,11 +141,9 @@ func (p processRunner) run(ctx context.Context, rc runContext) error {
 
 // lastLine is the last line the container wrote, for its termination
 // message.
-func lastLine(w io.Writer) string {
-	if r, ok := w.(*logRing); ok {
-		if lines := r.lines(1); len(lines) > 0 {
-			return lines[0]
-		}
+func lastLine(r *logRing) string {
+	if lines := r.lines(1); len(lines) > 0 {
+		return lines[0]
 	}
 	return ""
 }
