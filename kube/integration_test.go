@@ -22,54 +22,47 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/compute/drivertest"
 	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/frontend"
 	"github.com/aksml/aksml/kube"
 	"github.com/aksml/aksml/kube/kubetest"
 	"github.com/aksml/aksml/scoring"
 )
 
-// startFrontEnd runs the front-end (kube.FrontEnd programming a
-// frontend.Router) against cp on a loopback port, as the in-cluster
-// azureml-fe would, and returns its base URL. It stops in t.Cleanup.
+// startFrontEnd runs the front-end (kube.ServeFrontEnd, aksml-fe's
+// program) against cp on a loopback port, as the in-cluster azureml-fe
+// would, and returns its base URL. Pods that serve (kubetest
+// PodOutcome.Serve) listen on loopback ports; the front-end reaches them
+// there. It stops in t.Cleanup.
 func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClock) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	key, err := kube.TokenKey(ctx, cp.Client, kube.DefaultNamespace)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	rt := frontend.New(&frontend.Options{Tokens: frontend.NewTokenIssuer(key, &frontend.TokenOptions{Clock: clk})})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	// Pods that serve (kubetest PodOutcome.Serve) listen on loopback
-	// ports; the front-end reaches them there.
-	fe := kube.NewFrontEnd(cp.Client, rt, &kube.FrontEndOptions{ReplicaURL: func(a string, port int32) string {
-		if addr, ok := cp.ReplicaAddr(a); ok {
-			return "http://" + addr
-		}
-		return "http://" + net.JoinHostPort(a, fmt.Sprint(port))
-	}})
-	served, ran := make(chan struct{}), make(chan struct{})
-	go func() { defer close(served); _ = rt.Serve(ln) }()
-	go func() { defer close(ran); _ = fe.Run(ctx) }()
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- kube.ServeFrontEnd(ctx, cp.Client, &kube.ServeFrontEndOptions{
+			Listen: "127.0.0.1:0", Clock: clk, Ready: ready,
+			ReplicaURL: func(a string, port int32) string {
+				if addr, ok := cp.ReplicaAddr(a); ok {
+					return "http://" + addr
+				}
+				return "http://" + net.JoinHostPort(a, fmt.Sprint(port))
+			},
+		})
+	}()
 	t.Cleanup(func() {
 		cancel()
-		<-ran
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = rt.Shutdown(sctx)
-		<-served
+		if err := <-done; err != nil {
+			t.Errorf("front-end: %v", err)
+		}
 	})
 	select {
-	case <-fe.Synced():
+	case addr := <-ready:
+		return "http://" + addr
+	case err := <-done:
+		done <- err
+		t.Fatalf("front-end stopped: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("front-end watches did not sync")
 	}
-	return "http://" + ln.Addr().String()
+	return ""
 }
 
 // harness gives the conformance suite clusters attached to two control
