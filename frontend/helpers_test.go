@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// engines are the two ways to serve a Router; every HTTP test runs on both.
-var engines = []string{"nethttp", "fasthttp"}
+// engines are the ways to serve a Router: as an http.Handler under net/http,
+// and Serve's two engines. Every HTTP test runs on each.
+var engines = []string{"nethttp", "fasthttp", "eventloop"}
 
 // serve starts rt on engine and returns its base URL.
 func serve(t *testing.T, rt *Router, engine string) string {
@@ -23,7 +24,11 @@ func serve(t *testing.T, rt *Router, engine string) string {
 		s := httptest.NewServer(rt)
 		t.Cleanup(s.Close)
 		return s.URL
-	case "fasthttp":
+	case "fasthttp", "eventloop":
+		rt.engine = EngineEventLoop
+		if engine == "fasthttp" {
+			rt.engine = EngineFastHTTP
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -81,7 +81,24 @@ type Options struct {
 	// MaxMirrorsInFlight bounds mirrored copies being sent at once; copies
 	// beyond it are dropped (and counted). 0 means 1024.
 	MaxMirrorsInFlight int
+	// Engine is how Serve serves connections: EngineEventLoop (the
+	// default) or EngineFastHTTP.
+	Engine Engine
 }
+
+// Engine is a way of serving connections. Both run the same routing logic
+// and give callers the same answers; they differ in cost per request.
+type Engine int
+
+const (
+	// EngineEventLoop serves connections from a few event loops (gnet),
+	// one per GOMAXPROCS: a request whose replica has a free slot is
+	// forwarded and answered without a goroutine switch. The default.
+	EngineEventLoop Engine = iota
+	// EngineFastHTTP serves each connection from a goroutine of fasthttp's
+	// server.
+	EngineFastHTTP
+)
 
 // Router is the data-plane front-end: it authenticates scoring requests,
 // picks a version by targeting, stickiness or exact split, queues for a free
@@ -95,6 +112,7 @@ type Router struct {
 	log     *slog.Logger
 	clock   clock.PassiveClock
 	maxBody int64
+	engine  Engine
 	tokens  *TokenIssuer
 	reg     *prometheus.Registry
 	metrics http.Handler
@@ -104,6 +122,7 @@ type Router struct {
 
 	mu      sync.Mutex // serialises writers of table and servers
 	servers []*fasthttp.Server
+	engines []*loopEngine
 	closed  bool
 
 	mirrorSem chan struct{}
@@ -141,7 +160,7 @@ func New(opts *Options) *Router {
 	if opts == nil {
 		opts = &Options{}
 	}
-	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry}
+	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry, engine: opts.Engine}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
@@ -366,10 +385,17 @@ func (rt *Router) Token(name string) (Token, error) {
 	return rt.tokens.Issue(name)
 }
 
-// Serve accepts connections on ln and serves the router on them with the
-// fasthttp engine until ln fails or Shutdown is called. It returns nil after
-// Shutdown.
+// Serve accepts connections on ln and serves the router on them until ln
+// fails or Shutdown is called. It returns nil after Shutdown. The engine is
+// Options.Engine's: event loops unless the fasthttp engine was asked for.
 func (rt *Router) Serve(ln net.Listener) error {
+	if rt.engine == EngineEventLoop {
+		return rt.serveLoop(ln)
+	}
+	return rt.serveFastHTTP(ln)
+}
+
+func (rt *Router) serveFastHTTP(ln net.Listener) error {
 	s := &fasthttp.Server{
 		Handler:                       rt.ServeFastHTTP,
 		ErrorHandler:                  rt.fastError,
@@ -409,8 +435,15 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.closed = true
 	servers := rt.servers
 	rt.servers = nil
+	engines := rt.engines
+	rt.engines = nil
 	rt.mu.Unlock()
 	var errs []error
+	for _, e := range engines {
+		if err := e.shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, s := range servers {
 		if err := s.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, err)
@@ -674,27 +707,45 @@ func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasth
 }
 
 func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte, noDefaultCT bool) {
+	if p, ok := rt.prepare(req, resp, id); ok {
+		rt.send(ctx, p, req, resp, start, noDefaultCT)
+	}
+}
+
+// plan is where a request goes: a route, the version chosen, and whether
+// the caller named it.
+type plan struct {
+	r        *compiled
+	idx      int
+	explicit bool
+	kind     pathKind
+}
+
+// prepare checks a request (path, method, auth), chooses the version, turns
+// req into the upstream request and starts its mirrored copies. When it
+// returns false, resp holds the answer.
+func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []byte) (plan, bool) {
 	nameB, versionB, kind, ok := parsePath(req.URI().Path())
 	if !ok {
 		setError(resp, http.StatusNotFound, "Not found")
-		return
+		return plan{}, false
 	}
 	r := rt.table.Load().routes[string(nameB)]
 	if r == nil {
 		setError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
-		return
+		return plan{}, false
 	}
 	if !req.Header.IsPost() && !req.Header.IsGet() {
 		setError(resp, http.StatusMethodNotAllowed, "Method "+string(req.Header.Method())+" is not allowed; use GET or POST")
 		resp.Header.Set("Allow", "GET, POST")
-		return
+		return plan{}, false
 	}
 	req.Header.DisableNormalizing()
 	if kind == kindScore {
 		if aerr := rt.checkAuth(r, req.Header.Peek(canonAuthorization)); aerr != nil {
 			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
 			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			return
+			return plan{}, false
 		}
 	}
 
@@ -712,7 +763,7 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 		j, ok := r.byName[string(versionB)]
 		if !ok {
 			setError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
-			return
+			return plan{}, false
 		}
 		idx = j
 	} else if kind == kindSwagger {
@@ -722,7 +773,7 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 		}
 	} else if r.sched == nil {
 		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-		return
+		return plan{}, false
 	} else if ck := req.Header.Peek(canonCallerKey); len(ck) > 0 {
 		idx = rendezvous(hashBytes(ck), r.weights, r.seeds)
 	} else {
@@ -750,11 +801,22 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 		}
 	}
 
-	vs := r.versions[idx]
+	return plan{r: r, idx: idx, explicit: explicit, kind: kind}, true
+}
+
+// send forwards a prepared request and fills resp with the answer.
+func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) {
+	vs := p.r.versions[p.idx]
 	vs.inflight.Add(1)
-	code, done := rt.forward(ctx, r, &vs, idx, explicit, req, resp, start, noDefaultCT)
+	code, done := rt.forward(ctx, p.r, &vs, p.idx, p.explicit, req, resp, start, noDefaultCT)
 	vs.inflight.Add(-1)
-	if kind == kindScore {
+	rt.answered(p, vs, code, start, done, resp)
+}
+
+// answered records a scoring request's outcome and names the version that
+// served it.
+func (rt *Router) answered(p plan, vs *versionState, code int, start, done time.Time, resp *fasthttp.Response) {
+	if p.kind == kindScore {
 		if done.IsZero() {
 			done = time.Now()
 		}
@@ -804,14 +866,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 		done, reused, err = rep.conns.roundTrip(req, resp, now, now.Add(timeout), noDefaultCT)
 		if err == nil {
 			vs.pool.release(rep)
-			code := resp.StatusCode()
-			if code == http.StatusInternalServerError {
-				// A model's 500 reaches callers as 502, as on azureml-fe.
-				resp.SetStatusCode(http.StatusBadGateway)
-				code = http.StatusBadGateway
-			}
-			stripHopHeaders(&resp.Header)
-			return code, done
+			return replicaAnswer(resp), done
 		}
 		var de *dialError
 		switch {
@@ -850,6 +905,19 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			return http.StatusBadGateway, done
 		}
 	}
+}
+
+// replicaAnswer turns a replica's answer into the caller's and returns its
+// status code: a model's 500 reaches callers as 502, as on azureml-fe, and
+// hop-by-hop headers stay behind.
+func replicaAnswer(resp *fasthttp.Response) int {
+	code := resp.StatusCode()
+	if code == http.StatusInternalServerError {
+		resp.SetStatusCode(http.StatusBadGateway)
+		code = http.StatusBadGateway
+	}
+	stripHopHeaders(&resp.Header)
+	return code
 }
 
 func isTimeout(err error) bool {

@@ -130,7 +130,7 @@ func TestSplitThroughRouter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rt := New(nil)
-			base := serve(t, rt, "fasthttp")
+			base := serve(t, rt, "eventloop")
 			var vs []Version
 			var names []string
 			for i, p := range tc.pct {
@@ -254,7 +254,7 @@ func TestStickyAssignment(t *testing.T) {
 
 	// Through the router: a caller stays on its version.
 	rt := New(nil)
-	base := serve(t, rt, "fasthttp")
+	base := serve(t, rt, "eventloop")
 	canary := version("canary", 50, startReplica(t, "canary", nil))
 	control := version("control", 0, startReplica(t, "control", nil))
 	control.IsDefault = true
@@ -281,7 +281,7 @@ func TestStickyAssignment(t *testing.T) {
 func TestMirroring(t *testing.T) {
 	t.Parallel()
 	rt := New(nil)
-	base := serve(t, rt, "fasthttp")
+	base := serve(t, rt, "eventloop")
 	live := startReplica(t, "live", nil)
 	var mu sync.Mutex
 	var mirroredBodies []string
@@ -446,7 +446,7 @@ func TestQueueing(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	rt := New(nil)
-	base := serve(t, rt, "fasthttp")
+	base := serve(t, rt, "eventloop")
 	v := Version{Name: "v", MaxConcurrentPerReplica: 1, MaxQueueWait: 5 * time.Second, Replicas: []Replica{rep.replica("r", true)}}
 	mustSet(t, rt, Route{Name: "q", Versions: []Version{v}})
 
@@ -533,7 +533,7 @@ func TestReplicaUpdateKeepsInFlight(t *testing.T) {
 	})
 	fast := startReplica(t, "fast", nil)
 	rt := New(nil)
-	base := serve(t, rt, "fasthttp")
+	base := serve(t, rt, "eventloop")
 	v := Version{Name: "v", MaxConcurrentPerReplica: 1, MaxQueueWait: 5 * time.Second, Replicas: []Replica{slow.replica("s", true)}}
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{v}})
 	var wg sync.WaitGroup

@@ -1,0 +1,882 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// The event-loop engine: Serve's default.
+//
+// Connections from callers and kept-alive connections to replicas live in a
+// few gnet event loops (one per GOMAXPROCS), each a goroutine waiting in
+// epoll for all of its sockets. A request whose replica slot is free at once
+// and which has an idle connection to that replica in the caller's loop is
+// forwarded and answered without leaving the loop: read, parse, route,
+// write upstream; then read the answer, write it back. No goroutine parks or
+// wakes for it, which is what a goroutine per connection costs on every
+// request (the fasthttp engine).
+//
+// Everything else takes the slow path, the same code the other engines run,
+// in a goroutine of its own: waiting in a replica's queue, /metrics, retries
+// after a replica closed a kept-alive connection or could not be dialled.
+// A new connection to a replica is dialled in a goroutine and then handed to
+// the loop. One request per caller connection is in progress at a time
+// (HTTP/1.1 pipelining is answered in order).
+
+const (
+	// maxHeaderBytes bounds a request's or an answer's header block, as
+	// the fasthttp engine's read buffer does.
+	maxHeaderBytes = 16 << 10
+	// sweepEvery is how often a loop looks for scoring timeouts while
+	// requests are in flight in it.
+	sweepEvery = 10 * time.Millisecond
+)
+
+var (
+	errNeedMore        = errors.New("need more data")
+	errHeaderTooLarge  = errors.New("header block larger than 16 KiB")
+	msgContinue        = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+	crlfcrlf           = []byte("\r\n\r\n")
+	headerExpect       = []byte("Expect")
+	expect100          = []byte("100-continue")
+	errLoopEngineClose = errors.New("frontend: the event-loop engine is shut down")
+)
+
+// loopEngine serves one listener.
+type loopEngine struct {
+	rt    *Router
+	ln    net.Listener
+	loops []*loop
+	next  atomic.Uint32
+
+	closing atomic.Bool
+	wg      sync.WaitGroup // accept loop, dials, slow paths
+
+	mu     sync.Mutex
+	active int           // requests between parse and answer
+	idle   chan struct{} // closed when active drops to 0 while closing
+}
+
+// loop is one event loop and the state only its goroutine touches.
+type loop struct {
+	eng *loopEngine
+	cli *gnet.Client
+	el  atomic.Pointer[gnet.EventLoop]
+
+	idle     map[*replica][]*upstream // kept-alive connections, most recent last
+	inflight []*clientConn            // requests with a scoring deadline
+	armed    atomic.Bool              // a sweep is scheduled
+	sweepFn  gnet.RunnableFunc
+	idleArm  bool
+
+	rd  bytes.Reader
+	br  *bufio.Reader
+	out reqWriter
+}
+
+// clientConn is a caller's connection; ex is its request in progress.
+type clientConn struct {
+	c       gnet.Conn
+	l       *loop
+	busy    bool // a request is in progress
+	closed  bool
+	seq     uint64 // counts requests, so late events for an old one are ignored
+	sent100 bool
+	cancel  context.CancelFunc // of a slow path in progress
+
+	req  fasthttp.Request
+	resp fasthttp.Response
+	ex   exchange
+}
+
+// exchange is a request on the fast path.
+type exchange struct {
+	p        plan
+	vs       *versionState
+	rep      *replica
+	up       *upstream // nil while a connection is being dialled
+	start    time.Time
+	deadline time.Time
+	timeout  time.Duration
+	reused   bool
+	pending  []byte // the upstream request, kept while dialling
+	idBuf    [36]byte
+	id       []byte
+	slot     int // index in loop.inflight, -1 when not there
+	// An answer without length runs until the replica closes.
+	untilClose bool
+	body       []byte
+}
+
+// upstream is a connection to a replica owned by a loop.
+type upstream struct {
+	c      gnet.Conn
+	rep    *replica
+	cc     *clientConn // the request on it; nil when idle
+	seq    uint64
+	idleAt time.Time
+	closed bool
+}
+
+// serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
+func (rt *Router) serveLoop(ln net.Listener) error {
+	eng := &loopEngine{rt: rt, ln: ln}
+	n := runtime.GOMAXPROCS(0)
+	logger := gnetLogger{rt.log}
+	for i := 0; i < n; i++ {
+		l := &loop{eng: eng, idle: map[*replica][]*upstream{}}
+		l.br = bufio.NewReaderSize(&l.rd, maxHeaderBytes)
+		l.out.bw = bufio.NewWriterSize(&l.out, 4<<10)
+		l.sweepFn = l.sweep
+		cli, err := gnet.NewClient(l, gnet.WithNumEventLoop(1), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(logger))
+		if err == nil {
+			err = cli.Start()
+		}
+		if err != nil {
+			eng.stopLoops()
+			ln.Close()
+			return fmt.Errorf("frontend: starting event loop: %w", err)
+		}
+		l.cli = cli
+		eng.loops = append(eng.loops, l)
+	}
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		eng.stopLoops()
+		ln.Close()
+		return nil
+	}
+	rt.engines = append(rt.engines, eng)
+	rt.mu.Unlock()
+
+	eng.wg.Add(1)
+	defer eng.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if eng.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			eng.closing.Store(true)
+			go eng.stopLoops()
+			return err
+		}
+		delay = 0
+		l := eng.loops[int(eng.next.Add(1))%len(eng.loops)]
+		cc := &clientConn{l: l}
+		cc.ex.slot = -1
+		if _, err := l.cli.EnrollContext(conn, cc); err != nil {
+			conn.Close()
+		}
+	}
+}
+
+// shutdown stops accepting, waits for requests in progress (until ctx
+// ends), then closes every connection and stops the loops.
+func (eng *loopEngine) shutdown(ctx context.Context) error {
+	eng.closing.Store(true)
+	eng.ln.Close()
+	eng.mu.Lock()
+	var idle chan struct{}
+	if eng.active > 0 {
+		eng.idle = make(chan struct{})
+		idle = eng.idle
+	}
+	eng.mu.Unlock()
+	var err error
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	eng.stopLoops()
+	eng.wg.Wait()
+	return err
+}
+
+func (eng *loopEngine) stopLoops() {
+	for _, l := range eng.loops {
+		if l.cli != nil {
+			_ = l.cli.Stop()
+		}
+	}
+}
+
+func (eng *loopEngine) begin() {
+	eng.mu.Lock()
+	eng.active++
+	eng.mu.Unlock()
+}
+
+func (eng *loopEngine) end() {
+	eng.mu.Lock()
+	eng.active--
+	if eng.active == 0 && eng.idle != nil {
+		close(eng.idle)
+		eng.idle = nil
+	}
+	eng.mu.Unlock()
+}
+
+// ---- gnet.EventHandler ----
+
+func (l *loop) OnBoot(gnet.Engine) gnet.Action { return gnet.None }
+func (l *loop) OnShutdown(gnet.Engine)         {}
+func (l *loop) OnTick() (time.Duration, gnet.Action) {
+	return time.Hour, gnet.None
+}
+
+func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if l.el.Load() == nil {
+		el := c.EventLoop()
+		l.el.Store(&el)
+	}
+	switch x := c.Context().(type) {
+	case *clientConn:
+		x.c = c
+	case *upstream:
+		x.c = c
+		cc := x.cc
+		if cc == nil || cc.seq != x.seq || cc.ex.up != nil || cc.ex.rep != x.rep {
+			// The request it was dialled for ended meanwhile.
+			x.cc = nil
+			l.putIdle(x, time.Now())
+			return nil, gnet.None
+		}
+		cc.ex.up = x
+		out := cc.ex.pending
+		cc.ex.pending = nil
+		return out, gnet.None
+	}
+	return nil, gnet.None
+}
+
+func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
+	switch x := c.Context().(type) {
+	case *clientConn:
+		x.closed = true
+		if x.cancel != nil {
+			x.cancel()
+		}
+		if x.busy && x.ex.rep != nil {
+			// The answer no longer has anyone to go to; the exchange
+			// still ends normally (or by its deadline), releasing its slot.
+			return gnet.None
+		}
+	case *upstream:
+		x.closed = true
+		l.dropIdle(x)
+		if cc := x.cc; cc != nil && cc.seq == x.seq && cc.ex.up == x {
+			if cc.ex.untilClose {
+				cc.resp.SetBody(cc.ex.body)
+				cc.ex.body = nil
+				l.answered(cc, time.Now())
+				return gnet.None
+			}
+			if err == nil {
+				err = io.EOF
+			}
+			l.failed(cc, err)
+		}
+	}
+	return gnet.None
+}
+
+func (l *loop) OnTraffic(c gnet.Conn) gnet.Action {
+	switch x := c.Context().(type) {
+	case *clientConn:
+		return l.serveClient(x)
+	case *upstream:
+		return l.readAnswer(x)
+	}
+	return gnet.Close
+}
+
+// ---- callers ----
+
+// serveClient parses and dispatches the caller's buffered requests, one at
+// a time.
+func (l *loop) serveClient(cc *clientConn) gnet.Action {
+	for !cc.busy && !cc.closed {
+		if l.eng.closing.Load() {
+			return gnet.Close // shutting down: no new requests
+		}
+		buf, _ := cc.c.Peek(-1)
+		if len(buf) == 0 {
+			return gnet.None
+		}
+		n, err := l.parseRequest(&cc.req, buf)
+		if err == errNeedMore {
+			if !cc.sent100 && bytes.EqualFold(cc.req.Header.PeekBytes(headerExpect), expect100) {
+				cc.sent100 = true
+				_, _ = cc.c.Write(msgContinue)
+			}
+			return gnet.None
+		}
+		if err != nil {
+			// As the fasthttp engine: 413 or 400, then the connection closes.
+			cc.resp.Reset()
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				l.eng.rt.tooLarge(&cc.resp)
+			} else {
+				setError(&cc.resp, http.StatusBadRequest, "Bad request")
+				setRequestID(&cc.resp)
+			}
+			cc.resp.SetConnectionClose()
+			l.writeResponse(cc)
+			return gnet.Close
+		}
+		_, _ = cc.c.Discard(n)
+		cc.sent100 = false
+		cc.seq++
+		l.dispatch(cc)
+	}
+	return gnet.None
+}
+
+// parseRequest reads one whole request from buf into req and returns its
+// length, or errNeedMore.
+func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 {
+		if len(buf) > maxHeaderBytes {
+			return 0, errHeaderTooLarge
+		}
+		// Headers incomplete; parse what is there for Expect only when a
+		// complete block arrives.
+		return 0, errNeedMore
+	}
+	end += 4
+	if end > maxHeaderBytes {
+		return 0, errHeaderTooLarge
+	}
+	req.Reset()
+	l.rd.Reset(buf[:end])
+	l.br.Reset(&l.rd)
+	err := req.Header.Read(l.br)
+	l.br.Reset(nil)
+	if err != nil {
+		return 0, err
+	}
+	maxBody := l.eng.rt.maxBody
+	switch cl := req.Header.ContentLength(); {
+	case cl > 0:
+		if int64(cl) > maxBody {
+			return 0, fasthttp.ErrBodyTooLarge
+		}
+		if len(buf)-end < cl {
+			return 0, errNeedMore
+		}
+		req.SetBody(buf[end : end+cl])
+		return end + cl, nil
+	case cl == -1: // chunked
+		l.rd.Reset(buf[end:])
+		l.br.Reset(&l.rd)
+		err := req.ContinueReadBody(l.br, int(min(maxBody, int64(^uint(0)>>1))))
+		rest := l.rd.Len() + l.br.Buffered()
+		l.br.Reset(nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, errNeedMore
+			}
+			return 0, err
+		}
+		return len(buf) - rest, nil
+	default:
+		return end, nil
+	}
+}
+
+// dispatch answers cc's parsed request: at once when it is refused, on the
+// fast path when a replica slot and a connection are at hand, else on the
+// slow path.
+func (l *loop) dispatch(cc *clientConn) {
+	rt := l.eng.rt
+	req, resp := &cc.req, &cc.resp
+	resp.Reset()
+	resp.Header.SetNoDefaultContentType(true)
+	start := time.Now()
+	ex := &cc.ex
+	ex.start = start
+	if string(req.URI().Path()) == PathMetrics {
+		l.slow(cc, plan{}, false)
+		return
+	}
+	ex.id = newRequestID(ex.idBuf[:0])
+	p, ok := rt.prepare(req, resp, ex.id)
+	if !ok {
+		resp.Header.SetBytesV(HeaderRequestID, ex.id)
+		l.writeResponse(cc)
+		return
+	}
+	vs := p.r.versions[p.idx]
+	rep := vs.pool.tryAcquire()
+	if rep == nil {
+		l.slow(cc, p, true)
+		return
+	}
+	vs.inflight.Add(1)
+	l.eng.begin()
+	cc.busy = true
+	ex.p, ex.vs, ex.rep = p, vs, rep
+	ex.timeout = vs.pool.scoringTimeout()
+	ex.deadline = start.Add(ex.timeout)
+	l.track(cc)
+
+	req.SetHost(rep.host)
+	w := &l.out
+	w.out = w.out[:0]
+	w.bw.Reset(w)
+	if err := req.Write(w.bw); err == nil {
+		err = w.bw.Flush()
+	}
+	up := l.getIdle(rep, start)
+	if up == nil {
+		ex.reused = false
+		ex.pending = append(ex.pending[:0], w.out...)
+		l.dial(cc, rep)
+		return
+	}
+	ex.reused = true
+	ex.up = up
+	up.cc, up.seq = cc, cc.seq
+	_, _ = up.c.Write(w.out) // a failure closes up, which ends the exchange
+}
+
+// dial connects to rep in a goroutine and enrolls the connection in this
+// loop; OnOpen sends the request waiting for it.
+func (l *loop) dial(cc *clientConn, rep *replica) {
+	up := &upstream{rep: rep, cc: cc, seq: cc.seq}
+	seq := cc.seq
+	l.eng.wg.Add(1)
+	go func() {
+		defer l.eng.wg.Done()
+		d := net.Dialer{Timeout: dialTimeout}
+		conn, err := d.Dial("tcp", rep.host)
+		if err == nil && !l.eng.closing.Load() {
+			if _, err = l.cli.EnrollContext(conn, up); err == nil {
+				return
+			}
+		} else if err == nil {
+			conn.Close()
+			err = errLoopEngineClose
+		}
+		l.exec(func() {
+			if cc.seq == seq && cc.busy && cc.ex.rep == rep && cc.ex.up == nil {
+				l.failed(cc, &dialError{err})
+			}
+		})
+	}()
+}
+
+// exec runs f in the loop.
+func (l *loop) exec(f func()) {
+	el := l.el.Load()
+	if el == nil {
+		return
+	}
+	_ = (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error { f(); return nil }))
+}
+
+// slow answers cc's request in a goroutine with the engine-neutral path.
+func (l *loop) slow(cc *clientConn, p plan, prepared bool) {
+	rt := l.eng.rt
+	cc.busy = true
+	l.eng.begin()
+	ctx, cancel := context.WithCancel(context.Background())
+	cc.cancel = cancel
+	seq := cc.seq
+	start := cc.ex.start
+	l.eng.wg.Add(1)
+	go func() {
+		defer l.eng.wg.Done()
+		defer cancel()
+		req, resp := &cc.req, &cc.resp
+		switch {
+		case !prepared:
+			fctx := &fasthttp.RequestCtx{}
+			fctx.Init(req, nil, nil)
+			rt.fastMet(fctx)
+			fctx.Response.CopyTo(resp)
+		default:
+			rt.send(ctx, p, req, resp, start, true)
+			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
+		}
+		out := appendResponse(nil, req, resp)
+		l.exec(func() {
+			if cc.seq != seq || cc.closed {
+				l.eng.end()
+				return
+			}
+			cc.cancel = nil
+			_, _ = cc.c.Write(out)
+			l.eng.end()
+			l.next(cc)
+		})
+	}()
+}
+
+// next makes cc ready for its next request and serves any already buffered.
+func (l *loop) next(cc *clientConn) {
+	cc.busy = false
+	if cc.closed {
+		return
+	}
+	if cc.req.Header.ConnectionClose() {
+		_ = cc.c.Close()
+		return
+	}
+	if l.serveClient(cc) == gnet.Close {
+		_ = cc.c.Close()
+	}
+}
+
+// appendResponse serializes resp, closing the connection after it when req
+// asked for that.
+func appendResponse(dst []byte, req *fasthttp.Request, resp *fasthttp.Response) []byte {
+	if req.Header.ConnectionClose() {
+		resp.SetConnectionClose()
+	}
+	w := reqWriter{out: dst}
+	bw := bufio.NewWriterSize(&w, 4<<10)
+	_ = resp.Write(bw)
+	_ = bw.Flush()
+	return w.out
+}
+
+// writeResponse writes cc.resp to the caller from the loop.
+func (l *loop) writeResponse(cc *clientConn) {
+	if cc.req.Header.ConnectionClose() {
+		cc.resp.SetConnectionClose()
+	}
+	w := &l.out
+	w.out = w.out[:0]
+	w.bw.Reset(w)
+	_ = cc.resp.Write(w.bw)
+	_ = w.bw.Flush()
+	_, _ = cc.c.Write(w.out)
+}
+
+// ---- replicas ----
+
+// readAnswer parses a replica's answer for the request on up.
+func (l *loop) readAnswer(up *upstream) gnet.Action {
+	cc := up.cc
+	if cc == nil || cc.seq != up.seq || cc.ex.up != up {
+		return gnet.Close // nobody asked: not a connection to keep
+	}
+	buf, _ := up.c.Peek(-1)
+	ex := &cc.ex
+	if ex.untilClose {
+		ex.body = append(ex.body, buf...)
+		_, _ = up.c.Discard(len(buf))
+		return gnet.None
+	}
+	resp := &cc.resp
+	n, err := l.parseResponse(resp, buf)
+	switch {
+	case err == errNeedMore:
+		return gnet.None
+	case err == errUntilClose:
+		ex.untilClose = true
+		ex.body = append(ex.body[:0], buf[n:]...)
+		_, _ = up.c.Discard(len(buf))
+		return gnet.None
+	case err != nil:
+		up.cc = nil
+		l.failed(cc, err)
+		return gnet.Close
+	}
+	_, _ = up.c.Discard(n)
+	now := time.Now()
+	keep := up.c.InboundBuffered() == 0 && !resp.ConnectionClose()
+	up.cc = nil
+	ex.up = nil
+	if keep {
+		l.putIdle(up, now)
+	}
+	l.answered(cc, now)
+	if !keep {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+var errUntilClose = errors.New("body runs until the connection closes")
+
+// parseResponse reads one whole answer from buf into resp.
+func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 {
+		if len(buf) > upstreamReadBuffer {
+			return 0, errHeaderTooLarge
+		}
+		return 0, errNeedMore
+	}
+	end += 4
+	resp.Reset()
+	resp.Header.DisableNormalizing()
+	resp.Header.SetNoDefaultContentType(true)
+	l.rd.Reset(buf[:end])
+	l.br.Reset(&l.rd)
+	err := resp.Header.Read(l.br)
+	l.br.Reset(nil)
+	if err != nil {
+		return 0, err
+	}
+	code := resp.StatusCode()
+	if code == http.StatusNoContent || code == http.StatusNotModified || code < 200 {
+		return end, nil
+	}
+	switch cl := resp.Header.ContentLength(); {
+	case cl >= 0:
+		if len(buf)-end < cl {
+			return 0, errNeedMore
+		}
+		resp.SetBody(buf[end : end+cl])
+		return end + cl, nil
+	case cl == -1:
+		l.rd.Reset(buf[end:])
+		l.br.Reset(&l.rd)
+		err := resp.ReadBody(l.br, 0)
+		rest := l.rd.Len() + l.br.Buffered()
+		l.br.Reset(nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, errNeedMore
+			}
+			return 0, err
+		}
+		return len(buf) - rest, nil
+	default:
+		return end, errUntilClose
+	}
+}
+
+// answered ends the exchange with the replica's answer in cc.resp.
+func (l *loop) answered(cc *clientConn, done time.Time) {
+	ex := &cc.ex
+	l.untrack(cc)
+	ex.vs.pool.release(ex.rep)
+	code := replicaAnswer(&cc.resp)
+	l.finish(cc, code, done)
+}
+
+// failed ends the exchange after the replica's connection failed: a request
+// that may not have reached a live process goes to the slow path (which
+// retries it as the other engines do), anything else is 502.
+func (l *loop) failed(cc *clientConn, err error) {
+	ex := &cc.ex
+	l.untrack(cc)
+	if up := ex.up; up != nil {
+		up.cc = nil
+		ex.up = nil
+		if !up.closed {
+			_ = up.c.Close()
+		}
+	}
+	vs, rep := ex.vs, ex.rep
+	var de *dialError
+	retry := errors.As(err, &de) || ex.reused && closedBeforeReply(err)
+	if errors.As(err, &de) {
+		vs.pool.eject(rep)
+	}
+	vs.pool.release(rep)
+	if retry && !cc.closed && !l.eng.closing.Load() {
+		vs.inflight.Add(-1)
+		ex.rep, ex.vs = nil, nil
+		cc.busy = false
+		l.eng.end()
+		// The request was written from cc.req, which still holds it.
+		l.slow(cc, ex.p, true)
+		return
+	}
+	cc.resp.Reset()
+	cc.resp.Header.SetNoDefaultContentType(true)
+	setError(&cc.resp, http.StatusBadGateway, MsgReplicaClosed)
+	l.finish(cc, http.StatusBadGateway, time.Time{})
+}
+
+// timedOut ends the exchange at its deadline with 504.
+func (l *loop) timedOut(cc *clientConn) {
+	ex := &cc.ex
+	l.untrack(cc)
+	if up := ex.up; up != nil {
+		up.cc = nil
+		ex.up = nil
+		_ = up.c.Close()
+	}
+	ex.vs.pool.release(ex.rep)
+	cc.resp.Reset()
+	cc.resp.Header.SetNoDefaultContentType(true)
+	setError(&cc.resp, http.StatusGatewayTimeout, msgTimeout(ex.p.r.name, ex.timeout))
+	l.finish(cc, http.StatusGatewayTimeout, time.Time{})
+}
+
+// finish records the outcome, answers the caller and moves on.
+func (l *loop) finish(cc *clientConn, code int, done time.Time) {
+	ex := &cc.ex
+	ex.vs.inflight.Add(-1)
+	l.eng.rt.answered(ex.p, ex.vs, code, ex.start, done, &cc.resp)
+	cc.resp.Header.SetBytesV(HeaderRequestID, ex.id)
+	ex.rep, ex.vs, ex.untilClose, ex.body = nil, nil, false, nil
+	cc.seq++ // late events of this exchange are stale from here on
+	l.eng.end()
+	if !cc.closed {
+		l.writeResponse(cc)
+	}
+	l.next(cc)
+}
+
+// getIdle takes the most recently used idle connection to rep, dropping
+// stale ones.
+func (l *loop) getIdle(rep *replica, now time.Time) *upstream {
+	conns := l.idle[rep]
+	for n := len(conns); n > 0; n = len(conns) {
+		up := conns[n-1]
+		conns[n-1] = nil
+		conns = conns[:n-1]
+		if now.Sub(up.idleAt) < idleConnTimeout && rep.member.Load() {
+			l.idle[rep] = conns
+			return up
+		}
+		// The rest are older still.
+		for _, old := range append(conns, up) {
+			old.closed = true
+			_ = old.c.Close()
+		}
+		conns = nil
+	}
+	delete(l.idle, rep)
+	return nil
+}
+
+func (l *loop) putIdle(up *upstream, now time.Time) {
+	if up.closed {
+		return
+	}
+	up.idleAt = now
+	l.idle[up.rep] = append(l.idle[up.rep], up)
+	if !l.idleArm {
+		l.idleArm = true
+		time.AfterFunc(idleConnTimeout, func() { l.exec(l.sweepIdle) })
+	}
+}
+
+// dropIdle forgets a closed connection.
+func (l *loop) dropIdle(up *upstream) {
+	conns := l.idle[up.rep]
+	for i, x := range conns {
+		if x == up {
+			l.idle[up.rep] = append(conns[:i], conns[i+1:]...)
+			return
+		}
+	}
+}
+
+// sweepIdle closes connections idle for idleConnTimeout.
+func (l *loop) sweepIdle() {
+	l.idleArm = false
+	now := time.Now()
+	for rep, conns := range l.idle {
+		i := 0
+		for i < len(conns) && (now.Sub(conns[i].idleAt) >= idleConnTimeout || !rep.member.Load()) {
+			conns[i].closed = true
+			_ = conns[i].c.Close()
+			i++
+		}
+		if i == len(conns) {
+			delete(l.idle, rep)
+		} else {
+			l.idle[rep] = append(conns[:0], conns[i:]...)
+		}
+	}
+	if len(l.idle) > 0 {
+		l.idleArm = true
+		time.AfterFunc(idleConnTimeout, func() { l.exec(l.sweepIdle) })
+	}
+}
+
+// ---- scoring timeouts ----
+
+func (l *loop) track(cc *clientConn) {
+	cc.ex.slot = len(l.inflight)
+	l.inflight = append(l.inflight, cc)
+	if !l.armed.Swap(true) {
+		time.AfterFunc(sweepEvery, l.fireSweep)
+	}
+}
+
+func (l *loop) untrack(cc *clientConn) {
+	i := cc.ex.slot
+	if i < 0 {
+		return
+	}
+	last := len(l.inflight) - 1
+	l.inflight[i] = l.inflight[last]
+	l.inflight[i].ex.slot = i
+	l.inflight[last] = nil
+	l.inflight = l.inflight[:last]
+	cc.ex.slot = -1
+}
+
+func (l *loop) fireSweep() {
+	el := l.el.Load()
+	if el == nil || (*el).Execute(context.Background(), l.sweepFn) != nil {
+		l.armed.Store(false)
+	}
+}
+
+// sweep answers requests past their scoring deadline with 504.
+func (l *loop) sweep(context.Context) error {
+	now := time.Now()
+	for i := 0; i < len(l.inflight); {
+		cc := l.inflight[i]
+		if !now.Before(cc.ex.deadline) {
+			l.timedOut(cc) // removes it from l.inflight
+			continue
+		}
+		i++
+	}
+	if len(l.inflight) > 0 {
+		time.AfterFunc(sweepEvery, l.fireSweep)
+	} else {
+		l.armed.Store(false)
+	}
+	return nil
+}
+
+// gnetLogger sends gnet's messages to the router's logger at debug level.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
