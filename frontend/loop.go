@@ -66,10 +66,10 @@ type loopEngine struct {
 
 	closing atomic.Bool
 	wg      sync.WaitGroup // accept loop, dials, slow paths
+	active  atomic.Int64   // requests between parse and answer
 
-	mu     sync.Mutex
-	active int           // requests between parse and answer
-	idle   chan struct{} // closed when active drops to 0 while closing
+	mu   sync.Mutex
+	idle chan struct{} // closed when active drops to 0 while closing
 }
 
 // loop is one event loop and the state only its goroutine touches.
@@ -84,9 +84,11 @@ type loop struct {
 	sweepFn  gnet.RunnableFunc
 	idleArm  bool
 
-	rd  bytes.Reader
-	br  *bufio.Reader
-	out reqWriter
+	rd    bytes.Reader
+	br    *bufio.Reader
+	out   reqWriter
+	lreq  leanReq
+	lresp leanResp
 }
 
 // clientConn is a caller's connection; ex is its request in progress.
@@ -98,6 +100,11 @@ type clientConn struct {
 	seq     uint64 // counts requests, so late events for an old one are ignored
 	sent100 bool
 	cancel  context.CancelFunc // of a slow path in progress
+	// closeAfter: the caller asked to close the connection after this
+	// answer. respDirty: resp holds an earlier answer.
+	closeAfter bool
+	respDirty  bool
+	upReq      []byte // the request as sent to the replica
 
 	req  fasthttp.Request
 	resp fasthttp.Response
@@ -202,7 +209,7 @@ func (eng *loopEngine) shutdown(ctx context.Context) error {
 	eng.ln.Close()
 	eng.mu.Lock()
 	var idle chan struct{}
-	if eng.active > 0 {
+	if eng.active.Load() > 0 {
 		eng.idle = make(chan struct{})
 		idle = eng.idle
 	}
@@ -228,20 +235,17 @@ func (eng *loopEngine) stopLoops() {
 	}
 }
 
-func (eng *loopEngine) begin() {
-	eng.mu.Lock()
-	eng.active++
-	eng.mu.Unlock()
-}
+func (eng *loopEngine) begin() { eng.active.Add(1) }
 
 func (eng *loopEngine) end() {
-	eng.mu.Lock()
-	eng.active--
-	if eng.active == 0 && eng.idle != nil {
-		close(eng.idle)
-		eng.idle = nil
+	if eng.active.Add(-1) == 0 && eng.closing.Load() {
+		eng.mu.Lock()
+		if eng.idle != nil {
+			close(eng.idle)
+			eng.idle = nil
+		}
+		eng.mu.Unlock()
 	}
-	eng.mu.Unlock()
 }
 
 // ---- gnet.EventHandler ----
@@ -331,6 +335,12 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		if len(buf) == 0 {
 			return gnet.None
 		}
+		switch l.lean(cc, buf) {
+		case leanOK:
+			continue
+		case leanMore:
+			return gnet.None
+		}
 		n, err := l.parseRequest(&cc.req, buf)
 		if err == errNeedMore {
 			if !cc.sent100 && bytes.EqualFold(cc.req.Header.PeekBytes(headerExpect), expect100) {
@@ -342,6 +352,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		if err != nil {
 			// As the fasthttp engine: 413 or 400, then the connection closes.
 			cc.resp.Reset()
+			cc.respDirty = true
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 				l.eng.rt.tooLarge(&cc.resp)
 			} else {
@@ -413,14 +424,87 @@ func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
 	}
 }
 
-// dispatch answers cc's parsed request: at once when it is refused, on the
-// fast path when a replica slot and a connection are at hand, else on the
-// slow path.
+// lean serves the request at the start of buf on the lean path if it can
+// (see lean.go): leanOK when it was taken (answered, forwarded or handed to
+// the slow path), leanMore when its body is still arriving, leanNo when the
+// general path must read it.
+func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
+	rt := l.eng.rt
+	lr := &l.lreq
+	if st := scanRequest(buf, rt.maxBody, lr); st != leanOK {
+		return st
+	}
+	if string(lr.path) == PathMetrics {
+		return leanNo
+	}
+	if cc.respDirty {
+		cc.resp.Reset()
+		cc.respDirty = false
+	}
+	resp := &cc.resp
+	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
+	if ok && len(r.mirrors) > 0 {
+		return leanNo // mirroring copies the parsed request
+	}
+	start := time.Now()
+	cc.seq++
+	cc.closeAfter = lr.closeAfter
+	ex := &cc.ex
+	ex.start = start
+	ex.id = newRequestID(ex.idBuf[:0])
+	var p plan
+	if ok {
+		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
+	}
+	if !ok {
+		_, _ = cc.c.Discard(lr.n)
+		cc.respDirty = true
+		resp.Header.SetNoDefaultContentType(true)
+		resp.Header.SetBytesV(HeaderRequestID, ex.id)
+		l.writeResponse(cc)
+		if cc.closeAfter {
+			_ = cc.c.Close()
+			cc.closed = true
+		}
+		return leanOK
+	}
+	vs := p.r.versions[p.idx]
+	rep := vs.pool.tryAcquire()
+	host := "replica" // the slow path sets the replica it takes
+	if rep != nil {
+		host = rep.host
+	}
+	cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+	_, _ = cc.c.Discard(lr.n)
+	if rep == nil {
+		if _, err := l.parseRequest(&cc.req, cc.upReq); err != nil {
+			// A header fasthttp refuses: as on the general path.
+			cc.respDirty = true
+			setError(resp, http.StatusBadRequest, "Bad request")
+			resp.Header.SetBytesV(HeaderRequestID, ex.id)
+			cc.closeAfter = true
+			l.writeResponse(cc)
+			_ = cc.c.Close()
+			cc.closed = true
+			return leanOK
+		}
+		l.slow(cc, p, true)
+		return leanOK
+	}
+	l.exchange(cc, p, vs, rep, start)
+	return leanOK
+}
+
+// dispatch answers cc's request, parsed by fasthttp into cc.req: at once
+// when it is refused, on the fast path when a replica slot is free, else on
+// the slow path.
 func (l *loop) dispatch(cc *clientConn) {
 	rt := l.eng.rt
 	req, resp := &cc.req, &cc.resp
 	resp.Reset()
+	cc.respDirty = true
 	resp.Header.SetNoDefaultContentType(true)
+	cc.closeAfter = req.Header.ConnectionClose()
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
@@ -441,6 +525,22 @@ func (l *loop) dispatch(cc *clientConn) {
 		l.slow(cc, p, true)
 		return
 	}
+	req.SetHost(rep.host)
+	w := reqWriter{out: cc.upReq[:0]}
+	bw := l.out.bw
+	bw.Reset(&w)
+	if err := req.Write(bw); err == nil {
+		_ = bw.Flush()
+	}
+	bw.Reset(&l.out)
+	cc.upReq = w.out
+	l.exchange(cc, p, vs, rep, start)
+}
+
+// exchange sends cc.upReq to rep on a kept-alive connection of this loop,
+// or on a new one.
+func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, start time.Time) {
+	ex := &cc.ex
 	vs.inflight.Add(1)
 	l.eng.begin()
 	cc.busy = true
@@ -448,25 +548,17 @@ func (l *loop) dispatch(cc *clientConn) {
 	ex.timeout = vs.pool.scoringTimeout()
 	ex.deadline = start.Add(ex.timeout)
 	l.track(cc)
-
-	req.SetHost(rep.host)
-	w := &l.out
-	w.out = w.out[:0]
-	w.bw.Reset(w)
-	if err := req.Write(w.bw); err == nil {
-		err = w.bw.Flush()
-	}
 	up := l.getIdle(rep, start)
 	if up == nil {
 		ex.reused = false
-		ex.pending = append(ex.pending[:0], w.out...)
+		ex.pending = cc.upReq
 		l.dial(cc, rep)
 		return
 	}
 	ex.reused = true
 	ex.up = up
 	up.cc, up.seq = cc, cc.seq
-	_, _ = up.c.Write(w.out) // a failure closes up, which ends the exchange
+	_, _ = up.c.Write(cc.upReq) // a failure closes up, which ends the exchange
 }
 
 // dial connects to rep in a goroutine and enrolls the connection in this
@@ -528,7 +620,7 @@ func (l *loop) slow(cc *clientConn, p plan, prepared bool) {
 			rt.send(ctx, p, req, resp, start, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
 		}
-		out := appendResponse(nil, req, resp)
+		out := appendResponse(nil, cc.closeAfter, resp)
 		l.exec(func() {
 			if cc.seq != seq || cc.closed {
 				l.eng.end()
@@ -548,7 +640,7 @@ func (l *loop) next(cc *clientConn) {
 	if cc.closed {
 		return
 	}
-	if cc.req.Header.ConnectionClose() {
+	if cc.closeAfter {
 		_ = cc.c.Close()
 		return
 	}
@@ -557,10 +649,10 @@ func (l *loop) next(cc *clientConn) {
 	}
 }
 
-// appendResponse serializes resp, closing the connection after it when req
-// asked for that.
-func appendResponse(dst []byte, req *fasthttp.Request, resp *fasthttp.Response) []byte {
-	if req.Header.ConnectionClose() {
+// appendResponse serializes resp, with Connection: close when the caller
+// asked for it.
+func appendResponse(dst []byte, closeAfter bool, resp *fasthttp.Response) []byte {
+	if closeAfter {
 		resp.SetConnectionClose()
 	}
 	w := reqWriter{out: dst}
@@ -572,7 +664,8 @@ func appendResponse(dst []byte, req *fasthttp.Request, resp *fasthttp.Response) 
 
 // writeResponse writes cc.resp to the caller from the loop.
 func (l *loop) writeResponse(cc *clientConn) {
-	if cc.req.Header.ConnectionClose() {
+	cc.respDirty = true
+	if cc.closeAfter {
 		cc.resp.SetConnectionClose()
 	}
 	w := &l.out
@@ -598,7 +691,44 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		_, _ = up.c.Discard(len(buf))
 		return gnet.None
 	}
+	lr := &l.lresp
+	switch scanResponse(buf, lr) {
+	case leanMore:
+		return gnet.None
+	case leanOK:
+		now := time.Now()
+		vs := ex.vs
+		code := lr.code
+		if code == http.StatusInternalServerError {
+			code = http.StatusBadGateway
+		}
+		w := &l.out
+		w.out = appendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
+		keep := !lr.closeConn && len(buf) == lr.n
+		_, _ = up.c.Discard(lr.n)
+		up.cc = nil
+		ex.up = nil
+		if keep {
+			l.putIdle(up, now)
+		}
+		l.untrack(cc)
+		vs.pool.release(ex.rep)
+		vs.inflight.Add(-1)
+		observe(ex.p, vs, code, ex.start, now)
+		ex.rep, ex.vs = nil, nil
+		cc.seq++
+		l.eng.end()
+		if !cc.closed {
+			_, _ = cc.c.Write(w.out)
+		}
+		l.next(cc)
+		if !keep {
+			return gnet.Close
+		}
+		return gnet.None
+	}
 	resp := &cc.resp
+	cc.respDirty = true
 	n, err := l.parseResponse(resp, buf)
 	switch {
 	case err == errNeedMore:
@@ -709,13 +839,14 @@ func (l *loop) failed(cc *clientConn, err error) {
 	}
 	vs.pool.release(rep)
 	if retry && !cc.closed && !l.eng.closing.Load() {
-		vs.inflight.Add(-1)
-		ex.rep, ex.vs = nil, nil
-		cc.busy = false
-		l.eng.end()
-		// The request was written from cc.req, which still holds it.
-		l.slow(cc, ex.p, true)
-		return
+		if _, perr := l.parseRequest(&cc.req, cc.upReq); perr == nil {
+			vs.inflight.Add(-1)
+			ex.rep, ex.vs = nil, nil
+			cc.busy = false
+			l.eng.end()
+			l.slow(cc, ex.p, true)
+			return
+		}
 	}
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)

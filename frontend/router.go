@@ -725,61 +725,17 @@ type plan struct {
 // req into the upstream request and starts its mirrored copies. When it
 // returns false, resp holds the answer.
 func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []byte) (plan, bool) {
-	nameB, versionB, kind, ok := parsePath(req.URI().Path())
+	r, versionB, kind, ok := rt.resolve(req.URI().Path(), req.Header.Method(), resp)
 	if !ok {
-		setError(resp, http.StatusNotFound, "Not found")
-		return plan{}, false
-	}
-	r := rt.table.Load().routes[string(nameB)]
-	if r == nil {
-		setError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
-		return plan{}, false
-	}
-	if !req.Header.IsPost() && !req.Header.IsGet() {
-		setError(resp, http.StatusMethodNotAllowed, "Method "+string(req.Header.Method())+" is not allowed; use GET or POST")
-		resp.Header.Set("Allow", "GET, POST")
 		return plan{}, false
 	}
 	req.Header.DisableNormalizing()
-	if kind == kindScore {
-		if aerr := rt.checkAuth(r, req.Header.Peek(canonAuthorization)); aerr != nil {
-			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
-			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			return plan{}, false
-		}
-	}
-
-	// Choose the version.
-	explicit := len(versionB) > 0
-	if !explicit {
-		if h := req.Header.Peek(canonVersion); len(h) > 0 {
-			versionB, explicit = h, true
-		} else if h := req.Header.Peek(canonVersionAlias); len(h) > 0 {
-			versionB, explicit = h, true
-		}
-	}
-	idx := -1
-	if explicit {
-		j, ok := r.byName[string(versionB)]
-		if !ok {
-			setError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
-			return plan{}, false
-		}
-		idx = j
-	} else if kind == kindSwagger {
-		idx = r.def
-		if !r.routable[idx] && r.sched != nil {
-			idx = int(r.sched[0])
-		}
-	} else if r.sched == nil {
-		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+	p, ok := rt.choose(r, versionB, kind, req.Header.Peek(canonAuthorization), req.Header.Peek(canonVersion),
+		req.Header.Peek(canonVersionAlias), req.Header.Peek(canonCallerKey), resp)
+	if !ok {
 		return plan{}, false
-	} else if ck := req.Header.Peek(canonCallerKey); len(ck) > 0 {
-		idx = rendezvous(hashBytes(ck), r.weights, r.seeds)
-	} else {
-		n := r.cursor.Add(1) - 1
-		idx = int(r.sched[n%uint64(len(r.sched))])
 	}
+	idx := p.idx
 
 	// Prepare the upstream request.
 	req.Header.Del(canonAuthorization)
@@ -800,7 +756,72 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 			}
 		}
 	}
+	return p, true
+}
 
+// resolve finds the route of a request path and checks the method. When it
+// returns false, resp holds the answer.
+func (rt *Router) resolve(path, method []byte, resp *fasthttp.Response) (r *compiled, versionB []byte, kind pathKind, ok bool) {
+	nameB, versionB, kind, ok := parsePath(path)
+	if !ok {
+		setError(resp, http.StatusNotFound, "Not found")
+		return nil, nil, 0, false
+	}
+	r = rt.table.Load().routes[string(nameB)]
+	if r == nil {
+		setError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
+		return nil, nil, 0, false
+	}
+	if string(method) != http.MethodPost && string(method) != http.MethodGet {
+		setError(resp, http.StatusMethodNotAllowed, "Method "+string(method)+" is not allowed; use GET or POST")
+		resp.Header.Set("Allow", "GET, POST")
+		return nil, nil, 0, false
+	}
+	return r, versionB, kind, true
+}
+
+// choose checks a request's credentials (the Authorization header's value)
+// and picks the version: the one named in the path or by the version
+// headers, else by the caller key, else the next in the split. When it
+// returns false, resp holds the answer.
+func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, version, alias, callerKey []byte, resp *fasthttp.Response) (plan, bool) {
+	if kind == kindScore {
+		if aerr := rt.checkAuth(r, auth); aerr != nil {
+			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
+			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			return plan{}, false
+		}
+	}
+	explicit := len(versionB) > 0
+	if !explicit {
+		if len(version) > 0 {
+			versionB, explicit = version, true
+		} else if len(alias) > 0 {
+			versionB, explicit = alias, true
+		}
+	}
+	idx := -1
+	if explicit {
+		j, ok := r.byName[string(versionB)]
+		if !ok {
+			setError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
+			return plan{}, false
+		}
+		idx = j
+	} else if kind == kindSwagger {
+		idx = r.def
+		if !r.routable[idx] && r.sched != nil {
+			idx = int(r.sched[0])
+		}
+	} else if r.sched == nil {
+		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+		return plan{}, false
+	} else if len(callerKey) > 0 {
+		idx = rendezvous(hashBytes(callerKey), r.weights, r.seeds)
+	} else {
+		n := r.cursor.Add(1) - 1
+		idx = int(r.sched[n%uint64(len(r.sched))])
+	}
 	return plan{r: r, idx: idx, explicit: explicit, kind: kind}, true
 }
 
@@ -816,13 +837,18 @@ func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp 
 // answered records a scoring request's outcome and names the version that
 // served it.
 func (rt *Router) answered(p plan, vs *versionState, code int, start, done time.Time, resp *fasthttp.Response) {
+	observe(p, vs, code, start, done)
+	resp.Header.Set(HeaderServedBy, vs.name)
+}
+
+// observe records a scoring request's outcome.
+func observe(p plan, vs *versionState, code int, start, done time.Time) {
 	if p.kind == kindScore {
 		if done.IsZero() {
 			done = time.Now()
 		}
 		vs.observe(code, done.Sub(start))
 	}
-	resp.Header.Set(HeaderServedBy, vs.name)
 }
 
 // forward sends req to a replica of *vs (switching to the default version

@@ -1,0 +1,408 @@
+package frontend
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// The lean path of the event-loop engine: the common request (GET or POST,
+// HTTP/1.1, a body of known length, a plain path) and the common answer
+// (HTTP/1.1 with Content-Length) are read by scanning their header lines
+// once, and forwarded by copying the lines that pass, as nginx does, instead
+// of being parsed into fasthttp's request and response and written out
+// again. What the scan does not accept (chunked bodies, Expect, Upgrade,
+// HTTP/1.0, percent-encoded or unnormalized paths, a route with mirroring,
+// many headers) takes the general path with fasthttp's parser; both give
+// callers and replicas the same message.
+
+const maxLeanHeaders = 48
+
+type leanStatus int
+
+const (
+	leanOK   leanStatus = iota
+	leanMore            // the head is complete, the body is not
+	leanNo              // not for the lean path
+)
+
+// span is a header line's [start, end) in the buffer, without its CRLF.
+type span struct{ a, b int32 }
+
+// headerKind classifies the header names the router acts on.
+type headerKind int
+
+const (
+	hOther headerKind = iota
+	hAuthorization
+	hVersion
+	hVersionAlias
+	hCallerKey
+	hContentLength
+	hConnection
+	hHopByHop      // dropped on the way through
+	hNotLean       // Transfer-Encoding, Expect, Upgrade: the general path
+	hHost          // replaced with the replica's
+	hRequestID     // replaced with the router's
+	hServedBy      // replaced with the router's (answers)
+)
+
+// classify names a header by its kind, case-insensitively.
+func classify(name []byte) headerKind {
+	eq := func(s string) bool { return bytes.EqualFold(name, []byte(s)) }
+	switch len(name) {
+	case 2:
+		if eq("te") {
+			return hHopByHop
+		}
+	case 4:
+		if eq("host") {
+			return hHost
+		}
+	case 6:
+		if eq("expect") {
+			return hNotLean
+		}
+	case 7:
+		if eq("upgrade") {
+			return hNotLean
+		}
+		if eq("trailer") {
+			return hHopByHop
+		}
+	case 10:
+		if eq("connection") {
+			return hConnection
+		}
+		if eq("keep-alive") {
+			return hHopByHop
+		}
+	case 13:
+		if eq("authorization") {
+			return hAuthorization
+		}
+		if eq(HeaderVersion) {
+			return hVersion
+		}
+	case 14:
+		if eq("content-length") {
+			return hContentLength
+		}
+	case 15:
+		if eq(HeaderRequestID) {
+			return hRequestID
+		}
+		if eq(HeaderServedBy) {
+			return hServedBy
+		}
+	case 16:
+		if eq(HeaderCallerKey) {
+			return hCallerKey
+		}
+		if eq("proxy-connection") {
+			return hHopByHop
+		}
+	case 17:
+		if eq("transfer-encoding") {
+			return hNotLean
+		}
+	case 18:
+		if eq("proxy-authenticate") {
+			return hHopByHop
+		}
+	case 19:
+		if eq("proxy-authorization") {
+			return hHopByHop
+		}
+	case 24:
+		if eq(HeaderVersionAlias) {
+			return hVersionAlias
+		}
+	}
+	return hOther
+}
+
+// headerLines walks the header lines of head (which ends with the last
+// line's CRLF), calling f with each name and value (value without
+// surrounding blanks) and the line's span; f returns false to stop. It
+// returns false for anything fasthttp's parser might read differently:
+// bare LF, folded lines, a name with blanks or without a colon.
+func headerLines(head []byte, from int, f func(name, value []byte, s span) bool) bool {
+	pos := from
+	for pos < len(head) {
+		i := bytes.IndexByte(head[pos:], '\n')
+		if i < 1 || head[pos+i-1] != '\r' {
+			return false
+		}
+		line := head[pos : pos+i-1]
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			return false
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || bytes.ContainsAny(line[:c], " \t") {
+			return false
+		}
+		v := bytes.Trim(line[c+1:], " \t")
+		if !f(line[:c], v, span{int32(pos), int32(pos + i - 1)}) {
+			return false
+		}
+		pos += i + 1
+	}
+	return true
+}
+
+// parseLength reads a Content-Length value; -1 when it is not one.
+func parseLength(v []byte) int {
+	if len(v) == 0 || len(v) > 15 {
+		return -1
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// hasToken reports whether a comma-separated header value holds tok.
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		var t []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			t, v = v[:i], v[i+1:]
+		} else {
+			t, v = v, nil
+		}
+		if bytes.EqualFold(bytes.Trim(t, " \t"), []byte(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
+// leanReq is a scanned request; its slices point into the read buffer.
+type leanReq struct {
+	method, path, query []byte // query with its '?', or empty
+	auth, version       []byte
+	alias, callerKey    []byte
+	keep                [maxLeanHeaders]span
+	nkeep               int
+	length              int // Content-Length, -1 when absent
+	closeAfter          bool
+	hasHost             bool
+	body                []byte
+	n                   int // bytes of the whole request
+}
+
+// scanRequest scans one request at the start of buf.
+func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || end+4 > maxHeaderBytes {
+		return leanNo // the general path waits or refuses
+	}
+	head := buf[:end+2]
+	le := bytes.Index(head, []byte("\r\n"))
+	line := head[:le]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return leanNo
+	}
+	method, rest := line[:sp1], line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 || string(rest[sp2+1:]) != "HTTP/1.1" {
+		return leanNo
+	}
+	if string(method) != "POST" && string(method) != "GET" {
+		return leanNo
+	}
+	target := rest[:sp2]
+	if target[0] != '/' || bytes.IndexByte(target, '#') >= 0 {
+		return leanNo
+	}
+	path, query := target, []byte(nil)
+	if q := bytes.IndexByte(target, '?'); q >= 0 {
+		path, query = target[:q], target[q:]
+	}
+	if bytes.IndexByte(path, '%') >= 0 || bytes.Contains(path, []byte("//")) || bytes.Contains(path, []byte("/.")) {
+		return leanNo // fasthttp decodes and normalizes such paths
+	}
+	*lr = leanReq{method: method, path: path, query: query, length: -1}
+	ok := headerLines(head, le+2, func(name, v []byte, s span) bool {
+		switch classify(name) {
+		case hAuthorization:
+			if lr.auth == nil {
+				lr.auth = v
+			}
+			return true
+		case hVersion:
+			if lr.version == nil {
+				lr.version = v
+			}
+		case hVersionAlias:
+			if lr.alias == nil {
+				lr.alias = v
+			}
+		case hCallerKey:
+			if lr.callerKey == nil {
+				lr.callerKey = v
+			}
+		case hContentLength:
+			if lr.length >= 0 {
+				return false
+			}
+			lr.length = parseLength(v)
+			return lr.length >= 0
+		case hConnection:
+			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
+			return true
+		case hHost:
+			lr.hasHost = lr.hasHost || len(v) > 0
+			return true
+		case hHopByHop, hRequestID:
+			return true
+		case hNotLean:
+			return false
+		}
+		if lr.nkeep == maxLeanHeaders {
+			return false
+		}
+		lr.keep[lr.nkeep] = s
+		lr.nkeep++
+		return true
+	})
+	if !ok || !lr.hasHost {
+		return leanNo // without Host, fasthttp's parser refuses it
+	}
+	body := max(lr.length, 0)
+	if int64(body) > maxBody {
+		return leanNo // the general path answers 413
+	}
+	start := end + 4
+	if len(buf)-start < body {
+		return leanMore
+	}
+	lr.body = buf[start : start+body]
+	lr.n = start + body
+	return leanOK
+}
+
+// appendUpstream appends the request for a replica: the scoring or swagger
+// path with the caller's query, the replica as Host, the caller's headers
+// but for Authorization and hop-by-hop ones, the router's request id.
+func appendUpstream(dst, buf []byte, lr *leanReq, kind pathKind, host string, id []byte) []byte {
+	dst = append(dst, lr.method...)
+	if kind == kindScore {
+		dst = append(dst, " /score"...)
+	} else {
+		dst = append(dst, " /swagger.json"...)
+	}
+	dst = append(dst, lr.query...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\n"...)
+	for _, s := range lr.keep[:lr.nkeep] {
+		dst = append(dst, buf[s.a:s.b]...)
+		dst = append(dst, "\r\n"...)
+	}
+	if lr.length >= 0 || string(lr.method) == "POST" {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(lr.body)), 10)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "X-Ms-Request-Id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, lr.body...)
+}
+
+// leanResp is a scanned answer; its spans point into the read buffer.
+type leanResp struct {
+	status    span // "HTTP/1.1 200 OK"
+	code      int
+	keep      [maxLeanHeaders]span
+	nkeep     int
+	length    int
+	closeConn bool
+	body      span
+	n         int
+}
+
+// scanResponse scans one answer at the start of buf.
+func scanResponse(buf []byte, lr *leanResp) leanStatus {
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || end+4 > upstreamReadBuffer {
+		return leanNo
+	}
+	head := buf[:end+2]
+	le := bytes.Index(head, []byte("\r\n"))
+	line := head[:le]
+	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
+		return leanNo
+	}
+	code := parseLength(line[9:12])
+	if code < 200 || code == 204 || code == 304 {
+		return leanNo
+	}
+	*lr = leanResp{status: span{0, int32(le)}, code: code, length: -1}
+	ok := headerLines(head, le+2, func(name, v []byte, s span) bool {
+		switch classify(name) {
+		case hContentLength:
+			if lr.length >= 0 {
+				return false
+			}
+			lr.length = parseLength(v)
+			return lr.length >= 0
+		case hConnection:
+			lr.closeConn = lr.closeConn || hasToken(v, "close")
+			return true
+		case hHopByHop, hRequestID, hServedBy:
+			return true
+		case hNotLean:
+			return false
+		}
+		if lr.nkeep == maxLeanHeaders {
+			return false
+		}
+		lr.keep[lr.nkeep] = s
+		lr.nkeep++
+		return true
+	})
+	if !ok || lr.length < 0 {
+		return leanNo // chunked, or delimited by closing: the general path
+	}
+	start := end + 4
+	if len(buf)-start < lr.length {
+		return leanMore
+	}
+	lr.body = span{int32(start), int32(start + lr.length)}
+	lr.n = start + lr.length
+	return leanOK
+}
+
+// appendAnswer appends the caller's answer: a model's 500 as 502, the
+// replica's headers but for hop-by-hop ones, the request id and the version
+// that served it.
+func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, closeAfter bool) []byte {
+	if lr.code == 500 {
+		dst = append(dst, "HTTP/1.1 502 Bad Gateway"...)
+	} else {
+		dst = append(dst, buf[lr.status.a:lr.status.b]...)
+	}
+	dst = append(dst, "\r\n"...)
+	for _, s := range lr.keep[:lr.nkeep] {
+		dst = append(dst, buf[s.a:s.b]...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(lr.length), 10)
+	dst = append(dst, "\r\nX-Ms-Request-Id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, "\r\nAksml-Served-By: "...)
+	dst = append(dst, servedBy...)
+	if closeAfter {
+		dst = append(dst, "\r\nConnection: close"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, buf[lr.body.a:lr.body.b]...)
+}
