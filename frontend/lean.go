@@ -138,7 +138,7 @@ func headerLines(head []byte, from int, f func(name, value []byte, s span) bool)
 			return false
 		}
 		c := bytes.IndexByte(line, ':')
-		if c <= 0 || bytes.ContainsAny(line[:c], " \t") {
+		if c <= 0 || !token(line[:c]) || hasCTL(line[c+1:]) {
 			return false
 		}
 		v := bytes.Trim(line[c+1:], " \t")
@@ -146,6 +146,60 @@ func headerLines(head []byte, from int, f func(name, value []byte, s span) bool)
 			return false
 		}
 		pos += i + 1
+	}
+	return true
+}
+
+// token reports whether b is an HTTP token (a header name).
+func token(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTL reports whether a header value holds a control character other
+// than a tab.
+func hasCTL(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// plainHost reports whether v is a plain host[:port]: a name of letters,
+// digits, dots, hyphens and underscores, or a bracketed IPv6 address, and
+// an optional port of digits.
+func plainHost(v []byte) bool {
+	host, port := v, []byte(nil)
+	if i := bytes.LastIndexByte(v, ':'); i >= 0 && bytes.IndexByte(v[i:], ']') < 0 {
+		host, port = v[:i], v[i+1:]
+		if len(port) == 0 || len(port) > 5 || parseLength(port) < 0 {
+			return false
+		}
+	}
+	if len(host) == 0 {
+		return false
+	}
+	if host[0] == '[' {
+		if host[len(host)-1] != ']' || len(host) < 3 {
+			return false
+		}
+		for _, c := range host[1 : len(host)-1] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
 	}
 	return true
 }
@@ -220,6 +274,11 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 	if target[0] != '/' || bytes.IndexByte(target, '#') >= 0 {
 		return leanNo
 	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f {
+			return leanNo
+		}
+	}
 	path, query := target, []byte(nil)
 	if q := bytes.IndexByte(target, '?'); q >= 0 {
 		path, query = target[:q], target[q:]
@@ -257,7 +316,10 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
 			return true
 		case hHost:
-			lr.hasHost = lr.hasHost || len(v) > 0
+			if !plainHost(v) {
+				return false // fasthttp reads the URI differently
+			}
+			lr.hasHost = true
 			return true
 		case hHopByHop, hRequestID:
 			return true
@@ -337,7 +399,7 @@ func scanResponse(buf []byte, lr *leanResp) leanStatus {
 	head := buf[:end+2]
 	le := bytes.Index(head, []byte("\r\n"))
 	line := head[:le]
-	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
+	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') || hasCTL(line) {
 		return leanNo
 	}
 	code := parseLength(line[9:12])

@@ -1,0 +1,205 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// fastRequest parses buf with fasthttp as the general path does.
+func fastRequest(buf []byte) (*fasthttp.Request, int, error) {
+	req := &fasthttp.Request{}
+	rd := bytes.NewReader(buf)
+	br := bufio.NewReaderSize(rd, maxHeaderBytes)
+	if err := req.Read(br); err != nil {
+		return nil, 0, err
+	}
+	return req, len(buf) - rd.Len() - br.Buffered(), nil
+}
+
+func fastResponse(buf []byte) (*fasthttp.Response, int, error) {
+	resp := &fasthttp.Response{}
+	resp.Header.DisableNormalizing()
+	rd := bytes.NewReader(buf)
+	br := bufio.NewReaderSize(rd, upstreamReadBuffer)
+	if err := resp.Read(br); err != nil {
+		return nil, 0, err
+	}
+	return resp, len(buf) - rd.Len() - br.Buffered(), nil
+}
+
+// checkLeanRequest compares the lean scan of buf with fasthttp's parse: a
+// request the lean path takes must be one fasthttp reads the same way, and
+// the request it sends on must carry the same message.
+func checkLeanRequest(t *testing.T, buf []byte) {
+	t.Helper()
+	var lr leanReq
+	if scanRequest(buf, 1<<20, &lr) != leanOK {
+		return
+	}
+	req, n, err := fastRequest(buf)
+	if err != nil {
+		// The lean path forwards it; the replica's own parser judges it.
+		// That is only acceptable for header values fasthttp is stricter
+		// about, never for framing.
+		if strings.Contains(err.Error(), "content-length") || strings.Contains(err.Error(), "body") {
+			t.Fatalf("lean took %q, fasthttp: %v", buf, err)
+		}
+		return
+	}
+	if n != lr.n {
+		t.Fatalf("%q: lean length %d, fasthttp %d", buf, lr.n, n)
+	}
+	if !bytes.Equal(req.Body(), lr.body) {
+		t.Fatalf("%q: lean body %q, fasthttp %q", buf, lr.body, req.Body())
+	}
+	if string(req.Header.Method()) != string(lr.method) {
+		t.Fatalf("%q: lean method %q, fasthttp %q", buf, lr.method, req.Header.Method())
+	}
+	if p := req.URI().Path(); string(p) != string(lr.path) {
+		t.Fatalf("%q: lean path %q, fasthttp %q", buf, lr.path, p)
+	}
+	req.Header.DisableNormalizing()
+	for _, h := range []struct {
+		name string
+		lean []byte
+	}{{canonAuthorization, lr.auth}, {canonVersion, lr.version}, {canonVersionAlias, lr.alias}, {canonCallerKey, lr.callerKey}} {
+		if got := req.Header.Peek(h.name); !bytes.Equal(got, h.lean) && (len(got) > 0 || len(h.lean) > 0) {
+			t.Fatalf("%q: %s lean %q, fasthttp %q", buf, h.name, h.lean, got)
+		}
+	}
+	if req.Header.ConnectionClose() != lr.closeAfter {
+		t.Fatalf("%q: close after: lean %v, fasthttp %v", buf, lr.closeAfter, req.Header.ConnectionClose())
+	}
+	// What the replica gets: fasthttp must read the same body and query,
+	// without the credentials.
+	up := appendUpstream(nil, buf, &lr, kindScore, "127.0.0.1:1", []byte("id"))
+	ureq, un, err := fastRequest(up)
+	if err != nil || un != len(up) {
+		t.Fatalf("%q: upstream request %q does not parse: %v (%d of %d bytes)", buf, up, err, un, len(up))
+	}
+	if !bytes.Equal(ureq.Body(), lr.body) || string(ureq.URI().QueryString()) != string(req.URI().QueryString()) ||
+		string(ureq.URI().Path()) != "/score" || len(ureq.Header.Peek("Authorization")) > 0 || string(ureq.Header.Peek(canonRequestID)) != "id" {
+		t.Fatalf("%q: upstream request %q", buf, up)
+	}
+}
+
+func checkLeanResponse(t *testing.T, buf []byte) {
+	t.Helper()
+	var lr leanResp
+	if scanResponse(buf, &lr) != leanOK {
+		return
+	}
+	resp, n, err := fastResponse(buf)
+	if err != nil {
+		if strings.Contains(err.Error(), "content-length") || strings.Contains(err.Error(), "body") {
+			t.Fatalf("lean took answer %q, fasthttp: %v", buf, err)
+		}
+		return
+	}
+	if n != lr.n || resp.StatusCode() != lr.code || !bytes.Equal(resp.Body(), buf[lr.body.a:lr.body.b]) {
+		t.Fatalf("%q: lean %d bytes, code %d, body %q; fasthttp %d, %d, %q", buf, lr.n, lr.code, buf[lr.body.a:lr.body.b], n, resp.StatusCode(), resp.Body())
+	}
+	out := appendAnswer(nil, buf, &lr, []byte("id"), "v1", true)
+	cresp, cn, err := fastResponse(out)
+	if err != nil || cn != len(out) {
+		t.Fatalf("%q: caller's answer %q does not parse: %v", buf, out, err)
+	}
+	want := lr.code
+	if want == 500 {
+		want = 502
+	}
+	if cresp.StatusCode() != want || !bytes.Equal(cresp.Body(), resp.Body()) || !cresp.ConnectionClose() ||
+		string(cresp.Header.Peek("Aksml-Served-By")) != "v1" {
+		t.Fatalf("%q: caller's answer %q", buf, out)
+	}
+}
+
+var leanRequestSeeds = []string{
+	"POST /api/v1/service/a/score?x=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\nContent-Length: 2\r\n\r\n{}",
+	"GET /api/v1/service/a/swagger.json HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n",
+	"POST /api/v1/service/a/score HTTP/1.1\r\nhost: h\r\naksml-version: v2\r\nAksml-Caller-Key: c\r\ncontent-length: 0\r\n\r\n",
+	"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+	"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+	"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nX:  spaced \t\r\nAzureml-Model-Deployment: blue\r\nContent-Length: 1\r\n\r\nz",
+	"POST /api/v1/service/a/score HTTP/1.0\r\nHost: h\r\n\r\n",
+	"POST /api/v1/service/a%2f/score HTTP/1.1\r\nHost: h\r\n\r\n",
+	"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab",
+}
+
+var leanResponseSeeds = []string{
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+	"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nboom",
+	"HTTP/1.1 200\r\nContent-Length: 0\r\nX-Ms-Request-Id: theirs\r\nKeep-Alive: timeout=5\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+	"HTTP/1.0 200 OK\r\n\r\nuntil close",
+	"HTTP/1.1 204 No Content\r\n\r\n",
+}
+
+func TestLeanScanners(t *testing.T) {
+	for _, s := range leanRequestSeeds {
+		checkLeanRequest(t, []byte(s))
+	}
+	for _, s := range leanResponseSeeds {
+		checkLeanResponse(t, []byte(s))
+	}
+	// What takes the general path, and what waits for more.
+	cases := []struct {
+		req  string
+		want leanStatus
+	}{
+		{leanRequestSeeds[0], leanOK},
+		{leanRequestSeeds[3], leanNo},   // two Content-Lengths
+		{leanRequestSeeds[4], leanNo},   // chunked
+		{leanRequestSeeds[6], leanNo},   // HTTP/1.0
+		{leanRequestSeeds[7], leanNo},   // percent-encoded path
+		{leanRequestSeeds[8], leanMore}, // body still arriving
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nContent-Length: 0\r\n\r\n", leanNo}, // no Host
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n Folded: x\r\n\r\n", leanNo},
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", leanNo},
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n", leanNo}, // over the limit: 413 there
+		{"PUT /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n\r\n", leanNo},
+	}
+	for _, c := range cases {
+		var lr leanReq
+		if got := scanRequest([]byte(c.req), 1<<20, &lr); got != c.want {
+			t.Errorf("scanRequest(%q) = %v, want %v", c.req, got, c.want)
+		}
+	}
+	var lr leanReq
+	scanRequest([]byte(leanRequestSeeds[0]), 1<<20, &lr)
+	up := string(appendUpstream(nil, []byte(leanRequestSeeds[0]), &lr, kindScore, "10.0.0.1:5001", []byte("rid")))
+	want := "POST /score?x=1 HTTP/1.1\r\nHost: 10.0.0.1:5001\r\nContent-Length: 2\r\nX-Ms-Request-Id: rid\r\n\r\n{}"
+	if up != want {
+		t.Errorf("upstream request\n got %q\nwant %q", up, want)
+	}
+	var rr leanResp
+	if st := scanResponse([]byte(leanResponseSeeds[2]), &rr); st != leanOK {
+		t.Fatalf("scanResponse: %v", st)
+	}
+	ans := string(appendAnswer(nil, []byte(leanResponseSeeds[2]), &rr, []byte("ours"), "blue", false))
+	if want := "HTTP/1.1 200\r\nContent-Length: 0\r\nX-Ms-Request-Id: ours\r\nAksml-Served-By: blue\r\n\r\n"; ans != want {
+		t.Errorf("answer\n got %q\nwant %q", ans, want)
+	}
+}
+
+// FuzzLeanRequest checks the lean request scanner against fasthttp's parser
+// on arbitrary bytes: whatever the lean path takes, fasthttp frames and reads
+// the same way, and the request sent on parses back to the same message.
+func FuzzLeanRequest(f *testing.F) {
+	for _, s := range leanRequestSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, buf []byte) { checkLeanRequest(t, buf) })
+}
+
+// FuzzLeanResponse does the same for replicas' answers.
+func FuzzLeanResponse(f *testing.F) {
+	for _, s := range leanResponseSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, buf []byte) { checkLeanResponse(t, buf) })
+}
