@@ -39,11 +39,11 @@ const (
 	hCallerKey
 	hContentLength
 	hConnection
-	hHopByHop      // dropped on the way through
-	hNotLean       // Transfer-Encoding, Expect, Upgrade: the general path
-	hHost          // replaced with the replica's
-	hRequestID     // replaced with the router's
-	hServedBy      // replaced with the router's (answers)
+	hHopByHop  // dropped on the way through
+	hNotLean   // Transfer-Encoding, Expect, Upgrade: the general path
+	hHost      // replaced with the replica's
+	hRequestID // replaced with the router's
+	hServedBy  // replaced with the router's (answers)
 )
 
 // classify names a header by its kind, case-insensitively.
