@@ -82,17 +82,34 @@
 //
 // # Engines
 //
-// Router is an http.Handler, to compose with other handlers; Serve runs the
-// same request path on fasthttp, which in bench/frontend reaches 0.9–1.1×
-// nginx's maximum throughput at 1.1–1.2× its CPU per request, where the
-// net/http engine reaches about 0.6× at 2.2× the CPU. Both
-// engines forward over the router's own pool of kept-alive connections per
-// replica (idle ones close after a second), parsing answers with fasthttp;
-// a small request is written from inside the wait for its answer, which
-// spares a system call per request. On the fasthttp engine and towards
-// replicas, sockets are read and written with system calls made directly
-// on the non-blocking socket, without the runtime's bookkeeping for calls
-// that might block (see sockConn). Backends should listen with Serve.
+// Router is an http.Handler, to compose with other handlers. Serve has two
+// engines of its own, chosen with Options.Engine; all three give callers
+// the same answers (every HTTP test runs on each).
+//
+// EngineEventLoop, the default, serves connections from gnet event loops,
+// one per GOMAXPROCS, each a goroutine waiting in epoll for its callers'
+// connections and its own kept-alive connections to replicas. A request
+// whose replica has a free slot is forwarded and answered inside the loop,
+// with no goroutine parked or woken. The common request (GET or POST,
+// HTTP/1.1, Content-Length, a plain path, a route without mirroring) and
+// the common answer (Content-Length) are forwarded by scanning their header
+// lines once and copying those that pass, as nginx does; anything else is
+// read with fasthttp's parser. Requests that must wait for a replica slot,
+// /metrics, and retries after a failed dial or a replica that closed a
+// kept-alive connection run the engine-neutral path in a goroutine; new
+// connections to replicas are dialled in a goroutine and handed to the
+// loop. A caller's pipelined requests are answered in order. In
+// bench/frontend this engine reaches nginx's maximum throughput or more, at
+// less CPU per request (see bench/README.md for the figures).
+//
+// EngineFastHTTP serves each connection from a goroutine of fasthttp's
+// server, forwarding over the router's own pool of kept-alive connections
+// per replica (idle ones close after a second); a small request is written
+// from inside the wait for its answer, which spares a system call, and
+// sockets are read and written with system calls made directly on the
+// non-blocking socket, without the runtime's bookkeeping for calls that
+// might block (see sockConn). The net/http path (ServeHTTP) uses the same
+// pool. Backends should listen with Serve.
 //
 // Queue waits and scoring timeouts run on real time; Options.Clock only
 // drives token issue and expiry.

@@ -7,10 +7,14 @@
 // Layout (all on 127.0.0.1, each in its own process):
 //   - replicas: 4 net/http servers answering POST /score with a small JSON
 //     body (a trivial Go handler);
-//   - aksml (fasthttp engine): frontend.Router.Serve, one route, key auth,
-//     the 4 replicas, GOMAXPROCS = cores, GOGC default (the request path
-//     does not allocate, so the collector does not run under load);
-//   - aksml (net/http engine): the same Router under net/http's http.Server;
+//   - aksml (event loop): frontend.Router.Serve with its default engine
+//     (gnet event loops, one per GOMAXPROCS), one route, key auth, the 4
+//     replicas, GOMAXPROCS = cores, GOGC default (the fast path does not
+//     allocate, so the collector does not run under load); this is what
+//     the simulator, azureml-fe and the RESULT keys without prefix measure;
+//   - aksml (fasthttp): the same Router with Options.Engine =
+//     EngineFastHTTP (a goroutine per connection);
+//   - aksml (net/http): the same Router under net/http's http.Server;
 //   - nginx: worker_processes = cores, the Bearer key checked with a map,
 //     an upstream pool of the 4 replicas with keep-alive;
 //   - direct: the load generator straight to the replicas.
@@ -35,7 +39,7 @@
 // the proxy and of the replicas; AKSML_BENCH_ROUTER_PROCS=N sets the
 // routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
 // variables to the routers only (GODEBUG, GOGC, ...);
-// AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the fasthttp router.
+// AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router.
 package main
 
 import (
@@ -114,7 +118,11 @@ func runReplicas() {
 }
 
 func runRouter() {
-	rt := frontend.New(nil)
+	opts := &frontend.Options{}
+	if os.Getenv("AKSML_BENCH_ENGINE") == "fasthttp" {
+		opts.Engine = frontend.EngineFastHTTP
+	}
+	rt := frontend.New(opts)
 	var reps []frontend.Replica
 	for i, p := range strings.Split(os.Getenv("AKSML_BENCH_REPLICAS"), ",") {
 		reps = append(reps, frontend.Replica{ID: strconv.Itoa(i), URL: "http://127.0.0.1:" + p, Ready: true})
@@ -135,7 +143,7 @@ func runRouter() {
 	}
 	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
 	stopProfile := func() {}
-	if f := os.Getenv("AKSML_BENCH_CPUPROFILE"); f != "" && os.Getenv("AKSML_BENCH_ENGINE") != "nethttp" { // diagnostics only
+	if f := os.Getenv("AKSML_BENCH_CPUPROFILE"); f != "" && os.Getenv("AKSML_BENCH_ENGINE") == "eventloop" { // diagnostics only
 		out, err := os.Create(f)
 		if err != nil {
 			log.Fatal(err)
@@ -253,6 +261,11 @@ func orchestrate(quick bool) error {
 	if v := os.Getenv("AKSML_BENCH_ROUTER_ENV"); v != "" { // K=V[,K=V]: diagnostics only
 		routerEnv = append(routerEnv, strings.Split(v, ",")...)
 	}
+	evl, evlPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=eventloop"), self)
+	if err != nil {
+		return err
+	}
+	children = append(children, evl)
 	fast, fastPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=fasthttp"), self)
 	if err != nil {
 		return err
@@ -276,6 +289,7 @@ func orchestrate(quick bool) error {
 	}
 	targets := []target{
 		direct,
+		{name: "aksml (event loop)", urls: []string{"http://127.0.0.1:" + evlPort + path}},
 		{name: "aksml (fasthttp)", urls: []string{"http://127.0.0.1:" + fastPort + path}},
 		{name: "aksml (net/http)", urls: []string{"http://127.0.0.1:" + slowPort + path}},
 		{name: "nginx", urls: []string{"http://127.0.0.1:" + ngxPort + path}, isRef: true},
@@ -287,7 +301,7 @@ func orchestrate(quick bool) error {
 	}
 	if v := os.Getenv("AKSML_BENCH_CLOSED"); v != "" { // ROUNDS: diagnostics only
 		rounds, _ := strconv.Atoi(v)
-		pp := map[string][]int{"direct": nil, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		pp := map[string][]int{"direct": nil, "aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
 		repPids := []int{reps.cmd.Process.Pid}
 		for r := 0; r < rounds; r++ {
 			for k := range targets {
@@ -300,7 +314,7 @@ func orchestrate(quick bool) error {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("%-17s %6.0f req/s  proxy CPU %5.1f µs/req  replicas %5.1f µs/req\n", t.name, float64(n)/secs,
+				fmt.Printf("%-18s %6.0f req/s  proxy CPU %5.1f µs/req  replicas %5.1f µs/req\n", t.name, float64(n)/secs,
 					(cpuSeconds(pp[t.name])-c0)/float64(n)*1e6, (cpuSeconds(repPids)-r0)/float64(n)*1e6)
 			}
 		}
@@ -308,12 +322,12 @@ func orchestrate(quick bool) error {
 	}
 	if probe := os.Getenv("AKSML_BENCH_PROBE"); probe != "" { // RATE: diagnostics only
 		rate, _ := strconv.Atoi(probe)
-		pp := map[string][]int{"aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		pp := map[string][]int{"aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
 		for r := 0; r < 3; r++ {
 			for _, t := range targets[1:] {
 				c0 := cpuSeconds(pp[t.name])
 				l := openLoop(t.urls, rate, 2*time.Second)
-				fmt.Printf("%-17s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6)
+				fmt.Printf("%-18s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6)
 			}
 		}
 		return nil
@@ -326,15 +340,16 @@ func orchestrate(quick bool) error {
 	fmt.Printf("bench/frontend: %d cores, %d replicas (net/http trivial handler), nginx worker_processes %d, router GOMAXPROCS %d\n",
 		cores, numReplicas, cores, procs)
 	fmt.Printf("CPUs each may run on: router %s, nginx workers %s, replicas %s, load generators %s\n",
-		cpusAllowed(fast.cmd.Process.Pid), cpusAllowed(childPids(ngx.cmd.Process.Pid)...), cpusAllowed(reps.cmd.Process.Pid), cpusAllowed(os.Getpid()))
+		cpusAllowed(evl.cmd.Process.Pid), cpusAllowed(childPids(ngx.cmd.Process.Pid)...), cpusAllowed(reps.cmd.Process.Pid), cpusAllowed(os.Getpid()))
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("load average before the run: %s (other work on the machine makes latencies noisy; the\n"+
 			"targets are measured in short interleaved slices so that they share the noise)\n", strings.Fields(string(b))[0])
 	}
 	pids := map[string][]int{
-		"aksml (fasthttp)": {fast.cmd.Process.Pid},
-		"aksml (net/http)": {slow.cmd.Process.Pid},
-		"nginx":            append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...),
+		"aksml (event loop)": {evl.cmd.Process.Pid},
+		"aksml (fasthttp)":   {fast.cmd.Process.Pid},
+		"aksml (net/http)":   {slow.cmd.Process.Pid},
+		"nginx":              append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...),
 	}
 
 	type stat struct {
@@ -366,7 +381,7 @@ func orchestrate(quick bool) error {
 		for _, t := range targets {
 			l := &stats[t.name].lat[ri]
 			sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
-			fmt.Printf("  %-17s %5d req/s: p50 %7.3f ms  p99 %7.3f ms  (%d requests, %d errors)\n",
+			fmt.Printf("  %-18s %5d req/s: p50 %7.3f ms  p99 %7.3f ms  (%d requests, %d errors)\n",
 				t.name, rate, ms(l.pct(50)), ms(l.pct(99)), len(l.d), l.errs)
 			if l.errs > 0 {
 				return fmt.Errorf("%s: %d requests failed", t.name, l.errs)
@@ -404,10 +419,10 @@ func orchestrate(quick bool) error {
 	d := &stats["direct"].lat
 
 	fmt.Println()
-	fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8s | %8s | %11s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)",
+	fmt.Printf("%-18s | %21s | %21s | %21s | %21s | %8s | %8s | %11s\n", "target", "1k/s p50 (added)", "1k/s p99 (added)",
 		"5k/s p50 (added)", "5k/s p99 (added)", "max rps", "vs nginx", "CPU µs/req")
 	// max rps, vs nginx and CPU µs/req are medians over the closed-loop rounds.
-	fmt.Println(strings.Repeat("-", 17) + strings.Repeat("-+-"+strings.Repeat("-", 21), 4) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 11))
+	fmt.Println(strings.Repeat("-", 18) + strings.Repeat("-+-"+strings.Repeat("-", 21), 4) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 8) + "-+-" + strings.Repeat("-", 11))
 	for _, t := range targets {
 		l := &stats[t.name].lat
 		cell := func(ri int, p float64) string {
@@ -421,24 +436,26 @@ func orchestrate(quick bool) error {
 		if t.name != "direct" {
 			cpu = fmt.Sprintf("%.1f", median(stats[t.name].cpuPerReq))
 		}
-		fmt.Printf("%-17s | %21s | %21s | %21s | %21s | %8.0f | %7.2fx | %11s\n", t.name,
+		fmt.Printf("%-18s | %21s | %21s | %21s | %21s | %8.0f | %7.2fx | %11s\n", t.name,
 			cell(0, 50), cell(0, 99), cell(1, 50), cell(1, 99), median(stats[t.name].rps), median(ratios(t.name, false)), cpu)
 	}
-	for _, name := range []string{"aksml (fasthttp)", "aksml (net/http)"} {
+	for _, name := range []string{"aksml (event loop)", "aksml (fasthttp)", "aksml (net/http)"} {
 		rr, cr := ratios(name, false), ratios(name, true)
 		fmt.Printf("%s vs nginx over %d closed-loop rounds: max rps %.2f–%.2f (above 1 in %d), CPU per request %.2f–%.2f\n",
 			name, len(rr), slices.Min(rr), slices.Max(rr), countAbove(rr, 1), slices.Min(cr), slices.Max(cr))
 	}
 	fmt.Printf("wrk (one thread) used %.0f%% of a core in the median closed-loop run (%.0f%% at most)\n",
 		100*median(wrkBusy), 100*slices.Max(wrkBusy))
-	a, s, n := &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
+	a, f, s, n := &stats["aksml (event loop)"].lat, &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
 	added := func(l *[2]latencies, ri int, p float64) float64 { return ms(l[ri].pct(p) - d[ri].pct(p)) }
 	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
 		"cpu_per_req_ratio_vs_nginx=%.2f nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f "+
-		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
-		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), median(ratios("aksml (fasthttp)", false)),
-		median(ratios("aksml (fasthttp)", true)), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
-		median(ratios("aksml (net/http)", false)), median(ratios("aksml (net/http)", true)))
+		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f "+
+		"fasthttp_added_p50_ms=%.3f fasthttp_added_p99_ms=%.3f fasthttp_max_rps_ratio_vs_nginx=%.2f fasthttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
+		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), median(ratios("aksml (event loop)", false)),
+		median(ratios("aksml (event loop)", true)), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
+		median(ratios("aksml (net/http)", false)), median(ratios("aksml (net/http)", true)),
+		added(f, 0, 50), added(f, 0, 99), median(ratios("aksml (fasthttp)", false)), median(ratios("aksml (fasthttp)", true)))
 	return nil
 }
 
