@@ -150,10 +150,18 @@ func headerLines(head []byte, from int, f func(name, value []byte, s span) bool)
 	return true
 }
 
+// tokenChar marks the bytes allowed in an HTTP token (a header name).
+var tokenChar = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), byte(c)) < 0
+	}
+	return t
+}()
+
 // token reports whether b is an HTTP token (a header name).
 func token(b []byte) bool {
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+		if !tokenChar[c] {
 			return false
 		}
 	}
