@@ -82,6 +82,8 @@ type loop struct {
 	inflight []*clientConn            // requests with a scoring deadline
 	armed    atomic.Bool              // a sweep is scheduled
 	sweepFn  gnet.RunnableFunc
+	sweepT   *time.Timer // fires fireSweep
+	idleT    *time.Timer // runs sweepIdle
 	idleArm  bool
 
 	rd    bytes.Reader
@@ -150,6 +152,10 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 		l.br = bufio.NewReaderSize(&l.rd, maxHeaderBytes)
 		l.out.bw = bufio.NewWriterSize(&l.out, 4<<10)
 		l.sweepFn = l.sweep
+		l.sweepT = time.AfterFunc(time.Hour, l.fireSweep)
+		l.sweepT.Stop()
+		l.idleT = time.AfterFunc(time.Hour, func() { l.exec(l.sweepIdle) })
+		l.idleT.Stop()
 		cli, err := gnet.NewClient(l, gnet.WithNumEventLoop(1), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(logger))
 		if err == nil {
@@ -229,6 +235,8 @@ func (eng *loopEngine) shutdown(ctx context.Context) error {
 
 func (eng *loopEngine) stopLoops() {
 	for _, l := range eng.loops {
+		l.sweepT.Stop()
+		l.idleT.Stop()
 		if l.cli != nil {
 			_ = l.cli.Stop()
 		}
@@ -781,6 +789,11 @@ func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
 		return 0, err
 	}
 	code := resp.StatusCode()
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An interim answer: the final one follows.
+		n, err := l.parseResponse(resp, buf[end:])
+		return end + n, err
+	}
 	if code == http.StatusNoContent || code == http.StatusNotModified || code < 200 {
 		return end, nil
 	}
@@ -916,7 +929,7 @@ func (l *loop) putIdle(up *upstream, now time.Time) {
 	l.idle[up.rep] = append(l.idle[up.rep], up)
 	if !l.idleArm {
 		l.idleArm = true
-		time.AfterFunc(idleConnTimeout, func() { l.exec(l.sweepIdle) })
+		l.idleT.Reset(idleConnTimeout)
 	}
 }
 
@@ -950,7 +963,7 @@ func (l *loop) sweepIdle() {
 	}
 	if len(l.idle) > 0 {
 		l.idleArm = true
-		time.AfterFunc(idleConnTimeout, func() { l.exec(l.sweepIdle) })
+		l.idleT.Reset(idleConnTimeout)
 	}
 }
 
@@ -960,7 +973,7 @@ func (l *loop) track(cc *clientConn) {
 	cc.ex.slot = len(l.inflight)
 	l.inflight = append(l.inflight, cc)
 	if !l.armed.Swap(true) {
-		time.AfterFunc(sweepEvery, l.fireSweep)
+		l.sweepT.Reset(sweepEvery)
 	}
 }
 
@@ -996,7 +1009,7 @@ func (l *loop) sweep(context.Context) error {
 		i++
 	}
 	if len(l.inflight) > 0 {
-		time.AfterFunc(sweepEvery, l.fireSweep)
+		l.sweepT.Reset(sweepEvery)
 	} else {
 		l.armed.Store(false)
 	}

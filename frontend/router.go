@@ -739,6 +739,9 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 
 	// Prepare the upstream request.
 	req.Header.Del(canonAuthorization)
+	// The whole body is read before forwarding: the replica must not
+	// answer 100 Continue.
+	req.Header.Del("Expect")
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
 	}
