@@ -243,18 +243,44 @@ func hasToken(v []byte, tok string) bool {
 	return false
 }
 
+// kept is the header lines to pass on.
+type kept struct {
+	keep  [maxLeanHeaders]span
+	nkeep int
+}
+
+// add keeps a line; false when there are too many for the lean path.
+func (k *kept) add(s span) bool {
+	if k.nkeep == maxLeanHeaders {
+		return false
+	}
+	k.keep[k.nkeep] = s
+	k.nkeep++
+	return true
+}
+
+func (k *kept) lines() []span { return k.keep[:k.nkeep] }
+
+// setLength records a Content-Length; false for a second one or a bad value.
+func setLength(length *int, v []byte) bool {
+	if *length >= 0 {
+		return false
+	}
+	*length = parseLength(v)
+	return *length >= 0
+}
+
 // leanReq is a scanned request; its slices point into the read buffer.
 type leanReq struct {
 	method, path, query []byte // query with its '?', or empty
 	auth, version       []byte
 	alias, callerKey    []byte
-	keep                [maxLeanHeaders]span
-	nkeep               int
-	length              int // Content-Length, -1 when absent
-	closeAfter          bool
-	hasHost             bool
-	body                []byte
-	n                   int // bytes of the whole request
+	kept
+	length     int // Content-Length, -1 when absent
+	closeAfter bool
+	hasHost    bool
+	body       []byte
+	n          int // bytes of the whole request
 }
 
 // scanRequest scans one request at the start of buf.
@@ -315,11 +341,7 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 				lr.callerKey = v
 			}
 		case hContentLength:
-			if lr.length >= 0 {
-				return false
-			}
-			lr.length = parseLength(v)
-			return lr.length >= 0
+			return setLength(&lr.length, v)
 		case hConnection:
 			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
 			return true
@@ -334,12 +356,7 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 		case hNotLean:
 			return false
 		}
-		if lr.nkeep == maxLeanHeaders {
-			return false
-		}
-		lr.keep[lr.nkeep] = s
-		lr.nkeep++
-		return true
+		return lr.add(s)
 	})
 	if !ok || !lr.hasHost {
 		return leanNo // without Host, fasthttp's parser refuses it
@@ -371,7 +388,7 @@ func appendUpstream(dst, buf []byte, lr *leanReq, kind pathKind, host string, id
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\n"...)
-	for _, s := range lr.keep[:lr.nkeep] {
+	for _, s := range lr.lines() {
 		dst = append(dst, buf[s.a:s.b]...)
 		dst = append(dst, "\r\n"...)
 	}
@@ -388,10 +405,9 @@ func appendUpstream(dst, buf []byte, lr *leanReq, kind pathKind, host string, id
 
 // leanResp is a scanned answer; its spans point into the read buffer.
 type leanResp struct {
-	status    span // "HTTP/1.1 200 OK"
-	code      int
-	keep      [maxLeanHeaders]span
-	nkeep     int
+	status span // "HTTP/1.1 200 OK"
+	code   int
+	kept
 	length    int
 	closeConn bool
 	body      span
@@ -418,11 +434,7 @@ func scanResponse(buf []byte, lr *leanResp) leanStatus {
 	ok := headerLines(head, le+2, func(name, v []byte, s span) bool {
 		switch classify(name) {
 		case hContentLength:
-			if lr.length >= 0 {
-				return false
-			}
-			lr.length = parseLength(v)
-			return lr.length >= 0
+			return setLength(&lr.length, v)
 		case hConnection:
 			lr.closeConn = lr.closeConn || hasToken(v, "close")
 			return true
@@ -431,12 +443,7 @@ func scanResponse(buf []byte, lr *leanResp) leanStatus {
 		case hNotLean:
 			return false
 		}
-		if lr.nkeep == maxLeanHeaders {
-			return false
-		}
-		lr.keep[lr.nkeep] = s
-		lr.nkeep++
-		return true
+		return lr.add(s)
 	})
 	if !ok || lr.length < 0 {
 		return leanNo // chunked, or delimited by closing: the general path
@@ -460,7 +467,7 @@ func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, clo
 		dst = append(dst, buf[lr.status.a:lr.status.b]...)
 	}
 	dst = append(dst, "\r\n"...)
-	for _, s := range lr.keep[:lr.nkeep] {
+	for _, s := range lr.lines() {
 		dst = append(dst, buf[s.a:s.b]...)
 		dst = append(dst, "\r\n"...)
 	}

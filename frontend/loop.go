@@ -382,25 +382,12 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 // parseRequest reads one whole request from buf into req and returns its
 // length, or errNeedMore.
 func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 {
-		if len(buf) > maxHeaderBytes {
-			return 0, errHeaderTooLarge
-		}
-		// Headers incomplete; parse what is there for Expect only when a
-		// complete block arrives.
-		return 0, errNeedMore
-	}
-	end += 4
-	if end > maxHeaderBytes {
-		return 0, errHeaderTooLarge
+	end, err := headEnd(buf, maxHeaderBytes)
+	if err != nil {
+		return 0, err
 	}
 	req.Reset()
-	l.rd.Reset(buf[:end])
-	l.br.Reset(&l.rd)
-	err := req.Header.Read(l.br)
-	l.br.Reset(nil)
-	if err != nil {
+	if err := l.read(buf[:end], req.Header.Read); err != nil {
 		return 0, err
 	}
 	maxBody := l.eng.rt.maxBody
@@ -415,21 +402,51 @@ func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
 		req.SetBody(buf[end : end+cl])
 		return end + cl, nil
 	case cl == -1: // chunked
-		l.rd.Reset(buf[end:])
-		l.br.Reset(&l.rd)
-		err := req.ContinueReadBody(l.br, int(min(maxBody, int64(^uint(0)>>1))))
-		rest := l.rd.Len() + l.br.Buffered()
-		l.br.Reset(nil)
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, errNeedMore
-			}
-			return 0, err
-		}
-		return len(buf) - rest, nil
+		return l.readChunked(buf, end, func(br *bufio.Reader) error {
+			return req.ContinueReadBody(br, int(min(maxBody, int64(^uint(0)>>1))))
+		})
 	default:
 		return end, nil
 	}
+}
+
+// headEnd returns the length of the header block at the start of buf, or
+// errNeedMore, or errHeaderTooLarge past limit.
+func headEnd(buf []byte, limit int) (int, error) {
+	end := bytes.Index(buf, crlfcrlf)
+	switch {
+	case end < 0 && len(buf) > limit, end+4 > limit:
+		return 0, errHeaderTooLarge
+	case end < 0:
+		return 0, errNeedMore
+	}
+	return end + 4, nil
+}
+
+// read runs a fasthttp reader on b.
+func (l *loop) read(b []byte, f func(*bufio.Reader) error) error {
+	l.rd.Reset(b)
+	l.br.Reset(&l.rd)
+	err := f(l.br)
+	l.br.Reset(nil)
+	return err
+}
+
+// readChunked reads a chunked body that starts at buf[start:] with f and
+// returns where it ends, or errNeedMore while it is incomplete.
+func (l *loop) readChunked(buf []byte, start int, f func(*bufio.Reader) error) (int, error) {
+	l.rd.Reset(buf[start:])
+	l.br.Reset(&l.rd)
+	err := f(l.br)
+	rest := l.rd.Len() + l.br.Buffered()
+	l.br.Reset(nil)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, errNeedMore
+		}
+		return 0, err
+	}
+	return len(buf) - rest, nil
 }
 
 // lean serves the request at the start of buf on the lean path if it can
@@ -770,22 +787,14 @@ var errUntilClose = errors.New("body runs until the connection closes")
 
 // parseResponse reads one whole answer from buf into resp.
 func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 {
-		if len(buf) > upstreamReadBuffer {
-			return 0, errHeaderTooLarge
-		}
-		return 0, errNeedMore
+	end, err := headEnd(buf, upstreamReadBuffer)
+	if err != nil {
+		return 0, err
 	}
-	end += 4
 	resp.Reset()
 	resp.Header.DisableNormalizing()
 	resp.Header.SetNoDefaultContentType(true)
-	l.rd.Reset(buf[:end])
-	l.br.Reset(&l.rd)
-	err := resp.Header.Read(l.br)
-	l.br.Reset(nil)
-	if err != nil {
+	if err := l.read(buf[:end], resp.Header.Read); err != nil {
 		return 0, err
 	}
 	code := resp.StatusCode()
@@ -805,18 +814,7 @@ func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
 		resp.SetBody(buf[end : end+cl])
 		return end + cl, nil
 	case cl == -1:
-		l.rd.Reset(buf[end:])
-		l.br.Reset(&l.rd)
-		err := resp.ReadBody(l.br, 0)
-		rest := l.rd.Len() + l.br.Buffered()
-		l.br.Reset(nil)
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, errNeedMore
-			}
-			return 0, err
-		}
-		return len(buf) - rest, nil
+		return l.readChunked(buf, end, func(br *bufio.Reader) error { return resp.ReadBody(br, 0) })
 	default:
 		return end, errUntilClose
 	}
