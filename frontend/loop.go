@@ -45,6 +45,13 @@ const (
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
 	sweepEvery = 10 * time.Millisecond
+	// loopIdleTimeout closes a loop's connections to replicas idle this
+	// long. Longer than the goroutine pool's idleConnTimeout: a loop sees a
+	// replica close an idle connection the moment it happens (the socket
+	// turns readable) and drops it, so keeping connections longer costs no
+	// failed requests, and spares dials (which leave the loop) when load
+	// comes in bursts.
+	loopIdleTimeout = 30 * time.Second
 )
 
 var (
@@ -64,9 +71,10 @@ type loopEngine struct {
 	loops []*loop
 	next  atomic.Uint32
 
-	closing atomic.Bool
-	wg      sync.WaitGroup // accept loop, dials, slow paths
-	active  atomic.Int64   // requests between parse and answer
+	closing     atomic.Bool
+	idleTimeout time.Duration
+	wg          sync.WaitGroup // accept loop, dials, slow paths
+	active      atomic.Int64   // requests between parse and answer
 
 	mu   sync.Mutex
 	idle chan struct{} // closed when active drops to 0 while closing
@@ -144,7 +152,10 @@ type upstream struct {
 
 // serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
 func (rt *Router) serveLoop(ln net.Listener) error {
-	eng := &loopEngine{rt: rt, ln: ln}
+	eng := &loopEngine{rt: rt, ln: ln, idleTimeout: loopIdleTimeout}
+	if rt.loopIdle > 0 {
+		eng.idleTimeout = rt.loopIdle // tests
+	}
 	n := runtime.GOMAXPROCS(0)
 	logger := gnetLogger{rt.log}
 	for i := 0; i < n; i++ {
@@ -904,7 +915,7 @@ func (l *loop) getIdle(rep *replica, now time.Time) *upstream {
 		up := conns[n-1]
 		conns[n-1] = nil
 		conns = conns[:n-1]
-		if now.Sub(up.idleAt) < idleConnTimeout && rep.member.Load() {
+		if now.Sub(up.idleAt) < l.eng.idleTimeout && rep.member.Load() {
 			l.idle[rep] = conns
 			return up
 		}
@@ -927,7 +938,7 @@ func (l *loop) putIdle(up *upstream, now time.Time) {
 	l.idle[up.rep] = append(l.idle[up.rep], up)
 	if !l.idleArm {
 		l.idleArm = true
-		l.idleT.Reset(idleConnTimeout)
+		l.idleT.Reset(l.eng.idleTimeout)
 	}
 }
 
@@ -942,13 +953,13 @@ func (l *loop) dropIdle(up *upstream) {
 	}
 }
 
-// sweepIdle closes connections idle for idleConnTimeout.
+// sweepIdle closes connections idle for the engine's idle timeout.
 func (l *loop) sweepIdle() {
 	l.idleArm = false
 	now := time.Now()
 	for rep, conns := range l.idle {
 		i := 0
-		for i < len(conns) && (now.Sub(conns[i].idleAt) >= idleConnTimeout || !rep.member.Load()) {
+		for i < len(conns) && (now.Sub(conns[i].idleAt) >= l.eng.idleTimeout || !rep.member.Load()) {
 			conns[i].closed = true
 			_ = conns[i].c.Close()
 			i++
@@ -961,7 +972,7 @@ func (l *loop) sweepIdle() {
 	}
 	if len(l.idle) > 0 {
 		l.idleArm = true
-		l.idleT.Reset(idleConnTimeout)
+		l.idleT.Reset(l.eng.idleTimeout)
 	}
 }
 

@@ -113,10 +113,12 @@ type Router struct {
 	clock   clock.PassiveClock
 	maxBody int64
 	engine  Engine
-	tokens  *TokenIssuer
-	reg     *prometheus.Registry
-	metrics http.Handler
-	fastMet fasthttp.RequestHandler
+	// loopIdle overrides the event-loop engine's idle timeout (tests).
+	loopIdle time.Duration
+	tokens   *TokenIssuer
+	reg      *prometheus.Registry
+	metrics  http.Handler
+	fastMet  fasthttp.RequestHandler
 
 	table atomic.Pointer[table]
 

@@ -102,8 +102,9 @@ func startConnCounter(t *testing.T) *connCounter {
 // TestUpstreamConnReuse checks, on both of Serve's engines, that sequential
 // requests share one kept-alive connection, concurrent ones open no more
 // connections than requests can be in flight, and idle connections are
-// closed after idleConnTimeout. The event-loop engine keeps a pool per loop
-// (plus the slow path's), so its bound is the cap times the pools.
+// closed after their idle timeout (set to idleConnTimeout for both here).
+// The event-loop engine keeps a pool per loop (plus the slow path's), so its
+// bound is the cap times the pools.
 func TestUpstreamConnReuse(t *testing.T) {
 	t.Parallel()
 	for _, engine := range []string{"fasthttp", "eventloop"} {
@@ -111,6 +112,7 @@ func TestUpstreamConnReuse(t *testing.T) {
 			t.Parallel()
 			cc := startConnCounter(t)
 			rt := New(nil)
+			rt.loopIdle = idleConnTimeout // the event loop's own is 30 s
 			base := serve(t, rt, engine)
 			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 8, Replicas: []Replica{{ID: "r", URL: cc.URL, Ready: true}}}}})
 			for i := 0; i < 20; i++ {
