@@ -99,8 +99,9 @@
 // kept-alive connection run the engine-neutral path in a goroutine; new
 // connections to replicas are dialled in a goroutine and handed to the
 // loop. A caller's pipelined requests are answered in order. In
-// bench/frontend this engine reaches nginx's maximum throughput or more, at
-// less CPU per request (see bench/README.md for the figures).
+// bench/frontend this engine reaches 1.00–1.06× nginx's maximum throughput
+// at about its CPU per request, where the fasthttp engine reaches
+// 0.94–1.01× (see bench/README.md).
 //
 // EngineFastHTTP serves each connection from a goroutine of fasthttp's
 // server, forwarding over the router's own pool of kept-alive connections
