@@ -219,7 +219,8 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 	if cv.ServesTraffic || cv.Ready != 0 || cv.Restarts < 2 {
 		t.Errorf("crashed version status %+v: want no traffic, no ready replica, restarts counted", cv)
 	}
-	l.Take()
+	// Answers to requests sent before the crash may still arrive.
+	l.Settle(ctx, t)
 	l.Wait(ctx, t, 200)
 	if got := l.Take(); got["canary"] != 0 || got["stable"] < 200 {
 		t.Errorf("answers while the canary is down: %v, want all from stable", got)

@@ -45,6 +45,9 @@ const (
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
 	sweepEvery = 10 * time.Millisecond
+	// maxAttempts bounds the sends of a request that met dead connections
+	// or unreachable replicas, as forward's loop does.
+	maxAttempts = 8
 	// loopIdleTimeout closes a loop's connections to replicas idle this
 	// long. Longer than the goroutine pool's idleConnTimeout: a loop sees a
 	// replica close an idle connection the moment it happens (the socket
@@ -131,6 +134,7 @@ type exchange struct {
 	deadline time.Time
 	timeout  time.Duration
 	reused   bool
+	attempts int    // sends after the first
 	pending  []byte // the upstream request, kept while dialling
 	idBuf    [36]byte
 	id       []byte
@@ -421,6 +425,22 @@ func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
 	}
 }
 
+// setUpstreamHost points the Host header of a request written for a
+// replica (by appendUpstream or fasthttp, both spell it "Host") at host.
+func setUpstreamHost(req []byte, host string) []byte {
+	end := bytes.Index(req, crlfcrlf)
+	i := bytes.Index(req[:max(end, 0)], []byte("\r\nHost: "))
+	if end < 0 || i < 0 {
+		return req
+	}
+	v := i + len("\r\nHost: ")
+	e := v + bytes.Index(req[v:], []byte("\r\n"))
+	out := make([]byte, 0, len(req)-(e-v)+len(host))
+	out = append(out, req[:v]...)
+	out = append(out, host...)
+	return append(out, req[e:]...)
+}
+
 // headEnd returns the length of the header block at the start of buf, or
 // errNeedMore, or errHeaderTooLarge past limit.
 func headEnd(buf []byte, limit int) (int, error) {
@@ -511,6 +531,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		host = rep.host
 	}
 	cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+	ex.attempts = 0
 	_, _ = cc.c.Discard(lr.n)
 	if rep == nil {
 		if _, err := l.parseRequest(&cc.req, cc.upReq); err != nil {
@@ -570,6 +591,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	}
 	bw.Reset(&l.out)
 	cc.upReq = w.out
+	ex.attempts = 0
 	l.exchange(cc, p, vs, rep, start)
 }
 
@@ -860,15 +882,29 @@ func (l *loop) failed(cc *clientConn, err error) {
 		vs.pool.eject(rep)
 	}
 	vs.pool.release(rep)
-	if retry && !cc.closed && !l.eng.closing.Load() {
+	if retry && !cc.closed && !l.eng.closing.Load() && ex.attempts < maxAttempts {
+		// Nothing reached a live process: send it again, as forward does,
+		// on another of this loop's connections if a slot is free (its
+		// kept-alive connections count as reused for the next failure),
+		// else on the slow path, which queues or falls back to the
+		// default version.
+		ex.attempts++
+		vs.inflight.Add(-1)
+		l.eng.end()
+		cc.busy = false
+		if next := vs.pool.tryAcquire(); next != nil {
+			cc.upReq = setUpstreamHost(cc.upReq, next.host)
+			l.exchange(cc, ex.p, vs, next, time.Now())
+			return
+		}
 		if _, perr := l.parseRequest(&cc.req, cc.upReq); perr == nil {
-			vs.inflight.Add(-1)
 			ex.rep, ex.vs = nil, nil
-			cc.busy = false
-			l.eng.end()
 			l.slow(cc, ex.p, true)
 			return
 		}
+		vs.inflight.Add(1) // not expected: we wrote cc.upReq; answer 502
+		l.eng.begin()
+		cc.busy = true
 	}
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)

@@ -28,6 +28,8 @@ type Load struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
+	begun []int64 // per caller: requests started
+	ended []int64 // per caller: requests answered
 	tags  map[string]int
 	last  []string // tags of the most recent answers, newest last
 	fails []string
@@ -36,7 +38,8 @@ type Load struct {
 // StartLoad starts callers callers posting to uri with hc. It stops them
 // when the test ends, if Stop has not been called before.
 func StartLoad(ctx context.Context, t testing.TB, hc *http.Client, uri string, callers int) *Load {
-	l := &Load{stopCh: make(chan struct{}), tags: map[string]int{}}
+	l := &Load{stopCh: make(chan struct{}), tags: map[string]int{},
+		begun: make([]int64, callers), ended: make([]int64, callers)}
 	for c := range callers {
 		l.wg.Add(1)
 		go func() {
@@ -49,8 +52,11 @@ func StartLoad(ctx context.Context, t testing.TB, hc *http.Client, uri string, c
 					return
 				default:
 				}
+				l.mu.Lock()
+				l.begun[c]++
+				l.mu.Unlock()
 				r, err := post(ctx, hc, uri, fmt.Sprintf(`{"caller":%d,"i":%d}`, c, i))
-				l.record(r, err)
+				l.record(c, r, err)
 			}
 		}()
 	}
@@ -58,9 +64,10 @@ func StartLoad(ctx context.Context, t testing.TB, hc *http.Client, uri string, c
 	return l
 }
 
-func (l *Load) record(r reply, err error) {
+func (l *Load) record(c int, r reply, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.ended[c]++
 	l.total.Add(1)
 	if err != nil || r.code < 200 || r.code > 299 {
 		l.failed.Add(1)
@@ -86,6 +93,41 @@ func (l *Load) Wait(ctx context.Context, t testing.TB, n int64) {
 			t.Fatalf("load: %d of %d requests before the deadline", l.total.Load(), target)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Settle starts counting afresh from requests sent after the call: it
+// waits until every caller has had an answer to a request it started after
+// the call, then drops the counts (as Take). Answers to requests already in
+// flight when the state under test changed are not counted after Settle.
+func (l *Load) Settle(ctx context.Context, t testing.TB) {
+	t.Helper()
+	l.mu.Lock()
+	mark := slices.Clone(l.begun)
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		done := true
+		for c := range mark {
+			if l.ended[c] <= mark[c] {
+				done = false
+			}
+		}
+		if done {
+			l.tags = map[string]int{}
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.stopCh:
+			return
+		default:
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("load: callers did not settle before the deadline")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

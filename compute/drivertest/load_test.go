@@ -66,3 +66,45 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Tail kept %d answers, want 500 to 1000", len(all))
 	}
 }
+
+// TestLoadSettle: a request in flight when the server's answer changes
+// still brings the old answer; Settle keeps it out of the counts.
+func TestLoadSettle(t *testing.T) {
+	t.Parallel()
+	var tag atomic.Value
+	tag.Store("old")
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var holding atomic.Bool
+	holding.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer := tag.Load().(string)
+		if holding.CompareAndSwap(true, false) {
+			close(held)
+			<-release
+		}
+		w.Write([]byte(`{"tag":"` + answer + `"}`))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	l := StartLoad(ctx, t, srv.Client(), srv.URL, 2)
+	<-held // one caller's request took "old" and waits
+	tag.Store("new")
+	settled := make(chan struct{})
+	go func() { l.Settle(ctx, t); close(settled) }()
+	l.Wait(ctx, t, 20) // the other caller goes on; Settle waits for the held one
+	select {
+	case <-settled:
+		t.Fatal("Settle returned while a caller's request from before it was in flight")
+	default:
+	}
+	close(release)
+	<-settled
+	l.Wait(ctx, t, 50)
+	l.Stop()
+	if got := l.Take(); got["old"] != 0 || got["new"] < 50 {
+		t.Errorf("after Settle: %v, want only new answers", got)
+	}
+}
