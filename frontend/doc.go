@@ -42,7 +42,7 @@
 //	502 Replica closed connection before replying (crash, reset)
 //	502 the replica's own body, when the replica answered 500 (rewritten, as on azureml-fe)
 //	503 Too many requests for service NAME (overloaded)   (queue wait ran out)
-//	503 No ready replicas for service NAME
+//	503 No ready replicas for service NAME   (after waiting up to the queue wait for one)
 //	504 Scoring request for service NAME timed out after N ms
 //
 // # Capacity

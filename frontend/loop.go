@@ -511,6 +511,11 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	var p plan
 	if ok {
 		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
+		if !ok && p.noReady {
+			// Waiting for a ready replica takes the slow path.
+			cc.respDirty = true
+			return leanNo
+		}
 	}
 	if !ok {
 		_, _ = cc.c.Discard(lr.n)
@@ -545,7 +550,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 			cc.closed = true
 			return leanOK
 		}
-		l.slow(cc, p, true)
+		l.slow(cc, p, slowPrepared)
 		return leanOK
 	}
 	l.exchange(cc, p, vs, rep, start)
@@ -566,11 +571,19 @@ func (l *loop) dispatch(cc *clientConn) {
 	ex := &cc.ex
 	ex.start = start
 	if string(req.URI().Path()) == PathMetrics {
-		l.slow(cc, plan{}, false)
+		l.slow(cc, plan{}, slowMetrics)
 		return
 	}
 	ex.id = newRequestID(ex.idBuf[:0])
 	p, ok := rt.prepare(req, resp, ex.id)
+	if !ok && p.noReady {
+		// No version takes live traffic yet: wait for one on the slow
+		// path, which reads the request again.
+		resp.Reset()
+		resp.Header.SetNoDefaultContentType(true)
+		l.slow(cc, plan{}, slowWhole)
+		return
+	}
 	if !ok {
 		resp.Header.SetBytesV(HeaderRequestID, ex.id)
 		l.writeResponse(cc)
@@ -579,7 +592,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	vs := p.r.versions[p.idx]
 	rep := vs.pool.tryAcquire()
 	if rep == nil {
-		l.slow(cc, p, true)
+		l.slow(cc, p, slowPrepared)
 		return
 	}
 	req.SetHost(rep.host)
@@ -654,8 +667,17 @@ func (l *loop) exec(f func()) {
 	_ = (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error { f(); return nil }))
 }
 
+// What the slow path is given.
+type slowKind int
+
+const (
+	slowPrepared slowKind = iota // cc.req is the upstream request for p
+	slowWhole                    // cc.req as the caller sent it
+	slowMetrics                  // GET /metrics
+)
+
 // slow answers cc's request in a goroutine with the engine-neutral path.
-func (l *loop) slow(cc *clientConn, p plan, prepared bool) {
+func (l *loop) slow(cc *clientConn, p plan, kind slowKind) {
 	rt := l.eng.rt
 	cc.busy = true
 	l.eng.begin()
@@ -668,12 +690,15 @@ func (l *loop) slow(cc *clientConn, p plan, prepared bool) {
 		defer l.eng.wg.Done()
 		defer cancel()
 		req, resp := &cc.req, &cc.resp
-		switch {
-		case !prepared:
+		switch kind {
+		case slowMetrics:
 			fctx := &fasthttp.RequestCtx{}
 			fctx.Init(req, nil, nil)
 			rt.fastMet(fctx)
 			fctx.Response.CopyTo(resp)
+		case slowWhole:
+			rt.route(ctx, req, resp, start, cc.ex.id, true)
+			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
 		default:
 			rt.send(ctx, p, req, resp, start, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
@@ -899,7 +924,7 @@ func (l *loop) failed(cc *clientConn, err error) {
 		}
 		if _, perr := l.parseRequest(&cc.req, cc.upReq); perr == nil {
 			ex.rep, ex.vs = nil, nil
-			l.slow(cc, ex.p, true)
+			l.slow(cc, ex.p, slowPrepared)
 			return
 		}
 		vs.inflight.Add(1) // not expected: we wrote cc.upReq; answer 502

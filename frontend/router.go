@@ -122,7 +122,8 @@ type Router struct {
 
 	table atomic.Pointer[table]
 
-	mu      sync.Mutex // serialises writers of table and servers
+	mu      sync.Mutex    // serialises writers of table and servers
+	changed chan struct{} // closed (and replaced) when the table changes
 	servers []*fasthttp.Server
 	engines []*loopEngine
 	closed  bool
@@ -188,6 +189,7 @@ func New(opts *Options) *Router {
 		n = 1024
 	}
 	rt.mirrorSem = make(chan struct{}, n)
+	rt.changed = make(chan struct{})
 	rt.table.Store(&table{routes: map[string]*compiled{}})
 	return rt
 }
@@ -279,6 +281,7 @@ func (rt *Router) SetRoute(r Route) error {
 	}
 	nt.routes[r.Name] = c
 	rt.table.Store(nt)
+	rt.tableChanged()
 	return nil
 }
 
@@ -323,10 +326,51 @@ func (rt *Router) RemoveRoute(name string) error {
 		}
 	}
 	rt.table.Store(nt)
+	rt.tableChanged()
 	for _, v := range prev.versions {
 		v.pool.close()
 	}
 	return nil
+}
+
+// tableChanged wakes requests waiting for a route to become routable; rt.mu
+// is held.
+func (rt *Router) tableChanged() {
+	close(rt.changed)
+	rt.changed = make(chan struct{})
+}
+
+// awaitRoutable waits, up to the default version's queue wait, until route
+// name has a version that takes live traffic. false means it has none (or
+// no longer exists) at the deadline or when ctx ends.
+func (rt *Router) awaitRoutable(ctx context.Context, name string) bool {
+	var timer *time.Timer
+	for {
+		rt.mu.Lock()
+		ch := rt.changed
+		rt.mu.Unlock()
+		r := rt.table.Load().routes[name]
+		switch {
+		case r == nil:
+			return false
+		case r.sched != nil:
+			return true
+		case timer == nil:
+			timer = time.NewTimer(time.Duration(r.versions[r.def].pool.queueMax.Load()))
+			defer timer.Stop()
+		}
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-done:
+			return false
+		}
+	}
 }
 
 // Routes returns the names of the installed routes, in no order.
@@ -709,7 +753,15 @@ func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasth
 }
 
 func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte, noDefaultCT bool) {
-	if p, ok := rt.prepare(req, resp, id); ok {
+	p, ok := rt.prepare(req, resp, id)
+	if !ok && p.noReady && rt.awaitRoutable(ctx, p.r.name) {
+		// A replica became ready while the request waited (a service
+		// starting, or a front-end whose watch is a moment behind).
+		resp.Reset()
+		resp.Header.SetNoDefaultContentType(noDefaultCT)
+		p, ok = rt.prepare(req, resp, id)
+	}
+	if ok {
 		rt.send(ctx, p, req, resp, start, noDefaultCT)
 	}
 }
@@ -721,6 +773,9 @@ type plan struct {
 	idx      int
 	explicit bool
 	kind     pathKind
+	// noReady: refused with 503 because no version of r takes live
+	// traffic; the request may wait for one (awaitRoutable).
+	noReady bool
 }
 
 // prepare checks a request (path, method, auth), chooses the version, turns
@@ -735,7 +790,7 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 	p, ok := rt.choose(r, versionB, kind, req.Header.Peek(canonAuthorization), req.Header.Peek(canonVersion),
 		req.Header.Peek(canonVersionAlias), req.Header.Peek(canonCallerKey), resp)
 	if !ok {
-		return plan{}, false
+		return p, false
 	}
 	idx := p.idx
 
@@ -820,7 +875,7 @@ func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, vers
 		}
 	} else if r.sched == nil {
 		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-		return plan{}, false
+		return plan{r: r, noReady: true}, false
 	} else if len(callerKey) > 0 {
 		idx = rendezvous(hashBytes(callerKey), r.weights, r.seeds)
 	} else {

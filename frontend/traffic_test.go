@@ -608,3 +608,43 @@ func TestMetricsEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitForReadyReplica: a scoring request for a route with no ready
+// replica waits up to the queue wait for one (a service starting, or a
+// front-end whose watch is a moment behind the cluster) before 503.
+func TestWaitForReadyReplica(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			rep := startReplica(t, "r", nil)
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			v := Version{Name: "v", MaxQueueWait: 5 * time.Second, Replicas: []Replica{rep.replica("r", false)}}
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{v}})
+			got := make(chan result, 1)
+			go func() { got <- do(t, "POST", base+"/api/v1/service/svc/score", "{}") }()
+			// The request is waiting when nothing has answered it yet and
+			// the replica has not been hit.
+			select {
+			case r := <-got:
+				t.Fatalf("answered %d %q before any replica was ready", r.code, r.body)
+			case <-time.After(50 * time.Millisecond):
+			}
+			v.Replicas[0].Ready = true
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{v}})
+			if r := <-got; r.code != 200 || r.body != `"r"` {
+				t.Errorf("after the replica became ready: %d %q", r.code, r.body)
+			}
+
+			// Nothing becomes ready: 503 after the queue wait.
+			v.Replicas[0].Ready = false
+			v.MaxQueueWait = 100 * time.Millisecond
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{v}})
+			r := do(t, "POST", base+"/api/v1/service/svc/score", "{}")
+			if r.code != 503 || r.body != "No ready replicas for service svc" || r.dur < 100*time.Millisecond {
+				t.Errorf("no ready replica: %d %q after %v, want 503 after the 100 ms queue wait", r.code, r.body, r.dur)
+			}
+		})
+	}
+}
