@@ -845,12 +845,13 @@ func (m *mixed) testAutoscale(t *testing.T) {
 	}
 	lctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	uri := st.ScoringURI
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for lctx.Err() == nil {
-				_, _, _ = drivertest.Score(lctx, st.ScoringURI, "", `{}`)
+				_, _, _ = drivertest.Score(lctx, uri, "", `{}`)
 			}
 		}()
 	}

@@ -216,11 +216,12 @@ func TestAutoscalerScalesUpAndDownOnScriptedClock(t *testing.T) {
 	st := drivertest.WaitState(ctx, t, c, "auto", driver.Healthy)
 	// Four requests in flight on one replica: utilization 400% → scale up.
 	var wg sync.WaitGroup
+	uri := st.ScoringURI
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			drivertest.Score(ctx, st.ScoringURI, "", fmt.Sprint(i))
+			drivertest.Score(ctx, uri, "", fmt.Sprint(i))
 		}()
 	}
 	waitLoad(ctx, t, c, "auto", 4)
@@ -322,11 +323,12 @@ func TestEndpointVersionsScaleOnTheirOwnLoad(t *testing.T) {
 	}
 	st := drivertest.WaitState(ctx, t, c, "ep", driver.Healthy)
 	var wg sync.WaitGroup
+	uri := st.ScoringURI
 	for i := 0; i < 3; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			drivertest.Score(ctx, st.ScoringURI, "", "{}") // all to blue (100 %)
+			drivertest.Score(ctx, uri, "", "{}") // all to blue (100 %)
 		}()
 	}
 	for {
