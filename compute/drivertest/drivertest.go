@@ -17,13 +17,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -416,41 +413,20 @@ func testRollingUpdate(t *testing.T, h Harness) {
 	spec.Versions[0].Replica.MaxQueueWait = 10 * time.Second
 	st := deploy(ctx, t, c, spec)
 
-	var total, bad atomic.Int64
-	var sawV2 atomic.Bool
-	var firstBad atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, body, err := Score(ctx, st.ScoringURI, "", `{"n":1}`)
-				total.Add(1)
-				if err != nil || code != 200 {
-					bad.Add(1)
-					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", code, body, err))
-				} else if strings.Contains(body, `"v2"`) {
-					sawV2.Store(true)
-				}
-			}
-		}()
-	}
+	l := StartLoad(ctx, t, epClient(t), st.ScoringURI, 2)
 	spec2 := Spec("rolling", Echo("v2"), 2)
 	spec2.Versions[0].Replica.MaxQueueWait = 10 * time.Second
 	if err := c.ApplyService(ctx, spec2); err != nil {
 		t.Fatal(err)
 	}
+	seen := map[string]int{}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		for tag, n := range l.Take() {
+			seen[tag] += n
+		}
 		st, err := c.ServiceStatus(ctx, "rolling")
-		if err == nil && st.State == driver.Healthy && sawV2.Load() {
+		if err == nil && st.State == driver.Healthy && seen["v2"] > 0 {
 			code, body, _ := Score(ctx, st.ScoringURI, "", `{}`)
 			if code == 200 && strings.Contains(body, `"v2"`) && !strings.Contains(body, `"v1"`) {
 				break
@@ -458,12 +434,14 @@ func testRollingUpdate(t *testing.T, h Harness) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	if bad.Load() != 0 {
-		t.Errorf("rolling update: %d of %d requests failed; first: %v", bad.Load(), total.Load(), firstBad.Load())
+	l.Stop()
+	for tag, n := range l.Take() {
+		seen[tag] += n
 	}
-	if !sawV2.Load() {
+	if l.Failed() != 0 {
+		t.Errorf("rolling update: %d of %d requests failed; first: %v", l.Failed(), l.Total(), l.Failures()[0])
+	}
+	if seen["v2"] == 0 {
 		t.Errorf("the update never served v2")
 	}
 	// Only the new version's replicas remain.
@@ -473,7 +451,7 @@ func testRollingUpdate(t *testing.T, h Harness) {
 			t.Fatalf("after the update: %d %q", code, body)
 		}
 	}
-	t.Logf("rolling update: %d requests, %d failed", total.Load(), bad.Load())
+	t.Logf("rolling update: %d requests, %d failed (%v)", l.Total(), l.Failed(), seen)
 }
 
 func testScale(t *testing.T, h Harness) {
