@@ -134,8 +134,7 @@ type exchange struct {
 	deadline time.Time
 	timeout  time.Duration
 	reused   bool
-	attempts int    // sends after the first
-	pending  []byte // the upstream request, kept while dialling
+	attempts int // sends after the first
 	idBuf    [36]byte
 	id       []byte
 	slot     int // index in loop.inflight, -1 when not there
@@ -165,7 +164,6 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 	for i := 0; i < n; i++ {
 		l := &loop{eng: eng, idle: map[*replica][]*upstream{}}
 		l.br = bufio.NewReaderSize(&l.rd, maxHeaderBytes)
-		l.out.bw = bufio.NewWriterSize(&l.out, 4<<10)
 		l.sweepFn = l.sweep
 		l.sweepT = time.AfterFunc(time.Hour, l.fireSweep)
 		l.sweepT.Stop()
@@ -297,9 +295,7 @@ func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			return nil, gnet.None
 		}
 		cc.ex.up = x
-		out := cc.ex.pending
-		cc.ex.pending = nil
-		return out, gnet.None
+		return cc.upReq, gnet.None
 	}
 	return nil, gnet.None
 }
@@ -311,11 +307,8 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 		if x.cancel != nil {
 			x.cancel()
 		}
-		if x.busy && x.ex.rep != nil {
-			// The answer no longer has anyone to go to; the exchange
-			// still ends normally (or by its deadline), releasing its slot.
-			return gnet.None
-		}
+		// An exchange in progress still ends normally (or by its
+		// deadline), releasing its slot; its answer goes nowhere.
 	case *upstream:
 		x.closed = true
 		l.dropIdle(x)
@@ -503,11 +496,6 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		return leanNo // mirroring copies the parsed request
 	}
 	start := time.Now()
-	cc.seq++
-	cc.closeAfter = lr.closeAfter
-	ex := &cc.ex
-	ex.start = start
-	ex.id = newRequestID(ex.idBuf[:0])
 	var p plan
 	if ok {
 		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
@@ -517,6 +505,11 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 			return leanNo
 		}
 	}
+	cc.seq++
+	cc.closeAfter = lr.closeAfter
+	ex := &cc.ex
+	ex.start = start
+	ex.id = newRequestID(ex.idBuf[:0])
 	if !ok {
 		_, _ = cc.c.Discard(lr.n)
 		cc.respDirty = true
@@ -597,12 +590,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	}
 	req.SetHost(rep.host)
 	w := reqWriter{out: cc.upReq[:0]}
-	bw := l.out.bw
-	bw.Reset(&w)
-	if err := req.Write(bw); err == nil {
-		_ = bw.Flush()
-	}
-	bw.Reset(&l.out)
+	_, _ = req.WriteTo(&w)
 	cc.upReq = w.out
 	ex.attempts = 0
 	l.exchange(cc, p, vs, rep, start)
@@ -622,8 +610,7 @@ func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, 
 	up := l.getIdle(rep, start)
 	if up == nil {
 		ex.reused = false
-		ex.pending = cc.upReq
-		l.dial(cc, rep)
+		l.dial(cc, rep) // OnOpen sends cc.upReq
 		return
 	}
 	ex.reused = true
@@ -739,24 +726,15 @@ func appendResponse(dst []byte, closeAfter bool, resp *fasthttp.Response) []byte
 		resp.SetConnectionClose()
 	}
 	w := reqWriter{out: dst}
-	bw := bufio.NewWriterSize(&w, 4<<10)
-	_ = resp.Write(bw)
-	_ = bw.Flush()
+	_, _ = resp.WriteTo(&w) // fasthttp's pooled buffered writer
 	return w.out
 }
 
 // writeResponse writes cc.resp to the caller from the loop.
 func (l *loop) writeResponse(cc *clientConn) {
 	cc.respDirty = true
-	if cc.closeAfter {
-		cc.resp.SetConnectionClose()
-	}
-	w := &l.out
-	w.out = w.out[:0]
-	w.bw.Reset(w)
-	_ = cc.resp.Write(w.bw)
-	_ = w.bw.Flush()
-	_, _ = cc.c.Write(w.out)
+	l.out.out = appendResponse(l.out.out[:0], cc.closeAfter, &cc.resp)
+	_, _ = cc.c.Write(l.out.out)
 }
 
 // ---- replicas ----
@@ -789,18 +767,11 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		w.out = appendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
 		keep := !lr.closeConn && len(buf) == lr.n
 		_, _ = up.c.Discard(lr.n)
-		up.cc = nil
-		ex.up = nil
+		l.endExchange(cc, false)
 		if keep {
 			l.putIdle(up, now)
 		}
-		l.untrack(cc)
-		vs.pool.release(ex.rep)
-		vs.inflight.Add(-1)
-		observe(ex.p, vs, code, ex.start, now)
-		ex.rep, ex.vs = nil, nil
-		cc.seq++
-		l.eng.end()
+		l.settle(cc, code, now)
 		if !cc.closed {
 			_, _ = cc.c.Write(w.out)
 		}
@@ -829,8 +800,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	_, _ = up.c.Discard(n)
 	now := time.Now()
 	keep := up.c.InboundBuffered() == 0 && !resp.ConnectionClose()
-	up.cc = nil
-	ex.up = nil
+	l.endExchange(cc, false)
 	if keep {
 		l.putIdle(up, now)
 	}
@@ -878,58 +848,49 @@ func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
 	}
 }
 
-// answered ends the exchange with the replica's answer in cc.resp.
+// answered ends the exchange with the replica's answer in cc.resp (the
+// connection is already detached).
 func (l *loop) answered(cc *clientConn, done time.Time) {
-	ex := &cc.ex
-	l.untrack(cc)
-	ex.vs.pool.release(ex.rep)
-	code := replicaAnswer(&cc.resp)
-	l.finish(cc, code, done)
+	l.endExchange(cc, false)
+	l.finish(cc, replicaAnswer(&cc.resp), done)
 }
 
-// failed ends the exchange after the replica's connection failed: a request
-// that may not have reached a live process goes to the slow path (which
-// retries it as the other engines do), anything else is 502.
+// failed ends the exchange after the replica's connection failed. A
+// request that cannot have reached a live process (a failed dial, a dead
+// kept-alive connection) is sent again, as forward does: on another of this
+// loop's connections if a slot is free, else on the slow path, which queues
+// or falls back to the default version. Anything else is 502.
 func (l *loop) failed(cc *clientConn, err error) {
 	ex := &cc.ex
-	l.untrack(cc)
-	if up := ex.up; up != nil {
-		up.cc = nil
-		ex.up = nil
-		if !up.closed {
-			_ = up.c.Close()
-		}
-	}
-	vs, rep := ex.vs, ex.rep
+	vs := ex.vs
 	var de *dialError
-	retry := errors.As(err, &de) || ex.reused && closedBeforeReply(err)
-	if errors.As(err, &de) {
-		vs.pool.eject(rep)
+	isDial := errors.As(err, &de)
+	if isDial {
+		vs.pool.eject(ex.rep)
 	}
-	vs.pool.release(rep)
+	l.endExchange(cc, true)
+	retry := isDial || ex.reused && closedBeforeReply(err)
 	if retry && !cc.closed && !l.eng.closing.Load() && ex.attempts < maxAttempts {
-		// Nothing reached a live process: send it again, as forward does,
-		// on another of this loop's connections if a slot is free (its
-		// kept-alive connections count as reused for the next failure),
-		// else on the slow path, which queues or falls back to the
-		// default version.
 		ex.attempts++
-		vs.inflight.Add(-1)
-		l.eng.end()
-		cc.busy = false
-		if next := vs.pool.tryAcquire(); next != nil {
-			cc.upReq = setUpstreamHost(cc.upReq, next.host)
-			l.exchange(cc, ex.p, vs, next, time.Now())
+		next := vs.pool.tryAcquire()
+		parsed := false
+		if next == nil {
+			_, perr := l.parseRequest(&cc.req, cc.upReq)
+			parsed = perr == nil
+		}
+		if next != nil || parsed {
+			vs.inflight.Add(-1) // exchange and slow count it again
+			l.eng.end()
+			cc.busy = false
+			if next != nil {
+				cc.upReq = setUpstreamHost(cc.upReq, next.host)
+				l.exchange(cc, ex.p, vs, next, time.Now())
+			} else {
+				ex.rep, ex.vs = nil, nil
+				l.slow(cc, ex.p, slowPrepared)
+			}
 			return
 		}
-		if _, perr := l.parseRequest(&cc.req, cc.upReq); perr == nil {
-			ex.rep, ex.vs = nil, nil
-			l.slow(cc, ex.p, slowPrepared)
-			return
-		}
-		vs.inflight.Add(1) // not expected: we wrote cc.upReq; answer 502
-		l.eng.begin()
-		cc.busy = true
 	}
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
@@ -940,28 +901,44 @@ func (l *loop) failed(cc *clientConn, err error) {
 // timedOut ends the exchange at its deadline with 504.
 func (l *loop) timedOut(cc *clientConn) {
 	ex := &cc.ex
-	l.untrack(cc)
-	if up := ex.up; up != nil {
-		up.cc = nil
-		ex.up = nil
-		_ = up.c.Close()
-	}
-	ex.vs.pool.release(ex.rep)
+	l.endExchange(cc, true)
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
 	setError(&cc.resp, http.StatusGatewayTimeout, msgTimeout(ex.p.r.name, ex.timeout))
 	l.finish(cc, http.StatusGatewayTimeout, time.Time{})
 }
 
-// finish records the outcome, answers the caller and moves on.
-func (l *loop) finish(cc *clientConn, code int, done time.Time) {
+// endExchange stops cc's scoring deadline, detaches the replica connection
+// still attached (closing it when closeUp is set) and gives the replica
+// slot back.
+func (l *loop) endExchange(cc *clientConn, closeUp bool) {
+	ex := &cc.ex
+	l.untrack(cc)
+	if up := ex.up; up != nil {
+		up.cc, ex.up = nil, nil
+		if closeUp && !up.closed {
+			_ = up.c.Close()
+		}
+	}
+	ex.vs.pool.release(ex.rep)
+}
+
+// settle records the outcome of cc's request and readies cc for its next
+// one; events that still arrive for the old one are stale from here on.
+func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex := &cc.ex
 	ex.vs.inflight.Add(-1)
-	l.eng.rt.answered(ex.p, ex.vs, code, ex.start, done, &cc.resp)
-	cc.resp.Header.SetBytesV(HeaderRequestID, ex.id)
+	observe(ex.p, ex.vs, code, ex.start, done)
 	ex.rep, ex.vs, ex.untilClose, ex.body = nil, nil, false, nil
-	cc.seq++ // late events of this exchange are stale from here on
+	cc.seq++
 	l.eng.end()
+}
+
+// finish settles cc's request and answers it with cc.resp.
+func (l *loop) finish(cc *clientConn, code int, done time.Time) {
+	cc.resp.Header.Set(HeaderServedBy, cc.ex.vs.name)
+	cc.resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
+	l.settle(cc, code, done)
 	if !cc.closed {
 		l.writeResponse(cc)
 	}
