@@ -57,6 +57,11 @@ type Record struct {
 	Generation    int64        `json:"generation"`
 	CreatedTime   time.Time    `json:"createdTime"`
 	UpdatedTime   time.Time    `json:"updatedTime"`
+	// Runtime is what the replicas of an entry-script service run, kept
+	// so that another process (a later CLI command) can update the
+	// service or change its keys; nil for a Go handler, which is code of
+	// the deploying process.
+	Runtime *Runtime `json:"runtime,omitempty"`
 }
 
 // DeployOptions are the options of Deploy.
@@ -198,6 +203,7 @@ func (s *Service) spec() *driver.ServiceSpec {
 // apply sends the current record to the cluster and saves it. Caller
 // holds s.mu or owns s exclusively.
 func (s *Service) apply(ctx context.Context) error {
+	s.rec.Runtime = StoredRuntime(s.rt)
 	spec := s.spec()
 	if err := s.target.Cluster().ApplyService(ctx, spec); err != nil {
 		return fmt.Errorf("deploy service %q: %w", s.rec.Name, err)
@@ -210,7 +216,19 @@ func (s *Service) apply(ctx context.Context) error {
 	return s.store.Put(ctx, recordKind, s.rec.Name, b)
 }
 
-// Get returns the service name recorded in target's workspace.
+// StoredRuntime is the copy of rt a record keeps: an entry script's
+// runtime, or nil for a Go handler's (code of the deploying process, which
+// no other process can run). Endpoints keep their versions' the same way.
+func StoredRuntime(rt Runtime) *Runtime {
+	if rt.Template.Handler != nil || rt.Template.EntryScript == "" {
+		return nil
+	}
+	return &rt
+}
+
+// Get returns the service name recorded in target's workspace. A service
+// deployed with an entry script by another process can be changed as
+// well: its record keeps the runtime.
 func Get(ctx context.Context, target *compute.Target, name string) (*Service, error) {
 	store, ok := target.Store().(Store)
 	if !ok {
@@ -226,6 +244,8 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Service, er
 	s := &Service{target: target, store: store, client: defaultClient, rec: rec}
 	if rt, ok := live.Load(target.Name() + "/" + name); ok {
 		s.rt = rt.(Runtime)
+	} else if rec.Runtime != nil {
+		s.rt = *rec.Runtime
 	}
 	return s, nil
 }
