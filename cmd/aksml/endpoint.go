@@ -140,9 +140,16 @@ func (vf *versionFlags) config(c *cobra.Command) (endpoint.VersionConfig, error)
 		if err != nil {
 			return cfg, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("--dc: %w", err))
 		}
-		if cfg, err = endpoint.DecodeVersionConfig(b); err != nil {
+		// The file's version fields are checked with the flags applied,
+		// by endpoint.Create and CreateVersion.
+		f, err := webservice.DecodeDeploymentConfig(b)
+		if err != nil {
 			return cfg, fmt.Errorf("--dc %s: %w", vf.dc, err)
 		}
+		if f.ComputeType != webservice.ComputeTypeAKSEndpoint && f.ComputeType != webservice.ComputeTypeAKS {
+			return cfg, errcode.Errorf(errcode.InvalidArgument, "--dc %s: computeType %q: an endpoint version needs aksendpoint (or aks)", vf.dc, f.ComputeType)
+		}
+		cfg = endpoint.VersionConfig{DeployConfig: f.DeployConfig, VersionName: f.VersionName, TrafficPercentile: f.TrafficPercentile}
 	}
 	if c.Flags().Changed("version-name") {
 		cfg.VersionName = vf.version
@@ -187,8 +194,8 @@ func (a *app) endpointCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an endpoint with its first version (the default)",
-		Example: example("aksml endpoint realtime create -n myep --ct dev -m mymodel:1 --ic inferenceconfig.json --dc epconfig.json --version-name v1",
-			"aksml endpoint realtime create -n myep -ct dev -m mymodel:1 -ic inferenceconfig.json -dc epconfig.json --version-name v1 --traffic-percentile 100"),
+		Example: example("aksml endpoint realtime create -n myep --ct dev -m mymodel:1 --ic inferenceconfig.json --dc epconfig.json --version-name ver1",
+			"aksml endpoint realtime create -n myep -ct dev -m mymodel:1 -ic inferenceconfig.json -dc epconfig.json --version-name ver1 --traffic-percentile 100"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -229,7 +236,7 @@ func (a *app) endpointCmd() *cobra.Command {
 	createVersion := &cobra.Command{
 		Use:     "create-version",
 		Short:   "Add a version to an endpoint",
-		Example: example("aksml endpoint realtime create-version -n myep --version-name v2 -m mymodel:2 --ic inferenceconfig.json --dc epconfig.json --traffic-percentile 20"),
+		Example: example("aksml endpoint realtime create-version -n myep --version-name ver2 -m mymodel:2 --ic inferenceconfig.json --dc epconfig.json --traffic-percentile 20"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -265,8 +272,8 @@ func (a *app) endpointCmd() *cobra.Command {
 	updateVersion := &cobra.Command{
 		Use:   "update-version",
 		Short: "Change a version: traffic, default, control, mirroring, deployment config",
-		Example: example("aksml endpoint realtime update-version -n myep --version-name v2 --traffic-percentile 50",
-			"aksml endpoint realtime update-version -n myep --version-name v2 --is-default --is-control-version"),
+		Example: example("aksml endpoint realtime update-version -n myep --version-name ver2 --traffic-percentile 50",
+			"aksml endpoint realtime update-version -n myep --version-name ver2 --is-default --is-control-version"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -315,7 +322,7 @@ func (a *app) endpointCmd() *cobra.Command {
 	deleteVersion := &cobra.Command{
 		Use:     "delete-version",
 		Short:   "Remove a version (not the default)",
-		Example: example("aksml endpoint realtime delete-version -n myep --version-name v1"),
+		Example: example("aksml endpoint realtime delete-version -n myep --version-name ver1"),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := a.endpoint(cmd.Context(), name)

@@ -174,6 +174,16 @@ func renderTable(w io.Writer, data any, cols []column, headers bool) error {
 		fmt.Fprintln(out, strings.Join(u, "\t"))
 	}
 	for _, r := range rows {
+		if list, ok := r.([]any); ok {
+			// A row of values, as a query such as [].[name, version]
+			// makes.
+			var vals []string
+			for _, x := range list {
+				vals = append(vals, cell(x))
+			}
+			fmt.Fprintln(out, strings.Join(vals, "\t"))
+			continue
+		}
 		m, ok := r.(map[string]any)
 		if !ok || len(cols) == 0 {
 			fmt.Fprintln(out, cell(r))

@@ -188,7 +188,7 @@ Go program and deploy with the Go API (aml.Deploy).`,
 			for _, w := range icfg.Warnings() {
 				fmt.Fprintf(a.stderr, "WARNING: %s\n", w)
 			}
-			svc, err := aml.Deploy(ctx, a.ws, name, ms, icfg, cfg, target, &aml.DeployOptions{Overwrite: overwrite, Progress: a.progressWriter()})
+			svc, err := aml.Deploy(ctx, a.ws, name, ms, icfg, cfg, target, &aml.DeployOptions{Overwrite: overwrite})
 			if err != nil {
 				return err
 			}
@@ -215,11 +215,6 @@ Go program and deploy with the Go API (aml.Deploy).`,
 	f.BoolVar(&noWait, "no-wait", false, "return at once, with the service's state")
 	required(cmd, "name", "model")
 	return cmd
-}
-
-// waitService waits for a deployment or update with progress on stderr.
-func (a *app) waitService(ctx context.Context, svc *webservice.Service) error {
-	return svc.WaitForDeployment(ctx)
 }
 
 func (a *app) serviceCmd() *cobra.Command {
