@@ -177,7 +177,9 @@ type cliSettings struct {
 	cfg        Config
 	addr       string
 	port       int
-	healthPort int // 0: health on the main port
+	healthPort int // with separateHealth; 0 picks a free port
+	// separateHealth serves a second port too (SEPERATE_HEALTH_ENDPOINT).
+	separateHealth bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, h NewHandler, stdout, stderr io.Writer) error {
@@ -197,7 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, h NewHa
 		return errcode.Wrap(errcode.Unavailable, err)
 	}
 	var hln net.Listener
-	if st.healthPort != 0 {
+	if st.separateHealth {
 		hln, err = net.Listen("tcp", net.JoinHostPort(st.addr, strconv.Itoa(st.healthPort)))
 		if err != nil {
 			ln.Close()
@@ -423,7 +425,7 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 
 	st := &cliSettings{addr: *addr, port: *port}
 	if getenv("SEPERATE_HEALTH_ENDPOINT") == "true" {
-		st.healthPort = *healthPort
+		st.separateHealth, st.healthPort = true, *healthPort
 	}
 
 	if h == nil {
