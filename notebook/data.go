@@ -2,7 +2,6 @@ package notebook
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"sync"
 )
@@ -52,7 +51,6 @@ func Text(text string) Data { return Data{Text: text} }
 var (
 	pubMu     sync.Mutex
 	publisher func(Data)
-	fallback  io.Writer = os.Stdout
 )
 
 // SetPublisher makes Show hand every Data to publish, and returns a function
@@ -81,6 +79,6 @@ func Show(values ...any) {
 			pub(d)
 			continue
 		}
-		fmt.Fprintln(fallback, d.Text)
+		fmt.Fprintln(os.Stdout, d.Text)
 	}
 }
