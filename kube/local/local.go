@@ -348,11 +348,11 @@ func (c *Cluster) withImages(ns string, spec *driver.ServiceSpec) (*driver.Servi
 			ns = spec.Namespace
 		}
 		key := ns + "/" + spec.Name + "/" + cp.Versions[i].Name
-		if r.Handler == nil && r.Image == "" {
-			// An entry script's replica is described by data: store it
-			// in the cluster under a content-addressed name, so that
-			// other processes applying through NewRemoteProvider, and
-			// this cluster restarted on its Dir, run it too.
+		if r.Handler == nil && r.Image == "" && c.opts.Dir != "" {
+			// An entry script's replica is described by data: on a
+			// cluster kept in a Dir, store it in the cluster under a
+			// content-addressed name, so that this cluster restarted on
+			// its Dir runs it too.
 			name, err := storeTemplate(context.Background(), c.cp.Client, spec.Name, cp.Versions[i].Name, *r)
 			if err != nil {
 				return nil, err
