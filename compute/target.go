@@ -50,6 +50,16 @@ type Record struct {
 	// Backend names the provider that runs the cluster, when it says
 	// (see BackendNamer): "simulator", "kubernetes", "local".
 	Backend string `json:"backend,omitempty"`
+	// Owner is the process the cluster lives in, for providers that are
+	// Ephemeral (the in-process simulator); nil for clusters that outlive
+	// processes.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Stale reports whether the target's cluster lived in a process that has
+// exited (an in-process simulator's): nothing answers for it any more.
+func (r Record) Stale() bool {
+	return r.Owner != nil && !r.Owner.Alive()
 }
 
 // BackendNamer is implemented by providers that name their backend; the
@@ -95,7 +105,7 @@ func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfi
 			fmt.Fprintf(opts.Progress, "Warning: %s\n", w.Message)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider)}
+	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
@@ -156,7 +166,7 @@ func Attach(ctx context.Context, store Store, name string, cfg AttachConfig, opt
 				"cluster %s is already attached as compute target %q; attach a cluster once (a second attachment breaks the first on Azure)", refKey(ref), other)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider)}
+	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
@@ -180,7 +190,14 @@ func create(ctx context.Context, store Store, rec Record) error {
 	if err != nil {
 		return errcode.Wrap(errcode.Internal, err)
 	}
-	if err := store.Create(ctx, recordKind, rec.Name, b); err != nil {
+	err = store.Create(ctx, recordKind, rec.Name, b)
+	if errors.Is(err, errcode.AlreadyExists) {
+		// A stale record (its in-process cluster is gone) is replaced.
+		if old, lerr := load(ctx, store, rec.Name); lerr == nil && old.Stale() {
+			err = store.Put(ctx, recordKind, rec.Name, b)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return errcode.Errorf(errcode.AlreadyExists, "compute target %q already exists in the workspace (create is not idempotent)", rec.Name)
 		}

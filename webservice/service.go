@@ -62,6 +62,15 @@ type Record struct {
 	// service or change its keys; nil for a Go handler, which is code of
 	// the deploying process.
 	Runtime *Runtime `json:"runtime,omitempty"`
+	// Owner is the process the service's cluster lived in when it was
+	// deployed, for in-process clusters (see compute.Record.Owner).
+	Owner *compute.Owner `json:"owner,omitempty"`
+}
+
+// Stale reports whether the service ran on an in-process cluster whose
+// process has exited.
+func (r Record) Stale() bool {
+	return r.Owner != nil && !r.Owner.Alive()
 }
 
 // DeployOptions are the options of Deploy.
@@ -122,8 +131,17 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 	if s.rec.SecondaryKey == "" {
 		s.rec.SecondaryKey = frontend.GenerateKey()
 	}
+	s.rec.Owner = target.Record().Owner
 	b, _ := json.Marshal(s.rec)
-	if err := store.Create(ctx, recordKind, name, b); err != nil {
+	err := store.Create(ctx, recordKind, name, b)
+	if errors.Is(err, errcode.AlreadyExists) {
+		// A stale record (its in-process cluster is gone) is replaced.
+		if old, lerr := load(ctx, store, name); lerr == nil && old.Stale() {
+			_ = store.RemoveModelRefs(ctx, name)
+			err = store.Put(ctx, recordKind, name, b)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: update it or delete it first", name)
 		}

@@ -224,6 +224,11 @@ func (a *app) openWorkspace(ctx context.Context, dir string) (*aml.Workspace, er
 
 // providerFor returns the provider that reaches the cluster of rec.
 func (a *app) providerFor(ctx context.Context, rec compute.Record) (driver.Provider, error) {
+	if rec.Stale() {
+		return nil, errcode.Errorf(errcode.FailedPrecondition,
+			"compute target %q ran in the process that created it (%s), which has exited: the record is stale; create the target again, or delete it with `aksml computetarget delete -n %s`",
+			rec.Name, rec.Owner, rec.Name)
+	}
 	if a.provider != nil {
 		return a.provider, nil
 	}
