@@ -182,8 +182,10 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 	}
 	// A restarted cluster's pods ran in a process that is gone: delete
 	// them so their controllers make new ones, which the nodes run.
-	if err := deleteBoundPods(ctx, cp.Client); err != nil {
-		return fail(err)
+	if o.Dir != "" {
+		if err := deleteBoundPods(ctx, cp.Client); err != nil {
+			return fail(err)
+		}
 	}
 	for _, n := range kubetest.NodesForShape(shape) {
 		// AKS labels GPU nodes (kubernetes.azure.com/accelerator) but does
