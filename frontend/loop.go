@@ -1495,12 +1495,13 @@ func (l *loop) dropClient(cc *clientConn) {
 	}
 }
 
-// clientSweepEvery is how often callers' timeouts are looked at: a quarter
-// of the shortest, within [10 ms, 1 s].
+// clientSweepEvery is how often callers' timeouts are looked at: a
+// fortieth of the shortest, within [10 ms, 250 ms], so that a connection
+// is closed at most 2.5% (or 250 ms) past its timeout.
 func (l *loop) clientSweepEvery() time.Duration {
 	rt := l.eng.rt
-	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 4
-	return min(max(d, 10*time.Millisecond), time.Second)
+	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 40
+	return min(max(d, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // sweepClients closes callers' connections past their timeouts.
