@@ -1,15 +1,14 @@
-// Command kernel measures the aksml Jupyter kernel (cmd/aksml-kernel):
+// Command kernel measures the aksml Jupyter kernel (cmd/aksml-kernel): the
+// time from starting the kernel process with a connection file to the
+// execute_reply of its first cell, as a Jupyter client sees it over ZeroMQ
+// (the goal is at most 2 s); and a cell's interpreter overhead for a Run
+// call: the same svc.Run on a service of the in-process simulator called
+// from compiled Go (the baseline), from a loop inside one interpreted cell,
+// and as one cell per call (parse, rewrite, compile and run each time).
 //
-//   - start to first result: from starting the kernel process with a
-//     connection file to the execute_reply of its first cell, as a Jupyter
-//     client sees it over ZeroMQ (the goal is at most 2 s);
+// Usage:
 //
-//   - a cell's interpreter overhead for a Run call: the same svc.Run on a
-//     service of the in-process simulator called from compiled Go (the
-//     baseline), from a loop inside one interpreted cell, and as one cell
-//     per call (parse, rewrite, compile and run each time).
-//
-//     go run ./bench/kernel [-quick] [-starts 5] [-calls 2000]
+//	go run ./bench/kernel [-quick] [-starts 5] [-calls 2000]
 //
 // It ends with one line:
 //
