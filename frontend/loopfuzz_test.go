@@ -127,7 +127,7 @@ func statuses(t *testing.T, addr string, in []byte, cuts []int) []int {
 	br := bufio.NewReader(c)
 	var codes []int
 	for {
-		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond)) // long enough for a loaded machine
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
