@@ -152,8 +152,16 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		fmt.Fprintf(h, "script %s %x\n", script, sha256.Sum256(content))
 	}
 	if env := ic.Environment; env != nil {
-		if env.Python.UserManagedDependencies || env.Python.InterpreterPath != "" {
-			t.Interpreter = env.Python.InterpreterPath
+		if ic.Handler == nil {
+			// The environment's Python: a virtual environment with the
+			// conda file's packages, or the interpreter it names.
+			py, err := ws.PythonEnvironment(ctx, env)
+			if err != nil {
+				return webservice.Runtime{}, err
+			}
+			if py != DefaultInterpreter {
+				t.Interpreter = py
+			}
 		}
 		t.Env = maps.Clone(env.EnvironmentVariables)
 		for _, k := range slices.Sorted(maps.Keys(t.Env)) {
