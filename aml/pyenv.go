@@ -250,4 +250,3 @@ func pipRequirements(c *CondaDependencies) []string {
 	}
 	return out
 }
-

@@ -173,7 +173,7 @@ func (it *Interpreter) Eval(ctx context.Context, name, src string) (Result, erro
 		if err != nil {
 			return Result{}, err
 		}
-		if gi == len(groups)-1 && lastIsExpr(node) && !noValue(node, v) {
+		if gi == len(groups)-1 && lastIsExpr(node) && !it.noValue(node, v) {
 			res.Value = v
 		}
 	}
@@ -248,20 +248,23 @@ func lastIsExpr(n ast.Node) bool {
 // noValue tells the cells whose last expression has no value to show: a
 // call without results (the interpreter then yields a *interface{} or the
 // function), and the fmt.Print family, whose byte count nobody wants.
-func noValue(n ast.Node, v reflect.Value) bool {
+func (it *Interpreter) noValue(n ast.Node, v reflect.Value) bool {
 	b := n.(*ast.BlockStmt)
 	call, ok := b.List[len(b.List)-1].(*ast.ExprStmt).X.(*ast.CallExpr)
 	if !ok {
 		return false
-	}
-	if !v.IsValid() || v.Kind() == reflect.Func || v.Type() == reflect.TypeFor[*any]() {
-		return true
 	}
 	if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
 		if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "fmt" &&
 			(strings.HasPrefix(sel.Sel.Name, "Print") || strings.HasPrefix(sel.Sel.Name, "Fprint")) {
 			return true
 		}
+	}
+	if n, known := it.results(call); known {
+		return n == 0
+	}
+	if !v.IsValid() || v.Kind() == reflect.Func || v.Type() == reflect.TypeFor[*any]() {
+		return true
 	}
 	return false
 }
@@ -274,6 +277,35 @@ const srcName = "cell.go"
 // cellPos replaces the compile-time file name in msg by the cell's name.
 func cellPos(name, msg string) string {
 	return strings.ReplaceAll(msg, srcName+":", name+":")
+}
+
+// results returns how many results call's function has when it is a
+// compiled package function or a method of a global variable (the cases
+// reflection answers); known is false otherwise.
+func (it *Interpreter) results(call *ast.CallExpr) (n int, known bool) {
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return 0, false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	if !ok {
+		return 0, false
+	}
+	if g, ok := it.globals()[x.Name]; ok {
+		if !g.IsValid() {
+			return 0, false
+		}
+		if m, ok := g.Type().MethodByName(sel.Sel.Name); ok {
+			return m.Type.NumOut(), true
+		}
+		return 0, false
+	}
+	if path, ok := it.packagePath(x.Name); ok {
+		if f, ok := exports(path)[sel.Sel.Name]; ok && f.Kind() == reflect.Func {
+			return f.Type().NumOut(), true
+		}
+	}
+	return 0, false
 }
 
 func compileError(name string, err error) *Error {
