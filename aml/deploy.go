@@ -211,3 +211,16 @@ func interpreterOf(ic *InferenceConfig) string {
 	}
 	return ""
 }
+
+// UpdateService rolls svc onto new models and inference config, as the
+// SDK's service.update(models=…, inference_config=…) does: it lays out the
+// models with Runtime and calls svc.Update with the new runtime and, when
+// dc is not nil, the deploy-config fields to change. It returns at once;
+// call svc.WaitForDeployment.
+func UpdateService(ctx context.Context, ws *Workspace, svc *webservice.Service, models []*Model, ic *InferenceConfig, dc *webservice.DeployConfig) error {
+	rt, err := Runtime(ctx, ws, svc.Name(), models, ic)
+	if err != nil {
+		return err
+	}
+	return svc.Update(ctx, webservice.UpdateOptions{Runtime: &rt, Config: dc})
+}
