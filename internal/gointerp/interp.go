@@ -224,7 +224,41 @@ func (it *Interpreter) parse(name, src string, g []segment) (ast.Node, error) {
 	}
 	fn := f.Decls[0].(*ast.FuncDecl)
 	r.rewrite(fn.Body)
+	for i, st := range fn.Body.List {
+		fn.Body.List[i] = wrapLoop(st)
+	}
 	return fn.Body, nil
+}
+
+// wrapLoop runs a loop of the cell's top level inside a function literal
+// called at once: yaegi v0.16 fails to compile "if _, err := f(); …" in a
+// loop of its global scope (a nil dereference in its compiler) but not in
+// a function. A loop's own variables are scoped to it, so nothing else
+// changes: assignments to the cell's variables still reach them.
+func wrapLoop(st ast.Stmt) ast.Stmt {
+	inner := st
+	if l, ok := inner.(*ast.LabeledStmt); ok {
+		inner = l.Stmt
+	}
+	if b, ok := inner.(*ast.BlockStmt); ok && len(b.List) == 2 { // a rewritten range N
+		inner = b.List[1]
+		if l, ok := inner.(*ast.LabeledStmt); ok {
+			inner = l.Stmt
+		}
+	}
+	switch inner.(type) {
+	case *ast.ForStmt, *ast.RangeStmt:
+	default:
+		return st
+	}
+	pos := st.Pos()
+	return &ast.ExprStmt{X: &ast.CallExpr{
+		Fun: &ast.FuncLit{
+			Type: &ast.FuncType{Func: pos, Params: &ast.FieldList{}},
+			Body: &ast.BlockStmt{Lbrace: pos, List: []ast.Stmt{st}, Rbrace: st.End()},
+		},
+		Lparen: st.End(), Rparen: st.End(),
+	}}
 }
 
 func (it *Interpreter) noteImport(imp *ast.ImportSpec) {

@@ -63,6 +63,7 @@ func TestTraps(t *testing.T) {
 		{"range N inside a function, with the key's type", "func sum(n int64) int64 { var t int64; for i := range n { t += i }; return t }\nsum(5)", "10"},
 		{"labelled range N with break", "m := 0\nouter:\nfor i := range 10 { for j := range 10 { if i*j > 20 { break outer }; m = i*10 + j } }\nm", "36"},
 		{"if and for headers with semicolons", "w := 0\nif v := 2; v > 1 { w = v }\nfor i := 0; i < 3; i++ { w += i }\nloop:\nfor i := 0; i < 3; i++ { if i == 1 { break loop } }\nswitch q := w; q { case 5: w = 50 }\nw", "50"},
+		{"if with a blank and an error in a top-level loop", "func two() (int, error) { return 1, nil }\ntot := 0\nfor i := 0; i < 3; i++ {\n\tif v, err := two(); err == nil { tot += v }\n\tif _, err := two(); err != nil { panic(err) }\n}\ntot", "3"},
 		{"range over a slice is left alone", "t := 0\nfor i, v := range []int{5, 6} { t += i * v }\nt", "6"},
 	}
 	if _, err := it.Eval(context.Background(), "", `import "fmt"`); err != nil {
