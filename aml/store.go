@@ -385,3 +385,35 @@ func (ws *Workspace) ModelRefs(ctx context.Context, id string) ([]string, error)
 	})
 	return users, err
 }
+
+// CreateWithModelRefs stores value under (kind, name), failing with
+// AlreadyExists when something is stored there, and records that user uses
+// the model versions ids (see Tx.AddModelRefs) — in one transaction, so a
+// process killed at any point leaves both or neither. Deployments record
+// themselves with it: a record without its references would let DeleteModel
+// remove a model the deployment still serves.
+func (ws *Workspace) CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error {
+	if err := checkKey(kind, name); err != nil {
+		return err
+	}
+	return ws.Txn(ctx, func(tx *Tx) error {
+		if err := tx.Create(kind, name, value); err != nil {
+			return err
+		}
+		return tx.AddModelRefs(user, ids)
+	})
+}
+
+// DeleteWithModelRefs removes (kind, name), if it exists, and every model
+// reference of user, in one transaction.
+func (ws *Workspace) DeleteWithModelRefs(ctx context.Context, kind, name, user string) error {
+	if err := checkKey(kind, name); err != nil {
+		return err
+	}
+	return ws.Txn(ctx, func(tx *Tx) error {
+		if err := tx.Delete(kind, name); err != nil && !errors.Is(err, errcode.NotFound) {
+			return err
+		}
+		return tx.RemoveModelRefs(user)
+	})
+}
