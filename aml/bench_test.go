@@ -150,6 +150,7 @@ func largeWS(b *testing.B) *Workspace {
 	// Further versions straight into the database: registering 1,000
 	// files one by one would dominate the benchmark's setup.
 	err := ws.update(ctx, func(tx *bolt.Tx) error {
+		ws.dirty["*"] = true
 		return forEachModel(tx, func(m *Model) error {
 			bk := tx.Bucket(bktModels).Bucket([]byte(m.Name))
 			for range 39 {

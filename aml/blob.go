@@ -310,6 +310,7 @@ func (ws *Workspace) GC(ctx context.Context) (GCResult, error) {
 			return err
 		}
 		known := tx.Bucket(bktBlobs)
+		ws.markDirty(bktBlobs, nil)
 		created := createdTime(tx)
 		files, err := blobFiles(ws.dir, 0)
 		if err != nil {

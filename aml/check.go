@@ -191,7 +191,7 @@ func (ws *Workspace) checkMetadata(ctx context.Context, rep *CheckReport, used m
 	defer ws.closeDB(db)
 	err = guard(ws.dbPath, func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			if err := verifySum(tx, ws.dbPath); err != nil {
+			if _, err := verifySum(tx, ws.dbPath); err != nil {
 				rep.Metadata = "damaged"
 				problem("the content does not match the checksum of the last commit: a record was altered or lost")
 			}

@@ -226,76 +226,141 @@ func panicFromBolt() bool {
 	}
 }
 
-// contentSum hashes every bucket, key, value and bucket sequence of tx in
-// key order, except the stored sum itself.
-func contentSum(tx *bolt.Tx) string {
+// The content sum is built from units: each bucket of the top-level
+// buckets that hold buckets (a model name, an environment name, a record
+// kind) is a unit, and so are the plain key/values of each top-level bucket
+// (meta without the sum itself, blobs, modelrefs). A unit's hash covers its
+// sequence number and every key and value in order; the content sum is a
+// SHA-256 over every unit's path and hash, in order. A write recomputes only
+// the units it changed (markDirty), from hashes cached for the commit it
+// starts from, so its cost grows with what it changes, not with the
+// workspace.
+
+type unitHash [sha256.Size]byte
+
+// hashUnit hashes the plain key/values of b (not its sub-buckets).
+func hashUnit(b *bolt.Bucket, skipSum bool) unitHash {
 	h := sha256.New()
 	var lenBuf [binary.MaxVarintLen64]byte
-	put := func(tag byte, b []byte) {
+	put := func(tag byte, x []byte) {
 		h.Write([]byte{tag})
-		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))])
-		h.Write(b)
+		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(x)))])
+		h.Write(x)
 	}
-	var walk func(b *bolt.Bucket, skipSum bool)
-	walk = func(b *bolt.Bucket, skipSum bool) {
-		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], b.Sequence())])
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if v == nil {
-				if sub := b.Bucket(k); sub != nil {
-					put('B', k)
-					walk(sub, false)
-					h.Write([]byte{'E'})
-					continue
-				}
-			}
-			if skipSum && bytes.Equal(k, keySum) {
-				continue
-			}
-			put('K', k)
-			put('V', v)
-		}
-	}
-	c := tx.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		b := tx.Bucket(k)
-		if b == nil {
+	h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], b.Sequence())])
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil && b.Bucket(k) != nil {
+			put('B', k) // a sub-bucket is its own unit; its name is part of this one
 			continue
 		}
-		put('B', k)
-		walk(b, bytes.Equal(k, bktMeta))
-		h.Write([]byte{'E'})
+		if skipSum && bytes.Equal(k, keySum) {
+			continue
+		}
+		put('K', k)
+		put('V', v)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	var out unitHash
+	h.Sum(out[:0])
+	return out
 }
 
-// verifySum compares the stored content sum with the content. A database
-// without a sum (created by an older aksml) passes.
-func verifySum(tx *bolt.Tx, path string) error {
+// units lists the unit paths of tx in order, calling fn with each path and
+// its bucket.
+func units(tx *bolt.Tx, fn func(path string, b *bolt.Bucket, skipSum bool)) {
+	c := tx.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		top := tx.Bucket(k)
+		if top == nil {
+			continue
+		}
+		fn(string(k), top, bytes.Equal(k, bktMeta))
+		sc := top.Cursor()
+		for sk, sv := sc.First(); sk != nil; sk, sv = sc.Next() {
+			if sv != nil {
+				continue
+			}
+			if sub := top.Bucket(sk); sub != nil {
+				fn(unitPath(k, sk), sub, false)
+			}
+		}
+	}
+}
+
+func unitPath(top, sub []byte) string {
+	if sub == nil {
+		return string(top)
+	}
+	return string(top) + "\x00" + string(sub)
+}
+
+// sumUnits computes the content sum of tx. With cache (the unit hashes of
+// the state tx started from) only the units in dirty, and units the cache
+// does not have, are hashed again; all is hashed when cache is nil. It
+// returns the sum and the unit hashes of tx's state.
+func sumUnits(tx *bolt.Tx, cache map[string]unitHash, dirty map[string]bool) (string, map[string]unitHash) {
+	next := make(map[string]unitHash, len(cache)+len(dirty))
+	h := sha256.New()
+	var lenBuf [binary.MaxVarintLen64]byte
+	units(tx, func(path string, b *bolt.Bucket, skipSum bool) {
+		uh, ok := cache[path]
+		if !ok || dirty[path] {
+			uh = hashUnit(b, skipSum)
+		}
+		next[path] = uh
+		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(path)))])
+		h.Write([]byte(path))
+		h.Write(uh[:])
+	})
+	return hex.EncodeToString(h.Sum(nil)), next
+}
+
+// contentSum hashes the whole content of tx.
+func contentSum(tx *bolt.Tx) string {
+	s, _ := sumUnits(tx, nil, nil)
+	return s
+}
+
+// verifySum compares the stored content sum with the content and returns
+// the unit hashes. A database without a sum (created by an older aksml)
+// passes.
+func verifySum(tx *bolt.Tx, path string) (map[string]unitHash, error) {
+	got, hashes := sumUnits(tx, nil, nil)
 	b := tx.Bucket(bktMeta)
 	if b == nil {
-		return nil
+		return hashes, nil
 	}
 	want := b.Get(keySum)
 	if want == nil {
-		return nil
+		return hashes, nil
 	}
-	if got := contentSum(tx); got != string(want) {
-		return errcode.Errorf(errcode.DataLoss,
+	if got != string(want) {
+		return nil, errcode.Errorf(errcode.DataLoss,
 			"workspace metadata %s is damaged: its content does not match the checksum of its last commit (a record was altered or lost on disk); nothing was changed — run aml.CheckWorkspace (aksml workspace check) to see what can be recovered", path)
 	}
-	return nil
+	return hashes, nil
 }
 
-// writeSum stores the content sum of tx; called last in every write
-// transaction.
-func writeSum(tx *bolt.Tx) error {
+// writeSum stores the content sum of tx, rehashing the units in dirty
+// (all when cache is nil), and returns the new unit hashes. Called last in
+// every write transaction.
+func writeSum(tx *bolt.Tx, cache map[string]unitHash, dirty map[string]bool) (map[string]unitHash, error) {
 	b, err := tx.CreateBucketIfNotExists(bktMeta)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return b.Put(keySum, []byte(contentSum(tx)))
+	sum, hashes := sumUnits(tx, cache, dirty)
+	if checkIncremental && cache != nil && len(hashes) <= 100 {
+		if full := contentSum(tx); full != sum {
+			panic(fmt.Sprintf("aml: incremental content sum %s differs from the full one %s: a write did not mark its unit dirty (dirty: %v)", sum, full, dirty))
+		}
+	}
+	return hashes, b.Put(keySum, []byte(sum))
 }
+
+// checkIncremental, set by tests, compares every incremental content sum
+// of a workspace of up to 100 units with a full one.
+var checkIncremental bool
 
 // checkTx runs bbolt's consistency check (every reachable page once, no
 // page both used and free, keys in order) and returns its findings.

@@ -259,6 +259,9 @@ func (ws *Workspace) RegisterModel(ctx context.Context, name, path string, opts 
 		if err := ws.commitBlobs(staged); err != nil {
 			return err
 		}
+		ws.markDirty(bktBlobs, nil)
+		ws.markDirty(bktModels, nil)
+		ws.markDirty(bktModels, []byte(name))
 		for _, f := range staged {
 			if err := recordBlob(tx, f.digest.Encoded(), f.size); err != nil {
 				return err
@@ -569,6 +572,7 @@ func (ws *Workspace) UpdateModelTags(ctx context.Context, id string, set map[str
 		if err != nil {
 			return err
 		}
+		ws.markDirty(bktModels, []byte(name))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Put(versionKey(uint64(v)), data)
 	})
 	if err != nil {
@@ -600,6 +604,7 @@ func (ws *Workspace) DeleteModel(ctx context.Context, id string) error {
 				"model %s cannot be deleted: it is used by %s; delete or update that first",
 				id, strings.Join(users, ", "))
 		}
+		ws.markDirty(bktModels, []byte(name))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Delete(versionKey(uint64(v)))
 	})
 }

@@ -28,6 +28,8 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("AKSML_AML_CHILD"); mode != "" {
 		os.Exit(childMain(mode))
 	}
+	// Every incremental content sum is compared with a full one.
+	checkIncremental = true
 	code := m.Run()
 	if populatedDir != "" {
 		os.RemoveAll(populatedDir)

@@ -79,9 +79,13 @@ type Workspace struct {
 	closed bool
 
 	// verifiedTx is the last committed transaction whose content sum this
-	// process wrote or verified; a write that starts from it skips the
-	// verification. Guarded by mu (written under the exclusive lock).
+	// process wrote or verified, and unitHashes the unit hashes of that
+	// state; a write that starts from it skips the verification and rehashes
+	// only the units it marks in dirty. Guarded by mu (used under the
+	// exclusive lock).
 	verifiedTx int
+	unitHashes map[string]unitHash
+	dirty      map[string]bool
 
 	rmu     sync.Mutex // guards readers and rdb
 	readers int
@@ -200,10 +204,11 @@ func (ws *Workspace) init(ctx context.Context) error {
 						"workspace %s has format %d; this version of aksml reads format %d or older", ws.dir, n, formatVersion)
 				}
 				format = n
-				if err := verifySum(tx, ws.dbPath); err != nil {
+				hashes, err := verifySum(tx, ws.dbPath)
+				if err != nil {
 					return err
 				}
-				ws.verifiedTx = tx.ID()
+				ws.verifiedTx, ws.unitHashes = tx.ID(), hashes
 				for _, name := range [][]byte{bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 					if tx.Bucket(name) == nil {
 						migrate = true
@@ -240,6 +245,7 @@ func (ws *Workspace) create() error {
 	defer ws.closeDB(db)
 	return guard(ws.dbPath, func() error {
 		return ws.commit(db, func(tx *bolt.Tx) error {
+			ws.dirty["*"] = true
 			for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
@@ -259,6 +265,7 @@ func (ws *Workspace) create() error {
 // stamps the creation time, so GC can tell the store's files from those of
 // another metadata file.
 func (ws *Workspace) migrate(tx *bolt.Tx) error {
+	ws.dirty["*"] = true
 	for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
@@ -492,26 +499,44 @@ func (ws *Workspace) update(ctx context.Context, fn func(tx *bolt.Tx) error) err
 func (ws *Workspace) commit(db *bolt.DB, fn func(tx *bolt.Tx) error) error {
 	var fnErr error
 	var txid int
+	var hashes map[string]unitHash
+	ws.dirty = map[string]bool{}
 	err := db.Update(func(tx *bolt.Tx) error {
 		txid = tx.ID()
-		if ws.verifiedTx == 0 || ws.verifiedTx != txid-1 {
-			if fnErr = verifySum(tx, ws.dbPath); fnErr != nil {
+		cache := ws.unitHashes
+		if ws.verifiedTx == 0 || ws.verifiedTx != txid-1 || cache == nil {
+			if cache, fnErr = verifySum(tx, ws.dbPath); fnErr != nil {
 				return fnErr
 			}
 		}
 		if fnErr = fn(tx); fnErr != nil {
 			return fnErr
 		}
-		return writeSum(tx)
+		if ws.dirty["*"] {
+			cache = nil
+		}
+		var err error
+		hashes, err = writeSum(tx, cache, ws.dirty)
+		return err
 	})
+	ws.dirty = nil
 	if fnErr != nil {
 		return fnErr
 	}
 	if err != nil {
+		ws.verifiedTx, ws.unitHashes = 0, nil
 		return ioErr("commit workspace transaction", err)
 	}
-	ws.verifiedTx = txid
+	ws.verifiedTx, ws.unitHashes = txid, hashes
 	return nil
+}
+
+// markDirty records, during a write transaction, that the unit top (or
+// top/sub) changed; the content sum rehashes it. "*" rehashes everything.
+func (ws *Workspace) markDirty(top []byte, sub []byte) {
+	if ws != nil && ws.dirty != nil {
+		ws.dirty[unitPath(top, sub)] = true
+	}
 }
 
 // fsNow returns the file system's current time: the modification time of
