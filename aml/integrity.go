@@ -10,10 +10,12 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -250,8 +252,10 @@ func hashUnit(b *bolt.Bucket, skipSum bool) unitHash {
 	h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], b.Sequence())])
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil && b.Bucket(k) != nil {
-			put('B', k) // a sub-bucket is its own unit; its name is part of this one
+		if v == nil {
+			// A sub-bucket (bbolt gives nested buckets a nil value): its own
+			// unit; its name is part of this one.
+			put('B', k)
 			continue
 		}
 		if skipSum && bytes.Equal(k, keySum) {
@@ -295,23 +299,38 @@ func unitPath(top, sub []byte) string {
 }
 
 // sumUnits computes the content sum of tx. With cache (the unit hashes of
-// the state tx started from) only the units in dirty, and units the cache
-// does not have, are hashed again; all is hashed when cache is nil. It
-// returns the sum and the unit hashes of tx's state.
+// the state tx started from) only the units in dirty are hashed again —
+// a write that creates a bucket marks it and its parent dirty, and buckets
+// are never deleted; with a nil cache every unit is. It returns the sum and
+// the unit hashes of tx's state.
 func sumUnits(tx *bolt.Tx, cache map[string]unitHash, dirty map[string]bool) (string, map[string]unitHash) {
-	next := make(map[string]unitHash, len(cache)+len(dirty))
+	var next map[string]unitHash
+	if cache == nil {
+		next = map[string]unitHash{}
+		units(tx, func(path string, b *bolt.Bucket, skipSum bool) { next[path] = hashUnit(b, skipSum) })
+	} else {
+		next = maps.Clone(cache)
+		for path := range dirty {
+			top, sub, isSub := strings.Cut(path, "\x00")
+			b := tx.Bucket([]byte(top))
+			if b != nil && isSub {
+				b = b.Bucket([]byte(sub))
+			}
+			if b == nil {
+				delete(next, path)
+				continue
+			}
+			next[path] = hashUnit(b, !isSub && top == string(bktMeta))
+		}
+	}
 	h := sha256.New()
 	var lenBuf [binary.MaxVarintLen64]byte
-	units(tx, func(path string, b *bolt.Bucket, skipSum bool) {
-		uh, ok := cache[path]
-		if !ok || dirty[path] {
-			uh = hashUnit(b, skipSum)
-		}
-		next[path] = uh
+	for _, path := range slices.Sorted(maps.Keys(next)) {
+		uh := next[path]
 		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(path)))])
 		h.Write([]byte(path))
 		h.Write(uh[:])
-	})
+	}
 	return hex.EncodeToString(h.Sum(nil)), next
 }
 
