@@ -346,8 +346,8 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
 			return true
 		case hHost:
-			if !plainHost(v) {
-				return false // fasthttp reads the URI differently
+			if lr.hasHost || !plainHost(v) {
+				return false // the general path refuses a second Host; fasthttp reads the URI differently
 			}
 			lr.hasHost = true
 			return true
@@ -367,6 +367,7 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 	}
 	start := end + 4
 	if len(buf)-start < body {
+		lr.n = start + body
 		return leanMore
 	}
 	lr.body = buf[start : start+body]
@@ -482,4 +483,20 @@ func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, clo
 	}
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, buf[lr.body.a:lr.body.b]...)
+}
+
+// setLengthHeader makes the head written by appendUpstream for a request
+// without its body (lr.body nil) announce a body of n bytes.
+func setLengthHeader(head []byte, n int) []byte {
+	const cl = "Content-Length: 0\r\n"
+	i := bytes.LastIndex(head, []byte(cl))
+	if i < 0 {
+		return head
+	}
+	out := make([]byte, 0, len(head)+16)
+	out = append(out, head[:i]...)
+	out = append(out, "Content-Length: "...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, "\r\n"...)
+	return append(out, head[i+len(cl):]...)
 }
