@@ -26,6 +26,12 @@ type Store interface {
 	compute.Store
 	AddModelRefs(ctx context.Context, user string, ids []string) error
 	RemoveModelRefs(ctx context.Context, user string) error
+	// CreateWithModelRefs creates a record and adds the model references
+	// of user in one transaction; DeleteWithModelRefs removes both in one.
+	// A process killed in between never leaves a record without its
+	// references.
+	CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error
+	DeleteWithModelRefs(ctx context.Context, kind, name, user string) error
 }
 
 // recordKind is the store kind of service records.
@@ -133,12 +139,13 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 	}
 	s.rec.Owner = target.Record().Owner
 	b, _ := json.Marshal(s.rec)
-	err := store.Create(ctx, recordKind, name, b)
+	err := store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs)
 	if errors.Is(err, errcode.AlreadyExists) {
 		// A stale record (its in-process cluster is gone) is replaced.
 		if old, lerr := load(ctx, store, name); lerr == nil && old.Stale() {
-			_ = store.RemoveModelRefs(ctx, name)
-			err = store.Put(ctx, recordKind, name, b)
+			if err = store.DeleteWithModelRefs(ctx, recordKind, name, name); err == nil {
+				err = store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs)
+			}
 		}
 	}
 	if err != nil {
@@ -147,13 +154,8 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 		}
 		return nil, err
 	}
-	if err := store.AddModelRefs(ctx, name, rt.ModelIDs); err != nil {
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
-		return nil, err
-	}
 	if err := s.apply(ctx); err != nil {
-		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), name)
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, name)
 		return nil, err
 	}
 	live.Store(target.Name()+"/"+name, rt)
@@ -726,11 +728,5 @@ func (s *Service) Delete(ctx context.Context) error {
 		return err
 	}
 	live.Delete(s.target.Name() + "/" + s.rec.Name)
-	if err := s.store.RemoveModelRefs(ctx, s.rec.Name); err != nil {
-		return err
-	}
-	if err := s.store.Delete(ctx, recordKind, s.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
-		return err
-	}
-	return nil
+	return s.store.DeleteWithModelRefs(ctx, recordKind, s.rec.Name, s.rec.Name)
 }
