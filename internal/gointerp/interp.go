@@ -173,7 +173,7 @@ func (it *Interpreter) Eval(ctx context.Context, name, src string) (Result, erro
 		if err != nil {
 			return Result{}, err
 		}
-		if gi == len(groups)-1 && lastIsExpr(node) && !noValue(node, v) {
+		if gi == len(groups)-1 && lastIsExpr(node) && !it.noValue(node, v) {
 			res.Value = v
 		}
 	}
@@ -224,7 +224,41 @@ func (it *Interpreter) parse(name, src string, g []segment) (ast.Node, error) {
 	}
 	fn := f.Decls[0].(*ast.FuncDecl)
 	r.rewrite(fn.Body)
+	for i, st := range fn.Body.List {
+		fn.Body.List[i] = wrapLoop(st)
+	}
 	return fn.Body, nil
+}
+
+// wrapLoop runs a loop of the cell's top level inside a function literal
+// called at once: yaegi v0.16 fails to compile "if _, err := f(); …" in a
+// loop of its global scope (a nil dereference in its compiler) but not in
+// a function. A loop's own variables are scoped to it, so nothing else
+// changes: assignments to the cell's variables still reach them.
+func wrapLoop(st ast.Stmt) ast.Stmt {
+	inner := st
+	if l, ok := inner.(*ast.LabeledStmt); ok {
+		inner = l.Stmt
+	}
+	if b, ok := inner.(*ast.BlockStmt); ok && len(b.List) == 2 { // a rewritten range N
+		inner = b.List[1]
+		if l, ok := inner.(*ast.LabeledStmt); ok {
+			inner = l.Stmt
+		}
+	}
+	switch inner.(type) {
+	case *ast.ForStmt, *ast.RangeStmt:
+	default:
+		return st
+	}
+	pos := st.Pos()
+	return &ast.ExprStmt{X: &ast.CallExpr{
+		Fun: &ast.FuncLit{
+			Type: &ast.FuncType{Func: pos, Params: &ast.FieldList{}},
+			Body: &ast.BlockStmt{Lbrace: pos, List: []ast.Stmt{st}, Rbrace: st.End()},
+		},
+		Lparen: st.End(), Rparen: st.End(),
+	}}
 }
 
 func (it *Interpreter) noteImport(imp *ast.ImportSpec) {
@@ -248,20 +282,23 @@ func lastIsExpr(n ast.Node) bool {
 // noValue tells the cells whose last expression has no value to show: a
 // call without results (the interpreter then yields a *interface{} or the
 // function), and the fmt.Print family, whose byte count nobody wants.
-func noValue(n ast.Node, v reflect.Value) bool {
+func (it *Interpreter) noValue(n ast.Node, v reflect.Value) bool {
 	b := n.(*ast.BlockStmt)
 	call, ok := b.List[len(b.List)-1].(*ast.ExprStmt).X.(*ast.CallExpr)
 	if !ok {
 		return false
-	}
-	if !v.IsValid() || v.Kind() == reflect.Func || v.Type() == reflect.TypeFor[*any]() {
-		return true
 	}
 	if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
 		if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "fmt" &&
 			(strings.HasPrefix(sel.Sel.Name, "Print") || strings.HasPrefix(sel.Sel.Name, "Fprint")) {
 			return true
 		}
+	}
+	if n, known := it.results(call); known {
+		return n == 0
+	}
+	if !v.IsValid() || v.Kind() == reflect.Func || v.Type() == reflect.TypeFor[*any]() {
+		return true
 	}
 	return false
 }
@@ -274,6 +311,35 @@ const srcName = "cell.go"
 // cellPos replaces the compile-time file name in msg by the cell's name.
 func cellPos(name, msg string) string {
 	return strings.ReplaceAll(msg, srcName+":", name+":")
+}
+
+// results returns how many results call's function has when it is a
+// compiled package function or a method of a global variable (the cases
+// reflection answers); known is false otherwise.
+func (it *Interpreter) results(call *ast.CallExpr) (n int, known bool) {
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return 0, false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	if !ok {
+		return 0, false
+	}
+	if g, ok := it.globals()[x.Name]; ok {
+		if !g.IsValid() {
+			return 0, false
+		}
+		if m, ok := g.Type().MethodByName(sel.Sel.Name); ok {
+			return m.Type.NumOut(), true
+		}
+		return 0, false
+	}
+	if path, ok := it.packagePath(x.Name); ok {
+		if f, ok := exports(path)[sel.Sel.Name]; ok && f.Kind() == reflect.Func {
+			return f.Type().NumOut(), true
+		}
+	}
+	return 0, false
 }
 
 func compileError(name string, err error) *Error {

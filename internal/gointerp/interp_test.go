@@ -62,6 +62,8 @@ func TestTraps(t *testing.T) {
 		{"range over len()", "xs := []string{\"a\", \"b\"}\nk := 0\nfor i := range len(xs) { k += i + 1 }\nk", "3"},
 		{"range N inside a function, with the key's type", "func sum(n int64) int64 { var t int64; for i := range n { t += i }; return t }\nsum(5)", "10"},
 		{"labelled range N with break", "m := 0\nouter:\nfor i := range 10 { for j := range 10 { if i*j > 20 { break outer }; m = i*10 + j } }\nm", "36"},
+		{"if and for headers with semicolons", "w := 0\nif v := 2; v > 1 { w = v }\nfor i := 0; i < 3; i++ { w += i }\nloop:\nfor i := 0; i < 3; i++ { if i == 1 { break loop } }\nswitch q := w; q { case 5: w = 50 }\nw", "50"},
+		{"if with a blank and an error in a top-level loop", "func two() (int, error) { return 1, nil }\ntot := 0\nfor i := 0; i < 3; i++ {\n\tif v, err := two(); err == nil { tot += v }\n\tif _, err := two(); err != nil { panic(err) }\n}\ntot", "3"},
 		{"range over a slice is left alone", "t := 0\nfor i, v := range []int{5, 6} { t += i * v }\nt", "6"},
 	}
 	if _, err := it.Eval(context.Background(), "", `import "fmt"`); err != nil {
@@ -127,7 +129,7 @@ func TestCompileErrorHasCellPosition(t *testing.T) {
 
 func TestOutputAndValues(t *testing.T) {
 	it, out := newTest(t)
-	eval(t, it, "import (\n\t\"fmt\"\n\t\"os\"\n)")
+	eval(t, it, "import (\n\t\"fmt\"\n\t\"os\"\n\t\"strings\"\n)")
 	if got := eval(t, it, `fmt.Println("hello")`); got != "" {
 		t.Errorf("fmt.Println shows %q, want nothing", got)
 	}
@@ -140,6 +142,13 @@ func TestOutputAndValues(t *testing.T) {
 	}
 	if got := eval(t, it, "func two() (int, error) { return 2, nil }\ntwo()"); got != "2" {
 		t.Errorf("a call with two results shows %q, want its first", got)
+	}
+	eval(t, it, "import \"context\"\nimport \"sort\"\nctx := context.Background()\nxs := []int{2, 1}")
+	if got := eval(t, it, "sort.Ints(xs)"); got != "" {
+		t.Errorf("a package function without results shows %q", got)
+	}
+	if got := eval(t, it, "var sb strings.Builder\nsb.Reset()"); got != "" {
+		t.Errorf("a method without results shows %q", got)
 	}
 	if got := eval(t, it, "v := 3"); got != "" {
 		t.Errorf("an assignment shows %q", got)

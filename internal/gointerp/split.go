@@ -65,14 +65,28 @@ func split(src string) []segment {
 		}), toks[begin].pos, end})
 		begin = -1
 	}
+	// header is set between an if, for, switch or select keyword and the
+	// brace opening its body: the semicolons there separate the header's
+	// clauses, not statements.
+	header := false
 	for i, t := range toks {
+		switch t.tok {
+		case token.IF, token.FOR, token.SWITCH, token.SELECT:
+			if depth == 0 {
+				header = true
+			}
+		case token.LBRACE:
+			if depth == 0 {
+				header = false
+			}
+		}
 		switch t.tok {
 		case token.LPAREN, token.LBRACE, token.LBRACK:
 			depth++
 		case token.RPAREN, token.RBRACE, token.RBRACK:
 			depth--
 		}
-		if depth == 0 && t.tok == token.SEMICOLON {
+		if depth == 0 && t.tok == token.SEMICOLON && !header {
 			flush(i)
 			continue
 		}

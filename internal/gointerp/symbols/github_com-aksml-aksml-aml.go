@@ -21,6 +21,7 @@ func init() {
 		"FrameworkTensorFlow":    reflect.ValueOf(aml.FrameworkTensorFlow),
 		"FrameworkTfKeras":       reflect.ValueOf(aml.FrameworkTfKeras),
 		"ImageSpec":              reflect.ValueOf(aml.ImageSpec),
+		"IsAzureMLBaseImage":     reflect.ValueOf(aml.IsAzureMLBaseImage),
 		"KindPattern":            reflect.ValueOf(constant.MakeFromLiteral("\"^[a-z][a-z0-9._-]{0,63}$\"", token.STRING, 0)),
 		"LoadCondaDependencies":  reflect.ValueOf(aml.LoadCondaDependencies),
 		"LoadInferenceConfig":    reflect.ValueOf(aml.LoadInferenceConfig),

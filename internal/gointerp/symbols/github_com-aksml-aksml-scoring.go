@@ -15,17 +15,21 @@ import (
 func init() {
 	Symbols["github.com/aksml/aksml/scoring/scoring"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"DefaultInterpreter":    reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
-		"DefaultLogLines":       reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
-		"DefaultMaxBodyBytes":   reflect.ValueOf(scoring.DefaultMaxBodyBytes),
-		"DefaultScoringTimeout": reflect.ValueOf(scoring.DefaultScoringTimeout),
-		"DefaultWorkers":        reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
-		"Main":                  reflect.ValueOf(scoring.Main),
-		"MaxWorkers":            reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
-		"NewServer":             reflect.ValueOf(scoring.NewServer),
-		"Run":                   reflect.ValueOf(scoring.Run),
-		"Serve":                 reflect.ValueOf(scoring.Serve),
-		"ShutdownGrace":         reflect.ValueOf(scoring.ShutdownGrace),
+		"DefaultCLIScoringTimeout": reflect.ValueOf(scoring.DefaultCLIScoringTimeout),
+		"DefaultHealthPort":        reflect.ValueOf(constant.MakeFromLiteral("5000", token.INT, 0)),
+		"DefaultInterpreter":       reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
+		"DefaultLogLines":          reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
+		"DefaultMaxBodyBytes":      reflect.ValueOf(scoring.DefaultMaxBodyBytes),
+		"DefaultScoringTimeout":    reflect.ValueOf(scoring.DefaultScoringTimeout),
+		"DefaultServerVersion":     reflect.ValueOf(&scoring.DefaultServerVersion).Elem(),
+		"DefaultWorkers":           reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
+		"Main":                     reflect.ValueOf(scoring.Main),
+		"MaxWorkers":               reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
+		"NewServer":                reflect.ValueOf(scoring.NewServer),
+		"ParseOrigins":             reflect.ValueOf(scoring.ParseOrigins),
+		"Run":                      reflect.ValueOf(scoring.Run),
+		"Serve":                    reflect.ValueOf(scoring.Serve),
+		"ShutdownGrace":            reflect.ValueOf(scoring.ShutdownGrace),
 
 		// type definitions
 		"Config":         reflect.ValueOf((*scoring.Config)(nil)),
