@@ -122,15 +122,14 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 	e.rec.Versions = []VersionRecord{{Config: first, Type: typ, ModelIDs: rt.ModelIDs}}
 	e.runtimes[first.VersionName] = rt
 	b, _ := json.Marshal(e.rec)
-	if err := store.Create(ctx, recordKind, name, b); err != nil {
+	if err := store.CreateWithModelRefs(ctx, recordKind, name, b, refUser(name), rt.ModelIDs); err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "endpoint %q already exists in the workspace", name)
 		}
 		return nil, err
 	}
 	if err := e.applyLocked(ctx); err != nil {
-		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), refUser(name))
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, refUser(name))
 		return nil, err
 	}
 	live.Store(target.Name()+"/"+name, maps.Clone(e.runtimes))
@@ -490,13 +489,7 @@ func (e *Endpoint) Delete(ctx context.Context) error {
 		return err
 	}
 	live.Delete(e.target.Name() + "/" + e.rec.Name)
-	if err := e.store.RemoveModelRefs(ctx, refUser(e.rec.Name)); err != nil {
-		return err
-	}
-	if err := e.store.Delete(ctx, recordKind, e.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
-		return err
-	}
-	return nil
+	return e.store.DeleteWithModelRefs(ctx, recordKind, e.rec.Name, refUser(e.rec.Name))
 }
 
 // Name is the endpoint's name.

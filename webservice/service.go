@@ -26,6 +26,12 @@ type Store interface {
 	compute.Store
 	AddModelRefs(ctx context.Context, user string, ids []string) error
 	RemoveModelRefs(ctx context.Context, user string) error
+	// CreateWithModelRefs creates a record and adds the model references
+	// of user in one transaction; DeleteWithModelRefs removes both in one.
+	// A process killed in between never leaves a record without its
+	// references.
+	CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error
+	DeleteWithModelRefs(ctx context.Context, kind, name, user string) error
 }
 
 // recordKind is the store kind of service records.
@@ -118,19 +124,14 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 		s.rec.SecondaryKey = frontend.GenerateKey()
 	}
 	b, _ := json.Marshal(s.rec)
-	if err := store.Create(ctx, recordKind, name, b); err != nil {
+	if err := store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs); err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: deploy with aml.DeployOptions{Overwrite: true} (az ml model deploy --overwrite) to update it, call Service.Update, or delete it first", name)
 		}
 		return nil, err
 	}
-	if err := store.AddModelRefs(ctx, name, rt.ModelIDs); err != nil {
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
-		return nil, err
-	}
 	if err := s.apply(ctx); err != nil {
-		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), name)
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, name)
 		return nil, err
 	}
 	live.Store(target.Name()+"/"+name, rt)
@@ -710,11 +711,5 @@ func (s *Service) Delete(ctx context.Context) error {
 		return err
 	}
 	live.Delete(s.target.Name() + "/" + s.rec.Name)
-	if err := s.store.RemoveModelRefs(ctx, s.rec.Name); err != nil {
-		return err
-	}
-	if err := s.store.Delete(ctx, recordKind, s.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
-		return err
-	}
-	return nil
+	return s.store.DeleteWithModelRefs(ctx, recordKind, s.rec.Name, s.rec.Name)
 }
