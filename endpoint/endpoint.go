@@ -618,6 +618,12 @@ func (e *Endpoint) Run(ctx context.Context, input any) (json.RawMessage, error) 
 	return webservice.Score(ctx, e.client, e.ScoringURI(), input, e.credential)
 }
 
+// RunServed is Run that also returns the name of the version that
+// answered, as the traffic rules picked it.
+func (e *Endpoint) RunServed(ctx context.Context, input any) (json.RawMessage, string, error) {
+	return webservice.ScoreServed(ctx, e.client, e.ScoringURI(), input, e.credential)
+}
+
 // RunVersion scores input on one version, whatever the weights.
 func (e *Endpoint) RunVersion(ctx context.Context, version string, input any) (json.RawMessage, error) {
 	uri, err := e.VersionScoringURI(version)

@@ -442,10 +442,17 @@ func (s *Service) credential(ctx context.Context) (string, error) {
 
 // ResponseError is a non-200 answer from the service; read it with
 // errors.As. Its code follows the status: 401 Unauthenticated, 503
-// Unavailable, 504 DeadlineExceeded, 413 InvalidArgument, others Unavailable.
+// Unavailable, 504 DeadlineExceeded, 413 InvalidArgument; an exception in
+// the entry script's run() (502 with x-ms-run-function-failed: true) is
+// Internal, since the same input fails again; others Unavailable.
 type ResponseError struct {
 	StatusCode int
 	Body       string
+	// RunFailed reports that the model's run() raised (or a Go handler's
+	// Run returned an error).
+	RunFailed bool
+	// ServedBy is the version that answered, when the router says.
+	ServedBy string
 }
 
 func (e *ResponseError) Error() string {
@@ -474,6 +481,14 @@ func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
 // with refresh true and retries once. A nil client means a shared pooled
 // one. Endpoints and tools that only know a URI use it.
 func Score(ctx context.Context, client *http.Client, uri string, input any, cred func(ctx context.Context, refresh bool) (string, error)) (json.RawMessage, error) {
+	out, _, err := ScoreServed(ctx, client, uri, input, cred)
+	return out, err
+}
+
+// ScoreServed is Score that also returns the name of the version that
+// answered (the router's aksml-served-by header; "" when absent): on an
+// endpoint, which version the traffic rules picked.
+func ScoreServed(ctx context.Context, client *http.Client, uri string, input any, cred func(ctx context.Context, refresh bool) (string, error)) (json.RawMessage, string, error) {
 	if client == nil {
 		client = defaultClient
 	}
@@ -488,7 +503,7 @@ func Score(ctx context.Context, client *http.Client, uri string, input any, cred
 	default:
 		b, err := json.Marshal(input)
 		if err != nil {
-			return nil, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("run: input is not JSON-serialisable: %w", err))
+			return nil, "", errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("run: input is not JSON-serialisable: %w", err))
 		}
 		body = b
 	}
@@ -497,20 +512,27 @@ func Score(ctx context.Context, client *http.Client, uri string, input any, cred
 		if cred != nil {
 			var err error
 			if c, err = cred(ctx, attempt > 0); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
-		code, out, err := post(ctx, client, uri, c, body)
+		code, hdr, out, err := post(ctx, client, uri, c, body)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
+		served := hdr.Get(frontend.HeaderServedBy)
 		if code == http.StatusOK {
-			return out, nil
+			return out, served, nil
 		}
 		if code == http.StatusUnauthorized && attempt == 0 && cred != nil {
 			continue
 		}
-		return nil, errcode.Wrap(statusCode(code), &ResponseError{StatusCode: code, Body: string(out)})
+		re := &ResponseError{StatusCode: code, Body: string(out), ServedBy: served,
+			RunFailed: strings.EqualFold(hdr.Get("X-Ms-Run-Function-Failed"), "true")}
+		ec := statusCode(code)
+		if re.RunFailed && code >= 500 {
+			ec = errcode.Internal
+		}
+		return nil, served, errcode.Wrap(ec, re)
 	}
 }
 
@@ -528,10 +550,10 @@ func statusCode(code int) *errcode.Code {
 	return errcode.Unavailable
 }
 
-func post(ctx context.Context, client *http.Client, uri, cred string, body []byte) (int, []byte, error) {
+func post(ctx context.Context, client *http.Client, uri, cred string, body []byte) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Internal, err)
+		return 0, nil, nil, errcode.Wrap(errcode.Internal, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if cred != "" {
@@ -539,14 +561,14 @@ func post(ctx context.Context, client *http.Client, uri, cred string, body []byt
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: %w", err))
+		return 0, nil, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: %w", err))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: reading the response: %w", err))
+		return 0, nil, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: reading the response: %w", err))
 	}
-	return resp.StatusCode, out, nil
+	return resp.StatusCode, resp.Header, out, nil
 }
 
 // UpdateOptions says what Update changes. Nil fields stay as they are.
