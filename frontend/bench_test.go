@@ -8,8 +8,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// BenchmarkRoute measures one scoring request through Serve (fasthttp
-// engine, key auth) to a fasthttp replica, over loopback. Compare with
+// BenchmarkRoute measures one scoring request through Serve (event
+// loop, key auth) to a fasthttp replica, over loopback. Compare with
 // BenchmarkDirect for the router's share.
 func BenchmarkRoute(b *testing.B) {
 	rep := fastReplica(b)

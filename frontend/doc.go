@@ -10,7 +10,7 @@
 //	GET      /api/v1/service/NAME/swagger.json               the default version's swagger
 //	POST|GET /api/v1/service/NAME/versions/VERSION/score     score on one version
 //	GET      /api/v1/service/NAME/versions/VERSION/swagger.json
-//	GET      /metrics                                        Prometheus exposition
+//	GET      /metrics                                        Prometheus exposition (see Load and metrics)
 //
 // A web service is a Route with one version; an endpoint (AksEndpoint) is a
 // Route with several. The router forwards to REPLICA/score and
@@ -32,13 +32,18 @@
 // # Status codes
 //
 // Every response carries x-ms-request-id (a fresh UUID, also sent to the
-// replica); routed responses carry aksml-served-by with the version's name.
-// The router's own answers are text/plain:
+// replica, replacing any the caller sent, and replacing any the replica
+// answered with); routed responses carry aksml-served-by with the
+// version's name. The router's own answers are text/plain:
 //
+//	400 Bad request   (malformed request line, header, Host, Content-Length; Serve closes the connection)
 //	401 Unauthorized: REASON
 //	404 Service NAME not found | Version V not found in service NAME | Not found
 //	405 Method M is not allowed; use GET or POST (with Allow: GET, POST)
-//	413 Request body is larger than the limit of N bytes (default 100 MB)
+//	413 Request body is larger than the limit of N bytes (default 100 MB; a chunked body as soon as its chunks pass it)
+//	431 Request header fields too large (Serve: a header block over 16 KiB)
+//	501 Unsupported transfer encoding (anything but chunked)
+//	505 HTTP version not supported (anything but HTTP/1.x)
 //	502 Replica closed connection before replying (crash, reset)
 //	502 the replica's own body, when the replica answered 500 (rewritten, as on azureml-fe)
 //	503 Too many requests for service NAME (overloaded)   (queue wait ran out)
@@ -52,9 +57,16 @@
 // up to MaxQueueWait, then answers 503. ScoringTimeout bounds the replica's
 // reply (504). A replica that refuses connections is skipped for a second
 // and the request tries another one, then the default version, so a crashed
-// replica costs callers no error before the backend notices; a replica that
-// drops a connection mid-request gives 502 (the request is sent again only
-// when the dropped connection was an idle kept-alive one, as net/http does).
+// replica costs callers no error before the backend notices. A request is
+// sent again only when it provably never reached a replica: a failed dial,
+// a kept-alive connection found closed before the request was written, a
+// write that failed before any byte left (at most maxRetries times). A
+// replica that drops a connection after the request may have reached it
+// gives 502, whatever the method, so a request that crashes replicas runs
+// once. A caller that hangs up while its request is at a replica frees the
+// slot at once, and the router closes its connection to the replica, which
+// ends a Go handler's context (and tells any server that watches its
+// connections).
 //
 // # Traffic
 //
@@ -79,38 +91,46 @@
 // aksml_frontend_in_flight_requests, aksml_frontend_queued_requests,
 // aksml_frontend_replicas, aksml_frontend_ready_replicas,
 // aksml_frontend_traffic_percent and aksml_frontend_mirrored_requests_total.
+// As it names every service, /metrics answers callers on the router's own
+// machine (a loopback address: the simulator, kubectl port-forward, a
+// sidecar) and callers presenting Options.MetricsKey as a Bearer
+// credential; others get 404 (401 when a MetricsKey is set). Registry
+// returns the registry, for a separate listener of the backend's own.
 //
 // # Engines
 //
-// Router is an http.Handler, to compose with other handlers. Serve has two
-// engines of its own, chosen with Options.Engine; all three give callers
-// the same answers (every HTTP test runs on each).
+// Router is an http.Handler, to compose with other handlers; Serve serves
+// connections itself with an event-loop engine. Both give callers the same
+// answers (every HTTP test runs on each), but for what net/http decides
+// before a handler runs: on the http.Handler path, parsing, timeouts and
+// connection limits are the http.Server's.
 //
-// EngineEventLoop, the default, serves connections from gnet event loops,
-// one per GOMAXPROCS, each a goroutine waiting in epoll for its callers'
-// connections and its own kept-alive connections to replicas. A request
-// whose replica has a free slot is forwarded and answered inside the loop,
-// with no goroutine parked or woken. The common request (GET or POST,
-// HTTP/1.1, Content-Length, a plain path, a route without mirroring) and
-// the common answer (Content-Length) are forwarded by scanning their header
-// lines once and copying those that pass, as nginx does; anything else is
+// Serve serves connections from gnet event loops, one per GOMAXPROCS,
+// each a goroutine waiting in epoll for its callers' connections and its
+// own kept-alive connections to replicas. A request whose replica has a
+// free slot is forwarded and answered inside the loop, with no goroutine
+// parked or woken. The common request (GET or POST, HTTP/1.1,
+// Content-Length, a plain path, a route without mirroring) and the common
+// answer (Content-Length) are forwarded by scanning their header lines once
+// and copying those that pass, as nginx does; anything else is checked
+// against net/http's rules (see the status codes above; a bare LF or a
+// folded header line is refused with 400, where net/http accepts them) and
 // read with fasthttp's parser. Requests that must wait for a replica slot,
-// /metrics, and retries after a failed dial or a replica that closed a
-// kept-alive connection run the engine-neutral path in a goroutine; new
-// connections to replicas are dialled in a goroutine and handed to the
-// loop. A caller's pipelined requests are answered in order. In
-// bench/frontend this engine reaches 1.00–1.06× nginx's maximum throughput
-// at about its CPU per request, where the fasthttp engine reaches
-// 0.94–1.01× (see bench/README.md).
+// /metrics, and retries that go to the slow path run the engine-neutral
+// path in a goroutine; new connections to replicas are dialled in a
+// goroutine and handed to the loop. A caller's pipelined requests are
+// answered in order. A request larger than 64 KiB that arrives in pieces is
+// moved into the connection's own buffer as it arrives (each byte copied
+// once), and a chunked body's size is checked chunk by chunk as the chunks
+// arrive.
 //
-// EngineFastHTTP serves each connection from a goroutine of fasthttp's
-// server, forwarding over the router's own pool of kept-alive connections
-// per replica (idle ones close after a second); a small request is written
-// from inside the wait for its answer, which spares a system call, and
-// sockets are read and written with system calls made directly on the
-// non-blocking socket, without the runtime's bookkeeping for calls that
-// might block (see sockConn). The net/http path (ServeHTTP) uses the same
-// pool. Backends should listen with Serve.
+// Serve's defences, set in Options (defaults close to nginx's): a header
+// block must arrive within HeaderReadTimeout (10 s) of its first byte, a
+// kept-alive connection may stay silent for IdleTimeout (75 s), a body must
+// make progress within BodyReadTimeout (60 s); at most MaxConns (10,000)
+// connections are served at once; and a caller that leaves more than
+// MaxPipelineBytes (1 MiB) of answers unread is not served further until it
+// reads them, and is disconnected if it pipelines that much more.
 //
 // Queue waits and scoring timeouts run on real time; Options.Clock only
 // drives token issue and expiry.

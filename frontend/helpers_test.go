@@ -13,8 +13,8 @@ import (
 )
 
 // engines are the ways to serve a Router: as an http.Handler under net/http,
-// and Serve's two engines. Every HTTP test runs on each.
-var engines = []string{"nethttp", "fasthttp", "eventloop"}
+// and Serve's event loops. Every HTTP test runs on each.
+var engines = []string{"nethttp", "eventloop"}
 
 // serve starts rt on engine and returns its base URL.
 func serve(t *testing.T, rt *Router, engine string) string {
@@ -24,11 +24,7 @@ func serve(t *testing.T, rt *Router, engine string) string {
 		s := httptest.NewServer(rt)
 		t.Cleanup(s.Close)
 		return s.URL
-	case "fasthttp", "eventloop":
-		rt.engine = EngineEventLoop
-		if engine == "fasthttp" {
-			rt.engine = EngineFastHTTP
-		}
+	case "eventloop":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -346,8 +346,8 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
 			return true
 		case hHost:
-			if !plainHost(v) {
-				return false // fasthttp reads the URI differently
+			if lr.hasHost || !plainHost(v) {
+				return false // the general path refuses a second Host; fasthttp reads the URI differently
 			}
 			lr.hasHost = true
 			return true
@@ -367,6 +367,7 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 	}
 	start := end + 4
 	if len(buf)-start < body {
+		lr.n = start + body
 		return leanMore
 	}
 	lr.body = buf[start : start+body]

@@ -45,9 +45,15 @@ const (
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
 	sweepEvery = 10 * time.Millisecond
-	// maxAttempts bounds the sends of a request that met dead connections
-	// or unreachable replicas, as forward's loop does.
-	maxAttempts = 8
+	// accumulateOver is how much of a request the loop leaves in gnet's
+	// buffer while it is incomplete; past it, the bytes are moved into the
+	// connection's own buffer as they arrive, so a large body costs time
+	// linear in its size (gnet's Peek copies its whole buffer on each
+	// call).
+	accumulateOver = 64 << 10
+	// pauseCheck is how often a loop looks whether callers whose answers
+	// piled up have read them.
+	pauseCheck = 2 * time.Millisecond
 	// loopIdleTimeout closes a loop's connections to replicas idle this
 	// long. Longer than the goroutine pool's idleConnTimeout: a loop sees a
 	// replica close an idle connection the moment it happens (the socket
@@ -73,6 +79,7 @@ type loopEngine struct {
 	ln    net.Listener
 	loops []*loop
 	next  atomic.Uint32
+	conns atomic.Int64 // callers' connections open
 
 	closing     atomic.Bool
 	idleTimeout time.Duration
@@ -91,6 +98,11 @@ type loop struct {
 
 	idle     map[*replica][]*upstream // kept-alive connections, most recent last
 	inflight []*clientConn            // requests with a scoring deadline
+	clients  []*clientConn            // callers' connections, for their timeouts
+	connT    *time.Timer              // runs sweepClients
+	pauseT   *time.Timer              // runs checkPaused
+	paused   int                      // callers not served while answers pile up
+	pauseArm bool
 	armed    atomic.Bool              // a sweep is scheduled
 	sweepFn  gnet.RunnableFunc
 	sweepT   *time.Timer // fires fireSweep
@@ -119,6 +131,23 @@ type clientConn struct {
 	respDirty  bool
 	upReq      []byte // the request as sent to the replica
 
+	// Reading: acc holds the connection's input from acc[accOff:] when
+	// accOn (a large request arriving); chunkPos and chunkSum are how far
+	// a chunked body there was scanned (from the request's start) and its
+	// size so far.
+	acc      []byte
+	accOff   int
+	accOn    bool
+	chunkPos int
+	chunkSum int64
+	want     int // the size of the request arriving, when known
+	// phase is what the connection waits for, since when; paused: answers
+	// pile up unread, so no further request is served.
+	phase  connPhase
+	since  time.Time
+	paused bool
+	idx    int // in loop.clients
+
 	req  fasthttp.Request
 	resp fasthttp.Response
 	ex   exchange
@@ -143,6 +172,17 @@ type exchange struct {
 	body       []byte
 }
 
+// connPhase is what a caller's connection waits for.
+type connPhase uint8
+
+const (
+	phaseIdle connPhase = iota // the next request (IdleTimeout)
+	phaseNew                   // the first request (HeaderReadTimeout)
+	phaseHead                  // the rest of a head (HeaderReadTimeout)
+	phaseBody                  // the rest of a body (BodyReadTimeout)
+	phaseBusy                  // its answer (the scoring timeout)
+)
+
 // upstream is a connection to a replica owned by a loop.
 type upstream struct {
 	c      gnet.Conn
@@ -151,7 +191,17 @@ type upstream struct {
 	seq    uint64
 	idleAt time.Time
 	closed bool
+	// writing: a request is being written by a call that has not
+	// returned; a close meanwhile means no byte of it left.
+	writing bool
 }
+
+// notSentError is a failure to send a request of which no byte left the
+// router: the replica cannot have seen it, so it may go elsewhere.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "request not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
 
 // serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
 func (rt *Router) serveLoop(ln net.Listener) error {
@@ -169,6 +219,10 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 		l.sweepT.Stop()
 		l.idleT = time.AfterFunc(time.Hour, func() { l.exec(l.sweepIdle) })
 		l.idleT.Stop()
+		l.connT = time.AfterFunc(time.Hour, func() { l.exec(l.sweepClients) })
+		l.connT.Stop()
+		l.pauseT = time.AfterFunc(time.Hour, func() { l.exec(l.checkPaused) })
+		l.pauseT.Stop()
 		cli, err := gnet.NewClient(l, gnet.WithNumEventLoop(1), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(logger))
 		if err == nil {
@@ -212,10 +266,16 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		if eng.conns.Load() >= int64(rt.maxConns) {
+			conn.Close() // over MaxConns
+			continue
+		}
 		l := eng.loops[int(eng.next.Add(1))%len(eng.loops)]
-		cc := &clientConn{l: l}
+		cc := &clientConn{l: l, idx: -1}
 		cc.ex.slot = -1
+		eng.conns.Add(1)
 		if _, err := l.cli.EnrollContext(conn, cc); err != nil {
+			eng.conns.Add(-1)
 			conn.Close()
 		}
 	}
@@ -250,6 +310,8 @@ func (eng *loopEngine) stopLoops() {
 	for _, l := range eng.loops {
 		l.sweepT.Stop()
 		l.idleT.Stop()
+		l.connT.Stop()
+		l.pauseT.Stop()
 		if l.cli != nil {
 			_ = l.cli.Stop()
 		}
@@ -285,6 +347,7 @@ func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	switch x := c.Context().(type) {
 	case *clientConn:
 		x.c = c
+		l.addClient(x)
 	case *upstream:
 		x.c = c
 		cc := x.cc
@@ -304,14 +367,25 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch x := c.Context().(type) {
 	case *clientConn:
 		x.closed = true
+		l.dropClient(x)
+		l.eng.conns.Add(-1)
+		x.acc = nil
 		if x.cancel != nil {
 			x.cancel()
+		} else if x.busy && x.ex.vs != nil {
+			// The caller left while its request is at a replica: close
+			// the replica's connection (a Go handler's context ends) and
+			// free the slot now.
+			l.endExchange(x, true)
+			l.settle(x, 499, time.Time{})
+			x.busy = false
 		}
-		// An exchange in progress still ends normally (or by its
-		// deadline), releasing its slot; its answer goes nowhere.
 	case *upstream:
 		x.closed = true
 		l.dropIdle(x)
+		if x.writing && err != nil {
+			err = &notSentError{err}
+		}
 		if cc := x.cc; cc != nil && cc.seq == x.seq && cc.ex.up == x {
 			if cc.ex.untilClose {
 				cc.resp.SetBody(cc.ex.body)
@@ -343,43 +417,78 @@ func (l *loop) OnTraffic(c gnet.Conn) gnet.Action {
 // serveClient parses and dispatches the caller's buffered requests, one at
 // a time.
 func (l *loop) serveClient(cc *clientConn) gnet.Action {
-	for !cc.busy && !cc.closed {
+	rt := l.eng.rt
+	for !cc.closed {
+		if cc.busy {
+			if l.pending(cc) > rt.maxPipeline {
+				return gnet.Close // pipelining past MaxPipelineBytes
+			}
+			return gnet.None
+		}
 		if l.eng.closing.Load() {
 			return gnet.Close // shutting down: no new requests
 		}
-		buf, _ := cc.c.Peek(-1)
+		buf := l.input(cc)
 		if len(buf) == 0 {
+			if cc.phase != phaseNew && cc.phase != phaseIdle {
+				l.setPhase(cc, phaseIdle, time.Now())
+			}
 			return gnet.None
+		}
+		if cc.c.OutboundBuffered() > rt.maxPipeline {
+			// Answers pile up unread: serve nothing more until they go.
+			if len(buf) > rt.maxPipeline {
+				return gnet.Close
+			}
+			l.pause(cc)
+			return gnet.None
+		}
+		if cc.paused {
+			cc.paused = false
+			l.paused--
 		}
 		switch l.lean(cc, buf) {
 		case leanOK:
 			continue
 		case leanMore:
+			l.awaitBody(cc, buf, l.lreq.n)
 			return gnet.None
 		}
-		n, err := l.parseRequest(&cc.req, buf)
+		n, err := l.parseRequest(cc, &cc.req, buf)
 		if err == errNeedMore {
 			if !cc.sent100 && bytes.EqualFold(cc.req.Header.PeekBytes(headerExpect), expect100) {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
+			l.awaitBody(cc, buf, cc.want)
+			return gnet.None
+		}
+		if err == errNeedHead {
+			l.awaitHead(cc)
 			return gnet.None
 		}
 		if err != nil {
-			// As the fasthttp engine: 413 or 400, then the connection closes.
+			// 413, 400 (or another refusal of the head), then the
+			// connection closes.
 			cc.resp.Reset()
 			cc.respDirty = true
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			var he *headError
+			switch {
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
 				l.eng.rt.tooLarge(&cc.resp)
-			} else {
+			case errors.As(err, &he):
+				setError(&cc.resp, he.p.code, he.p.msg)
+				setRequestID(&cc.resp)
+			default:
 				setError(&cc.resp, http.StatusBadRequest, "Bad request")
 				setRequestID(&cc.resp)
 			}
-			cc.resp.SetConnectionClose()
+			cc.closeAfter = true
 			l.writeResponse(cc)
+			cc.closed = true
 			return gnet.Close
 		}
-		_, _ = cc.c.Discard(n)
+		l.consume(cc, n)
 		cc.sent100 = false
 		cc.seq++
 		l.dispatch(cc)
@@ -387,12 +496,94 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 	return gnet.None
 }
 
+// input returns the caller's bytes not yet consumed.
+func (l *loop) input(cc *clientConn) []byte {
+	if !cc.accOn {
+		buf, _ := cc.c.Peek(-1)
+		return buf
+	}
+	if cc.c.InboundBuffered() > 0 {
+		b, _ := cc.c.Next(-1)
+		cc.acc = append(cc.acc, b...)
+	}
+	return cc.acc[cc.accOff:]
+}
+
+// consume drops the first n bytes of the caller's input.
+func (l *loop) consume(cc *clientConn, n int) {
+	cc.chunkPos, cc.chunkSum = 0, 0
+	if !cc.accOn {
+		_, _ = cc.c.Discard(n)
+		return
+	}
+	cc.accOff += n
+	if cc.accOff >= len(cc.acc) && cc.c.InboundBuffered() == 0 {
+		cc.acc, cc.accOff, cc.accOn = nil, 0, false
+	}
+}
+
+// pending is how many bytes the caller sent beyond the request in progress.
+func (l *loop) pending(cc *clientConn) int {
+	n := cc.c.InboundBuffered()
+	if cc.accOn {
+		n += len(cc.acc) - cc.accOff
+	}
+	return n
+}
+
+// awaitHead notes that a request head is arriving.
+func (l *loop) awaitHead(cc *clientConn) {
+	switch cc.phase {
+	case phaseNew, phaseHead: // the header timeout runs from the start
+		cc.phase = phaseHead
+	default:
+		l.setPhase(cc, phaseHead, time.Now())
+	}
+}
+
+// awaitBody notes that a request body is arriving (progress since now)
+// and, once the part buffered is large, moves it into the connection's
+// own buffer, where each arriving byte is copied once.
+// want is the whole request's size when known, else 0.
+func (l *loop) awaitBody(cc *clientConn, buf []byte, want int) {
+	l.setPhase(cc, phaseBody, time.Now())
+	if cc.accOn || len(buf) < accumulateOver {
+		return
+	}
+	cc.acc = make([]byte, 0, max(want, 2*len(buf)))
+	cc.acc = append(cc.acc, buf...)
+	cc.accOff, cc.accOn = 0, true
+	_, _ = cc.c.Discard(len(buf))
+}
+
+func (l *loop) setPhase(cc *clientConn, p connPhase, now time.Time) {
+	cc.phase, cc.since = p, now
+}
+
+var (
+	errNeedHead = errors.New("need the rest of the head")
+)
+
+// headError refuses a request head.
+type headError struct{ p headProblem }
+
+func (e *headError) Error() string { return e.p.msg }
+
 // parseRequest reads one whole request from buf into req and returns its
-// length, or errNeedMore.
-func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
+// length, or errNeedHead, or errNeedMore (the body is incomplete).
+func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (int, error) {
 	end, err := headEnd(buf, maxHeaderBytes)
+	if err == errNeedMore {
+		if p := checkHead(buf, false); p.code != 0 {
+			return 0, &headError{p}
+		}
+		return 0, errNeedHead
+	}
 	if err != nil {
-		return 0, err
+		return 0, &headError{probTooLarge}
+	}
+	if p := checkHead(buf[:end], true); p.code != 0 {
+		return 0, &headError{p}
 	}
 	req.Reset()
 	if err := l.read(buf[:end], req.Header.Read); err != nil {
@@ -404,17 +595,109 @@ func (l *loop) parseRequest(req *fasthttp.Request, buf []byte) (int, error) {
 		if int64(cl) > maxBody {
 			return 0, fasthttp.ErrBodyTooLarge
 		}
+		if cc != nil {
+			cc.want = end + cl
+		}
 		if len(buf)-end < cl {
 			return 0, errNeedMore
 		}
 		req.SetBody(buf[end : end+cl])
 		return end + cl, nil
 	case cl == -1: // chunked
+		if cc != nil {
+			// Scan the chunks that arrived since the last look; parse
+			// the body only once it is all there.
+			pos, sum := max(cc.chunkPos, end), cc.chunkSum
+			pos, sum, done, err := scanChunks(buf, pos, sum, maxBody)
+			cc.chunkPos, cc.chunkSum = pos, sum
+			if err != nil {
+				return 0, err
+			}
+			if !done {
+				return 0, errNeedMore
+			}
+		}
 		return l.readChunked(buf, end, func(br *bufio.Reader) error {
 			return req.ContinueReadBody(br, int(min(maxBody, int64(^uint(0)>>1))))
 		})
 	default:
 		return end, nil
+	}
+}
+
+var errBadChunk = errors.New("malformed chunked body")
+
+// scanChunks walks the chunks of a chunked body in buf from pos, where a
+// chunk-size line starts, adding their sizes to sum. It returns where it
+// stopped (the start of a chunk not all there yet), the new sum, whether
+// the body is complete, and fasthttp.ErrBodyTooLarge as soon as a chunk
+// size takes the body past max, or errBadChunk.
+func scanChunks(buf []byte, pos int, sum, max int64) (int, int64, bool, error) {
+	for {
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			if len(buf)-pos > 4096 {
+				return pos, sum, false, errBadChunk
+			}
+			return pos, sum, false, nil
+		}
+		if i == 0 || buf[pos+i-1] != '\r' {
+			return pos, sum, false, errBadChunk
+		}
+		line := buf[pos : pos+i-1]
+		if j := bytes.IndexByte(line, ';'); j >= 0 {
+			line = line[:j]
+		}
+		line = bytes.TrimRight(line, " \t")
+		if len(line) == 0 || len(line) > 15 {
+			return pos, sum, false, errBadChunk
+		}
+		var size int64
+		for _, c := range line {
+			switch {
+			case c >= '0' && c <= '9':
+				size = size<<4 | int64(c-'0')
+			case c >= 'a' && c <= 'f':
+				size = size<<4 | int64(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				size = size<<4 | int64(c-'A'+10)
+			default:
+				return pos, sum, false, errBadChunk
+			}
+		}
+		if sum+size > max {
+			return pos, sum, false, fasthttp.ErrBodyTooLarge
+		}
+		data := pos + i + 1
+		if size == 0 {
+			// Trailer lines, then a blank line.
+			p := data
+			for {
+				k := bytes.IndexByte(buf[p:], '\n')
+				if k < 0 {
+					if len(buf)-p > maxHeaderBytes {
+						return pos, sum, false, errBadChunk
+					}
+					return pos, sum, false, nil
+				}
+				if k == 0 || buf[p+k-1] != '\r' {
+					return pos, sum, false, errBadChunk
+				}
+				if k == 1 {
+					return p + 2, sum, true, nil
+				}
+				p += k + 1
+			}
+		}
+		next := data + int(size) + 2
+		if len(buf) < next {
+			return pos, sum, false, nil
+		}
+		if buf[next-2] != '\r' || buf[next-1] != '\n' {
+			return pos, sum, false, errBadChunk
+		}
+		sum += size
+		pos = next
 	}
 }
 
@@ -511,7 +794,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	ex.start = start
 	ex.id = newRequestID(ex.idBuf[:0])
 	if !ok {
-		_, _ = cc.c.Discard(lr.n)
+		l.consume(cc, lr.n)
 		cc.respDirty = true
 		resp.Header.SetNoDefaultContentType(true)
 		resp.Header.SetBytesV(HeaderRequestID, ex.id)
@@ -530,9 +813,9 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	}
 	cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
 	ex.attempts = 0
-	_, _ = cc.c.Discard(lr.n)
+	l.consume(cc, lr.n)
 	if rep == nil {
-		if _, err := l.parseRequest(&cc.req, cc.upReq); err != nil {
+		if _, err := l.parseRequest(nil, &cc.req, cc.upReq); err != nil {
 			// A header fasthttp refuses: as on the general path.
 			cc.respDirty = true
 			setError(resp, http.StatusBadRequest, "Bad request")
@@ -564,6 +847,10 @@ func (l *loop) dispatch(cc *clientConn) {
 	ex := &cc.ex
 	ex.start = start
 	if string(req.URI().Path()) == PathMetrics {
+		if rt.metricsRefused(cc.c.RemoteAddr().String(), req.Header.Peek(canonAuthorization), resp) {
+			l.writeResponse(cc)
+			return
+		}
 		l.slow(cc, plan{}, slowMetrics)
 		return
 	}
@@ -603,11 +890,17 @@ func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, 
 	vs.inflight.Add(1)
 	l.eng.begin()
 	cc.busy = true
+	cc.phase = phaseBusy
 	ex.p, ex.vs, ex.rep = p, vs, rep
 	ex.timeout = vs.pool.scoringTimeout()
 	ex.deadline = start.Add(ex.timeout)
 	l.track(cc)
 	up := l.getIdle(rep, start)
+	for up != nil && !peerQuiet(uintptr(up.c.Fd())) {
+		// The replica closed it (its OnClose may not have run yet).
+		l.closeUp(up)
+		up = l.getIdle(rep, start)
+	}
 	if up == nil {
 		ex.reused = false
 		l.dial(cc, rep) // OnOpen sends cc.upReq
@@ -616,7 +909,19 @@ func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, 
 	ex.reused = true
 	ex.up = up
 	up.cc, up.seq = cc, cc.seq
-	_, _ = up.c.Write(cc.upReq) // a failure closes up, which ends the exchange
+	// A failure closes up, which ends the exchange; when this write is
+	// what failed, nothing left (see OnClose).
+	up.writing = true
+	_, _ = up.c.Write(cc.upReq)
+	up.writing = false
+}
+
+// closeUp closes a connection to a replica.
+func (l *loop) closeUp(up *upstream) {
+	if !up.closed {
+		up.closed = true
+		_ = up.c.Close()
+	}
 }
 
 // dial connects to rep in a goroutine and enrolls the connection in this
@@ -667,6 +972,7 @@ const (
 func (l *loop) slow(cc *clientConn, p plan, kind slowKind) {
 	rt := l.eng.rt
 	cc.busy = true
+	cc.phase = phaseBusy
 	l.eng.begin()
 	ctx, cancel := context.WithCancel(context.Background())
 	cc.cancel = cancel
@@ -856,26 +1162,28 @@ func (l *loop) answered(cc *clientConn, done time.Time) {
 }
 
 // failed ends the exchange after the replica's connection failed. A
-// request that cannot have reached a live process (a failed dial, a dead
-// kept-alive connection) is sent again, as forward does: on another of this
-// loop's connections if a slot is free, else on the slow path, which queues
-// or falls back to the default version. Anything else is 502.
+// request that provably never reached the replica (a failed dial, a write
+// that failed before any byte left) is sent again, as forward does: on
+// another of this loop's connections if a slot is free, else on the slow
+// path, which queues or falls back to the default version. Anything else
+// (the replica may have read it) is 502.
 func (l *loop) failed(cc *clientConn, err error) {
 	ex := &cc.ex
 	vs := ex.vs
 	var de *dialError
+	var ns *notSentError
 	isDial := errors.As(err, &de)
 	if isDial {
 		vs.pool.eject(ex.rep)
 	}
 	l.endExchange(cc, true)
-	retry := isDial || ex.reused && closedBeforeReply(err)
-	if retry && !cc.closed && !l.eng.closing.Load() && ex.attempts < maxAttempts {
+	retry := isDial || errors.As(err, &ns)
+	if retry && !cc.closed && !l.eng.closing.Load() && ex.attempts < maxRetries {
 		ex.attempts++
 		next := vs.pool.tryAcquire()
 		parsed := false
 		if next == nil {
-			_, perr := l.parseRequest(&cc.req, cc.upReq)
+			_, perr := l.parseRequest(nil, &cc.req, cc.upReq)
 			parsed = perr == nil
 		}
 		if next != nil || parsed {
@@ -916,11 +1224,14 @@ func (l *loop) endExchange(cc *clientConn, closeUp bool) {
 	l.untrack(cc)
 	if up := ex.up; up != nil {
 		up.cc, ex.up = nil, nil
-		if closeUp && !up.closed {
-			_ = up.c.Close()
+		if closeUp {
+			l.closeUp(up)
 		}
 	}
-	ex.vs.pool.release(ex.rep)
+	if ex.rep != nil {
+		ex.vs.pool.release(ex.rep)
+		ex.rep = nil
+	}
 }
 
 // settle records the outcome of cc's request and readies cc for its next
@@ -1071,3 +1382,107 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprint
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+
+// ---- callers' timeouts and backpressure ----
+
+// addClient starts watching a new caller's connection for its timeouts.
+func (l *loop) addClient(cc *clientConn) {
+	cc.idx = len(l.clients)
+	l.clients = append(l.clients, cc)
+	l.setPhase(cc, phaseNew, time.Now())
+	if len(l.clients) == 1 {
+		l.connT.Reset(l.clientSweepEvery())
+	}
+}
+
+// dropClient stops watching a closed caller's connection.
+func (l *loop) dropClient(cc *clientConn) {
+	i := cc.idx
+	if i < 0 {
+		return
+	}
+	last := len(l.clients) - 1
+	l.clients[i] = l.clients[last]
+	l.clients[i].idx = i
+	l.clients[last] = nil
+	l.clients = l.clients[:last]
+	cc.idx = -1
+	if cc.paused {
+		cc.paused = false
+		l.paused--
+	}
+}
+
+// clientSweepEvery is how often callers' timeouts are looked at: a quarter
+// of the shortest, within [10 ms, 1 s].
+func (l *loop) clientSweepEvery() time.Duration {
+	rt := l.eng.rt
+	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 4
+	return min(max(d, 10*time.Millisecond), time.Second)
+}
+
+// sweepClients closes callers' connections past their timeouts.
+func (l *loop) sweepClients() {
+	rt := l.eng.rt
+	now := time.Now()
+	for _, cc := range l.clients {
+		var limit time.Duration
+		switch cc.phase {
+		case phaseIdle:
+			limit = rt.idleTimeout
+		case phaseNew, phaseHead:
+			limit = rt.headerTimeout
+		case phaseBody:
+			limit = rt.bodyTimeout
+		}
+		if cc.paused {
+			limit = rt.idleTimeout // the caller does not read its answers
+		}
+		if limit > 0 && !cc.closed && now.Sub(cc.since) >= limit {
+			cc.closed = true
+			_ = cc.c.Close() // OnClose drops it from l.clients
+		}
+	}
+	if len(l.clients) > 0 {
+		l.connT.Reset(l.clientSweepEvery())
+	}
+}
+
+// pause stops serving cc's requests until its answers are read.
+func (l *loop) pause(cc *clientConn) {
+	if !cc.paused {
+		cc.paused = true
+		l.paused++
+		l.setPhase(cc, phaseIdle, time.Now())
+	}
+	if !l.pauseArm {
+		l.pauseArm = true
+		l.pauseT.Reset(pauseCheck)
+	}
+}
+
+// checkPaused serves paused callers whose answers were read meanwhile.
+func (l *loop) checkPaused() {
+	l.pauseArm = false
+	if l.paused == 0 {
+		return
+	}
+	limit := l.eng.rt.maxPipeline
+	for _, cc := range l.clients {
+		if !cc.paused || cc.closed {
+			continue
+		}
+		if out := cc.c.OutboundBuffered(); out <= limit/2 {
+			cc.paused = false
+			l.paused--
+			if l.serveClient(cc) == gnet.Close {
+				cc.closed = true
+				_ = cc.c.Close()
+			}
+		}
+	}
+	if l.paused > 0 {
+		l.pauseArm = true
+		l.pauseT.Reset(pauseCheck)
+	}
+}

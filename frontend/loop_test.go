@@ -194,7 +194,6 @@ func TestEventLoopShutdown(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	rt := New(nil)
-	rt.engine = EngineEventLoop
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

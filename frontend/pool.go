@@ -21,6 +21,12 @@ type replica struct {
 	ejectedUntil atomic.Int64 // unix ns; after a failed dial, skipped until then
 }
 
+// maxRetries bounds how many more times a request is sent after sends
+// that provably did not reach a replica (a failed dial, a connection found
+// closed before any byte of the request left). A request that may have
+// reached one is never sent again, whatever its method.
+const maxRetries = 8
+
 // ejectFor is how long a replica whose dial failed is skipped, unless a route
 // update marks it ready again first.
 const ejectFor = time.Second

@@ -3,6 +3,7 @@ package frontend
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -81,23 +82,46 @@ type Options struct {
 	// MaxMirrorsInFlight bounds mirrored copies being sent at once; copies
 	// beyond it are dropped (and counted). 0 means 1024.
 	MaxMirrorsInFlight int
-	// Engine is how Serve serves connections: EngineEventLoop (the
-	// default) or EngineFastHTTP.
-	Engine Engine
+	// MetricsKey, when set, lets callers presenting it as
+	// "Authorization: Bearer KEY" read PathMetrics from any address.
+	// Without it (and without the key) only callers on the router's own
+	// machine (a loopback address) may; others get 404, as PathMetrics
+	// lists every service.
+	MetricsKey string
+
+	// The defences below hold on Serve's connections; on the http.Handler
+	// path they are the http.Server's to set (ReadHeaderTimeout,
+	// IdleTimeout, ReadTimeout).
+
+	// HeaderReadTimeout bounds the time from a request's first byte (or
+	// from the connection's opening) to the end of its header block; a
+	// connection past it is closed. 0 means DefaultHeaderReadTimeout.
+	HeaderReadTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection that sends nothing for
+	// this long after an answer. 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// BodyReadTimeout closes a connection whose request body makes no
+	// progress (no byte arrives) for this long. 0 means
+	// DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
+	// MaxConns bounds the connections served at once; connections beyond
+	// it are closed as they arrive. 0 means DefaultMaxConns.
+	MaxConns int
+	// MaxPipelineBytes bounds what a connection may leave in the router:
+	// while more than this many bytes of answers wait for the caller to
+	// read them, its further requests are not served; and a connection
+	// that sends more than this many bytes beyond the request being
+	// served is closed. 0 means DefaultMaxPipelineBytes.
+	MaxPipelineBytes int
 }
 
-// Engine is a way of serving connections. Both run the same routing logic
-// and give callers the same answers; they differ in cost per request.
-type Engine int
-
+// Defaults of the defences in Options, close to nginx's.
 const (
-	// EngineEventLoop serves connections from a few event loops (gnet),
-	// one per GOMAXPROCS: a request whose replica has a free slot is
-	// forwarded and answered without a goroutine switch. The default.
-	EngineEventLoop Engine = iota
-	// EngineFastHTTP serves each connection from a goroutine of fasthttp's
-	// server.
-	EngineFastHTTP
+	DefaultHeaderReadTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	DefaultBodyReadTimeout   = 60 * time.Second
+	DefaultMaxConns          = 10000
+	DefaultMaxPipelineBytes  = 1 << 20
 )
 
 // Router is the data-plane front-end: it authenticates scoring requests,
@@ -106,25 +130,31 @@ const (
 // nothing of workspaces or backends: the backend installs routes with
 // SetRoute whenever replicas or weights change.
 //
-// Router is an http.Handler. Serve runs the same logic on fasthttp, the
+// Router is an http.Handler. Serve runs the same logic on event loops, the
 // faster engine (see bench/frontend), and is what backends use to listen.
 type Router struct {
 	log     *slog.Logger
 	clock   clock.PassiveClock
 	maxBody int64
-	engine  Engine
-	// loopIdle overrides the event-loop engine's idle timeout (tests).
-	loopIdle time.Duration
-	tokens   *TokenIssuer
-	reg      *prometheus.Registry
-	metrics  http.Handler
-	fastMet  fasthttp.RequestHandler
+	// loopIdle overrides the event-loop engine's idle timeout for
+	// connections to replicas (tests).
+	loopIdle   time.Duration
+	tokens     *TokenIssuer
+	reg        *prometheus.Registry
+	metrics    http.Handler
+	fastMet    fasthttp.RequestHandler
+	metricsKey []byte
+	// isLocal reports whether a caller's address ("IP:port") is on this
+	// machine; tests stand in for remote callers with it.
+	isLocal func(addr string) bool
+
+	headerTimeout, idleTimeout, bodyTimeout time.Duration
+	maxConns, maxPipeline                   int
 
 	table atomic.Pointer[table]
 
 	mu      sync.Mutex    // serialises writers of table and servers
 	changed chan struct{} // closed (and replaced) when the table changes
-	servers []*fasthttp.Server
 	engines []*loopEngine
 	closed  bool
 
@@ -163,7 +193,13 @@ func New(opts *Options) *Router {
 	if opts == nil {
 		opts = &Options{}
 	}
-	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry, engine: opts.Engine}
+	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry,
+		metricsKey: []byte(opts.MetricsKey), isLocal: loopbackAddr,
+		headerTimeout: orDefault(opts.HeaderReadTimeout, DefaultHeaderReadTimeout),
+		idleTimeout:   orDefault(opts.IdleTimeout, DefaultIdleTimeout),
+		bodyTimeout:   orDefault(opts.BodyReadTimeout, DefaultBodyReadTimeout),
+		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
+		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes)}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
@@ -431,46 +467,11 @@ func (rt *Router) Token(name string) (Token, error) {
 	return rt.tokens.Issue(name)
 }
 
-// Serve accepts connections on ln and serves the router on them until ln
-// fails or Shutdown is called. It returns nil after Shutdown. The engine is
-// Options.Engine's: event loops unless the fasthttp engine was asked for.
+// Serve accepts connections on ln and serves the router on them from a few
+// event loops until ln fails or Shutdown is called. It returns nil after
+// Shutdown.
 func (rt *Router) Serve(ln net.Listener) error {
-	if rt.engine == EngineEventLoop {
-		return rt.serveLoop(ln)
-	}
-	return rt.serveFastHTTP(ln)
-}
-
-func (rt *Router) serveFastHTTP(ln net.Listener) error {
-	s := &fasthttp.Server{
-		Handler:                       rt.ServeFastHTTP,
-		ErrorHandler:                  rt.fastError,
-		MaxRequestBodySize:            int(min(rt.maxBody, math.MaxInt32)),
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisablePreParseMultipartForm:  true,
-		ReadBufferSize:                16 << 10,
-		WriteBufferSize:               16 << 10,
-		CloseOnShutdown:               true,
-		Logger:                        fastLogger{rt.log},
-		DisableHeaderNamesNormalizing: false,
-	}
-	rt.mu.Lock()
-	if rt.closed {
-		rt.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	rt.servers = append(rt.servers, s)
-	rt.mu.Unlock()
-	err := s.Serve(sockListener{ln})
-	rt.mu.Lock()
-	closed := rt.closed
-	rt.mu.Unlock()
-	if closed {
-		return nil
-	}
-	return err
+	return rt.serveLoop(ln)
 }
 
 // Shutdown stops the servers started with Serve (waiting for their requests
@@ -479,19 +480,12 @@ func (rt *Router) serveFastHTTP(ln net.Listener) error {
 func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.mu.Lock()
 	rt.closed = true
-	servers := rt.servers
-	rt.servers = nil
 	engines := rt.engines
 	rt.engines = nil
 	rt.mu.Unlock()
 	var errs []error
 	for _, e := range engines {
 		if err := e.shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, s := range servers {
-		if err := s.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -513,21 +507,6 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-type fastLogger struct{ l *slog.Logger }
-
-func (f fastLogger) Printf(format string, args ...any) {
-	f.l.Debug("fasthttp", "msg", format, "args", args)
-}
-
-func (rt *Router) fastError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		rt.tooLarge(&ctx.Response)
-	} else {
-		setError(&ctx.Response, http.StatusBadRequest, "Bad request")
-		setRequestID(&ctx.Response)
-	}
-}
-
 func (rt *Router) tooLarge(resp *fasthttp.Response) {
 	setError(resp, http.StatusRequestEntityTooLarge, "Request body is larger than the limit of "+strconv.FormatInt(rt.maxBody, 10)+" bytes")
 	setRequestID(resp)
@@ -538,24 +517,18 @@ func setRequestID(resp *fasthttp.Response) {
 	resp.Header.SetBytesV(HeaderRequestID, newRequestID(idBuf[:0]))
 }
 
-// ServeFastHTTP serves one request on the fasthttp engine.
-func (rt *Router) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
-	path := ctx.Request.URI().Path()
-	if string(path) == PathMetrics {
-		rt.fastMet(ctx)
-		return
-	}
-	// The fasthttp server's NoDefaultContentType holds for routed answers
-	// too: a replica's answer without Content-Type is passed on without one.
-	rt.handle(ctx, &ctx.Request, &ctx.Response, ctx.Time(), true)
-}
-
 var bodyPool sync.Pool
 
 // ServeHTTP serves one request on net/http. It reads the body (up to the
-// limit), runs the same logic as ServeFastHTTP and copies the response.
+// limit), runs the same logic as the event loop and copies the response.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == PathMetrics {
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		if rt.metricsRefused(r.RemoteAddr, []byte(r.Header.Get("Authorization")), resp) {
+			writeHTTP(w, resp)
+			return
+		}
 		rt.metrics.ServeHTTP(w, r)
 		return
 	}
@@ -626,6 +599,30 @@ func writeHTTP(w http.ResponseWriter, resp *fasthttp.Response) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode())
 	w.Write(body)
+}
+
+// metricsRefused decides whether a caller at addr ("IP:port") with the
+// Authorization value auth may read PathMetrics; when not, resp holds the
+// answer: 401 for a wrong or missing key where a MetricsKey is set, else
+// 404 (the path does not exist for remote callers).
+func (rt *Router) metricsRefused(addr string, auth []byte, resp *fasthttp.Response) bool {
+	if len(rt.metricsKey) > 0 {
+		key, ok := bytes.CutPrefix(auth, []byte("Bearer "))
+		if ok && subtle.ConstantTimeCompare(bytes.TrimSpace(key), rt.metricsKey) == 1 {
+			return false
+		}
+	}
+	if rt.isLocal(addr) {
+		return false
+	}
+	if len(rt.metricsKey) > 0 {
+		setError(resp, http.StatusUnauthorized, "Unauthorized: invalid metrics key")
+		resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	} else {
+		setError(resp, http.StatusNotFound, "Not found")
+	}
+	setRequestID(resp)
+	return true
 }
 
 // setError makes resp a plain-text error.
@@ -707,6 +704,10 @@ func newRequestID(dst []byte) []byte {
 
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
+// answerDrops are the headers of a replica's answer that stay behind: the
+// hop-by-hop ones and those the router sets itself.
+var answerDrops = append(append([]string(nil), hopHeaders...), HeaderRequestID, HeaderServedBy)
+
 // Canonical forms of the request headers the router reads and writes.
 // fasthttp canonicalizes request header names as it parses them, so the
 // router turns normalizing off and looks these up as they are.
@@ -718,16 +719,17 @@ const (
 	canonRequestID     = "X-Ms-Request-Id"
 )
 
-// stripHopHeaders removes hop-by-hop headers from a replica's answer, whose
-// header names keep the replica's spelling.
+// stripHopHeaders removes hop-by-hop headers, and the request id and
+// served-by headers the router sets, from a replica's answer, whose header
+// names keep the replica's spelling.
 func stripHopHeaders(h *fasthttp.ResponseHeader) {
-	var found [8][]byte
+	var found [10][]byte
 	n := 0
 	for k := range h.All() {
 		if len(k) < 2 || len(k) > len("Proxy-Authenticate") {
 			continue
 		}
-		for _, hop := range hopHeaders {
+		for _, hop := range answerDrops {
 			if len(k) == len(hop) && bytes.EqualFold(k, []byte(hop)) {
 				if n < len(found) {
 					found[n] = k
@@ -802,6 +804,7 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
 	}
+	req.Header.Del(canonRequestID) // every one the caller sent
 	req.Header.SetBytesV(canonRequestID, id)
 	if kind == kindScore {
 		req.URI().SetPath("/score")
@@ -948,8 +951,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 		if queued || attempt > 0 {
 			now = time.Now()
 		}
-		var reused bool
-		done, reused, err = rep.conns.roundTrip(req, resp, now, now.Add(timeout), noDefaultCT)
+		done, err = rep.conns.roundTrip(ctx, req, resp, now, now.Add(timeout), noDefaultCT)
 		if err == nil {
 			vs.pool.release(rep)
 			return replicaAnswer(resp), done
@@ -961,7 +963,7 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			vs.pool.eject(rep)
 			vs.pool.release(rep)
 			rt.log.Debug("frontend: replica unreachable", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
-			if attempt < 8 {
+			if attempt < maxRetries {
 				continue
 			}
 			setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
@@ -970,20 +972,19 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 			vs.pool.release(rep)
 			setError(resp, http.StatusGatewayTimeout, msgTimeout(r.name, timeout))
 			return http.StatusGatewayTimeout, done
-		case closedBeforeReply(err):
+		case errors.As(err, new(*notSentError)):
+			// No byte of it left (a kept-alive connection found closed,
+			// a write refused at once): send it again.
 			vs.pool.release(rep)
-			if attempt < 8 && reused {
-				// A kept-alive connection the replica had closed: the
-				// request never reached it; send it again (as net/http's
-				// Transport does). Not only on the first attempt: when
-				// all of a version's replicas crash at once, the resent
-				// request can meet another dead replica's kept-alive
-				// connection before the dead ones are ejected and the
-				// request falls back to the default version.
+			if attempt < maxRetries {
 				continue
 			}
 			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
 			return http.StatusBadGateway, done
+		case ctx != nil && ctx.Err() != nil:
+			vs.pool.release(rep)
+			setError(resp, 499, "Client closed request")
+			return 499, done
 		default:
 			vs.pool.release(rep)
 			rt.log.Debug("frontend: replica error", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
@@ -1044,7 +1045,7 @@ func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
 		resp.SkipBody = false
 		mreq.SetHost(rep.host)
 		now := time.Now()
-		_, _, err := rep.conns.roundTrip(mreq, resp, now, now.Add(vs.pool.scoringTimeout()), false)
+		_, err := rep.conns.roundTrip(context.Background(), mreq, resp, now, now.Add(vs.pool.scoringTimeout()), false)
 		var de *dialError
 		if errors.As(err, &de) {
 			vs.pool.eject(rep)
@@ -1075,4 +1076,21 @@ func VersionScoringPath(name, version string) string {
 // VersionSwaggerPath is the path of one version's swagger URI.
 func VersionSwaggerPath(name, version string) string {
 	return PathPrefix + name + "/versions/" + version + "/swagger.json"
+}
+
+func orDefault[T time.Duration | int](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+// loopbackAddr reports whether addr ("IP:port") is a loopback address.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

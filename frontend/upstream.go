@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -84,30 +86,38 @@ type connPool struct {
 	control func(network, address string, c syscall.RawConn) error
 }
 
-// get returns an idle connection, or dials one. reused reports which.
-func (p *connPool) get(now time.Time) (c *upConn, reused bool, err error) {
-	var stale []*upConn
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		c = p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleAt) >= idleConnTimeout {
-			// The sweep is late; this one and every older one are stale.
-			stale = append(p.idle, c)
-			p.idle = nil
-			c = nil
+// get returns an idle connection that the replica has not closed, or
+// dials one.
+func (p *connPool) get(now time.Time) (c *upConn, err error) {
+	for {
+		c = nil
+		var stale []*upConn
+		p.mu.Lock()
+		if n := len(p.idle); n > 0 {
+			c = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			if now.Sub(c.idleAt) >= idleConnTimeout {
+				// The sweep is late; this one and every older one are stale.
+				stale = append(p.idle, c)
+				p.idle = nil
+				c = nil
+			}
 		}
+		p.mu.Unlock()
+		for _, s := range stale {
+			s.Close()
+		}
+		if c == nil {
+			return p.dial()
+		}
+		quiet := false
+		_ = c.rc.Control(func(fd uintptr) { quiet = peerQuiet(fd) })
+		if quiet {
+			return c, nil
+		}
+		c.Close() // closed by the replica: try the next one
 	}
-	p.mu.Unlock()
-	for _, s := range stale {
-		s.Close()
-	}
-	if c != nil {
-		return c, true, nil
-	}
-	c, err = p.dial()
-	return c, false, err
 }
 
 func (p *connPool) dial() (*upConn, error) {
@@ -196,20 +206,25 @@ func (w *reqWriter) Write(p []byte) (int, error) {
 }
 
 // roundTrip sends req to the replica and reads the answer into resp, giving
-// up at deadline. now is the time the caller last read the clock; the
-// connection's idle time starts from done, the time at which the answer was
-// read (zero on error). reused reports whether the connection was a
-// kept-alive one: a request that failed on such a connection before any
-// answer may not have reached a live process, and may be sent again.
-// noDefaultContentType is kept on resp (fasthttp's Reset clears it).
-func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, noDefaultContentType bool) (done time.Time, reused bool, err error) {
-	c, reused, err := p.get(now)
+// up at deadline, or when ctx ends (closing the connection, which tells a
+// Go replica's handler through its context). now is the time the caller
+// last read the clock; the connection's idle time starts from done, the
+// time at which the answer was read (zero on error). An error that is a
+// *dialError or *notSentError means the replica cannot have seen the
+// request. noDefaultContentType is kept on resp (fasthttp's Reset clears
+// it).
+func (p *connPool) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, noDefaultContentType bool) (done time.Time, err error) {
+	c, err := p.get(now)
 	if err != nil {
-		return done, false, err
+		return done, err
+	}
+	if ctx != nil && ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
 	}
 	if err = p.send(c, req, deadline); err != nil {
 		c.Close()
-		return done, reused, err
+		return done, err
 	}
 	var br *bufio.Reader
 	if x := upReaders.Get(); x != nil {
@@ -227,7 +242,7 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 	upReaders.Put(br)
 	if err != nil {
 		c.Close()
-		return done, reused, err
+		return done, err
 	}
 	done = time.Now()
 	if leftover || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
@@ -235,7 +250,7 @@ func (p *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, now
 	} else {
 		p.put(c, done)
 	}
-	return done, reused, nil
+	return done, nil
 }
 
 // send writes req on c. A request with a body of up to inlineBodyMax bytes
@@ -249,11 +264,16 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
-		bw := bufio.NewWriterSize(c.sockConn, 16<<10)
-		if err := req.Write(bw); err != nil {
-			return err
+		cw := &countWriter{w: c.sockConn}
+		bw := bufio.NewWriterSize(cw, 16<<10)
+		err := req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
 		}
-		return bw.Flush()
+		if err != nil && cw.n == 0 {
+			return &notSentError{err}
+		}
+		return err
 	}
 	var w *reqWriter
 	if x := upWriters.Get(); x != nil {
@@ -280,6 +300,8 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 	err := c.rc.Read(c.onReadable)
 	c.out = nil
 	switch {
+	case c.sendErr != nil && c.wrote == 0:
+		return &notSentError{c.sendErr}
 	case c.sendErr != nil:
 		return c.sendErr
 	case c.wrote < len(w.out):
@@ -291,4 +313,16 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 		return err
 	}
 	return err
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -99,7 +99,7 @@ func startConnCounter(t *testing.T) *connCounter {
 	return cc
 }
 
-// TestUpstreamConnReuse checks, on both of Serve's engines, that sequential
+// TestUpstreamConnReuse checks, on both engines, that sequential
 // requests share one kept-alive connection, concurrent ones open no more
 // connections than requests can be in flight, and idle connections are
 // closed after their idle timeout (set to idleConnTimeout for both here).
@@ -107,7 +107,7 @@ func startConnCounter(t *testing.T) *connCounter {
 // bound is the cap times the pools.
 func TestUpstreamConnReuse(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"fasthttp", "eventloop"} {
+	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			cc := startConnCounter(t)

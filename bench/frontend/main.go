@@ -12,8 +12,6 @@
 //     replicas, GOMAXPROCS = cores, GOGC default (the fast path does not
 //     allocate, so the collector does not run under load); this is what
 //     the simulator, azureml-fe and the RESULT keys without prefix measure;
-//   - aksml (fasthttp): the same Router with Options.Engine =
-//     EngineFastHTTP (a goroutine per connection);
 //   - aksml (net/http): the same Router under net/http's http.Server;
 //   - nginx: worker_processes = cores, the Bearer key checked with a map,
 //     an upstream pool of the 4 replicas with keep-alive;
@@ -118,11 +116,7 @@ func runReplicas() {
 }
 
 func runRouter() {
-	opts := &frontend.Options{}
-	if os.Getenv("AKSML_BENCH_ENGINE") == "fasthttp" {
-		opts.Engine = frontend.EngineFastHTTP
-	}
-	rt := frontend.New(opts)
+	rt := frontend.New(nil)
 	var reps []frontend.Replica
 	for i, p := range strings.Split(os.Getenv("AKSML_BENCH_REPLICAS"), ",") {
 		reps = append(reps, frontend.Replica{ID: strconv.Itoa(i), URL: "http://127.0.0.1:" + p, Ready: true})
@@ -266,11 +260,6 @@ func orchestrate(quick bool) error {
 		return err
 	}
 	children = append(children, evl)
-	fast, fastPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=fasthttp"), self)
-	if err != nil {
-		return err
-	}
-	children = append(children, fast)
 	slow, slowPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=nethttp"), self)
 	if err != nil {
 		return err
@@ -290,7 +279,6 @@ func orchestrate(quick bool) error {
 	targets := []target{
 		direct,
 		{name: "aksml (event loop)", urls: []string{"http://127.0.0.1:" + evlPort + path}},
-		{name: "aksml (fasthttp)", urls: []string{"http://127.0.0.1:" + fastPort + path}},
 		{name: "aksml (net/http)", urls: []string{"http://127.0.0.1:" + slowPort + path}},
 		{name: "nginx", urls: []string{"http://127.0.0.1:" + ngxPort + path}, isRef: true},
 	}
@@ -301,7 +289,7 @@ func orchestrate(quick bool) error {
 	}
 	if v := os.Getenv("AKSML_BENCH_CLOSED"); v != "" { // ROUNDS: diagnostics only
 		rounds, _ := strconv.Atoi(v)
-		pp := map[string][]int{"direct": nil, "aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		pp := map[string][]int{"direct": nil, "aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
 		repPids := []int{reps.cmd.Process.Pid}
 		for r := 0; r < rounds; r++ {
 			for k := range targets {
@@ -322,7 +310,7 @@ func orchestrate(quick bool) error {
 	}
 	if probe := os.Getenv("AKSML_BENCH_PROBE"); probe != "" { // RATE: diagnostics only
 		rate, _ := strconv.Atoi(probe)
-		pp := map[string][]int{"aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (fasthttp)": {fast.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
+		pp := map[string][]int{"aksml (event loop)": {evl.cmd.Process.Pid}, "aksml (net/http)": {slow.cmd.Process.Pid}, "nginx": append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...)}
 		for r := 0; r < 3; r++ {
 			for _, t := range targets[1:] {
 				c0 := cpuSeconds(pp[t.name])
@@ -347,7 +335,6 @@ func orchestrate(quick bool) error {
 	}
 	pids := map[string][]int{
 		"aksml (event loop)": {evl.cmd.Process.Pid},
-		"aksml (fasthttp)":   {fast.cmd.Process.Pid},
 		"aksml (net/http)":   {slow.cmd.Process.Pid},
 		"nginx":              append([]int{ngx.cmd.Process.Pid}, childPids(ngx.cmd.Process.Pid)...),
 	}
@@ -439,23 +426,21 @@ func orchestrate(quick bool) error {
 		fmt.Printf("%-18s | %21s | %21s | %21s | %21s | %8.0f | %7.2fx | %11s\n", t.name,
 			cell(0, 50), cell(0, 99), cell(1, 50), cell(1, 99), median(stats[t.name].rps), median(ratios(t.name, false)), cpu)
 	}
-	for _, name := range []string{"aksml (event loop)", "aksml (fasthttp)", "aksml (net/http)"} {
+	for _, name := range []string{"aksml (event loop)", "aksml (net/http)"} {
 		rr, cr := ratios(name, false), ratios(name, true)
 		fmt.Printf("%s vs nginx over %d closed-loop rounds: max rps %.2f–%.2f (above 1 in %d), CPU per request %.2f–%.2f\n",
 			name, len(rr), slices.Min(rr), slices.Max(rr), countAbove(rr, 1), slices.Min(cr), slices.Max(cr))
 	}
 	fmt.Printf("wrk (one thread) used %.0f%% of a core in the median closed-loop run (%.0f%% at most)\n",
 		100*median(wrkBusy), 100*slices.Max(wrkBusy))
-	a, f, s, n := &stats["aksml (event loop)"].lat, &stats["aksml (fasthttp)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
+	a, s, n := &stats["aksml (event loop)"].lat, &stats["aksml (net/http)"].lat, &stats["nginx"].lat
 	added := func(l *[2]latencies, ri int, p float64) float64 { return ms(l[ri].pct(p) - d[ri].pct(p)) }
 	fmt.Printf("\nRESULT added_p50_ms=%.3f added_p99_ms=%.3f added_p50_5k_ms=%.3f added_p99_5k_ms=%.3f max_rps_ratio_vs_nginx=%.2f "+
 		"cpu_per_req_ratio_vs_nginx=%.2f nginx_added_p50_ms=%.3f nginx_added_p99_ms=%.3f nethttp_added_p50_ms=%.3f nethttp_added_p99_ms=%.3f "+
-		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f "+
-		"fasthttp_added_p50_ms=%.3f fasthttp_added_p99_ms=%.3f fasthttp_max_rps_ratio_vs_nginx=%.2f fasthttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
+		"nethttp_max_rps_ratio_vs_nginx=%.2f nethttp_cpu_per_req_ratio_vs_nginx=%.2f\n",
 		added(a, 0, 50), added(a, 0, 99), added(a, 1, 50), added(a, 1, 99), median(ratios("aksml (event loop)", false)),
 		median(ratios("aksml (event loop)", true)), added(n, 0, 50), added(n, 0, 99), added(s, 0, 50), added(s, 0, 99),
-		median(ratios("aksml (net/http)", false)), median(ratios("aksml (net/http)", true)),
-		added(f, 0, 50), added(f, 0, 99), median(ratios("aksml (fasthttp)", false)), median(ratios("aksml (fasthttp)", true)))
+		median(ratios("aksml (net/http)", false)), median(ratios("aksml (net/http)", true)))
 	return nil
 }
 

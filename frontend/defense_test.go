@@ -1,0 +1,463 @@
+package frontend
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Regression tests for the router's defences against replicas and callers
+// that misbehave: each runs on every engine (the http.Handler path under
+// net/http and Serve's event loop), except where the defence belongs to the
+// http.Server around the handler (timeouts, pipelining), where it runs on
+// Serve alone.
+
+// TestConcurrencyCapChunkedAnswers: a replica answering with chunked
+// bodies keeps its slot count exact, so the per-replica cap still queues
+// the second of two concurrent requests.
+func TestConcurrencyCapChunkedAnswers(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			var cur, peak atomic.Int32
+			hold := make(chan struct{})
+			var holding atomic.Bool
+			rep := startReplica(t, "chunked", func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				n := cur.Add(1)
+				defer cur.Add(-1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				if holding.Load() {
+					select {
+					case <-hold:
+					case <-r.Context().Done():
+					}
+				}
+				io.WriteString(w, "a")
+				w.(http.Flusher).Flush() // the answer goes out chunked
+				io.WriteString(w, "b")
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1,
+				MaxQueueWait: 20 * time.Second, Replicas: []Replica{rep.replica("r", true)}}}})
+			for i := 0; i < 4; i++ {
+				if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 || got.body != "ab" {
+					t.Fatalf("request %d: %d %q", i, got.code, got.body)
+				}
+			}
+			holding.Store(true)
+			results := make(chan result, 2)
+			go func() { results <- do(t, "POST", base+"/api/v1/service/svc/score", "{}") }()
+			waitFor(t, "the first request to reach the replica", func() bool { return cur.Load() == 1 })
+			go func() { results <- do(t, "POST", base+"/api/v1/service/svc/score", "{}") }()
+			waitFor(t, "the second request to queue (or reach the replica)", func() bool {
+				l, _ := rt.Load("svc")
+				return l[0].Queued == 1 || cur.Load() == 2
+			})
+			close(hold)
+			for i := 0; i < 2; i++ {
+				if r := <-results; r.code != 200 {
+					t.Errorf("concurrent request: %d %q", r.code, r.body)
+				}
+			}
+			if p := peak.Load(); p != 1 {
+				t.Errorf("replica with a cap of 1 ran %d requests at once", p)
+			}
+		})
+	}
+}
+
+// TestPostDeliveredOnce: a replica that reads a request and drops the
+// connection without answering (a crash, a poison input) gets it once, on a
+// fresh connection or a kept-alive one; the caller gets 502.
+func TestPostDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			var poison atomic.Int32
+			rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if string(b) != "poison" {
+					io.WriteString(w, "ok")
+					return
+				}
+				poison.Add(1)
+				c, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					c.Close()
+				}
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for i := 0; i < 3; i++ {
+				if got := do(t, "POST", base+"/api/v1/service/svc/score", "warm"); got.code != 200 {
+					t.Fatalf("warm-up: %d %q", got.code, got.body)
+				}
+				// The connection the warm-up left idle carries the poison.
+				before := poison.Load()
+				if got := do(t, "POST", base+"/api/v1/service/svc/score", "poison"); got.code != http.StatusBadGateway {
+					t.Errorf("poison %d: %d %q, want 502", i, got.code, got.body)
+				}
+				if n := poison.Load() - before; n != 1 {
+					t.Errorf("poison %d delivered %d times, want once", i, n)
+				}
+			}
+		})
+	}
+}
+
+// TestMalformedRequests: requests net/http refuses are refused with the
+// same status on every engine, without reaching a replica, and the
+// connection is closed after the answer.
+func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
+	const path = "/api/v1/service/svc/score"
+	cases := []struct {
+		name, req string
+		code      int
+		loopOnly  bool // net/http accepts it; the event loop is stricter
+	}{
+		{"duplicate Host", "GET " + path + " HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, false},
+		{"header name with a space", "GET " + path + " HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400, false},
+		{"blank before colon", "GET " + path + " HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n", 400, false},
+		{"control byte in a value", "GET " + path + " HTTP/1.1\r\nHost: x\r\nA: \x01\r\n\r\n", 400, false},
+		{"unknown HTTP version", "GET " + path + " HTTP/9.9\r\nHost: x\r\n\r\n", 505, false},
+		{"malformed HTTP version", "GET " + path + " HTTP/1.1x\r\nHost: x\r\n\r\n", 400, false},
+		{"request line without version", "GET " + path + "\r\n", 400, false},
+		{"missing Host", "GET " + path + " HTTP/1.1\r\n\r\n", 400, false},
+		{"malformed Host", "GET " + path + " HTTP/1.1\r\nHost: a b\r\n\r\n", 400, false},
+		{"two different lengths", "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400, false},
+		{"signed length", "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400, false},
+		{"unknown transfer coding", "POST " + path + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, false},
+		{"bare LF", "GET " + path + " HTTP/1.1\nHost: x\n\n", 400, true},
+		{"bare LF after a header", "GET " + path + " HTTP/1.1\r\nHost: x\nA: b\r\n\r\n", 400, true},
+		{"folded header", "GET " + path + " HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n", 400, true},
+	}
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			rep := startReplica(t, "r", nil)
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for _, tc := range cases {
+				if tc.loopOnly && engine != "eventloop" {
+					continue
+				}
+				c := rawConn(t, base)
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(c, tc.req)
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Errorf("%s: no answer: %v", tc.name, err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != tc.code {
+					t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.code)
+				}
+				if _, err := br.ReadByte(); err == nil || isTimeoutErr(err) {
+					t.Errorf("%s: connection still open after the answer (%v)", tc.name, err)
+				}
+			}
+			if n := rep.hits.Load(); n != 0 {
+				t.Errorf("malformed requests reached the replica %d times", n)
+			}
+		})
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestCallerRequestIDReplaced: request ids the caller sends (two of them,
+// on the general path) never reach the replica; it sees the router's, the
+// one the caller gets back.
+func TestCallerRequestIDReplaced(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			seen := make(chan []string, 4)
+			rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				seen <- r.Header.Values("X-Ms-Request-Id")
+				w.Header().Set("X-Ms-Request-Id", "from-replica")
+				io.WriteString(w, "ok")
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for _, req := range []string{
+				// Chunked: the general path.
+				"POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nX-Ms-Request-Id: one\r\nX-Ms-Request-Id: two\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+				"POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nx-ms-request-id: one\r\nX-MS-REQUEST-ID: two\r\nContent-Length: 2\r\n\r\n{}",
+			} {
+				status, header, body := rawExchange(t, base, req)
+				if status != "HTTP/1.1 200 OK" || body != "ok" {
+					t.Fatalf("got %q %q", status, body)
+				}
+				got := <-seen
+				var ids []string
+				for _, kv := range header {
+					if strings.EqualFold(kv[0], HeaderRequestID) {
+						ids = append(ids, kv[1])
+					}
+				}
+				if len(got) != 1 || got[0] == "one" || got[0] == "two" {
+					t.Errorf("replica got request ids %q, want only the router's", got)
+				}
+				if len(ids) != 1 || len(got) != 1 || ids[0] != got[0] {
+					t.Errorf("caller got request ids %q, replica %q", ids, got)
+				}
+			}
+		})
+	}
+}
+
+// TestMetricsNotPublic: /metrics lists every service, so on the scoring
+// port it answers only callers on the router's own machine (loopback) or
+// those presenting Options.MetricsKey. Every caller here is on loopback;
+// isLocal stands in for a remote address, which a test cannot dial from.
+func TestMetricsNotPublic(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			for _, key := range []string{"", "metrics-secret"} {
+				rt := New(&Options{MetricsKey: key})
+				rt.isLocal = func(string) bool { return false }
+				base := serve(t, rt, engine)
+				mustSet(t, rt, Route{Name: "secret-service", Versions: []Version{{Name: "v"}}})
+				got := do(t, "GET", base+PathMetrics, "")
+				if got.code == 200 || strings.Contains(got.body, "secret-service") {
+					t.Errorf("key %q: a remote caller without the key got %d %.80q", key, got.code, got.body)
+				}
+				got = do(t, "GET", base+PathMetrics, "", "Authorization: Bearer wrong")
+				if got.code == 200 {
+					t.Errorf("key %q: a wrong key got %d", key, got.code)
+				}
+				if key != "" {
+					got = do(t, "GET", base+PathMetrics, "", "Authorization: Bearer "+key)
+					if got.code != 200 || !strings.Contains(got.body, "secret-service") {
+						t.Errorf("the metrics key got %d %.80q", got.code, got.body)
+					}
+				}
+			}
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "local", Versions: []Version{{Name: "v"}}})
+			if got := do(t, "GET", base+PathMetrics, ""); got.code != 200 || !strings.Contains(got.body, `service="local"`) {
+				t.Errorf("loopback caller: %d %.80q", got.code, got.body)
+			}
+		})
+	}
+}
+
+// TestCallerResetCancelsReplica: a caller that hangs up while its request
+// runs on a replica cancels the replica's work (the Go handler's context
+// ends) and frees the slot at once, so the next caller is served.
+func TestCallerResetCancelsReplica(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			started := make(chan struct{}, 1)
+			canceled := make(chan struct{}, 1)
+			stop := make(chan struct{})
+			t.Cleanup(func() { close(stop) })
+			rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if string(b) != "slow" {
+					io.WriteString(w, "quick")
+					return
+				}
+				started <- struct{}{}
+				select {
+				case <-r.Context().Done():
+					canceled <- struct{}{}
+				case <-stop:
+				}
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1,
+				MaxQueueWait: 50 * time.Millisecond, Replicas: []Replica{rep.replica("r", true)}}}})
+			c := rawConn(t, base)
+			io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nslow")
+			<-started
+			c.(*net.TCPConn).SetLinger(0) // a reset
+			c.Close()
+			select {
+			case <-canceled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the replica's work went on after the caller reset")
+			}
+			waitFor(t, "the slot to be freed", func() bool {
+				l, _ := rt.Load("svc")
+				return l[0].InFlight == 0
+			})
+			if got := do(t, "POST", base+"/api/v1/service/svc/score", "next"); got.code != 200 || got.body != "quick" {
+				t.Errorf("the next caller: %d %q", got.code, got.body)
+			}
+		})
+	}
+}
+
+// TestOversizedChunkedBody: a chunked body past the limit gets 413 while
+// it is still arriving, on an unknown route too.
+func TestOversizedChunkedBody(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			rep := startReplica(t, "r", nil)
+			rt := New(&Options{MaxBodyBytes: 1 << 20})
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for _, path := range []string{"/api/v1/service/svc/score", "/api/v1/service/nope/score"} {
+				c := rawConn(t, base)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				answered := make(chan int, 1)
+				go func() {
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						answered <- 0
+						return
+					}
+					answered <- resp.StatusCode
+				}()
+				io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+				chunk := "1000\r\n" + strings.Repeat("x", 4096) + "\r\n"
+				sent := 0
+				code := -1
+				// Up to 8 MB: eight times the limit.
+				for sent < 8<<20 && code < 0 {
+					if _, err := io.WriteString(c, chunk); err != nil {
+						break // the router closed the connection
+					}
+					sent += 4096
+					select {
+					case code = <-answered:
+					default:
+					}
+				}
+				if code < 0 {
+					code = <-answered
+				}
+				if code != http.StatusRequestEntityTooLarge {
+					t.Errorf("%s: got %d after %d bytes, want 413", path, code, sent)
+				}
+				if sent >= 8<<20 {
+					t.Errorf("%s: the whole 8 MB went in before the answer", path)
+				}
+			}
+		})
+	}
+}
+
+// TestSlowCallersClosed: a caller that does not finish its request head
+// within the header timeout, or stays idle between requests past the idle
+// timeout, or stalls in the middle of a body past the body timeout, is
+// disconnected. The http.Handler path leaves these to its http.Server.
+func TestSlowCallersClosed(t *testing.T) {
+	t.Parallel()
+	rep := startReplica(t, "r", nil)
+	const d = 200 * time.Millisecond
+	rt := New(&Options{HeaderReadTimeout: d, IdleTimeout: d, BodyReadTimeout: d})
+	base := serve(t, rt, "eventloop")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	closedSoon := func(name string, c net.Conn, br *bufio.Reader) {
+		t.Helper()
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, err := br.ReadByte()
+			if err == nil {
+				continue // a 408 answer is fine
+			}
+			if isTimeoutErr(err) {
+				t.Errorf("%s: connection still open after %v", name, time.Since(start))
+			}
+			return
+		}
+	}
+	t.Run("header", func(t *testing.T) {
+		c := rawConn(t, base)
+		io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n")
+		closedSoon("partial head", c, bufio.NewReader(c))
+	})
+	t.Run("idle", func(t *testing.T) {
+		c := rawConn(t, base)
+		io.WriteString(c, "GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		closedSoon("idle", c, br)
+	})
+	t.Run("body", func(t *testing.T) {
+		c := rawConn(t, base)
+		io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+		closedSoon("stalled body", c, bufio.NewReader(c))
+	})
+}
+
+// TestPipelineFlood: a caller that pipelines requests and never reads the
+// answers is not served without bound: the router stops serving it while
+// its answers wait and closes it when it keeps sending.
+func TestPipelineFlood(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("z", 64<<10)
+	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, big)
+	})
+	rt := New(&Options{MaxPipelineBytes: 64 << 10})
+	base := serve(t, rt, "eventloop")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 2000
+	req := "GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n"
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, strings.Repeat(req, n)) // the router may close before it is all in
+	br := bufio.NewReader(c)
+	answers := 0
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if isTimeoutErr(err) {
+				t.Errorf("the flooding connection is still open after %d answers", answers)
+			}
+			break
+		}
+		io.Copy(io.Discard, resp.Body)
+		answers++
+	}
+	if h := rep.hits.Load(); h > n/4 {
+		t.Errorf("the router served %d of %d pipelined requests whose answers were not read", h, n)
+	}
+}

@@ -1,0 +1,134 @@
+package frontend
+
+import (
+	"bytes"
+	"net/http"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Validation of request heads on the event loop, so that it refuses what
+// net/http refuses, with the same status codes:
+//
+//	400  a malformed request line or HTTP version, a header name that is
+//	     not a token, a control byte in a value, a missing, repeated or
+//	     malformed Host (HTTP/1.1), two different Content-Lengths or one
+//	     that is not a number
+//	501  a Transfer-Encoding other than chunked
+//	505  an HTTP version other than 1.x
+//
+// It is stricter than net/http in one respect, as RFC 9112 allows: a line
+// ending in a bare LF, or a header folded onto the next line, is refused
+// with 400 (net/http accepts both; replicas are sent clean CRLF messages
+// either way).
+
+// headProblem is why a request head is refused; code 0 means it is fine
+// (or, for a head still arriving, fine so far).
+type headProblem struct {
+	code int
+	msg  string
+}
+
+var (
+	probBadRequest = headProblem{http.StatusBadRequest, "Bad request"}
+	probVersion    = headProblem{http.StatusHTTPVersionNotSupported, "HTTP version not supported"}
+	probCoding     = headProblem{http.StatusNotImplemented, "Unsupported transfer encoding"}
+	probTooLarge   = headProblem{http.StatusRequestHeaderFieldsTooLarge, "Request header fields too large"}
+)
+
+// checkHead checks the request head at the start of buf. complete says
+// that buf holds the whole head (up to and including the blank line);
+// otherwise only the lines already there are checked.
+func checkHead(buf []byte, complete bool) headProblem {
+	pos, n := 0, 0
+	hosts := 0
+	var length []byte
+	coding := false
+	http11 := true
+	for {
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			if complete {
+				return probBadRequest
+			}
+			return headProblem{}
+		}
+		if i == 0 || buf[pos+i-1] != '\r' {
+			return probBadRequest // bare LF
+		}
+		line := buf[pos : pos+i-1]
+		pos += i + 1
+		if n == 0 {
+			var p headProblem
+			if http11, p = checkRequestLine(line); p.code != 0 {
+				return p
+			}
+			n++
+			continue
+		}
+		n++
+		if len(line) == 0 {
+			break // the end of the head
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return probBadRequest // folded
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || !token(line[:c]) {
+			return probBadRequest
+		}
+		name, v := line[:c], bytes.Trim(line[c+1:], " \t")
+		if !httpguts.ValidHeaderFieldValue(string(v)) {
+			return probBadRequest
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("host")):
+			hosts++
+			if hosts > 1 || !httpguts.ValidHostHeader(string(v)) {
+				return probBadRequest
+			}
+		case bytes.EqualFold(name, []byte("content-length")):
+			if parseLength(v) < 0 || length != nil && !bytes.Equal(length, v) {
+				return probBadRequest
+			}
+			length = v
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
+			if http11 && (coding || !bytes.EqualFold(v, []byte("chunked"))) {
+				return probCoding
+			}
+			coding = true
+		}
+	}
+	if http11 && hosts == 0 {
+		return probBadRequest
+	}
+	return headProblem{}
+}
+
+// checkRequestLine checks "METHOD SP TARGET SP HTTP/x.y" and reports
+// whether the version is HTTP/1.1 or later.
+func checkRequestLine(line []byte) (http11 bool, p headProblem) {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 || !token(line[:sp1]) {
+		return false, probBadRequest
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return false, probBadRequest
+	}
+	for _, c := range rest[:sp2] {
+		if c < ' ' || c == 0x7f {
+			return false, probBadRequest
+		}
+	}
+	v := rest[sp2+1:]
+	if len(v) != len("HTTP/1.1") || string(v[:5]) != "HTTP/" || v[6] != '.' ||
+		v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9' {
+		return false, probBadRequest
+	}
+	if v[5] != '1' {
+		return false, probVersion
+	}
+	return v[7] != '0', headProblem{}
+}
