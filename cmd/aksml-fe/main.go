@@ -10,7 +10,7 @@
 // Flags as fe.Run documents them.
 // It stops gracefully on SIGTERM or SIGINT.
 //
-// Its image (kube.DefaultFrontEndImage) is built FROM scratch from the
+// Its image (kube.DefaultFrontEndImage in package kube) is built FROM scratch from the
 // static binary: build-image.sh in this directory, with the Dockerfile
 // beside it.
 package main
@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/aksml/aksml/kube"
 	"github.com/aksml/aksml/kube/fe"
 )
 

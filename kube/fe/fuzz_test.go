@@ -31,8 +31,8 @@ func FuzzRouteAnnotations(f *testing.F) {
 		}
 		rt := frontend.New(nil)
 		_ = rt.SetRoute(frontend.Route{Name: "svc", Versions: []frontend.Version{v}})
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{kube.Annotations: a}}
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: a}}
 		settingsOf(d)
-		Versions(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{kube.Annotations: map[string]string{kube.AnnotationVersions: versions}}})
+		kube.Versions(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kube.AnnotationVersions: versions}}})
 	})
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/kube"
 	"github.com/aksml/aksml/kube/fe"
 	"github.com/aksml/aksml/scoring"
 )
