@@ -16,6 +16,20 @@
 //	AksEndpoint                     endpoint (versions and traffic rules)
 //	azureml-fe                      frontend (the router) and autoscale
 //	azureml-inference-server-http   scoring (score.py host and Go handlers)
+//	Webservice(ws, name), .list     webservice.Get, webservice.List
+//	service.update(models=, inference_config=)  aml.UpdateService
+//	service.update(other fields)    (*webservice.Service).Update
+//	service.get_logs()              (*webservice.Service).Logs
+//	service.get_keys(), regen_key   (*webservice.Service).Keys, RegenKey
+//	service.get_access_token()      (*webservice.Service).Token
+//	AksEndpoint.create_version      (*endpoint.Endpoint).CreateVersion
+//	update_version, delete_version  (*endpoint.Endpoint).UpdateVersion, DeleteVersion
+//
+// The whole mapping, call by call, is docs/migration.md in the repository;
+// docs/ also holds the concepts, the deploymentconfig.json and
+// inferenceconfig.json reference and troubleshooting by error code. For
+// unit tests, package simtest gives a test a workspace, a simulator and a
+// compute target in one call.
 //
 // Backends implement one contract, compute/driver, and pass one conformance
 // suite, compute/drivertest: the in-process simulator (package simulator) and

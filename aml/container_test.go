@@ -14,6 +14,7 @@ import (
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/image"
+	"github.com/aksml/aksml/image/docker"
 	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
@@ -42,12 +43,12 @@ func TestIntegrationContainerReplicas(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the model binary: %v\n%s", err, out)
 	}
-	engine, err := image.NewEngine(ctx, nil)
+	engine, err := docker.NewEngine(ctx, nil)
 	if err != nil {
 		t.Fatalf("this test needs the Docker engine: %v", err)
 	}
 	repo := "aksml-test/container-replicas-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	cache := image.NewCache(image.CacheOptions{Workspace: &image.EngineStore{Engine: engine, Repository: repo}, Builder: engine})
+	cache := image.NewCache(image.CacheOptions{Workspace: &docker.EngineStore{Engine: engine, Repository: repo}, Builder: engine})
 
 	ws, err := aml.Open(ctx, t.TempDir(), nil)
 	if err != nil {

@@ -152,8 +152,16 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		fmt.Fprintf(h, "script %s %x\n", script, sha256.Sum256(content))
 	}
 	if env := ic.Environment; env != nil {
-		if env.Python.UserManagedDependencies || env.Python.InterpreterPath != "" {
-			t.Interpreter = env.Python.InterpreterPath
+		if ic.Handler == nil {
+			// The environment's Python: a virtual environment with the
+			// conda file's packages, or the interpreter it names.
+			py, err := ws.PythonEnvironment(ctx, env)
+			if err != nil {
+				return webservice.Runtime{}, err
+			}
+			if py != DefaultInterpreter {
+				t.Interpreter = py
+			}
 		}
 		t.Env = maps.Clone(env.EnvironmentVariables)
 		for _, k := range slices.Sorted(maps.Keys(t.Env)) {
@@ -202,4 +210,17 @@ func interpreterOf(ic *InferenceConfig) string {
 		return p
 	}
 	return ""
+}
+
+// UpdateService rolls svc onto new models and inference config, as the
+// SDK's service.update(models=…, inference_config=…) does: it lays out the
+// models with Runtime and calls svc.Update with the new runtime and, when
+// dc is not nil, the deploy-config fields to change. It returns at once;
+// call svc.WaitForDeployment.
+func UpdateService(ctx context.Context, ws *Workspace, svc *webservice.Service, models []*Model, ic *InferenceConfig, dc *webservice.DeployConfig) error {
+	rt, err := Runtime(ctx, ws, svc.Name(), models, ic)
+	if err != nil {
+		return err
+	}
+	return svc.Update(ctx, webservice.UpdateOptions{Runtime: &rt, Config: dc})
 }

@@ -41,7 +41,10 @@ type PythonSection struct {
 	// nothing is installed and InterpreterPath is run. It excludes
 	// CondaDependencies and CondaDependenciesFile.
 	UserManagedDependencies bool
-	// InterpreterPath is the Python to run ("python" when empty).
+	// InterpreterPath is the Python to run: with UserManagedDependencies
+	// it is run as is; empty means DefaultInterpreter, python3 on PATH.
+	// With conda dependencies it is ignored: they are installed into a
+	// virtual environment (Workspace.PythonEnvironment).
 	InterpreterPath string
 	// CondaDependencies lists the packages to install.
 	CondaDependencies *CondaDependencies

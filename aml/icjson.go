@@ -35,7 +35,7 @@ func registryValue(r *ContainerRegistry) any {
 	return registryJSON{Address: r.Address, Username: r.Username, Password: r.Password}
 }
 
-func decodeRegistry(o *jsonObj, field string) *ContainerRegistry {
+func decodeRegistry(o *jsonObj, field string, notes *[]string) *ContainerRegistry {
 	raw, ok := o.take(field)
 	if !ok {
 		return nil
@@ -54,6 +54,7 @@ func decodeRegistry(o *jsonObj, field string) *ContainerRegistry {
 		sub.str("address", &r.Address)
 		sub.str("username", &r.Username)
 		sub.str("password", &r.Password)
+		sub.acceptUnused("registryIdentity", "an object", whyIdentity, notes)
 		sub.done()
 		return r
 	}
@@ -123,8 +124,71 @@ func (e *Environment) toJSON() *envJSON {
 	return j
 }
 
-func decodeEnv(o *jsonObj) *Environment {
+// acceptUnused takes field, which v1's files carried but aksml does not
+// use: null or a value of the given JSON kind is accepted, and a value that
+// says something (not empty) adds "path: why" to notes.
+func (o *jsonObj) acceptUnused(field, kind, why string, notes *[]string) {
+	raw, ok := o.take(field)
+	if !ok {
+		return
+	}
+	if got := jsonKind(raw); got != kind {
+		o.fail(field, "expected %s or null, got %s", kind, got)
+		return
+	}
+	if notes != nil && jsonHasContent(raw) {
+		*notes = append(*notes, o.join(field)+" is accepted but not used: "+why)
+	}
+}
+
+// jsonHasContent reports whether raw holds anything but empty or default
+// values: a non-empty string, a non-empty array, a number other than 0, or
+// an object with such a member (false and null say nothing).
+func jsonHasContent(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return true
+	}
+	var has func(any) bool
+	has = func(v any) bool {
+		switch x := v.(type) {
+		case string:
+			return x != ""
+		case float64:
+			return x != 0
+		case []any:
+			return len(x) > 0
+		case map[string]any:
+			for _, m := range x {
+				if has(m) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return has(v)
+}
+
+// Why the v1 fields aksml accepts are not used.
+const (
+	whySchemaFile   = "the pre-2019 schema file format is not read; /swagger.json comes from the inference_schema decorators or a swagger.json in the source directory"
+	whyDependencies = "aksml ships the whole source directory, so files listed here are present when they lie inside it"
+	whySpark        = "Spark environments are not supported"
+	whyDatabricks   = "Databricks libraries are not supported"
+	whyR            = "R environments are not supported"
+	whyAssetID      = "an environment is identified by its name and version"
+	whyPlatform     = "images are built for the Docker engine's own platform (linux)"
+	whyBuildContext = "use baseDockerfile or baseImage; a separate build context is not supported"
+	whyIdentity     = "registry credentials come from username and password; managed identities do not exist outside Azure"
+)
+
+func decodeEnv(o *jsonObj, notes *[]string) *Environment {
 	e := &Environment{}
+	o.acceptUnused("assetId", "a string", whyAssetID, notes)
+	o.acceptUnused("spark", "an object", whySpark, notes)
+	o.acceptUnused("databricks", "an object", whyDatabricks, notes)
+	o.acceptUnused("r", "an object", whyR, notes)
 	o.str("name", &e.Name)
 	o.count("version", &e.Version)
 	o.strMap("environmentVariables", &e.EnvironmentVariables)
@@ -133,7 +197,9 @@ func decodeEnv(o *jsonObj) *Environment {
 		d.strList("arguments", &e.Docker.Arguments)
 		d.str("baseDockerfile", &e.Docker.BaseDockerfile)
 		d.str("baseImage", &e.Docker.BaseImage)
-		e.Docker.BaseImageRegistry = decodeRegistry(d, "baseImageRegistry")
+		e.Docker.BaseImageRegistry = decodeRegistry(d, "baseImageRegistry", notes)
+		d.acceptUnused("platform", "an object", whyPlatform, notes)
+		d.acceptUnused("buildContext", "an object", whyBuildContext, notes)
 		d.boolean("enabled", &e.Docker.Enabled)
 		d.boolean("sharedVolumes", &e.Docker.SharedVolumes)
 		d.str("shmSize", &e.Docker.ShmSize)
@@ -171,7 +237,7 @@ func (e *Environment) UnmarshalJSON(data []byte) error {
 		}
 		return errors.Join(errs...)
 	}
-	dec := decodeEnv(o)
+	dec := decodeEnv(o, nil)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -259,7 +325,7 @@ func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
 	o.str("sourceDirectory", &ic.SourceDirectory)
 	o.str("description", &ic.Description)
 	if e := o.obj("environment"); e != nil {
-		ic.Environment = decodeEnv(e)
+		ic.Environment = decodeEnv(e, &ic.UnusedFields)
 	}
 	o.str("runtime", &ic.Runtime)
 	o.str("condaFile", &ic.CondaFile)
@@ -275,7 +341,10 @@ func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
 	o.boolean("enableGpu", &ic.EnableGPU)
 	o.strOrNumber("cudaVersion", &ic.CUDAVersion)
 	o.str("baseImage", &ic.BaseImage)
-	ic.BaseImageRegistry = decodeRegistry(o, "baseImageRegistry")
+	ic.BaseImageRegistry = decodeRegistry(o, "baseImageRegistry", &ic.UnusedFields)
+	// Fields of v1's files that aksml accepts without using them.
+	o.acceptUnused("schemaFile", "a string", whySchemaFile, &ic.UnusedFields)
+	o.acceptUnused("dependencies", "an array", whyDependencies, &ic.UnusedFields)
 	o.done()
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

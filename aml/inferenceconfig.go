@@ -56,6 +56,12 @@ type InferenceConfig struct {
 	// BaseImageRegistry holds BaseImage's registry and credentials.
 	// Deprecated: use Environment.Docker.
 	BaseImageRegistry *ContainerRegistry
+
+	// UnusedFields names the fields of a decoded inferenceconfig.json that
+	// v1's files carried and aksml accepts without using, each as "field is
+	// accepted but not used: reason" (see UnmarshalJSON). Warnings lists
+	// them; they are never written back.
+	UnusedFields []string
 }
 
 // Supported legacy values.
@@ -201,6 +207,7 @@ func (ic *InferenceConfig) Warnings() []string {
 	for _, f := range ic.legacyFields() {
 		w = append(w, fmt.Sprintf("%s is deprecated; describe the image with an Environment instead", f.name))
 	}
+	w = append(w, ic.UnusedFields...)
 	if ic.EntryScript == "" {
 		return w
 	}
@@ -214,7 +221,7 @@ func (ic *InferenceConfig) Warnings() []string {
 				field = "environment.python.conda_dependencies_file"
 			}
 		}
-		if (e.Docker.BaseImage != "" || e.Docker.BaseDockerfile != "") && e.InferencingStackVersion == "" {
+		if (e.Docker.BaseDockerfile != "" || (e.Docker.BaseImage != "" && !IsAzureMLBaseImage(e.Docker.BaseImage))) && e.InferencingStackVersion == "" {
 			w = append(w, `environment uses a custom base image: set inferencing_stack_version "latest" unless the image already has the inference server`)
 		}
 	} else if ic.CondaFile != "" {
@@ -225,6 +232,13 @@ func (ic *InferenceConfig) Warnings() []string {
 		w = append(w, field+" does not list azureml-defaults (or azureml-inference-server-http): the scoring server may fail with \"exec: gunicorn: not found\"")
 	}
 	return w
+}
+
+// IsAzureMLBaseImage reports whether image is one of Azure ML's own base
+// images (mcr.microsoft.com/azureml/...), which are built for Azure ML's
+// inference stack and so are not custom base images.
+func IsAzureMLBaseImage(image string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(image)), "mcr.microsoft.com/azureml/")
 }
 
 // entryScriptCheck parses the script named by argv[1] with ast.parse and

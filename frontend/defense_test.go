@@ -2,7 +2,9 @@ package frontend
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -459,5 +461,61 @@ func TestPipelineFlood(t *testing.T) {
 	}
 	if h := rep.hits.Load(); h > n/4 {
 		t.Errorf("the router served %d of %d pipelined requests whose answers were not read", h, n)
+	}
+}
+
+// TestLargeBodiesArriveWhole: bodies larger than what the event loop
+// leaves in gnet's buffer (moved to the connection's own, and sent to the
+// replica in pieces), with a length or chunked, written in small pieces,
+// reach the replica byte for byte.
+func TestLargeBodiesArriveWhole(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+				h := sha256.New()
+				n, _ := io.Copy(h, r.Body)
+				fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for _, size := range []int{200 << 10, 3 << 20} {
+				body := make([]byte, size)
+				for i := range body {
+					body[i] = byte(i * 7 / 5)
+				}
+				sum := sha256.Sum256(body)
+				want := fmt.Sprintf("%d %x", size, sum)
+				for _, chunked := range []bool{false, true} {
+					c := rawConn(t, base)
+					c.SetDeadline(time.Now().Add(20 * time.Second))
+					go func() {
+						if chunked {
+							io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+							for off := 0; off < size; off += 5000 {
+								p := body[off:min(off+5000, size)]
+								fmt.Fprintf(c, "%x\r\n%s\r\n", len(p), p)
+							}
+							io.WriteString(c, "0\r\n\r\n")
+							return
+						}
+						fmt.Fprintf(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+						for off := 0; off < size; off += 7000 {
+							c.Write(body[off:min(off+7000, size)])
+						}
+					}()
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						t.Fatalf("%d bytes (chunked %v): %v", size, chunked, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 || string(b) != want {
+						t.Errorf("%d bytes (chunked %v): %d %q, want %q", size, chunked, resp.StatusCode, b, want)
+					}
+				}
+			}
+		})
 	}
 }

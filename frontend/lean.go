@@ -484,3 +484,19 @@ func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, clo
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, buf[lr.body.a:lr.body.b]...)
 }
+
+// setLengthHeader makes the head written by appendUpstream for a request
+// without its body (lr.body nil) announce a body of n bytes.
+func setLengthHeader(head []byte, n int) []byte {
+	const cl = "Content-Length: 0\r\n"
+	i := bytes.LastIndex(head, []byte(cl))
+	if i < 0 {
+		return head
+	}
+	out := make([]byte, 0, len(head)+16)
+	out = append(out, head[:i]...)
+	out = append(out, "Content-Length: "...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, "\r\n"...)
+	return append(out, head[i+len(cl):]...)
+}

@@ -102,8 +102,9 @@ type loop struct {
 	connT    *time.Timer              // runs sweepClients
 	pauseT   *time.Timer              // runs checkPaused
 	paused   int                      // callers not served while answers pile up
+	feeding  []*clientConn            // large bodies being sent (see feed)
 	pauseArm bool
-	armed    atomic.Bool              // a sweep is scheduled
+	armed    atomic.Bool // a sweep is scheduled
 	sweepFn  gnet.RunnableFunc
 	sweepT   *time.Timer // fires fireSweep
 	idleT    *time.Timer // runs sweepIdle
@@ -130,6 +131,11 @@ type clientConn struct {
 	closeAfter bool
 	respDirty  bool
 	upReq      []byte // the request as sent to the replica
+	// upBody, when set, is the body that follows upReq (which then holds
+	// only the head): a large body is sent from the connection's buffer
+	// rather than copied after the head.
+	upBody []byte
+	upRest []byte // the part of upBody not yet handed to the connection
 
 	// Reading: acc holds the connection's input from acc[accOff:] when
 	// accOn (a large request arriving); chunkPos and chunkSum are how far
@@ -358,7 +364,8 @@ func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			return nil, gnet.None
 		}
 		cc.ex.up = x
-		return cc.upReq, gnet.None
+		l.sendUp(x, cc)
+		return nil, gnet.None
 	}
 	return nil, gnet.None
 }
@@ -811,11 +818,21 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	if rep != nil {
 		host = rep.host
 	}
-	cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+	cc.upBody = nil
+	if cc.accOn && len(lr.body) > accumulateOver {
+		// Sent from cc.acc, which consume leaves to upBody.
+		cc.upBody = lr.body
+		body := lr.body
+		lr.body = nil
+		cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+		cc.upReq = setLengthHeader(cc.upReq, len(body))
+	} else {
+		cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+	}
 	ex.attempts = 0
 	l.consume(cc, lr.n)
 	if rep == nil {
-		if _, err := l.parseRequest(nil, &cc.req, cc.upReq); err != nil {
+		if _, err := l.parseRequest(nil, &cc.req, cc.wholeUpReq()); err != nil {
 			// A header fasthttp refuses: as on the general path.
 			cc.respDirty = true
 			setError(resp, http.StatusBadRequest, "Bad request")
@@ -878,7 +895,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	req.SetHost(rep.host)
 	w := reqWriter{out: cc.upReq[:0]}
 	_, _ = req.WriteTo(&w)
-	cc.upReq = w.out
+	cc.upReq, cc.upBody = w.out, nil
 	ex.attempts = 0
 	l.exchange(cc, p, vs, rep, start)
 }
@@ -911,9 +928,63 @@ func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, 
 	up.cc, up.seq = cc, cc.seq
 	// A failure closes up, which ends the exchange; when this write is
 	// what failed, nothing left (see OnClose).
+	l.sendUp(up, cc)
+}
+
+// sendUp writes cc's request on up; when the write fails at once, no byte
+// of it left (gnet closes up from inside the call, see OnClose). A large
+// body goes in pieces of feedPiece bytes as the connection drains (see
+// feed), so gnet's buffer never holds a copy of all of it.
+func (l *loop) sendUp(up *upstream, cc *clientConn) {
 	up.writing = true
-	_, _ = up.c.Write(cc.upReq)
+	if cc.upBody != nil {
+		n := min(len(cc.upBody), feedPiece)
+		_, _ = up.c.Writev([][]byte{cc.upReq, cc.upBody[:n]})
+		cc.upRest = cc.upBody[n:]
+		if len(cc.upRest) > 0 && !up.closed {
+			l.feeding = append(l.feeding, cc)
+			l.armPauseCheck()
+		}
+	} else {
+		_, _ = up.c.Write(cc.upReq)
+	}
 	up.writing = false
+}
+
+// feedPiece is how much of a large body is handed to a replica's
+// connection at a time.
+const feedPiece = 1 << 20
+
+// feed hands the next pieces of large bodies to replica connections that
+// have drained.
+func (l *loop) feed() {
+	keep := l.feeding[:0]
+	for _, cc := range l.feeding {
+		up := cc.ex.up
+		if up == nil || up.closed || len(cc.upRest) == 0 || cc.upBody == nil {
+			cc.upRest = nil
+			continue
+		}
+		for len(cc.upRest) > 0 && up.c.OutboundBuffered() < feedPiece/4 {
+			n := min(len(cc.upRest), feedPiece)
+			_, _ = up.c.Write(cc.upRest[:n])
+			cc.upRest = cc.upRest[n:]
+		}
+		if len(cc.upRest) > 0 && !up.closed {
+			keep = append(keep, cc)
+		}
+	}
+	clear(l.feeding[len(keep):])
+	l.feeding = keep
+}
+
+// wholeUpReq is cc's request for a replica in one piece.
+func (cc *clientConn) wholeUpReq() []byte {
+	if cc.upBody == nil {
+		return cc.upReq
+	}
+	out := make([]byte, 0, len(cc.upReq)+len(cc.upBody))
+	return append(append(out, cc.upReq...), cc.upBody...)
 }
 
 // closeUp closes a connection to a replica.
@@ -1183,7 +1254,7 @@ func (l *loop) failed(cc *clientConn, err error) {
 		next := vs.pool.tryAcquire()
 		parsed := false
 		if next == nil {
-			_, perr := l.parseRequest(nil, &cc.req, cc.upReq)
+			_, perr := l.parseRequest(nil, &cc.req, cc.wholeUpReq())
 			parsed = perr == nil
 		}
 		if next != nil || parsed {
@@ -1241,6 +1312,7 @@ func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex.vs.inflight.Add(-1)
 	observe(ex.p, ex.vs, code, ex.start, done)
 	ex.rep, ex.vs, ex.untilClose, ex.body = nil, nil, false, nil
+	cc.upBody, cc.upRest = nil, nil
 	cc.seq++
 	l.eng.end()
 }
@@ -1455,15 +1527,26 @@ func (l *loop) pause(cc *clientConn) {
 		l.paused++
 		l.setPhase(cc, phaseIdle, time.Now())
 	}
+	l.armPauseCheck()
+}
+
+func (l *loop) armPauseCheck() {
 	if !l.pauseArm {
 		l.pauseArm = true
 		l.pauseT.Reset(pauseCheck)
 	}
 }
 
-// checkPaused serves paused callers whose answers were read meanwhile.
+// checkPaused feeds large bodies to replicas and serves paused callers
+// whose answers were read meanwhile.
 func (l *loop) checkPaused() {
 	l.pauseArm = false
+	if len(l.feeding) > 0 {
+		l.feed()
+		if len(l.feeding) > 0 {
+			l.armPauseCheck()
+		}
+	}
 	if l.paused == 0 {
 		return
 	}
@@ -1482,7 +1565,6 @@ func (l *loop) checkPaused() {
 		}
 	}
 	if l.paused > 0 {
-		l.pauseArm = true
-		l.pauseT.Reset(pauseCheck)
+		l.armPauseCheck()
 	}
 }

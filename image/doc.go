@@ -19,23 +19,18 @@
 //     pip packages, the static aksml-score binary, the entry script and the
 //     source under /var/azureml-app; models are mounted at run time unless
 //     Spec.BakeModels asks to copy them in.
-//   - Cache looks the digest up in the workspace store, then the global one
-//     (EngineStore: the local engine's images; RegistryStore: a registry
-//     through the engine), builds only on a miss, and tags the result
-//     aksml/env:<hex digest>. A Distributor pushes an image to a registry
-//     (RegistryPusher) or loads it into the nodes of a kind cluster
-//     (kube/kind's Cluster).
-//   - Engine talks to the Docker Engine API (github.com/moby/moby/client,
-//     which negotiates down to API 1.41 for Docker 20.10). Its Build streams
-//     the build log and turns a failure into a *BuildError naming the
-//     failing step with the last log lines (errors.Is
-//     ErrEnvironmentBuildFailed). Unless BuildOptions.AllowPull is set, a
-//     base image missing from the engine fails at once
-//     (errcode.FailedPrecondition) instead of reaching for a registry. With
-//     no engine reachable, calls fail with errcode.Unavailable.
-//   - RunContainer starts a container from an image with its port published
-//     on 127.0.0.1 only, and returns its address, logs, state, Stop and
-//     Remove: the building block for container replicas.
+//   - Cache looks the digest up in the workspace Store, then the global
+//     one, builds only on a miss (through a Builder), and tags the result
+//     aksml/env:<hex digest>. A Distributor makes an image available to a
+//     target (a registry push, a load into kind's nodes).
+//   - ContainerRunner and RunningContainer start containers from images,
+//     the building block for container replicas (simulator.Options.Engine).
+//
+// This package holds no Docker client: the implementations over the Docker
+// Engine API (Engine as Builder and ContainerRunner, EngineStore,
+// RegistryStore, RegistryPusher) are in package image/docker, which only
+// programs that build images or run containers link, as database/sql
+// drivers are linked only by the programs that import them.
 //
 // Errors carry a code from package errcode.
 package image

@@ -122,10 +122,10 @@ func TestDockerfileVariants(t *testing.T) {
 
 func TestBaseImages(t *testing.T) {
 	t.Parallel()
-	got := baseImages("ARG V=1\nFROM --platform=linux/amd64 golang:1.22 AS build\nRUN go build\nFROM build AS again\nFROM scratch\nFROM alpine:$V\nfrom ubuntu\n")
+	got := BaseImages("ARG V=1\nFROM --platform=linux/amd64 golang:1.22 AS build\nRUN go build\nFROM build AS again\nFROM scratch\nFROM alpine:$V\nfrom ubuntu\n")
 	want := []string{"docker.io/library/golang:1.22", "scratch", "docker.io/library/ubuntu:latest"}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("baseImages (-want +got):\n%s", diff)
+		t.Fatalf("BaseImages (-want +got):\n%s", diff)
 	}
 }
 

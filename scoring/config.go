@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -44,15 +45,27 @@ type Config struct {
 	Handler NewHandler
 
 	// EntryScript is the score.py to host: a path relative to SourceDir, or
-	// an absolute path. It must define init() and run(raw_data).
+	// an absolute path. It must define init() and run(raw_data). Empty with
+	// no Handler and a set AppRoot means main.py in AppRoot (else in
+	// SourceDir), as azmlinfsrv imports main when no entry script is given.
 	EntryScript string
-	// SourceDir is the source directory: the workers' working directory and
-	// AZUREML_SOURCE_DIRECTORY. Empty means the directory of EntryScript.
+	// SourceDir is the source directory (AZUREML_SOURCE_DIRECTORY, on the
+	// workers' sys.path). Empty means the directory of EntryScript.
 	SourceDir string
+	// AppRoot is the app root (AML_APP_ROOT): the workers' working
+	// directory, first on their sys.path, and where swagger files are looked
+	// for first. Empty means a directory the server makes at Start (and
+	// removes at Close) laid out as an Azure ML container's
+	// /var/azureml-app: the source directory under its own name and, when
+	// ModelDir lies in an azureml-models directory, that directory, both as
+	// symbolic links. So a script that opens ./<source dir name>/file or
+	// ./azureml-models/... works as it does in Azure.
+	AppRoot string
 	// ModelDir is the value of AZUREML_MODEL_DIR: for one model
 	// <root>/azureml-models/NAME/VERSION, for several <root>/azureml-models
-	// with NAME/VERSION/... below it. Relative paths are made absolute.
-	// Empty means the replica has no model directory (the variable is unset).
+	// with NAME/VERSION/... below it. Relative paths are made absolute; a
+	// directory that does not exist is passed on all the same, as
+	// azmlinfsrv does. Empty means the variable is unset.
 	ModelDir string
 	// Interpreter is the Python interpreter (an environment's user-managed
 	// interpreter path). Empty means DefaultInterpreter on PATH.
@@ -74,8 +87,24 @@ type Config struct {
 	// MaxBodyBytes is the request body limit; larger bodies get 413. Zero
 	// means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// ServiceName is the title of /swagger.json. Empty means "aksml-score".
+	// ServiceName is the title of /swagger.json (SERVICE_NAME). Empty means
+	// "ML service", azmlinfsrv's default.
 	ServiceName string
+	// ServiceVersion is the version in /swagger.json (SERVICE_VERSION).
+	// Empty means "1.0".
+	ServiceVersion string
+	// ServicePathPrefix prefixes the paths in /swagger.json
+	// (SERVICE_PATH_PREFIX), for a replica reached under a path.
+	ServicePathPrefix string
+	// CORSOrigins turns CORS on for these origins (AML_CORS_ORIGINS,
+	// azmlinfsrv --access_control_allow_origins, split with ParseOrigins);
+	// "*" allows every origin. Empty means CORS is off.
+	CORSOrigins []string
+	// ServerVersion is the x-ms-server-version header of every answer.
+	// Empty means DefaultServerVersion; HideServerVersion leaves it out
+	// (azmlinfsrv's SERVER_VERSION_LOG_RESPONSE_ENABLED=false).
+	ServerVersion     string
+	HideServerVersion bool
 	// LogLines is how many log lines the replica keeps. Zero means
 	// DefaultLogLines.
 	LogLines int
@@ -100,7 +129,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch {
 	case c.Handler == nil && c.EntryScript == "":
-		bad("entry_script is empty and no Go handler is set: one of them is required")
+		if main := c.mainScript(); main != "" {
+			c.EntryScript = main
+		} else {
+			bad("entry_script is empty, no Go handler is set and there is no main.py in the app root: one of them is required")
+		}
 	case c.Handler != nil && c.EntryScript != "":
 		bad("entry_script %q and a Go handler are both set: set only one", c.EntryScript)
 	}
@@ -125,7 +158,21 @@ func (c Config) withDefaults() (Config, error) {
 		c.LogLines = DefaultLogLines
 	}
 	if c.ServiceName == "" {
-		c.ServiceName = "aksml-score"
+		c.ServiceName = "ML service"
+	}
+	if c.ServiceVersion == "" {
+		c.ServiceVersion = "1.0"
+	}
+	if c.ServerVersion == "" {
+		c.ServerVersion = DefaultServerVersion
+	}
+	if c.AppRoot != "" {
+		if abs, err := filepath.Abs(c.AppRoot); err == nil {
+			c.AppRoot = abs
+		}
+		if fi, err := os.Stat(c.AppRoot); err != nil || !fi.IsDir() {
+			bad("app_root %q is not a directory", c.AppRoot)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -145,11 +192,25 @@ func (c Config) withDefaults() (Config, error) {
 		if abs, err := filepath.Abs(c.ModelDir); err == nil {
 			c.ModelDir = abs
 		}
-		if fi, err := os.Stat(c.ModelDir); err != nil || !fi.IsDir() {
-			bad("model_dir %q is not a directory", c.ModelDir)
-		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// mainScript is the main.py azmlinfsrv would import when no entry script is
+// given: in the app root, else in the source directory; "" if none.
+func (c *Config) mainScript() string {
+	for _, d := range []string{c.AppRoot, c.SourceDir} {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, "main.py")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+		}
+	}
+	return ""
 }
 
 // resolvePython fills the absolute entry script, source directory and
@@ -201,8 +262,8 @@ func (c *Config) resolvePython() []error {
 	return errs
 }
 
-// entryRel is the entry script relative to the source directory (the value of
-// AZUREML_ENTRY_SCRIPT), or the absolute path when it lies outside.
+// entryRel is the entry script relative to the source directory (for
+// messages), or the absolute path when it lies outside.
 func (c *Config) entryRel() string {
 	rel, err := filepath.Rel(c.SourceDir, c.EntryScript)
 	if err != nil || strings.HasPrefix(rel, "..") {
@@ -211,8 +272,8 @@ func (c *Config) entryRel() string {
 	return filepath.ToSlash(rel)
 }
 
-// workerEnv is the environment of a Python worker.
-func (c *Config) workerEnv() []string {
+// workerEnv is the environment of a Python worker running in appRoot.
+func (c *Config) workerEnv(appRoot string) []string {
 	set := map[string]string{}
 	var order []string
 	add := func(k, v string) {
@@ -228,8 +289,9 @@ func (c *Config) workerEnv() []string {
 	for k, v := range c.Env {
 		add(k, v)
 	}
-	add("AZUREML_ENTRY_SCRIPT", c.entryRel())
+	add("AZUREML_ENTRY_SCRIPT", c.EntryScript)
 	add("AZUREML_SOURCE_DIRECTORY", c.SourceDir)
+	add("AML_APP_ROOT", appRoot)
 	if c.ModelDir != "" {
 		add("AZUREML_MODEL_DIR", c.ModelDir)
 	} else {
@@ -243,4 +305,29 @@ func (c *Config) workerEnv() []string {
 		}
 	}
 	return env
+}
+
+// DefaultServerVersion is the x-ms-server-version header of aksml-score's
+// answers (azmlinfsrv sends azmlinfsrv/VERSION).
+var DefaultServerVersion = "aksml-score/" + moduleVersion()
+
+// moduleVersion is the version of the aksml module in this binary, or "dev".
+func moduleVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	v := ""
+	if bi.Main.Path == "github.com/aksml/aksml" {
+		v = bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/aksml/aksml" {
+			v = d.Version
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return "dev"
+	}
+	return strings.TrimPrefix(v, "v")
 }

@@ -61,8 +61,8 @@ func ExampleServer() {
 	// <nil>
 }
 
-// Errors from Run become 500 responses with a JSON body, as exceptions in
-// run() do.
+// Errors from Run become 500 responses with the generic JSON body of an
+// exception in run(); the error itself goes to the replica's log.
 func ExampleHandlerFunc() {
 	h := scoring.HandlerFunc(func(ctx context.Context, input []byte) ([]byte, error) {
 		return nil, fmt.Errorf("cannot score %s", input)
@@ -76,8 +76,10 @@ func ExampleHandlerFunc() {
 	req, _ := http.NewRequest("POST", "/score", strings.NewReader("[1]"))
 	srv.ServeHTTP(rec, req)
 	fmt.Println(rec.status, rec.body.String())
+	fmt.Println(strings.Contains(strings.Join(srv.Logs(0, false), "\n"), "cannot score [1]"))
 	// Output:
-	// 500 {"error":"cannot score [1]","message":"An unexpected error occurred in scoring script. Check the logs for more info."}
+	// 500 {"message":"An unexpected error occurred in scoring script. Check the logs for more info."}
+	// true
 }
 
 type recorder struct {

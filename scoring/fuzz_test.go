@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/aksml/aksml/errcode"
 )
 
 func frame(kind byte, payload []byte) []byte {
@@ -113,4 +116,54 @@ func validMethod(m string) bool {
 		}
 	}
 	return true
+}
+
+// FuzzParseFileConfig feeds arbitrary bytes to the azmlinfsrv config file
+// parser: it returns settings or an InvalidArgument error, never panics,
+// and a SCORING_TIMEOUT_MS it accepts is positive.
+func FuzzParseFileConfig(f *testing.F) {
+	for _, seed := range []string{
+		`{"AZUREML_ENTRY_SCRIPT": "resources/valid_score.py", "AML_CORS_ORIGINS": "www.microsoft.com ", "SCORING_TIMEOUT_MS": 6000, "AML_APP_INSIGHTS_ENABLED": true, "EXTRA_KEY": false}`,
+		`{"SCORING_TIMEOUT_MS": "6000"}`, `{"SCORING_TIMEOUT_MS": 1.5}`, `{"SCORING_TIMEOUT_MS": -1}`, `{"SCORING_TIMEOUT_MS": 1e400}`,
+		`{"AZUREML_MODEL_DIR": null}`, `{"SERVICE_NAME": 3}`, `[]`, `null`, `{} {}`, `{"AML_APP_INSIGHTS_ENABLED": "maybe"}`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fc, err := parseFileConfig("config.json", b)
+		if err != nil {
+			if !errors.Is(err, errcode.InvalidArgument) {
+				t.Fatalf("error without InvalidArgument: %v", err)
+			}
+			return
+		}
+		if fc.timeout < 0 {
+			t.Fatalf("negative timeout %d", fc.timeout)
+		}
+	})
+}
+
+// FuzzCORSOrigins builds a CORS policy from arbitrary AML_CORS_ORIGINS
+// values and applies it to an arbitrary Origin: no panic, and an origin
+// listed literally is always allowed.
+func FuzzCORSOrigins(f *testing.F) {
+	for _, seed := range [][2]string{{"www.microsoft.com,  www.bing.com", "www.bing.com"}, {"*", "https://x"}, {`https://.*\.example\.com`, "https://a.example.com"}, {"(", "("}, {"]", "a"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, origins, origin string) {
+		p := newCORSPolicy(ParseOrigins(origins))
+		req := httptest.NewRequest("OPTIONS", "/score", nil)
+		req.Header["Origin"] = []string{origin}
+		h := http.Header{}
+		p.apply(h, req)
+		for _, o := range ParseOrigins(origins) {
+			if o == origin && origin != "" && h.Get("Access-Control-Allow-Origin") != origin {
+				t.Fatalf("listed origin %q refused (policy %q)", origin, origins)
+			}
+		}
+		p.remove(h)
+		if len(h) != 0 {
+			t.Fatalf("remove left %v", h)
+		}
+	})
 }

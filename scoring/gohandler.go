@@ -77,10 +77,10 @@ func (s *Server) scoreGo(w http.ResponseWriter, r *http.Request) {
 	case <-timer.C():
 		// The buffer stays with the abandoned Run.
 		cancel()
-		m := fmt.Sprintf("Run did not finish within the scoring timeout of %v", s.cfg.ScoringTimeout)
-		s.event(slog.LevelWarn, m)
+		ms := s.cfg.ScoringTimeout.Milliseconds()
+		s.event(slog.LevelWarn, fmt.Sprintf("Run did not finish within the scoring timeout of %d ms", ms))
 		w.Header()["X-Ms-Run-Fn-Exec-Ms"] = execMS(clk.Since(start))
-		writeError(w, http.StatusGatewayTimeout, m, "")
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("Scoring timeout after %d ms", ms), true)
 		return
 	}
 	h := w.Header()
@@ -93,18 +93,23 @@ func (s *Server) scoreGo(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(res.err, errcode.DeadlineExceeded), errors.Is(res.err, context.DeadlineExceeded):
 			status = http.StatusGatewayTimeout
 		}
+		msg := runFailed
+		switch status {
+		case http.StatusBadRequest:
+			// The model's own refusal of the input is meant for the caller.
+			msg = "The input was rejected by the model: " + res.err.Error()
+		case http.StatusGatewayTimeout:
+			msg = fmt.Sprintf("Scoring timeout after %d ms", s.cfg.ScoringTimeout.Milliseconds())
+		}
 		if status >= 500 {
-			h["X-Ms-Run-Function-Failed"] = hdrTrue
+			// The error text stays in the log: it can hold data.
 			s.event(slog.LevelError, "Encountered error in Run: "+res.err.Error())
 		}
-		msg := runFailed
-		if status == http.StatusBadRequest {
-			msg = "The input was rejected by the model."
-		}
-		writeError(w, status, msg, res.err.Error())
+		writeError(w, status, msg, status >= 500)
 		return
 	}
 	h["Content-Type"] = hdrJSON
+	h["X-Ms-Run-Function-Failed"] = hdrFalse
 	h["Content-Length"] = []string{strconv.Itoa(len(res.out))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.out)
@@ -125,8 +130,7 @@ func (s *Server) scoreRaw(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.event(slog.LevelError, fmt.Sprintf("Encountered panic in ServeScore: %v\n%s", p, debug.Stack()))
-			w.Header()["X-Ms-Run-Function-Failed"] = hdrTrue
-			writeError(w, http.StatusInternalServerError, runFailed, fmt.Sprint(p))
+			writeError(w, http.StatusInternalServerError, runFailed, true)
 		}
 	}()
 	s.raw.ServeScore(w, r)

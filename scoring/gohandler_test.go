@@ -96,15 +96,17 @@ func TestGoHandlerRoutes(t *testing.T) {
 		{"score", "POST", "/score", `{"a":1}`, 200, `{"a":1}`, "X-Request-Id"},
 		{"score GET query", "GET", "/score?a=1&b=x&b=2", "", 200, `{"a":1,"b":["x",2]}`, ""},
 		{"score exec time", "POST", "/score", `1`, 200, "1", "X-Ms-Run-Fn-Exec-Ms"},
-		{"run error", "POST", "/score", `"fail"`, 500, "model exploded", "X-Ms-Run-Function-Failed"},
+		{"run error", "POST", "/score", `"fail"`, 500, `{"message":"An unexpected error occurred in scoring script. Check the logs for more info."}`, "X-Ms-Run-Function-Failed"},
 		{"run invalid input", "POST", "/score", `"bad"`, 400, "input is bad", ""},
-		{"run panic", "POST", "/score", `"panic"`, 500, "kaboom", ""},
+		{"run panic", "POST", "/score", `"panic"`, 500, `{"message":"An unexpected error occurred in scoring script. Check the logs for more info."}`, ""},
 		{"too large", "POST", "/score", strings.Repeat("x", 17), 413, "limit of 16 bytes", ""},
-		{"score PUT", "PUT", "/score", "", 405, "Method not allowed", "Allow"},
-		{"score OPTIONS", "OPTIONS", "/score", "", 405, "Method not allowed", "Allow"},
-		{"health POST", "POST", "/", "", 405, "Method not allowed", "Allow"},
+		{"score PUT", "PUT", "/score", "", 405, "The method is not allowed for the requested URL.", "Allow"},
+		{"score OPTIONS", "OPTIONS", "/score", "", 200, "", "X-Request-Id"},
+		{"score HEAD", "HEAD", "/score", "", 405, "", ""},
+		{"health POST", "POST", "/", "", 405, "The method is not allowed for the requested URL.", "Allow"},
+		{"health OPTIONS", "OPTIONS", "/", "", 200, "", "Allow"},
 		{"swagger DELETE", "DELETE", "/swagger.json", "", 405, "", "Allow"},
-		{"unknown path", "GET", "/nope", "", 404, "Not found", ""},
+		{"unknown path", "GET", "/nope", "", 404, "The requested URL was not found on the server.", ""},
 		{"swagger bad version", "GET", "/swagger.json?version=9", "", 404, "not valid", ""},
 	}
 	for _, tc := range tests {
@@ -183,8 +185,8 @@ func TestGoHandlerInitFailure(t *testing.T) {
 		t.Error("ready after a failed init")
 	}
 	r := do(s, "GET", "/", "")
-	if r.status != 503 || !strings.Contains(r.body, "weights missing") {
-		t.Errorf("GET /: %d %q", r.status, r.body)
+	if r.status != 503 || strings.Contains(r.body, "weights missing") {
+		t.Errorf("GET /: %d %q (want 503, the error only in the log)", r.status, r.body)
 	}
 	if !logsContain(s, "weights missing") {
 		t.Errorf("init error not in logs")
@@ -222,7 +224,7 @@ func TestGoHandlerTimeout(t *testing.T) {
 	fc.Step(5 * time.Second)
 	r := <-done
 	close(release)
-	if r.status != 504 || !strings.Contains(r.body, "scoring timeout of 5s") {
+	if r.status != 504 || r.body != `{"message":"Scoring timeout after 5000 ms"}` || r.header.Get("X-Ms-Run-Function-Failed") != "True" {
 		t.Fatalf("slow run: %d %q", r.status, r.body)
 	}
 	eventually(t, "Run to see its context cancelled", sawCancel.Load)
@@ -244,7 +246,10 @@ func TestGoHandlerSwagger(t *testing.T) {
 	}{
 		{"generic v2 input", plain, "", []string{"definitions", "ServiceInput", "type"}, "object"},
 		{"generic v2 title", plain, "2", []string{"info", "title"}, "svc"},
-		{"generic v3", plain, "3", []string{"openapi"}, "3.0.1"},
+		{"generic v3", plain, "3", []string{"openapi"}, "3.0.3"},
+		{"generic v3.1", plain, "3.1", []string{"openapi"}, "3.1.0"},
+		{"default title", withSchema, "3", []string{"info", "title"}, "ML service"},
+		{"default version", withSchema, "2", []string{"info", "version"}, "1.0"},
 		{"schema v2 input", withSchema, "", []string{"definitions", "ServiceInput", "properties", "x", "type"}, "number"},
 		{"schema v2 output", withSchema, "", []string{"definitions", "ServiceOutput", "type"}, "array"},
 		{"schema v3 input", withSchema, "3", []string{"components", "schemas", "ServiceInput", "properties", "x", "type"}, "number"},
@@ -287,7 +292,7 @@ func TestGoRawHandler(t *testing.T) {
 	if r := do(s, "POST", "/score", strings.Repeat("x", 9)); r.status != 413 {
 		t.Errorf("raw too large: %d %q", r.status, r.body)
 	}
-	if r := do(s, "POST", "/score?panic=1", "x"); r.status != 500 || !strings.Contains(r.body, "raw boom") {
+	if r := do(s, "POST", "/score?panic=1", "x"); r.status != 500 || strings.Contains(r.body, "raw boom") {
 		t.Errorf("raw panic: %d %q", r.status, r.body)
 	}
 }
@@ -310,7 +315,7 @@ func TestConfigValidation(t *testing.T) {
 		{"not a .py", Config{EntryScript: "notpy.txt", SourceDir: dir}, []string{"is not a .py file"}},
 		{"bad source dir", Config{EntryScript: "score.py", SourceDir: dir + "/nope"}, []string{"source_directory", "is not a directory"}},
 		{"bad interpreter", Config{EntryScript: "score.py", SourceDir: dir, Interpreter: "/nonexistent/python9"}, []string{`interpreter "/nonexistent/python9"`}},
-		{"bad model dir", Config{Handler: h, ModelDir: dir + "/nomodels"}, []string{"model_dir", "is not a directory"}},
+		{"bad app root", Config{Handler: h, AppRoot: dir + "/noroot"}, []string{"app_root", "is not a directory"}},
 		{"bad env", Config{Handler: h, Env: map[string]string{"A=B": "x"}}, []string{`environment_variables key "A=B"`}},
 	}
 	for _, tc := range tests {

@@ -59,7 +59,22 @@ const (
 	kindOK       = 'O' // Python → Go: JSON result
 	kindError    = 'E' // Python → Go: error JSON
 	kindResponse = 'P' // Python → Go: raw HTTP response
+	kindStream   = 'S' // Python → Go: streamed HTTP response starts (metadata)
+	kindChunk    = 'C' // Python → Go: one chunk of a streamed response
+	kindEnd      = 'Z' // Python → Go: the stream ended ("E" if it failed)
+	kindCancel   = 'X' // Go → Python: stop the stream (the client left)
 )
+
+// cancelFrame asks a worker to stop the response it is streaming.
+var cancelFrame = []byte{0, 0, 0, 0, kindCancel}
+
+// streamSink receives a streamed response from roundTrip.
+type streamSink interface {
+	// start gets the stream's metadata payload and the time run() took.
+	start(payload []byte, elapsed time.Duration) error
+	// chunk gets one chunk; an error means the client is gone.
+	chunk(b []byte) error
+}
 
 const (
 	frameHeader = 5
@@ -137,24 +152,38 @@ func putHeader(msg []byte, kind byte) {
 }
 
 // readFrame reads one frame into buf (grown as needed) and returns its kind
-// and payload (a slice of the returned buffer).
+// and payload (a slice of the returned buffer). It reads no more than the
+// frame: a worker sends one frame per request, except in a stream (see
+// readFrameAfter).
 func readFrame(r io.Reader, buf []byte) (kind byte, payload, out []byte, err error) {
-	if cap(buf) < 4096 {
-		buf = make([]byte, 4096)
+	kind, payload, out, extra, err := readFrameAfter(r, buf, nil)
+	if err == nil && len(extra) > 0 {
+		return 0, nil, out, fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, len(extra), len(payload)+frameHeader)
+	}
+	return kind, payload, out, err
+}
+
+// readFrameAfter reads one frame whose first bytes are pre (bytes read
+// earlier) and the rest from r. Reads are greedy: extra holds what arrived
+// after the frame (the start of the next one), a slice of out.
+func readFrameAfter(r io.Reader, buf, pre []byte) (kind byte, payload, out, extra []byte, err error) {
+	if cap(buf) < max(4096, len(pre)) {
+		buf = make([]byte, max(4096, len(pre)))
 	}
 	buf = buf[:cap(buf)]
-	n, err := io.ReadAtLeast(r, buf, frameHeader)
-	if err != nil {
-		return 0, nil, buf, err
+	n := copy(buf, pre)
+	if n < frameHeader {
+		m, err := io.ReadAtLeast(r, buf[n:], frameHeader-n)
+		n += m
+		if err != nil {
+			return 0, nil, buf, nil, err
+		}
 	}
 	size := binary.BigEndian.Uint32(buf)
 	if size > maxFrame {
-		return 0, nil, buf, fmt.Errorf("%w: frame of %d bytes", errProtocol, size)
+		return 0, nil, buf, nil, fmt.Errorf("%w: frame of %d bytes", errProtocol, size)
 	}
 	total := int(size) + frameHeader
-	if n > total {
-		return 0, nil, buf, fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, n-total, total)
-	}
 	// Grow as the data arrives rather than trusting the length up front.
 	for n < total {
 		if n == len(buf) {
@@ -169,10 +198,10 @@ func readFrame(r io.Reader, buf []byte) (kind byte, payload, out []byte, err err
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, nil, buf, err
+			return 0, nil, buf, nil, err
 		}
 	}
-	return buf[4], buf[frameHeader:total], buf, nil
+	return buf[4], buf[frameHeader:total], buf, buf[total:n], nil
 }
 
 // splitMeta splits a payload of the form uint32 n, n bytes of JSON, body.
@@ -252,9 +281,10 @@ func (w *worker) waitExit() {
 
 // pyPool runs the Python workers of one replica.
 type pyPool struct {
-	cfg  *Config
-	srv  *Server
-	boot []byte
+	cfg     *Config
+	srv     *Server
+	boot    []byte
+	appRoot string // the workers' working directory; set before they start
 
 	mu      sync.Mutex
 	idle    []*worker
@@ -301,8 +331,8 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		return nil, nil, errcode.Wrap(errcode.Internal, err)
 	}
 	cmd := exec.Command(p.cfg.Interpreter, "-u", "-c", bootstrap)
-	cmd.Dir = p.cfg.SourceDir
-	cmd.Env = p.cfg.workerEnv()
+	cmd.Dir = p.appRoot
+	cmd.Env = p.cfg.workerEnv(p.appRoot)
 	cmd.Stdout = outW
 	cmd.Stderr = outW
 	cmd.ExtraFiles = []*os.File{reqR, respW}
@@ -659,8 +689,11 @@ func (e *replyError) Error() string { return e.msg }
 func (e *replyError) Unwrap() error { return e.err }
 
 // roundTrip sends one framed request (header included) to an idle worker and
-// reads the reply into rbuf.
-func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
+// reads the reply into rbuf. A streamed reply goes to sink chunk by chunk
+// and roundTrip returns kindEnd once it is over; the scoring timeout covers
+// run() up to the start of its response, as in azmlinfsrv, where the
+// generator is consumed after run() returned.
+func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSink) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
 	h, err := p.acquire(ctx, msg)
 	if err != nil {
 		status := http.StatusServiceUnavailable
@@ -683,13 +716,28 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, pa
 	} else {
 		_, err = w.reqW.Write(msg)
 	}
+	var extra []byte
 	if err == nil {
-		kind, payload, rbuf, err = readFrame(w.respR, rbuf)
+		kind, payload, rbuf, extra, err = readFrameAfter(w.respR, rbuf, nil)
+	}
+	if err == nil && kind == kindStream {
+		timer.Stop()
+		elapsed = clk.Since(start)
+		pending := append([]byte(nil), extra...)
+		if timedOut.Load() {
+			err = errors.New("timed out")
+		} else if err = sink.start(payload, elapsed); err == nil {
+			kind, payload, rbuf, err = p.pump(w, rbuf, pending, sink)
+		}
+	} else if err == nil && len(extra) > 0 {
+		err = fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, len(extra), len(payload)+frameHeader)
 	}
 	w.ioMu.Unlock()
 	timer.Stop()
-	elapsed = clk.Since(start)
-	if err == nil && kind != kindOK && kind != kindError && kind != kindResponse {
+	if elapsed == 0 {
+		elapsed = clk.Since(start)
+	}
+	if err == nil && kind != kindOK && kind != kindError && kind != kindResponse && kind != kindEnd {
 		err = fmt.Errorf("%w: unexpected kind %q", errProtocol, kind)
 	}
 	if err != nil {
@@ -697,8 +745,9 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, pa
 		w.waitExit()
 		switch {
 		case timedOut.Load():
-			m := fmt.Sprintf("run() did not finish within the scoring timeout of %v; worker %d was killed and is being replaced", p.cfg.ScoringTimeout, w.slot)
-			p.srv.event(slog.LevelWarn, m)
+			ms := p.cfg.ScoringTimeout.Milliseconds()
+			p.srv.event(slog.LevelWarn, fmt.Sprintf("run() did not finish within the scoring timeout of %d ms; worker %d was killed and is being replaced", ms, w.slot))
+			m := fmt.Sprintf("Scoring timeout after %d ms", ms)
 			return 0, nil, rbuf, elapsed, &replyError{http.StatusGatewayTimeout, m, errcode.New(errcode.DeadlineExceeded, m)}
 		case p.isClosed():
 			return 0, nil, rbuf, elapsed, &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
@@ -719,6 +768,37 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte) (kind byte, pa
 	}
 	p.release(w)
 	return kind, payload, rbuf, elapsed, nil
+}
+
+// pump copies the chunks of a streamed reply to sink until the worker ends
+// the stream. When the client goes away the worker is asked to stop, and
+// what it still sends is read and dropped. The caller holds w.ioMu.
+func (p *pyPool) pump(w *worker, rbuf, pending []byte, sink streamSink) (kind byte, payload, out []byte, err error) {
+	cancelled := false
+	for {
+		var extra []byte
+		kind, payload, rbuf, extra, err = readFrameAfter(w.respR, rbuf, pending)
+		if err != nil {
+			return kind, payload, rbuf, err
+		}
+		pending = append(pending[:0], extra...)
+		switch kind {
+		case kindChunk:
+			if !cancelled && sink.chunk(payload) != nil {
+				cancelled = true
+				if _, err := w.reqW.Write(cancelFrame); err != nil {
+					return kind, payload, rbuf, err
+				}
+			}
+		case kindEnd:
+			if len(pending) > 0 {
+				return kind, payload, rbuf, fmt.Errorf("%w: %d bytes after the end of a stream", errProtocol, len(pending))
+			}
+			return kind, payload, rbuf, nil
+		default:
+			return kind, payload, rbuf, fmt.Errorf("%w: kind %q inside a stream", errProtocol, kind)
+		}
+	}
 }
 
 // close stops every worker and waits for them.

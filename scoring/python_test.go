@@ -36,7 +36,7 @@ def run(raw_data):
     if raw_data == "text":
         return "a string"
     if raw_data == "env":
-        return {k: os.environ.get(k) for k in ("AZUREML_MODEL_DIR", "AZUREML_ENTRY_SCRIPT", "AZUREML_SOURCE_DIRECTORY", "EXTRA")} | {"cwd": os.getcwd()}
+        return {k: os.environ.get(k) for k in ("AZUREML_MODEL_DIR", "AZUREML_ENTRY_SCRIPT", "AZUREML_SOURCE_DIRECTORY", "AML_APP_ROOT", "EXTRA")} | {"cwd": os.getcwd()}
     if raw_data.startswith("sleep"):
         start = time.time()
         time.sleep(float(raw_data[5:]))
@@ -75,7 +75,7 @@ func TestPythonScore(t *testing.T) {
 		{"echo object", "POST", "/score", `{"a": [1, 2]}`, 200, `{"a": [1, 2]}`},
 		{"str becomes JSON string", "POST", "/score", "text", 200, `"a string"`},
 		{"GET query as JSON string", "GET", "/score?x=1&y=two", "", 200, `{"x": 1, "y": "two"}`},
-		{"run exception", "POST", "/score", "fail", 500, `"error":"ValueError: run was told to fail"`},
+		{"run exception", "POST", "/score", "fail", 500, `{"message":"An unexpected error occurred in scoring script. Check the logs for more info."}`},
 		{"bad UTF-8", "POST", "/score", "\xff\xfe", 400, "cannot be decoded as UTF-8"},
 	}
 	for _, tc := range tests {
@@ -94,8 +94,8 @@ func TestPythonScore(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &env); err != nil {
 		t.Fatal(r.body, err)
 	}
-	want := map[string]string{"AZUREML_MODEL_DIR": models, "AZUREML_ENTRY_SCRIPT": "score.py",
-		"AZUREML_SOURCE_DIRECTORY": s.cfg.SourceDir, "EXTRA": "yes", "cwd": s.cfg.SourceDir}
+	want := map[string]string{"AZUREML_MODEL_DIR": models, "AZUREML_ENTRY_SCRIPT": s.cfg.EntryScript,
+		"AZUREML_SOURCE_DIRECTORY": s.cfg.SourceDir, "EXTRA": "yes", "cwd": s.py.appRoot, "AML_APP_ROOT": s.py.appRoot}
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("%s = %q, want %q", k, env[k], v)
@@ -176,8 +176,8 @@ func TestPythonTimeout(t *testing.T) {
 	eventually(t, "the scoring timer", fc.HasWaiters)
 	fc.Step(2 * time.Second)
 	r := <-done
-	if r.status != 504 || !strings.Contains(r.body, "scoring timeout of 2s") {
-		t.Fatalf("hang: %d %q", r.status, r.body)
+	if r.status != 504 || r.body != `{"message":"Scoring timeout after 2000 ms"}` || r.header.Get("X-Ms-Run-Function-Failed") != "True" {
+		t.Fatalf("hang: %d %q %v", r.status, r.body, r.header)
 	}
 	eventually(t, "the old worker to be gone", func() bool { return processGone(before) })
 	after := pidOf(t, s)
@@ -412,7 +412,9 @@ func TestPythonModelLayout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := pyServer(t, modelsScript, Config{ModelDir: filepath.Join(root, tc.modelDir)}, map[string]string{"local": "local model"})
+			// ./NAME resolves in the working directory: the app root.
+			app := writeFiles(t, t.TempDir(), map[string]string{"local": "local model"})
+			s := pyServer(t, modelsScript, Config{ModelDir: filepath.Join(root, tc.modelDir), AppRoot: app}, nil)
 			r := do(s, "POST", "/score", tc.query)
 			if r.status != 200 {
 				t.Fatalf("%d %q", r.status, r.body)
@@ -461,7 +463,7 @@ func TestPythonInferenceSchema(t *testing.T) {
 		{"not an object", `[1, 2]`, nil, 400, "POST body should be a JSON dictionary."},
 		{"not JSON", `{"data": `, nil, 400, "POST body could not be decoded as JSON"},
 		{"wrong content type", `{"data": [[1, 2]]}`, []string{"Content-Type", "text/plain"}, 415, "Expects Content-Type to be application/json"},
-		{"wrong shape", `{"data": [[1, 2, 3]]}`, nil, 500, "size 3 on dimension #1"},
+		{"wrong shape", `{"data": [[1, 2, 3]]}`, nil, 500, "An unexpected error occurred in scoring script."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,6 +473,7 @@ func TestPythonInferenceSchema(t *testing.T) {
 			}
 		})
 	}
+	eventually(t, "the conversion error in the log", func() bool { return logsContain(s, "size 3 on dimension #1") })
 	r := do(s, "GET", "/swagger.json", "")
 	var doc struct {
 		Definitions map[string]struct {
@@ -483,7 +486,7 @@ func TestPythonInferenceSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := doc.Definitions["ServiceInput"]
-	if got := compact(in.Properties["data"]); got != `{"type":"array","items":{"type":"array","items":{"type":"number","format":"double"}}}` {
+	if got := compact(in.Properties["data"]); got != `{"type":"array","items":{"type":"array","items":{"type":"number","format":"double"}},"format":"numpy.ndarray"}` {
 		t.Errorf("data schema %s", got)
 	}
 	if got := compact(in.Properties["scale"]); got != `{"type":"number","format":"double"}` {
@@ -515,7 +518,7 @@ func TestPythonSwaggerSources(t *testing.T) {
 	if r := do(userFile, "GET", "/swagger.json", ""); r.body != `{"swagger": "2.0", "info": {"title": "mine"}}` {
 		t.Errorf("user swagger: %s", r.body)
 	}
-	if r := do(userFile, "GET", "/swagger.json?version=3", ""); !strings.Contains(r.body, `"openapi": "3.0.1"`) {
+	if r := do(userFile, "GET", "/swagger.json?version=3", ""); !strings.Contains(r.body, `"openapi": "3.0.3"`) {
 		t.Errorf("v3: %s", r.body)
 	}
 }
@@ -656,9 +659,10 @@ func TestPythonSklearnModel(t *testing.T) {
 			t.Errorf("prediction %d = %v, want %v", i, got[i], s1.Expected[i])
 		}
 	}
-	if r := do(s, "POST", "/score", `{"data": [[1, 2]]}`); r.status != 500 || !strings.Contains(r.body, "ValueError") {
-		t.Errorf("wrong width: %d %q", r.status, r.body)
+	if r := do(s, "POST", "/score", `{"data": [[1, 2]]}`); r.status != 500 || strings.Contains(r.body, "ValueError") {
+		t.Errorf("wrong width: %d %q (want 500 with the error only in the log)", r.status, r.body)
 	}
+	eventually(t, "the ValueError in the log", func() bool { return logsContain(s, "ValueError") })
 }
 
 // TestPythonForkedChildrenDie checks that processes a worker forked do not

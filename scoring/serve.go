@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -130,97 +131,88 @@ func parseEnvAssignment(s string) (key, value string, err error) {
 	return k, v, nil
 }
 
+// DefaultCLIScoringTimeout is aksml-score's scoring timeout when neither
+// --scoring_timeout_ms, SCORING_TIMEOUT_MS nor a config file sets one: an
+// hour, azmlinfsrv's default (the deploy config's 60 s is passed as a flag).
+const DefaultCLIScoringTimeout = time.Hour
+
+// DefaultHealthPort is the health port with SEPERATE_HEALTH_ENDPOINT=true.
+const DefaultHealthPort = 5000
+
 // Run is Main without the process exit and signal handling: it parses args,
 // starts the replica, listens on --address:--port, prints
 // "listening on http://ADDR" to stderr, and serves until ctx ends or init
 // fails (then it returns the init error, as a container would exit).
 //
-// Flags (names as azmlinfsrv's, plus aksml's own):
+// Flags (azmlinfsrv's, then aksml's own):
 //
-//	--entry_script PATH          score.py to host (default $AZUREML_ENTRY_SCRIPT)
-//	--source_dir DIR             source directory (default $AML_APP_ROOT, else the script's directory)
-//	--model_dir DIR              AZUREML_MODEL_DIR (default $AZUREML_MODEL_DIR)
+//	--entry_script PATH          score.py to host (default $AZUREML_ENTRY_SCRIPT, else main.py in the app root)
+//	--model_dir DIR              AZUREML_MODEL_DIR (default $AZUREML_MODEL_DIR); need not exist
 //	--port N                     port (default 5001; 0 picks a free one)
-//	--address IP                 address to listen on (default 127.0.0.1)
+//	--health_port N              health port with SEPERATE_HEALTH_ENDPOINT=true (default 5000)
 //	--worker_count N             Python workers (default $WORKER_COUNT, else 1)
+//	--access_control_allow_origins LIST  CORS origins, comma-separated (default $AML_CORS_ORIGINS)
+//	--config_file PATH           azmlinfsrv JSON config file (default $AZUREML_CONFIG_FILE, else config.json in the app root)
+//	--appinsights_instrumentation_key KEY  accepted and ignored (no Application Insights)
+//	--rest                       accepted and ignored
+//	--source_dir DIR             source directory (default $AZUREML_SOURCE_DIRECTORY, relative to the app root)
+//	--address IP                 address to listen on (default 127.0.0.1)
 //	--interpreter PATH           Python interpreter (default $AKSML_PYTHON, else python3)
-//	--scoring_timeout_ms N       run() time limit (default 60000)
+//	--scoring_timeout_ms N       run() time limit (default $SCORING_TIMEOUT_MS, else 3600000)
 //	--max_request_body_bytes N   body limit (default 104857600)
-//	--service_name NAME          title of /swagger.json
+//	--service_name NAME          title of /swagger.json (default $SERVICE_NAME, else "ML service")
 //	--env KEY=VALUE              extra worker environment variable (repeatable)
+//
+// The app root is $AML_APP_ROOT, else the working directory. Also read from
+// the environment: SERVICE_VERSION, SERVICE_PATH_PREFIX,
+// SEPERATE_HEALTH_ENDPOINT (sic), SERVER_VERSION_LOG_RESPONSE_ENABLED.
+// docs/inference-server.md has the whole table.
 func Run(ctx context.Context, args []string, h NewHandler, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("aksml-score", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := envFlag{}
-	entry := fs.String("entry_script", os.Getenv("AZUREML_ENTRY_SCRIPT"), "entry script (score.py) to host")
-	source := fs.String("source_dir", os.Getenv("AML_APP_ROOT"), "source directory (working directory of the workers)")
-	modelDir := fs.String("model_dir", os.Getenv("AZUREML_MODEL_DIR"), "model directory (AZUREML_MODEL_DIR)")
-	port := fs.Int("port", 5001, "port to listen on (0 picks a free port)")
-	addr := fs.String("address", "127.0.0.1", "address to listen on")
-	workers := fs.Int("worker_count", envInt("WORKER_COUNT", DefaultWorkers), "number of Python worker processes")
-	interp := fs.String("interpreter", os.Getenv("AKSML_PYTHON"), "Python interpreter (default python3 on PATH)")
-	timeoutMS := fs.Int("scoring_timeout_ms", int(DefaultScoringTimeout/time.Millisecond), "time limit of one run() in milliseconds")
-	maxBody := fs.Int64("max_request_body_bytes", DefaultMaxBodyBytes, "request body limit in bytes")
-	name := fs.String("service_name", "aksml-score", "service name shown in /swagger.json")
-	fs.Var(env, "env", "extra environment variable KEY=VALUE for the workers (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errcode.Wrap(errcode.InvalidArgument, err)
+	return run(ctx, args, os.Getenv, h, stdout, stderr)
+}
+
+// cliSettings is what the command line, the environment and a config file
+// decide, before it becomes a Config.
+type cliSettings struct {
+	cfg        Config
+	addr       string
+	port       int
+	healthPort int // with separateHealth; 0 picks a free port
+	// separateHealth serves a second port too (SEPERATE_HEALTH_ENDPOINT).
+	separateHealth bool
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, h NewHandler, stdout, stderr io.Writer) error {
+	st, err := parseCLI(args, getenv, h, stderr)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return errcode.Errorf(errcode.InvalidArgument, "unexpected arguments %q", fs.Args())
-	}
-	if *port < 0 || *port > 65535 {
-		return errcode.Errorf(errcode.InvalidArgument, "port %d is outside 0..65535", *port)
-	}
-	if *timeoutMS <= 0 {
-		return errcode.Errorf(errcode.InvalidArgument, "scoring_timeout_ms %d is not positive", *timeoutMS)
-	}
-	cfg := Config{
-		Handler:        h,
-		ModelDir:       *modelDir,
-		Workers:        *workers,
-		Interpreter:    *interp,
-		Env:            env,
-		ScoringTimeout: time.Duration(*timeoutMS) * time.Millisecond,
-		MaxBodyBytes:   *maxBody,
-		ServiceName:    *name,
-		LogOutput:      stdout,
-		Logger:         slog.New(slog.DiscardHandler),
-	}
-	if h == nil {
-		cfg.EntryScript = *entry
-		cfg.SourceDir = *source
-		if cfg.SourceDir != "" && cfg.EntryScript != "" && !filepath.IsAbs(cfg.EntryScript) {
-			// A relative --entry_script that exists from the working
-			// directory wins over the source-directory reading.
-			if _, err := os.Stat(filepath.Join(cfg.SourceDir, cfg.EntryScript)); err != nil {
-				if abs, err := filepath.Abs(cfg.EntryScript); err == nil {
-					cfg.EntryScript = abs
-				}
-			}
-		}
-	} else {
-		var set bool
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "entry_script" })
-		if set {
-			return errcode.Errorf(errcode.InvalidArgument, "entry_script %q cannot be used with a Go model", *entry)
-		}
-	}
-	srv, err := NewServer(cfg)
+	st.cfg.LogOutput = stdout
+	st.cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := NewServer(st.cfg)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", net.JoinHostPort(*addr, strconv.Itoa(*port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(st.addr, strconv.Itoa(st.port)))
 	if err != nil {
 		return errcode.Wrap(errcode.Unavailable, err)
+	}
+	var hln net.Listener
+	if st.separateHealth {
+		hln, err = net.Listen("tcp", net.JoinHostPort(st.addr, strconv.Itoa(st.healthPort)))
+		if err != nil {
+			ln.Close()
+			return errcode.Wrap(errcode.Unavailable, fmt.Errorf("health port: %w", err))
+		}
+		fmt.Fprintf(stderr, "aksml-score: health on http://%s\n", hln.Addr())
 	}
 	fmt.Fprintf(stderr, "aksml-score: listening on http://%s\n", ln.Addr())
 	if err := srv.Start(ctx); err != nil {
 		ln.Close()
+		if hln != nil {
+			hln.Close()
+		}
 		return err
 	}
 	sctx, cancel := context.WithCancel(ctx)
@@ -231,7 +223,18 @@ func Run(ctx context.Context, args []string, h NewHandler, stdout, stderr io.Wri
 			cancel()
 		}
 	}()
-	if err := Serve(sctx, ln, srv); err != nil {
+	herr := make(chan error, 1)
+	if hln != nil {
+		go func() { herr <- Serve(sctx, hln, srv) }()
+	} else {
+		herr <- nil
+	}
+	err = Serve(sctx, ln, srv)
+	cancel()
+	if e := <-herr; err == nil {
+		err = e
+	}
+	if err != nil {
 		return err
 	}
 	<-srv.InitDone()
@@ -241,9 +244,241 @@ func Run(ctx context.Context, args []string, h NewHandler, stdout, stderr io.Wri
 	return nil
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
+// parseCLI turns the command line, the environment (getenv) and a config
+// file into settings: flags win over the environment, which wins over the
+// config file, as in azmlinfsrv.
+func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io.Writer) (*cliSettings, error) {
+	fs := flag.NewFlagSet("aksml-score", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := envFlag{}
+	entry := fs.String("entry_script", "", "entry script (score.py) to host (default $AZUREML_ENTRY_SCRIPT, else main.py in the app root)")
+	modelDir := fs.String("model_dir", "", "model directory, AZUREML_MODEL_DIR (default $AZUREML_MODEL_DIR)")
+	port := fs.Int("port", 5001, "port to listen on (0 picks a free port)")
+	healthPort := fs.Int("health_port", DefaultHealthPort, "health port when SEPERATE_HEALTH_ENDPOINT=true")
+	workers := fs.Int("worker_count", 0, "number of Python worker processes (default $WORKER_COUNT, else 1)")
+	origins := fs.String("access_control_allow_origins", "", "CORS origins, comma-separated (default $AML_CORS_ORIGINS)")
+	configFile := fs.String("config_file", "", "azmlinfsrv JSON configuration file (default $AZUREML_CONFIG_FILE, else config.json in the app root)")
+	appInsights := fs.String("appinsights_instrumentation_key", "", "accepted for azmlinfsrv compatibility; Application Insights is not supported")
+	fs.Bool("rest", false, "accepted for azmlinfsrv compatibility; ignored")
+	source := fs.String("source_dir", "", "source directory (default $AZUREML_SOURCE_DIRECTORY, relative to the app root)")
+	addr := fs.String("address", "127.0.0.1", "address to listen on")
+	interp := fs.String("interpreter", "", "Python interpreter (default $AKSML_PYTHON, else python3 on PATH)")
+	timeoutMS := fs.Int("scoring_timeout_ms", 0, "time limit of one run() in milliseconds (default $SCORING_TIMEOUT_MS, else 3600000)")
+	maxBody := fs.Int64("max_request_body_bytes", DefaultMaxBodyBytes, "request body limit in bytes")
+	name := fs.String("service_name", "", "service name shown in /swagger.json (default $SERVICE_NAME, else \"ML service\")")
+	fs.Var(env, "env", "extra environment variable KEY=VALUE for the workers (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errcode.Wrap(errcode.InvalidArgument, err)
 	}
-	return def
+	if fs.NArg() > 0 {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, format, a...))
+	}
+	if *port < 0 || *port > 65535 {
+		bad("port %d is outside 0..65535", *port)
+	}
+	if *healthPort < 0 || *healthPort > 65535 {
+		bad("health_port %d is outside 0..65535", *healthPort)
+	}
+	if set["worker_count"] && *workers <= 0 {
+		bad("worker_count %d is not positive", *workers)
+	}
+	if set["scoring_timeout_ms"] && *timeoutMS <= 0 {
+		bad("scoring_timeout_ms %d is not positive", *timeoutMS)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	cwd, _ := os.Getwd()
+	appRoot := getenv("AML_APP_ROOT")
+	if appRoot == "" {
+		appRoot = cwd
+	}
+	underRoot := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(appRoot, p)
+	}
+
+	// The entry script as azmlinfsrv learns it before the config file.
+	entryFlag := *entry
+	if entryFlag != "" {
+		if abs, err := filepath.Abs(entryFlag); err == nil {
+			entryFlag = abs
+		}
+	}
+	envEntry := getenv("AZUREML_ENTRY_SCRIPT")
+
+	// The config file: named, or config.json in the app root or beside
+	// the entry script. A discovered file that is not a JSON object is
+	// skipped with a warning; a named one must be valid.
+	fc := &fileConfig{values: map[string]string{}}
+	cfPath, named := *configFile, true
+	if cfPath == "" {
+		cfPath = getenv("AZUREML_CONFIG_FILE")
+	}
+	if cfPath == "" {
+		named = false
+		dirs := []string{appRoot}
+		if e := firstNonEmpty(entryFlag, envEntry); e != "" {
+			dirs = append(dirs, filepath.Dir(underRoot(e)))
+		}
+		for _, d := range dirs {
+			p := filepath.Join(d, "config.json")
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+				cfPath = p
+				break
+			}
+		}
+	}
+	if cfPath != "" {
+		b, err := os.ReadFile(cfPath)
+		if err != nil {
+			return nil, errcode.Errorf(errcode.InvalidArgument, "config_file %q: %v", cfPath, err)
+		}
+		parsed, err := parseFileConfig(cfPath, b)
+		switch {
+		case err == nil:
+			fc = parsed
+		case named:
+			return nil, err
+		default:
+			fmt.Fprintf(stderr, "aksml-score: warning: ignoring %v\n", err)
+		}
+		if len(fc.unknown) > 0 {
+			fmt.Fprintf(stderr, "aksml-score: warning: found extra keys in the config file that are not supported by the server: %s\n", strings.Join(fc.unknown, ", "))
+		}
+		if len(fc.ignored) > 0 {
+			fmt.Fprintf(stderr, "aksml-score: config file keys accepted but not used by aksml-score: %s\n", strings.Join(fc.ignored, ", "))
+		}
+	}
+	pick := func(flagVal, envName string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		if v := getenv(envName); v != "" {
+			return v
+		}
+		return fc.values[envName]
+	}
+
+	cfg := Config{
+		Handler:      h,
+		Interpreter:  firstNonEmpty(*interp, getenv("AKSML_PYTHON")),
+		Env:          env,
+		ModelDir:     pick(*modelDir, "AZUREML_MODEL_DIR"),
+		ServiceName:  pick(*name, "SERVICE_NAME"),
+		AppRoot:      appRoot,
+		MaxBodyBytes: *maxBody,
+	}
+	cfg.ServiceVersion = pick("", "SERVICE_VERSION")
+	cfg.ServicePathPrefix = pick("", "SERVICE_PATH_PREFIX")
+	if set["access_control_allow_origins"] {
+		cfg.CORSOrigins = ParseOrigins(*origins)
+	} else {
+		cfg.CORSOrigins = ParseOrigins(pick("", "AML_CORS_ORIGINS"))
+	}
+	if v := getenv("SERVER_VERSION_LOG_RESPONSE_ENABLED"); v != "" && !strings.EqualFold(v, "true") {
+		cfg.HideServerVersion = true
+	}
+	if *appInsights != "" || getenv("AML_APP_INSIGHTS_KEY") != "" {
+		fmt.Fprintln(stderr, "aksml-score: Application Insights is not supported; the instrumentation key is ignored")
+	}
+
+	// Workers: flag, then WORKER_COUNT (a bad value is an error, as in
+	// azmlinfsrv, where gunicorn refuses it).
+	switch {
+	case set["worker_count"]:
+		cfg.Workers = *workers
+	case getenv("WORKER_COUNT") != "":
+		n, err := strconv.Atoi(strings.TrimSpace(getenv("WORKER_COUNT")))
+		if err != nil || n <= 0 {
+			bad("WORKER_COUNT %q is not a positive integer", getenv("WORKER_COUNT"))
+		}
+		cfg.Workers = n
+	}
+	// The scoring timeout, the same whichever way it is set.
+	switch {
+	case set["scoring_timeout_ms"]:
+		cfg.ScoringTimeout = time.Duration(*timeoutMS) * time.Millisecond
+	case getenv("SCORING_TIMEOUT_MS") != "":
+		n, err := jsonInt(json.RawMessage(strconv.Quote(getenv("SCORING_TIMEOUT_MS"))))
+		if err != nil || n <= 0 {
+			bad("SCORING_TIMEOUT_MS %q is not a positive number of milliseconds", getenv("SCORING_TIMEOUT_MS"))
+		}
+		cfg.ScoringTimeout = time.Duration(n) * time.Millisecond
+	case fc.timeout > 0:
+		cfg.ScoringTimeout = time.Duration(fc.timeout) * time.Millisecond
+	default:
+		cfg.ScoringTimeout = DefaultCLIScoringTimeout
+	}
+
+	st := &cliSettings{addr: *addr, port: *port}
+	if getenv("SEPERATE_HEALTH_ENDPOINT") == "true" {
+		st.separateHealth, st.healthPort = true, *healthPort
+	}
+
+	if h == nil {
+		srcDir := *source
+		if srcDir == "" {
+			srcDir = underRoot(firstNonEmpty(getenv("AZUREML_SOURCE_DIRECTORY"), fc.values["AZUREML_SOURCE_DIRECTORY"]))
+		} else if abs, err := filepath.Abs(srcDir); err == nil {
+			srcDir = abs
+		}
+		cfg.SourceDir = srcDir
+		// A relative entry script is looked for from the working
+		// directory (a flag), the app root and the source directory.
+		script, fromFlag := entryFlag, true
+		if script == "" {
+			script, fromFlag = firstNonEmpty(envEntry, fc.values["AZUREML_ENTRY_SCRIPT"]), false
+		}
+		if *entry != "" {
+			script = *entry
+		}
+		if script != "" && !filepath.IsAbs(script) {
+			var cands []string
+			if fromFlag {
+				cands = append(cands, filepath.Join(cwd, script))
+			}
+			cands = append(cands, filepath.Join(appRoot, script))
+			if srcDir != "" {
+				cands = append(cands, filepath.Join(srcDir, script))
+			}
+			chosen := cands[0]
+			for _, c := range cands {
+				if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
+					chosen = c
+					break
+				}
+			}
+			script = chosen
+		}
+		cfg.EntryScript = script
+	} else if set["entry_script"] {
+		bad("entry_script %q cannot be used with a Go model", *entry)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	st.cfg = cfg
+	return st, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -60,10 +60,14 @@ type Server struct {
 	info     *initInfo // Python: set before the state becomes ready
 	swagger  map[string][]byte
 
-	mu         sync.Mutex
-	cancelInit context.CancelFunc
-	wg         sync.WaitGroup
-	closeOnce  sync.Once
+	cors          *corsPolicy
+	serverVersion []string
+
+	mu            sync.Mutex
+	cancelInit    context.CancelFunc
+	removeAppRoot func() // set once the workers' app root exists
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
 }
 
 // NewServer validates cfg (reporting every broken rule at once, with code
@@ -74,7 +78,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, logs: newLogBuffer(c.LogLines, c.LogOutput), initDone: make(chan struct{})}
+	s := &Server{cfg: c, logs: newLogBuffer(c.LogLines, c.LogOutput), initDone: make(chan struct{}),
+		cors: newCORSPolicy(c.CORSOrigins), serverVersion: []string{c.ServerVersion}}
 	if c.Handler == nil {
 		s.py, err = newPyPool(s)
 		if err != nil {
@@ -109,12 +114,20 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) initialize(ctx context.Context) error {
 	if s.py != nil {
 		s.event(slog.LevelInfo, fmt.Sprintf("starting %d worker(s) for %s with %s", s.cfg.Workers, s.cfg.entryRel(), s.cfg.Interpreter))
+		root, remove, err := s.cfg.makeAppRoot()
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.removeAppRoot = remove
+		s.mu.Unlock()
+		s.py.appRoot = root
 		info, err := s.py.start(ctx)
 		if err != nil {
 			return err
 		}
 		s.info = info
-		s.swagger = buildSwaggers(&s.cfg, info.InputSchema, info.OutputSchema, s.cfg.SourceDir)
+		s.swagger = buildSwaggers(&s.cfg, info.InputSchema, info.OutputSchema, root, s.cfg.SourceDir)
 		return nil
 	}
 	h := s.cfg.Handler()
@@ -130,7 +143,7 @@ func (s *Server) initialize(ctx context.Context) error {
 	if sp, ok := h.(SchemaProvider); ok {
 		in, out = sp.Schema()
 	}
-	s.swagger = buildSwaggers(&s.cfg, in, out, "")
+	s.swagger = buildSwaggers(&s.cfg, in, out, "", "")
 	return nil
 }
 
@@ -215,6 +228,11 @@ func (s *Server) Close() error {
 		if s.py != nil {
 			s.py.wait()
 		}
+		s.mu.Lock()
+		if s.removeAppRoot != nil {
+			s.removeAppRoot()
+		}
+		s.mu.Unlock()
 		if prev == stateNew {
 			s.initErr = errPoolClosed
 			s.logs.closeInit()
@@ -243,52 +261,85 @@ var (
 	hdrJSON     = []string{"application/json"}
 	hdrHTML     = []string{"text/html; charset=utf-8"}
 	hdrTrue     = []string{"True"}
+	hdrFalse    = []string{"False"}
 	hdrNoSniff  = []string{"nosniff"}
 	healthyBody = []byte("Healthy")
+)
+
+// Messages of Flask's own errors, which azmlinfsrv sends as they are.
+const (
+	msgNotFound         = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+	msgMethodNotAllowed = "The method is not allowed for the requested URL."
 )
 
 // ServeHTTP serves the replica's routes (see Server).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/score":
-		if r.Method != http.MethodPost && r.Method != http.MethodGet {
-			methodNotAllowed(w, "GET, POST")
+		switch r.Method {
+		case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodOptions:
+		default:
+			methodNotAllowed(w, "GET, HEAD, OPTIONS, POST")
+			return
+		}
+		if !s.stampIDs(w, r) {
 			return
 		}
 		s.serveScore(w, r)
-	case "/":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET, HEAD")
+	case "/", "/swagger.json":
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+		case http.MethodOptions:
+			if s.stampIDs(w, r) {
+				automaticOptions(w)
+			}
+			return
+		default:
+			methodNotAllowed(w, "GET, HEAD, OPTIONS")
 			return
 		}
-		s.serveHealth(w)
-	case "/swagger.json":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET, HEAD")
+		if !s.stampIDs(w, r) {
 			return
 		}
-		s.serveSwagger(w, r)
+		if r.URL.Path == "/" {
+			s.serveHealth(w)
+		} else {
+			s.serveSwagger(w, r)
+		}
 	default:
-		writeError(w, http.StatusNotFound, "Not found: the replica serves /, /score and /swagger.json", "")
+		writeError(w, http.StatusNotFound, msgNotFound, false)
 	}
+}
+
+// automaticOptions is Flask's answer to OPTIONS on a route that does not
+// handle it itself: 200, empty, with the allowed methods.
+func automaticOptions(w http.ResponseWriter) {
+	h := w.Header()
+	h["Allow"] = []string{"GET, HEAD, OPTIONS"}
+	h["Content-Type"] = hdrHTML
+	h["Content-Length"] = []string{"0"}
+	w.WriteHeader(http.StatusOK)
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
-	writeError(w, http.StatusMethodNotAllowed, "Method not allowed", "")
+	writeError(w, http.StatusMethodNotAllowed, msgMethodNotAllowed, false)
 }
 
-// writeError writes a JSON error body {"message": ..., "error": ...}.
-func writeError(w http.ResponseWriter, status int, msg, detail string) {
-	body := map[string]string{"message": msg}
-	if detail != "" {
-		body["error"] = detail
-	}
-	b, _ := json.Marshal(body)
+// writeError writes a JSON error body {"message": ...} with
+// x-ms-run-function-failed, as azmlinfsrv's ErrorResponse does. The body
+// never carries exception text: that goes to the log.
+func writeError(w http.ResponseWriter, status int, msg string, runFailed bool) {
+	b, _ := json.Marshal(map[string]string{"message": msg})
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if runFailed {
+		h["X-Ms-Run-Function-Failed"] = hdrTrue
+	} else {
+		h["X-Ms-Run-Function-Failed"] = hdrFalse
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
@@ -296,11 +347,11 @@ func writeError(w http.ResponseWriter, status int, msg, detail string) {
 func (s *Server) notReady(w http.ResponseWriter) {
 	switch s.state.Load() {
 	case stateFailed:
-		writeError(w, http.StatusServiceUnavailable, "The replica is not ready: init failed. Check the logs for more info.", s.initErr.Error())
+		writeError(w, http.StatusServiceUnavailable, "The replica is not ready: init failed. Check the logs for more info.", false)
 	case stateClosed:
-		writeError(w, http.StatusServiceUnavailable, "The replica is shutting down.", "")
+		writeError(w, http.StatusServiceUnavailable, "The replica is shutting down.", false)
 	default:
-		writeError(w, http.StatusServiceUnavailable, "The replica is not ready: init has not finished.", "")
+		writeError(w, http.StatusServiceUnavailable, "The replica is not ready: init has not finished.", false)
 	}
 }
 
@@ -327,11 +378,12 @@ func (s *Server) serveSwagger(w http.ResponseWriter, r *http.Request) {
 	}
 	doc, ok := s.swagger[v]
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("Swagger version [%s] is not valid. Supported versions: [2, 3].", v), "")
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Swagger version [%s] is not valid. Supported versions: [2, 3, 3.1].", v), false)
 		return
 	}
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
+	h["X-Ms-Run-Function-Failed"] = hdrFalse
 	h["Content-Length"] = []string{strconv.Itoa(len(doc))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(doc)
@@ -342,9 +394,24 @@ func (s *Server) serveScore(w http.ResponseWriter, r *http.Request) {
 		s.notReady(w)
 		return
 	}
-	setRequestIDs(w.Header(), r.Header)
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		tooLarge(w, s.cfg.MaxBodyBytes)
+		return
+	}
+	raw := s.raw != nil || (s.py != nil && s.info.Mode == "raw")
+	if !raw && r.Method != http.MethodGet && r.Method != http.MethodPost {
+		// Only a @rawhttp run() sees other methods. azmlinfsrv answers
+		// OPTIONS itself (the CORS headers are already set) and refuses
+		// the rest.
+		if r.Method == http.MethodOptions {
+			h := w.Header()
+			h["Content-Type"] = hdrHTML
+			h["X-Ms-Run-Function-Failed"] = hdrFalse
+			h["Content-Length"] = []string{"0"}
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed", false)
 		return
 	}
 	if s.py != nil {
@@ -356,7 +423,7 @@ func (s *Server) serveScore(w http.ResponseWriter, r *http.Request) {
 
 func tooLarge(w http.ResponseWriter, limit int64) {
 	writeError(w, http.StatusRequestEntityTooLarge,
-		fmt.Sprintf("Request body is larger than the limit of %d bytes (%s).", limit, humanBytes(limit)), "")
+		fmt.Sprintf("Request body is larger than the limit of %d bytes (%s).", limit, humanBytes(limit)), false)
 }
 
 func humanBytes(n int64) string {
@@ -367,22 +434,6 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d KB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// setRequestIDs echoes or creates the request ids Azure ML's server returns.
-func setRequestIDs(out, in http.Header) {
-	id := in["X-Request-Id"]
-	if len(id) == 1 && len(id[0]) <= 100 && id[0] != "" {
-		out["X-Request-Id"] = id
-	} else {
-		out["X-Request-Id"] = []string{newRequestID()}
-	}
-	if v := in["X-Ms-Request-Id"]; len(v) == 1 && len(v[0]) <= 100 {
-		out["X-Ms-Request-Id"] = v
-	}
-	if v := in["X-Ms-Client-Request-Id"]; len(v) == 1 && len(v[0]) <= 100 {
-		out["X-Ms-Client-Request-Id"] = v
-	}
 }
 
 // newRequestID returns a random UUID (version 4).
@@ -474,7 +525,7 @@ func (s *Server) bodyError(w http.ResponseWriter, err error) {
 		tooLarge(w, s.cfg.MaxBodyBytes)
 		return
 	}
-	writeError(w, http.StatusBadRequest, "Could not read the request body.", err.Error())
+	writeError(w, http.StatusBadRequest, "Could not read the request body: "+err.Error(), false)
 }
 
 func execMS(d time.Duration) []string {
@@ -527,7 +578,7 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		}
 		m, err := json.Marshal(meta)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "Could not encode the request.", err.Error())
+			writeError(w, http.StatusInternalServerError, "Could not encode the request.", false)
 			return
 		}
 		body := buf[frameHeader:]
@@ -539,17 +590,24 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 	} else {
 		putHeader(msg, kindRun)
 	}
-	kind, payload, rbuf, elapsed, rerr := s.py.roundTrip(r.Context(), msg, buf)
+	st := &streamWriter{s: s, w: w, ctx: r.Context()}
+	kind, payload, rbuf, elapsed, rerr := s.py.roundTrip(r.Context(), msg, buf, st)
 	*bp = rbuf[:0]
 	h := w.Header()
-	h["X-Ms-Run-Fn-Exec-Ms"] = execMS(elapsed)
 	if rerr != nil {
-		writeError(w, rerr.status, rerr.msg, "")
+		if st.started {
+			// The response is under way: the client sees it cut short.
+			panic(http.ErrAbortHandler)
+		}
+		h["X-Ms-Run-Fn-Exec-Ms"] = execMS(elapsed)
+		writeError(w, rerr.status, rerr.msg, rerr.status >= 500 && rerr.status != http.StatusServiceUnavailable)
 		return
 	}
 	switch kind {
 	case kindOK:
 		h["Content-Type"] = hdrJSON
+		h["X-Ms-Run-Function-Failed"] = hdrFalse
+		h["X-Ms-Run-Fn-Exec-Ms"] = execMS(elapsed)
 		h["Content-Length"] = []string{strconv.Itoa(len(payload))}
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(payload)
@@ -558,29 +616,87 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(payload, &e); err != nil || e.Status < 400 || e.Status > 599 {
 			e = errReply{Status: http.StatusInternalServerError, Message: "The worker sent a malformed error reply."}
 		}
-		if e.Status >= 500 {
-			h["X-Ms-Run-Function-Failed"] = hdrTrue
-		}
-		writeError(w, e.Status, e.Message, e.Error)
+		h["X-Ms-Run-Fn-Exec-Ms"] = execMS(elapsed)
+		writeError(w, e.Status, e.Message, e.Status >= 500)
 	case kindResponse:
 		var m respMeta
 		body, err := splitMeta(payload, &m)
 		if err != nil || m.Status < 100 || m.Status > 999 {
-			writeError(w, http.StatusBadGateway, "run() returned a response the server cannot send.", fmt.Sprint(err))
+			s.event(slog.LevelError, fmt.Sprintf("run() returned a response the server cannot send: %v", err))
+			writeError(w, http.StatusBadGateway, "run() returned a response the server cannot send.", true)
 			return
 		}
-		for _, kv := range m.Headers {
-			if kv[0] == "" || !validHeader(kv[0], kv[1]) {
-				continue
-			}
-			h.Add(kv[0], kv[1])
-		}
+		s.mergeScriptHeaders(h, m.Headers)
 		if m.Status >= 500 {
-			h.Set("X-Ms-Run-Function-Failed", "True")
+			h["X-Ms-Run-Function-Failed"] = hdrTrue
 		}
+		h["X-Ms-Run-Fn-Exec-Ms"] = append(h["X-Ms-Run-Fn-Exec-Ms"], execMS(elapsed)...)
 		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 		w.WriteHeader(m.Status)
 		_, _ = w.Write(body)
+	case kindEnd:
+		// A streamed response: its chunks have been written.
+		if len(payload) > 0 || st.gone {
+			// The generator raised (its traceback is in the log) or the
+			// client left: end the response without its last chunk.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// streamWriter writes a streamed AMLResponse (run() returned a response
+// whose body is a generator) chunk by chunk, flushing each one as azmlinfsrv
+// does.
+type streamWriter struct {
+	ctx     context.Context // the request's: done when the client leaves
+	s       *Server
+	w       http.ResponseWriter
+	started bool
+	gone    bool // the client went away; the rest is discarded
+}
+
+// start writes the status and headers from the stream's metadata.
+func (st *streamWriter) start(payload []byte, elapsed time.Duration) error {
+	var m respMeta
+	if _, err := splitMeta(payload, &m); err != nil || m.Status < 100 || m.Status > 999 {
+		return fmt.Errorf("%w: stream metadata: %v", errProtocol, err)
+	}
+	h := st.w.Header()
+	st.s.mergeScriptHeaders(h, m.Headers)
+	if m.Status >= 500 {
+		h["X-Ms-Run-Function-Failed"] = hdrTrue
+	}
+	h["X-Ms-Run-Fn-Exec-Ms"] = append(h["X-Ms-Run-Fn-Exec-Ms"], execMS(elapsed)...)
+	delete(h, "Content-Length")
+	st.started = true
+	st.w.WriteHeader(m.Status)
+	st.flush()
+	return nil
+}
+
+// chunk writes one chunk and flushes it; an error means the client is gone.
+func (st *streamWriter) chunk(b []byte) error {
+	if st.gone {
+		return nil
+	}
+	if err := st.ctx.Err(); err != nil {
+		st.gone = true
+		return err
+	}
+	if _, err := st.w.Write(b); err != nil {
+		st.gone = true
+		return err
+	}
+	if err := http.NewResponseController(st.w).Flush(); err != nil {
+		st.gone = true
+		return err
+	}
+	return nil
+}
+
+func (st *streamWriter) flush() {
+	if err := http.NewResponseController(st.w).Flush(); err != nil {
+		st.gone = true
 	}
 }
 

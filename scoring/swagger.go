@@ -4,27 +4,38 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // genericSchema is what Azure ML's server uses for run() without schema
 // decorators.
 var genericSchema = json.RawMessage(`{"type":"object","example":{}}`)
 
-// buildSwaggers prepares /swagger.json for versions "2" and "3" (and their
-// aliases). A swagger.json (or swagger2.json / swagger3.json) in the source
-// directory is served as is, as Azure ML's server does; otherwise the
-// document is generated from the declared input and output schemas, or the
-// generic ones.
-func buildSwaggers(cfg *Config, in, out json.RawMessage, sourceDir string) map[string][]byte {
+// buildSwaggers prepares /swagger.json for versions "2", "3" and "3.1" (and
+// the aliases "2.0" and "3.0"), as azmlinfsrv does. A user's file is served
+// as is: swagger.json or swagger2.json for 2, swagger3.json for 3,
+// swagger3.1.json for 3.1, looked for in the app root (as azmlinfsrv does)
+// and then in the source directory. Otherwise the document is generated
+// from the declared input and output schemas, or the generic ones.
+func buildSwaggers(cfg *Config, in, out json.RawMessage, appRoot, sourceDir string) map[string][]byte {
 	in, out = schemaOrGeneric(in), schemaOrGeneric(out)
 	docs := map[string][]byte{}
-	v2 := userSwagger(sourceDir, "swagger.json", "swagger2.json")
-	if v2 == nil {
-		v2 = swagger2(cfg.ServiceName, in, out)
+	dirs := []string{appRoot, sourceDir}
+	prefix := ""
+	if p := strings.Trim(cfg.ServicePathPrefix, "/"); p != "" {
+		prefix = "/" + p
 	}
-	v3 := userSwagger(sourceDir, "swagger3.json")
+	v2 := userSwagger(dirs, "swagger.json", "swagger2.json")
+	if v2 == nil {
+		v2 = swagger2(cfg, prefix, in, out)
+	}
+	v3 := userSwagger(dirs, "swagger3.json")
 	if v3 == nil {
-		v3 = swagger3(cfg.ServiceName, in, out)
+		v3 = swagger3(cfg, prefix, "3.0.3", in, out)
+	}
+	v31 := userSwagger(dirs, "swagger3.1.json")
+	if v31 == nil {
+		v31 = swagger3(cfg, prefix, "3.1.0", in, out)
 	}
 	for _, k := range []string{"2", "2.0"} {
 		docs[k] = v2
@@ -32,6 +43,7 @@ func buildSwaggers(cfg *Config, in, out json.RawMessage, sourceDir string) map[s
 	for _, k := range []string{"3", "3.0"} {
 		docs[k] = v3
 	}
+	docs["3.1"] = v31
 	return docs
 }
 
@@ -47,15 +59,18 @@ func schemaOrGeneric(s json.RawMessage) json.RawMessage {
 	return s
 }
 
-// userSwagger returns the first of names in dir that holds valid JSON.
-func userSwagger(dir string, names ...string) []byte {
-	if dir == "" {
-		return nil
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err == nil && json.Valid(b) {
-			return b
+// userSwagger returns the first of names in the first of dirs that holds
+// valid JSON.
+func userSwagger(dirs []string, names ...string) []byte {
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		for _, n := range names {
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err == nil && json.Valid(b) {
+				return b
+			}
 		}
 	}
 	return nil
@@ -68,13 +83,13 @@ var errorResponse2 = obj{
 	"schema":      obj{"$ref": "#/definitions/ErrorResponse"},
 }
 
-func swagger2(name string, in, out json.RawMessage) []byte {
+func swagger2(cfg *Config, prefix string, in, out json.RawMessage) []byte {
 	doc := obj{
 		"swagger": "2.0",
 		"info": obj{
-			"title":       name,
-			"description": "API specification for the Azure Machine Learning service " + name,
-			"version":     "1.0",
+			"title":       cfg.ServiceName,
+			"description": "API specification for the Azure Machine Learning service " + cfg.ServiceName,
+			"version":     cfg.ServiceVersion,
 		},
 		"schemes":  []string{"https"},
 		"consumes": []string{"application/json"},
@@ -84,7 +99,7 @@ func swagger2(name string, in, out json.RawMessage) []byte {
 			"description": "For example: Bearer abc123",
 		}},
 		"paths": obj{
-			"/": obj{"get": obj{
+			prefix + "/": obj{"get": obj{
 				"operationId": "ServiceHealthCheck",
 				"description": "Simple health check endpoint to ensure the service is up at any given point.",
 				"responses": obj{
@@ -96,7 +111,7 @@ func swagger2(name string, in, out json.RawMessage) []byte {
 					"default": errorResponse2,
 				},
 			}},
-			"/score": obj{"post": obj{
+			prefix + "/score": obj{"post": obj{
 				"operationId": "RunMLService",
 				"description": "Run web service's model and get the prediction output",
 				"security":    []obj{{"Bearer": []string{}}},
@@ -113,7 +128,7 @@ func swagger2(name string, in, out json.RawMessage) []byte {
 					"default": errorResponse2,
 				},
 			}},
-			"/swagger.json": obj{"get": obj{
+			prefix + "/swagger.json": obj{"get": obj{
 				"operationId": "GetSwaggerSpec",
 				"description": "Get the Swagger specification.",
 				"parameters": []obj{{
@@ -136,31 +151,34 @@ func swagger2(name string, in, out json.RawMessage) []byte {
 	return b
 }
 
-func swagger3(name string, in, out json.RawMessage) []byte {
+// swagger3 is the OpenAPI document of azmlinfsrv's swagger3 template with
+// the given openapi version (3.0.3, or 3.1.0 for ?version=3.1).
+func swagger3(cfg *Config, prefix, openapi string, in, out json.RawMessage) []byte {
 	errResp := obj{
 		"description": "The service failed to execute due to an error.",
 		"content":     obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/ErrorResponse"}}},
 	}
 	doc := obj{
-		"openapi": "3.0.1",
+		"openapi": openapi,
 		"info": obj{
-			"title":       name,
-			"description": "API specification for the Azure Machine Learning service " + name,
-			"version":     "1.0",
+			"title":       cfg.ServiceName,
+			"description": "API specification for the Azure Machine Learning service " + cfg.ServiceName,
+			"version":     cfg.ServiceVersion,
 		},
+		"security": []obj{{"Bearer": []string{}}},
 		"paths": obj{
-			"/": obj{"get": obj{
+			prefix + "/": obj{"get": obj{
 				"operationId": "ServiceHealthCheck",
 				"description": "Simple health check endpoint to ensure the service is up at any given point.",
 				"responses": obj{
 					"200": obj{
 						"description": "If service is up and running, this response will be returned with the content 'Healthy'",
-						"content":     obj{"application/json": obj{"schema": obj{"type": "string"}, "example": "Healthy"}},
+						"content":     obj{"text/plain": obj{"schema": obj{"type": "string", "example": "Healthy"}}},
 					},
 					"default": errResp,
 				},
 			}},
-			"/score": obj{"post": obj{
+			prefix + "/score": obj{"post": obj{
 				"operationId": "RunMLService",
 				"description": "Run web service's model and get the prediction output",
 				"security":    []obj{{"Bearer": []string{}}},
@@ -172,6 +190,21 @@ func swagger3(name string, in, out json.RawMessage) []byte {
 					"200": obj{
 						"description": "The service processed the input correctly and provided a result prediction, if applicable.",
 						"content":     obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/ServiceOutput"}}},
+					},
+					"default": errResp,
+				},
+			}},
+			prefix + "/swagger.json": obj{"get": obj{
+				"operationId": "GetSwaggerSpec",
+				"description": "Get the Swagger specification.",
+				"parameters": []obj{{
+					"name": "version", "in": "query", "required": false,
+					"schema": obj{"type": "integer", "enum": []int{2, 3}},
+				}},
+				"responses": obj{
+					"200": obj{
+						"description": "The Swagger specification.",
+						"content":     obj{"text/plain": obj{"schema": obj{"type": "string"}}},
 					},
 					"default": errResp,
 				},

@@ -224,7 +224,7 @@ func (c *Cluster) checkCapabilities(spec *driver.ServiceSpec) error {
 	for _, v := range spec.Versions {
 		if v.Replica.Image != "" && c.opts.Engine == nil {
 			return errcode.Errorf(errcode.FailedPrecondition,
-				"service %q version %q runs image %s as containers, but the simulator has no Docker engine: set simulator.Options.Engine (image.NewEngine), or deploy without DeployOptions.Image to run replicas in process",
+				"service %q version %q runs image %s as containers, but the simulator has no Docker engine: set simulator.Options.Engine (docker.NewEngine, package image/docker), or deploy without DeployOptions.Image to run replicas in process",
 				spec.Name, v.Name, v.Replica.Image)
 		}
 	}

@@ -19,12 +19,12 @@ import (
 // models are bind-mounted read-only where the image expects them, as Azure
 // mounts or downloads them at start rather than baking them in.
 type containerBackend struct {
-	engine *image.Engine
+	engine image.ContainerRunner
 	image  string
 	opts   image.RunOptions
 
 	mu        sync.Mutex
-	ctr       *image.Container
+	ctr       image.RunningContainer
 	done      chan struct{}
 	exitCh    chan struct{}
 	initErr   error
@@ -68,7 +68,7 @@ func (c *Cluster) newContainerBackend(r *replica) (backend, error) {
 }
 
 func (b *containerBackend) start(ctx context.Context) (string, error) {
-	ctr, err := image.RunContainer(ctx, b.engine, b.image, &b.opts)
+	ctr, err := b.engine.RunContainer(ctx, b.image, &b.opts)
 	if err != nil {
 		return "", err
 	}
@@ -81,7 +81,7 @@ func (b *containerBackend) start(ctx context.Context) (string, error) {
 
 // watch polls the container: ready when GET / answers 200, exited when the
 // engine says it stopped. It runs until stop.
-func (b *containerBackend) watch(ctr *image.Container) {
+func (b *containerBackend) watch(ctr image.RunningContainer) {
 	client := &http.Client{Timeout: time.Second}
 	ready := false
 	for {

@@ -2,52 +2,69 @@ package simulator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
-	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/compute/drivertest"
+	"github.com/aksml/aksml/aml"
+	"github.com/aksml/aksml/compute"
+	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/simulator"
+	"github.com/aksml/aksml/webservice"
 )
 
-// A cluster of three Standard_D3_v2 nodes runs a Go-handler service; a GPU
-// service does not fit and says why.
+// The simulator is the provider of a compute target; aml.Deploy runs a Go
+// handler on it with two replicas behind the simulated front-end, and a
+// GPU service that does not fit says why.
 func Example() {
 	ctx := context.Background()
-	sim := simulator.New(nil)
-	defer sim.Close()
-	cluster, err := sim.Provision(ctx, "aks-dev", drivertest.CPUShape)
+	dir, _ := os.MkdirTemp("", "simulator-example-")
+	defer os.RemoveAll(dir)
+	ws, err := aml.Open(ctx, dir, nil)
 	if err != nil {
 		panic(err)
 	}
-	if err := cluster.ApplyService(ctx, drivertest.Spec("echo", drivertest.Echo("v1"), 2)); err != nil {
-		panic(err)
-	}
-	st := await(ctx, cluster, "echo", driver.Healthy)
-	code, body, _ := drivertest.Score(ctx, st.ScoringURI, "", `{"data": [1, 2]}`)
-	fmt.Println(st.State, st.Versions[0].Ready, code, body)
+	defer ws.Close()
 
-	gpu := drivertest.Spec("gpu", drivertest.Echo("v1"), 1)
-	gpu.Versions[0].Replica.GPUs = 1
-	if err := cluster.ApplyService(ctx, gpu); err != nil {
+	// A deployment nothing can schedule fails after a second instead of
+	// Azure's five minutes.
+	sim := simulator.New(&simulator.Options{UnschedulableTimeout: time.Second})
+	defer sim.Close()
+	target, err := compute.Create(ctx, ws, "aks-dev", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest},
+		&compute.CreateOptions{Provider: sim})
+	if err != nil {
 		panic(err)
 	}
-	st = await(ctx, cluster, "gpu", driver.Unschedulable)
-	fmt.Println(st.State+":", st.Message)
+	if err := target.Wait(ctx); err != nil {
+		panic(err)
+	}
+
+	echo := &aml.InferenceConfig{Handler: func() scoring.Handler {
+		return scoring.HandlerFunc(func(_ context.Context, in []byte) ([]byte, error) {
+			return json.Marshal(map[string]json.RawMessage{"echo": in})
+		})
+	}}
+	svc, err := aml.Deploy(ctx, ws, "echo", nil, echo, webservice.DeployConfig{NumReplicas: 2}, target, nil)
+	if err != nil {
+		panic(err)
+	}
+	if err := svc.WaitForDeployment(ctx); err != nil {
+		panic(err)
+	}
+	out, _ := svc.Run(ctx, `{"data": [1, 2]}`)
+	st, _ := svc.Status(ctx)
+	fmt.Println(st.State, st.Versions[0].Ready, string(out))
+
+	gpu, err := aml.Deploy(ctx, ws, "gpu", nil, echo, webservice.DeployConfig{GPUCores: 1}, target, nil)
+	if err != nil {
+		panic(err)
+	}
+	err = gpu.WaitForDeployment(ctx)
+	fmt.Println(err)
 	// Output:
-	// Healthy 2 200 {"echo":{"data":[1,2]},"tag":"v1"}
-	// Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.
-}
-
-// await polls a service until it reaches state (or a minute passes).
-func await(ctx context.Context, c driver.Cluster, name string, state driver.State) *driver.ServiceStatus {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		st, err := c.ServiceStatus(ctx, name)
-		if err == nil && st.State == state || ctx.Err() != nil {
-			return st
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Healthy 2 {"echo":{"data":[1,2]}}
+	// Service deployment polling reached non-successful terminal state, current service state: Failed
+	// Error:
+	// Couldn't Schedule because the kubernetes cluster didn't have available resources after trying for 00:00:01: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -59,6 +60,14 @@ type ReplicaInfo struct {
 	Reason   string
 	Restarts int
 	URL      string
+}
+
+// Services lists the names of the services deployed on the cluster (web
+// services and endpoints), sorted.
+func (c *Cluster) Services() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.services))
 }
 
 // Replicas lists the replicas of a service, in ID order.

@@ -44,7 +44,9 @@ type Options struct {
 	// Engine runs replicas whose template names an image as containers
 	// (see aml.DeployOptions.Image). Nil means such replicas fail with a
 	// clear error; replicas without an image always run in process.
-	Engine *image.Engine
+	// Package image/docker's Engine is the implementation (it links the
+	// Docker client; programs that run replicas in process do not).
+	Engine image.ContainerRunner
 	// DrainDelay is how long a replica leaving the service keeps serving
 	// after the router stopped sending it new requests, so requests already
 	// on their way finish. Default 1 s (real time: it covers network I/O).

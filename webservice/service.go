@@ -121,7 +121,7 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 	b, _ := json.Marshal(s.rec)
 	if err := store.Create(ctx, recordKind, name, b); err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
-			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: update it or delete it first", name)
+			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: deploy with aml.DeployOptions{Overwrite: true} (az ml model deploy --overwrite) to update it, call Service.Update, or delete it first", name)
 		}
 		return nil, err
 	}

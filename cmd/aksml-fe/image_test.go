@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aksml/aksml/image"
+	"github.com/aksml/aksml/image/docker"
 )
 
 // TestIntegrationImage builds the aksml-fe image FROM scratch the way
@@ -36,7 +37,7 @@ func TestIntegrationImage(t *testing.T) {
 	// (minutes on two cores); a warm one takes seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	e, err := image.NewEngine(ctx, nil)
+	e, err := docker.NewEngine(ctx, nil)
 	if err != nil {
 		t.Fatalf("a Docker engine is required for this test: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestIntegrationImage(t *testing.T) {
 	})
 	var cli *client.Client
 	if !e.As(&cli) {
-		t.Fatal("image.Engine gives no Docker client")
+		t.Fatal("docker.Engine gives no Docker client")
 	}
 	ins, err := cli.ImageInspect(ctx, ref)
 	if err != nil {
@@ -131,7 +132,7 @@ func tarDir(t *testing.T, dir string) []byte {
 }
 
 // runOnce runs the image with args and no network until it exits, and
-// returns its exit code and output. image.RunContainer is for servers (it
+// returns its exit code and output. docker.RunContainer is for servers (it
 // publishes a port, which a process that exits at once no longer has), so
 // this uses the engine's client.
 func runOnce(ctx context.Context, t *testing.T, cli *client.Client, ref string, args ...string) (int, string) {

@@ -6,13 +6,11 @@
 // that the old key is rejected.
 //
 //	go run ./examples/quickstart
-//	go run ./examples/quickstart -local-cluster   # the same on a local AKS (kube/local)
 //
-// It needs python3 on PATH (any version 3.8 or later; no packages). With
-// -local-cluster the target is a local AKS instead of the simulator: a real
-// Kubernetes control plane whose nodes run the pods on this machine, no
-// Docker needed (the control plane's binaries come from scripts/kubebins),
-// and the deployment goes through the Kubernetes manifests AKS would get.
+// It needs Debian's /usr/bin/python3 or any python3 on PATH (3.8 or later; no
+// packages). It links only the simulator, not the Kubernetes or Docker
+// clients, so it builds in seconds; examples/localcluster runs the same job
+// on a local AKS (a real Kubernetes control plane).
 package main
 
 import (
@@ -32,23 +30,17 @@ import (
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/kube/local"
 	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
 )
 
 func main() {
 	workdir := flag.String("workspace", "", "workspace directory (default: a fresh temporary one)")
-	localCluster := flag.Bool("local-cluster", false, "deploy to a local AKS (real Kubernetes control plane, pods run on this machine) instead of the in-process simulator")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sim := simulator.New(nil)
-	var provider driver.Provider = sim
-	if *localCluster {
-		provider = local.NewProvider(nil)
-	}
-	err := run(ctx, os.Stdout, *workdir, provider)
+	err := run(ctx, os.Stdout, *workdir, sim)
 	sim.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
@@ -62,8 +54,8 @@ func here() string {
 	return filepath.Dir(file)
 }
 
-// run is the quickstart on the cluster provider gives (the simulator, or a
-// local cluster); it deletes the target it creates.
+// run is the quickstart on the cluster provider gives; it deletes the
+// target it creates.
 func run(ctx context.Context, out io.Writer, workdir string, provider driver.Provider) error {
 	if workdir == "" {
 		dir, err := os.MkdirTemp("", "aksml-quickstart-")
@@ -90,7 +82,7 @@ func run(ctx context.Context, out io.Writer, workdir string, provider driver.Pro
 	}
 	fmt.Fprintf(out, "registered model %s (%s)\n", model.ID(), model.Digest)
 
-	// AksCompute.create on the simulator or a local cluster.
+	// AksCompute.create on the simulator.
 	target, err := compute.Create(ctx, ws, "aks-dev", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, VMSize: "Standard_D3_v2"},
 		&compute.CreateOptions{Provider: provider, Progress: out})
 	if err != nil {

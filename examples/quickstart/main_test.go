@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/kube/local"
 	"github.com/aksml/aksml/simulator"
 )
 
@@ -18,13 +17,6 @@ func TestQuickstart(t *testing.T) {
 	sim := simulator.New(nil)
 	defer sim.Close()
 	checkQuickstart(t, sim)
-}
-
-// TestIntegrationLocalClusterQuickstart runs it with -local-cluster: the
-// same output from a local AKS, score.py running in a scoring-server
-// process per pod, scored through the in-cluster front-end.
-func TestIntegrationLocalClusterQuickstart(t *testing.T) {
-	checkQuickstart(t, local.NewProvider(nil))
 }
 
 func checkQuickstart(t *testing.T, provider driver.Provider) {

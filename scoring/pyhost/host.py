@@ -12,18 +12,24 @@
 #   Go -> Python   R  run: payload is the raw request body
 #                  Q  request with metadata: uint32 n, n bytes of JSON
 #                     {method, path, query, headers}, then the body
+#                  X  cancel the response being streamed (the client left);
+#                     ignored when it arrives after the stream ended
 #   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
 #                  F  init failed: the traceback text (the process then exits 1)
 #                  O  run succeeded: the JSON-encoded return value
-#                  E  run failed: JSON {status, message, error}
+#                  E  run failed: JSON {status, message}
 #                  P  raw HTTP reply: uint32 n, n bytes of JSON
 #                     {status, headers}, then the body
+#                  S  streamed HTTP reply starts: uint32 n, n bytes of JSON
+#                     {status, headers}; then C frames (one chunk each) and
+#                     a Z frame (empty, or "E" when the body raised)
 #
 # stdout and stderr belong to the user's script; they are the replica log.
 
 import os
 import sys
 import json
+import select
 import struct
 import inspect
 import traceback
@@ -343,6 +349,8 @@ def _serve(script):
             kind, payload = read()
         except EOFError:
             return
+        if kind == 88:  # 'X': a cancel that crossed the end of its stream
+            continue
         try:
             if plain and kind == 82:
                 try:
@@ -362,21 +370,76 @@ def _serve(script):
             sys.stderr.write("Encountered Exception: " + "".join(
                 traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__))))
             sys.stderr.flush()
-            err = "".join(traceback.format_exception_only(type(ex), ex)).strip()
-            send(69, json.dumps({"status": 500, "message": _RUN_FAILED, "error": err}).encode("utf-8"))
+            # Only the generic message goes back: exception text can hold
+            # data, and azmlinfsrv sends none.
+            send(69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
 
 
-def _reply_response(resp):
-    body = resp.get_data()
-    if isinstance(body, str):
-        body = body.encode("utf-8")
+def _response_headers(resp):
     headers = []
     items = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
     for k, v in items:
         if k.lower() in ("content-length", "transfer-encoding", "connection"):
             continue
         headers.append([str(k), str(v)])
-    _send_meta(80, {"status": int(resp.status_code), "headers": headers}, body)  # 'P'
+    return headers
+
+
+def _cancelled():
+    # A cancel from the server is the only message that can arrive while a
+    # stream is under way.
+    try:
+        ready, _, _ = select.select([_RFD], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if not ready:
+        return False
+    try:
+        kind, _ = _read_msg()
+    except EOFError:
+        return True
+    return kind == 88
+
+
+def _stream_response(resp):
+    """Send a response whose body is an iterable (a generator) chunk by chunk,
+    each as soon as it is produced, as azmlinfsrv (Flask under gunicorn)
+    does."""
+    _send_meta(83, {"status": int(resp.status_code), "headers": _response_headers(resp)}, b"")  # 'S'
+    it = resp.iter_encoded() if hasattr(resp, "iter_encoded") else iter(resp.response)
+    failed = b""
+    try:
+        for chunk in it:
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            if not chunk:
+                continue
+            _send(67, bytes(chunk))  # 'C'
+            if _cancelled():
+                break
+    except Exception as ex:
+        sys.stderr.write("Encountered Exception while streaming the response: " + "".join(
+            traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__))))
+        sys.stderr.flush()
+        failed = b"E"
+    finally:
+        close = getattr(resp, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
+    _send(90, failed)  # 'Z'
+
+
+def _reply_response(resp):
+    if getattr(resp, "is_streamed", False):
+        _stream_response(resp)
+        return
+    body = resp.get_data()
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    _send_meta(80, {"status": int(resp.status_code), "headers": _response_headers(resp)}, body)  # 'P'
 
 
 def _main(config):
@@ -384,12 +447,18 @@ def _main(config):
     os.set_inheritable(_RFD, False)
     os.set_inheritable(_WFD, False)
     sys.meta_path.append(_ShimFinder(cfg["shims"]))
-    for d in reversed([cfg["source_dir"], os.path.dirname(cfg["entry_script"])]):
-        if d in sys.path:
-            sys.path.remove(d)
-        sys.path.insert(0, d)
+    # As in azmlinfsrv under gunicorn: the app root (the working directory)
+    # first, then the interpreter's own entries, then the source directory;
+    # the entry script's directory comes last so a sibling module imports.
     if "" in sys.path:
         sys.path.remove("")
+    app_root = os.getcwd()
+    if app_root in sys.path:
+        sys.path.remove(app_root)
+    sys.path.insert(0, app_root)
+    for d in (cfg["source_dir"], os.path.dirname(cfg["entry_script"])):
+        if d and d not in sys.path:
+            sys.path.append(d)
     script = _Script(cfg)
     try:
         script.load()

@@ -21,6 +21,28 @@ def _carry(wrapper, func):
     return s
 
 
+def _deserialize_input_argument(input_data, param_type, param_name):
+    """Convert parsed JSON to the declared type, recursing into the typed
+    values a StandardPythonParameterType dict or list sample holds, as the
+    real package does."""
+    t = param_type.sample_data_type
+    if t is dict:
+        if not isinstance(input_data, dict):
+            raise ValueError("Invalid input data type to parse. Expected: {0} but got {1}".format(t, type(input_data)))
+        for k, v in getattr(param_type, "sample_data_type_map", {}).items():
+            if k in input_data:
+                input_data[k] = _deserialize_input_argument(input_data[k], v, k)
+    elif t in (list, tuple):
+        if not isinstance(input_data, (list, tuple)):
+            raise ValueError("Invalid input data type to parse. Expected: {0} but got {1}".format(t, type(input_data)))
+        items = getattr(param_type, "sample_data_type_list", [])
+        if items:
+            input_data = [_deserialize_input_argument(x, items[0], param_name) for x in input_data]
+    elif not isinstance(input_data, t):
+        input_data = param_type.deserialize_input(input_data)
+    return input_data
+
+
 def input_schema(param_name, param_type, convert_to_provided_type=True, optional=False):
     """Declare the schema of one argument of run(); with convert_to_provided_type
     the parsed JSON value is converted to the sample's type before run() sees it."""
@@ -35,16 +57,15 @@ def input_schema(param_name, param_type, convert_to_provided_type=True, optional
         def wrapper(*args, **kwargs):
             if convert_to_provided_type:
                 if param_name in kwargs:
-                    v = kwargs[param_name]
-                    if not isinstance(v, param_type.sample_data_type):
-                        kwargs[param_name] = param_type.deserialize_input(v)
-                else:
+                    if not (optional and not kwargs[param_name]):
+                        kwargs[param_name] = _deserialize_input_argument(kwargs[param_name], param_type, param_name)
+                elif not optional:
                     if param_name not in arg_names:
                         raise Exception('Error, provided param_name "{}" is not in the decorated function.'.format(param_name))
                     pos = arg_names.index(param_name)
-                    if pos < len(args) and not isinstance(args[pos], param_type.sample_data_type):
+                    if pos < len(args):
                         args = list(args)
-                        args[pos] = param_type.deserialize_input(args[pos])
+                        args[pos] = _deserialize_input_argument(args[pos], param_type, param_name)
             return func(*args, **kwargs)
 
         s = _carry(wrapper, func)

@@ -50,4 +50,5 @@ class NumpyParameterType(AbstractParameterType):
         else:
             example = self._jsonable(self.sample_input)
         schema["example"] = example
+        schema["format"] = "numpy.ndarray"
         return schema

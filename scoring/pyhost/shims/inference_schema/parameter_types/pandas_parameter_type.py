@@ -20,24 +20,34 @@ class PandasParameterType(AbstractParameterType):
         self.orient = orient
 
     def deserialize_input(self, input_data):
+        """Convert a JSON list or dict in the parameter's orient (records by
+        default; a column-oriented dict is read as well) to a DataFrame, as
+        the real package does with pandas.read_json."""
         if isinstance(input_data, pd.DataFrame):
             return input_data
-        if self.orient == "records":
-            if not isinstance(input_data, list):
-                raise ValueError("Invalid input format: expected an array of records.")
-            df = pd.DataFrame.from_records(input_data)
-        else:
-            import json
-            import io
-            df = pd.read_json(io.StringIO(json.dumps(input_data)), orient=self.orient)
-        if self.apply_column_names and len(df.columns) == len(self.sample_input.columns):
-            df.columns = self.sample_input.columns
-        if self.enforce_shape and len(df.columns) != len(self.sample_input.columns):
-            raise ValueError("Invalid input data frame: a data frame with {0} columns is expected; "
-                             "input has {1} [shape {2}]".format(len(self.sample_input.columns), len(df.columns), df.shape))
+        if not isinstance(input_data, (list, dict)):
+            raise Exception("Error, unable to convert input of type {} into Pandas Dataframe".format(type(input_data)))
+        import io
+        import json
+        df = pd.read_json(io.StringIO(json.dumps(input_data)), orient=self.orient)
+        if self.apply_column_names:
+            df.columns = self.sample_input.columns.copy()
         if self.enforce_column_type:
-            types = {c: t for c, t in self.sample_input.dtypes.items() if c in df.columns}
-            df = df.astype(types)
+            sample_types = self.sample_input.dtypes.to_dict()
+            types = {c: sample_types.get(c, object) for c in df.columns}
+            for c, t in types.items():
+                if str(t).startswith("timedelta"):
+                    df[c] = pd.to_timedelta(df[c])
+            df = df.astype(dtype=types)
+        if self.enforce_shape:
+            expected = self.sample_input.shape
+            if len(df.shape) != len(expected):
+                raise ValueError("Invalid input data frame: a data frame with {0} dimensions is expected; "
+                                 "input has {1} [shape {2}]".format(len(expected), len(df.shape), df.shape))
+            for dim in range(1, len(expected)):
+                if df.shape[dim] != expected[dim]:
+                    raise ValueError("Invalid input data frame: data frame has size {0} on dimension #{1}, "
+                                     "while expected value is {2}".format(df.shape[dim], dim, expected[dim]))
         return df
 
     def input_to_swagger(self):

@@ -9,23 +9,27 @@ from .abstract_parameter_type import AbstractParameterType
 class StandardPythonParameterType(AbstractParameterType):
     """A parameter of a standard Python type (int, float, str, bool, list,
     dict, bytes, date/time). A dict or list sample may nest other parameter
-    types; their values are converted too."""
+    types (kept in sample_data_type_map and sample_data_type_list); the
+    input_schema decorator converts their values too, at any depth."""
+
+    def __init__(self, sample_input):
+        super(StandardPythonParameterType, self).__init__(sample_input)
+        self.sample_data_type_map = {}
+        self.sample_data_type_list = []
+        if self.sample_data_type is dict:
+            for k, v in sample_input.items():
+                if isinstance(v, AbstractParameterType):
+                    self.sample_data_type_map[k] = v
+        elif self.sample_data_type in (list, tuple):
+            for v in sample_input:
+                if isinstance(v, AbstractParameterType):
+                    self.sample_data_type_list.append(v)
 
     def deserialize_input(self, input_data):
         t = self.sample_data_type
-        s = self.sample_input
-        if isinstance(s, dict) and any(isinstance(v, AbstractParameterType) for v in s.values()):
-            if not isinstance(input_data, dict):
-                raise ValueError("Invalid input data type to parse. Expected: {0} but got {1}".format(dict, type(input_data)))
-            out = dict(input_data)
-            for k, v in s.items():
-                if isinstance(v, AbstractParameterType) and k in out and not isinstance(out[k], v.sample_data_type):
-                    out[k] = v.deserialize_input(out[k])
-            return out
-        if isinstance(s, (list, tuple)) and s and isinstance(s[0], AbstractParameterType):
-            if not isinstance(input_data, list):
-                raise ValueError("Invalid input data type to parse. Expected: {0} but got {1}".format(list, type(input_data)))
-            return [s[0].deserialize_input(v) for v in input_data]
+        if t in (dict, list, tuple) and (self.sample_data_type_map or self.sample_data_type_list):
+            from ..schema_decorators import _deserialize_input_argument
+            return _deserialize_input_argument(input_data, self, "")
         if t is datetime.date:
             input_data = datetime.date.fromisoformat(input_data)
         elif t is datetime.datetime:

@@ -61,7 +61,13 @@ class _StdlibResponse(object):
     def __init__(self, response=None, status=200, headers=None, mimetype=None, content_type=None):
         if response is None:
             response = b""
-        self._data = response.encode("utf-8") if isinstance(response, str) else bytes(response)
+        if isinstance(response, (str, bytes, bytearray)):
+            self._data = response.encode("utf-8") if isinstance(response, str) else bytes(response)
+            self.response = None
+        else:
+            # An iterable body (a generator) is streamed, as by Werkzeug.
+            self._data = None
+            self.response = response
         self.status_code = int(status)
         self.headers = _StdlibHeaders()
         if content_type is None:
@@ -74,10 +80,27 @@ class _StdlibResponse(object):
     def mimetype(self):
         return self.headers.get("Content-Type", "").split(";")[0]
 
+    @property
+    def is_streamed(self):
+        return self._data is None
+
+    def iter_encoded(self):
+        for chunk in self.response:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+    def close(self):
+        close = getattr(self.response, "close", None)
+        if close is not None:
+            close()
+
     def get_data(self, as_text=False):
+        if self._data is None:
+            self._data = b"".join(self.iter_encoded())
+            self.response = None
         return self._data.decode("utf-8") if as_text else self._data
 
     def set_data(self, value):
+        self.response = None
         self._data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
     data = property(get_data, set_data)

@@ -1,4 +1,4 @@
-package image
+package docker
 
 import (
 	"context"
@@ -8,17 +8,6 @@ import (
 	"github.com/aksml/aksml/errcode"
 	"github.com/moby/moby/client"
 )
-
-// Distributor makes a locally built image available to a deployment target:
-// a push to the registry an AKS cluster pulls from (RegistryPusher), or a
-// load into the nodes of a kind cluster (kube/kind's Cluster).
-type Distributor interface {
-	// Distribute makes the local image ref available and returns the
-	// reference the target's nodes should run. An unreachable registry is
-	// errcode.Unavailable; a distribution this build cannot do is
-	// errcode.Unimplemented.
-	Distribute(ctx context.Context, ref string) (string, error)
-}
 
 // RegistryPusher pushes images to a registry through the engine, as Azure ML
 // pushes to the workspace's container registry.

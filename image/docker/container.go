@@ -1,16 +1,20 @@
-package image
+package docker
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"path"
+	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -18,44 +22,6 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
-
-// LabelManaged is set on every container RunContainer starts, so that
-// leftovers can be found ("docker ps -a --filter label=io.aksml.managed").
-const LabelManaged = "io.aksml.managed"
-
-// Mount binds a host directory into a container (a model directory, a
-// source directory).
-type Mount struct {
-	// Source is the absolute host path.
-	Source string
-	// Target is the absolute path in the container (ModelsRoot, AppRoot).
-	Target string
-	// ReadOnly mounts it read-only.
-	ReadOnly bool
-}
-
-// RunOptions tunes RunContainer. Nil means defaults.
-type RunOptions struct {
-	// Name is the container's name; empty lets the engine pick one.
-	Name string
-	// Env adds environment variables to the image's.
-	Env map[string]string
-	// Cmd replaces the image's CMD (the scoring binary's arguments).
-	Cmd []string
-	// Port is the container port to publish; 0 means ScoringPort.
-	Port int
-	// HostPort is the port on 127.0.0.1; 0 picks a free one.
-	HostPort int
-	// Mounts are bind mounts.
-	Mounts []Mount
-	// Labels are set on the container (besides LabelManaged).
-	Labels map[string]string
-	// CPUs limits the container's CPU (1.5 = one and a half cores); 0 means
-	// no limit.
-	CPUs float64
-	// MemoryBytes limits the container's memory; 0 means no limit.
-	MemoryBytes int64
-}
 
 // Container is a running (or stopped) container started by RunContainer.
 // Its published port is bound to 127.0.0.1 only.
@@ -68,6 +34,19 @@ type Container struct {
 	e *Engine
 }
 
+// RunContainer is RunContainer(ctx, e, ref, opts): Engine is an
+// image.ContainerRunner.
+func (e *Engine) RunContainer(ctx context.Context, ref string, opts *image.RunOptions) (image.RunningContainer, error) {
+	c, err := RunContainer(ctx, e, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// envVarName is the rule for environment variable names.
+var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // URL returns "http://" + Addr.
 func (c *Container) URL() string { return "http://" + c.Addr }
 
@@ -78,14 +57,14 @@ func (c *Container) URL() string { return "http://" + c.Addr }
 // If anything fails after creation, the container is removed. Errors:
 // errcode.NotFound for an unknown image, errcode.InvalidArgument for bad
 // options, errcode.Unavailable without an engine.
-func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions) (*Container, error) {
+func RunContainer(ctx context.Context, e *Engine, ref string, opts *image.RunOptions) (*Container, error) {
 	if opts == nil {
-		opts = &RunOptions{}
+		opts = &image.RunOptions{}
 	}
 	var errs []error
 	port := opts.Port
 	if port == 0 {
-		port = ScoringPort
+		port = image.ScoringPort
 	}
 	if port < 1 || port > 65535 {
 		errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "port %d is outside 1-65535", opts.Port))
@@ -108,7 +87,7 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	var env []string
-	for _, k := range sortedKeys(opts.Env) {
+	for _, k := range slices.Sorted(maps.Keys(opts.Env)) {
 		if !envVarName.MatchString(k) {
 			errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "environment variable name %q is not valid", k))
 			continue
@@ -118,7 +97,7 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	labels := map[string]string{LabelManaged: "true"}
+	labels := map[string]string{image.LabelManaged: "true"}
 	for k, v := range opts.Labels {
 		labels[k] = v
 	}
@@ -134,7 +113,7 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: opts.Name,
 		Config: &container.Config{
-			Image:        image,
+			Image:        ref,
 			Env:          env,
 			Cmd:          opts.Cmd,
 			Labels:       labels,
@@ -151,9 +130,9 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 		},
 	})
 	if err != nil {
-		return nil, e.wrap(err, "creating a container from %s", image)
+		return nil, e.wrap(err, "creating a container from %s", ref)
 	}
-	c := &Container{ID: created.ID, Image: image, e: e}
+	c := &Container{ID: created.ID, Image: ref, e: e}
 	fail := func(err error) (*Container, error) {
 		// Remove with a fresh context: ctx may be what ended.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -162,7 +141,7 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 		return nil, err
 	}
 	if _, err := e.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
-		return fail(e.wrap(err, "starting container %s from %s", short(c.ID), image))
+		return fail(e.wrap(err, "starting container %s from %s", short(c.ID), ref))
 	}
 	ins, err := e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 	if err != nil {
@@ -182,26 +161,17 @@ func RunContainer(ctx context.Context, e *Engine, image string, opts *RunOptions
 		if ins.Container.State != nil {
 			state = fmt.Sprintf(" (state %s, exit code %d)", ins.Container.State.Status, ins.Container.State.ExitCode)
 		}
-		return fail(errcode.Errorf(errcode.Unavailable, "container %s from %s has no published port for %s%s", short(c.ID), image, cport, state))
+		return fail(errcode.Errorf(errcode.Unavailable, "container %s from %s has no published port for %s%s", short(c.ID), ref, cport, state))
 	}
 	c.Addr = "127.0.0.1:" + bound
 	return c, nil
 }
 
-// LogOptions tunes Container.Logs. Nil means defaults.
-type LogOptions struct {
-	// Follow keeps the reader open for new output until the container stops
-	// or the reader is closed.
-	Follow bool
-	// Tail limits the output to the last lines; 0 means all.
-	Tail int
-}
-
 // Logs returns the container's stdout and stderr, interleaved, as plain
 // text. Close the reader when done.
-func (c *Container) Logs(ctx context.Context, opts *LogOptions) (io.ReadCloser, error) {
+func (c *Container) Logs(ctx context.Context, opts *image.LogOptions) (io.ReadCloser, error) {
 	if opts == nil {
-		opts = &LogOptions{}
+		opts = &image.LogOptions{}
 	}
 	tail := "all"
 	if opts.Tail > 0 {
@@ -230,29 +200,17 @@ func (l *logReader) Close() error {
 	return l.PipeReader.Close()
 }
 
-// ContainerState is what the engine reports about a container.
-type ContainerState struct {
-	// Status is "created", "running", "exited", …
-	Status string
-	// Running reports whether the process runs.
-	Running bool
-	// ExitCode is the last exit code (when not running).
-	ExitCode int
-	// OOMKilled reports a kill for exceeding the memory limit.
-	OOMKilled bool
-}
-
 // State returns the container's state.
-func (c *Container) State(ctx context.Context) (*ContainerState, error) {
+func (c *Container) State(ctx context.Context) (*image.ContainerState, error) {
 	ins, err := c.e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, c.e.wrap(err, "inspecting container %s", short(c.ID))
 	}
 	st := ins.Container.State
 	if st == nil {
-		return &ContainerState{}, nil
+		return &image.ContainerState{}, nil
 	}
-	return &ContainerState{Status: string(st.Status), Running: st.Running, ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}, nil
+	return &image.ContainerState{Status: string(st.Status), Running: st.Running, ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}, nil
 }
 
 // Stop sends SIGTERM and, after timeout, SIGKILL. A container that is

@@ -1,4 +1,4 @@
-package image
+package docker
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
@@ -83,52 +84,12 @@ func (e *Engine) As(target any) bool {
 	return false
 }
 
-// BuildOptions tunes a build. Nil means defaults.
-type BuildOptions struct {
-	// Tags are given to the built image.
-	Tags []string
-	// Labels are set on the built image.
-	Labels map[string]string
-	// Log receives each line of the build log as it arrives (for progress
-	// and deployment logs); nil drops them.
-	Log func(line string)
-	// TailLines is how many of the last log lines a BuildError keeps;
-	// 0 means 20.
-	TailLines int
-	// NoCache disables the engine's layer cache.
-	NoCache bool
-	// AllowPull lets the engine pull base images it lacks. When false (the
-	// default), Build reads the Dockerfile's FROM lines first and fails at
-	// once with errcode.FailedPrecondition if a base image is not in the
-	// local image store, instead of reaching out to a registry.
-	AllowPull bool
-	// KeepIntermediate keeps the images of the steps that succeeded when a
-	// build fails (a layer cache for the next attempt). By default they are
-	// removed, so that a failed build leaves nothing behind.
-	KeepIntermediate bool
-}
-
-// BuildResult describes a built image.
-type BuildResult struct {
-	// ImageID is the engine's image ID ("sha256:…").
-	ImageID string
-}
-
-// Builder builds an image from a build context archive. Engine is the
-// implementation; tests and other backends may provide theirs.
-type Builder interface {
-	// Build builds the context (a tar with a Dockerfile at its root). A
-	// failing step is a *BuildError (errors.Is ErrEnvironmentBuildFailed); no
-	// engine is errcode.Unavailable.
-	Build(ctx context.Context, buildContext io.Reader, opts *BuildOptions) (*BuildResult, error)
-}
-
 // Build builds an image from buildContext with the engine's classic builder,
 // streaming the log to opts.Log. A failure of the Dockerfile is a
 // *BuildError naming the failing step with the last log lines.
-func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildOptions) (*BuildResult, error) {
+func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *image.BuildOptions) (*image.BuildResult, error) {
 	if opts == nil {
-		opts = &BuildOptions{}
+		opts = &image.BuildOptions{}
 	}
 	if !opts.AllowPull {
 		data, err := io.ReadAll(buildContext)
@@ -143,7 +104,7 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 	res, err := e.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		Tags:        opts.Tags,
 		Labels:      opts.Labels,
-		Dockerfile:  ctxDockerfile,
+		Dockerfile:  "Dockerfile",
 		Remove:      true,
 		ForceRemove: true,
 		NoCache:     opts.NoCache,
@@ -152,7 +113,7 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 	if err != nil {
 		if cerrdefs.IsInvalidArgument(err) {
 			// The daemon refused the Dockerfile before running a step.
-			return nil, &BuildError{Message: daemonMessage(err), code: errcode.InvalidArgument}
+			return nil, &image.BuildError{Message: daemonMessage(err), Code: errcode.InvalidArgument}
 		}
 		return nil, e.wrap(err, "building image")
 	}
@@ -172,12 +133,12 @@ func (e *Engine) Build(ctx context.Context, buildContext io.Reader, opts *BuildO
 			e.removeIntermediate(ctx, intermediate)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxError(ctxErr)
+			return nil, image.ContextError(ctxErr)
 		}
 		return nil, err
 	}
 	e.log.Debug("image built", "id", id, "tags", opts.Tags)
-	return &BuildResult{ImageID: id}, nil
+	return &image.BuildResult{ImageID: id}, nil
 }
 
 // stepImageLine is the classic builder's line for a step's resulting image.
@@ -205,14 +166,14 @@ func (e *Engine) checkBaseImages(ctx context.Context, buildContext []byte) error
 		if err != nil {
 			return nil // no Dockerfile: the engine will say so
 		}
-		if path.Clean(h.Name) != ctxDockerfile {
+		if path.Clean(h.Name) != "Dockerfile" {
 			continue
 		}
 		df, err := io.ReadAll(io.LimitReader(tr, 1<<20))
 		if err != nil {
 			return nil
 		}
-		for _, b := range baseImages(normaliseText(string(df))) {
+		for _, b := range image.BaseImages(string(df)) {
 			if b == "scratch" {
 				continue
 			}
@@ -280,7 +241,7 @@ func (e *Engine) wrap(err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return ctxError(err)
+		return image.ContextError(err)
 	case client.IsErrConnectionFailed(err):
 		return errcode.Errorf(errcode.Unavailable, "%s: docker engine at %s is not reachable: %w", what, e.cli.DaemonHost(), err)
 	case cerrdefs.IsNotFound(err):

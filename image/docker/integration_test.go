@@ -1,4 +1,4 @@
-package image
+package docker
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -106,11 +108,11 @@ func removeImagesAtEnd(t *testing.T, e *Engine, refs ...string) {
 
 // countingBuilder counts the builds that reach the engine.
 type countingBuilder struct {
-	b Builder
+	b image.Builder
 	n atomic.Int64
 }
 
-func (c *countingBuilder) Build(ctx context.Context, r io.Reader, opts *BuildOptions) (*BuildResult, error) {
+func (c *countingBuilder) Build(ctx context.Context, r io.Reader, opts *image.BuildOptions) (*image.BuildResult, error) {
 	c.n.Add(1)
 	return c.b.Build(ctx, r, opts)
 }
@@ -157,19 +159,19 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	builder := &countingBuilder{b: e}
 	var cold, hit, hitFresh, hitWithPackaging time.Duration
 
-	makeSpec := func(name, version string) (*Spec, *ContextInputs) {
-		src, err := PackageSource(ctx, srcDir, nil)
+	makeSpec := func(name, version string) (*image.Spec, *image.ContextInputs) {
+		src, err := image.PackageSource(ctx, srcDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if src.Has("secrets/key.txt") || src.Has("notebook.ipynb") {
 			t.Fatalf(".amlignore not honoured: %v", src.Files)
 		}
-		binDigest, err := FileDigest(bin)
+		binDigest, err := image.FileDigest(bin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &Spec{
+		return &image.Spec{
 			Name: name, Version: version,
 			BaseImage:            "scratch",
 			EntryScript:          "score.py",
@@ -177,21 +179,21 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 			ScoreBinary:          binDigest,
 			ScoreArgs:            []string{"--port", "5001"},
 			EnvironmentVariables: map[string]string{"GREETING": `hello "world" $HOME \o/`},
-		}, &ContextInputs{Source: src, ScoreBinary: bin}
+		}, &image.ContextInputs{Source: src, ScoreBinary: bin}
 	}
 
 	spec, inputs := makeSpec("env-a", "1")
-	ref := RefFor(repo, mustDigest(t, spec))
+	ref := image.RefFor(repo, mustDigest(t, spec))
 	removeImagesAtEnd(t, e, ref)
 
-	cache := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
+	cache := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
 	var progress []string
-	res, err := cache.Ensure(ctx, spec, &EnsureOptions{Inputs: inputs, Progress: func(l string) { progress = append(progress, l) }})
+	res, err := cache.Ensure(ctx, spec, &image.EnsureOptions{Inputs: inputs, Progress: func(l string) { progress = append(progress, l) }})
 	if err != nil {
 		t.Fatalf("first Ensure: %v", err)
 	}
 	cold = res.Duration
-	if !res.Built || res.From != FromBuild || res.Ref != ref {
+	if !res.Built || res.From != image.FromBuild || res.Ref != ref {
 		t.Fatalf("first Ensure = %+v, want a build tagged %s", res, ref)
 	}
 	if !strings.Contains(strings.Join(progress, "\n"), "Step 1/") {
@@ -200,12 +202,12 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 
 	// The same content again, through the same cache, a fresh cache, and
 	// under another environment name and version: nothing is built.
-	res, err = cache.Ensure(ctx, spec, &EnsureOptions{Inputs: inputs})
-	if err != nil || res.Built || res.From != FromWorkspace || res.Ref != ref {
+	res, err = cache.Ensure(ctx, spec, &image.EnsureOptions{Inputs: inputs})
+	if err != nil || res.Built || res.From != image.FromWorkspace || res.Ref != ref {
 		t.Fatalf("second Ensure = %+v, %v; want a workspace hit", res, err)
 	}
 	hit = res.Duration
-	fresh := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
+	fresh := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
 	res, err = fresh.Ensure(ctx, spec, nil)
 	if err != nil || res.Built {
 		t.Fatalf("fresh cache Ensure = %+v, %v", res, err)
@@ -213,7 +215,7 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	hitFresh = res.Duration
 	start := time.Now()
 	renamed, renamedInputs := makeSpec("env-b", "7")
-	res, err = fresh.Ensure(ctx, renamed, &EnsureOptions{Inputs: renamedInputs})
+	res, err = fresh.Ensure(ctx, renamed, &image.EnsureOptions{Inputs: renamedInputs})
 	hitWithPackaging = time.Since(start)
 	if err != nil || res.Built || res.Ref != ref {
 		t.Fatalf("renamed environment Ensure = %+v, %v", res, err)
@@ -230,10 +232,10 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 		hitWithPackaging.Round(time.Microsecond), float64(cold)/float64(hit))
 
 	// Run it as a replica would run, with the model mounted read-only.
-	models := []Model{{Name: "iris", Version: 1}}
-	c, err := RunContainer(ctx, e, ref, &RunOptions{
-		Env:    map[string]string{EnvModelDir: ModelDir(models)},
-		Mounts: []Mount{{Source: modelDir, Target: ModelsRoot + "/iris/1", ReadOnly: true}},
+	models := []image.Model{{Name: "iris", Version: 1}}
+	c, err := RunContainer(ctx, e, ref, &image.RunOptions{
+		Env:    map[string]string{image.EnvModelDir: image.ModelDir(models)},
+		Mounts: []image.Mount{{Source: modelDir, Target: image.ModelsRoot + "/iris/1", ReadOnly: true}},
 		Labels: map[string]string{"io.aksml.test": t.Name()},
 	})
 	if err != nil {
@@ -305,8 +307,8 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 }
 
 // tinySpec is a FROM scratch spec that builds in well under a second.
-func tinySpec(marker string) *Spec {
-	return &Spec{BaseImage: "scratch", EnvironmentVariables: map[string]string{"MARKER": marker}}
+func tinySpec(marker string) *image.Spec {
+	return &image.Spec{BaseImage: "scratch", EnvironmentVariables: map[string]string{"MARKER": marker}}
 }
 
 func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
@@ -319,10 +321,10 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 	// Two concurrent deployments of one environment share one build.
 	spec := tinySpec(t.Name())
 	d := mustDigest(t, spec)
-	removeImagesAtEnd(t, e, RefFor(globalRepo, d))
+	removeImagesAtEnd(t, e, image.RefFor(globalRepo, d))
 	builder := &countingBuilder{b: e}
-	seed := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: globalRepo}, Builder: builder})
-	ops := []*EnsureOperation{seed.BeginEnsure(ctx, spec, nil), seed.BeginEnsure(ctx, spec, nil)}
+	seed := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: globalRepo}, Builder: builder})
+	ops := []*image.EnsureOperation{seed.BeginEnsure(ctx, spec, nil), seed.BeginEnsure(ctx, spec, nil)}
 	built := 0
 	for _, op := range ops {
 		res, err := op.Wait(ctx)
@@ -341,13 +343,13 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 	}
 
 	// A workspace that lacks the image uses the global store's.
-	cache := NewCache(CacheOptions{
+	cache := image.NewCache(image.CacheOptions{
 		Workspace: &EngineStore{Engine: e, Repository: workspaceRepo},
 		Global:    &EngineStore{Engine: e, Repository: globalRepo},
 		Builder:   builder,
 	})
 	res, err := cache.Ensure(ctx, spec, nil)
-	if err != nil || res.Built || res.From != FromGlobal || res.Ref != RefFor(globalRepo, d) {
+	if err != nil || res.Built || res.From != image.FromGlobal || res.Ref != image.RefFor(globalRepo, d) {
 		t.Fatalf("Ensure = %+v, %v; want a global hit", res, err)
 	}
 	if st := cache.Stats(); st.GlobalHits != 1 || st.Builds != 0 || builder.n.Load() != 1 {
@@ -356,14 +358,14 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 
 	// An unreachable global registry counts as a miss: the build goes on.
 	other := tinySpec(t.Name() + "-other")
-	removeImagesAtEnd(t, e, RefFor(workspaceRepo, mustDigest(t, other)))
-	cache = NewCache(CacheOptions{
+	removeImagesAtEnd(t, e, image.RefFor(workspaceRepo, mustDigest(t, other)))
+	cache = image.NewCache(image.CacheOptions{
 		Workspace: &EngineStore{Engine: e, Repository: workspaceRepo},
 		Global:    &RegistryStore{Engine: e, Repository: "127.0.0.1:1/aksml/env"},
 		Builder:   builder,
 	})
 	var lines []string
-	res, err = cache.Ensure(ctx, other, &EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
+	res, err = cache.Ensure(ctx, other, &image.EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
 	if err != nil || !res.Built {
 		t.Fatalf("Ensure with unreachable global store = %+v, %v", res, err)
 	}
@@ -375,7 +377,7 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 	// the registry.
 	od := mustDigest(t, other)
 	regRepo := "127.0.0.1:1/" + workspaceRepo + "-reg"
-	removeImagesAtEnd(t, e, RefFor(regRepo, od), "127.0.0.1:1/"+res.Ref)
+	removeImagesAtEnd(t, e, image.RefFor(regRepo, od), "127.0.0.1:1/"+res.Ref)
 	reg := &RegistryStore{Engine: e, Repository: regRepo}
 	if _, err := reg.Lookup(ctx, od); !errors.Is(err, errcode.Unavailable) {
 		t.Errorf("registry Lookup: %v, want Unavailable", err)
@@ -405,14 +407,14 @@ func TestIntegrationBrokenStepNamesTheStep(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			builder := &countingBuilder{b: e}
-			cache := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
-			spec := &Spec{BaseImage: "scratch", DockerSteps: "WORKDIR /app\n" + tt.steps}
+			cache := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
+			spec := &image.Spec{BaseImage: "scratch", DockerSteps: "WORKDIR /app\n" + tt.steps}
 			_, err := cache.Ensure(ctx, spec, nil)
-			var be *BuildError
+			var be *image.BuildError
 			if !errors.As(err, &be) {
-				t.Fatalf("error %v is not a *BuildError", err)
+				t.Fatalf("error %v is not a *image.BuildError", err)
 			}
-			if !errors.Is(err, ErrEnvironmentBuildFailed) || errcode.Of(err) != errcode.InvalidArgument {
+			if !errors.Is(err, image.ErrEnvironmentBuildFailed) || errcode.Of(err) != errcode.InvalidArgument {
 				t.Fatalf("error %v: want EnvironmentBuildFailed and InvalidArgument", err)
 			}
 			if be.Instruction != tt.instruction || be.Step != 3 {
@@ -437,13 +439,13 @@ func TestIntegrationMissingBaseImageIsNotPulled(t *testing.T) {
 	t.Parallel()
 	e := testEngine(t)
 	builder := &countingBuilder{b: e}
-	cache := NewCache(CacheOptions{Workspace: &EngineStore{Engine: e, Repository: uniqueRepo(t, "env")}, Builder: builder})
-	for _, spec := range []*Spec{
+	cache := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: uniqueRepo(t, "env")}, Builder: builder})
+	for _, spec := range []*image.Spec{
 		{BaseImage: "aksml-test-absent/base:1"},
 		{BaseDockerfile: "FROM scratch AS a\nFROM aksml-test-absent/other:2\nCOPY --from=a / /"},
 	} {
 		var lines []string
-		_, err := cache.Ensure(context.Background(), spec, &EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
+		_, err := cache.Ensure(context.Background(), spec, &image.EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
 		if !errors.Is(err, errcode.FailedPrecondition) || !strings.Contains(err.Error(), "aksml-test-absent/") || !strings.Contains(err.Error(), "pulling is off") {
 			t.Errorf("error %v, want FailedPrecondition naming the base image", err)
 		}
@@ -465,9 +467,9 @@ func TestIntegrationRunContainerErrors(t *testing.T) {
 
 func TestRunContainerValidatesOptions(t *testing.T) {
 	t.Parallel()
-	_, err := RunContainer(context.Background(), nil, "x", &RunOptions{
+	_, err := RunContainer(context.Background(), nil, "x", &image.RunOptions{
 		Port: 70000, HostPort: -1, CPUs: -1, MemoryBytes: -5,
-		Mounts: []Mount{{Source: "rel", Target: "/x"}},
+		Mounts: []image.Mount{{Source: "rel", Target: "/x"}},
 		Env:    map[string]string{"BAD NAME": "x"},
 	})
 	if !errors.Is(err, errcode.InvalidArgument) {
@@ -501,10 +503,10 @@ func TestNoEngineIsUnavailable(t *testing.T) {
 }
 
 func TestInterfaces(t *testing.T) {
-	var _ Distributor = &RegistryPusher{}
-	var _ Store = &EngineStore{}
-	var _ Store = &RegistryStore{}
-	var _ Builder = &Engine{}
+	var _ image.Distributor = &RegistryPusher{}
+	var _ image.Store = &EngineStore{}
+	var _ image.Store = &RegistryStore{}
+	var _ image.Builder = &Engine{}
 }
 
 // fakeStore and fakeBuilder exercise the cache without an engine.
@@ -526,13 +528,13 @@ func (f *fakeStore) Lookup(ctx context.Context, d digest.Digest) (string, error)
 	return "", errcode.New(errcode.NotFound, "no image")
 }
 
-func (f *fakeStore) Record(ctx context.Context, d digest.Digest, image string) (string, error) {
+func (f *fakeStore) Record(ctx context.Context, d digest.Digest, _ string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refs == nil {
 		f.refs = map[digest.Digest]string{}
 	}
-	f.refs[d] = RefFor(Repository, d)
+	f.refs[d] = image.RefFor(image.Repository, d)
 	return f.refs[d], nil
 }
 
@@ -544,7 +546,7 @@ type fakeBuilder struct {
 	err     error
 }
 
-func (f *fakeBuilder) Build(ctx context.Context, r io.Reader, opts *BuildOptions) (*BuildResult, error) {
+func (f *fakeBuilder) Build(ctx context.Context, r io.Reader, opts *image.BuildOptions) (*image.BuildResult, error) {
 	f.n.Add(1)
 	if f.release != nil {
 		<-f.release
@@ -555,16 +557,16 @@ func (f *fakeBuilder) Build(ctx context.Context, r io.Reader, opts *BuildOptions
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &BuildResult{ImageID: "sha256:fake"}, nil
+	return &image.BuildResult{ImageID: "sha256:fake"}, nil
 }
 
 func TestCacheWithFakes(t *testing.T) {
 	t.Parallel()
 	ws := &fakeStore{}
 	b := &fakeBuilder{release: make(chan struct{})}
-	c := NewCache(CacheOptions{Workspace: ws, Global: &fakeStore{err: errcode.New(errcode.Unavailable, "down")}, Builder: b})
+	c := image.NewCache(image.CacheOptions{Workspace: ws, Global: &fakeStore{err: errcode.New(errcode.Unavailable, "down")}, Builder: b})
 	spec := tinySpec("fake")
-	ops := make([]*EnsureOperation, 5)
+	ops := make([]*image.EnsureOperation, 5)
 	for i := range ops {
 		ops[i] = c.BeginEnsure(context.Background(), spec, nil)
 	}
@@ -583,24 +585,24 @@ func TestCacheWithFakes(t *testing.T) {
 		t.Fatalf("builds %d, want 1", b.n.Load())
 	}
 	// A failing build is returned to the caller and not recorded.
-	failing := &fakeBuilder{err: &BuildError{Step: 1, Steps: 1, Instruction: "RUN x", Message: "boom"}}
-	c = NewCache(CacheOptions{Workspace: &fakeStore{}, Builder: failing})
-	if _, err := c.Ensure(context.Background(), spec, nil); !errors.Is(err, ErrEnvironmentBuildFailed) {
+	failing := &fakeBuilder{err: &image.BuildError{Step: 1, Steps: 1, Instruction: "RUN x", Message: "boom"}}
+	c = image.NewCache(image.CacheOptions{Workspace: &fakeStore{}, Builder: failing})
+	if _, err := c.Ensure(context.Background(), spec, nil); !errors.Is(err, image.ErrEnvironmentBuildFailed) {
 		t.Fatalf("error %v", err)
 	}
 	// An unavailable workspace store is an error, not a build.
-	c = NewCache(CacheOptions{Workspace: &fakeStore{err: errcode.New(errcode.Unavailable, "down")}, Builder: failing})
+	c = image.NewCache(image.CacheOptions{Workspace: &fakeStore{err: errcode.New(errcode.Unavailable, "down")}, Builder: failing})
 	if _, err := c.Ensure(context.Background(), spec, nil); !errors.Is(err, errcode.Unavailable) || failing.n.Load() != 1 {
 		t.Fatalf("error %v, builds %d", err, failing.n.Load())
 	}
 	// An invalid spec is refused before any lookup.
-	if _, err := c.Ensure(context.Background(), &Spec{InterpreterPath: "rel"}, nil); !errors.Is(err, errcode.InvalidArgument) {
+	if _, err := c.Ensure(context.Background(), &image.Spec{InterpreterPath: "rel"}, nil); !errors.Is(err, errcode.InvalidArgument) {
 		t.Fatalf("error %v", err)
 	}
 	// A cancelled wait returns at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	slow := NewCache(CacheOptions{Workspace: &fakeStore{}, Builder: &fakeBuilder{}})
+	slow := image.NewCache(image.CacheOptions{Workspace: &fakeStore{}, Builder: &fakeBuilder{}})
 	op := slow.BeginEnsure(context.Background(), spec, nil)
 	if _, err := op.Wait(ctx); errcode.Of(err) == nil {
 		t.Fatalf("cancelled Wait: %v", err)
@@ -608,4 +610,47 @@ func TestCacheWithFakes(t *testing.T) {
 	if _, err := op.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeTree creates files (path → content; a trailing "/" makes an empty
+// directory; content "->target" makes a symlink) in the given order.
+func writeTree(t *testing.T, dir string, files map[string]string, order []string) {
+	t.Helper()
+	if order == nil {
+		for name := range files {
+			order = append(order, name)
+		}
+		sort.Strings(order)
+	}
+	for _, name := range order {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := files[name]
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustDigest(t *testing.T, s *image.Spec) digest.Digest {
+	t.Helper()
+	d, err := s.Digest()
+	if err != nil {
+		t.Fatalf("Digest: %v", err)
+	}
+	return d
 }

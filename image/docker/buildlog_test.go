@@ -1,4 +1,4 @@
-package image
+package docker
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/image"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -81,11 +82,11 @@ func TestParseBuildLogFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := parseBuildLog(strings.NewReader(tt.stream), nil, 0)
-			var be *BuildError
+			var be *image.BuildError
 			if !errors.As(err, &be) {
-				t.Fatalf("error %v is not a *BuildError", err)
+				t.Fatalf("error %v is not a *image.BuildError", err)
 			}
-			if !errors.Is(err, ErrEnvironmentBuildFailed) || !errors.Is(err, tt.code) || errcode.Of(err) != tt.code {
+			if !errors.Is(err, image.ErrEnvironmentBuildFailed) || !errors.Is(err, tt.code) || errcode.Of(err) != tt.code {
 				t.Fatalf("error %v: codes wrong (want %v)", err, tt.code)
 			}
 			if be.Step != tt.step || be.Instruction != tt.instr {
@@ -108,7 +109,7 @@ func TestParseBuildLogKeepsTail(t *testing.T) {
 	}
 	b.WriteString(`{"error":"boom"}`)
 	_, err := parseBuildLog(strings.NewReader(b.String()), nil, 5)
-	var be *BuildError
+	var be *image.BuildError
 	if !errors.As(err, &be) || len(be.LastLines) != 5 {
 		t.Fatalf("error %v", err)
 	}
@@ -121,7 +122,7 @@ func TestParseBuildLogMalformed(t *testing.T) {
 		if err == nil || errcode.Of(err) == nil {
 			t.Errorf("%q: error %v", s, err)
 		}
-		if errors.Is(err, ErrEnvironmentBuildFailed) {
+		if errors.Is(err, image.ErrEnvironmentBuildFailed) {
 			t.Errorf("%q: a broken stream is not a build failure: %v", s, err)
 		}
 	}

@@ -1,0 +1,95 @@
+package aksml
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestMigrationGuideNamesExist checks every Go name in the second column of
+// docs/migration.md's table ("pkg.Func", "pkg.Type", "pkg.Type.Method")
+// against the declarations in the package's directory.
+func TestMigrationGuideNamesExist(t *testing.T) {
+	data, err := os.ReadFile("docs/migration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decls := map[string]map[string]bool{} // package dir → declared names
+	declared := func(dir string) map[string]bool {
+		if d, ok := decls[dir]; ok {
+			return d
+		}
+		d := map[string]bool{}
+		fset := token.NewFileSet()
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, decl := range af.Decls {
+				switch decl := decl.(type) {
+				case *ast.FuncDecl:
+					if decl.Recv == nil {
+						d[decl.Name.Name] = true
+						continue
+					}
+					typ := decl.Recv.List[0].Type
+					if s, ok := typ.(*ast.StarExpr); ok {
+						typ = s.X
+					}
+					if id, ok := typ.(*ast.Ident); ok {
+						d[id.Name+"."+decl.Name.Name] = true
+					}
+				case *ast.GenDecl:
+					for _, spec := range decl.Specs {
+						switch spec := spec.(type) {
+						case *ast.TypeSpec:
+							d[spec.Name.Name] = true
+						case *ast.ValueSpec:
+							for _, n := range spec.Names {
+								d[n.Name] = true
+							}
+						}
+					}
+				}
+			}
+		}
+		decls[dir] = d
+		return d
+	}
+	name := regexp.MustCompile("`([a-z]+)\\.([A-Z][A-Za-z0-9]*(?:\\.[A-Z][A-Za-z0-9]*)?)`")
+	rows := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") || strings.TrimSpace(cells[1]) == "Azure ML SDK v1" {
+			continue
+		}
+		rows++
+		found := name.FindAllStringSubmatch(cells[2], -1)
+		if len(found) == 0 {
+			t.Errorf("row %q names no Go symbol", strings.TrimSpace(line))
+		}
+		for _, m := range found {
+			dir := m[1]
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("%s.%s: no package directory %s", m[1], m[2], dir)
+				continue
+			}
+			if !declared(dir)[m[2]] {
+				t.Errorf("docs/migration.md names %s.%s, which package %s does not declare", m[1], m[2], dir)
+			}
+		}
+	}
+	if rows < 30 {
+		t.Errorf("found %d rows in the migration table, want at least 30", rows)
+	}
+}
