@@ -12,6 +12,7 @@ import (
 func init() {
 	Symbols["github.com/aksml/aksml/aml/aml"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"DefaultInterpreter":     reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
 		"Deploy":                 reflect.ValueOf(aml.Deploy),
 		"FrameworkCustom":        reflect.ValueOf(aml.FrameworkCustom),
 		"FrameworkMulti":         reflect.ValueOf(aml.FrameworkMulti),
@@ -35,6 +36,8 @@ func init() {
 		"ParseModelID":           reflect.ValueOf(aml.ParseModelID),
 		"Runtime":                reflect.ValueOf(aml.Runtime),
 		"SaveInferenceConfig":    reflect.ValueOf(aml.SaveInferenceConfig),
+		"SystemPython":           reflect.ValueOf(constant.MakeFromLiteral("\"/usr/bin/python3\"", token.STRING, 0)),
+		"UpdateService":          reflect.ValueOf(aml.UpdateService),
 
 		// type definitions
 		"CondaDependencies":    reflect.ValueOf((*aml.CondaDependencies)(nil)),
