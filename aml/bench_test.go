@@ -2,7 +2,9 @@ package aml
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -130,4 +132,103 @@ func BenchmarkMaterializeModels(b *testing.B) {
 			}
 		})
 	}
+}
+
+// largeWS builds a workspace of 1,000 model versions (25 names × 40) and
+// 200 service records with model references, in a few transactions.
+func largeWS(b *testing.B) *Workspace {
+	b.Helper()
+	ctx := context.Background()
+	ws, _ := newWS(b)
+	src := filepath.Join(b.TempDir(), "m.bin")
+	writeFiles(b, filepath.Dir(src), map[string]string{"m.bin": "weights"})
+	for i := range 25 {
+		if _, err := ws.RegisterModel(ctx, fmt.Sprintf("model-%02d", i), src, &RegisterModelOptions{Tags: map[string]string{"team": "a"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Further versions straight into the database: registering 1,000
+	// files one by one would dominate the benchmark's setup.
+	err := ws.update(ctx, func(tx *bolt.Tx) error {
+		ws.dirty["*"] = true
+		return forEachModel(tx, func(m *Model) error {
+			bk := tx.Bucket(bktModels).Bucket([]byte(m.Name))
+			for range 39 {
+				seq, _ := bk.NextSequence()
+				c := m.clone()
+				c.Version = int(seq)
+				data, _ := json.Marshal(c)
+				if err := bk.Put(versionKey(seq), data); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = ws.Txn(ctx, func(tx *Tx) error {
+		for i := range 200 {
+			id := fmt.Sprintf("model-%02d:%d", i%25, 1+i%40)
+			rec := fmt.Sprintf(`{"name":"svc-%d","models":[%q],"primaryKey":"%s"}`, i, id, strings.Repeat("k", 32))
+			if err := tx.Put("service", fmt.Sprintf("svc-%d", i), []byte(rec)); err != nil {
+				return err
+			}
+			if err := tx.AddModelRefs(fmt.Sprintf("svc-%d", i), []string{id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ws
+}
+
+// The integrity checks on a workspace of 1,000 model versions and 200
+// services: the content checksum (per commit), bbolt's Tx.Check (per Open),
+// and Open as a whole.
+func BenchmarkIntegrityLarge(b *testing.B) {
+	ws := largeWS(b)
+	ctx := context.Background()
+	db, err := ws.openDB(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, _ := os.Stat(ws.dbPath)
+	b.Logf("meta.db: %d bytes", info.Size())
+	b.Run("contentSum", func(b *testing.B) {
+		for b.Loop() {
+			db.View(func(tx *bolt.Tx) error { contentSum(tx); return nil })
+		}
+	})
+	b.Run("TxCheck", func(b *testing.B) {
+		for b.Loop() {
+			db.View(func(tx *bolt.Tx) error {
+				if errs := checkTx(tx); len(errs) > 0 {
+					b.Fatal(errs)
+				}
+				return nil
+			})
+		}
+	})
+	db.Close()
+	b.Run("Open", func(b *testing.B) {
+		for b.Loop() {
+			w, err := Open(ctx, ws.Dir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.Close()
+		}
+	})
+	b.Run("Put", func(b *testing.B) {
+		for b.Loop() {
+			if err := ws.Put(ctx, "service", "svc-0", []byte("v")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aksml/aksml/errcode"
 	digest "github.com/opencontainers/go-digest"
@@ -76,7 +77,7 @@ func (ws *Workspace) newStaging() (*staging, error) {
 		var b [8]byte
 		rand.Read(b[:])
 		base := filepath.Join(root, "reg-"+hex.EncodeToString(b[:]))
-		f, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -94,7 +95,7 @@ func (ws *Workspace) newStaging() (*staging, error) {
 			f.Close()
 			continue
 		}
-		if err := os.Mkdir(base+".d", 0o755); err != nil {
+		if err := os.Mkdir(base+".d", 0o700); err != nil {
 			os.Remove(base + ".lock")
 			f.Close()
 			return nil, ioErr("create staging area", err)
@@ -192,7 +193,7 @@ func (ws *Workspace) commitBlobs(files []stagedFile) error {
 		}
 		parent := filepath.Dir(dst)
 		if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(parent, 0o755); err != nil {
+			if err := os.MkdirAll(parent, 0o700); err != nil {
 				return ioErr("create blob directory", err)
 			}
 			dirs[filepath.Dir(parent)] = true
@@ -288,47 +289,80 @@ type GCResult struct {
 // committing) and staging areas of dead registrations. It holds the
 // workspace lock exclusively while it runs, so it never removes a blob that a
 // concurrent registration is about to reference.
+//
+// GC deletes only what it can prove unreferenced: a file the metadata
+// recorded when it was stored, or one stored after the metadata was
+// created (a registration killed before its commit). A file older than the
+// metadata that the metadata never recorded means the metadata was reset or
+// replaced; then GC deletes nothing and fails with FailedPrecondition,
+// naming how many such files there are (see CheckWorkspace).
 func (ws *Workspace) GC(ctx context.Context) (GCResult, error) {
 	var res GCResult
-	err := ws.exclusive(ctx, func(db *bolt.DB) error {
+	err := ws.update(ctx, func(tx *bolt.Tx) error {
 		used := map[string]bool{}
-		err := db.View(func(tx *bolt.Tx) error {
-			return forEachModel(tx, func(r *Model) error {
-				for _, f := range r.Files {
-					used[f.Digest.Encoded()] = true
-				}
-				return nil
-			})
-		})
-		if err != nil {
-			return ioErr("read workspace", err)
-		}
-		root := filepath.Join(ws.dir, blobsDirName, string(digest.SHA256))
-		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			if d.IsDir() || used[d.Name()] {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			if err := os.Remove(p); err == nil {
-				res.BlobsRemoved++
-				res.BytesFreed += info.Size()
+		err := forEachModel(tx, func(r *Model) error {
+			for _, f := range r.Files {
+				used[f.Digest.Encoded()] = true
 			}
 			return nil
 		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctxErr(ctx.Err())
-			}
+			return err
+		}
+		known := tx.Bucket(bktBlobs)
+		ws.markDirty(bktBlobs, nil)
+		created := createdTime(tx)
+		files, err := blobFiles(ws.dir, 0)
+		if err != nil {
 			return ioErr("scan blob store", err)
+		}
+		var doomed []string
+		unknown := 0
+		for enc, info := range files {
+			switch {
+			case used[enc]:
+			case known != nil && known.Get([]byte(enc)) != nil,
+				!created.IsZero() && !info.ModTime().Before(created):
+				doomed = append(doomed, enc)
+			default:
+				unknown++
+			}
+		}
+		if unknown > 0 {
+			return errcode.Errorf(errcode.FailedPrecondition,
+				"workspace %s: GC deleted nothing: %s in the blob store predate the metadata (created %s) and were never recorded by it, "+
+					"so the metadata looks reset or replaced; run aml.CheckWorkspace (aksml workspace check)",
+				ws.dir, plural(unknown, "file"), created.Format(time.RFC3339))
+		}
+		for _, enc := range doomed {
+			if err := ctx.Err(); err != nil {
+				return ctxErr(err)
+			}
+			d := digest.NewDigestFromEncoded(digest.SHA256, enc)
+			if len(enc) < 2 || d.Validate() != nil {
+				continue // not a blob name this store writes; leave it alone
+			}
+			if err := os.Remove(ws.blobPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return ioErr("remove blob", err)
+			}
+			res.BlobsRemoved++
+			res.BytesFreed += files[enc].Size()
+		}
+		// Forget every recorded blob no model uses: removed just now, or
+		// already gone.
+		if known != nil {
+			var stale [][]byte
+			known.ForEach(func(k, _ []byte) error {
+				if !used[string(k)] {
+					stale = append(stale, append([]byte{}, k...))
+				}
+				return nil
+			})
+			for _, k := range stale {
+				if err := known.Delete(k); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

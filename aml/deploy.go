@@ -1,12 +1,14 @@
 package aml
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -73,8 +75,9 @@ func Deploy(ctx context.Context, ws *Workspace, name string, models []*Model, ic
 }
 
 // Runtime validates models and ic and lays out what a service's replicas
-// run: the models under azureml-models/NAME/VERSION in the workspace (hard
-// links to the blob store), the entry script or Go handler, the source
+// run: the models under azureml-models/NAME/VERSION in the workspace
+// (read-only copies of the blob store's files, so a replica that writes to
+// its model files cannot damage the store), the entry script or Go handler, the source
 // directory, the environment's interpreter and variables. Endpoint versions
 // use it too. The name only labels the layout's directory.
 func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, ic *InferenceConfig) (webservice.Runtime, error) {
@@ -172,7 +175,7 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 	t.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 
 	// Lay the models out once per distinct content; redeploying the same
-	// content reuses the layout.
+	// content reuses the layout unless a replica changed it.
 	if len(models) > 0 {
 		root := filepath.Join(ws.Dir(), "deployments", name, t.Digest[len("sha256:"):len("sha256:")+16])
 		done := filepath.Join(root, "layout-complete")
@@ -180,14 +183,19 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		if len(models) == 1 {
 			dir = filepath.Join(dir, models[0].Name, strconv.Itoa(models[0].Version))
 		}
-		if _, err := os.Stat(done); err != nil {
+		if !layoutIntact(root, done) {
 			if err := os.RemoveAll(root); err != nil {
 				return webservice.Runtime{}, errcode.Wrap(errcode.Internal, err)
 			}
-			if dir, err = ws.MaterializeModels(ctx, ids, root, &DownloadOptions{Link: true}); err != nil {
+			var err error
+			if dir, err = ws.MaterializeModels(ctx, ids, root, &DownloadOptions{ReadOnly: true}); err != nil {
 				return webservice.Runtime{}, fmt.Errorf("lay out models: %w", err)
 			}
-			if err := os.WriteFile(done, nil, 0o644); err != nil {
+			manifest, err := layoutManifest(root)
+			if err == nil {
+				err = os.WriteFile(done, manifest, 0o600)
+			}
+			if err != nil {
 				return webservice.Runtime{}, errcode.Wrap(errcode.Internal, err)
 			}
 		}
@@ -210,6 +218,36 @@ func interpreterOf(ic *InferenceConfig) string {
 		return p
 	}
 	return ""
+}
+
+// layoutManifest lists every file under root's azureml-models with its
+// size and modification time, one per line.
+func layoutManifest(root string) ([]byte, error) {
+	var b []byte
+	err := filepath.WalkDir(filepath.Join(root, "azureml-models"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		b = fmt.Appendf(b, "%q %d %d\n", rel, info.Size(), info.ModTime().UnixNano())
+		return nil
+	})
+	return b, err
+}
+
+// layoutIntact reports whether the layout under root is complete and
+// unchanged since it was written (no replica wrote to a model file).
+func layoutIntact(root, done string) bool {
+	want, err := os.ReadFile(done)
+	if err != nil || len(want) == 0 {
+		return false
+	}
+	got, err := layoutManifest(root)
+	return err == nil && bytes.Equal(got, want)
 }
 
 // UpdateService rolls svc onto new models and inference config, as the

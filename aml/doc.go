@@ -16,7 +16,24 @@
 // registration copies and fsyncs its files before taking the lock and
 // commits them with its metadata in one step, so a process killed at any
 // point leaves either the whole new version or nothing; GC removes what a
-// killed process may leave behind.
+// killed process may leave behind. CreateWithModelRefs and
+// DeleteWithModelRefs write a deployment's record and its model references
+// in one transaction.
+//
+// # Integrity
+//
+// The workspace never serves damaged metadata and never crashes on it:
+// meta.db's meta pages and size are checked before every open, a SHA-256
+// over its whole content is stored by every commit and verified on Open and
+// before writes, bbolt's Tx.Check runs on Open, and a panic or memory fault
+// inside bbolt becomes an error. Damage, and a meta.db that is missing or
+// empty beside stored model files, are errcode.DataLoss errors; nothing is
+// changed. GC deletes only blobs it can prove unreferenced and refuses to
+// run when the metadata looks reset. The directory is private (0700,
+// meta.db 0600: it holds service keys). Deployments give replicas
+// read-only copies of the model files, never links into the blob store.
+// CheckWorkspace examines a workspace that does not open and reports what
+// can be recovered. docs/workspace.md in the repository describes all this.
 //
 // # Models
 //

@@ -196,6 +196,8 @@ func (ws *Workspace) RegisterEnvironment(ctx context.Context, env *Environment) 
 		return nil, err
 	}
 	err = ws.update(ctx, func(tx *bolt.Tx) error {
+		ws.markDirty(bktEnvs, nil)
+		ws.markDirty(bktEnvs, []byte(e.Name))
 		b, err := tx.Bucket(bktEnvs).CreateBucketIfNotExists([]byte(e.Name))
 		if err != nil {
 			return err

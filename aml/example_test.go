@@ -196,3 +196,38 @@ func ExampleWorkspace_Update() {
 	// <nil>
 	// iris {"state":"Healthy","replicas":3}
 }
+
+// A workspace whose meta.db was deleted does not open as a new, empty
+// workspace over its model files: Open fails with DataLoss, and
+// CheckWorkspace lists the files that can be registered again.
+func ExampleCheckWorkspace() {
+	ctx := context.Background()
+	tmp, _ := os.MkdirTemp("", "aml-example")
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "workspace")
+	ws, err := aml.Open(ctx, dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	model := filepath.Join(tmp, "model.pkl")
+	os.WriteFile(model, []byte("weights"), 0o644)
+	if _, err := ws.RegisterModel(ctx, "sklearn-iris", model, nil); err != nil {
+		log.Fatal(err)
+	}
+	ws.Close()
+
+	os.Remove(filepath.Join(dir, "meta.db"))
+	_, err = aml.Open(ctx, dir, nil)
+	fmt.Println("open:", errors.Is(err, errcode.DataLoss))
+
+	rep, err := aml.CheckWorkspace(ctx, dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("metadata:", rep.Metadata)
+	fmt.Println("files to register again:", len(rep.Orphans))
+	// Output:
+	// open: true
+	// metadata: missing
+	// files to register again: 1
+}

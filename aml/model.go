@@ -259,6 +259,14 @@ func (ws *Workspace) RegisterModel(ctx context.Context, name, path string, opts 
 		if err := ws.commitBlobs(staged); err != nil {
 			return err
 		}
+		ws.markDirty(bktBlobs, nil)
+		ws.markDirty(bktModels, nil)
+		ws.markDirty(bktModels, []byte(name))
+		for _, f := range staged {
+			if err := recordBlob(tx, f.digest.Encoded(), f.size); err != nil {
+				return err
+			}
+		}
 		b, err := tx.Bucket(bktModels).CreateBucketIfNotExists([]byte(name))
 		if err != nil {
 			return err
@@ -564,6 +572,7 @@ func (ws *Workspace) UpdateModelTags(ctx context.Context, id string, set map[str
 		if err != nil {
 			return err
 		}
+		ws.markDirty(bktModels, []byte(name))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Put(versionKey(uint64(v)), data)
 	})
 	if err != nil {
@@ -595,6 +604,7 @@ func (ws *Workspace) DeleteModel(ctx context.Context, id string) error {
 				"model %s cannot be deleted: it is used by %s; delete or update that first",
 				id, strings.Join(users, ", "))
 		}
+		ws.markDirty(bktModels, []byte(name))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Delete(versionKey(uint64(v)))
 	})
 }
@@ -603,8 +613,14 @@ func (ws *Workspace) DeleteModel(ctx context.Context, id string) error {
 type DownloadOptions struct {
 	// Link hard-links files from the blob store instead of copying them,
 	// falling back to a copy across file systems. Linked files are
-	// read-only and shared with the store: never modify them.
+	// read-only and shared with the store: never modify them, and never
+	// hand them to a process that might (deployments get copies).
 	Link bool
+	// ReadOnly makes the copies read-only (mode 0444). Copies are made
+	// with copy_file_range where the platform has it, which a file system
+	// with copy-on-write (Btrfs, XFS) may serve as a reflink that shares
+	// blocks until one side writes.
+	ReadOnly bool
 	// Overwrite replaces an existing file or directory at the target
 	// instead of failing with AlreadyExists.
 	Overwrite bool
@@ -643,7 +659,7 @@ func (ws *Workspace) downloadModel(ctx context.Context, m *Model, targetDir stri
 			return "", ioErr("remove previous download", err)
 		}
 	}
-	if err := ws.materialize(ctx, m, targetDir, opts.Link); err != nil {
+	if err := ws.materialize(ctx, m, targetDir, opts); err != nil {
 		os.RemoveAll(root)
 		return "", err
 	}
@@ -709,7 +725,7 @@ func (ws *Workspace) MaterializeModels(ctx context.Context, ids []string, root s
 	return base, nil
 }
 
-func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string, link bool) error {
+func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string, opts *DownloadOptions) error {
 	made := map[string]bool{}
 	for _, f := range m.Files {
 		if err := ctx.Err(); err != nil {
@@ -726,12 +742,16 @@ func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string
 			made[d] = true
 		}
 		src := ws.blobPath(f.Digest)
-		if link {
+		if opts.Link {
 			if err := os.Link(src, dst); err == nil {
 				continue
 			}
 		}
-		if err := copyFile(src, dst); err != nil {
+		mode := os.FileMode(0o644)
+		if opts.ReadOnly {
+			mode = 0o444
+		}
+		if err := copyFile(src, dst, mode); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return errcode.Errorf(errcode.Internal, "model %s file %s: blob %s is missing from the store", m.ID(), f.Path, f.Digest)
 			}
@@ -741,13 +761,13 @@ func (ws *Workspace) materialize(ctx context.Context, m *Model, targetDir string
 	return nil
 }
 
-func copyFile(src, dst string) error {
+func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,13 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("AKSML_AML_CHILD"); mode != "" {
 		os.Exit(childMain(mode))
 	}
-	os.Exit(m.Run())
+	// Every incremental content sum is compared with a full one.
+	checkIncremental = true
+	code := m.Run()
+	if populatedDir != "" {
+		os.RemoveAll(populatedDir)
+	}
+	os.Exit(code)
 }
 
 // childMain is the child process. Its settings come from the environment:
@@ -83,6 +89,8 @@ func childMain(mode string) int {
 		}
 		fmt.Println(time.Since(start).Nanoseconds())
 		return 0
+	case "chaos":
+		return chaosChild(dir, src)
 	case "pause-copy", "pause-precommit":
 		point := strings.TrimPrefix(mode, "pause-")
 		testHook = func(p string) {

@@ -59,6 +59,7 @@ func checkKey(kind, name string) error {
 // other writer, in every process, waits.
 type Tx struct {
 	tx *bolt.Tx
+	ws *Workspace // marks changed units for the content sum; nil in View
 }
 
 func (t *Tx) writable() error {
@@ -100,6 +101,8 @@ func (t *Tx) Put(kind, name string, value []byte) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
+	t.ws.markDirty(bktRecords, nil)
+	t.ws.markDirty(bktRecords, []byte(kind))
 	b, err := t.tx.Bucket(bktRecords).CreateBucketIfNotExists([]byte(kind))
 	if err != nil {
 		return ioErr("create record kind", err)
@@ -137,6 +140,7 @@ func (t *Tx) Delete(kind, name string) error {
 	if _, ok := t.get(kind, name); !ok {
 		return errcode.Errorf(errcode.NotFound, "%s %q not found", kind, name)
 	}
+	t.ws.markDirty(bktRecords, []byte(kind))
 	if err := t.tx.Bucket(bktRecords).Bucket([]byte(kind)).Delete([]byte(name)); err != nil {
 		return ioErr("delete record", err)
 	}
@@ -221,6 +225,7 @@ func (t *Tx) AddModelRefs(user string, ids []string) error {
 		return errors.Join(errs...)
 	}
 	b := t.tx.Bucket(bktModelRefs)
+	t.ws.markDirty(bktModelRefs, nil)
 	cur, err := decodeRefs(b.Get([]byte(user)))
 	if err != nil {
 		return err
@@ -244,6 +249,7 @@ func (t *Tx) RemoveModelRefs(user string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
+	t.ws.markDirty(bktModelRefs, nil)
 	if err := t.tx.Bucket(bktModelRefs).Delete([]byte(user)); err != nil {
 		return ioErr("remove model references", err)
 	}
@@ -289,7 +295,7 @@ func refUsers(tx *bolt.Tx, id string) ([]string, error) {
 // returns an error (which Txn returns as is). fn must not call the
 // Workspace (it would deadlock) and should return quickly.
 func (ws *Workspace) Txn(ctx context.Context, fn func(tx *Tx) error) error {
-	return ws.update(ctx, func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return ws.update(ctx, func(btx *bolt.Tx) error { return fn(&Tx{tx: btx, ws: ws}) })
 }
 
 // View runs fn in a read-only transaction that sees one consistent state.
@@ -384,4 +390,36 @@ func (ws *Workspace) ModelRefs(ctx context.Context, id string) ([]string, error)
 		return err
 	})
 	return users, err
+}
+
+// CreateWithModelRefs stores value under (kind, name), failing with
+// AlreadyExists when something is stored there, and records that user uses
+// the model versions ids (see Tx.AddModelRefs) — in one transaction, so a
+// process killed at any point leaves both or neither. Deployments record
+// themselves with it: a record without its references would let DeleteModel
+// remove a model the deployment still serves.
+func (ws *Workspace) CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error {
+	if err := checkKey(kind, name); err != nil {
+		return err
+	}
+	return ws.Txn(ctx, func(tx *Tx) error {
+		if err := tx.Create(kind, name, value); err != nil {
+			return err
+		}
+		return tx.AddModelRefs(user, ids)
+	})
+}
+
+// DeleteWithModelRefs removes (kind, name), if it exists, and every model
+// reference of user, in one transaction.
+func (ws *Workspace) DeleteWithModelRefs(ctx context.Context, kind, name, user string) error {
+	if err := checkKey(kind, name); err != nil {
+		return err
+	}
+	return ws.Txn(ctx, func(tx *Tx) error {
+		if err := tx.Delete(kind, name); err != nil && !errors.Is(err, errcode.NotFound) {
+			return err
+		}
+		return tx.RemoveModelRefs(user)
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/errcode"
 	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
 	"k8s.io/utils/clock"
 )
 
@@ -23,7 +24,7 @@ const (
 	lockFileName  = "lock"    // flock'd: shared by readers, exclusive by writers
 	blobsDirName  = "blobs"   // content-addressed store: blobs/sha256/ab/abcd…
 	stageDirName  = "tmp"     // staging areas of registrations in progress
-	formatVersion = 1         // bumped on incompatible layout changes
+	formatVersion = 2         // bumped on incompatible layout changes (2: content checksum, blob list)
 	defaultLock   = time.Minute
 )
 
@@ -78,6 +79,15 @@ type Workspace struct {
 	lockf  *os.File     // the flock'd lock file; nil once closed
 	closed bool
 
+	// verifiedTx is the last committed transaction whose content sum this
+	// process wrote or verified, and unitHashes the unit hashes of that
+	// state; a write that starts from it skips the verification and rehashes
+	// only the units it marks in dirty. Guarded by mu (used under the
+	// exclusive lock).
+	verifiedTx int
+	unitHashes map[string]unitHash
+	dirty      map[string]bool
+
 	rmu     sync.Mutex // guards readers and rdb
 	readers int
 	rdb     *bolt.DB // read-only handle shared by concurrent readers
@@ -99,12 +109,19 @@ func Open(ctx context.Context, dir string, opts *OpenOptions) (*Workspace, error
 	if err != nil {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "workspace directory %q: %w", dir, err)
 	}
-	for _, d := range []string{abs, filepath.Join(abs, blobsDirName, "sha256"), filepath.Join(abs, stageDirName)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// The directory holds the service keys: only its owner may enter it.
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, ioErr("create workspace directory", err)
+	}
+	if err := fixMode(abs, 0o700); err != nil {
+		return nil, ioErr("restrict workspace directory permissions", err)
+	}
+	for _, d := range []string{filepath.Join(abs, blobsDirName, "sha256"), filepath.Join(abs, stageDirName)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, ioErr("create workspace directory", err)
 		}
 	}
-	lockf, err := os.OpenFile(filepath.Join(abs, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	lockf, err := os.OpenFile(filepath.Join(abs, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, ioErr("open workspace lock", err)
 	}
@@ -133,54 +150,146 @@ func Open(ctx context.Context, dir string, opts *OpenOptions) (*Workspace, error
 	return ws, nil
 }
 
-// init creates the buckets of a new workspace and checks the format of an
-// existing one.
+// init creates a new workspace, upgrades one of an older format, and
+// verifies an existing one: the meta pages and file size, the format, the
+// content checksum and bbolt's page consistency. It holds the exclusive lock
+// while it does, so it sees no half-done commit of another process.
+//
+// A missing or empty meta.db is a new workspace only while the blob store
+// is empty: beside stored model files it means the metadata was lost, and
+// creating an empty workspace over them would make the next GC delete them.
 func (ws *Workspace) init(ctx context.Context) error {
-	check := func(tx *bolt.Tx) (bool, error) {
-		b := tx.Bucket(bktMeta)
-		if b == nil {
-			return false, nil
-		}
-		v := b.Get(keyFormat)
-		n, err := strconv.Atoi(string(v))
-		if err != nil {
-			return false, errcode.Errorf(errcode.FailedPrecondition, "workspace %s: unreadable format marker %q", ws.dir, v)
-		}
-		if n > formatVersion {
-			return false, errcode.Errorf(errcode.FailedPrecondition,
-				"workspace %s has format %d; this version of aksml reads format %d or older", ws.dir, n, formatVersion)
-		}
-		for _, name := range [][]byte{bktModels, bktModelRefs, bktEnvs, bktRecords} {
-			if tx.Bucket(name) == nil {
-				return false, nil
+	return ws.exclusiveRaw(ctx, func() error {
+		info, err := os.Stat(ws.dbPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist), err == nil && info.Size() == 0:
+			state := "missing"
+			if err == nil {
+				state = "empty (0 bytes)"
 			}
+			blobs, berr := blobFiles(ws.dir, 0)
+			if berr != nil {
+				return ioErr("scan blob store", berr)
+			}
+			if len(blobs) > 0 {
+				return errcode.Errorf(errcode.DataLoss,
+					"workspace %s: its metadata file %s is %s, but the blob store holds %s: the registry of models, services and keys was lost. "+
+						"The workspace is not re-created over the stored files; restore %s from a backup, or run aml.CheckWorkspace (aksml workspace check) to see what can be recovered",
+					ws.dir, metaFileName, state, plural(len(blobs), "model file"), metaFileName)
+			}
+			return ws.create()
+		case err != nil:
+			return ioErr("open workspace metadata", err)
 		}
-		return true, nil
-	}
-	// A missing or empty file (a process killed while creating the
-	// workspace) is initialised under the exclusive lock below.
-	if info, err := os.Stat(ws.dbPath); err == nil && info.Size() > 0 {
-		var ok bool
-		err := ws.view(ctx, func(tx *bolt.Tx) error {
-			var err error
-			ok, err = check(tx)
-			return err
-		})
-		if err != nil || ok {
+		if fixMode(ws.dbPath, 0o600) != nil {
+			ws.log.Warn("could not restrict the permissions of the workspace metadata", "path", ws.dbPath)
+		}
+		db, err := ws.openDB(false)
+		if err != nil {
 			return err
 		}
-	}
-	return ws.update(ctx, func(tx *bolt.Tx) error {
-		if ok, err := check(tx); err != nil || ok {
-			return err
-		}
-		for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+		defer ws.closeDB(db)
+		return guard(ws.dbPath, func() error {
+			var format int
+			var migrate bool
+			err := db.View(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bktMeta)
+				if b == nil {
+					return errcode.Errorf(errcode.DataLoss, "workspace metadata %s is damaged: it has no format marker (bucket %q is missing)", ws.dbPath, bktMeta)
+				}
+				v := b.Get(keyFormat)
+				n, err := strconv.Atoi(string(v))
+				if err != nil {
+					return errcode.Errorf(errcode.DataLoss, "workspace metadata %s is damaged: unreadable format marker %q", ws.dbPath, v)
+				}
+				if n > formatVersion {
+					return errcode.Errorf(errcode.FailedPrecondition,
+						"workspace %s has format %d; this version of aksml reads format %d or older", ws.dir, n, formatVersion)
+				}
+				format = n
+				hashes, err := verifySum(tx, ws.dbPath)
+				if err != nil {
+					return err
+				}
+				ws.verifiedTx, ws.unitHashes = tx.ID(), hashes
+				for _, name := range [][]byte{bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
+					if tx.Bucket(name) == nil {
+						migrate = true
+					}
+				}
+				if format < formatVersion {
+					migrate = true
+				}
+				if errs := checkTx(tx); len(errs) > 0 {
+					return errcode.Errorf(errcode.DataLoss, "workspace metadata %s is damaged: bbolt's consistency check failed: %w; "+
+						"run aml.CheckWorkspace (aksml workspace check) to see what can be recovered", ws.dbPath, errors.Join(errs...))
+				}
+				return nil
+			})
+			if err != nil || !migrate {
 				return err
 			}
-		}
-		return tx.Bucket(bktMeta).Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
+			if format < 1 {
+				return errcode.Errorf(errcode.DataLoss, "workspace metadata %s is damaged: format marker %d", ws.dbPath, format)
+			}
+			return ws.commit(db, ws.migrate)
+		})
 	})
+}
+
+// create makes the database of a new workspace. The caller holds the
+// exclusive lock.
+func (ws *Workspace) create() error {
+	os.Remove(ws.dbPath) // an empty file left by a killed creation
+	db, err := ws.openDBMode(false, true)
+	if err != nil {
+		return err
+	}
+	defer ws.closeDB(db)
+	return guard(ws.dbPath, func() error {
+		return ws.commit(db, func(tx *bolt.Tx) error {
+			ws.dirty["*"] = true
+			for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			b := tx.Bucket(bktMeta)
+			if err := b.Put(keyCreated, []byte(ws.fsNow().Format(time.RFC3339Nano))); err != nil {
+				return err
+			}
+			return b.Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
+		})
+	})
+}
+
+// migrate upgrades a workspace of format 1: it records every file of the
+// blob store as known (format 1 had no list; its metadata was trusted) and
+// stamps the creation time, so GC can tell the store's files from those of
+// another metadata file.
+func (ws *Workspace) migrate(tx *bolt.Tx) error {
+	ws.dirty["*"] = true
+	for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	blobs, err := blobFiles(ws.dir, 0)
+	if err != nil {
+		return ioErr("scan blob store", err)
+	}
+	for enc, info := range blobs {
+		if err := recordBlob(tx, enc, info.Size()); err != nil {
+			return err
+		}
+	}
+	b := tx.Bucket(bktMeta)
+	if b.Get(keyCreated) == nil {
+		if err := b.Put(keyCreated, []byte(ws.fsNow().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+	}
+	return b.Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
 }
 
 // Dir returns the absolute path of the workspace directory.
@@ -237,21 +346,56 @@ func (ws *Workspace) acquire(ctx context.Context, exclusive bool) error {
 	}
 }
 
-// openDB opens the bbolt file. The caller holds the workspace lock, so
-// bbolt's own flock is free; the timeout only guards against a foreign
-// process that opened meta.db directly.
+// openDB opens the bbolt file after checking its meta pages and size
+// (checkMetaFile), so bbolt never maps a file it would crash on. The caller
+// holds the workspace lock, so bbolt's own flock is free; the timeout only
+// guards against a foreign process that opened meta.db directly.
 func (ws *Workspace) openDB(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(ws.dbPath, 0o644, &bolt.Options{
-		ReadOnly: readOnly,
-		Timeout:  ws.lockTimeout,
+	return ws.openDBMode(readOnly, false)
+}
+
+// openDBMode is openDB; with create, a missing file is created (a new
+// workspace) instead of being reported as lost.
+func (ws *Workspace) openDBMode(readOnly, create bool) (*bolt.DB, error) {
+	st, err := checkMetaFile(ws.dbPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if !create {
+			return nil, errcode.Errorf(errcode.DataLoss,
+				"workspace %s: metadata file %s was removed while the workspace was open; restore it from a backup or run aml.CheckWorkspace (aksml workspace check)", ws.dir, metaFileName)
+		}
+	case errors.Is(err, errcode.DataLoss):
+		return nil, err
+	case err != nil:
+		return nil, ioErr("open workspace metadata", err)
+	case st.warning != "":
+		ws.log.Warn("workspace metadata: "+st.warning, "path", ws.dbPath)
+	}
+	var db *bolt.DB
+	err = guard(ws.dbPath, func() error {
+		var err error
+		db, err = bolt.Open(ws.dbPath, 0o600, &bolt.Options{
+			ReadOnly: readOnly,
+			Timeout:  ws.lockTimeout,
+		})
+		return err
 	})
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, errcode.Errorf(errcode.FailedPrecondition, "workspace %s: metadata file is missing", ws.dir)
+		if errcode.Of(err) != nil {
+			return nil, err
+		}
+		if errors.Is(err, bolterr.ErrInvalid) || errors.Is(err, bolterr.ErrChecksum) || errors.Is(err, bolterr.ErrVersionMismatch) {
+			return nil, errcode.Errorf(errcode.DataLoss, "workspace metadata %s is damaged: %v; run aml.CheckWorkspace (aksml workspace check) to see what can be recovered", ws.dbPath, err)
 		}
 		return nil, ioErr("open workspace metadata", err)
 	}
 	return db, nil
+}
+
+// closeDB closes a database handle; a damaged file can make bbolt panic
+// here too.
+func (ws *Workspace) closeDB(db *bolt.DB) {
+	_ = guard(ws.dbPath, db.Close)
 }
 
 // view runs fn in a read-only transaction. Concurrent readers of this
@@ -271,9 +415,11 @@ func (ws *Workspace) view(ctx context.Context, fn func(tx *bolt.Tx) error) error
 	}
 	defer ws.releaseShared()
 	var fnErr error
-	err = db.View(func(tx *bolt.Tx) error {
-		fnErr = fn(tx)
-		return fnErr
+	err = guard(ws.dbPath, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			fnErr = fn(tx)
+			return fnErr
+		})
 	})
 	if fnErr != nil {
 		return fnErr
@@ -307,15 +453,14 @@ func (ws *Workspace) releaseShared() {
 	defer ws.rmu.Unlock()
 	ws.readers--
 	if ws.readers == 0 {
-		ws.rdb.Close()
+		ws.closeDB(ws.rdb)
 		ws.rdb = nil
 		unlock(ws.lockf)
 	}
 }
 
-// exclusive runs fn while holding the workspace lock exclusively, with the
-// database open read-write.
-func (ws *Workspace) exclusive(ctx context.Context, fn func(db *bolt.DB) error) error {
+// exclusiveRaw runs fn while holding the workspace lock exclusively.
+func (ws *Workspace) exclusiveRaw(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return ctxErr(err)
 	}
@@ -328,31 +473,101 @@ func (ws *Workspace) exclusive(ctx context.Context, fn func(db *bolt.DB) error) 
 		return err
 	}
 	defer unlock(ws.lockf)
-	db, err := ws.openDB(false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return fn(db)
+	return fn()
+}
+
+// exclusive runs fn while holding the workspace lock exclusively, with the
+// database open read-write.
+func (ws *Workspace) exclusive(ctx context.Context, fn func(db *bolt.DB) error) error {
+	return ws.exclusiveRaw(ctx, func() error {
+		db, err := ws.openDB(false)
+		if err != nil {
+			return err
+		}
+		defer ws.closeDB(db)
+		return guard(ws.dbPath, func() error { return fn(db) })
+	})
 }
 
 // update runs fn in a read-write transaction under the exclusive lock. An
 // error from fn rolls the transaction back and is returned unchanged.
 func (ws *Workspace) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	return ws.exclusive(ctx, func(db *bolt.DB) error {
-		var fnErr error
-		err := db.Update(func(tx *bolt.Tx) error {
-			fnErr = fn(tx)
-			return fnErr
-		})
-		if fnErr != nil {
+	return ws.exclusive(ctx, func(db *bolt.DB) error { return ws.commit(db, fn) })
+}
+
+// commit runs fn in a read-write transaction of db. Before fn it verifies
+// the content checksum of the last commit (unless this process wrote or
+// verified that very commit), so a damaged database is not blessed with a
+// new checksum; after fn it stores the new one.
+func (ws *Workspace) commit(db *bolt.DB, fn func(tx *bolt.Tx) error) error {
+	var fnErr error
+	var txid int
+	var hashes map[string]unitHash
+	ws.dirty = map[string]bool{}
+	err := db.Update(func(tx *bolt.Tx) error {
+		txid = tx.ID()
+		cache := ws.unitHashes
+		if ws.verifiedTx == 0 || ws.verifiedTx != txid-1 || cache == nil {
+			if cache, fnErr = verifySum(tx, ws.dbPath); fnErr != nil {
+				return fnErr
+			}
+		}
+		if fnErr = fn(tx); fnErr != nil {
 			return fnErr
 		}
-		if err != nil {
-			return ioErr("commit workspace transaction", err)
+		if ws.dirty["*"] {
+			cache = nil
 		}
-		return nil
+		var err error
+		hashes, err = writeSum(tx, cache, ws.dirty)
+		return err
 	})
+	ws.dirty = nil
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		ws.verifiedTx, ws.unitHashes = 0, nil
+		return ioErr("commit workspace transaction", err)
+	}
+	ws.verifiedTx, ws.unitHashes = txid, hashes
+	return nil
+}
+
+// markDirty records, during a write transaction, that the unit top (or
+// top/sub) changed; the content sum rehashes it. "*" rehashes everything.
+func (ws *Workspace) markDirty(top []byte, sub []byte) {
+	if ws != nil && ws.dirty != nil {
+		ws.dirty[unitPath(top, sub)] = true
+	}
+}
+
+// fsNow returns the file system's current time: the modification time of
+// a file written now. GC compares it with blob modification times, which
+// come from the same (often coarser) clock.
+func (ws *Workspace) fsNow() time.Time {
+	f, err := os.CreateTemp(filepath.Join(ws.dir, stageDirName), "now-*")
+	if err == nil {
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if info, err := f.Stat(); err == nil {
+			return info.ModTime().UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// fixMode removes permission bits beyond mode from path (created by an
+// older version or a loose umask).
+func fixMode(path string, mode os.FileMode) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if info.Mode().Perm()&^mode != 0 {
+		return os.Chmod(path, info.Mode().Perm()&mode)
+	}
+	return nil
 }
 
 // ioErr gives an error from the file system or bbolt its code:

@@ -30,6 +30,12 @@ type Store interface {
 	AddModelRefs(ctx context.Context, user string, ids []string) error
 	// RemoveModelRefs drops every model reference of user.
 	RemoveModelRefs(ctx context.Context, user string) error
+	// CreateWithModelRefs creates a record and adds the model references
+	// of user in one transaction; DeleteWithModelRefs removes both in one.
+	// A process killed in between never leaves a record without its
+	// references.
+	CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error
+	DeleteWithModelRefs(ctx context.Context, kind, name, user string) error
 	// Local is the workspace's table of process-local values: the Go
 	// handlers of the services its targets run.
 	Local() *Local

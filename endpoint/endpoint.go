@@ -128,15 +128,14 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 	e.rec.Versions = []VersionRecord{{Config: first, Type: typ, ModelIDs: rt.ModelIDs}}
 	e.runtimes[first.VersionName] = rt
 	b, _ := json.Marshal(e.rec)
-	if err := store.Create(ctx, recordKind, name, b); err != nil {
+	if err := store.CreateWithModelRefs(ctx, recordKind, name, b, refUser(name), rt.ModelIDs); err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "endpoint %q already exists in the workspace", name)
 		}
 		return nil, err
 	}
 	if err := e.applyLocked(ctx); err != nil {
-		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), refUser(name))
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, refUser(name))
 		return nil, err
 	}
 	e.keepRuntimes()
@@ -489,13 +488,7 @@ func (e *Endpoint) Delete(ctx context.Context) error {
 		return err
 	}
 	e.store.Local().Delete(recordKind, e.rec.Name)
-	if err := e.store.RemoveModelRefs(ctx, refUser(e.rec.Name)); err != nil {
-		return err
-	}
-	if err := e.store.Delete(ctx, recordKind, e.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
-		return err
-	}
-	return nil
+	return e.store.DeleteWithModelRefs(ctx, recordKind, e.rec.Name, refUser(e.rec.Name))
 }
 
 // Name is the endpoint's name.
@@ -616,6 +609,12 @@ func (e *Endpoint) Token(ctx context.Context) (driver.Token, error) {
 // endpoint's key or token (see webservice.Service.Run).
 func (e *Endpoint) Run(ctx context.Context, input any) (json.RawMessage, error) {
 	return webservice.Score(ctx, e.client, e.ScoringURI(), input, e.credential)
+}
+
+// RunServed is Run that also returns the name of the version that
+// answered, as the traffic rules picked it.
+func (e *Endpoint) RunServed(ctx context.Context, input any) (json.RawMessage, string, error) {
+	return webservice.ScoreServed(ctx, e.client, e.ScoringURI(), input, e.credential)
 }
 
 // RunVersion scores input on one version, whatever the weights.

@@ -48,10 +48,15 @@ var (
 	Unimplemented = &Code{"Unimplemented"}
 	// Internal: a bug or an unexpected failure of a dependency.
 	Internal = &Code{"Internal"}
+	// DataLoss: stored data is missing or corrupt (a damaged workspace
+	// database, a blob whose content no longer matches its digest). Retrying
+	// does not help; the message says what is damaged and how to check or
+	// recover it.
+	DataLoss = &Code{"DataLoss"}
 )
 
 var all = []*Code{NotFound, AlreadyExists, InvalidArgument, FailedPrecondition, Conflict,
-	Unauthenticated, ResourceExhausted, Unavailable, DeadlineExceeded, Unimplemented, Internal}
+	Unauthenticated, ResourceExhausted, Unavailable, DeadlineExceeded, Unimplemented, Internal, DataLoss}
 
 type coded struct {
 	code *Code

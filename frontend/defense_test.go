@@ -140,6 +140,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"request line without version", "GET " + path + "\r\n", 400, false},
 		{"missing Host", "GET " + path + " HTTP/1.1\r\n\r\n", 400, false},
 		{"malformed Host", "GET " + path + " HTTP/1.1\r\nHost: a b\r\n\r\n", 400, false},
+		{"empty Host", "GET " + path + " HTTP/1.1\r\nHost:\r\n\r\n", 400, false},
 		{"two different lengths", "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400, false},
 		{"signed length", "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400, false},
 		{"unknown transfer coding", "POST " + path + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, false},

@@ -11,9 +11,10 @@ import (
 // net/http refuses, with the same status codes:
 //
 //	400  a malformed request line or HTTP version, a header name that is
-//	     not a token, a control byte in a value, a missing, repeated or
-//	     malformed Host (HTTP/1.1), two different Content-Lengths or one
-//	     that is not a number
+//	     not a token, a control byte in a value, a missing, repeated,
+//	     empty or malformed Host (HTTP/1.1), two different Content-Lengths
+//	     or one that is not a number (an empty Host is refused by
+//	     ServeHTTP too, where net/http would pass it on)
 //	501  a Transfer-Encoding other than chunked
 //	505  an HTTP version other than 1.x
 //
@@ -84,7 +85,7 @@ func checkHead(buf []byte, complete bool) headProblem {
 		switch {
 		case bytes.EqualFold(name, []byte("host")):
 			hosts++
-			if hosts > 1 || !httpguts.ValidHostHeader(string(v)) {
+			if hosts > 1 || len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v)) {
 				return probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
@@ -117,8 +118,14 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 	if sp2 <= 0 {
 		return false, probBadRequest
 	}
-	for _, c := range rest[:sp2] {
+	target := rest[:sp2]
+	for i, c := range target {
 		if c < ' ' || c == 0x7f {
+			return false, probBadRequest
+		}
+		// A '%' not followed by two hex digits: net/http cannot parse
+		// the URI.
+		if c == '%' && (i+2 >= len(target) || !isHex(target[i+1]) || !isHex(target[i+2])) {
 			return false, probBadRequest
 		}
 	}
@@ -131,4 +138,8 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 		return false, probVersion
 	}
 	return v[7] != '0', headProblem{}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -865,7 +865,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	ex.start = start
 	if string(req.URI().Path()) == PathMetrics {
 		if rt.metricsRefused(cc.c.RemoteAddr().String(), req.Header.Peek(canonAuthorization), resp) {
-			l.writeResponse(cc)
+			l.answerNow(cc)
 			return
 		}
 		l.slow(cc, plan{}, slowMetrics)
@@ -883,7 +883,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	}
 	if !ok {
 		resp.Header.SetBytesV(HeaderRequestID, ex.id)
-		l.writeResponse(cc)
+		l.answerNow(cc)
 		return
 	}
 	vs := p.r.versions[p.idx]
@@ -1105,6 +1105,16 @@ func appendResponse(dst []byte, closeAfter bool, resp *fasthttp.Response) []byte
 	w := reqWriter{out: dst}
 	_, _ = resp.WriteTo(&w) // fasthttp's pooled buffered writer
 	return w.out
+}
+
+// answerNow writes the router's own answer in cc.resp and closes the
+// connection if the caller asked for that.
+func (l *loop) answerNow(cc *clientConn) {
+	l.writeResponse(cc)
+	if cc.closeAfter {
+		_ = cc.c.Close()
+		cc.closed = true
+	}
 }
 
 // writeResponse writes cc.resp to the caller from the loop.
@@ -1485,12 +1495,13 @@ func (l *loop) dropClient(cc *clientConn) {
 	}
 }
 
-// clientSweepEvery is how often callers' timeouts are looked at: a quarter
-// of the shortest, within [10 ms, 1 s].
+// clientSweepEvery is how often callers' timeouts are looked at: a
+// fortieth of the shortest, within [10 ms, 250 ms], so that a connection
+// is closed at most 2.5% (or 250 ms) past its timeout.
 func (l *loop) clientSweepEvery() time.Duration {
 	rt := l.eng.rt
-	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 4
-	return min(max(d, 10*time.Millisecond), time.Second)
+	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 40
+	return min(max(d, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // sweepClients closes callers' connections past their timeouts.

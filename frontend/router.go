@@ -532,6 +532,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.metrics.ServeHTTP(w, r)
 		return
 	}
+	if r.Host == "" && r.ProtoAtLeast(1, 1) {
+		// As the event loop does: fasthttp, which reads its requests,
+		// needs a Host.
+		w.Header().Set("Connection", "close")
+		http.Error(w, "Bad request", http.StatusBadRequest)
+		return
+	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

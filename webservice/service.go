@@ -119,19 +119,14 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 		s.rec.SecondaryKey = frontend.GenerateKey()
 	}
 	b, _ := json.Marshal(s.rec)
-	if err := store.Create(ctx, recordKind, name, b); err != nil {
+	if err := store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs); err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: deploy with aml.DeployOptions{Overwrite: true} (az ml model deploy --overwrite) to update it, call Service.Update, or delete it first", name)
 		}
 		return nil, err
 	}
-	if err := store.AddModelRefs(ctx, name, rt.ModelIDs); err != nil {
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
-		return nil, err
-	}
 	if err := s.apply(ctx); err != nil {
-		_ = store.RemoveModelRefs(context.WithoutCancel(ctx), name)
-		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
+		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, name)
 		return nil, err
 	}
 	keepRuntime(store, name, rt)
@@ -407,10 +402,17 @@ func (s *Service) credential(ctx context.Context) (string, error) {
 
 // ResponseError is a non-200 answer from the service; read it with
 // errors.As. Its code follows the status: 401 Unauthenticated, 503
-// Unavailable, 504 DeadlineExceeded, 413 InvalidArgument, others Unavailable.
+// Unavailable, 504 DeadlineExceeded, 413 InvalidArgument; an exception in
+// the entry script's run() (502 with x-ms-run-function-failed: true) is
+// Internal, since the same input fails again; others Unavailable.
 type ResponseError struct {
 	StatusCode int
 	Body       string
+	// RunFailed reports that the model's run() raised (or a Go handler's
+	// Run returned an error).
+	RunFailed bool
+	// ServedBy is the version that answered, when the router says.
+	ServedBy string
 }
 
 func (e *ResponseError) Error() string {
@@ -439,6 +441,14 @@ func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
 // with refresh true and retries once. A nil client means a shared pooled
 // one. Endpoints and tools that only know a URI use it.
 func Score(ctx context.Context, client *http.Client, uri string, input any, cred func(ctx context.Context, refresh bool) (string, error)) (json.RawMessage, error) {
+	out, _, err := ScoreServed(ctx, client, uri, input, cred)
+	return out, err
+}
+
+// ScoreServed is Score that also returns the name of the version that
+// answered (the router's aksml-served-by header; "" when absent): on an
+// endpoint, which version the traffic rules picked.
+func ScoreServed(ctx context.Context, client *http.Client, uri string, input any, cred func(ctx context.Context, refresh bool) (string, error)) (json.RawMessage, string, error) {
 	if client == nil {
 		client = defaultClient
 	}
@@ -453,7 +463,7 @@ func Score(ctx context.Context, client *http.Client, uri string, input any, cred
 	default:
 		b, err := json.Marshal(input)
 		if err != nil {
-			return nil, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("run: input is not JSON-serialisable: %w", err))
+			return nil, "", errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("run: input is not JSON-serialisable: %w", err))
 		}
 		body = b
 	}
@@ -462,20 +472,27 @@ func Score(ctx context.Context, client *http.Client, uri string, input any, cred
 		if cred != nil {
 			var err error
 			if c, err = cred(ctx, attempt > 0); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
-		code, out, err := post(ctx, client, uri, c, body)
+		code, hdr, out, err := post(ctx, client, uri, c, body)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
+		served := hdr.Get(frontend.HeaderServedBy)
 		if code == http.StatusOK {
-			return out, nil
+			return out, served, nil
 		}
 		if code == http.StatusUnauthorized && attempt == 0 && cred != nil {
 			continue
 		}
-		return nil, errcode.Wrap(statusCode(code), &ResponseError{StatusCode: code, Body: string(out)})
+		re := &ResponseError{StatusCode: code, Body: string(out), ServedBy: served,
+			RunFailed: strings.EqualFold(hdr.Get("X-Ms-Run-Function-Failed"), "true")}
+		ec := statusCode(code)
+		if re.RunFailed && code >= 500 {
+			ec = errcode.Internal
+		}
+		return nil, served, errcode.Wrap(ec, re)
 	}
 }
 
@@ -493,10 +510,10 @@ func statusCode(code int) *errcode.Code {
 	return errcode.Unavailable
 }
 
-func post(ctx context.Context, client *http.Client, uri, cred string, body []byte) (int, []byte, error) {
+func post(ctx context.Context, client *http.Client, uri, cred string, body []byte) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Internal, err)
+		return 0, nil, nil, errcode.Wrap(errcode.Internal, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if cred != "" {
@@ -504,14 +521,14 @@ func post(ctx context.Context, client *http.Client, uri, cred string, body []byt
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: %w", err))
+		return 0, nil, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: %w", err))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: reading the response: %w", err))
+		return 0, nil, nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("run: reading the response: %w", err))
 	}
-	return resp.StatusCode, out, nil
+	return resp.StatusCode, resp.Header, out, nil
 }
 
 // UpdateOptions says what Update changes. Nil fields stay as they are.
@@ -693,11 +710,5 @@ func (s *Service) Delete(ctx context.Context) error {
 		return err
 	}
 	s.store.Local().Delete(recordKind, s.rec.Name)
-	if err := s.store.RemoveModelRefs(ctx, s.rec.Name); err != nil {
-		return err
-	}
-	if err := s.store.Delete(ctx, recordKind, s.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
-		return err
-	}
-	return nil
+	return s.store.DeleteWithModelRefs(ctx, recordKind, s.rec.Name, s.rec.Name)
 }

@@ -12,6 +12,7 @@ import (
 func init() {
 	Symbols["github.com/aksml/aksml/aml/aml"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"CheckWorkspace":         reflect.ValueOf(aml.CheckWorkspace),
 		"DefaultInterpreter":     reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
 		"Deploy":                 reflect.ValueOf(aml.Deploy),
 		"FrameworkCustom":        reflect.ValueOf(aml.FrameworkCustom),
@@ -40,6 +41,8 @@ func init() {
 		"UpdateService":          reflect.ValueOf(aml.UpdateService),
 
 		// type definitions
+		"CheckOptions":         reflect.ValueOf((*aml.CheckOptions)(nil)),
+		"CheckReport":          reflect.ValueOf((*aml.CheckReport)(nil)),
 		"CondaDependencies":    reflect.ValueOf((*aml.CondaDependencies)(nil)),
 		"ContainerRegistry":    reflect.ValueOf((*aml.ContainerRegistry)(nil)),
 		"DeployOptions":        reflect.ValueOf((*aml.DeployOptions)(nil)),
