@@ -81,7 +81,11 @@ func (h *dirHandler) Run(ctx context.Context, in []byte) ([]byte, error) {
 
 func TestDeployThousandModelsAndRefuseMore(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	// Registering and laying out 1,001 models (each checksummed into the
+	// workspace and copied read-only for the replica) takes tens of seconds
+	// under -race on a busy 2-core machine: a longer bound than testCtx's.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	t.Cleanup(cancel)
 	e := newDeployEnv(t, compute.ProvisioningConfig{ClusterPurpose: compute.DevTest})
 	models := make([]*aml.Model, 0, aml.MaxModelsPerDeployment+1)
 	for i := 0; i <= aml.MaxModelsPerDeployment; i++ {

@@ -34,13 +34,15 @@
 // in Python); the host code runs from memory, embedded in this package.
 // run(raw_data) gets the body as a str; its return value is JSON-encoded as
 // Azure ML does (a str becomes a JSON string; numpy and pandas values are
-// converted rather than rejected). The worker environment holds
-// AZUREML_MODEL_DIR, AZUREML_ENTRY_SCRIPT (relative to the source directory),
-// AZUREML_SOURCE_DIRECTORY and Config.Env; the working directory is the
-// source directory.
+// converted rather than rejected); an AMLResponse whose body is a generator
+// is streamed chunk by chunk. The worker environment holds
+// AZUREML_MODEL_DIR, AZUREML_ENTRY_SCRIPT (absolute), AZUREML_SOURCE_DIRECTORY,
+// AML_APP_ROOT and Config.Env; the working directory is the app root, which
+// holds the source directory under its own name as /var/azureml-app does in
+// an Azure ML container (see Config.AppRoot).
 //
-// Failures map as in Azure ML: an exception in run gives 500 with a JSON
-// body and the traceback in the log; an exception in init makes the worker
+// Failures map as in Azure ML: an exception in run gives 500 with the
+// generic JSON message and the traceback in the log; an exception in init makes the worker
 // exit non-zero and the replica never becomes ready (Err carries the
 // traceback tail); a worker that dies is restarted and the request it held
 // fails at once with 502; a run longer than Config.ScoringTimeout kills and
@@ -63,7 +65,8 @@
 //
 // # Programs
 //
-// cmd/aksml-score is Main(nil) and takes azmlinfsrv's flags (--entry_script,
-// --model_dir, --port, --worker_count) plus --address (127.0.0.1 by
-// default); a Go model binary is func main() { scoring.Main(mymodel.New) }.
+// cmd/aksml-score is Main(nil) and takes azmlinfsrv's command line,
+// environment and config file (see Run and docs/inference-server.md) plus
+// aksml's own flags such as --address (127.0.0.1 by default); a Go model
+// binary is func main() { scoring.Main(mymodel.New) }.
 package scoring

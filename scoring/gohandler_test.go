@@ -222,8 +222,10 @@ func TestGoHandlerTimeout(t *testing.T) {
 	go func() { done <- do(s, "POST", "/score", `"slow"`) }()
 	eventually(t, "the scoring timer", fc.HasWaiters)
 	fc.Step(5 * time.Second)
+	// release stays open until Run has seen the cancellation: with both
+	// ready, its select could pick either.
+	defer close(release)
 	r := <-done
-	close(release)
 	if r.status != 504 || r.body != `{"message":"Scoring timeout after 5000 ms"}` || r.header.Get("X-Ms-Run-Function-Failed") != "True" {
 		t.Fatalf("slow run: %d %q", r.status, r.body)
 	}

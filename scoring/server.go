@@ -31,17 +31,20 @@ const (
 )
 
 // Server is one replica: the HTTP face of a Go Handler or of a pool of
-// Python workers running an entry script. It serves
+// Python workers running an entry script. It serves, as azmlinfsrv does,
 //
 //	GET  /              200 "Healthy" once init has finished, 503 before
-//	POST /score         runs the model (GET /score too, with the query as input)
-//	GET  /swagger.json  the OpenAPI document (?version=2, the default, or 3)
+//	POST /score         runs the model (GET /score too, with the query as input;
+//	                    OPTIONS answered empty unless run() is @rawhttp)
+//	GET  /swagger.json  the OpenAPI document (?version=2, the default, 3 or 3.1)
 //
 // and answers 405 to other methods on those paths, 404 to other paths, 413
-// to bodies above Config.MaxBodyBytes, 503 while not ready, 504 when a run
-// exceeds Config.ScoringTimeout, 500 when run raises (or a Go Run returns an
-// error) and 502 when a worker dies while running the request. Error bodies
-// are JSON objects with a "message" (and, for run failures, "error").
+// to bodies above Config.MaxBodyBytes, 503 while not ready, 504 "Scoring
+// timeout after N ms" when a run exceeds Config.ScoringTimeout, 500 when run
+// raises (or a Go Run returns an error) and 502 when a worker dies while
+// running the request. Error bodies are JSON objects with a "message" only;
+// exception text goes to the log. Request ids, TraceId, CORS and the
+// x-ms-* headers are those of azmlinfsrv (docs/inference-server.md).
 //
 // A Server is safe for concurrent use. Create it with NewServer, call Start,
 // and Close it when done.
@@ -551,7 +554,7 @@ type respMeta struct {
 type errReply struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
-	Error   string `json:"error"`
+	Error   string `json:"error,omitempty"` // unused since run() errors stay in the log
 }
 
 func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
