@@ -12,6 +12,8 @@ import (
 func init() {
 	Symbols["github.com/aksml/aksml/aml/aml"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"CheckWorkspace":         reflect.ValueOf(aml.CheckWorkspace),
+		"DefaultInterpreter":     reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
 		"Deploy":                 reflect.ValueOf(aml.Deploy),
 		"FrameworkCustom":        reflect.ValueOf(aml.FrameworkCustom),
 		"FrameworkMulti":         reflect.ValueOf(aml.FrameworkMulti),
@@ -35,8 +37,12 @@ func init() {
 		"ParseModelID":           reflect.ValueOf(aml.ParseModelID),
 		"Runtime":                reflect.ValueOf(aml.Runtime),
 		"SaveInferenceConfig":    reflect.ValueOf(aml.SaveInferenceConfig),
+		"SystemPython":           reflect.ValueOf(constant.MakeFromLiteral("\"/usr/bin/python3\"", token.STRING, 0)),
+		"UpdateService":          reflect.ValueOf(aml.UpdateService),
 
 		// type definitions
+		"CheckOptions":         reflect.ValueOf((*aml.CheckOptions)(nil)),
+		"CheckReport":          reflect.ValueOf((*aml.CheckReport)(nil)),
 		"CondaDependencies":    reflect.ValueOf((*aml.CondaDependencies)(nil)),
 		"ContainerRegistry":    reflect.ValueOf((*aml.ContainerRegistry)(nil)),
 		"DeployOptions":        reflect.ValueOf((*aml.DeployOptions)(nil)),

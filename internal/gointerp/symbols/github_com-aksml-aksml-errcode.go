@@ -12,6 +12,7 @@ func init() {
 		// function, constant and variable definitions
 		"AlreadyExists":      reflect.ValueOf(&errcode.AlreadyExists).Elem(),
 		"Conflict":           reflect.ValueOf(&errcode.Conflict).Elem(),
+		"DataLoss":           reflect.ValueOf(&errcode.DataLoss).Elem(),
 		"DeadlineExceeded":   reflect.ValueOf(&errcode.DeadlineExceeded).Elem(),
 		"Errorf":             reflect.ValueOf(errcode.Errorf),
 		"FailedPrecondition": reflect.ValueOf(&errcode.FailedPrecondition).Elem(),

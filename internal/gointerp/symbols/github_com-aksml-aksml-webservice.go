@@ -51,6 +51,7 @@ func init() {
 		"Primary":                             reflect.ValueOf(webservice.Primary),
 		"Scale":                               reflect.ValueOf(webservice.Scale),
 		"Score":                               reflect.ValueOf(webservice.Score),
+		"ScoreServed":                         reflect.ValueOf(webservice.ScoreServed),
 		"Secondary":                           reflect.ValueOf(webservice.Secondary),
 		"Spec":                                reflect.ValueOf(webservice.Spec),
 		"String":                              reflect.ValueOf(webservice.String),
@@ -80,14 +81,16 @@ func init() {
 
 // _github_com_aksml_aksml_webservice_Store is an interface wrapper for Store type
 type _github_com_aksml_aksml_webservice_Store struct {
-	IValue           interface{}
-	WAddModelRefs    func(ctx context.Context, user string, ids []string) error
-	WCreate          func(ctx context.Context, kind string, name string, value []byte) error
-	WDelete          func(ctx context.Context, kind string, name string) error
-	WGet             func(ctx context.Context, kind string, name string) ([]byte, error)
-	WNames           func(ctx context.Context, kind string) ([]string, error)
-	WPut             func(ctx context.Context, kind string, name string, value []byte) error
-	WRemoveModelRefs func(ctx context.Context, user string) error
+	IValue               interface{}
+	WAddModelRefs        func(ctx context.Context, user string, ids []string) error
+	WCreate              func(ctx context.Context, kind string, name string, value []byte) error
+	WCreateWithModelRefs func(ctx context.Context, kind string, name string, value []byte, user string, ids []string) error
+	WDelete              func(ctx context.Context, kind string, name string) error
+	WDeleteWithModelRefs func(ctx context.Context, kind string, name string, user string) error
+	WGet                 func(ctx context.Context, kind string, name string) ([]byte, error)
+	WNames               func(ctx context.Context, kind string) ([]string, error)
+	WPut                 func(ctx context.Context, kind string, name string, value []byte) error
+	WRemoveModelRefs     func(ctx context.Context, user string) error
 }
 
 func (W _github_com_aksml_aksml_webservice_Store) AddModelRefs(ctx context.Context, user string, ids []string) error {
@@ -96,8 +99,14 @@ func (W _github_com_aksml_aksml_webservice_Store) AddModelRefs(ctx context.Conte
 func (W _github_com_aksml_aksml_webservice_Store) Create(ctx context.Context, kind string, name string, value []byte) error {
 	return W.WCreate(ctx, kind, name, value)
 }
+func (W _github_com_aksml_aksml_webservice_Store) CreateWithModelRefs(ctx context.Context, kind string, name string, value []byte, user string, ids []string) error {
+	return W.WCreateWithModelRefs(ctx, kind, name, value, user, ids)
+}
 func (W _github_com_aksml_aksml_webservice_Store) Delete(ctx context.Context, kind string, name string) error {
 	return W.WDelete(ctx, kind, name)
+}
+func (W _github_com_aksml_aksml_webservice_Store) DeleteWithModelRefs(ctx context.Context, kind string, name string, user string) error {
+	return W.WDeleteWithModelRefs(ctx, kind, name, user)
 }
 func (W _github_com_aksml_aksml_webservice_Store) Get(ctx context.Context, kind string, name string) ([]byte, error) {
 	return W.WGet(ctx, kind, name)
