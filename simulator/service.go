@@ -151,7 +151,6 @@ func (c *Cluster) reconcile() {
 			s.routeDirty = false
 		}
 	}
-	c.signal()
 	c.probeDue(now)
 }
 

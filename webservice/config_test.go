@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/internal/errcodetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -16,7 +15,24 @@ import (
 // wanted substring, in order.
 func checkErrs(t *testing.T, err error, want []string) {
 	t.Helper()
-	errcodetest.CheckInvalid(t, err, want, true)
+	got := errcode.Split(err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, e := range got {
+		if !errors.Is(e, errcode.InvalidArgument) {
+			t.Errorf("error %d %q is not InvalidArgument", i, e)
+		}
+		if !strings.Contains(e.Error(), want[i]) {
+			t.Errorf("error %d = %q\nwant it to contain %q", i, e, want[i])
+		}
+		if !strings.HasPrefix(e.Error(), "Invalid ") {
+			t.Errorf("error %d = %q, want the SDK's \"Invalid ...\" wording", i, e)
+		}
+	}
+	if err != nil && !errors.Is(err, errcode.InvalidArgument) {
+		t.Errorf("joined error is not InvalidArgument: %v", err)
+	}
 }
 
 // TestDeployConfigValidate has one row per client-side rule of reference §2

@@ -1,4 +1,4 @@
-package fe
+package kube
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aksml/aksml/autoscale"
-	"github.com/aksml/aksml/kube"
 )
 
 // versionScaler is the autoscaler of one autoscaled Deployment.
@@ -29,7 +28,7 @@ type autoscaleJSON struct {
 // settingsOf reads a Deployment's autoscale settings; false when it is not
 // autoscaled.
 func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
-	raw, ok := d.Annotations[kube.AnnotationAutoscale]
+	raw, ok := d.Annotations[AnnotationAutoscale]
 	if !ok {
 		return autoscale.Settings{}, false
 	}
@@ -37,7 +36,7 @@ func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
 	if err := json.Unmarshal([]byte(raw), &j); err != nil {
 		return autoscale.Settings{}, false
 	}
-	mc, _ := strconv.Atoi(d.Annotations[kube.AnnotationMaxConcurrent])
+	mc, _ := strconv.Atoi(d.Annotations[AnnotationMaxConcurrent])
 	return autoscale.Settings{
 		Min: j.Min, Max: j.Max, TargetUtilization: j.Target,
 		RefreshPeriod:           time.Duration(j.RefreshSeconds * float64(time.Second)),
@@ -87,7 +86,7 @@ func (f *FrontEnd) autoscaleOnce(ctx context.Context, scalers map[string]*versio
 				continue
 			}
 		}
-		service, version := d.Labels[kube.LabelService], d.Labels[kube.LabelVersion]
+		service, version := d.Labels[LabelService], d.Labels[LabelVersion]
 		loads, err := f.router.Load(service)
 		if err != nil {
 			continue

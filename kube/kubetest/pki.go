@@ -1,4 +1,4 @@
-package controlplane
+package kubetest
 
 import (
 	"crypto"
