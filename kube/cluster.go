@@ -97,26 +97,21 @@ func (c *Cluster) scoringBase(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	host, port := svc.Spec.ClusterIP, "80"
+	host := svc.Spec.ClusterIP
 	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if in.IP == "" && in.Hostname == "" {
-			continue
+		if in.IP != "" {
+			host = in.IP
+			break
 		}
-		host = in.IP
-		if host == "" {
+		if in.Hostname != "" {
 			host = in.Hostname
+			break
 		}
-		// A load balancer that reports its port (a local one on a free
-		// port) is reached there rather than on the Service's port 80.
-		if len(in.Ports) > 0 && in.Ports[0].Port > 0 {
-			port = strconv.Itoa(int(in.Ports[0].Port))
-		}
-		break
 	}
 	if host == "" || host == corev1.ClusterIPNone {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return "http://" + net.JoinHostPort(host, "80")
 }
 
 func secretName(service string) string { return "aksml-" + service }

@@ -197,7 +197,7 @@ type Scale struct {
 type ReplicaTemplate struct {
 	// Handler is set for Go-native models; otherwise EntryScript names a
 	// score.py relative to SourceDir.
-	Handler     scoring.NewHandler `json:"-"` // code of this process: never stored
+	Handler     scoring.NewHandler
 	EntryScript string
 	SourceDir   string
 	Interpreter string
