@@ -180,6 +180,7 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 	}
 
 	broken.Store(true)
+	failedBefore := l.Failed()
 	reps, err := e.cluster.Replicas("crashy")
 	if err != nil {
 		t.Fatal(err)
@@ -229,8 +230,12 @@ func TestCrashedVersionFallsBack(t *testing.T) {
 	if !rs.Fallback || versionStats(rs, "canary").EffectivePercent != 0 || versionStats(rs, "stable").EffectivePercent != 100 || versionStats(rs, "canary").Routable {
 		t.Errorf("router while the canary is down: %+v", rs)
 	}
-	if f := l.Failures(); len(f) != 0 {
-		t.Errorf("%d of %d requests failed while the canary crashed; first: %s", l.Failed(), l.Total(), f[0])
+	// A request a canary replica was serving when it was killed may have
+	// been read by it, so the router answers it 502 rather than run it
+	// twice: at most one per load caller (2). Every later request must
+	// fall back to stable.
+	if f := l.Failures(); failedBefore != 0 || l.Failed()-failedBefore > 2 {
+		t.Errorf("%d of %d requests failed while the canary crashed (%d before the kill, at most 2 in flight may fail); first: %s", l.Failed(), l.Total(), failedBefore, f[0])
 	}
 
 	// The model is fixed; after the back-off the replicas start and the
