@@ -311,7 +311,7 @@ func TestPanicKeepsState(t *testing.T) {
 func TestInterruptLongCell(t *testing.T) {
 	c := startKernel(t)
 	c.execute("import \"fmt\"\nn := 0")
-	id := c.send(c.shell, "execute_request", map[string]any{"code": "fmt.Println(\"looping\")\nfor { n++ }", "silent": false})
+	id := c.send(c.shell, "execute_request", map[string]any{"code": "for { n++; if n == 1 { fmt.Println(\"looping\") } }", "silent": false})
 	// wait for the cell to run, then interrupt it on the control channel
 	for started := false; !started; {
 		m := <-c.pub
