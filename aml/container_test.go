@@ -3,6 +3,7 @@ package aml_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
+	"github.com/opencontainers/go-digest"
 )
 
 // inProcessTwin is what the gomodel binary runs, for the inference
@@ -132,5 +134,70 @@ func TestContainerReplicaWithoutEngine(t *testing.T) {
 		webservice.DeployConfig{NumReplicas: 1}, e.target, &aml.DeployOptions{Image: &aml.ImageOptions{}})
 	if !errors.Is(err, errcode.InvalidArgument) || !strings.Contains(err.Error(), "Cache and ScoreBinary are required") {
 		t.Errorf("image options without a cache: %v", err)
+	}
+}
+
+// noStore and noBuilder let ImageSpec run without an engine: it only
+// describes the image.
+type noStore struct{}
+
+func (noStore) Lookup(context.Context, digest.Digest) (string, error) {
+	return "", errcode.New(errcode.NotFound, "no image")
+}
+func (noStore) Record(context.Context, digest.Digest, string) (string, error) {
+	return "", errcode.New(errcode.Unavailable, "read-only")
+}
+func (noStore) String() string { return "none" }
+
+type noBuilder struct{}
+
+func (noBuilder) Build(context.Context, io.Reader, *image.BuildOptions) (*image.BuildResult, error) {
+	return nil, errcode.New(errcode.Unavailable, "no engine")
+}
+
+// The image holds the source directory under its own name, as the
+// in-process replicas' app root does: the source directory's name, or the
+// entry script's folder's when no source directory is given.
+func TestImageSpecNamesTheSourceDirectory(t *testing.T) {
+	ctx := testCtx(t)
+	root := t.TempDir()
+	src := filepath.Join(root, "my_project")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"score.py", "sub/score.py"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte("def init(): pass\ndef run(d): return d\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(root, "aksml-score")
+	if err := os.WriteFile(bin, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := &aml.ImageOptions{Cache: image.NewCache(image.CacheOptions{Workspace: noStore{}, Builder: noBuilder{}}), ScoreBinary: bin}
+	tests := []struct {
+		ic               aml.InferenceConfig
+		name, entry      string
+		wantSourceHasSub bool
+	}{
+		{aml.InferenceConfig{EntryScript: "sub/score.py", SourceDirectory: src}, "my_project", "sub/score.py", true},
+		{aml.InferenceConfig{EntryScript: filepath.Join(src, "score.py")}, "my_project", "score.py", true},
+		{aml.InferenceConfig{EntryScript: filepath.Join(src, "sub", "score.py")}, "sub", "score.py", false},
+	}
+	for _, tt := range tests {
+		spec, in, err := aml.ImageSpec(ctx, &tt.ic, opts)
+		if err != nil {
+			t.Fatalf("%+v: %v", tt.ic, err)
+		}
+		if spec.SourceName != tt.name || spec.EntryScript != tt.entry || in.Source.Has("sub/score.py") != tt.wantSourceHasSub {
+			t.Errorf("%+v: SourceName %q EntryScript %q files %v; want %q, %q", tt.ic, spec.SourceName, spec.EntryScript, in.Source.Files, tt.name, tt.entry)
+		}
+		df, err := spec.Dockerfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `COPY ["source/","` + image.AppRoot + "/" + tt.name + `/"]`; !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s:\n%s", want, df)
+		}
 	}
 }

@@ -63,6 +63,13 @@ func ImageSpec(ctx context.Context, ic *InferenceConfig, opts *ImageOptions) (*i
 		if srcDir == "" {
 			srcDir = filepath.Dir(ic.EntryScriptPath())
 		}
+		// The image holds the source under the directory's own name, as
+		// the in-process replicas' app root does.
+		abs, err := filepath.Abs(srcDir)
+		if err != nil {
+			return nil, nil, errcode.Errorf(errcode.InvalidArgument, "source_directory %q: %v", srcDir, err)
+		}
+		spec.SourceName = filepath.Base(abs)
 		src, err := image.PackageSource(ctx, srcDir, nil)
 		if err != nil {
 			return nil, nil, err

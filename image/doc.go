@@ -17,8 +17,10 @@
 //   - Spec.Dockerfile and BuildContext write the Dockerfile and the build
 //     context: the base, the conda environment (or none when user-managed),
 //     pip packages, the static aksml-score binary, the entry script and the
-//     source under /var/azureml-app; models are mounted at run time unless
-//     Spec.BakeModels asks to copy them in.
+//     source directory under its own name in the app root
+//     (/var/azureml-app/NAME, the working directory), as in Azure ML's
+//     images; models are mounted at run time unless Spec.BakeModels asks to
+//     copy them in.
 //   - Cache looks the digest up in the workspace Store, then the global
 //     one, builds only on a miss (through a Builder), and tags the result
 //     aksml/env:<hex digest>. A Distributor makes an image available to a

@@ -81,9 +81,9 @@ func (s *Spec) Interpreter() string {
 // Dockerfile returns the Dockerfile that builds the scoring image for s:
 // the base (FROM or the base Dockerfile), the extra Docker steps, the conda
 // environment from the YAML (unless user-managed), the pip packages, the
-// environment variables, the aksml-score binary, the source directory and,
-// only with BakeModels, the models. It expects the build context that
-// BuildContext writes.
+// environment variables, the aksml-score binary, the source directory (in
+// the app root under its own name) and, only with BakeModels, the models.
+// It expects the build context that BuildContext writes.
 func (s *Spec) Dockerfile() (string, error) {
 	c, err := s.canonical()
 	if err != nil {
@@ -125,9 +125,19 @@ func dockerfile(s *Spec, c *canonicalSpec, d digest.Digest) string {
 		env = append(env, [2]string{k, c.EnvironmentVariables[k]})
 	}
 	// aksml's own variables come last so that they win.
-	env = append(env, [2]string{EnvAppRoot, AppRoot}, [2]string{EnvSourceDir, AppRoot})
-	if c.EntryScript != "" {
-		env = append(env, [2]string{EnvEntryScript, c.EntryScript})
+	// A baked source lies in the app root under its own name; the entry
+	// script is named from the app root, the working directory, as Azure
+	// ML's images name it.
+	sourceDir, entry := AppRoot, c.EntryScript
+	if c.Source != "" {
+		sourceDir = AppRoot + "/" + c.SourceName
+		if entry != "" {
+			entry = c.SourceName + "/" + entry
+		}
+	}
+	env = append(env, [2]string{EnvAppRoot, AppRoot}, [2]string{EnvSourceDir, sourceDir})
+	if entry != "" {
+		env = append(env, [2]string{EnvEntryScript, entry})
 	}
 	if python != "" {
 		env = append(env, [2]string{EnvPython, python})
@@ -158,7 +168,7 @@ func dockerfile(s *Spec, c *canonicalSpec, d digest.Digest) string {
 		line("%s%s=%s%s", prefix, kv[0], quoteEnv(kv[1]), cont)
 	}
 	if c.Source != "" {
-		line("COPY %s/ %s/", ctxSource, AppRoot)
+		line("COPY %s", jsonArray([]string{ctxSource + "/", sourceDir + "/"}))
 	}
 	if len(c.Models) > 0 {
 		line("COPY %s/ %s/", ctxModels, ModelsRoot)

@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,10 +40,10 @@ ENV A="1" \
     B="two" \
     Q="say \"hi\" \$HOME \\n" \
     AML_APP_ROOT="/var/azureml-app" \
-    AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
-    AZUREML_ENTRY_SCRIPT="score.py" \
+    AZUREML_SOURCE_DIRECTORY="/var/azureml-app/my_project" \
+    AZUREML_ENTRY_SCRIPT="my_project/score.py" \
     AKSML_PYTHON="/azureml-envs/aksml/bin/python"
-COPY source/ /var/azureml-app/
+COPY ["source/","/var/azureml-app/my_project/"]
 WORKDIR /var/azureml-app
 EXPOSE 5001
 ENTRYPOINT ["/usr/local/bin/aksml-score"]
@@ -164,7 +166,7 @@ func TestBuildContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &Spec{BaseImage: "scratch", CondaYAML: testConda, EntryScript: "score.py", Source: src.Digest, ScoreBinary: binDigest,
+	spec := &Spec{BaseImage: "scratch", CondaYAML: testConda, EntryScript: "score.py", Source: src.Digest, SourceName: "src", ScoreBinary: binDigest,
 		BakeModels: true, Models: []Model{{Name: "iris", Version: 1, Digest: model.Digest}}}
 	in := &ContextInputs{Source: src, ScoreBinary: bin, Models: map[string]*Source{"iris:1": model}}
 	bc, err := BuildContext(context.Background(), spec, in)
@@ -214,9 +216,9 @@ func TestBuildContextChecksInputs(t *testing.T) {
 		code *errcode.Code
 		msg  []string
 	}{
-		{"no source given", &Spec{BaseImage: "scratch", Source: src.Digest}, nil, errcode.InvalidArgument, []string{"no packaged source"}},
-		{"source changed", &Spec{BaseImage: "scratch", Source: dg("old")}, &ContextInputs{Source: src}, errcode.FailedPrecondition, []string{"source directory changed"}},
-		{"entry script missing", &Spec{BaseImage: "scratch", Source: src.Digest, EntryScript: "main.py"}, &ContextInputs{Source: src}, errcode.InvalidArgument, []string{`entryScript "main.py" is not in the source directory`}},
+		{"no source given", &Spec{BaseImage: "scratch", Source: src.Digest, SourceName: "src"}, nil, errcode.InvalidArgument, []string{"no packaged source"}},
+		{"source changed", &Spec{BaseImage: "scratch", Source: dg("old"), SourceName: "src"}, &ContextInputs{Source: src}, errcode.FailedPrecondition, []string{"source directory changed"}},
+		{"entry script missing", &Spec{BaseImage: "scratch", Source: src.Digest, SourceName: "src", EntryScript: "main.py"}, &ContextInputs{Source: src}, errcode.InvalidArgument, []string{`entryScript "main.py" is not in the source directory`}},
 		{"binary changed and model missing", &Spec{BaseImage: "scratch", ScoreBinary: dg("other"), BakeModels: true, Models: []Model{{Name: "m", Version: 1, Digest: dg("m")}}},
 			&ContextInputs{ScoreBinary: bin}, errcode.FailedPrecondition, []string{"scoring binary", "changed", "model m:1 is baked but its files were not given"}},
 		{"binary missing", &Spec{BaseImage: "scratch", ScoreBinary: dg("x")}, &ContextInputs{ScoreBinary: bin + ".gone"}, errcode.NotFound, []string{"does not exist"}},
@@ -236,4 +238,131 @@ func TestBuildContextChecksInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestImageLayoutMatchesAzure lays out the files of an image as its
+// Dockerfile's COPY, ENV and WORKDIR instructions say and checks Azure ML's
+// v1 layout: the working directory is the app root, which holds the source
+// directory under its own name (so ./<name>/file opens), and the entry
+// script and source directory variables lead to the packaged files.
+func TestImageLayoutMatchesAzure(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "my_project")
+	writeTree(t, dir, map[string]string{"score.py": "open('./my_project/extradata.json')\n", "extradata.json": `{"k": 1}`, "lib/u.py": ""}, nil)
+	src := mustPackage(t, dir, nil)
+	modelDir := t.TempDir()
+	writeTree(t, modelDir, map[string]string{"model.pkl": "weights"}, nil)
+	model := mustPackage(t, modelDir, &PackageOptions{NoIgnoreFiles: true})
+	spec := &Spec{BaseImage: "scratch", EntryScript: "score.py", Source: src.Digest, SourceName: filepath.Base(dir),
+		BakeModels: true, Models: []Model{{Name: "iris", Version: 1, Digest: model.Digest}}}
+	bc, err := BuildContext(context.Background(), spec, &ContextInputs{Source: src, Models: map[string]*Source{"iris:1": model}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	env, workdir := applyDockerfile(t, bc, root)
+	inImage := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("in the image: %v", err)
+		}
+		return string(b)
+	}
+
+	if workdir != AppRoot || env[EnvAppRoot] != AppRoot {
+		t.Fatalf("WORKDIR %q, %s=%q; want both %s", workdir, EnvAppRoot, env[EnvAppRoot], AppRoot)
+	}
+	// What a score.py opens relative to its working directory.
+	if got := read(filepath.Join(inImage(workdir), "my_project", "extradata.json")); got != `{"k": 1}` {
+		t.Errorf("./my_project/extradata.json = %q", got)
+	}
+	// The app root holds the source under its name and the models, nothing
+	// laid flat.
+	ents, err := os.ReadDir(inImage(AppRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"azureml-models", "my_project"}, names); diff != "" {
+		t.Errorf("app root entries (-want +got):\n%s", diff)
+	}
+	// The variables aksml-score reads: the entry script from the app root,
+	// the source directory.
+	if got := read(filepath.Join(inImage(AppRoot), filepath.FromSlash(env[EnvEntryScript]))); !strings.Contains(got, "extradata.json") {
+		t.Errorf("%s=%q does not lead to score.py (read %q)", EnvEntryScript, env[EnvEntryScript], got)
+	}
+	if env[EnvSourceDir] != AppRoot+"/my_project" {
+		t.Errorf("%s = %q, want %s/my_project", EnvSourceDir, env[EnvSourceDir], AppRoot)
+	}
+	read(filepath.Join(inImage(env[EnvSourceDir]), "lib", "u.py"))
+	if got := read(filepath.Join(inImage(env[EnvModelDir]), "model.pkl")); got != "weights" {
+		t.Errorf("%s/model.pkl = %q", env[EnvModelDir], got)
+	}
+}
+
+// applyDockerfile carries out the COPY, ENV and WORKDIR instructions of a
+// generated Dockerfile (the only file-system ones it holds besides FROM,
+// RUN and the binary) with the build context, into root, and returns the
+// environment and working directory.
+func applyDockerfile(t *testing.T, bc *Context, root string) (env map[string]string, workdir string) {
+	t.Helper()
+	_, files := contextEntries(t, bc.Tar)
+	env = map[string]string{}
+	lines := strings.Split(bc.Dockerfile, "\n")
+	for i := 0; i < len(lines); i++ {
+		ln := lines[i]
+		for strings.HasSuffix(ln, ` \`) && i+1 < len(lines) {
+			i++
+			ln = strings.TrimSuffix(ln, `\`) + "\n" + lines[i]
+		}
+		instr, rest, _ := strings.Cut(ln, " ")
+		switch instr {
+		case "ENV":
+			for _, kv := range strings.Split(rest, "\n") {
+				k, v, ok := strings.Cut(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kv), `\`)), "=")
+				if !ok || !strings.HasPrefix(v, `"`) || !strings.HasSuffix(v, `"`) {
+					t.Fatalf("ENV entry %q is not KEY=\"value\"", kv)
+				}
+				env[k] = strings.NewReplacer(`\\`, `\`, `\"`, `"`, `\$`, `$`).Replace(v[1 : len(v)-1])
+			}
+		case "WORKDIR":
+			workdir = rest
+		case "COPY":
+			var args []string
+			if strings.HasPrefix(rest, "[") {
+				if err := json.Unmarshal([]byte(rest), &args); err != nil {
+					t.Fatalf("COPY %s: %v", rest, err)
+				}
+			} else {
+				args = strings.Fields(rest)
+			}
+			if len(args) != 2 {
+				t.Fatalf("COPY %s: want a source and a destination", rest)
+			}
+			from, to := args[0], args[1]
+			for name, content := range files {
+				rel, ok := strings.CutPrefix(name, from)
+				if !ok || strings.HasSuffix(name, "/") {
+					continue
+				}
+				dest := to
+				if strings.HasSuffix(from, "/") {
+					dest = path.Join(to, rel)
+				}
+				p := filepath.Join(root, filepath.FromSlash(dest))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	return env, workdir
 }

@@ -69,6 +69,7 @@ func ExampleSpec_Dockerfile() {
 		BaseImage:   "scratch",
 		EntryScript: "score.py",
 		Source:      "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+		SourceName:  "my_project",
 		ScoreBinary: "sha256:1111111111111111111111111111111111111111111111111111111111111111",
 	}
 	df, err := s.Dockerfile()
@@ -85,9 +86,9 @@ func ExampleSpec_Dockerfile() {
 	// FROM scratch
 	// COPY aksml/aksml-score /usr/local/bin/aksml-score
 	// ENV AML_APP_ROOT="/var/azureml-app" \
-	//     AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
-	//     AZUREML_ENTRY_SCRIPT="score.py"
-	// COPY source/ /var/azureml-app/
+	//     AZUREML_SOURCE_DIRECTORY="/var/azureml-app/my_project" \
+	//     AZUREML_ENTRY_SCRIPT="my_project/score.py"
+	// COPY ["source/","/var/azureml-app/my_project/"]
 	// WORKDIR /var/azureml-app
 	// EXPOSE 5001
 	// ENTRYPOINT ["/usr/local/bin/aksml-score"]

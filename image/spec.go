@@ -83,6 +83,13 @@ type Spec struct {
 	// Source is the digest of the packaged source directory
 	// (PackageSource(...).Digest); empty when no source is baked in.
 	Source digest.Digest
+	// SourceName is the source directory's own name (the last element of
+	// its path); required with Source. The image holds the source at
+	// AppRoot/SourceName, as Azure ML's images do, and the app root is the
+	// working directory, so a script that opens ./SourceName/file finds it.
+	// Letters, digits, space and ._-+@=, only; not "azureml-models", which
+	// holds the models.
+	SourceName string
 	// ScoreBinary is the digest of the aksml-score binary copied into the
 	// image (FileDigest); empty when the base already provides one.
 	ScoreBinary digest.Digest
@@ -139,6 +146,7 @@ type canonicalSpec struct {
 	// The application part; left empty by EnvironmentDigest.
 	EntryScript string           `json:"entryScript,omitempty"`
 	Source      string           `json:"source,omitempty"`
+	SourceName  string           `json:"sourceName,omitempty"`
 	ScoreBinary string           `json:"scoreBinary,omitempty"`
 	ScoreArgs   []string         `json:"scoreArgs,omitempty"`
 	Models      []canonicalModel `json:"models,omitempty"`
@@ -256,6 +264,17 @@ func (s *Spec) canonical() (*canonicalSpec, error) {
 		}
 		c.Source = string(s.Source)
 	}
+	switch {
+	case s.Source != "" && s.SourceName == "":
+		bad("sourceName is required with source %s: the source directory's name, under which it lands in %s", s.Source, AppRoot)
+	case s.Source == "" && s.SourceName != "":
+		bad("sourceName %q is set but no source is baked in (source is empty)", s.SourceName)
+	case s.SourceName != "":
+		if err := checkSourceName(s.SourceName); err != nil {
+			bad("sourceName %q %v", s.SourceName, err)
+		}
+		c.SourceName = s.SourceName
+	}
 	if s.ScoreBinary != "" {
 		if err := s.ScoreBinary.Validate(); err != nil {
 			bad("scoreBinary digest %q is not a valid digest: %v", s.ScoreBinary, err)
@@ -341,7 +360,7 @@ func (s *Spec) EnvironmentDigest() (digest.Digest, error) {
 	if err != nil {
 		return "", err
 	}
-	c.EntryScript, c.Source, c.ScoreBinary, c.ScoreArgs, c.Models = "", "", "", nil, nil
+	c.EntryScript, c.Source, c.SourceName, c.ScoreBinary, c.ScoreArgs, c.Models = "", "", "", "", nil, nil
 	b, err := marshalCanonical(c)
 	if err != nil {
 		return "", err
@@ -398,6 +417,26 @@ func normaliseImageRef(ref string) (string, error) {
 		return "", err
 	}
 	return reference.TagNameOnly(named).String(), nil
+}
+
+// sourceNameChars are the characters a SourceName may hold: none that a
+// Dockerfile would expand ($), quote or escape.
+var sourceNameChars = regexp.MustCompile(`^[A-Za-z0-9 ._+@=,-]+$`)
+
+// checkSourceName checks that name can be the source directory's folder in
+// the app root.
+func checkSourceName(name string) error {
+	switch {
+	case len(name) > 255:
+		return fmt.Errorf("is %d bytes long; a folder name holds at most 255", len(name))
+	case !sourceNameChars.MatchString(name):
+		return errors.New("must be one folder name of letters, digits, space and . _ - + @ = , (rename the source directory)")
+	case name == "." || name == ".." || strings.TrimSpace(name) != name:
+		return errors.New("must be a folder name, not . or .., without leading or trailing spaces")
+	case name == path.Base(ModelsRoot):
+		return fmt.Errorf("is the folder of the models (%s); rename the source directory", ModelsRoot)
+	}
+	return nil
 }
 
 // cleanRelPath checks that p is a relative slash path inside its root and

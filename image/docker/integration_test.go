@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,9 +145,10 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	defer cancel()
 	bin := scorerBinary(t)
 
-	srcDir := t.TempDir()
+	srcDir := filepath.Join(t.TempDir(), "my_project")
 	writeTree(t, srcDir, map[string]string{
 		"score.py":        "def init(): pass\ndef run(raw): return raw\n",
+		"extradata.json":  `{"extra": true}`,
 		".amlignore":      "secrets/\n*.ipynb\n",
 		"secrets/key.txt": "do not ship",
 		"notebook.ipynb":  "{}",
@@ -176,6 +178,7 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 			BaseImage:            "scratch",
 			EntryScript:          "score.py",
 			Source:               src.Digest,
+			SourceName:           filepath.Base(srcDir),
 			ScoreBinary:          binDigest,
 			ScoreArgs:            []string{"--port", "5001"},
 			EnvironmentVariables: map[string]string{"GREETING": `hello "world" $HOME \o/`},
@@ -266,7 +269,8 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	}
 	want := map[string]string{
 		"input":    `{"data":[[1,2,3,4]]}`,
-		"entry":    "score.py",
+		"entry":    "my_project/score.py",
+		"cwd":      image.AppRoot,
 		"script":   "def init(): pass\ndef run(raw): return raw\n",
 		"model":    "iris weights v1",
 		"greeting": `hello "world" $HOME \o/`,
@@ -275,6 +279,26 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	for k, v := range want {
 		if out[k] != v {
 			t.Errorf("score %s = %q, want %q", k, out[k], v)
+		}
+	}
+
+	// Azure ML's layout: the working directory is the app root, which
+	// holds the source directory under its own name and nothing flat.
+	for p, want := range map[string]string{"./my_project/extradata.json": `{"extra": true}`, "./extradata.json": "", "./score.py": ""} {
+		resp, err := hc.Get(c.URL() + "/open?path=" + url.QueryEscape(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case want != "" && (resp.StatusCode != 200 || string(b) != want):
+			t.Errorf("open %s in the container: %d %q, want %q", p, resp.StatusCode, b, want)
+		case want == "" && resp.StatusCode != 404:
+			t.Errorf("open %s in the container: %d %q, want 404 (the source is not laid flat in the app root)", p, resp.StatusCode, b)
 		}
 	}
 
