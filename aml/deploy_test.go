@@ -349,6 +349,10 @@ func TestCrashingScoreScriptFailsWithTraceback(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+	// The error and the log lines it quotes hold the traceback once.
+	if n := strings.Count(err.Error(), "Traceback (most recent call last)"); n != 1 {
+		t.Errorf("the error holds the traceback %d times, want once:\n%v", n, err)
+	}
 	init, err := svc.Logs(ctx, 50, true)
 	if err != nil || !strings.Contains(strings.Join(init, "\n"), "cannot load model.pkl") {
 		t.Errorf("init logs %q %v lack the traceback", init, err)

@@ -55,7 +55,7 @@ const (
 	kindRequest  = 'Q' // Go → Python: metadata + body
 	kindBoot     = 'H' // Go → Python: host source + config
 	kindInitOK   = 'I' // Python → Go: init info
-	kindInitFail = 'F' // Python → Go: init traceback
+	kindInitFail = 'F' // Python → Go: init failed, JSON initFail
 	kindOK       = 'O' // Python → Go: JSON result
 	kindError    = 'E' // Python → Go: error JSON
 	kindResponse = 'P' // Python → Go: raw HTTP response
@@ -296,6 +296,8 @@ type pyPool struct {
 	wg      sync.WaitGroup
 
 	info *initInfo
+	// initTracebacks are the init tracebacks already written to the log.
+	initTracebacks map[string]bool
 }
 
 func newPyPool(s *Server) (*pyPool, error) {
@@ -391,7 +393,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	if _, err := w.reqW.Write(p.boot); err != nil {
 		w.kill()
 		w.waitExit()
-		return nil, nil, p.initFailure(w, "")
+		return nil, nil, p.initFailure(w, nil)
 	}
 	kind, payload, _, err := readFrame(w.respR, nil)
 	switch {
@@ -415,29 +417,64 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		p.mu.Unlock()
 		return w, &info, nil
 	case err == nil && kind == kindInitFail:
+		var f initFail
+		if json.Unmarshal(payload, &f) != nil {
+			f = initFail{Traceback: string(payload)}
+		}
 		w.waitExit()
-		return nil, nil, p.initFailure(w, string(payload))
+		return nil, nil, p.initFailure(w, &f)
 	default:
 		w.kill()
 		w.waitExit()
-		return nil, nil, p.initFailure(w, "")
+		return nil, nil, p.initFailure(w, nil)
 	}
 }
 
-// initFailure builds the error for a worker whose init did not succeed.
-func (p *pyPool) initFailure(w *worker, traceback string) error {
+// initFail is what a worker reports when its init fails: the traceback and
+// the exception alone (traceback.format_exception_only).
+type initFail struct {
+	Traceback string `json:"traceback"`
+	Summary   string `json:"summary"`
+}
+
+// initFailure builds the error for a worker whose init did not succeed and
+// writes its traceback to the log, after the worker's own output. The log
+// holds each distinct traceback once, however many workers fail the same
+// way; the error names the exception, not the traceback, so that a reader
+// of the log followed by the error (a deployment's failure message, the
+// command's last line) sees the traceback once.
+func (p *pyPool) initFailure(w *worker, f *initFail) error {
 	if p.isClosed() {
 		return errPoolClosed
 	}
-	tail := traceback
-	if tail == "" {
-		tail = strings.Join(p.srv.logs.lines(15, false), "\n")
-	} else {
-		tail = lastLines(tail, 15)
+	msg := fmt.Sprintf("entry script %s failed to initialize in worker %d (%s); the replica never becomes ready",
+		p.cfg.entryRel(), w.slot, w.exitText())
+	if f == nil {
+		return errcode.Errorf(errcode.FailedPrecondition, "%s; the worker's output is in the replica's log", msg)
 	}
-	return errcode.Errorf(errcode.FailedPrecondition,
-		"entry script %s failed to initialize in worker %d (%s); the replica never becomes ready:\n%s",
-		p.cfg.entryRel(), w.slot, w.exitText(), tail)
+	if tb := strings.TrimRight(f.Traceback, "\n"); tb != "" {
+		p.mu.Lock()
+		seen := p.initTracebacks[tb]
+		if p.initTracebacks == nil {
+			p.initTracebacks = map[string]bool{}
+		}
+		p.initTracebacks[tb] = true
+		p.mu.Unlock()
+		if !seen {
+			// waitExit has let the worker's output reach the log.
+			for i, line := range strings.Split(tb, "\n") {
+				if i == 0 {
+					line = "Encountered Exception during init: " + line
+				}
+				p.srv.logs.add(line)
+			}
+		}
+	}
+	summary := f.Summary
+	if summary == "" {
+		summary = lastLines(f.Traceback, 1)
+	}
+	return errcode.Errorf(errcode.FailedPrecondition, "%s: %s (the traceback is in the replica's log)", msg, lastLines(summary, 10))
 }
 
 func lastLines(s string, n int) string {

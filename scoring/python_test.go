@@ -166,6 +166,57 @@ func TestPythonInitFailure(t *testing.T) {
 	}
 }
 
+// An init() exception's traceback is in the log once, after the worker's
+// own output, however many workers fail the same way; the error names the
+// exception without repeating the traceback, so the log and the error read
+// together (a deployment's failure message, the command's output) hold it
+// once.
+func TestPythonInitTracebackOnce(t *testing.T) {
+	t.Parallel()
+	script := "import sys\n\ndef init():\n    print('loading model.pkl', flush=True)\n    raise RuntimeError('cannot load model.pkl')\n\ndef run(d):\n    return d\n"
+	for _, workers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			t.Parallel()
+			dir := writeFiles(t, t.TempDir(), map[string]string{"score.py": script})
+			var out syncBuffer
+			s, err := NewServer(Config{EntryScript: "score.py", SourceDir: dir, Interpreter: testPython(t), Workers: workers, LogOutput: &out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = s.Wait(ctx)
+			if !errors.Is(err, errcode.FailedPrecondition) || !strings.Contains(err.Error(), "RuntimeError: cannot load model.pkl") {
+				t.Fatalf("Wait: %v, want FailedPrecondition naming the exception", err)
+			}
+			if strings.Contains(err.Error(), "Traceback") {
+				t.Errorf("the error repeats the traceback:\n%v", err)
+			}
+			const tb = "Traceback (most recent call last)"
+			for _, view := range []struct {
+				name string
+				text string
+			}{
+				{"logs", strings.Join(s.Logs(0, false), "\n")},
+				{"init logs", strings.Join(s.Logs(0, true), "\n")},
+				{"log output", out.String()},
+			} {
+				if n := strings.Count(view.text, tb); n != 1 {
+					t.Errorf("%s hold the traceback %d times, want once:\n%s", view.name, n, view.text)
+				}
+				loading, trace := strings.Index(view.text, "loading model.pkl"), strings.Index(view.text, tb)
+				if loading < 0 || trace < loading || !strings.Contains(view.text[trace:], `line 5, in init`) {
+					t.Errorf("%s: the traceback does not follow the worker's output:\n%s", view.name, view.text)
+				}
+			}
+		})
+	}
+}
+
 func TestPythonTimeout(t *testing.T) {
 	t.Parallel()
 	fc := clocktesting.NewFakeClock(time.Unix(1700000000, 0))

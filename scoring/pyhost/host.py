@@ -15,7 +15,9 @@
 #                  X  cancel the response being streamed (the client left);
 #                     ignored when it arrives after the stream ended
 #   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
-#                  F  init failed: the traceback text (the process then exits 1)
+#                  F  init failed: JSON {traceback, summary} (the process
+#                     then exits 1); the server logs the traceback, once for
+#                     the replica, and names the summary in its error
 #                  O  run succeeded: the JSON-encoded return value
 #                  E  run failed: JSON {status, message}
 #                  P  raw HTTP reply: uint32 n, n bytes of JSON
@@ -468,12 +470,22 @@ def _main(config):
         info = script.info()
     except BaseException as ex:
         tb = "".join(traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__)))
-        sys.stderr.write("Encountered Exception during init: " + tb)
-        sys.stderr.flush()
+        summary = "".join(traceback.format_exception_only(type(ex), ex)).strip()
+        # The server writes the traceback to the log after this worker's
+        # earlier output, once however many workers fail the same way.
         try:
-            _send(70, tb.encode("utf-8", "replace"))  # 'F'
-        except OSError:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
             pass
+        try:
+            _send(70, json.dumps({"traceback": tb, "summary": summary}).encode("utf-8"))  # 'F'
+        except OSError:
+            try:
+                sys.stderr.write("Encountered Exception during init: " + tb)
+                sys.stderr.flush()
+            except BaseException:
+                pass
         os._exit(1)
     try:
         os.write(2, b"\x1eaksml-init-done\n")  # the server waits for this line
