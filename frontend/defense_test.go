@@ -520,3 +520,41 @@ func TestLargeBodiesArriveWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestAsteriskTarget: a request for "*" gets what net/http gives it on
+// both engines: OPTIONS * is answered 200 with no body (the server-wide
+// OPTIONS), anything else is routed and not found; the connection stays
+// usable.
+func TestAsteriskTarget(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			rep := startReplica(t, "r", nil)
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			c := rawConn(t, base)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"+
+				"GET * HTTP/1.1\r\nHost: x\r\n\r\n"+
+				"POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"+
+				"OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"+
+				"GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			for i, want := range []struct {
+				code int
+				body string
+			}{{200, ""}, {404, "Not found"}, {404, "Not found"}, {200, ""}, {200, `"r"`}} {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != want.code || strings.TrimSpace(string(b)) != want.body {
+					t.Errorf("answer %d: %d %q, want %d %q", i, resp.StatusCode, b, want.code, want.body)
+				}
+			}
+		})
+	}
+}

@@ -28,10 +28,10 @@ import (
 // and which has an idle connection to that replica in the caller's loop is
 // forwarded and answered without leaving the loop: read, parse, route,
 // write upstream; then read the answer, write it back. No goroutine parks or
-// wakes for it, which is what a goroutine per connection costs on every
-// request (the fasthttp engine).
+// wakes for it, which is what a goroutine per connection (net/http) costs on
+// every request.
 //
-// Everything else takes the slow path, the same code the other engines run,
+// Everything else takes the slow path, the code the http.Handler path runs,
 // in a goroutine of its own: waiting in a replica's queue, /metrics, retries
 // after a replica closed a kept-alive connection or could not be dialled.
 // A new connection to a replica is dialled in a goroutine and then handed to
@@ -39,8 +39,8 @@ import (
 // (HTTP/1.1 pipelining is answered in order).
 
 const (
-	// maxHeaderBytes bounds a request's or an answer's header block, as
-	// the fasthttp engine's read buffer does.
+	// maxHeaderBytes bounds a request's or an answer's header block: a
+	// caller's larger head gets 431.
 	maxHeaderBytes = 16 << 10
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
@@ -125,6 +125,7 @@ type clientConn struct {
 	closed  bool
 	seq     uint64 // counts requests, so late events for an old one are ignored
 	sent100 bool
+	star    bool               // the request's target is "*"
 	cancel  context.CancelFunc // of a slow path in progress
 	// closeAfter: the caller asked to close the connection after this
 	// answer. respDirty: resp holds an earlier answer.
@@ -593,7 +594,18 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		return 0, &headError{p}
 	}
 	req.Reset()
-	if err := l.read(buf[:end], req.Header.Read); err != nil {
+	head := buf[:end]
+	star := asteriskTarget(head)
+	if star {
+		// fasthttp's parser takes "*" for OPTIONS only: read it as "/",
+		// which no route has, and let dispatch answer OPTIONS *.
+		i := bytes.IndexByte(head, ' ')
+		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
+	}
+	if cc != nil {
+		cc.star = star
+	}
+	if err := l.read(head, req.Header.Read); err != nil {
 		return 0, err
 	}
 	maxBody := l.eng.rt.maxBody
@@ -630,6 +642,13 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	default:
 		return end, nil
 	}
+}
+
+// asteriskTarget reports whether a request head's target is "*" (as in
+// OPTIONS * HTTP/1.1).
+func asteriskTarget(head []byte) bool {
+	i := bytes.IndexByte(head, ' ')
+	return i > 0 && len(head) > i+2 && head[i+1] == '*' && head[i+2] == ' '
 }
 
 var errBadChunk = errors.New("malformed chunked body")
@@ -863,6 +882,14 @@ func (l *loop) dispatch(cc *clientConn) {
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
+	if cc.star && string(req.Header.Method()) == http.MethodOptions {
+		// The server-wide OPTIONS, answered as net/http's server does.
+		resp.SetStatusCode(http.StatusOK)
+		resp.Header.SetContentLength(0)
+		setRequestID(resp)
+		l.answerNow(cc)
+		return
+	}
 	if string(req.URI().Path()) == PathMetrics {
 		if rt.metricsRefused(cc.c.RemoteAddr().String(), req.Header.Peek(canonAuthorization), resp) {
 			l.answerNow(cc)

@@ -115,9 +115,22 @@ func TestUpstreamConnReuse(t *testing.T) {
 			rt.loopIdle = idleConnTimeout // the event loop's own is 30 s
 			base := serve(t, rt, engine)
 			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 8, Replicas: []Replica{{ID: "r", URL: cc.URL, Ready: true}}}}})
+			// One connection to the router for the sequential requests:
+			// net/http's Transport dials a second one when a request
+			// starts before the previous answer's connection is back in
+			// its idle pool, which the event loop may serve from another
+			// loop, with its own connections to replicas.
+			one := &http.Transport{MaxConnsPerHost: 1}
+			defer one.CloseIdleConnections()
 			for i := 0; i < 20; i++ {
-				if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
-					t.Fatalf("request %d: %d %q", i, got.code, got.body)
+				resp, err := one.RoundTrip(mustRequest(t, "POST", base+"/api/v1/service/svc/score", "{}"))
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
 				}
 			}
 			if n := cc.total.Load(); n != 1 {
@@ -172,4 +185,13 @@ func TestUpstreamDeadKeptAliveConn(t *testing.T) {
 			waitFor(t, "the replica to drop its connections", func() bool { return cc.open.Load() == 0 })
 		}
 	}
+}
+
+func mustRequest(t *testing.T, method, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
