@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/errcode"
 	bolt "go.etcd.io/bbolt"
 	bolterr "go.etcd.io/bbolt/errors"
@@ -90,6 +91,8 @@ type Workspace struct {
 	rmu     sync.Mutex // guards readers and rdb
 	readers int
 	rdb     *bolt.DB // read-only handle shared by concurrent readers
+
+	local compute.Local // what this process runs that has no stored form (Go handlers)
 }
 
 // Open opens the workspace in dir, creating the directory and an empty

@@ -10,16 +10,35 @@ import (
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/wake"
 )
 
-// Store is where compute targets are recorded: an *aml.Workspace. Records
-// are JSON values addressed by kind and name.
+// Store is the workspace compute targets are recorded in, and what runs
+// on them: an *aml.Workspace. Records are JSON values addressed by kind and
+// name. The store also tracks which model versions each service or
+// endpoint uses, so a model in use cannot be deleted, and keeps what this
+// process runs that has no stored form (Local).
 type Store interface {
 	Get(ctx context.Context, kind, name string) ([]byte, error)
 	Create(ctx context.Context, kind, name string, value []byte) error
 	Put(ctx context.Context, kind, name string, value []byte) error
 	Delete(ctx context.Context, kind, name string) error
 	Names(ctx context.Context, kind string) ([]string, error)
+
+	// AddModelRefs records that user (a service or endpoint) uses the
+	// model versions ids ("name:version"), in addition to those it used.
+	AddModelRefs(ctx context.Context, user string, ids []string) error
+	// RemoveModelRefs drops every model reference of user.
+	RemoveModelRefs(ctx context.Context, user string) error
+	// CreateWithModelRefs creates a record and adds the model references
+	// of user in one transaction; DeleteWithModelRefs removes both in one.
+	// A process killed in between never leaves a record without its
+	// references.
+	CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error
+	DeleteWithModelRefs(ctx context.Context, kind, name, user string) error
+	// Local is the workspace's table of process-local values: the Go
+	// handlers of the services its targets run.
+	Local() *Local
 }
 
 // recordKind is the store kind of compute target records.
@@ -34,6 +53,21 @@ type Target struct {
 	cluster  driver.Cluster
 	rec      Record
 	progress io.Writer
+	poll     time.Duration
+}
+
+// DefaultPollInterval is how often waits poll when the backend does not
+// wake them: targets, services and endpoints wait on the backend's Watch
+// (informers on Kubernetes, notifications in the simulator) and poll only
+// as a fallback, at this period unless their options say otherwise.
+const DefaultPollInterval = 2 * time.Second
+
+// PollInterval returns p, or DefaultPollInterval when p is not positive.
+func PollInterval(p time.Duration) time.Duration {
+	if p <= 0 {
+		return DefaultPollInterval
+	}
+	return p
 }
 
 // Record is what the workspace keeps about a target: the fields of
@@ -57,6 +91,9 @@ type CreateOptions struct {
 	// Progress receives show_output-style lines while Wait runs; nil
 	// prints nothing.
 	Progress io.Writer
+	// PollInterval is how often Wait reads the provisioning state when the
+	// backend does not signal a change; 0 means DefaultPollInterval.
+	PollInterval time.Duration
 }
 
 // Create provisions a new AKS cluster and records it as compute target
@@ -87,7 +124,7 @@ func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfi
 		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
 		return nil, fmt.Errorf("create compute target %q: %w", name, err)
 	}
-	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress}, nil
+	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress, poll: PollInterval(opts.PollInterval)}, nil
 }
 
 // clusterShape is what a provider needs of cfg (with defaults, valid):
@@ -148,7 +185,7 @@ func Attach(ctx context.Context, store Store, name string, cfg AttachConfig, opt
 		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
 		return nil, fmt.Errorf("attach compute target %q: %w", name, err)
 	}
-	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress}, nil
+	return &Target{store: store, provider: opts.Provider, cluster: cl, rec: rec, progress: opts.Progress, poll: PollInterval(opts.PollInterval)}, nil
 }
 
 func refKey(ref driver.ClusterRef) string {
@@ -187,7 +224,7 @@ func Get(ctx context.Context, store Store, name string, provider driver.Provider
 	if err != nil {
 		return nil, fmt.Errorf("compute target %q is recorded but its cluster is not running: %w", name, err)
 	}
-	return &Target{store: store, provider: provider, cluster: cl, rec: rec}, nil
+	return &Target{store: store, provider: provider, cluster: cl, rec: rec, poll: DefaultPollInterval}, nil
 }
 
 // List returns the records of every compute target in the workspace, by name.
@@ -221,32 +258,39 @@ func (t *Target) Status(ctx context.Context) (ProvisioningState, error) {
 // Progress writer it prints `Provisioning operation finished, operation
 // "Succeeded"` as the SDK's show_output does.
 func (t *Target) Wait(ctx context.Context) error {
-	for {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	changes := t.cluster.Watch(wctx)
+	var result error
+	err := wake.Until(ctx, changes, PollInterval(t.poll), func() (bool, error) {
 		st, err := t.cluster.Status(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		state := ProvisioningState(st.State)
-		if state.Terminal() {
-			if t.progress != nil {
-				fmt.Fprintf(t.progress, "Provisioning operation finished, operation %q\n", state)
-			}
-			t.rec.ProvisioningState = state
-			if b, err := json.Marshal(t.rec); err == nil {
-				_ = t.store.Put(ctx, recordKind, t.rec.Name, b)
-			}
-			if state != ProvisioningSucceeded {
-				return errcode.Errorf(errcode.FailedPrecondition,
-					"Compute object provisioning polling reached non-successful terminal state, current provisioning state: %s: %v", state, st.Errors)
-			}
-			return nil
+		if !state.Terminal() {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for compute target %q: %w", t.rec.Name, ctx.Err()))
-		case <-time.After(20 * time.Millisecond):
+		if t.progress != nil {
+			fmt.Fprintf(t.progress, "Provisioning operation finished, operation %q\n", state)
 		}
+		t.rec.ProvisioningState = state
+		if b, err := json.Marshal(t.rec); err == nil {
+			_ = t.store.Put(ctx, recordKind, t.rec.Name, b)
+		}
+		if state != ProvisioningSucceeded {
+			result = errcode.Errorf(errcode.FailedPrecondition,
+				"Compute object provisioning polling reached non-successful terminal state, current provisioning state: %s: %v", state, st.Errors)
+		}
+		return true, nil
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for compute target %q: %w", t.rec.Name, err))
 	}
+	if err != nil {
+		return err
+	}
+	return result
 }
 
 // Detach removes the target from the workspace without deleting the

@@ -9,27 +9,14 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/errcodetest"
 	"github.com/aksml/aksml/webservice"
 	"github.com/google/go-cmp/cmp"
 )
 
 func checkErrs(t *testing.T, err error, want []string) {
 	t.Helper()
-	got := errcode.Split(err)
-	if len(got) != len(want) {
-		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
-	}
-	for i, e := range got {
-		if !errors.Is(e, errcode.InvalidArgument) {
-			t.Errorf("error %d %q is not InvalidArgument", i, e)
-		}
-		if !strings.Contains(e.Error(), want[i]) {
-			t.Errorf("error %d = %q\nwant it to contain %q", i, e, want[i])
-		}
-	}
-	if err != nil && !errors.Is(err, errcode.InvalidArgument) {
-		t.Errorf("joined error is not InvalidArgument: %v", err)
-	}
+	errcodetest.CheckInvalid(t, err, want, false)
 }
 
 // TestVersionConfigValidate has one row per rule of reference §4 that a

@@ -15,6 +15,7 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/internal/wake"
 	"github.com/aksml/aksml/webservice"
 )
 
@@ -66,22 +67,30 @@ type VersionRecord struct {
 type Endpoint struct {
 	target *compute.Target
 	name   string // e.rec.Name, readable without e.mu (change replaces e.rec)
-	store  webservice.Store
+	store  compute.Store
 	client *http.Client
+	poll   time.Duration
 
 	mu       sync.Mutex
 	rec      Record
 	runtimes map[string]webservice.Runtime
 }
 
-// live keeps the runtimes of endpoints created in this process (Go
-// handlers cannot be stored in the workspace).
-var live sync.Map // target/name → map[string]webservice.Runtime
+// keepRuntimes keeps the version runtimes in the workspace's process-local
+// table (Go handlers cannot be stored in the workspace), where Get finds
+// them. Each workspace has its own table. Caller holds e.mu or owns e.
+func (e *Endpoint) keepRuntimes() {
+	e.store.Local().Store(recordKind, e.rec.Name, maps.Clone(e.runtimes))
+}
 
 // CreateOptions are the options of Create.
 type CreateOptions struct {
 	// HTTPClient is used by Run; nil means a shared pooled client.
 	HTTPClient *http.Client
+	// PollInterval is how often Wait reads the state when the backend does
+	// not signal a change (it waits on the cluster's Watch otherwise); 0
+	// means compute.DefaultPollInterval.
+	PollInterval time.Duration
 }
 
 // Create makes endpoint name on target with its first version, which
@@ -92,13 +101,10 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 	if err := errors.Join(webservice.ValidateName(name), first.ValidateFor(name)); err != nil {
 		return nil, err
 	}
-	store, ok := target.Store().(webservice.Store)
-	if !ok {
-		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
-	}
+	store := target.Store()
 	e := &Endpoint{target: target, name: name, store: store, client: nil, runtimes: map[string]webservice.Runtime{}}
 	if opts != nil {
-		e.client = opts.HTTPClient
+		e.client, e.poll = opts.HTTPClient, opts.PollInterval
 	}
 	eff := first.Effective()
 	first.IsDefault = true
@@ -132,7 +138,7 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, refUser(name))
 		return nil, err
 	}
-	live.Store(target.Name()+"/"+name, maps.Clone(e.runtimes))
+	e.keepRuntimes()
 	return e, nil
 }
 
@@ -184,7 +190,7 @@ func checkRules(name string, vs []VersionRecord) error {
 func (e *Endpoint) spec() (*driver.ServiceSpec, error) {
 	sp := &driver.ServiceSpec{
 		Name: e.rec.Name, Description: e.rec.Description, Tags: maps.Clone(e.rec.Tags), IsEndpoint: true,
-		Auth:       webservice.DriverAuth(e.rec.Auth, e.rec.PrimaryKey, e.rec.SecondaryKey),
+		Auth:       e.rec.Auth.Driver(e.rec.PrimaryKey, e.rec.SecondaryKey),
 		Generation: e.rec.Generation,
 	}
 	for _, v := range e.rec.Versions {
@@ -193,15 +199,12 @@ func (e *Endpoint) spec() (*driver.ServiceSpec, error) {
 			return nil, errcode.Errorf(errcode.FailedPrecondition,
 				"endpoint %q version %q was created by another process with a Go handler: pass its runtime again to change the endpoint", e.rec.Name, v.Config.VersionName)
 		}
-		eff := v.Config.Effective()
 		if sp.Namespace == "" {
-			sp.Namespace = eff.Namespace
+			sp.Namespace = v.Config.Effective().Namespace
 		}
-		sp.Versions = append(sp.Versions, driver.VersionSpec{
-			Name: v.Config.VersionName, TrafficPercent: v.Config.TrafficPercentile,
-			IsDefault: v.Config.IsDefault, IsControl: v.Type == Control, MirrorPercent: v.MirrorPercent,
-			Replica: webservice.Template(eff, rt.Template), Scale: webservice.Scale(eff),
-		})
+		vs := v.Config.DeployConfig.Version(v.Config.VersionName, rt.Template)
+		vs.TrafficPercent, vs.IsDefault, vs.IsControl, vs.MirrorPercent = v.Config.TrafficPercentile, v.Config.IsDefault, v.Type == Control, v.MirrorPercent
+		sp.Versions = append(sp.Versions, vs)
 	}
 	return sp, nil
 }
@@ -241,7 +244,7 @@ func (e *Endpoint) applyLocked(ctx context.Context) error {
 	if err := e.store.Put(ctx, recordKind, e.rec.Name, b); err != nil {
 		return err
 	}
-	live.Store(e.target.Name()+"/"+e.rec.Name, maps.Clone(e.runtimes))
+	e.keepRuntimes()
 	return nil
 }
 
@@ -376,8 +379,7 @@ func (e *Endpoint) UpdateVersion(ctx context.Context, version string, upd Versio
 			v.Config.Tags = maps.Clone(upd.Tags)
 		}
 		if upd.Config != nil {
-			merged := VersionConfig{DeployConfig: *upd.Config}
-			cfg, err := webservice.Merge(v.Config.DeployConfig, merged.DeployConfig)
+			cfg, err := v.Config.DeployConfig.Merge(*upd.Config)
 			if err != nil {
 				return err
 			}
@@ -457,16 +459,13 @@ func (e *Endpoint) Update(ctx context.Context, upd Update) error {
 
 // Get returns endpoint name recorded in target's workspace.
 func Get(ctx context.Context, target *compute.Target, name string) (*Endpoint, error) {
-	store, ok := target.Store().(webservice.Store)
-	if !ok {
-		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
-	}
+	store := target.Store()
 	rec, err := load(ctx, store, name)
 	if err != nil {
 		return nil, err
 	}
 	e := &Endpoint{target: target, name: rec.Name, store: store, rec: rec, runtimes: map[string]webservice.Runtime{}}
-	if rts, ok := live.Load(target.Name() + "/" + name); ok {
+	if rts, ok := store.Local().Load(recordKind, name); ok {
 		e.runtimes = maps.Clone(rts.(map[string]webservice.Runtime))
 	}
 	return e, nil
@@ -488,7 +487,7 @@ func (e *Endpoint) Delete(ctx context.Context) error {
 	if err := e.target.Cluster().DeleteService(ctx, e.rec.Name); err != nil && !errors.Is(err, errcode.NotFound) {
 		return err
 	}
-	live.Delete(e.target.Name() + "/" + e.rec.Name)
+	e.store.Local().Delete(recordKind, e.rec.Name)
 	return e.store.DeleteWithModelRefs(ctx, recordKind, e.rec.Name, refUser(e.rec.Name))
 }
 
@@ -544,23 +543,28 @@ func (e *Endpoint) Status(ctx context.Context) (*driver.ServiceStatus, error) {
 // Wait blocks until every version is ready (Healthy) and returns an error
 // naming the state and reason when the endpoint Failed.
 func (e *Endpoint) Wait(ctx context.Context) error {
-	for {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	changes := e.target.Cluster().Watch(wctx)
+	var last *driver.ServiceStatus
+	err := wake.Until(ctx, changes, compute.PollInterval(e.poll), func() (bool, error) {
 		st, err := e.Status(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
+		last = st
 		switch st.State {
 		case driver.Healthy:
-			return nil
+			return true, nil
 		case driver.Failed:
-			return errcode.Errorf(errcode.FailedPrecondition, "Endpoint deployment polling reached non-successful terminal state, current state: %s\nError:\n%s", st.State, st.Message)
+			return false, errcode.Errorf(errcode.FailedPrecondition, "Endpoint deployment polling reached non-successful terminal state, current state: %s\nError:\n%s", st.State, st.Message)
 		}
-		select {
-		case <-ctx.Done():
-			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for endpoint %q (state %s: %s): %w", e.name, st.State, st.Message, ctx.Err()))
-		case <-time.After(5 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for endpoint %q (state %s: %s): %w", e.name, last.State, last.Message, err))
 	}
+	return err
 }
 
 // Keys returns the endpoint's primary and secondary keys.

@@ -50,6 +50,8 @@ type Cluster struct {
 
 	mu         sync.Mutex
 	namespaces map[string]string // service → namespace, as last seen
+
+	watch watcher // informers while Watch has subscribers
 }
 
 var _ driver.Cluster = (*Cluster)(nil)
@@ -114,7 +116,9 @@ func (c *Cluster) scoringBase(ctx context.Context) string {
 	return "http://" + net.JoinHostPort(host, "80")
 }
 
-func secretName(service string) string { return "aksml-" + service }
+// SecretName is the name of service's Secret, aksml-NAME: the root object
+// that holds its keys and settings and owns every other object of it.
+func SecretName(service string) string { return "aksml-" + service }
 
 // Detach forgets the cluster; the services on it stay. With
 // Options.InstallFrontEnd it removes the in-cluster front-end first.
@@ -148,7 +152,7 @@ func (c *Cluster) find(ctx context.Context, name string) (*corev1.Secret, error)
 	ns, ok := c.namespaces[name]
 	c.mu.Unlock()
 	if ok {
-		s, err := c.client.CoreV1().Secrets(ns).Get(ctx, secretName(name), metav1.GetOptions{})
+		s, err := c.client.CoreV1().Secrets(ns).Get(ctx, SecretName(name), metav1.GetOptions{})
 		if err == nil && s.Labels[LabelService] == name && s.DeletionTimestamp == nil {
 			return s, nil
 		}
@@ -157,7 +161,7 @@ func (c *Cluster) find(ctx context.Context, name string) (*corev1.Secret, error)
 		}
 	}
 	sel := labels.Set{LabelManagedBy: ManagedBy, LabelService: name}.String()
-	list, err := c.client.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: sel, FieldSelector: "metadata.name=" + secretName(name)})
+	list, err := c.client.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: sel, FieldSelector: "metadata.name=" + SecretName(name)})
 	if err != nil {
 		return nil, apiError(err, "service %q", name)
 	}
@@ -274,8 +278,8 @@ func (c *Cluster) checkUnmanaged(ctx context.Context, ns string, spec *driver.Se
 		}
 		return nil
 	}
-	s, err := c.client.CoreV1().Secrets(ns).Get(ctx, secretName(spec.Name), metav1.GetOptions{})
-	if err := check("secret", secretName(spec.Name), s.GetLabels(), err); err != nil {
+	s, err := c.client.CoreV1().Secrets(ns).Get(ctx, SecretName(spec.Name), metav1.GetOptions{})
+	if err := check("secret", SecretName(spec.Name), s.GetLabels(), err); err != nil {
 		return err
 	}
 	for _, v := range spec.Versions {
@@ -376,7 +380,10 @@ func generationOf(ann map[string]string) int64 {
 	return g
 }
 
-func versionsOf(root *corev1.Secret) []string {
+// Versions returns the version names a service's Secret lists
+// (AnnotationVersions), in spec order; none when the annotation is missing
+// or does not parse.
+func Versions(root *corev1.Secret) []string {
 	var names []string
 	if err := json.Unmarshal([]byte(root.Annotations[AnnotationVersions]), &names); err != nil {
 		return nil

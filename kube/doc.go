@@ -30,14 +30,18 @@
 // Logs come from the pods; tokens are signed with the cluster's key
 // (TokenKey).
 //
-// FrontEnd is the front-end's control loop: it programs a frontend.Router
-// from watches (Secrets, Deployments, EndpointSlices) and autoscales
-// versions through the Deployments' scale subresource. cmd/aksml-fe runs
-// it in the cluster; Cluster.InstallFrontEnd (or Options.InstallFrontEnd)
-// applies its objects, named as azureml-fe's.
+// The in-cluster front-end program lives in package kube/fe: it programs
+// a frontend.Router from watches (Secrets, Deployments, EndpointSlices) and
+// autoscales versions through the Deployments' scale subresource.
+// cmd/aksml-fe runs it in the cluster; Cluster.InstallFrontEnd (or
+// Options.InstallFrontEnd) applies its objects, named as azureml-fe's.
 //
-// Subpackages: kube/kubetest starts a real control plane on loopback for
-// the TestIntegration* tests (binaries from scripts/kubebins); kube/aks
-// creates and attaches AKS clusters through ARM; kube/kind creates local
-// kind clusters.
+// Cluster.Watch runs informers on the objects aksml manages while someone
+// waits, so waits are woken by the cluster rather than polling it.
+//
+// Subpackages: kube/fe is the front-end program; kube/controlplane starts a
+// real control plane on loopback (binaries from scripts/kubebins), which
+// kube/local runs as a local cluster and kube/kubetest ties to a test for
+// the TestIntegration* tests; kube/aks creates and attaches AKS clusters
+// through ARM; kube/kind creates local kind clusters.
 package kube

@@ -23,11 +23,12 @@ import (
 	"github.com/aksml/aksml/compute/drivertest"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/kube"
+	"github.com/aksml/aksml/kube/fe"
 	"github.com/aksml/aksml/kube/kubetest"
 	"github.com/aksml/aksml/scoring"
 )
 
-// startFrontEnd runs the front-end (kube.ServeFrontEnd, aksml-fe's
+// startFrontEnd runs the front-end (fe.Serve, aksml-fe's
 // program) against cp on a loopback port, as the in-cluster azureml-fe
 // would, and returns its base URL. Pods that serve (kubetest
 // PodOutcome.Serve) listen on loopback ports; the front-end reaches them
@@ -37,7 +38,7 @@ func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClo
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
 	go func() {
-		done <- kube.ServeFrontEnd(ctx, cp.Client, &kube.ServeFrontEndOptions{
+		done <- fe.Serve(ctx, cp.Client, &fe.ServeOptions{
 			Listen: "127.0.0.1:0", Clock: clk, Ready: ready,
 			ReplicaURL: func(a string, port int32) string {
 				if addr, ok := cp.ReplicaAddr(a); ok {
@@ -207,7 +208,7 @@ var conformanceSkipped = map[string]string{}
 // TestIntegrationConformance runs the driver conformance suite against the
 // kube driver on a real control plane: real API server, controllers and
 // scheduler; nodes that run each Go handler as its pod's container would
-// (kubetest PodOutcome.Serve); the front-end (kube.FrontEnd) routing from
+// (kubetest PodOutcome.Serve); the front-end (fe.FrontEnd) routing from
 // watches. Every case runs but those in conformanceSkipped.
 func TestIntegrationConformance(t *testing.T) {
 	t.Parallel()
@@ -319,6 +320,8 @@ func TestIntegrationKube(t *testing.T) {
 	t.Run("InstallFrontEnd", m.testInstall)
 	t.Run("FrontEndScalesUp", m.testAutoscale)
 	t.Run("AttachErrors", m.testAttachErrors)
+	t.Run("WaitRequests", m.testWaitRequests)
+	t.Run("ProviderContract", m.testProviderContract)
 }
 
 func (m *mixed) podsOf(ctx context.Context, t *testing.T, ns, service string) []corev1.Pod {

@@ -148,7 +148,7 @@ func (c *Cluster) secretApply(ns string, spec *driver.ServiceSpec) *corev1ac.Sec
 		b, _ := json.Marshal(spec.Tags)
 		ann[AnnotationTags] = string(b)
 	}
-	s := corev1ac.Secret(secretName(spec.Name), ns).
+	s := corev1ac.Secret(SecretName(spec.Name), ns).
 		WithLabels(baseLabels(spec.Name)).
 		WithAnnotations(ann).
 		WithType(corev1.SecretTypeOpaque)

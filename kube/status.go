@@ -67,7 +67,7 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 		State:      driver.Healthy,
 	}
 	now := c.opts.Clock.Now()
-	versions := versionsOf(root)
+	versions := Versions(root)
 	endpoint := root.Annotations[AnnotationEndpoint] == "true"
 	for _, vn := range versions {
 		var vs driver.VersionStatus

@@ -13,6 +13,7 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/internal/wake"
 )
 
 // Cluster is one simulated AKS cluster: nodes, services and their replicas,
@@ -41,6 +42,9 @@ type Cluster struct {
 	nextID   int
 	state    driver.ProvisioningState
 	stopped  bool
+
+	changes wake.Broadcaster // woken when sig changes (Watch)
+	sig     string           // what the last reconcile saw of every service's state
 }
 
 var _ driver.Cluster = (*Cluster)(nil)
@@ -107,14 +111,16 @@ func (c *Cluster) Detach(ctx context.Context) error {
 }
 
 // Delete deletes a cluster the simulator provisioned. Attached clusters are
-// only detached on Azure, so Delete refuses them with FailedPrecondition.
+// only detached on Azure, so Delete refuses them with Unimplemented, as the
+// driver contract says.
 func (c *Cluster) Delete(ctx context.Context) error {
 	if c.attached {
-		return errcode.Errorf(errcode.FailedPrecondition, "compute target %q is attached, not created by aksml: detach it instead of deleting it", c.name)
+		return errcode.Errorf(errcode.Unimplemented, "compute target %q is attached, not created by aksml: detach it instead of deleting it", c.name)
 	}
 	c.mu.Lock()
 	c.state = driver.StateDeleting
 	c.mu.Unlock()
+	c.changes.Notify()
 	c.shutdown()
 	c.sim.forget(c)
 	return nil
@@ -205,6 +211,7 @@ func (c *Cluster) ApplyService(ctx context.Context, spec *driver.ServiceSpec) er
 	// ApplyService returns (the old key is rejected from then on).
 	c.publish(s)
 	s.routeDirty = false
+	c.changes.Notify()
 	c.kick()
 	return nil
 }
@@ -246,6 +253,7 @@ func (c *Cluster) DeleteService(ctx context.Context, name string) error {
 	}
 	c.router.RemoveRoute(name)
 	c.mu.Unlock()
+	c.changes.Notify()
 	for _, inst := range all {
 		inst.stop(false)
 	}
@@ -282,6 +290,40 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 		st.Versions = append(st.Versions, vs)
 	}
 	return st, nil
+}
+
+// Watch returns a channel woken whenever a reconcile pass sees a service
+// change state, message or replica counts, and after every ApplyService,
+// DeleteService and Delete; see driver.Cluster.
+func (c *Cluster) Watch(ctx context.Context) <-chan struct{} {
+	return c.changes.Subscribe(ctx)
+}
+
+// signal wakes watchers when what status reads report has changed since
+// the last call. Caller holds c.mu, after evaluating every service.
+func (c *Cluster) signal() {
+	var b strings.Builder
+	names := make([]string, 0, len(c.services))
+	for n := range c.services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := c.services[n]
+		fmt.Fprintf(&b, "%s %d %s %q;", n, s.spec.Generation, s.state, s.message)
+		for _, vn := range s.order {
+			v := s.versions[vn]
+			fmt.Fprintf(&b, "%s %s %d %d", vn, v.state, v.desired, v.readyCount())
+			for _, r := range v.replicas {
+				fmt.Fprintf(&b, " %d/%d", r.state, r.restarts)
+			}
+			b.WriteByte(';')
+		}
+	}
+	if sig := b.String(); sig != c.sig {
+		c.sig = sig
+		c.changes.Notify()
+	}
 }
 
 func (c *Cluster) scoringURI(name, version string) string {

@@ -151,6 +151,7 @@ func (c *Cluster) reconcile() {
 			s.routeDirty = false
 		}
 	}
+	c.signal()
 	c.probeDue(now)
 }
 

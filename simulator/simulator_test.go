@@ -49,3 +49,24 @@ func (h *harness) RemoveAllNodes(ctx context.Context, c driver.Cluster) error {
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, &harness{clock: testingclock.NewFakeClock(time.Now())})
 }
+
+// providerHarness runs the Provider cases on a fresh simulator; the
+// existing cluster it attaches is an AKS resource id, which the simulator
+// stands in for.
+type providerHarness struct{}
+
+func (providerHarness) NewProvider(ctx context.Context, t *testing.T) driver.Provider {
+	sim := simulator.New(nil)
+	t.Cleanup(func() { sim.Close() })
+	return sim
+}
+
+func (providerHarness) ProvisionShape() (driver.ClusterShape, bool) { return drivertest.CPUShape, true }
+
+func (providerHarness) Existing(ctx context.Context, t *testing.T) (driver.ClusterRef, bool) {
+	return driver.ClusterRef{ResourceID: "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/existing"}, true
+}
+
+func TestProviderConformance(t *testing.T) {
+	drivertest.RunProviderTests(t, providerHarness{})
+}

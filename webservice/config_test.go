@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/errcodetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -15,24 +16,7 @@ import (
 // wanted substring, in order.
 func checkErrs(t *testing.T, err error, want []string) {
 	t.Helper()
-	got := errcode.Split(err)
-	if len(got) != len(want) {
-		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
-	}
-	for i, e := range got {
-		if !errors.Is(e, errcode.InvalidArgument) {
-			t.Errorf("error %d %q is not InvalidArgument", i, e)
-		}
-		if !strings.Contains(e.Error(), want[i]) {
-			t.Errorf("error %d = %q\nwant it to contain %q", i, e, want[i])
-		}
-		if !strings.HasPrefix(e.Error(), "Invalid ") {
-			t.Errorf("error %d = %q, want the SDK's \"Invalid ...\" wording", i, e)
-		}
-	}
-	if err != nil && !errors.Is(err, errcode.InvalidArgument) {
-		t.Errorf("joined error is not InvalidArgument: %v", err)
-	}
+	errcodetest.CheckInvalid(t, err, want, true)
 }
 
 // TestDeployConfigValidate has one row per client-side rule of reference §2

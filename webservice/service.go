@@ -17,22 +17,13 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/internal/wake"
 )
 
-// Store is where services are recorded: an *aml.Workspace. Besides records
-// it tracks which model versions a service uses, so a model in use cannot
-// be deleted.
-type Store interface {
-	compute.Store
-	AddModelRefs(ctx context.Context, user string, ids []string) error
-	RemoveModelRefs(ctx context.Context, user string) error
-	// CreateWithModelRefs creates a record and adds the model references
-	// of user in one transaction; DeleteWithModelRefs removes both in one.
-	// A process killed in between never leaves a record without its
-	// references.
-	CreateWithModelRefs(ctx context.Context, kind, name string, value []byte, user string, ids []string) error
-	DeleteWithModelRefs(ctx context.Context, kind, name, user string) error
-}
+// Store is where services are recorded: the workspace of the service's
+// compute target (an *aml.Workspace), which also tracks which model
+// versions a service uses, so a model in use cannot be deleted.
+type Store = compute.Store
 
 // recordKind is the store kind of service records.
 const recordKind = "service"
@@ -72,6 +63,10 @@ type DeployOptions struct {
 	Progress io.Writer
 	// HTTPClient is used by Run; nil means a shared pooled client.
 	HTTPClient *http.Client
+	// PollInterval is how often WaitForDeployment reads the state when the
+	// backend does not signal a change (it waits on the cluster's Watch
+	// otherwise); 0 means compute.DefaultPollInterval.
+	PollInterval time.Duration
 }
 
 // Service is a deployed web service (AksWebservice): a handle on its state,
@@ -82,6 +77,7 @@ type Service struct {
 	store    Store
 	progress io.Writer
 	client   *http.Client
+	poll     time.Duration
 
 	mu  sync.Mutex
 	rec Record
@@ -90,10 +86,12 @@ type Service struct {
 
 var defaultClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
 
-// live keeps the runtime of services deployed by this process, so that a
+// keepRuntime keeps rt in the workspace's process-local table, so that a
 // handle found with Get can still update a Go-handler service (a Go func
-// cannot be stored in the workspace).
-var live sync.Map // target/name → Runtime
+// cannot be stored in the workspace). Each workspace has its own table.
+func keepRuntime(store Store, name string, rt Runtime) {
+	store.Local().Store(recordKind, name, rt)
+}
 
 // Deploy creates service name on target (Model.deploy) and returns at once,
 // in state Transitioning. It validates name and cfg first, reporting every
@@ -102,14 +100,11 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 	if err := errors.Join(ValidateName(name), cfg.Validate()); err != nil {
 		return nil, err
 	}
-	store, ok := target.Store().(Store)
-	if !ok {
-		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
-	}
+	store := target.Store()
 	if opts == nil {
 		opts = &DeployOptions{}
 	}
-	s := &Service{target: target, store: store, progress: opts.Progress, client: opts.HTTPClient, rt: rt}
+	s := &Service{target: target, store: store, progress: opts.Progress, client: opts.HTTPClient, poll: opts.PollInterval, rt: rt}
 	if s.client == nil {
 		s.client = defaultClient
 	}
@@ -134,31 +129,30 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 		_ = store.DeleteWithModelRefs(context.WithoutCancel(ctx), recordKind, name, name)
 		return nil, err
 	}
-	live.Store(target.Name()+"/"+name, rt)
+	keepRuntime(store, name, rt)
 	return s, nil
 }
 
-// Spec builds the driver spec of a one-version service from its config and
-// runtime. Endpoints build theirs from the same pieces.
-func Spec(name string, cfg DeployConfig, primary, secondary string, tmpl driver.ReplicaTemplate) driver.ServiceSpec {
+// serviceSpec builds the driver spec of a one-version service from its
+// config and runtime.
+func serviceSpec(name string, cfg DeployConfig, primary, secondary string, tmpl driver.ReplicaTemplate) driver.ServiceSpec {
 	e := cfg.Effective()
+	v := cfg.Version(name, tmpl)
+	v.TrafficPercent, v.IsDefault = 100, true
 	return driver.ServiceSpec{
 		Name:        name,
 		Namespace:   e.Namespace,
 		Description: e.Description,
 		Tags:        e.Tags,
-		Auth:        DriverAuth(e.Auth, primary, secondary),
-		Versions: []driver.VersionSpec{{
-			Name: name, TrafficPercent: 100, IsDefault: true,
-			Replica: Template(e, tmpl),
-			Scale:   Scale(e),
-		}},
+		Auth:        e.Auth.Driver(primary, secondary),
+		Versions:    []driver.VersionSpec{v},
 	}
 }
 
-// DriverAuth converts an auth mode and keys to the driver's form.
-func DriverAuth(mode AuthMode, primary, secondary string) driver.Auth {
-	switch mode {
+// Driver returns the auth mode with its keys in the driver's form; the
+// keys count only for AuthKey.
+func (m AuthMode) Driver(primary, secondary string) driver.Auth {
+	switch m {
 	case AuthKey:
 		return driver.Auth{Mode: driver.AuthKey, PrimaryKey: primary, SecondaryKey: secondary}
 	case AuthToken:
@@ -167,8 +161,14 @@ func DriverAuth(mode AuthMode, primary, secondary string) driver.Auth {
 	return driver.Auth{Mode: driver.AuthNone}
 }
 
-// Template fills a replica template's resources, probe and limits from e.
-func Template(e EffectiveConfig, t driver.ReplicaTemplate) driver.ReplicaTemplate {
+// Version builds the driver spec of one version named name whose replicas
+// run tmpl with c's resources, probe, limits and replica policy (defaults
+// filled in). A web service is one such version, named like the service,
+// taking all traffic; an endpoint has one per version and sets the traffic
+// fields itself.
+func (c DeployConfig) Version(name string, tmpl driver.ReplicaTemplate) driver.VersionSpec {
+	e := c.Effective()
+	t := tmpl
 	t.CPU, t.CPULimit = e.CPUCores, e.CPUCoresLimit
 	t.MemoryGB, t.MemoryGBLimit = e.MemoryGB, e.MemoryGBLimit
 	t.GPUs = e.GPUCores
@@ -181,17 +181,16 @@ func Template(e EffectiveConfig, t driver.ReplicaTemplate) driver.ReplicaTemplat
 		// One Python worker per concurrent request a replica accepts.
 		t.Workers = e.MaxConcurrentRequests
 	}
-	return t
-}
-
-// Scale converts e's replica policy to the driver's form.
-func Scale(e EffectiveConfig) driver.Scale {
-	return driver.Scale{Autoscale: e.Autoscale, Replicas: e.Replicas, Min: e.MinReplicas, Max: e.MaxReplicas,
-		TargetUtilization: float64(e.TargetUtilization), RefreshPeriod: e.RefreshPeriod}
+	return driver.VersionSpec{
+		Name:    name,
+		Replica: t,
+		Scale: driver.Scale{Autoscale: e.Autoscale, Replicas: e.Replicas, Min: e.MinReplicas, Max: e.MaxReplicas,
+			TargetUtilization: float64(e.TargetUtilization), RefreshPeriod: e.RefreshPeriod},
+	}
 }
 
 func (s *Service) spec() *driver.ServiceSpec {
-	sp := Spec(s.rec.Name, s.rec.Config, s.rec.PrimaryKey, s.rec.SecondaryKey, s.rt.Template)
+	sp := serviceSpec(s.rec.Name, s.rec.Config, s.rec.PrimaryKey, s.rec.SecondaryKey, s.rt.Template)
 	sp.Generation = s.rec.Generation
 	return &sp
 }
@@ -213,10 +212,7 @@ func (s *Service) apply(ctx context.Context) error {
 
 // Get returns the service name recorded in target's workspace.
 func Get(ctx context.Context, target *compute.Target, name string) (*Service, error) {
-	store, ok := target.Store().(Store)
-	if !ok {
-		return nil, errcode.New(errcode.InvalidArgument, "the compute target's store does not track model references (use an *aml.Workspace)")
-	}
+	store := target.Store()
 	rec, err := load(ctx, store, name)
 	if err != nil {
 		return nil, err
@@ -225,7 +221,7 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Service, er
 		return nil, errcode.Errorf(errcode.InvalidArgument, "service %q runs on compute target %q, not %q", name, rec.ComputeTarget, target.Name())
 	}
 	s := &Service{target: target, store: store, client: defaultClient, rec: rec}
-	if rt, ok := live.Load(target.Name() + "/" + name); ok {
+	if rt, ok := store.Local().Load(recordKind, name); ok {
 		s.rt = rt.(Runtime)
 	}
 	return s, nil
@@ -284,33 +280,36 @@ func (s *Service) State(ctx context.Context) (driver.State, error) {
 // an error naming the state, the reason and the last lines of the replica
 // logs. ctx bounds the wait (timeout_sec).
 func (s *Service) WaitForDeployment(ctx context.Context) error {
-	var last driver.State
-	for {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	changes := s.target.Cluster().Watch(wctx)
+	var last *driver.ServiceStatus
+	err := wake.Until(ctx, changes, compute.PollInterval(s.poll), func() (bool, error) {
 		st, err := s.Status(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if st.State != last && s.progress != nil {
+		if (last == nil || st.State != last.State) && s.progress != nil {
 			fmt.Fprintf(s.progress, "%s service %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), s.rec.Name, st.State)
 		}
-		last = st.State
+		last = st
 		switch st.State {
 		case driver.Healthy:
-			return nil
+			return true, nil
 		case driver.Failed:
 			logs, _ := s.Logs(ctx, 20, false)
 			msg := fmt.Sprintf("Service deployment polling reached non-successful terminal state, current service state: %s\nError:\n%s", st.State, st.Message)
 			if len(logs) > 0 && !strings.Contains(st.Message, "last log lines") {
 				msg += "\nlast log lines:\n" + strings.Join(logs, "\n")
 			}
-			return errcode.New(errcode.FailedPrecondition, msg)
+			return false, errcode.New(errcode.FailedPrecondition, msg)
 		}
-		select {
-		case <-ctx.Done():
-			return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for service %q (state %s: %s): %w", s.rec.Name, st.State, st.Message, ctx.Err()))
-		case <-time.After(5 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return errcode.Wrap(errcode.DeadlineExceeded, fmt.Errorf("waiting for service %q (state %s: %s): %w", s.rec.Name, last.State, last.Message, err))
 	}
+	return err
 }
 
 // Logs returns up to tail lines of the replicas' logs (get_logs); tail ≤ 0
@@ -559,7 +558,7 @@ func (s *Service) Update(ctx context.Context, upd UpdateOptions) error {
 	}
 	next := s.rec
 	if upd.Config != nil {
-		merged, err := Merge(s.rec.Config, *upd.Config)
+		merged, err := s.rec.Config.Merge(*upd.Config)
 		if err != nil {
 			return err
 		}
@@ -598,7 +597,7 @@ func (s *Service) Update(ctx context.Context, upd UpdateOptions) error {
 		s.rec, s.rt = prev, prevRT
 		return err
 	}
-	live.Store(s.target.Name()+"/"+s.rec.Name, rt)
+	keepRuntime(s.store, s.rec.Name, rt)
 	return nil
 }
 
@@ -616,10 +615,10 @@ func (s *Service) checkIdle(ctx context.Context) error {
 }
 
 // Merge applies the non-zero fields (and non-nil *bool fields) of patch to
-// base, as Update does: properties may only be added, the namespace never
+// c, as Update does: properties may only be added, the namespace never
 // changes. The result is not validated.
-func Merge(base, patch DeployConfig) (DeployConfig, error) {
-	out := base
+func (c DeployConfig) Merge(patch DeployConfig) (DeployConfig, error) {
+	out := c
 	setB := func(dst **bool, v *bool) {
 		if v != nil {
 			*dst = v
@@ -683,16 +682,16 @@ func Merge(base, patch DeployConfig) (DeployConfig, error) {
 	if patch.EnableAppInsights {
 		out.EnableAppInsights = true
 	}
-	if patch.Namespace != "" && patch.Namespace != base.Namespace {
-		return out, errcode.Errorf(errcode.InvalidArgument, "namespace %q: the namespace of a deployed service cannot change (it is %q)", patch.Namespace, base.Namespace)
+	if patch.Namespace != "" && patch.Namespace != c.Namespace {
+		return out, errcode.Errorf(errcode.InvalidArgument, "namespace %q: the namespace of a deployed service cannot change (it is %q)", patch.Namespace, c.Namespace)
 	}
 	if len(patch.Properties) > 0 {
-		out.Properties = maps.Clone(base.Properties)
+		out.Properties = maps.Clone(c.Properties)
 		if out.Properties == nil {
 			out.Properties = map[string]string{}
 		}
 		for k, v := range patch.Properties {
-			if old, ok := base.Properties[k]; ok && old != v {
+			if old, ok := c.Properties[k]; ok && old != v {
 				return out, errcode.Errorf(errcode.InvalidArgument, "properties[%q] %q: properties are immutable (it is %q); add new keys instead", k, v, old)
 			}
 			out.Properties[k] = v
@@ -710,6 +709,6 @@ func (s *Service) Delete(ctx context.Context) error {
 	if err != nil && !errors.Is(err, errcode.NotFound) {
 		return err
 	}
-	live.Delete(s.target.Name() + "/" + s.rec.Name)
+	s.store.Local().Delete(recordKind, s.rec.Name)
 	return s.store.DeleteWithModelRefs(ctx, recordKind, s.rec.Name, s.rec.Name)
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/aksml/aksml/aml"
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/kube/kubetest"
+	"github.com/aksml/aksml/kube/controlplane"
 	"github.com/aksml/aksml/kube/local"
 	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/simulator"
@@ -75,7 +75,7 @@ func newEcho() scoring.Handler                                  { return echo{} 
 func main() {
 	quick := flag.Bool("quick", false, "a short run (5 deployments of each kind)")
 	n := flag.Int("n", 15, "deployments of each kind")
-	withLocal := flag.Bool("local", len(kubetest.MissingBinaries(kubetest.BinDir())) == 0, "also measure on a local cluster (needs scripts/kubebins)")
+	withLocal := flag.Bool("local", len(controlplane.MissingBinaries(controlplane.BinDir())) == 0, "also measure on a local cluster (needs scripts/kubebins)")
 	flag.Parse()
 	if *quick {
 		*n = 5

@@ -1,16 +1,16 @@
 // Command aksml-fe is aksml's in-cluster front-end, the counterpart of
 // azureml-fe: one router (package frontend) for every service on the
 // cluster, its routing table built from watches of the services' Secrets,
-// Deployments and EndpointSlices (kube.FrontEnd), tokens verified with the
+// Deployments and EndpointSlices (fe.FrontEnd), tokens verified with the
 // cluster's token key (the Secret aksml-token-signing).
 //
 //	aksml-fe --listen 0.0.0.0:9001                     # in a pod: in-cluster config
 //	aksml-fe --kubeconfig ~/.kube/config --listen 127.0.0.1:9001
 //
-// Flags as kube.RunFrontEnd documents them.
+// Flags as fe.Run documents them.
 // It stops gracefully on SIGTERM or SIGINT.
 //
-// Its image (kube.DefaultFrontEndImage) is built FROM scratch from the
+// Its image (kube.DefaultFrontEndImage in package kube) is built FROM scratch from the
 // static binary: build-image.sh in this directory, with the Dockerfile
 // beside it.
 package main
@@ -22,7 +22,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/aksml/aksml/kube"
+	"github.com/aksml/aksml/kube/fe"
 )
 
 func main() {
@@ -38,5 +38,5 @@ func main() {
 // run serves until ctx ends; ready, when not nil, receives the listening
 // address once the routing table is synced.
 func run(ctx context.Context, args []string, ready chan<- string) error {
-	return kube.RunFrontEnd(ctx, args, os.Stderr, ready)
+	return fe.Run(ctx, args, os.Stderr, ready)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/aksml/aksml/scoring"
+	"github.com/aksml/aksml/scoring/handler"
 )
 
 // Provider creates and attaches clusters. The simulator is a Provider; so is
@@ -124,6 +124,15 @@ type Cluster interface {
 	// IssueToken returns a bearer token for a token-auth service, valid until
 	// expiresOn and to be refreshed after refreshAfter.
 	IssueToken(ctx context.Context, name string) (Token, error)
+	// Watch returns a channel that receives a value whenever the cluster's
+	// provisioning state or the state of any of its services may have
+	// changed, until ctx ends (the channel is then no longer sent on, and
+	// not closed). Values coalesce: one pending value stands for any number
+	// of changes. A waiter subscribes first, then reads the state, and reads
+	// it again on each value; it also polls now and then, at a period the
+	// caller chooses, for what the backend cannot signal. A backend that
+	// cannot signal anything returns nil, and waiters only poll.
+	Watch(ctx context.Context) <-chan struct{}
 
 	// Detach forgets the cluster without deleting what runs on it; Delete
 	// removes the cluster (Unimplemented for attached clusters).
@@ -197,7 +206,7 @@ type Scale struct {
 type ReplicaTemplate struct {
 	// Handler is set for Go-native models; otherwise EntryScript names a
 	// score.py relative to SourceDir.
-	Handler     scoring.NewHandler
+	Handler     handler.New
 	EntryScript string
 	SourceDir   string
 	Interpreter string

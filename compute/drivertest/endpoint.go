@@ -144,11 +144,12 @@ func deployAll(ctx context.Context, t *testing.T, c driver.Cluster, specs ...*dr
 	return out
 }
 
-// deviations returns, over a sequence of picks, the largest
+// Deviations returns, over a sequence of picks (version indexes into
+// shares, each share a fraction of 1), the largest
 // |count(v) − share(v)×N| over every window of consecutive picks and over
 // the prefixes only. A window's deviation is D(b) − D(a) with D(n) =
 // count(v in the first n) − n×share(v), so the worst window is max D − min D.
-func deviations(seq []int, shares []float64) (window, prefix float64) {
+func Deviations(seq []int, shares []float64) (window, prefix float64) {
 	for v, s := range shares {
 		d, lo, hi := 0.0, 0.0, 0.0
 		for _, x := range seq {
@@ -212,7 +213,7 @@ func testEndpointSplits(t *testing.T, h Harness) {
 			}
 			seq = append(seq, v)
 		}
-		window, prefix := deviations(seq, k.shares)
+		window, prefix := Deviations(seq, k.shares)
 		counts := make([]int, len(k.versions))
 		for _, v := range seq {
 			counts[v]++

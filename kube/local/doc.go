@@ -27,7 +27,7 @@
 //   - a replica of a Go model: the same scoring server in this process (the
 //     handler is code of this process), on the pod's address;
 //   - the front-end (kube.DefaultFrontEndImage): cmd/aksml-fe's program
-//     (kube.RunFrontEnd) as a child process the same way
+//     (fe.Run) as a child process the same way
 //     (AKSML_LOCAL_CONTAINER=aksml-fe), with the cluster's kubeconfig and
 //     --replica-address-prefix mapping pod IPs to their loopback addresses;
 //     when Options.Clock is given, in this process instead, so token expiry

@@ -19,7 +19,7 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/kube"
-	"github.com/aksml/aksml/kube/kubetest"
+	"github.com/aksml/aksml/kube/controlplane"
 	"github.com/aksml/aksml/scoring"
 )
 
@@ -45,7 +45,7 @@ const (
 // defaults.
 type Options struct {
 	// BinDir holds the control-plane binaries scripts/kubebins builds;
-	// empty means kubetest.BinDir().
+	// empty means controlplane.BinDir().
 	BinDir string
 	// Clock is the driver's and the front-end's clock: crash-loop, image
 	// pull and unschedulable thresholds, token issue and expiry. Default
@@ -119,7 +119,7 @@ type Cluster struct {
 	name  string
 	opts  Options
 	shape driver.ClusterShape
-	cp    *kubetest.ControlPlane
+	cp    *controlplane.ControlPlane
 	lb    *loadBalancer
 	// probeClient probes pods; keep-alives off so probes leave no
 	// connections behind.
@@ -159,7 +159,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 	if shape.VCPUs <= 0 || shape.MemoryGB <= 0 {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "local cluster %q: vm_size %q needs vCPUs and memory (got %d and %g GB)", name, shape.VMSize, shape.VCPUs, shape.MemoryGB)
 	}
-	cp, err := kubetest.New(ctx, &kubetest.Options{BinDir: o.BinDir})
+	cp, err := controlplane.New(ctx, &controlplane.Options{BinDir: o.BinDir})
 	if err != nil {
 		return nil, fmt.Errorf("local cluster %q: %w", name, err)
 	}
@@ -174,7 +174,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 		_ = c.Close()
 		return nil, fmt.Errorf("local cluster %q: %w", name, err)
 	}
-	for _, n := range kubetest.NodesForShape(shape) {
+	for _, n := range controlplane.NodesForShape(shape) {
 		// AKS labels GPU nodes (kubernetes.azure.com/accelerator) but does
 		// not taint them, so system pods such as the front-end run on a
 		// GPU-only cluster too.
@@ -257,7 +257,7 @@ func (c *Cluster) replicaURL(addr string, port int32) string {
 func (c *Cluster) Kubeconfig() string { return c.cp.Kubeconfig }
 
 // ControlPlane is the cluster's control plane (admin client, kubectl).
-func (c *Cluster) ControlPlane() *kubetest.ControlPlane { return c.cp }
+func (c *Cluster) ControlPlane() *controlplane.ControlPlane { return c.cp }
 
 // ScoringBaseURL is the front-end's address on this host, for example
 // http://127.0.0.1:41234.

@@ -475,3 +475,28 @@ func testFrontEndProcesses(t *testing.T, c *local.Cluster) {
 		t.Errorf("kubectl logs of the front-end: %q %v", out, err)
 	}
 }
+
+// providerHarness runs the Provider cases on local.Provider: it provisions
+// local clusters (one CPU node) and attaches nothing.
+type providerHarness struct{}
+
+func (providerHarness) NewProvider(ctx context.Context, t *testing.T) driver.Provider {
+	return local.NewProvider(testOptions(nil))
+}
+
+func (providerHarness) ProvisionShape() (driver.ClusterShape, bool) {
+	shape := drivertest.CPUShape
+	shape.AgentCount = 1
+	return shape, true
+}
+
+func (providerHarness) Existing(ctx context.Context, t *testing.T) (driver.ClusterRef, bool) {
+	return driver.ClusterRef{}, false
+}
+
+// TestIntegrationLocalClusterProvider runs the Provider half of the driver
+// contract on local.Provider: Provision with AlreadyExists, Cluster with
+// NotFound, Delete; Attach is Unimplemented.
+func TestIntegrationLocalClusterProvider(t *testing.T) {
+	drivertest.RunProviderTests(t, providerHarness{})
+}

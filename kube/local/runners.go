@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
-	"github.com/aksml/aksml/kube"
+	"github.com/aksml/aksml/kube/fe"
 	"github.com/aksml/aksml/scoring"
 )
 
@@ -42,7 +42,7 @@ func init() {
 	case feProgram:
 		_ = os.Unsetenv(ContainerEnv)
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		err := kube.RunFrontEnd(ctx, os.Args[1:], os.Stderr, nil)
+		err := fe.Run(ctx, os.Args[1:], os.Stderr, nil)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "aksml-fe:", err)
@@ -96,7 +96,7 @@ func scoreProcess(t driver.ReplicaTemplate) processRunner {
 	return processRunner{program: scorer, extra: extra, dir: t.SourceDir}
 }
 
-// frontEndProcess runs a front-end pod: kube.RunFrontEnd (cmd/aksml-fe)
+// frontEndProcess runs a front-end pod: fe.Run (cmd/aksml-fe)
 // reaching the API server through the cluster's kubeconfig and the pods at
 // their loopback addresses.
 func (c *Cluster) frontEndProcess() processRunner {
@@ -149,21 +149,21 @@ func lastLine(r *logRing) string {
 }
 
 // frontEndRunner runs a front-end pod in this process: the router of
-// package frontend programmed from the cluster's watches (kube.FrontEnd),
+// package frontend programmed from the cluster's watches (fe.FrontEnd),
 // as cmd/aksml-fe does, with the cluster's injected clock for tokens (a
 // process cannot share it). It reaches the pods at their loopback
 // addresses.
 type frontEndRunner struct{ c *Cluster }
 
 func (f frontEndRunner) run(ctx context.Context, rc runContext) error {
-	fa, err := kube.ParseFrontEndArgs(rc.args, rc.log)
+	fa, err := fe.ParseArgs(rc.args, rc.log)
 	if err != nil {
 		return err
 	}
 	o := fa.Serve
 	o.Clock, o.ReplicaURL = f.c.opts.Clock, f.c.replicaURL
 	o.Logger = slog.New(slog.NewJSONHandler(rc.log, nil))
-	return kube.ServeFrontEnd(ctx, f.c.cp.Client, &o)
+	return fe.Serve(ctx, f.c.cp.Client, &o)
 }
 
 // logRing keeps the last lines a container wrote.

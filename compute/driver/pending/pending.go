@@ -187,6 +187,43 @@ func (c *Cluster) IssueToken(ctx context.Context, name string) (driver.Token, er
 	return r.IssueToken(ctx, name)
 }
 
+// Watch wakes once when provisioning ends and then relays the provisioned
+// cluster's Watch; see driver.Cluster.
+func (c *Cluster) Watch(ctx context.Context) <-chan struct{} {
+	if r, err := c.Ready(); err == nil {
+		return r.Watch(ctx)
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+		}
+		ch <- struct{}{}
+		r, err := c.Ready()
+		if err != nil {
+			return
+		}
+		inner := r.Watch(ctx)
+		if inner == nil {
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-inner:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch
+}
+
 // halt asks the work to stop and waits for its goroutine to end (or ctx).
 func (c *Cluster) halt(ctx context.Context, deleting bool) (driver.Cluster, error) {
 	c.mu.Lock()

@@ -67,6 +67,7 @@ type _github_com_aksml_aksml_compute_driver_Cluster struct {
 	WServiceLogs   func(ctx context.Context, name string, tail int, init bool) ([]string, error)
 	WServiceStatus func(ctx context.Context, name string) (*driver.ServiceStatus, error)
 	WStatus        func(ctx context.Context) (driver.ClusterStatus, error)
+	WWatch         func(ctx context.Context) <-chan struct{}
 }
 
 func (W _github_com_aksml_aksml_compute_driver_Cluster) ApplyService(ctx context.Context, spec *driver.ServiceSpec) error {
@@ -95,6 +96,9 @@ func (W _github_com_aksml_aksml_compute_driver_Cluster) ServiceStatus(ctx contex
 }
 func (W _github_com_aksml_aksml_compute_driver_Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 	return W.WStatus(ctx)
+}
+func (W _github_com_aksml_aksml_compute_driver_Cluster) Watch(ctx context.Context) <-chan struct{} {
+	return W.WWatch(ctx)
 }
 
 // _github_com_aksml_aksml_compute_driver_Provider is an interface wrapper for Provider type

@@ -18,6 +18,7 @@ func init() {
 		"DefaultAgentCount":         reflect.ValueOf(constant.MakeFromLiteral("3", token.INT, 0)),
 		"DefaultDevTestAgentCount":  reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"DefaultLoadBalancerSubnet": reflect.ValueOf(constant.MakeFromLiteral("\"aks-subnet\"", token.STRING, 0)),
+		"DefaultPollInterval":       reflect.ValueOf(compute.DefaultPollInterval),
 		"DefaultVMSize":             reflect.ValueOf(constant.MakeFromLiteral("\"Standard_D3_v2\"", token.STRING, 0)),
 		"DenseProd":                 reflect.ValueOf(compute.DenseProd),
 		"DevTest":                   reflect.ValueOf(compute.DevTest),
@@ -34,6 +35,7 @@ func init() {
 		"ParseAKSResourceID":        reflect.ValueOf(compute.ParseAKSResourceID),
 		"ParseClusterPurpose":       reflect.ValueOf(compute.ParseClusterPurpose),
 		"ParseLoadBalancerType":     reflect.ValueOf(compute.ParseLoadBalancerType),
+		"PollInterval":              reflect.ValueOf(compute.PollInterval),
 		"ProvisioningCanceled":      reflect.ValueOf(compute.ProvisioningCanceled),
 		"ProvisioningCreating":      reflect.ValueOf(compute.ProvisioningCreating),
 		"ProvisioningDeleting":      reflect.ValueOf(compute.ProvisioningDeleting),
@@ -53,6 +55,7 @@ func init() {
 		"ClusterPurpose":     reflect.ValueOf((*compute.ClusterPurpose)(nil)),
 		"CreateOptions":      reflect.ValueOf((*compute.CreateOptions)(nil)),
 		"LoadBalancerType":   reflect.ValueOf((*compute.LoadBalancerType)(nil)),
+		"Local":              reflect.ValueOf((*compute.Local)(nil)),
 		"ProvisioningConfig": reflect.ValueOf((*compute.ProvisioningConfig)(nil)),
 		"ProvisioningState":  reflect.ValueOf((*compute.ProvisioningState)(nil)),
 		"Record":             reflect.ValueOf((*compute.Record)(nil)),
@@ -70,26 +73,46 @@ func init() {
 
 // _github_com_aksml_aksml_compute_Store is an interface wrapper for Store type
 type _github_com_aksml_aksml_compute_Store struct {
-	IValue  interface{}
-	WCreate func(ctx context.Context, kind string, name string, value []byte) error
-	WDelete func(ctx context.Context, kind string, name string) error
-	WGet    func(ctx context.Context, kind string, name string) ([]byte, error)
-	WNames  func(ctx context.Context, kind string) ([]string, error)
-	WPut    func(ctx context.Context, kind string, name string, value []byte) error
+	IValue               interface{}
+	WAddModelRefs        func(ctx context.Context, user string, ids []string) error
+	WCreate              func(ctx context.Context, kind string, name string, value []byte) error
+	WCreateWithModelRefs func(ctx context.Context, kind string, name string, value []byte, user string, ids []string) error
+	WDelete              func(ctx context.Context, kind string, name string) error
+	WDeleteWithModelRefs func(ctx context.Context, kind string, name string, user string) error
+	WGet                 func(ctx context.Context, kind string, name string) ([]byte, error)
+	WLocal               func() *compute.Local
+	WNames               func(ctx context.Context, kind string) ([]string, error)
+	WPut                 func(ctx context.Context, kind string, name string, value []byte) error
+	WRemoveModelRefs     func(ctx context.Context, user string) error
 }
 
+func (W _github_com_aksml_aksml_compute_Store) AddModelRefs(ctx context.Context, user string, ids []string) error {
+	return W.WAddModelRefs(ctx, user, ids)
+}
 func (W _github_com_aksml_aksml_compute_Store) Create(ctx context.Context, kind string, name string, value []byte) error {
 	return W.WCreate(ctx, kind, name, value)
+}
+func (W _github_com_aksml_aksml_compute_Store) CreateWithModelRefs(ctx context.Context, kind string, name string, value []byte, user string, ids []string) error {
+	return W.WCreateWithModelRefs(ctx, kind, name, value, user, ids)
 }
 func (W _github_com_aksml_aksml_compute_Store) Delete(ctx context.Context, kind string, name string) error {
 	return W.WDelete(ctx, kind, name)
 }
+func (W _github_com_aksml_aksml_compute_Store) DeleteWithModelRefs(ctx context.Context, kind string, name string, user string) error {
+	return W.WDeleteWithModelRefs(ctx, kind, name, user)
+}
 func (W _github_com_aksml_aksml_compute_Store) Get(ctx context.Context, kind string, name string) ([]byte, error) {
 	return W.WGet(ctx, kind, name)
+}
+func (W _github_com_aksml_aksml_compute_Store) Local() *compute.Local {
+	return W.WLocal()
 }
 func (W _github_com_aksml_aksml_compute_Store) Names(ctx context.Context, kind string) ([]string, error) {
 	return W.WNames(ctx, kind)
 }
 func (W _github_com_aksml_aksml_compute_Store) Put(ctx context.Context, kind string, name string, value []byte) error {
 	return W.WPut(ctx, kind, name, value)
+}
+func (W _github_com_aksml_aksml_compute_Store) RemoveModelRefs(ctx context.Context, user string) error {
+	return W.WRemoveModelRefs(ctx, user)
 }

@@ -4,6 +4,7 @@ package symbols
 
 import (
 	"context"
+	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/webservice"
 	"go/constant"
 	"go/token"
@@ -38,24 +39,19 @@ func init() {
 		"DefaultSuccessThreshold":             reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"DefaultTimeoutSeconds":               reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"Deploy":                              reflect.ValueOf(webservice.Deploy),
-		"DriverAuth":                          reflect.ValueOf(webservice.DriverAuth),
 		"EncodeDeployConfig":                  reflect.ValueOf(webservice.EncodeDeployConfig),
 		"Float":                               reflect.ValueOf(webservice.Float),
 		"Get":                                 reflect.ValueOf(webservice.Get),
 		"List":                                reflect.ValueOf(webservice.List),
 		"MaxNameLength":                       reflect.ValueOf(constant.MakeFromLiteral("32", token.INT, 0)),
 		"MaxScoringTimeoutMs":                 reflect.ValueOf(constant.MakeFromLiteral("300000", token.INT, 0)),
-		"Merge":                               reflect.ValueOf(webservice.Merge),
 		"MinNameLength":                       reflect.ValueOf(constant.MakeFromLiteral("3", token.INT, 0)),
 		"ParseKeyType":                        reflect.ValueOf(webservice.ParseKeyType),
 		"Primary":                             reflect.ValueOf(webservice.Primary),
-		"Scale":                               reflect.ValueOf(webservice.Scale),
 		"Score":                               reflect.ValueOf(webservice.Score),
 		"ScoreServed":                         reflect.ValueOf(webservice.ScoreServed),
 		"Secondary":                           reflect.ValueOf(webservice.Secondary),
-		"Spec":                                reflect.ValueOf(webservice.Spec),
 		"String":                              reflect.ValueOf(webservice.String),
-		"Template":                            reflect.ValueOf(webservice.Template),
 		"ValidateName":                        reflect.ValueOf(webservice.ValidateName),
 
 		// type definitions
@@ -88,6 +84,7 @@ type _github_com_aksml_aksml_webservice_Store struct {
 	WDelete              func(ctx context.Context, kind string, name string) error
 	WDeleteWithModelRefs func(ctx context.Context, kind string, name string, user string) error
 	WGet                 func(ctx context.Context, kind string, name string) ([]byte, error)
+	WLocal               func() *compute.Local
 	WNames               func(ctx context.Context, kind string) ([]string, error)
 	WPut                 func(ctx context.Context, kind string, name string, value []byte) error
 	WRemoveModelRefs     func(ctx context.Context, user string) error
@@ -110,6 +107,9 @@ func (W _github_com_aksml_aksml_webservice_Store) DeleteWithModelRefs(ctx contex
 }
 func (W _github_com_aksml_aksml_webservice_Store) Get(ctx context.Context, kind string, name string) ([]byte, error) {
 	return W.WGet(ctx, kind, name)
+}
+func (W _github_com_aksml_aksml_webservice_Store) Local() *compute.Local {
+	return W.WLocal()
 }
 func (W _github_com_aksml_aksml_webservice_Store) Names(ctx context.Context, kind string) ([]string, error) {
 	return W.WNames(ctx, kind)

@@ -1,4 +1,4 @@
-package kube
+package fe
 
 import (
 	"testing"
@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/kube"
 )
 
 // FuzzRouteAnnotations feeds arbitrary annotation values (anyone with
@@ -20,9 +21,9 @@ func FuzzRouteAnnotations(f *testing.F) {
 	f.Add("", "", "", "", "", "", "")
 	f.Fuzz(func(t *testing.T, traffic, mirror, maxc, wait, timeout, auto, versions string) {
 		a := map[string]string{
-			AnnotationTraffic: traffic, AnnotationMirror: mirror, AnnotationMaxConcurrent: maxc,
-			AnnotationMaxQueueWait: wait, AnnotationScoringTimeout: timeout, AnnotationAutoscale: auto,
-			AnnotationDefault: "true",
+			kube.AnnotationTraffic: traffic, kube.AnnotationMirror: mirror, kube.AnnotationMaxConcurrent: maxc,
+			kube.AnnotationMaxQueueWait: wait, kube.AnnotationScoringTimeout: timeout, kube.AnnotationAutoscale: auto,
+			kube.AnnotationDefault: "true",
 		}
 		v := versionOf("v1", a, []frontend.Replica{{ID: "b", URL: "http://127.0.0.1:1"}, {ID: "a", URL: "http://127.0.0.1:2", Ready: true}})
 		if v.TrafficPercent < 0 || v.TrafficPercent > 100 || v.MirrorPercent < 0 || v.MirrorPercent > 100 || v.MaxConcurrentPerReplica < 0 || v.MaxQueueWait < 0 || v.ScoringTimeout < 0 {
@@ -32,6 +33,6 @@ func FuzzRouteAnnotations(f *testing.F) {
 		_ = rt.SetRoute(frontend.Route{Name: "svc", Versions: []frontend.Version{v}})
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: a}}
 		settingsOf(d)
-		versionsOf(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationVersions: versions}}})
+		kube.Versions(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kube.AnnotationVersions: versions}}})
 	})
 }

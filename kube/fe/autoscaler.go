@@ -1,4 +1,4 @@
-package kube
+package fe
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aksml/aksml/autoscale"
+	"github.com/aksml/aksml/kube"
 )
 
 // versionScaler is the autoscaler of one autoscaled Deployment.
@@ -28,7 +29,7 @@ type autoscaleJSON struct {
 // settingsOf reads a Deployment's autoscale settings; false when it is not
 // autoscaled.
 func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
-	raw, ok := d.Annotations[AnnotationAutoscale]
+	raw, ok := d.Annotations[kube.AnnotationAutoscale]
 	if !ok {
 		return autoscale.Settings{}, false
 	}
@@ -36,7 +37,7 @@ func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
 	if err := json.Unmarshal([]byte(raw), &j); err != nil {
 		return autoscale.Settings{}, false
 	}
-	mc, _ := strconv.Atoi(d.Annotations[AnnotationMaxConcurrent])
+	mc, _ := strconv.Atoi(d.Annotations[kube.AnnotationMaxConcurrent])
 	return autoscale.Settings{
 		Min: j.Min, Max: j.Max, TargetUtilization: j.Target,
 		RefreshPeriod:           time.Duration(j.RefreshSeconds * float64(time.Second)),
@@ -86,7 +87,7 @@ func (f *FrontEnd) autoscaleOnce(ctx context.Context, scalers map[string]*versio
 				continue
 			}
 		}
-		service, version := d.Labels[LabelService], d.Labels[LabelVersion]
+		service, version := d.Labels[kube.LabelService], d.Labels[kube.LabelVersion]
 		loads, err := f.router.Load(service)
 		if err != nil {
 			continue

@@ -1,4 +1,4 @@
-package kube_test
+package fe_test
 
 import (
 	"errors"
@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
-	"github.com/aksml/aksml/kube"
+	"github.com/aksml/aksml/kube/fe"
 )
 
 func TestParseReplicaAddressPrefix(t *testing.T) {
 	t.Parallel()
-	f, err := kube.ParseReplicaAddressPrefix("10.244.=127.77.")
+	f, err := fe.ParseReplicaAddressPrefix("10.244.=127.77.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestParseReplicaAddressPrefix(t *testing.T) {
 			t.Errorf("%s → %s, want %s", addr, got, want)
 		}
 	}
-	if f, err := kube.ParseReplicaAddressPrefix(""); f != nil || err != nil {
+	if f, err := fe.ParseReplicaAddressPrefix(""); f != nil || err != nil {
 		t.Errorf("empty: %v %v, want nil, nil", f != nil, err)
 	}
 	for in, want := range map[string]string{
@@ -35,7 +35,7 @@ func TestParseReplicaAddressPrefix(t *testing.T) {
 		"1.2.3.4.=1.2.3.4.": "more than three octets",
 		"10.0x1.=127.1.":    "decimal",
 	} {
-		_, err := kube.ParseReplicaAddressPrefix(in)
+		_, err := fe.ParseReplicaAddressPrefix(in)
 		if !errors.Is(err, errcode.InvalidArgument) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "replica-address-prefix") {
 			t.Errorf("%q: %v, want InvalidArgument naming the flag and %q", in, err, want)
 		}
@@ -50,7 +50,7 @@ func FuzzParseReplicaAddressPrefix(f *testing.F) {
 	f.Add("=", "1.2.3.4")
 	f.Add("1.=2.", "1.1.1.1")
 	f.Fuzz(func(t *testing.T, flag, addr string) {
-		m, err := kube.ParseReplicaAddressPrefix(flag)
+		m, err := fe.ParseReplicaAddressPrefix(flag)
 		if err != nil {
 			if !errors.Is(err, errcode.InvalidArgument) {
 				t.Fatalf("%q: %v is not InvalidArgument", flag, err)

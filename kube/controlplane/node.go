@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -130,16 +129,7 @@ type Node struct {
 // AddNode registers a node through virtual-kubelet and waits until it is
 // Ready. The node serves the kubelet API (logs) over TLS on the control
 // plane's IP.
-func (cp *ControlPlane) AddNode(t testing.TB, spec NodeSpec) *Node {
-	t.Helper()
-	n, err := cp.addNode(spec)
-	if err != nil {
-		t.Fatalf("kubetest: node %s: %v", spec.Name, err)
-	}
-	return n
-}
-
-func (cp *ControlPlane) addNode(spec NodeSpec) (*Node, error) {
+func (cp *ControlPlane) AddNode(spec NodeSpec) (*Node, error) {
 	pods := cp.pods
 	if pods == nil {
 		pods = func(*corev1.Pod) PodOutcome { return PodOutcome{Behavior: Ready} }
@@ -523,11 +513,11 @@ func (p *provider) GetContainerLogs(ctx context.Context, ns, name, container str
 }
 
 func (p *provider) RunInContainer(ctx context.Context, ns, name, container string, cmd []string, attach api.AttachIO) error {
-	return errdefs.InvalidInput("exec is not supported by kubetest nodes")
+	return errdefs.InvalidInput("exec is not supported by the control plane's virtual nodes")
 }
 
 func (p *provider) AttachToContainer(ctx context.Context, ns, name, container string, attach api.AttachIO) error {
-	return errdefs.InvalidInput("attach is not supported by kubetest nodes")
+	return errdefs.InvalidInput("attach is not supported by the control plane's virtual nodes")
 }
 
 func (p *provider) GetStatsSummary(context.Context) (*statsv1alpha1.Summary, error) {
@@ -539,5 +529,5 @@ func (p *provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, err
 }
 
 func (p *provider) PortForward(ctx context.Context, ns, pod string, port int32, stream io.ReadWriteCloser) error {
-	return errdefs.InvalidInput("port-forward is not supported by kubetest nodes")
+	return errdefs.InvalidInput("port-forward is not supported by the control plane's virtual nodes")
 }

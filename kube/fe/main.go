@@ -1,4 +1,4 @@
-package kube
+package fe
 
 import (
 	"context"
@@ -18,15 +18,16 @@ import (
 
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/kube"
 )
 
-// RunFrontEnd is the program cmd/aksml-fe runs (the in-cluster front-end):
-// it parses args (ParseFrontEndArgs), connects to the API server and serves
-// (ServeFrontEnd) until ctx ends. Its JSON log goes to logOut; ready, when
+// Run is the program cmd/aksml-fe runs (the in-cluster front-end):
+// it parses args (ParseArgs), connects to the API server and serves
+// (Serve) until ctx ends. Its JSON log goes to logOut; ready, when
 // not nil, receives the listening address once the routing table is
 // synced. --help prints the flags and returns nil.
-func RunFrontEnd(ctx context.Context, args []string, logOut io.Writer, ready chan<- string) error {
-	fa, err := ParseFrontEndArgs(args, logOut)
+func Run(ctx context.Context, args []string, logOut io.Writer, ready chan<- string) error {
+	fa, err := ParseArgs(args, logOut)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -50,19 +51,19 @@ func RunFrontEnd(ctx context.Context, args []string, logOut io.Writer, ready cha
 	}
 	fa.Serve.Logger = slog.New(slog.NewJSONHandler(logOut, nil)).With("apiserver", cfg.Host)
 	fa.Serve.Ready = ready
-	return ServeFrontEnd(ctx, client, &fa.Serve)
+	return Serve(ctx, client, &fa.Serve)
 }
 
-// FrontEndArgs are aksml-fe's parsed flags.
-type FrontEndArgs struct {
+// Args are aksml-fe's parsed flags.
+type Args struct {
 	// Kubeconfig and Context reach the API server from outside the
 	// cluster; both empty means the in-cluster config.
 	Kubeconfig, Context string
 	// Serve holds the rest: listen address, namespaces, replica mapping.
-	Serve ServeFrontEndOptions
+	Serve ServeOptions
 }
 
-// ParseFrontEndArgs parses aksml-fe's flags; usage goes to out. Errors are
+// ParseArgs parses aksml-fe's flags; usage goes to out. Errors are
 // InvalidArgument, or flag.ErrHelp for --help.
 //
 //	--listen ADDR                   address to serve on (default 0.0.0.0:9001)
@@ -74,15 +75,15 @@ type FrontEndArgs struct {
 //	                                instead (IPv4 prefixes ending in a dot, such as
 //	                                10.244.=127.77.): a front-end outside the pod
 //	                                network reaching pods through a mapped range
-func ParseFrontEndArgs(args []string, out io.Writer) (*FrontEndArgs, error) {
+func ParseArgs(args []string, out io.Writer) (*Args, error) {
 	fs := flag.NewFlagSet("aksml-fe", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fa := &FrontEndArgs{}
+	fa := &Args{}
 	fs.StringVar(&fa.Serve.Listen, "listen", "0.0.0.0:9001", "address to serve scoring requests on")
 	fs.StringVar(&fa.Kubeconfig, "kubeconfig", "", "kubeconfig path (empty: in-cluster config)")
 	fs.StringVar(&fa.Context, "context", "", "kubeconfig context (empty: current)")
 	fs.StringVar(&fa.Serve.Namespace, "namespace", "", "watch only this namespace (empty: all)")
-	fs.StringVar(&fa.Serve.TokenNamespace, "token-namespace", DefaultNamespace, "namespace of the token key Secret "+TokenSecret)
+	fs.StringVar(&fa.Serve.TokenNamespace, "token-namespace", kube.DefaultNamespace, "namespace of the token key Secret "+kube.TokenSecret)
 	mapping := fs.String("replica-address-prefix", "", "FROM=TO: dial pod addresses starting with FROM with TO instead (IPv4 prefixes ending in a dot)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,16 +101,16 @@ func ParseFrontEndArgs(args []string, out io.Writer) (*FrontEndArgs, error) {
 	return fa, nil
 }
 
-// ServeFrontEndOptions configure ServeFrontEnd; nil or zero fields take the
+// ServeOptions configure Serve; nil or zero fields take the
 // defaults of aksml-fe's flags.
-type ServeFrontEndOptions struct {
+type ServeOptions struct {
 	// Listen is the address to serve on; default 0.0.0.0:9001.
 	Listen string
 	// Namespace limits the watches to one namespace; empty means all.
 	Namespace string
-	// TokenNamespace holds the token key Secret; default DefaultNamespace.
+	// TokenNamespace holds the token key Secret; default kube.DefaultNamespace.
 	TokenNamespace string
-	// ReplicaURL maps pod addresses to the URLs dialled (FrontEndOptions).
+	// ReplicaURL maps pod addresses to the URLs dialled (Options).
 	ReplicaURL func(address string, port int32) string
 	// Clock issues and judges tokens; default the real clock.
 	Clock clock.PassiveClock
@@ -120,12 +121,12 @@ type ServeFrontEndOptions struct {
 	Ready chan<- string
 }
 
-// ServeFrontEnd runs the front-end on client until ctx ends: the router of
+// Serve runs the front-end on client until ctx ends: the router of
 // package frontend with the cluster's token key, programmed by a FrontEnd
 // from the cluster's watches, serving on Listen. It returns nil when ctx
 // ends, or the error that stopped it.
-func ServeFrontEnd(ctx context.Context, client kubernetes.Interface, opts *ServeFrontEndOptions) error {
-	var o ServeFrontEndOptions
+func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions) error {
+	var o ServeOptions
 	if opts != nil {
 		o = *opts
 	}
@@ -133,14 +134,14 @@ func ServeFrontEnd(ctx context.Context, client kubernetes.Interface, opts *Serve
 		o.Listen = "0.0.0.0:9001"
 	}
 	if o.TokenNamespace == "" {
-		o.TokenNamespace = DefaultNamespace
+		o.TokenNamespace = kube.DefaultNamespace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	key, err := TokenKey(ctx, client, o.TokenNamespace)
+	key, err := kube.TokenKey(ctx, client, o.TokenNamespace)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func ServeFrontEnd(ctx context.Context, client kubernetes.Interface, opts *Serve
 	if err != nil {
 		return err
 	}
-	fe := NewFrontEnd(client, rt, &FrontEndOptions{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL})
+	fe := New(client, rt, &Options{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL})
 	errc := make(chan error, 2)
 	go func() { errc <- rt.Serve(ln) }()
 	go func() { errc <- fe.Run(ctx) }()
@@ -181,7 +182,7 @@ func ServeFrontEnd(ctx context.Context, client kubernetes.Interface, opts *Serve
 
 // ParseReplicaAddressPrefix parses the --replica-address-prefix value
 // FROM=TO (IPv4 prefixes of one to three octets, each ending in a dot) into
-// a FrontEndOptions.ReplicaURL that dials pod addresses starting with FROM
+// a Options.ReplicaURL that dials pod addresses starting with FROM
 // at TO plus the rest of the address. Empty means nil: dial pods as they
 // are.
 func ParseReplicaAddressPrefix(s string) (func(address string, port int32) string, error) {

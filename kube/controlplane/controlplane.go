@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"bufio"
@@ -18,7 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,11 +30,11 @@ import (
 	"github.com/aksml/aksml/errcode"
 )
 
-// KubeVersion is the Kubernetes release scripts/kubebins builds and Start
+// KubeVersion is the Kubernetes release scripts/kubebins builds and New
 // runs.
 const KubeVersion = "1.37.2"
 
-// Binaries are the programs Start needs in BinDir.
+// Binaries are the programs New needs in BinDir.
 var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}
 
 // BinDir is where scripts/kubebins puts the binaries: $AKSML_KUBEBINS, or
@@ -68,12 +67,12 @@ func MissingBinaries(dir string) []string {
 	return missing
 }
 
-// Options configure Start. The zero value starts a control plane with no
+// Options configure New. The zero value starts a control plane with no
 // nodes, whose pods (once nodes are added) all become ready.
 type Options struct {
 	// BinDir holds the binaries; empty means BinDir().
 	BinDir string
-	// Nodes are registered before Start returns.
+	// Nodes are registered before New returns.
 	Nodes []NodeSpec
 	// Pods decides what each pod bound to a node does; nil means every
 	// pod runs and becomes ready.
@@ -96,7 +95,7 @@ type ControlPlane struct {
 	// Config and Client are admin clients of the API server.
 	Config *rest.Config
 	Client kubernetes.Interface
-	// Started is how long Start took, from the first process to every
+	// Started is how long New took, from the first process to every
 	// component ready (nodes excluded).
 	Started time.Duration
 
@@ -135,29 +134,19 @@ func (cp *ControlPlane) setReplica(podIP, addr string) {
 	cp.replicas.Store(podIP, addr)
 }
 
-// Start starts a control plane for t and stops it, with every node and
-// process, in t.Cleanup (logging each component's log tail when t failed).
-// It fails t (never skips) when the binaries are missing, naming
-// scripts/kubebins.
-func Start(t testing.TB, opts *Options) *ControlPlane {
-	t.Helper()
-	cp, err := New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
+// LogTails returns the last n lines of each component's log (etcd,
+// kube-apiserver, …), one block per component headed by its name: what a
+// test prints when it fails.
+func (cp *ControlPlane) LogTails(n int) string {
+	var b strings.Builder
+	for _, p := range cp.processes() {
+		fmt.Fprintf(&b, "%s log tail:\n%s\n", p.name, p.tail(n))
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range cp.processes() {
-				t.Logf("kubetest: %s log tail:\n%s", p.name, p.tail(15))
-			}
-		}
-		_ = cp.Close()
-	})
-	return cp
+	return b.String()
 }
 
-// New starts a control plane (and opts.Nodes) for a program rather than a
-// test: it lives in a temporary directory until Close. It returns a
+// New starts a control plane (and opts.Nodes): it lives in a temporary
+// directory until Close. It returns a
 // FailedPrecondition error naming scripts/kubebins when the binaries are
 // missing.
 func New(ctx context.Context, opts *Options) (*ControlPlane, error) {
@@ -185,7 +174,7 @@ func New(ctx context.Context, opts *Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	for _, n := range opts.Nodes {
-		if _, err := cp.addNode(n); err != nil {
+		if _, err := cp.AddNode(n); err != nil {
 			_ = cp.Close()
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}

@@ -1,8 +1,7 @@
-package kube
+package fe
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -28,10 +26,11 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/kube"
 )
 
-// FrontEndOptions configure a FrontEnd; nil means defaults.
-type FrontEndOptions struct {
+// Options configure a FrontEnd; nil means defaults.
+type Options struct {
 	// Namespace limits the watch to one namespace; empty means all.
 	Namespace string
 	// Logger receives route changes (never keys); default discard.
@@ -77,10 +76,10 @@ type FrontEnd struct {
 	installed map[string]bool
 }
 
-// NewFrontEnd returns a FrontEnd that programs router from the cluster of
+// New returns a FrontEnd that programs router from the cluster of
 // client. Call Run to start it.
-func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *FrontEndOptions) *FrontEnd {
-	var o FrontEndOptions
+func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *FrontEnd {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
@@ -99,7 +98,7 @@ func NewFrontEnd(client kubernetes.Interface, router *frontend.Router, opts *Fro
 	if o.ReplicaURL == nil {
 		o.ReplicaURL = func(a string, port int32) string { return "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))) }
 	}
-	sel := labels.Set{LabelManagedBy: ManagedBy}.String()
+	sel := labels.Set{kube.LabelManagedBy: kube.ManagedBy}.String()
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.Resync,
 		informers.WithNamespace(o.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
@@ -133,7 +132,7 @@ func (f *FrontEnd) enqueue(obj any) {
 	if err != nil {
 		return
 	}
-	name := m.GetLabels()[LabelService]
+	name := m.GetLabels()[kube.LabelService]
 	if name == "" {
 		return
 	}
@@ -222,7 +221,7 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 	var root *corev1.Secret
 	for _, obj := range f.secrets.GetStore().List() {
 		s := obj.(*corev1.Secret)
-		if s.Name == secretName(name) && s.Labels[LabelService] == name && s.DeletionTimestamp == nil {
+		if s.Name == kube.SecretName(name) && s.Labels[kube.LabelService] == name && s.DeletionTimestamp == nil {
 			root = s
 			break
 		}
@@ -232,32 +231,32 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 	}
 	ns := root.Namespace
 	route := frontend.Route{Name: name}
-	switch driver.AuthMode(root.Annotations[AnnotationAuthMode]) {
+	switch driver.AuthMode(root.Annotations[kube.AnnotationAuthMode]) {
 	case driver.AuthKey:
-		route.Auth = frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: string(root.Data[SecretPrimaryKey]), SecondaryKey: string(root.Data[SecretSecondaryKey])}
+		route.Auth = frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: string(root.Data[kube.SecretPrimaryKey]), SecondaryKey: string(root.Data[kube.SecretSecondaryKey])}
 	case driver.AuthToken:
 		route.Auth = frontend.Auth{Mode: frontend.AuthToken}
 	}
 	deps := map[string]*appsv1.Deployment{}
 	for _, obj := range f.deps.GetStore().List() {
 		d := obj.(*appsv1.Deployment)
-		if d.Namespace == ns && d.Labels[LabelService] == name && d.DeletionTimestamp == nil {
-			deps[d.Labels[LabelVersion]] = d
+		if d.Namespace == ns && d.Labels[kube.LabelService] == name && d.DeletionTimestamp == nil {
+			deps[d.Labels[kube.LabelVersion]] = d
 		}
 	}
 	replicas := map[string][]frontend.Replica{}
 	for _, obj := range f.slices.GetStore().List() {
 		es := obj.(*discoveryv1.EndpointSlice)
-		if es.Namespace != ns || es.Labels[LabelService] != name {
+		if es.Namespace != ns || es.Labels[kube.LabelService] != name {
 			continue
 		}
-		port := int32(ScoringPort)
+		port := int32(kube.ScoringPort)
 		for _, p := range es.Ports {
 			if p.Port != nil && (p.Name == nil || *p.Name == "http") {
 				port = *p.Port
 			}
 		}
-		v := es.Labels[LabelVersion]
+		v := es.Labels[kube.LabelVersion]
 		for _, ep := range es.Endpoints {
 			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
 			id := ""
@@ -272,7 +271,7 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 			}
 		}
 	}
-	for _, vn := range versionsOf(root) {
+	for _, vn := range kube.Versions(root) {
 		d, ok := deps[vn]
 		if !ok {
 			continue
@@ -283,40 +282,6 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 		return frontend.Route{}, false
 	}
 	return route, true
-}
-
-// TokenKey returns the cluster's token-signing key from the Secret
-// TokenSecret in namespace ns, creating it (32 random bytes) when missing.
-// The driver signs tokens with it and the front-end verifies them.
-func TokenKey(ctx context.Context, client kubernetes.Interface, ns string) ([]byte, error) {
-	secrets := client.CoreV1().Secrets(ns)
-	s, err := secrets.Get(ctx, TokenSecret, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}}}, metav1.CreateOptions{})
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				return nil, apiError(err, "create namespace %q", ns)
-			}
-		}
-		key := make([]byte, 32)
-		_, _ = rand.Read(key)
-		_, err = secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: TokenSecret, Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       map[string][]byte{"key": key},
-		}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, apiError(err, "create the token key")
-		}
-		s, err = secrets.Get(ctx, TokenSecret, metav1.GetOptions{})
-	}
-	if err != nil {
-		return nil, apiError(err, "read the token key")
-	}
-	if len(s.Data["key"]) == 0 {
-		return nil, errcode.Errorf(errcode.FailedPrecondition, "secret %s/%s has no key", ns, TokenSecret)
-	}
-	return s.Data["key"], nil
 }
 
 // versionOf is a route version from a Deployment's route annotations and
@@ -339,18 +304,18 @@ func versionOf(name string, a map[string]string, rs []frontend.Replica) frontend
 	}
 	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(x, y frontend.Replica) int { return strings.Compare(x.ID, y.ID) })
-	mc := num(AnnotationMaxConcurrent)
+	mc := num(kube.AnnotationMaxConcurrent)
 	if mc > math.MaxInt32 {
 		mc = 0
 	}
 	return frontend.Version{
 		Name:                    name,
-		TrafficPercent:          min(num(AnnotationTraffic), 100),
-		IsDefault:               a[AnnotationDefault] == "true",
-		MirrorPercent:           min(num(AnnotationMirror), 100),
+		TrafficPercent:          min(num(kube.AnnotationTraffic), 100),
+		IsDefault:               a[kube.AnnotationDefault] == "true",
+		MirrorPercent:           min(num(kube.AnnotationMirror), 100),
 		Replicas:                rs,
 		MaxConcurrentPerReplica: int(mc),
-		MaxQueueWait:            msDur(AnnotationMaxQueueWait),
-		ScoringTimeout:          msDur(AnnotationScoringTimeout),
+		MaxQueueWait:            msDur(kube.AnnotationMaxQueueWait),
+		ScoringTimeout:          msDur(kube.AnnotationScoringTimeout),
 	}
 }

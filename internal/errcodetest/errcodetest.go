@@ -1,0 +1,38 @@
+// Package errcodetest checks validation errors in tests: a joined error of
+// errcode.InvalidArgument problems, one per broken rule, in order.
+package errcodetest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aksml/aksml/errcode"
+)
+
+// CheckInvalid fails t unless err joins exactly len(want) problems (see
+// errcode.Split), each an errcode.InvalidArgument whose text contains the
+// matching want, and unless err itself is InvalidArgument (or nil when
+// want is empty). With sdkWording every problem must also start with
+// "Invalid ", as the SDK words them.
+func CheckInvalid(t testing.TB, err error, want []string, sdkWording bool) {
+	t.Helper()
+	got := errcode.Split(err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, e := range got {
+		if !errors.Is(e, errcode.InvalidArgument) {
+			t.Errorf("error %d %q is not InvalidArgument", i, e)
+		}
+		if !strings.Contains(e.Error(), want[i]) {
+			t.Errorf("error %d = %q\nwant it to contain %q", i, e, want[i])
+		}
+		if sdkWording && !strings.HasPrefix(e.Error(), "Invalid ") {
+			t.Errorf("error %d = %q, want the SDK's \"Invalid ...\" wording", i, e)
+		}
+	}
+	if err != nil && !errors.Is(err, errcode.InvalidArgument) {
+		t.Errorf("joined error is not InvalidArgument: %v", err)
+	}
+}
