@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/treetest"
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 )
@@ -153,10 +154,10 @@ func contextEntries(t *testing.T, archive []byte) (names []string, files map[str
 func TestBuildContext(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"score.py": "print(1)\n", "lib/u.py": "", ".gitignore": "*.pyc\n", "x.pyc": ""}, nil)
+	treetest.Write(t, dir, map[string]string{"score.py": "print(1)\n", "lib/u.py": "", ".gitignore": "*.pyc\n", "x.pyc": ""}, nil)
 	src := mustPackage(t, dir, nil)
 	modelDir := t.TempDir()
-	writeTree(t, modelDir, map[string]string{"model.pkl": "weights"}, nil)
+	treetest.Write(t, modelDir, map[string]string{"model.pkl": "weights"}, nil)
 	model := mustPackage(t, modelDir, &PackageOptions{NoIgnoreFiles: true})
 	bin := filepath.Join(t.TempDir(), "aksml-score")
 	if err := os.WriteFile(bin, []byte("\x7fELF fake"), 0o755); err != nil {
@@ -203,7 +204,7 @@ func TestBuildContext(t *testing.T) {
 func TestBuildContextChecksInputs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"score.py": "", "other.py": ""}, nil)
+	treetest.Write(t, dir, map[string]string{"score.py": "", "other.py": ""}, nil)
 	src := mustPackage(t, dir, nil)
 	bin := filepath.Join(t.TempDir(), "aksml-score")
 	if err := os.WriteFile(bin, []byte("bin"), 0o755); err != nil {
@@ -248,10 +249,10 @@ func TestBuildContextChecksInputs(t *testing.T) {
 func TestImageLayoutMatchesAzure(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "my_project")
-	writeTree(t, dir, map[string]string{"score.py": "open('./my_project/extradata.json')\n", "extradata.json": `{"k": 1}`, "lib/u.py": ""}, nil)
+	treetest.Write(t, dir, map[string]string{"score.py": "open('./my_project/extradata.json')\n", "extradata.json": `{"k": 1}`, "lib/u.py": ""}, nil)
 	src := mustPackage(t, dir, nil)
 	modelDir := t.TempDir()
-	writeTree(t, modelDir, map[string]string{"model.pkl": "weights"}, nil)
+	treetest.Write(t, modelDir, map[string]string{"model.pkl": "weights"}, nil)
 	model := mustPackage(t, modelDir, &PackageOptions{NoIgnoreFiles: true})
 	spec := &Spec{BaseImage: "scratch", EntryScript: "score.py", Source: src.Digest, SourceName: filepath.Base(dir),
 		BakeModels: true, Models: []Model{{Name: "iris", Version: 1, Digest: model.Digest}}}

@@ -15,42 +15,9 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/treetest"
 	"github.com/google/go-cmp/cmp"
 )
-
-// writeTree creates files (path → content; a trailing "/" makes an empty
-// directory; content "->target" makes a symlink) in the given order.
-func writeTree(t *testing.T, dir string, files map[string]string, order []string) {
-	t.Helper()
-	if order == nil {
-		for name := range files {
-			order = append(order, name)
-		}
-		sort.Strings(order)
-	}
-	for _, name := range order {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if strings.HasSuffix(name, "/") {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		content := files[name]
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func mustPackage(t *testing.T, dir string, opts *PackageOptions) *Source {
 	t.Helper()
@@ -84,8 +51,8 @@ func TestPackageSourceIsDeterministic(t *testing.T) {
 	sort.Sort(sort.Reverse(sort.StringSlice(reversed)))
 
 	a, b := t.TempDir(), t.TempDir()
-	writeTree(t, a, sampleTree, names)
-	writeTree(t, b, sampleTree, reversed)
+	treetest.Write(t, a, sampleTree, names)
+	treetest.Write(t, b, sampleTree, reversed)
 	// Different mtimes, permissions of group and others, same executable bit.
 	if err := os.Chtimes(filepath.Join(b, "score.py"), time.Now().Add(-48*time.Hour), time.Now().Add(-48*time.Hour)); err != nil {
 		t.Fatal(err)
@@ -143,7 +110,7 @@ func TestPackageSourceIsDeterministic(t *testing.T) {
 	seen := map[string]string{sa.Digest.String(): "original"}
 	for _, c := range changes {
 		d := t.TempDir()
-		writeTree(t, d, sampleTree, nil)
+		treetest.Write(t, d, sampleTree, nil)
 		if err := os.Chmod(filepath.Join(d, "run.sh"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +128,7 @@ func TestPackageSourceIsDeterministic(t *testing.T) {
 func TestPackageSourceArchiveHeaders(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTree(t, dir, sampleTree, nil)
+	treetest.Write(t, dir, sampleTree, nil)
 	if err := os.Chmod(filepath.Join(dir, "run.sh"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +276,7 @@ func TestPackageSourceHonoursIgnoreFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			writeTree(t, dir, tt.files, nil)
+			treetest.Write(t, dir, tt.files, nil)
 			got := mustPackage(t, dir, nil).Files
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("packaged files (-want +got):\n%s", diff)
@@ -345,7 +312,7 @@ func TestPackageSourceHonoursIgnoreFiles(t *testing.T) {
 func TestPackageSourceOptions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	treetest.Write(t, dir, map[string]string{
 		".gitignore": "*.bin\n", "a.bin": "", "b.py": "", "c.txt": "", "sub/d.txt": "", "sub/keep.txt": "",
 	}, nil)
 	got := mustPackage(t, dir, &PackageOptions{Exclude: []string{"*.txt", "!keep.txt"}}).Files
@@ -361,7 +328,7 @@ func TestPackageSourceOptions(t *testing.T) {
 func TestPackageSourceErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"big.bin": strings.Repeat("x", 2000), "f.txt": "x"}, nil)
+	treetest.Write(t, dir, map[string]string{"big.bin": strings.Repeat("x", 2000), "f.txt": "x"}, nil)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/image"
+	"github.com/aksml/aksml/internal/treetest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -146,7 +146,7 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	bin := scorerBinary(t)
 
 	srcDir := filepath.Join(t.TempDir(), "my_project")
-	writeTree(t, srcDir, map[string]string{
+	treetest.Write(t, srcDir, map[string]string{
 		"score.py":        "def init(): pass\ndef run(raw): return raw\n",
 		"extradata.json":  `{"extra": true}`,
 		".amlignore":      "secrets/\n*.ipynb\n",
@@ -155,7 +155,7 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 		"lib/__init__.py": "",
 	}, nil)
 	modelDir := t.TempDir()
-	writeTree(t, modelDir, map[string]string{"model.txt": "iris weights v1"}, nil)
+	treetest.Write(t, modelDir, map[string]string{"model.txt": "iris weights v1"}, nil)
 
 	repo := uniqueRepo(t, "env")
 	builder := &countingBuilder{b: e}
@@ -633,40 +633,6 @@ func TestCacheWithFakes(t *testing.T) {
 	}
 	if _, err := op.Wait(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// writeTree creates files (path → content; a trailing "/" makes an empty
-// directory; content "->target" makes a symlink) in the given order.
-func writeTree(t *testing.T, dir string, files map[string]string, order []string) {
-	t.Helper()
-	if order == nil {
-		for name := range files {
-			order = append(order, name)
-		}
-		sort.Strings(order)
-	}
-	for _, name := range order {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if strings.HasSuffix(name, "/") {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		content := files[name]
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
