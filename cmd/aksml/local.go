@@ -160,7 +160,7 @@ func (a *app) attachLocal(ctx context.Context, name string) (*compute.Target, er
 }
 
 func (a *app) localCmd() *cobra.Command {
-	var name, vmSize string
+	var name, vmSize, frontEndAddr string
 	var agents int
 	var timeout time.Duration
 	start := &cobra.Command{
@@ -192,9 +192,10 @@ Make it a compute target with 'aksml computetarget create aks -n NAME --local'.`
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.localServe(cmd.Context(), name, vmSize, agents)
+			return a.localServe(cmd.Context(), name, vmSize, agents, frontEndAddr)
 		},
 	}
+	serve.Flags().StringVar(&frontEndAddr, "front-end-addr", "", "the front-end's address of the previous run, kept so scoring URIs stay valid")
 	serve.Flags().StringVar(&name, "name", "aksml-local", "cluster name")
 	serve.Flags().StringVar(&vmSize, "vm-size", "Standard_D3_v2", "node VM size")
 	serve.Flags().IntVar(&agents, "agents", 1, "number of nodes")
@@ -288,8 +289,14 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 	}
 	defer logf.Close()
 	wsDir, _ := a.workspaceDir()
+	serveArgs := []string{"local", "serve", "-w", wsDir, "--name", name, "--vm-size", vmSize, "--agents", fmt.Sprint(agents)}
+	if st != nil && st.FrontEndAddr != "" {
+		// The same address as the previous run, so scoring URIs stay
+		// valid across a restart.
+		serveArgs = append(serveArgs, "--front-end-addr", st.FrontEndAddr)
+	}
 	_ = os.Remove(filepath.Join(dir, "state.json"))
-	cmd := exec.Command(self, "local", "serve", "-w", wsDir, "--name", name, "--vm-size", vmSize, "--agents", fmt.Sprint(agents))
+	cmd := exec.Command(self, serveArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = dir
 	// Its own session: it outlives this command and the terminal's
@@ -309,7 +316,7 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 	defer tick.Stop()
 	for {
 		st, _ := readLocalState(dir)
-		if st != nil {
+		if st != nil && st.PID == cmd.Process.Pid {
 			p.state(st.State, st.Error)
 			if st.State == "Running" {
 				return a.print(view{value: st, columns: localColumns})
@@ -337,7 +344,7 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 
 // localServe is the background process: it runs the cluster until
 // SIGTERM or SIGINT, keeping local/state.json current.
-func (a *app) localServe(ctx context.Context, name, vmSize string, agents int) error {
+func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, frontEndAddr string) error {
 	dir, err := a.localDir()
 	if err != nil {
 		return err
@@ -346,14 +353,9 @@ func (a *app) localServe(ctx context.Context, name, vmSize string, agents int) e
 	if !ok {
 		return errcode.Errorf(errcode.InvalidArgument, "--vm-size %q: not a known VM size", vmSize)
 	}
-	prev, _ := readLocalState(dir)
 	st := &localState{Name: name, PID: os.Getpid(), State: "Starting", VMSize: size.Name, Agents: agents,
 		Kubeconfig: filepath.Join(dir, "data", "admin.kubeconfig"), LogFile: filepath.Join(dir, "cluster.log")}
-	opts := &local.Options{Dir: filepath.Join(dir, "data")}
-	if prev != nil && prev.FrontEndAddr != "" {
-		// The same address as before, so scoring URIs stay valid.
-		opts.FrontEndAddr = prev.FrontEndAddr
-	}
+	opts := &local.Options{Dir: filepath.Join(dir, "data"), FrontEndAddr: frontEndAddr}
 	if err := writeLocalState(dir, st); err != nil {
 		return err
 	}
