@@ -145,8 +145,10 @@ type clientConn struct {
 	// the replica's connection.
 	upFile *spillFile
 	upOff  int
-	// sp is the spilled body of the request arriving or in progress.
-	sp *spillFile
+	// sp is the spilled body of the request arriving or in progress;
+	// noSpill: no file could be made for the request arriving.
+	sp      *spillFile
+	noSpill bool
 	// headLen is the length of the head parseRequest last read.
 	headLen int
 
@@ -511,7 +513,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		case leanOK:
 			continue
 		case leanMore:
-			if lr := &l.lreq; lr.length > spillOver {
+			if lr := &l.lreq; lr.length > spillOver && !cc.noSpill {
 				return l.startSpill(cc, buf, lr.n-lr.length, int64(lr.length))
 			}
 			l.awaitBody(cc, buf, l.lreq.n)
@@ -523,7 +525,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
-			if cl := cc.req.Header.ContentLength(); cl > spillOver || cl == -1 && len(buf) >= accumulateOver {
+			if cl := cc.req.Header.ContentLength(); !cc.noSpill && (cl > spillOver || cl == -1 && len(buf) >= accumulateOver) {
 				return l.startSpill(cc, buf, cc.headLen, int64(cl))
 			}
 			l.awaitBody(cc, buf, cc.want)
@@ -599,6 +601,7 @@ func (l *loop) consume(cc *clientConn, n int) {
 	if n <= 0 {
 		return // gnet's Discard(0) would drop everything
 	}
+	cc.noSpill = false
 	if !cc.accOn {
 		_, _ = cc.c.Discard(n)
 		return
