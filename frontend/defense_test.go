@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -553,6 +554,171 @@ func TestAsteriskTarget(t *testing.T) {
 				b, _ := io.ReadAll(resp.Body)
 				if resp.StatusCode != want.code || strings.TrimSpace(string(b)) != want.body {
 					t.Errorf("answer %d: %d %q, want %d %q", i, resp.StatusCode, b, want.code, want.body)
+				}
+			}
+		})
+	}
+}
+
+// TestLargeBodiesBoundedMemory: on the event loop, a large body, with a
+// length or chunked, is not held in memory on its way to the replica (it
+// is spilled to a file as it arrives and sent from there), and a chunked
+// body is refused with 413 as soon as a chunk header takes it past the
+// limit, before any of that chunk arrives. The bound is on all the heap
+// the test process allocates meanwhile (runtime.MemStats.TotalAlloc, which
+// misses no peak): under a quarter of the bodies (the loops' piece buffers
+// and gnet's write buffers take a few MB however large the bodies are;
+// holding any one body takes 20 MB). Not parallel, so that no other
+// test allocates meanwhile.
+func TestLargeBodiesBoundedMemory(t *testing.T) {
+	const limit = 24 << 20
+	const size = 20 << 20
+	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})
+	rt := New(&Options{MaxBodyBytes: limit, BodySpillDir: t.TempDir()})
+	base := serve(t, rt, "eventloop")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+		t.Fatalf("warm-up: %d %q", got.code, got.body)
+	}
+	piece := make([]byte, 64<<10)
+	for i := range piece {
+		piece[i] = byte(i * 7 / 5)
+	}
+	h := sha256.New()
+	for off := 0; off < size; off += len(piece) {
+		h.Write(piece)
+	}
+	want := fmt.Sprintf("%d %x", size, h.Sum(nil))
+	chunkHead := fmt.Sprintf("%x\r\n", len(piece))
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, chunked := range []bool{false, true} {
+		c := rawConn(t, base)
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		go func() {
+			if chunked {
+				io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+			} else {
+				fmt.Fprintf(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+			}
+			for off := 0; off < size; off += len(piece) {
+				if chunked {
+					io.WriteString(c, chunkHead)
+				}
+				c.Write(piece)
+				if chunked {
+					io.WriteString(c, "\r\n")
+				}
+			}
+			if chunked {
+				io.WriteString(c, "0\r\n\r\n")
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("chunked %v: %v", chunked, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Errorf("chunked %v: %d %q, want %q", chunked, resp.StatusCode, b, want)
+		}
+	}
+	// Exactly the limit, then a chunk header past it, and nothing more.
+	c := rawConn(t, base)
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	go func() {
+		io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for off := 0; off < limit; off += len(piece) {
+			io.WriteString(c, chunkHead)
+			c.Write(piece)
+			io.WriteString(c, "\r\n")
+		}
+		io.WriteString(c, "1\r\n")
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("oversized chunked body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized chunked body: %d, want 413", resp.StatusCode)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("heap allocated for %d MB of bodies: %.1f MB", (2*size+limit)>>20, float64(alloc)/(1<<20))
+	if alloc > 16<<20 {
+		t.Errorf("%.1f MB of heap allocated for %d MB of bodies, want under 16 MB", float64(alloc)/(1<<20), (2*size+limit)>>20)
+	}
+}
+
+// TestLargeBodyQueued: a large body (spilled on the event loop) whose
+// request waits for a replica slot, and so is sent by the slow path from
+// its file, reaches the replica whole, with a length or chunked.
+func TestLargeBodyQueued(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			hold := make(chan struct{})
+			held := make(chan struct{}, 1)
+			rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("hold") != "" {
+					held <- struct{}{}
+					<-hold
+				}
+				h := sha256.New()
+				n, _ := io.Copy(h, r.Body)
+				fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			})
+			rt := New(nil)
+			base := serve(t, rt, engine)
+			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1,
+				MaxQueueWait: 20 * time.Second, Replicas: []Replica{rep.replica("r", true)}}}})
+			body := make([]byte, 3<<20)
+			for i := range body {
+				body[i] = byte(i * 3 / 7)
+			}
+			want := fmt.Sprintf("%d %x", len(body), sha256.Sum256(body))
+			for _, chunked := range []bool{false, true} {
+				first := make(chan result, 1)
+				go func() { first <- do(t, "POST", base+"/api/v1/service/svc/score?hold=1", "x") }()
+				<-held
+				c := rawConn(t, base)
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				go func() {
+					if chunked {
+						io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+						for off := 0; off < len(body); off += 100000 {
+							p := body[off:min(off+100000, len(body))]
+							fmt.Fprintf(c, "%x\r\n%s\r\n", len(p), p)
+						}
+						io.WriteString(c, "0\r\n\r\n")
+					} else {
+						fmt.Fprintf(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+						c.Write(body)
+					}
+				}()
+				waitFor(t, "the request to queue", func() bool {
+					l, _ := rt.Load("svc")
+					return l[0].InFlight == 2
+				})
+				hold <- struct{}{}
+				if got := <-first; got.code != 200 {
+					t.Fatalf("the first request: %d %q", got.code, got.body)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("chunked %v: %v", chunked, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(b) != want {
+					t.Errorf("chunked %v: %d %q, want %q", chunked, resp.StatusCode, b, want)
 				}
 			}
 		})

@@ -112,6 +112,7 @@ type loop struct {
 
 	rd    bytes.Reader
 	br    *bufio.Reader
+	piece []byte // a piece of a spilled body on its way to a replica
 	out   reqWriter
 	lreq  leanReq
 	lresp leanResp
@@ -136,7 +137,15 @@ type clientConn struct {
 	// only the head): a large body is sent from the connection's buffer
 	// rather than copied after the head.
 	upBody []byte
-	upRest []byte // the part of upBody not yet handed to the connection
+	// upFile, when set, holds the body that follows upReq (a spilled
+	// one, see spill.go); upOff is how much of the body was handed to
+	// the replica's connection.
+	upFile *spillFile
+	upOff  int
+	// sp is the spilled body of the request arriving or in progress.
+	sp *spillFile
+	// headLen is the length of the head parseRequest last read.
+	headLen int
 
 	// Reading: acc holds the connection's input from acc[accOff:] when
 	// accOn (a large request arriving); chunkPos and chunkSum are how far
@@ -379,14 +388,17 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 		l.eng.conns.Add(-1)
 		x.acc = nil
 		if x.cancel != nil {
-			x.cancel()
-		} else if x.busy && x.ex.vs != nil {
-			// The caller left while its request is at a replica: close
-			// the replica's connection (a Go handler's context ends) and
-			// free the slot now.
-			l.endExchange(x, true)
-			l.settle(x, 499, time.Time{})
-			x.busy = false
+			x.cancel() // the slow path closes x.sp when it ends
+		} else {
+			if x.busy && x.ex.vs != nil {
+				// The caller left while its request is at a replica:
+				// close the replica's connection (a Go handler's
+				// context ends) and free the slot now.
+				l.endExchange(x, true)
+				l.settle(x, 499, time.Time{})
+				x.busy = false
+			}
+			x.dropSpill()
 		}
 	case *upstream:
 		x.closed = true
@@ -436,6 +448,26 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		if l.eng.closing.Load() {
 			return gnet.Close // shutting down: no new requests
 		}
+		if cc.sp != nil {
+			if cc.sp.done {
+				cc.dropSpill() // of a request answered
+			} else {
+				done, err := l.spillIn(cc)
+				if err == nil && done {
+					err = l.spilled(cc)
+				}
+				if err != nil {
+					return l.refuse(cc, err)
+				}
+				if !done {
+					return gnet.None
+				}
+				cc.sent100 = false
+				cc.seq++
+				l.dispatch(cc)
+				continue
+			}
+		}
 		buf := l.input(cc)
 		if len(buf) == 0 {
 			if cc.phase != phaseNew && cc.phase != phaseIdle {
@@ -459,6 +491,9 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		case leanOK:
 			continue
 		case leanMore:
+			if lr := &l.lreq; lr.length > spillOver {
+				return l.startSpill(cc, buf, lr.n-lr.length, int64(lr.length))
+			}
 			l.awaitBody(cc, buf, l.lreq.n)
 			return gnet.None
 		}
@@ -468,6 +503,9 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
+			if cl := cc.req.Header.ContentLength(); cl > spillOver || cl == -1 && len(buf) >= accumulateOver {
+				return l.startSpill(cc, buf, cc.headLen, int64(cl))
+			}
 			l.awaitBody(cc, buf, cc.want)
 			return gnet.None
 		}
@@ -476,25 +514,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			return gnet.None
 		}
 		if err != nil {
-			// 413, 400 (or another refusal of the head), then the
-			// connection closes.
-			cc.resp.Reset()
-			cc.respDirty = true
-			var he *headError
-			switch {
-			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				l.eng.rt.tooLarge(&cc.resp)
-			case errors.As(err, &he):
-				setError(&cc.resp, he.p.code, he.p.msg)
-				setRequestID(&cc.resp)
-			default:
-				setError(&cc.resp, http.StatusBadRequest, "Bad request")
-				setRequestID(&cc.resp)
-			}
-			cc.closeAfter = true
-			l.writeResponse(cc)
-			cc.closed = true
-			return gnet.Close
+			return l.refuse(cc, err)
 		}
 		l.consume(cc, n)
 		cc.sent100 = false
@@ -502,6 +522,41 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		l.dispatch(cc)
 	}
 	return gnet.None
+}
+
+// refuse answers a request that cannot be read (413, 400 or another
+// refusal of the head, 500 when its body could not be buffered); then the
+// connection closes.
+func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
+	cc.resp.Reset()
+	cc.respDirty = true
+	var he *headError
+	var se *spillError
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		l.eng.rt.tooLarge(&cc.resp)
+	case errors.As(err, &he):
+		setError(&cc.resp, he.p.code, he.p.msg)
+		setRequestID(&cc.resp)
+	case errors.As(err, &se):
+		l.eng.rt.log.Error("frontend: request body not buffered", "err", err)
+		setError(&cc.resp, http.StatusInternalServerError, "Could not buffer the request body")
+		setRequestID(&cc.resp)
+	default:
+		setError(&cc.resp, http.StatusBadRequest, "Bad request")
+		setRequestID(&cc.resp)
+	}
+	cc.closeAfter = true
+	l.writeResponse(cc)
+	cc.closed = true
+	cc.dropSpill()
+	return gnet.Close
+}
+
+// dropSpill closes the file of cc's spilled body, if any.
+func (cc *clientConn) dropSpill() {
+	cc.sp.close()
+	cc.sp, cc.upFile = nil, nil
 }
 
 // input returns the caller's bytes not yet consumed.
@@ -603,7 +658,7 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
 	}
 	if cc != nil {
-		cc.star = star
+		cc.star, cc.headLen = star, end
 	}
 	if err := l.read(head, req.Header.Read); err != nil {
 		return 0, err
@@ -837,7 +892,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	if rep != nil {
 		host = rep.host
 	}
-	cc.upBody = nil
+	cc.upBody, cc.upFile = nil, nil
 	if cc.accOn && len(lr.body) > accumulateOver {
 		// Sent from cc.acc, which consume leaves to upBody.
 		cc.upBody = lr.body
@@ -921,8 +976,16 @@ func (l *loop) dispatch(cc *clientConn) {
 	}
 	req.SetHost(rep.host)
 	w := reqWriter{out: cc.upReq[:0]}
-	_, _ = req.WriteTo(&w)
-	cc.upReq, cc.upBody = w.out, nil
+	if sp := cc.sp; sp != nil {
+		// The head alone; the body follows from the file.
+		req.ResetBody()
+		req.Header.SetContentLength(0)
+		_, _ = req.WriteTo(&w)
+		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.size)), nil, sp
+	} else {
+		_, _ = req.WriteTo(&w)
+		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil
+	}
 	ex.attempts = 0
 	l.exchange(cc, p, vs, rep, start)
 }
@@ -964,11 +1027,18 @@ func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, 
 // feed), so gnet's buffer never holds a copy of all of it.
 func (l *loop) sendUp(up *upstream, cc *clientConn) {
 	up.writing = true
-	if cc.upBody != nil {
-		n := min(len(cc.upBody), feedPiece)
-		_, _ = up.c.Writev([][]byte{cc.upReq, cc.upBody[:n]})
-		cc.upRest = cc.upBody[n:]
-		if len(cc.upRest) > 0 && !up.closed {
+	cc.upOff = 0
+	if cc.upBody != nil || cc.upFile != nil {
+		piece, err := l.bodyPiece(cc, 0, feedPiece)
+		if err != nil {
+			up.writing = false
+			l.eng.rt.log.Error("frontend: request body not sent", "err", err)
+			l.closeUp(up) // a 502, as the replica may have read nothing
+			return
+		}
+		_, _ = up.c.Writev([][]byte{cc.upReq, piece})
+		cc.upOff = len(piece)
+		if cc.upOff < cc.bodyLen() && !up.closed {
 			l.feeding = append(l.feeding, cc)
 			l.armPauseCheck()
 		}
@@ -988,16 +1058,20 @@ func (l *loop) feed() {
 	keep := l.feeding[:0]
 	for _, cc := range l.feeding {
 		up := cc.ex.up
-		if up == nil || up.closed || len(cc.upRest) == 0 || cc.upBody == nil {
-			cc.upRest = nil
+		if up == nil || up.closed || cc.upOff >= cc.bodyLen() {
 			continue
 		}
-		for len(cc.upRest) > 0 && up.c.OutboundBuffered() < feedPiece/4 {
-			n := min(len(cc.upRest), feedPiece)
-			_, _ = up.c.Write(cc.upRest[:n])
-			cc.upRest = cc.upRest[n:]
+		for cc.upOff < cc.bodyLen() && up.c.OutboundBuffered() < feedPiece/4 && !up.closed {
+			piece, err := l.bodyPiece(cc, cc.upOff, feedPiece)
+			if err != nil {
+				l.eng.rt.log.Error("frontend: request body not sent", "err", err)
+				l.closeUp(up)
+				break
+			}
+			_, _ = up.c.Write(piece)
+			cc.upOff += len(piece)
 		}
-		if len(cc.upRest) > 0 && !up.closed {
+		if cc.upOff < cc.bodyLen() && !up.closed {
 			keep = append(keep, cc)
 		}
 	}
@@ -1097,6 +1171,7 @@ func (l *loop) slow(cc *clientConn, p plan, kind slowKind) {
 		out := appendResponse(nil, cc.closeAfter, resp)
 		l.exec(func() {
 			if cc.seq != seq || cc.closed {
+				cc.dropSpill()
 				l.eng.end()
 				return
 			}
@@ -1179,7 +1254,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		}
 		w := &l.out
 		w.out = appendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
-		keep := !lr.closeConn && len(buf) == lr.n
+		// A connection whose request body is not all out (the replica
+		// answered early) is not reused.
+		keep := !lr.closeConn && len(buf) == lr.n && cc.upOff >= cc.bodyLen()
 		_, _ = up.c.Discard(lr.n)
 		l.endExchange(cc, false)
 		if keep {
@@ -1213,7 +1290,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	}
 	_, _ = up.c.Discard(n)
 	now := time.Now()
-	keep := up.c.InboundBuffered() == 0 && !resp.ConnectionClose()
+	keep := up.c.InboundBuffered() == 0 && !resp.ConnectionClose() && cc.upOff >= cc.bodyLen()
 	l.endExchange(cc, false)
 	if keep {
 		l.putIdle(up, now)
@@ -1291,7 +1368,12 @@ func (l *loop) failed(cc *clientConn, err error) {
 		next := vs.pool.tryAcquire()
 		parsed := false
 		if next == nil {
-			_, perr := l.parseRequest(nil, &cc.req, cc.wholeUpReq())
+			var perr error
+			if cc.upFile != nil {
+				perr = l.upFileRequest(cc)
+			} else {
+				_, perr = l.parseRequest(nil, &cc.req, cc.wholeUpReq())
+			}
 			parsed = perr == nil
 		}
 		if next != nil || parsed {
@@ -1349,7 +1431,7 @@ func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex.vs.inflight.Add(-1)
 	observe(ex.p, ex.vs, code, ex.start, done)
 	ex.rep, ex.vs, ex.untilClose, ex.body = nil, nil, false, nil
-	cc.upBody, cc.upRest = nil, nil
+	cc.upBody, cc.upFile, cc.upOff = nil, nil, 0
 	cc.seq++
 	l.eng.end()
 }

@@ -113,6 +113,11 @@ type Options struct {
 	// that sends more than this many bytes beyond the request being
 	// served is closed. 0 means DefaultMaxPipelineBytes.
 	MaxPipelineBytes int
+	// BodySpillDir is where Serve keeps a request body larger than 1 MiB
+	// while it arrives and until it is sent (files removed as soon as
+	// they are created, so nothing is left behind); "" means
+	// os.TempDir().
+	BodySpillDir string
 }
 
 // Defaults of the defences in Options, close to nginx's.
@@ -150,6 +155,7 @@ type Router struct {
 
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
+	spillDir                                string
 
 	table atomic.Pointer[table]
 
@@ -199,7 +205,8 @@ func New(opts *Options) *Router {
 		idleTimeout:   orDefault(opts.IdleTimeout, DefaultIdleTimeout),
 		bodyTimeout:   orDefault(opts.BodyReadTimeout, DefaultBodyReadTimeout),
 		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
-		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes)}
+		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes),
+		spillDir:      opts.BodySpillDir}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
@@ -819,7 +826,7 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 		req.URI().SetPath("/swagger.json")
 	}
 
-	if kind == kindScore {
+	if kind == kindScore && !req.IsBodyStream() { // a spilled body is not copied
 		for k, m := range r.mirrors {
 			if m != idx && r.versions[m].mirrorNow(r.mirrorU[k]) {
 				rt.mirror(r.versions[m], req)
@@ -928,6 +935,7 @@ func observe(p plan, vs *versionState, code int, start, done time.Time) {
 // timeout runs from start, or from the end of the wait for a replica slot.
 func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, idx int, explicit bool, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) (code int, done time.Time) {
 	vs := *vsp
+	spilled, _ := req.BodyStream().(*spillReader)
 	for attempt := 0; ; attempt++ {
 		rep, queued, err := vs.pool.acquire(ctx)
 		if err != nil {
@@ -954,6 +962,11 @@ func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, 
 		}
 		timeout := vs.pool.scoringTimeout()
 		req.SetHost(rep.host)
+		if spilled != nil {
+			// Each attempt reads the body from its start (sending
+			// closes the stream).
+			req.SetBodyStream(spilled.s.reader(), int(spilled.s.size))
+		}
 		now := start
 		if queued || attempt > 0 {
 			now = time.Now()

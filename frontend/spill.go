@@ -1,0 +1,338 @@
+package frontend
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Large request bodies on the event loop.
+//
+// A request whose body is larger than spillOver by its Content-Length, or
+// a chunked one of which accumulateOver bytes are buffered and not all of
+// it, is not held in memory:
+// its head is kept, and its body is written to an unlinked temporary file
+// as it arrives, each byte as it is read from the socket (a chunked body
+// decoded on the way, its size checked against the limit at every chunk
+// header, so an oversized body gets 413 as soon as the chunk that takes it
+// past the limit is announced). Once the body is all there the request is
+// routed like any other and its body is sent to the replica from the file
+// in feedPiece pieces as the replica's connection drains, with a
+// Content-Length. A connection thus holds at most about spillOver bytes of
+// a request plus what gnet buffers for a read and feedPiece for a write,
+// whatever the body's size; CPU time is linear in it. nginx buffers large bodies the same
+// way (client_body_buffer_size, then a temporary file).
+
+const (
+	// spillOver is the body size past which a request's body goes to a
+	// file.
+	spillOver = 1 << 20
+	// maxChunkLine bounds a chunk-size line (with its extensions).
+	maxChunkLine = 4096
+)
+
+// spillFile is a request body being written to, or read from, an unlinked
+// temporary file, with the request's head as the caller sent it.
+type spillFile struct {
+	f    *os.File
+	head []byte
+	want int64 // the Content-Length, or -1 for a chunked body
+	size int64 // bytes of body in the file
+	dec  chunkDecoder
+	done bool
+	err  error // a failed write: the request is refused
+}
+
+// newSpillFile creates an unlinked temporary file in dir (os.TempDir when
+// empty) for the body of the request with the given head.
+func newSpillFile(dir string, head []byte, want int64) (*spillFile, error) {
+	f, err := os.CreateTemp(dir, "aksml-body-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &spillFile{f: f, head: append([]byte(nil), head...), want: want}, nil
+}
+
+func (s *spillFile) close() {
+	if s != nil && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// take writes the body bytes at the start of p to the file and returns how
+// many bytes of p belong to the body (all of p unless the body ends in it),
+// whether the body is complete, and fasthttp.ErrBodyTooLarge, errBadChunk or
+// a write error.
+func (s *spillFile) take(p []byte, max int64) (int, bool, error) {
+	if s.want >= 0 {
+		n := int(min(int64(len(p)), s.want-s.size))
+		if err := s.write(p[:n]); err != nil {
+			return n, false, err
+		}
+		s.done = s.size == s.want
+		return n, s.done, nil
+	}
+	n, done, err := s.dec.feed(p, max, s.write)
+	s.done = done
+	return n, done, err
+}
+
+func (s *spillFile) write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, err := s.f.Write(p)
+	s.size += int64(n)
+	if err != nil {
+		return &spillError{err}
+	}
+	return nil
+}
+
+// reader reads the whole body from the start, as a fasthttp body stream
+// for the slow path (forward makes a fresh one for each attempt).
+func (s *spillFile) reader() *spillReader {
+	return &spillReader{SectionReader: io.NewSectionReader(s.f, 0, s.size), s: s}
+}
+
+// spillReader is a spilled body as a request's body stream. It is not an
+// io.Closer: the file belongs to the connection.
+type spillReader struct {
+	*io.SectionReader
+	s *spillFile
+}
+
+// spillError is a failure to write a body to its file.
+type spillError struct{ err error }
+
+func (e *spillError) Error() string { return "buffering the request body: " + e.err.Error() }
+func (e *spillError) Unwrap() error { return e.err }
+
+// chunkDecoder decodes a chunked body handed to it in pieces of any size,
+// with the rules of scanChunks: CRLF line ends, a hexadecimal size of at
+// most 15 digits before any extension, trailer lines up to maxHeaderBytes.
+type chunkDecoder struct {
+	state chunkState
+	line  []byte // the size or trailer line arriving, or the CRLF after data
+	left  int64  // data bytes left in the chunk
+	sum   int64  // data bytes so far
+	trail int    // trailer bytes so far
+}
+
+type chunkState uint8
+
+const (
+	chunkSize    chunkState = iota // a chunk-size line
+	chunkData                      // chunk data
+	chunkDataEnd                   // the CRLF after chunk data
+	chunkTrailer                   // trailer lines, up to a blank one
+)
+
+// feed decodes p, passing the data to out. It returns how many bytes of p
+// it used (all of p unless the body ends in it), whether the body ended,
+// and fasthttp.ErrBodyTooLarge as soon as a chunk size takes the body past
+// max, errBadChunk, or out's error.
+func (d *chunkDecoder) feed(p []byte, max int64, out func([]byte) error) (int, bool, error) {
+	i := 0
+	for i < len(p) {
+		switch d.state {
+		case chunkData:
+			n := int(min(int64(len(p)-i), d.left))
+			if err := out(p[i : i+n]); err != nil {
+				return i, false, err
+			}
+			i += n
+			d.left -= int64(n)
+			if d.left == 0 {
+				d.state = chunkDataEnd
+			}
+		case chunkDataEnd:
+			d.line = append(d.line, p[i])
+			i++
+			if len(d.line) == 2 {
+				if d.line[0] != '\r' || d.line[1] != '\n' {
+					return i, false, errBadChunk
+				}
+				d.line = d.line[:0]
+				d.state = chunkSize
+			}
+		default: // a line
+			j := i
+			for j < len(p) && p[j] != '\n' {
+				j++
+			}
+			d.line = append(d.line, p[i:j]...)
+			limit := maxChunkLine
+			if d.state == chunkTrailer {
+				limit = maxHeaderBytes - d.trail
+			}
+			if len(d.line) > limit {
+				return j, false, errBadChunk
+			}
+			if j == len(p) {
+				return j, false, nil // the line goes on in the next piece
+			}
+			i = j + 1
+			line := d.line
+			d.line = d.line[:0]
+			if len(line) == 0 || line[len(line)-1] != '\r' {
+				return i, false, errBadChunk // bare LF
+			}
+			line = line[:len(line)-1]
+			if d.state == chunkTrailer {
+				if len(line) == 0 {
+					return i, true, nil
+				}
+				d.trail += len(line) + 2
+				continue
+			}
+			size, ok := chunkSizeOf(line)
+			if !ok {
+				return i, false, errBadChunk
+			}
+			if d.sum+size > max {
+				return i, false, fasthttp.ErrBodyTooLarge
+			}
+			d.sum += size
+			if size == 0 {
+				d.state = chunkTrailer
+			} else {
+				d.state, d.left = chunkData, size
+			}
+		}
+	}
+	return i, false, nil
+}
+
+// chunkSizeOf reads a chunk-size line (without its CRLF).
+func chunkSizeOf(line []byte) (int64, bool) {
+	for k, c := range line {
+		if c == ';' {
+			line = line[:k]
+			break
+		}
+	}
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	size, err := strconv.ParseInt(string(line), 16, 64)
+	return size, err == nil && size >= 0 && line[0] != '+' && line[0] != '-'
+}
+
+// startSpill begins writing to a file the body of the request at the start
+// of the caller's input, whose head is headLen bytes; want is its
+// Content-Length, or -1 for a chunked body. What arrived of the body so
+// far is written at once.
+func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
+	sp, err := newSpillFile(l.eng.rt.spillDir, buf[:headLen], want)
+	if err != nil {
+		return l.refuse(cc, &spillError{err})
+	}
+	l.consume(cc, headLen)
+	cc.sp = sp
+	return l.serveClient(cc)
+}
+
+// spillIn writes the caller's input to cc.sp: it returns whether the body
+// is complete, or an error that refuses the request.
+func (l *loop) spillIn(cc *clientConn) (bool, error) {
+	sp := cc.sp
+	for !sp.done {
+		buf := l.input(cc)
+		if len(buf) == 0 {
+			l.setPhase(cc, phaseBody, time.Now())
+			return false, nil
+		}
+		n, _, err := sp.take(buf, l.eng.rt.maxBody)
+		l.consume(cc, n)
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// spilled reads the head of cc's spilled request into cc.req, with its body
+// to come from the file.
+func (l *loop) spilled(cc *clientConn) error {
+	sp := cc.sp
+	if _, err := l.parseRequest(cc, &cc.req, sp.head); err != nil && err != errNeedMore {
+		return err
+	}
+	if sp.size > l.eng.rt.maxBody {
+		return fasthttp.ErrBodyTooLarge
+	}
+	cc.req.SetBodyStream(sp.reader(), int(sp.size))
+	return nil
+}
+
+// upFileRequest reads the upstream request in cc.upReq (its head only) into
+// cc.req with the spilled body as its body stream.
+func (l *loop) upFileRequest(cc *clientConn) error {
+	cc.req.Reset()
+	if err := l.read(cc.upReq, cc.req.Header.Read); err != nil {
+		return err
+	}
+	cc.req.SetBodyStream(cc.upFile.reader(), int(cc.upFile.size))
+	return nil
+}
+
+// bodyLen is the size of the body sent after cc.upReq from cc.upBody or
+// cc.upFile.
+func (cc *clientConn) bodyLen() int {
+	if cc.upFile != nil {
+		return int(cc.upFile.size)
+	}
+	return len(cc.upBody)
+}
+
+// bodyPiece returns up to n bytes of cc's body from off: a slice of
+// cc.upBody, or read from cc.upFile into the loop's piece buffer (valid
+// until the next call).
+func (l *loop) bodyPiece(cc *clientConn, off, n int) ([]byte, error) {
+	n = min(n, cc.bodyLen()-off)
+	if cc.upFile == nil {
+		return cc.upBody[off : off+n], nil
+	}
+	if cap(l.piece) < n {
+		l.piece = make([]byte, feedPiece)
+	}
+	b := l.piece[:n]
+	if _, err := cc.upFile.f.ReadAt(b, int64(off)); err != nil {
+		return nil, fmt.Errorf("reading the buffered request body: %w", err)
+	}
+	return b, nil
+}
+
+// withLength makes a request head written by fasthttp for a request whose
+// body was left out (its Content-Length set to 0) announce a body of n
+// bytes.
+func withLength(head []byte, n int) []byte {
+	const cl = "\r\nContent-Length: 0\r\n"
+	i := bytes.Index(head, []byte(cl))
+	if i < 0 {
+		// Not written: add it before the blank line.
+		i = len(head) - 4
+		head = append(head[:i:i], "\r\nContent-Length: 0\r\n\r\n"...)
+	}
+	out := make([]byte, 0, len(head)+16)
+	out = append(out, head[:i]...)
+	out = append(out, "\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, "\r\n"...)
+	return append(out, head[i+len(cl):]...)
+}
