@@ -126,8 +126,11 @@ type clientConn struct {
 	closed  bool
 	seq     uint64 // counts requests, so late events for an old one are ignored
 	sent100 bool
-	star    bool               // the request's target is "*"
-	cancel  context.CancelFunc // of a slow path in progress
+	star    bool // the request's target is "*"
+	// skipCRLF is how many stray CR or LF bytes may still be skipped
+	// before the next request (see postSkip).
+	skipCRLF int
+	cancel   context.CancelFunc // of a slow path in progress
 	// closeAfter: the caller asked to close the connection after this
 	// answer. respDirty: resp holds an earlier answer.
 	closeAfter bool
@@ -142,8 +145,10 @@ type clientConn struct {
 	// the replica's connection.
 	upFile *spillFile
 	upOff  int
-	// sp is the spilled body of the request arriving or in progress.
-	sp *spillFile
+	// sp is the spilled body of the request arriving or in progress;
+	// noSpill: no file could be made for the request arriving.
+	sp      *spillFile
+	noSpill bool
 	// headLen is the length of the head parseRequest last read.
 	headLen int
 
@@ -464,11 +469,28 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				}
 				cc.sent100 = false
 				cc.seq++
+				cc.skipCRLF = postSkip(cc.req.Header.Method())
 				l.dispatch(cc)
 				continue
 			}
 		}
 		buf := l.input(cc)
+		if cc.skipCRLF > 0 && len(buf) > 0 {
+			// After a POST, net/http skips up to 4 CR or LF bytes
+			// before the next request (RFC 9112, section 2.2).
+			k := 0
+			for k < len(buf) && k < cc.skipCRLF && (buf[k] == '\r' || buf[k] == '\n') {
+				k++
+			}
+			cc.skipCRLF -= k
+			if k < len(buf) {
+				cc.skipCRLF = 0
+			}
+			if k > 0 {
+				l.consume(cc, k)
+				buf = l.input(cc)
+			}
+		}
 		if len(buf) == 0 {
 			if cc.phase != phaseNew && cc.phase != phaseIdle {
 				l.setPhase(cc, phaseIdle, time.Now())
@@ -491,7 +513,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		case leanOK:
 			continue
 		case leanMore:
-			if lr := &l.lreq; lr.length > spillOver {
+			if lr := &l.lreq; lr.length > spillOver && !cc.noSpill {
 				return l.startSpill(cc, buf, lr.n-lr.length, int64(lr.length))
 			}
 			l.awaitBody(cc, buf, l.lreq.n)
@@ -503,7 +525,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
-			if cl := cc.req.Header.ContentLength(); cl > spillOver || cl == -1 && len(buf) >= accumulateOver {
+			if cl := cc.req.Header.ContentLength(); !cc.noSpill && (cl > spillOver || cl == -1 && len(buf) >= accumulateOver) {
 				return l.startSpill(cc, buf, cc.headLen, int64(cl))
 			}
 			l.awaitBody(cc, buf, cc.want)
@@ -519,6 +541,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		l.consume(cc, n)
 		cc.sent100 = false
 		cc.seq++
+		cc.skipCRLF = postSkip(cc.req.Header.Method())
 		l.dispatch(cc)
 	}
 	return gnet.None
@@ -575,6 +598,10 @@ func (l *loop) input(cc *clientConn) []byte {
 // consume drops the first n bytes of the caller's input.
 func (l *loop) consume(cc *clientConn, n int) {
 	cc.chunkPos, cc.chunkSum = 0, 0
+	if n <= 0 {
+		return // gnet's Discard(0) would drop everything
+	}
+	cc.noSpill = false
 	if !cc.accOn {
 		_, _ = cc.c.Discard(n)
 		return
@@ -657,6 +684,15 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		i := bytes.IndexByte(head, ' ')
 		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
 	}
+	if le := bytes.IndexByte(head, '\r'); le >= 8 && string(head[le-8:le-1]) == "HTTP/1." && head[le-1] > '1' {
+		// HTTP/1.2 and later minor versions are HTTP/1.1 to net/http
+		// (kept alive unless told otherwise); fasthttp takes them for
+		// HTTP/1.0.
+		if !star {
+			head = append([]byte(nil), head...)
+		}
+		head[le-1] = '1'
+	}
 	if cc != nil {
 		cc.star, cc.headLen = star, end
 	}
@@ -697,6 +733,16 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	default:
 		return end, nil
 	}
+}
+
+// postSkip is how many CR or LF bytes are skipped before the request that
+// follows one with this method: 4 after a POST, as net/http does for old
+// clients that send a CRLF after a POST body.
+func postSkip(method []byte) int {
+	if string(method) == http.MethodPost {
+		return 4
+	}
+	return 0
 }
 
 // asteriskTarget reports whether a request head's target is "*" (as in
@@ -870,6 +916,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		}
 	}
 	cc.seq++
+	cc.skipCRLF = postSkip(lr.method)
 	cc.closeAfter = lr.closeAfter
 	ex := &cc.ex
 	ex.start = start

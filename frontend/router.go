@@ -116,7 +116,8 @@ type Options struct {
 	// BodySpillDir is where Serve keeps a request body larger than 1 MiB
 	// while it arrives and until it is sent (files removed as soon as
 	// they are created, so nothing is left behind); "" means
-	// os.TempDir().
+	// os.TempDir(). Where no file can be created there, such bodies are
+	// held in memory.
 	BodySpillDir string
 }
 
@@ -156,6 +157,7 @@ type Router struct {
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
 	spillDir                                string
+	spillWarned                             atomic.Bool
 
 	table atomic.Pointer[table]
 
