@@ -19,7 +19,8 @@ import (
 //	     ServeHTTP too, where net/http would pass it on)
 //	501  a Transfer-Encoding other than chunked
 //	505  an HTTP version other than 1.x (once the head is all there and
-//	     passes the checks above but Host's, as net/http orders them)
+//	     passes the checks above but a blank in a header name and an
+//	     empty or malformed Host, as net/http orders them)
 //
 // As net/http does, it serves HTTP/1.2 and later minor versions as
 // HTTP/1.1, reads "PRI * HTTP/2.0" (the HTTP/2 preface) as a request, and
@@ -89,7 +90,9 @@ func checkHead(buf []byte, complete bool) headProblem {
 			return probBadRequest // folded
 		}
 		c := bytes.IndexByte(line, ':')
-		if c <= 0 || !token(line[:c]) {
+		if c <= 0 || !token(line[:c]) && (version.code == 0 || !token(bytes.ReplaceAll(line[:c], []byte(" "), nil))) {
+			// (net/http's parser takes blanks in a name, and refuses
+			// the name only after deciding on 505.)
 			return probBadRequest
 		}
 		name, v := line[:c], bytes.Trim(line[c+1:], " \t")
@@ -99,7 +102,7 @@ func checkHead(buf []byte, complete bool) headProblem {
 		switch {
 		case bytes.EqualFold(name, []byte("host")):
 			hosts++
-			if version.code == 0 && (hosts > 1 || len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v))) {
+			if hosts > 1 || version.code == 0 && (len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v))) {
 				return probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
