@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -467,9 +468,10 @@ func TestPipelineFlood(t *testing.T) {
 }
 
 // TestLargeBodiesArriveWhole: bodies larger than what the event loop
-// leaves in gnet's buffer (moved to the connection's own, and sent to the
-// replica in pieces), with a length or chunked, written in small pieces,
-// reach the replica byte for byte.
+// leaves in gnet's buffer (moved to the connection's own, or to a file, and
+// sent to the replica in pieces), with a length or chunked, written in
+// small pieces, reach the replica byte for byte, also when the router can
+// make no file for them.
 func TestLargeBodiesArriveWhole(t *testing.T) {
 	t.Parallel()
 	for _, engine := range engines {
@@ -483,7 +485,16 @@ func TestLargeBodiesArriveWhole(t *testing.T) {
 			rt := New(nil)
 			base := serve(t, rt, engine)
 			mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
-			for _, size := range []int{200 << 10, 3 << 20} {
+			// A router that cannot make files for large bodies holds
+			// them in memory.
+			noDir := New(&Options{BodySpillDir: filepath.Join(t.TempDir(), "missing")})
+			noDirBase := serve(t, noDir, engine)
+			mustSet(t, noDir, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+			for _, tc := range []struct {
+				base string
+				size int
+			}{{base, 200 << 10}, {base, 3 << 20}, {noDirBase, 3 << 20}} {
+				base, size := tc.base, tc.size
 				body := make([]byte, size)
 				for i := range body {
 					body[i] = byte(i * 7 / 5)

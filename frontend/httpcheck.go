@@ -3,6 +3,7 @@ package frontend
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -10,13 +11,20 @@ import (
 // Validation of request heads on the event loop, so that it refuses what
 // net/http refuses, with the same status codes:
 //
-//	400  a malformed request line or HTTP version, a header name that is
+//	400  a malformed request line, target (as url.ParseRequestURI reads
+//	     it) or HTTP version, a header name that is
 //	     not a token, a control byte in a value, a missing, repeated,
 //	     empty or malformed Host (HTTP/1.1), two different Content-Lengths
 //	     or one that is not a number (an empty Host is refused by
 //	     ServeHTTP too, where net/http would pass it on)
 //	501  a Transfer-Encoding other than chunked
-//	505  an HTTP version other than 1.x
+//	505  an HTTP version other than 1.x (once the head is all there and
+//	     passes the checks above but a blank in a header name and an
+//	     empty or malformed Host, as net/http orders them)
+//
+// As net/http does, it serves HTTP/1.2 and later minor versions as
+// HTTP/1.1, reads "PRI * HTTP/2.0" (the HTTP/2 preface) as a request, and
+// the loop skips up to 4 stray CR or LF bytes after a POST.
 //
 // It is stricter than net/http in one respect, as RFC 9112 allows: a line
 // ending in a bare LF, or a header folded onto the next line, is refused
@@ -46,6 +54,10 @@ func checkHead(buf []byte, complete bool) headProblem {
 	var length []byte
 	coding := false
 	http11 := true
+	// An HTTP version other than 1.x is refused with 505 once the head is
+	// all there and well-formed, as net/http does (after the header
+	// lines and framing, before Host).
+	var version headProblem
 	for {
 		i := bytes.IndexByte(buf[pos:], '\n')
 		if i < 0 {
@@ -61,7 +73,10 @@ func checkHead(buf []byte, complete bool) headProblem {
 		pos += i + 1
 		if n == 0 {
 			var p headProblem
-			if http11, p = checkRequestLine(line); p.code != 0 {
+			http11, p = checkRequestLine(line)
+			if p == probVersion {
+				version = p
+			} else if p.code != 0 {
 				return p
 			}
 			n++
@@ -75,7 +90,9 @@ func checkHead(buf []byte, complete bool) headProblem {
 			return probBadRequest // folded
 		}
 		c := bytes.IndexByte(line, ':')
-		if c <= 0 || !token(line[:c]) {
+		if c <= 0 || !token(line[:c]) && (version.code == 0 || !token(bytes.ReplaceAll(line[:c], []byte(" "), nil))) {
+			// (net/http's parser takes blanks in a name, and refuses
+			// the name only after deciding on 505.)
 			return probBadRequest
 		}
 		name, v := line[:c], bytes.Trim(line[c+1:], " \t")
@@ -85,7 +102,7 @@ func checkHead(buf []byte, complete bool) headProblem {
 		switch {
 		case bytes.EqualFold(name, []byte("host")):
 			hosts++
-			if hosts > 1 || len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v)) {
+			if hosts > 1 || version.code == 0 && (len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v))) {
 				return probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
@@ -100,6 +117,9 @@ func checkHead(buf []byte, complete bool) headProblem {
 			coding = true
 		}
 	}
+	if version.code != 0 {
+		return version
+	}
 	if http11 && hosts == 0 {
 		return probBadRequest
 	}
@@ -107,7 +127,8 @@ func checkHead(buf []byte, complete bool) headProblem {
 }
 
 // checkRequestLine checks "METHOD SP TARGET SP HTTP/x.y" and reports
-// whether the version is HTTP/1.1 or later.
+// whether the version is HTTP/1.1 or later; probVersion for a version
+// other than 1.x.
 func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 || !token(line[:sp1]) {
@@ -129,13 +150,27 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 			return false, probBadRequest
 		}
 	}
+	// The target as net/http reads it (url.ParseRequestURI: a path, "*"
+	// or an absolute URI; an authority for CONNECT).
+	raw := string(target)
+	if string(line[:sp1]) == http.MethodConnect && raw[0] != '/' {
+		raw = "http://" + raw
+	}
+	if _, err := url.ParseRequestURI(raw); err != nil {
+		return false, probBadRequest
+	}
 	v := rest[sp2+1:]
 	if len(v) != len("HTTP/1.1") || string(v[:5]) != "HTTP/" || v[6] != '.' ||
 		v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9' {
 		return false, probBadRequest
 	}
+	if string(v) == "HTTP/2.0" && string(line[:sp1]) == "PRI" && string(target) == "*" {
+		// The HTTP/2 preface, which net/http passes to the handler as
+		// a request (closing the connection after the answer).
+		return true, headProblem{}
+	}
 	if v[5] != '1' {
-		return false, probVersion
+		return v[5] > '1', probVersion
 	}
 	return v[7] != '0', headProblem{}
 }

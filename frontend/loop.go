@@ -126,8 +126,11 @@ type clientConn struct {
 	closed  bool
 	seq     uint64 // counts requests, so late events for an old one are ignored
 	sent100 bool
-	star    bool               // the request's target is "*"
-	cancel  context.CancelFunc // of a slow path in progress
+	star    bool // the request's target is "*"
+	// skipCRLF is how many stray CR or LF bytes may still be skipped
+	// before the next request (see postSkip).
+	skipCRLF int
+	cancel   context.CancelFunc // of a slow path in progress
 	// closeAfter: the caller asked to close the connection after this
 	// answer. respDirty: resp holds an earlier answer.
 	closeAfter bool
@@ -142,8 +145,10 @@ type clientConn struct {
 	// the replica's connection.
 	upFile *spillFile
 	upOff  int
-	// sp is the spilled body of the request arriving or in progress.
-	sp *spillFile
+	// sp is the spilled body of the request arriving or in progress;
+	// noSpill: no file could be made for the request arriving.
+	sp      *spillFile
+	noSpill bool
 	// headLen is the length of the head parseRequest last read.
 	headLen int
 
@@ -171,15 +176,11 @@ type clientConn struct {
 
 // exchange is a request on the fast path.
 type exchange struct {
-	p        plan
-	vs       *versionState
-	rep      *replica
+	exch               // the engine-neutral state (exchange.go)
 	up       *upstream // nil while a connection is being dialled
-	start    time.Time
 	deadline time.Time
 	timeout  time.Duration
 	reused   bool
-	attempts int // sends after the first
 	idBuf    [36]byte
 	id       []byte
 	slot     int // index in loop.inflight, -1 when not there
@@ -464,11 +465,28 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				}
 				cc.sent100 = false
 				cc.seq++
+				cc.skipCRLF = postSkip(cc.req.Header.Method())
 				l.dispatch(cc)
 				continue
 			}
 		}
 		buf := l.input(cc)
+		if cc.skipCRLF > 0 && len(buf) > 0 {
+			// After a POST, net/http skips up to 4 CR or LF bytes
+			// before the next request (RFC 9112, section 2.2).
+			k := 0
+			for k < len(buf) && k < cc.skipCRLF && (buf[k] == '\r' || buf[k] == '\n') {
+				k++
+			}
+			cc.skipCRLF -= k
+			if k < len(buf) {
+				cc.skipCRLF = 0
+			}
+			if k > 0 {
+				l.consume(cc, k)
+				buf = l.input(cc)
+			}
+		}
 		if len(buf) == 0 {
 			if cc.phase != phaseNew && cc.phase != phaseIdle {
 				l.setPhase(cc, phaseIdle, time.Now())
@@ -491,7 +509,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		case leanOK:
 			continue
 		case leanMore:
-			if lr := &l.lreq; lr.length > spillOver {
+			if lr := &l.lreq; lr.length > spillOver && !cc.noSpill {
 				return l.startSpill(cc, buf, lr.n-lr.length, int64(lr.length))
 			}
 			l.awaitBody(cc, buf, l.lreq.n)
@@ -503,7 +521,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
-			if cl := cc.req.Header.ContentLength(); cl > spillOver || cl == -1 && len(buf) >= accumulateOver {
+			if cl := cc.req.Header.ContentLength(); !cc.noSpill && (cl > spillOver || cl == -1 && len(buf) >= accumulateOver) {
 				return l.startSpill(cc, buf, cc.headLen, int64(cl))
 			}
 			l.awaitBody(cc, buf, cc.want)
@@ -519,6 +537,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		l.consume(cc, n)
 		cc.sent100 = false
 		cc.seq++
+		cc.skipCRLF = postSkip(cc.req.Header.Method())
 		l.dispatch(cc)
 	}
 	return gnet.None
@@ -575,6 +594,10 @@ func (l *loop) input(cc *clientConn) []byte {
 // consume drops the first n bytes of the caller's input.
 func (l *loop) consume(cc *clientConn, n int) {
 	cc.chunkPos, cc.chunkSum = 0, 0
+	if n <= 0 {
+		return // gnet's Discard(0) would drop everything
+	}
+	cc.noSpill = false
 	if !cc.accOn {
 		_, _ = cc.c.Discard(n)
 		return
@@ -657,6 +680,15 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		i := bytes.IndexByte(head, ' ')
 		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
 	}
+	if le := bytes.IndexByte(head, '\r'); le >= 8 && string(head[le-8:le-1]) == "HTTP/1." && head[le-1] > '1' {
+		// HTTP/1.2 and later minor versions are HTTP/1.1 to net/http
+		// (kept alive unless told otherwise); fasthttp takes them for
+		// HTTP/1.0.
+		if !star {
+			head = append([]byte(nil), head...)
+		}
+		head[le-1] = '1'
+	}
 	if cc != nil {
 		cc.star, cc.headLen = star, end
 	}
@@ -697,6 +729,16 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	default:
 		return end, nil
 	}
+}
+
+// postSkip is how many CR or LF bytes are skipped before the request that
+// follows one with this method: 4 after a POST, as net/http does for old
+// clients that send a CRLF after a POST body.
+func postSkip(method []byte) int {
+	if string(method) == http.MethodPost {
+		return 4
+	}
+	return 0
 }
 
 // asteriskTarget reports whether a request head's target is "*" (as in
@@ -870,6 +912,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		}
 	}
 	cc.seq++
+	cc.skipCRLF = postSkip(lr.method)
 	cc.closeAfter = lr.closeAfter
 	ex := &cc.ex
 	ex.start = start
@@ -886,11 +929,10 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		}
 		return leanOK
 	}
-	vs := p.r.versions[p.idx]
-	rep := vs.pool.tryAcquire()
+	ex.begin(p, start)
 	host := "replica" // the slow path sets the replica it takes
-	if rep != nil {
-		host = rep.host
+	if ex.tryTake() {
+		host = ex.rep.host
 	}
 	cc.upBody, cc.upFile = nil, nil
 	if cc.accOn && len(lr.body) > accumulateOver {
@@ -903,11 +945,11 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	} else {
 		cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
 	}
-	ex.attempts = 0
 	l.consume(cc, lr.n)
-	if rep == nil {
+	if ex.rep == nil {
 		if _, err := l.parseRequest(nil, &cc.req, cc.wholeUpReq()); err != nil {
 			// A header fasthttp refuses: as on the general path.
+			ex.abandon()
 			cc.respDirty = true
 			setError(resp, http.StatusBadRequest, "Bad request")
 			resp.Header.SetBytesV(HeaderRequestID, ex.id)
@@ -917,10 +959,10 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 			cc.closed = true
 			return leanOK
 		}
-		l.slow(cc, p, slowPrepared)
+		l.slow(cc, slowPrepared)
 		return leanOK
 	}
-	l.exchange(cc, p, vs, rep, start)
+	l.exchange(cc, start)
 	return leanOK
 }
 
@@ -950,7 +992,7 @@ func (l *loop) dispatch(cc *clientConn) {
 			l.answerNow(cc)
 			return
 		}
-		l.slow(cc, plan{}, slowMetrics)
+		l.slow(cc, slowMetrics)
 		return
 	}
 	ex.id = newRequestID(ex.idBuf[:0])
@@ -960,7 +1002,7 @@ func (l *loop) dispatch(cc *clientConn) {
 		// path, which reads the request again.
 		resp.Reset()
 		resp.Header.SetNoDefaultContentType(true)
-		l.slow(cc, plan{}, slowWhole)
+		l.slow(cc, slowWhole)
 		return
 	}
 	if !ok {
@@ -968,13 +1010,12 @@ func (l *loop) dispatch(cc *clientConn) {
 		l.answerNow(cc)
 		return
 	}
-	vs := p.r.versions[p.idx]
-	rep := vs.pool.tryAcquire()
-	if rep == nil {
-		l.slow(cc, p, slowPrepared)
+	ex.begin(p, start)
+	if !ex.tryTake() {
+		l.slow(cc, slowPrepared)
 		return
 	}
-	req.SetHost(rep.host)
+	req.SetHost(ex.rep.host)
 	w := reqWriter{out: cc.upReq[:0]}
 	if sp := cc.sp; sp != nil {
 		// The head alone; the body follows from the file.
@@ -986,20 +1027,19 @@ func (l *loop) dispatch(cc *clientConn) {
 		_, _ = req.WriteTo(&w)
 		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil
 	}
-	ex.attempts = 0
-	l.exchange(cc, p, vs, rep, start)
+	l.exchange(cc, start)
 }
 
-// exchange sends cc.upReq to rep on a kept-alive connection of this loop,
-// or on a new one.
-func (l *loop) exchange(cc *clientConn, p plan, vs *versionState, rep *replica, start time.Time) {
+// exchange sends cc.upReq to the replica whose slot cc's exchange holds,
+// on a kept-alive connection of this loop or on a new one; the scoring
+// timeout runs from start.
+func (l *loop) exchange(cc *clientConn, start time.Time) {
 	ex := &cc.ex
-	vs.inflight.Add(1)
+	rep := ex.rep
 	l.eng.begin()
 	cc.busy = true
 	cc.phase = phaseBusy
-	ex.p, ex.vs, ex.rep = p, vs, rep
-	ex.timeout = vs.pool.scoringTimeout()
+	ex.timeout = ex.vs.pool.scoringTimeout()
 	ex.deadline = start.Add(ex.timeout)
 	l.track(cc)
 	up := l.getIdle(rep, start)
@@ -1141,7 +1181,7 @@ const (
 )
 
 // slow answers cc's request in a goroutine with the engine-neutral path.
-func (l *loop) slow(cc *clientConn, p plan, kind slowKind) {
+func (l *loop) slow(cc *clientConn, kind slowKind) {
 	rt := l.eng.rt
 	cc.busy = true
 	cc.phase = phaseBusy
@@ -1164,12 +1204,13 @@ func (l *loop) slow(cc *clientConn, p plan, kind slowKind) {
 		case slowWhole:
 			rt.route(ctx, req, resp, start, cc.ex.id, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
-		default:
-			rt.send(ctx, p, req, resp, start, true)
+		default: // the exchange begun (and perhaps tried) on the loop
+			rt.finishSend(ctx, &cc.ex.exch, req, resp, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
 		}
 		out := appendResponse(nil, cc.closeAfter, resp)
 		l.exec(func() {
+			cc.ex.vs = nil // ended by finishSend
 			if cc.seq != seq || cc.closed {
 				cc.dropSpill()
 				l.eng.end()
@@ -1346,70 +1387,65 @@ func (l *loop) answered(cc *clientConn, done time.Time) {
 	l.finish(cc, replicaAnswer(&cc.resp), done)
 }
 
-// failed ends the exchange after the replica's connection failed. A
-// request that provably never reached the replica (a failed dial, a write
-// that failed before any byte left) is sent again, as forward does: on
-// another of this loop's connections if a slot is free, else on the slow
-// path, which queues or falls back to the default version. Anything else
-// (the replica may have read it) is 502.
+// failed ends an attempt whose replica connection failed; the exchange
+// decides what follows (see exch.failed). A request sent again goes on
+// another of this loop's connections if a slot is free at once, else to
+// the slow path, which queues or falls back to the default version.
 func (l *loop) failed(cc *clientConn, err error) {
 	ex := &cc.ex
-	vs := ex.vs
-	var de *dialError
-	var ns *notSentError
-	isDial := errors.As(err, &de)
-	if isDial {
-		vs.pool.eject(ex.rep)
-	}
-	l.endExchange(cc, true)
-	retry := isDial || errors.As(err, &ns)
-	if retry && !cc.closed && !l.eng.closing.Load() && ex.attempts < maxRetries {
-		ex.attempts++
-		next := vs.pool.tryAcquire()
-		parsed := false
-		if next == nil {
-			var perr error
-			if cc.upFile != nil {
-				perr = l.upFileRequest(cc)
-			} else {
-				_, perr = l.parseRequest(nil, &cc.req, cc.wholeUpReq())
-			}
-			parsed = perr == nil
-		}
-		if next != nil || parsed {
-			vs.inflight.Add(-1) // exchange and slow count it again
-			l.eng.end()
+	l.detach(cc, true)
+	retry, code, msg := ex.exch.failed(outcomeOf(nil, err), l.eng.rt.now)
+	if retry && !cc.closed && !l.eng.closing.Load() {
+		if ex.tryTake() {
+			l.eng.end() // exchange begins again
 			cc.busy = false
-			if next != nil {
-				cc.upReq = setUpstreamHost(cc.upReq, next.host)
-				l.exchange(cc, ex.p, vs, next, time.Now())
-			} else {
-				ex.rep, ex.vs = nil, nil
-				l.slow(cc, ex.p, slowPrepared)
-			}
+			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
+			l.exchange(cc, time.Now())
+			return
+		}
+		var perr error
+		if cc.upFile != nil {
+			perr = l.upFileRequest(cc)
+		} else {
+			_, perr = l.parseRequest(nil, &cc.req, cc.wholeUpReq())
+		}
+		if perr == nil {
+			l.eng.end() // slow begins again
+			cc.busy = false
+			l.slow(cc, slowPrepared)
 			return
 		}
 	}
+	if retry {
+		code, msg = http.StatusBadGateway, MsgReplicaClosed
+	}
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
-	setError(&cc.resp, http.StatusBadGateway, MsgReplicaClosed)
-	l.finish(cc, http.StatusBadGateway, time.Time{})
+	setError(&cc.resp, code, msg)
+	l.finish(cc, code, time.Time{})
 }
 
 // timedOut ends the exchange at its deadline with 504.
 func (l *loop) timedOut(cc *clientConn) {
 	ex := &cc.ex
-	l.endExchange(cc, true)
+	l.detach(cc, true)
+	_, code, msg := ex.exch.failed(outTimedOut, l.eng.rt.now)
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
-	setError(&cc.resp, http.StatusGatewayTimeout, msgTimeout(ex.p.r.name, ex.timeout))
-	l.finish(cc, http.StatusGatewayTimeout, time.Time{})
+	setError(&cc.resp, code, msg)
+	l.finish(cc, code, time.Time{})
 }
 
-// endExchange stops cc's scoring deadline, detaches the replica connection
-// still attached (closing it when closeUp is set) and gives the replica
-// slot back.
+// endExchange detaches cc's replica connection (see detach) and gives the
+// replica slot back.
 func (l *loop) endExchange(cc *clientConn, closeUp bool) {
+	l.detach(cc, closeUp)
+	cc.ex.release()
+}
+
+// detach stops cc's scoring deadline and detaches the replica connection
+// still attached, closing it when closeUp is set.
+func (l *loop) detach(cc *clientConn, closeUp bool) {
 	ex := &cc.ex
 	l.untrack(cc)
 	if up := ex.up; up != nil {
@@ -1418,19 +1454,15 @@ func (l *loop) endExchange(cc *clientConn, closeUp bool) {
 			l.closeUp(up)
 		}
 	}
-	if ex.rep != nil {
-		ex.vs.pool.release(ex.rep)
-		ex.rep = nil
-	}
 }
 
-// settle records the outcome of cc's request and readies cc for its next
-// one; events that still arrive for the old one are stale from here on.
+// settle ends cc's exchange (counts and metrics) and readies cc for its
+// next request; events that still arrive for the old one are stale from
+// here on.
 func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex := &cc.ex
-	ex.vs.inflight.Add(-1)
-	observe(ex.p, ex.vs, code, ex.start, done)
-	ex.rep, ex.vs, ex.untilClose, ex.body = nil, nil, false, nil
+	ex.end(code, done)
+	ex.vs, ex.untilClose, ex.body = nil, false, nil
 	cc.upBody, cc.upFile, cc.upOff = nil, nil, 0
 	cc.seq++
 	l.eng.end()

@@ -41,6 +41,9 @@ func FuzzEventLoopVsNetHTTP(f *testing.F) {
 		"GET /api/v1/service/svc/score HTTP/1.1\r\nHost:\r\n\r\n",
 		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET * HTTP/1.1\r\nHost: x\r\n\r\n",
 		"POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GET / HTTP/0.9\r\nbad header\r\n\r\n",
+		"GET / HTTP/1.2\r\nHost: x\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint64(1))
 	}

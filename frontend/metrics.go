@@ -41,8 +41,8 @@ type versionState struct {
 	mirrorFailed  atomic.Uint64
 }
 
-func newVersionState(route, name string) *versionState {
-	return &versionState{route: route, name: name, pool: newPool(), buckets: make([]atomic.Uint64, len(latencyBuckets)+1)}
+func newVersionState(route, name string, clock func() time.Time) *versionState {
+	return &versionState{route: route, name: name, pool: newPool(clock), buckets: make([]atomic.Uint64, len(latencyBuckets)+1)}
 }
 
 // observe records one finished live request.

@@ -15,21 +15,11 @@ type replica struct {
 	host  string // HOST:PORT
 	conns connPool
 
-	inflight     atomic.Int32
-	ready        atomic.Bool
-	member       atomic.Bool  // still part of the version
-	ejectedUntil atomic.Int64 // unix ns; after a failed dial, skipped until then
+	inflight atomic.Int32
+	ready    atomic.Bool
+	member   atomic.Bool // still part of the version
+	breaker  breaker     // open for a while after a failed dial
 }
-
-// maxRetries bounds how many more times a request is sent after sends
-// that provably did not reach a replica (a failed dial, a connection found
-// closed before any byte of the request left). A request that may have
-// reached one is never sent again, whatever its method.
-const maxRetries = 8
-
-// ejectFor is how long a replica whose dial failed is skipped, unless a route
-// update marks it ready again first.
-const ejectFor = time.Second
 
 func newReplica(id, host string) *replica {
 	r := &replica{id: id, host: host}
@@ -38,23 +28,9 @@ func newReplica(id, host string) *replica {
 }
 
 // usable reports whether the replica may get a new request now. *now is the
-// time in unix ns, read from the clock on first need (0 until then).
-func (r *replica) usable(now *int64) bool {
-	if !r.ready.Load() || !r.member.Load() {
-		return false
-	}
-	e := r.ejectedUntil.Load()
-	if e == 0 {
-		return true
-	}
-	if *now == 0 {
-		*now = time.Now().UnixNano()
-	}
-	if e > *now {
-		return false
-	}
-	r.ejectedUntil.CompareAndSwap(e, 0) // spares later picks the clock
-	return true
+// time in unix ns, read from clock on first need (0 until then).
+func (r *replica) usable(now *int64, clock func() time.Time) bool {
+	return r.ready.Load() && r.member.Load() && r.breaker.allows(now, clock)
 }
 
 type dialError struct{ err error }
@@ -75,6 +51,8 @@ type pool struct {
 	queued   atomic.Int64
 	nwaiters atomic.Int32
 
+	clock func() time.Time // for breakers
+
 	mu      sync.Mutex
 	byID    map[string]*replica
 	waiters []*waiter
@@ -89,8 +67,8 @@ var (
 	errOverloaded = errors.New("overloaded")
 )
 
-func newPool() *pool {
-	p := &pool{byID: map[string]*replica{}}
+func newPool(clock func() time.Time) *pool {
+	p := &pool{byID: map[string]*replica{}, clock: clock}
 	p.members.Store(&[]*replica{})
 	p.maxConc.Store(DefaultMaxConcurrentPerReplica)
 	p.queueMax.Store(int64(DefaultMaxQueueWait))
@@ -119,7 +97,7 @@ func (p *pool) pick() (*replica, bool) {
 		any := false
 		for k := 0; k < n; k++ {
 			rep := ms[(start+k)%n]
-			if !rep.usable(&now) {
+			if !rep.usable(&now, p.clock) {
 				continue
 			}
 			any = true
@@ -140,7 +118,7 @@ func (p *pool) pick() (*replica, bool) {
 	}
 	// Heavy contention on the counters: take any free slot.
 	for _, rep := range ms {
-		if !rep.usable(&now) {
+		if !rep.usable(&now, p.clock) {
 			continue
 		}
 		for c := rep.inflight.Load(); c < maxc; c = rep.inflight.Load() {
@@ -155,7 +133,7 @@ func (p *pool) pick() (*replica, bool) {
 func (p *pool) anyUsable() bool {
 	var now int64
 	for _, rep := range *p.members.Load() {
-		if rep.usable(&now) {
+		if rep.usable(&now, p.clock) {
 			return true
 		}
 	}
@@ -263,9 +241,7 @@ func (p *pool) handoff() {
 }
 
 // eject marks rep unusable for ejectFor after a failed dial.
-func (p *pool) eject(rep *replica) {
-	rep.ejectedUntil.Store(time.Now().Add(ejectFor).UnixNano())
-}
+func (p *pool) eject(rep *replica) { rep.breaker.trip(p.clock()) }
 
 // counts returns the number of member replicas, of usable ones, and the
 // requests in flight on them.
@@ -273,7 +249,7 @@ func (p *pool) counts() (replicas, ready, inflight int) {
 	var now int64
 	ms := *p.members.Load()
 	for _, rep := range ms {
-		if rep.usable(&now) {
+		if rep.usable(&now, p.clock) {
 			ready++
 		}
 		inflight += int(rep.inflight.Load())
@@ -311,7 +287,7 @@ func (p *pool) update(v *Version) bool {
 			rep = newReplica(r.ID, host)
 		}
 		if r.Ready && !rep.ready.Load() {
-			rep.ejectedUntil.Store(0)
+			rep.breaker.reset()
 		}
 		rep.ready.Store(r.Ready)
 		rep.member.Store(true)

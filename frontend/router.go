@@ -116,7 +116,8 @@ type Options struct {
 	// BodySpillDir is where Serve keeps a request body larger than 1 MiB
 	// while it arrives and until it is sent (files removed as soon as
 	// they are created, so nothing is left behind); "" means
-	// os.TempDir().
+	// os.TempDir(). Where no file can be created there, such bodies are
+	// held in memory.
 	BodySpillDir string
 }
 
@@ -143,7 +144,10 @@ type Router struct {
 	maxBody int64
 	// loopIdle overrides the event-loop engine's idle timeout for
 	// connections to replicas (tests).
-	loopIdle   time.Duration
+	loopIdle time.Duration
+	// now is the clock of replicas' breakers (tests set it before the
+	// first SetRoute).
+	now        func() time.Time
 	tokens     *TokenIssuer
 	reg        *prometheus.Registry
 	metrics    http.Handler
@@ -156,6 +160,7 @@ type Router struct {
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
 	spillDir                                string
+	spillWarned                             atomic.Bool
 
 	table atomic.Pointer[table]
 
@@ -206,7 +211,8 @@ func New(opts *Options) *Router {
 		bodyTimeout:   orDefault(opts.BodyReadTimeout, DefaultBodyReadTimeout),
 		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
 		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes),
-		spillDir:      opts.BodySpillDir}
+		spillDir:      opts.BodySpillDir,
+		now:           time.Now}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
@@ -279,7 +285,7 @@ func (rt *Router) SetRoute(r Route) error {
 			}
 		}
 		if vs == nil {
-			vs = newVersionState(r.Name, v.Name)
+			vs = newVersionState(r.Name, v.Name, rt.now)
 		}
 		c.routable = append(c.routable, vs.pool.update(&r.Versions[i]))
 		cfg := v
@@ -900,118 +906,6 @@ func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, vers
 		idx = int(r.sched[n%uint64(len(r.sched))])
 	}
 	return plan{r: r, idx: idx, explicit: explicit, kind: kind}, true
-}
-
-// send forwards a prepared request and fills resp with the answer.
-func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) {
-	vs := p.r.versions[p.idx]
-	vs.inflight.Add(1)
-	code, done := rt.forward(ctx, p.r, &vs, p.idx, p.explicit, req, resp, start, noDefaultCT)
-	vs.inflight.Add(-1)
-	rt.answered(p, vs, code, start, done, resp)
-}
-
-// answered records a scoring request's outcome and names the version that
-// served it.
-func (rt *Router) answered(p plan, vs *versionState, code int, start, done time.Time, resp *fasthttp.Response) {
-	observe(p, vs, code, start, done)
-	resp.Header.Set(HeaderServedBy, vs.name)
-}
-
-// observe records a scoring request's outcome.
-func observe(p plan, vs *versionState, code int, start, done time.Time) {
-	if p.kind == kindScore {
-		if done.IsZero() {
-			done = time.Now()
-		}
-		vs.observe(code, done.Sub(start))
-	}
-}
-
-// forward sends req to a replica of *vs (switching to the default version
-// when *vs has no usable replica and the version was not asked for
-// explicitly) and fills resp. It returns the status code sent to the caller
-// and, when a replica answered, the time its answer was read. The scoring
-// timeout runs from start, or from the end of the wait for a replica slot.
-func (rt *Router) forward(ctx context.Context, r *compiled, vsp **versionState, idx int, explicit bool, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) (code int, done time.Time) {
-	vs := *vsp
-	spilled, _ := req.BodyStream().(*spillReader)
-	for attempt := 0; ; attempt++ {
-		rep, queued, err := vs.pool.acquire(ctx)
-		if err != nil {
-			if errors.Is(err, errNoReady) && !explicit && idx != r.def && r.routable[r.def] {
-				// Readiness fallback: the version lost its replicas since
-				// the route was set; its traffic goes to the default.
-				vs.inflight.Add(-1)
-				idx, vs = r.def, r.versions[r.def]
-				*vsp = vs
-				vs.inflight.Add(1)
-				continue
-			}
-			switch {
-			case errors.Is(err, errOverloaded):
-				setError(resp, http.StatusServiceUnavailable, msgOverloaded(r.name))
-				return http.StatusServiceUnavailable, done
-			case errors.Is(err, errNoReady):
-				setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-				return http.StatusServiceUnavailable, done
-			default: // the caller went away
-				setError(resp, 499, "Client closed request")
-				return 499, done
-			}
-		}
-		timeout := vs.pool.scoringTimeout()
-		req.SetHost(rep.host)
-		if spilled != nil {
-			// Each attempt reads the body from its start (sending
-			// closes the stream).
-			req.SetBodyStream(spilled.s.reader(), int(spilled.s.size))
-		}
-		now := start
-		if queued || attempt > 0 {
-			now = time.Now()
-		}
-		done, err = rep.conns.roundTrip(ctx, req, resp, now, now.Add(timeout), noDefaultCT)
-		if err == nil {
-			vs.pool.release(rep)
-			return replicaAnswer(resp), done
-		}
-		var de *dialError
-		switch {
-		case errors.As(err, &de):
-			// Nothing reached the replica: skip it for a while and retry.
-			vs.pool.eject(rep)
-			vs.pool.release(rep)
-			rt.log.Debug("frontend: replica unreachable", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
-			if attempt < maxRetries {
-				continue
-			}
-			setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
-			return http.StatusServiceUnavailable, done
-		case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
-			vs.pool.release(rep)
-			setError(resp, http.StatusGatewayTimeout, msgTimeout(r.name, timeout))
-			return http.StatusGatewayTimeout, done
-		case errors.As(err, new(*notSentError)):
-			// No byte of it left (a kept-alive connection found closed,
-			// a write refused at once): send it again.
-			vs.pool.release(rep)
-			if attempt < maxRetries {
-				continue
-			}
-			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
-			return http.StatusBadGateway, done
-		case ctx != nil && ctx.Err() != nil:
-			vs.pool.release(rep)
-			setError(resp, 499, "Client closed request")
-			return 499, done
-		default:
-			vs.pool.release(rep)
-			rt.log.Debug("frontend: replica error", "route", r.name, "version", vs.name, "replica", rep.id, "err", err)
-			setError(resp, http.StatusBadGateway, MsgReplicaClosed)
-			return http.StatusBadGateway, done
-		}
-	}
 }
 
 // replicaAnswer turns a replica's answer into the caller's and returns its

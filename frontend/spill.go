@@ -24,7 +24,9 @@ import (
 // past the limit is announced). Once the body is all there the request is
 // routed like any other and its body is sent to the replica from the file
 // in feedPiece pieces as the replica's connection drains, with a
-// Content-Length. A connection thus holds at most about spillOver bytes of
+// Content-Length. When no file can be created in Options.BodySpillDir, the
+// body is held in memory instead (and a warning logged once). A connection
+// thus holds at most about spillOver bytes of
 // a request plus what gnet buffers for a read and feedPiece for a write,
 // whatever the body's size; CPU time is linear in it. nginx buffers large bodies the same
 // way (client_body_buffer_size, then a temporary file).
@@ -240,7 +242,13 @@ func chunkSizeOf(line []byte) (int64, bool) {
 func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
 	sp, err := newSpillFile(l.eng.rt.spillDir, buf[:headLen], want)
 	if err != nil {
-		return l.refuse(cc, &spillError{err})
+		// No file (a read-only or missing directory): hold this body in
+		// memory, as smaller ones are.
+		if l.eng.rt.spillWarned.CompareAndSwap(false, true) {
+			l.eng.rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
+		}
+		cc.noSpill = true
+		return l.serveClient(cc)
 	}
 	l.consume(cc, headLen)
 	cc.sp = sp

@@ -117,12 +117,16 @@ func (c *Cluster) InstallFrontEndWith(ctx context.Context, opts InstallOptions) 
 		WithResources(corev1ac.ResourceRequirements().WithRequests(corev1.ResourceList{
 			corev1.ResourceCPU: cpuQuantity(0.1), corev1.ResourceMemory: memQuantity(0.125),
 		})).
-		WithReadinessProbe(probe).WithLivenessProbe(probe)
+		WithReadinessProbe(probe).WithLivenessProbe(probe).
+		// The router writes request bodies over 1 MiB to files in /tmp
+		// while they arrive; the image (FROM scratch) has no /tmp.
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
 	dep := appsv1ac.Deployment(FrontEndName, ns).WithLabels(lbl).WithSpec(appsv1ac.DeploymentSpec().
 		WithReplicas(2).
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"app": FrontEndName})).
 		WithTemplate(corev1ac.PodTemplateSpec().WithLabels(lbl).WithSpec(corev1ac.PodSpec().
 			WithServiceAccountName(FrontEndName).
+			WithVolumes(corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
 			WithContainers(ctr))))
 	if _, err := c.client.AppsV1().Deployments(ns).Apply(ctx, dep, ao); err != nil {
 		return apiError(err, "front-end: apply deployment")

@@ -8,11 +8,28 @@ import (
 )
 
 // makeAppRoot returns the app root of the workers: Config.AppRoot when set,
-// else a new directory laid out as an Azure ML container's /var/azureml-app
-// (see Config.AppRoot), which remove deletes.
+// else a new one made by NewAppRoot, which remove deletes.
 func (c *Config) makeAppRoot() (dir string, remove func(), err error) {
 	if c.AppRoot != "" {
 		return c.AppRoot, func() {}, nil
+	}
+	return NewAppRoot(c.SourceDir, c.ModelDir)
+}
+
+// NewAppRoot makes a new directory laid out as an Azure ML container's app
+// root (/var/azureml-app), for a replica whose source directory is a folder
+// of the user's: it holds a link to sourceDir under the source directory's
+// own name and, when modelDir lies in a folder named azureml-models, a
+// link to that folder. A script run in it opens ./<source_dir_name>/file
+// as it would in Azure. remove deletes the directory and the links, never
+// what they point to. Errors are errcode.Internal.
+func NewAppRoot(sourceDir, modelDir string) (dir string, remove func(), err error) {
+	for _, p := range []*string{&sourceDir, &modelDir} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return "", nil, errcode.Errorf(errcode.Internal, "create the app root: %w", err)
+			}
+		}
 	}
 	dir, err = os.MkdirTemp("", "aksml-app-")
 	if err != nil {
@@ -26,11 +43,11 @@ func (c *Config) makeAppRoot() (dir string, remove func(), err error) {
 		}
 		return os.Symlink(target, filepath.Join(dir, name))
 	}
-	if err := link(c.SourceDir); err != nil {
+	if err := link(sourceDir); err != nil {
 		remove()
 		return "", nil, errcode.Errorf(errcode.Internal, "create the app root: %w", err)
 	}
-	if models := modelsRoot(c.ModelDir); models != "" && filepath.Base(c.SourceDir) != "azureml-models" {
+	if models := modelsRoot(modelDir); models != "" && filepath.Base(sourceDir) != "azureml-models" {
 		if err := link(models); err != nil {
 			remove()
 			return "", nil, errcode.Errorf(errcode.Internal, "create the app root: %w", err)
