@@ -81,11 +81,8 @@ type Decoder struct {
 	errs []error
 }
 
-// Add records err, a problem the caller words itself.
-func (d *Decoder) Add(err error) { d.errs = append(d.errs, err) }
-
-// Problem records p through Report.
-func (d *Decoder) Problem(p Problem) { d.Add(d.Report(p)) }
+// Problem records p, worded by Report.
+func (d *Decoder) Problem(p Problem) { d.errs = append(d.errs, d.Report(p)) }
 
 // Fail records a Rule problem of the value at path.
 func (d *Decoder) Fail(path, format string, args ...any) {
