@@ -343,20 +343,20 @@ func decodeCondaJSON(o *jsonObj) *CondaDependencies {
 	c := &CondaDependencies{}
 	o.str("name", &c.Name)
 	o.strList("channels", &c.Channels)
-	if raw, ok := o.take("dependencies"); ok {
+	if raw, ok := o.Take("dependencies"); ok {
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			o.fail("dependencies", "expected an array, got %s", jsonKind(raw))
+			o.WrongType("dependencies", "an array", raw)
 		}
 		for i, it := range items {
-			field := fmt.Sprintf("dependencies[%d]", i)
+			path := fmt.Sprintf("%s[%d]", o.Path("dependencies"), i)
 			switch jsonKind(it) {
 			case "a string":
 				var s string
 				json.Unmarshal(it, &s)
 				c.Dependencies = append(c.Dependencies, s)
 			case "an object":
-				sub := newJSONObj(o.file, o.join(field), it, o.errs)
+				sub := newJSONObj(o.Decoder(), path, it)
 				if sub != nil {
 					var pip []string
 					sub.strList("pip", &pip)
@@ -364,7 +364,7 @@ func decodeCondaJSON(o *jsonObj) *CondaDependencies {
 					sub.done()
 				}
 			default:
-				o.fail(field, "expected a package spec string or a {\"pip\": [...]} object, got %s", jsonKind(it))
+				o.Decoder().WrongType(path, `a package spec string or a {"pip": [...]} object`, it)
 			}
 		}
 	}

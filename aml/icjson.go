@@ -36,7 +36,7 @@ func registryValue(r *ContainerRegistry) any {
 }
 
 func decodeRegistry(o *jsonObj, field string, notes *[]string) *ContainerRegistry {
-	raw, ok := o.take(field)
+	raw, ok := o.Take(field)
 	if !ok {
 		return nil
 	}
@@ -46,7 +46,7 @@ func decodeRegistry(o *jsonObj, field string, notes *[]string) *ContainerRegistr
 		json.Unmarshal(raw, &s)
 		return &ContainerRegistry{Address: s}
 	case "an object":
-		sub := newJSONObj(o.file, o.join(field), raw, o.errs)
+		sub := newJSONObj(o.Decoder(), o.Path(field), raw)
 		if sub == nil {
 			return nil
 		}
@@ -58,7 +58,7 @@ func decodeRegistry(o *jsonObj, field string, notes *[]string) *ContainerRegistr
 		sub.done()
 		return r
 	}
-	o.fail(field, "expected a registry address string or an {\"address\", \"username\", \"password\"} object, got %s", jsonKind(raw))
+	o.WrongType(field, `a registry address string or an {"address", "username", "password"} object`, raw)
 	return nil
 }
 
@@ -128,16 +128,16 @@ func (e *Environment) toJSON() *envJSON {
 // use: null or a value of the given JSON kind is accepted, and a value that
 // says something (not empty) adds "path: why" to notes.
 func (o *jsonObj) acceptUnused(field, kind, why string, notes *[]string) {
-	raw, ok := o.take(field)
+	raw, ok := o.Take(field)
 	if !ok {
 		return
 	}
-	if got := jsonKind(raw); got != kind {
-		o.fail(field, "expected %s or null, got %s", kind, got)
+	if jsonKind(raw) != kind {
+		o.WrongType(field, kind+" or null", raw)
 		return
 	}
 	if notes != nil && jsonHasContent(raw) {
-		*notes = append(*notes, o.join(field)+" is accepted but not used: "+why)
+		*notes = append(*notes, o.Path(field)+" is accepted but not used: "+why)
 	}
 }
 
@@ -229,8 +229,9 @@ func (e *Environment) MarshalJSON() ([]byte, error) {
 // strictly: unknown fields and wrong types are InvalidArgument errors naming
 // the field, all reported at once. It does not validate the result.
 func (e *Environment) UnmarshalJSON(data []byte) error {
-	var errs []error
-	o := newJSONObj("environment", "", data, &errs)
+	d := newJSONDecoder("environment")
+	o := newJSONObj(d, "", data)
+	errs := d.Errs()
 	if o == nil {
 		if len(errs) == 0 {
 			*e = Environment{}
@@ -238,8 +239,8 @@ func (e *Environment) UnmarshalJSON(data []byte) error {
 		return errors.Join(errs...)
 	}
 	dec := decodeEnv(o, nil)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if err := d.Err(); err != nil {
+		return err
 	}
 	*e = *dec
 	return nil
@@ -307,14 +308,15 @@ func ParseInferenceConfig(data []byte) (*InferenceConfig, error) {
 }
 
 func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
-	var errs []error
 	if !json.Valid(data) {
 		var v any
 		err := json.Unmarshal(data, &v)
 		return nil, errcode.Errorf(errcode.InvalidArgument, "%s: invalid JSON: %v", icFile, err)
 	}
-	o := newJSONObj(icFile, "", data, &errs)
+	d := newJSONDecoder(icFile)
+	o := newJSONObj(d, "", data)
 	if o == nil {
+		errs := d.Errs()
 		if len(errs) == 0 {
 			errs = append(errs, errcode.Errorf(errcode.InvalidArgument, "%s: expected an object, got null", icFile))
 		}
@@ -330,10 +332,10 @@ func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
 	o.str("runtime", &ic.Runtime)
 	o.str("condaFile", &ic.CondaFile)
 	o.str("extraDockerfileSteps", &ic.ExtraDockerfileSteps)
-	if _, ok := o.fields["extraDockerFileSteps"]; ok {
+	if o.Has("extraDockerFileSteps") {
 		if ic.ExtraDockerfileSteps != "" {
-			o.take("extraDockerFileSteps")
-			o.fail("extraDockerFileSteps", "duplicates extraDockerfileSteps")
+			o.Take("extraDockerFileSteps")
+			o.Fail("extraDockerFileSteps", "duplicates extraDockerfileSteps")
 		} else {
 			o.str("extraDockerFileSteps", &ic.ExtraDockerfileSteps)
 		}
@@ -346,8 +348,8 @@ func decodeInferenceConfig(data []byte) (*InferenceConfig, error) {
 	o.acceptUnused("schemaFile", "a string", whySchemaFile, &ic.UnusedFields)
 	o.acceptUnused("dependencies", "an array", whyDependencies, &ic.UnusedFields)
 	o.done()
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return ic, nil
 }

@@ -10,13 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// checkErrs asserts that err holds exactly one InvalidArgument error per
-// wanted substring, in order.
-func checkErrs(t *testing.T, err error, want []string) {
-	t.Helper()
-	errcodetest.CheckInvalid(t, err, want, true)
-}
-
 var customCert = SSLConfig{CName: "www.contoso.com", CertFile: "cert.pem", KeyFile: "key.pem"}
 
 var fullVNet = VNetConfig{
@@ -85,7 +78,7 @@ func TestProvisioningConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			checkErrs(t, tt.cfg.Validate(), tt.want)
+			errcodetest.CheckInvalid(t, tt.cfg.Validate(), tt.want, true)
 		})
 	}
 }
@@ -136,7 +129,7 @@ func TestValidateCapacity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w, err := ValidateCapacity(tt.purpose, tt.nodes, tt.cpus)
-			checkErrs(t, err, tt.want)
+			errcodetest.CheckInvalid(t, err, tt.want, true)
 			if len(w) != tt.warns {
 				t.Errorf("got %d warnings %v, want %d", len(w), w, tt.warns)
 			}
@@ -215,7 +208,7 @@ func TestAttachConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			checkErrs(t, tt.cfg.Validate(), tt.want)
+			errcodetest.CheckInvalid(t, tt.cfg.Validate(), tt.want, true)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/errcodetest"
 )
 
 // TestValidateName has one row per rule of the compute name (reference §1).
@@ -32,21 +33,7 @@ func TestValidateName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := ValidateName(tt.in)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("ValidateName(%q) = %v, want nil", tt.in, err)
-				}
-				return
-			}
-			if !errors.Is(err, errcode.InvalidArgument) {
-				t.Fatalf("ValidateName(%q) = %v, want InvalidArgument", tt.in, err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("ValidateName(%q) = %q, want it to contain %q", tt.in, err, w)
-				}
-			}
+			errcodetest.CheckOne(t, ValidateName(tt.in), tt.want)
 		})
 	}
 }

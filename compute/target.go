@@ -81,6 +81,33 @@ type Record struct {
 	Provisioning      *ProvisioningConfig `json:"provisioning,omitempty"`
 	Attach            *AttachConfig       `json:"attach,omitempty"`
 	CreatedOn         time.Time           `json:"createdOn"`
+	// Backend names the provider that runs the cluster, when it says
+	// (see BackendNamer): "simulator", "kubernetes", "local".
+	Backend string `json:"backend,omitempty"`
+	// Owner is the process the cluster lives in, for providers that are
+	// Ephemeral (the in-process simulator); nil for clusters that outlive
+	// processes.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Stale reports whether the target's cluster lived in a process that has
+// exited (an in-process simulator's): nothing answers for it any more.
+func (r Record) Stale() bool {
+	return r.Owner != nil && !r.Owner.Alive()
+}
+
+// BackendNamer is implemented by providers that name their backend; the
+// name is recorded in Record.Backend so that another process opening the
+// workspace knows which provider reconnects to the cluster.
+type BackendNamer interface {
+	Backend() string
+}
+
+func backendOf(p driver.Provider) string {
+	if n, ok := p.(BackendNamer); ok {
+		return n.Backend()
+	}
+	return ""
 }
 
 // CreateOptions are the options of Create and Attach.
@@ -115,7 +142,7 @@ func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfi
 			fmt.Fprintf(opts.Progress, "Warning: %s\n", w.Message)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC()}
+	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
@@ -176,7 +203,7 @@ func Attach(ctx context.Context, store Store, name string, cfg AttachConfig, opt
 				"cluster %s is already attached as compute target %q; attach a cluster once (a second attachment breaks the first on Azure)", refKey(ref), other)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC()}
+	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
@@ -200,7 +227,14 @@ func create(ctx context.Context, store Store, rec Record) error {
 	if err != nil {
 		return errcode.Wrap(errcode.Internal, err)
 	}
-	if err := store.Create(ctx, recordKind, rec.Name, b); err != nil {
+	err = store.Create(ctx, recordKind, rec.Name, b)
+	if errors.Is(err, errcode.AlreadyExists) {
+		// A stale record (its in-process cluster is gone) is replaced.
+		if old, lerr := load(ctx, store, rec.Name); lerr == nil && old.Stale() {
+			err = store.Put(ctx, recordKind, rec.Name, b)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return errcode.Errorf(errcode.AlreadyExists, "compute target %q already exists in the workspace (create is not idempotent)", rec.Name)
 		}
@@ -214,17 +248,40 @@ func load(ctx context.Context, store Store, name string) (Record, error) {
 }
 
 // Get returns compute target name from the workspace, connected to its
-// running cluster through provider (ComputeTarget(ws, name)).
+// running cluster through provider (ComputeTarget(ws, name)). A target
+// attached by kubeconfig that provider does not hold yet — one attached by
+// another process, such as an earlier aksml command — is connected to
+// again with provider.Attach; nothing is recorded anew.
 func Get(ctx context.Context, store Store, name string, provider driver.Provider) (*Target, error) {
 	rec, err := load(ctx, store, name)
 	if err != nil {
 		return nil, err
 	}
 	cl, err := provider.Cluster(ctx, name)
+	if err != nil && errors.Is(err, errcode.NotFound) && rec.Attach != nil && rec.Attach.Kubeconfig != "" {
+		cl, err = provider.Attach(ctx, name, driver.ClusterRef{Kubeconfig: rec.Attach.Kubeconfig, Context: rec.Attach.Context})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compute target %q is recorded but its cluster is not running: %w", name, err)
 	}
 	return &Target{store: store, provider: provider, cluster: cl, rec: rec, poll: DefaultPollInterval}, nil
+}
+
+// Lookup returns the record of compute target name, without connecting to
+// its cluster; NotFound when there is none.
+func Lookup(ctx context.Context, store Store, name string) (Record, error) {
+	return load(ctx, store, name)
+}
+
+// Forget removes the record of compute target name without reaching its
+// cluster: for a target whose cluster is gone, such as one that lived in
+// the process of an in-process simulator that has exited. NotFound when
+// there is no such record.
+func Forget(ctx context.Context, store Store, name string) error {
+	if _, err := load(ctx, store, name); err != nil {
+		return err
+	}
+	return store.Delete(ctx, recordKind, name)
 }
 
 // List returns the records of every compute target in the workspace, by name.

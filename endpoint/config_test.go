@@ -14,11 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func checkErrs(t *testing.T, err error, want []string) {
-	t.Helper()
-	errcodetest.CheckInvalid(t, err, want, false)
-}
-
 // TestVersionConfigValidate has one row per rule of reference §4 that a
 // version config enforces (rows named "rule: ...").
 func TestVersionConfigValidate(t *testing.T) {
@@ -59,7 +54,7 @@ func TestVersionConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			checkErrs(t, tt.cfg.ValidateFor(tt.endpoint), tt.want)
+			errcodetest.CheckInvalid(t, tt.cfg.ValidateFor(tt.endpoint), tt.want, false)
 			// Validate is ValidateFor without the endpoint-name rule.
 			var want []string
 			for _, w := range tt.want {
@@ -67,7 +62,7 @@ func TestVersionConfigValidate(t *testing.T) {
 					want = append(want, w)
 				}
 			}
-			checkErrs(t, tt.cfg.Validate(), want)
+			errcodetest.CheckInvalid(t, tt.cfg.Validate(), want, false)
 		})
 	}
 }
@@ -133,7 +128,7 @@ func TestDecodeVersionConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := DecodeVersionConfig([]byte(tt.in))
-			checkErrs(t, err, tt.want)
+			errcodetest.CheckInvalid(t, err, tt.want, false)
 		})
 	}
 }

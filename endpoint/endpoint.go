@@ -57,6 +57,9 @@ type VersionRecord struct {
 	MirrorPercent float64       `json:"mirrorPercent,omitempty"`
 	ModelIDs      []string      `json:"models"`
 	ScoringURI    string        `json:"scoringUri"`
+	// Runtime is what an entry-script version runs, kept so that another
+	// process can change the endpoint; nil for a Go handler.
+	Runtime *webservice.Runtime `json:"runtime,omitempty"`
 }
 
 // Endpoint is an AksEndpoint: up to six versions behind one scoring URI,
@@ -239,6 +242,9 @@ func (e *Endpoint) applyLocked(ctx context.Context) error {
 				}
 			}
 		}
+	}
+	for i := range e.rec.Versions {
+		e.rec.Versions[i].Runtime = webservice.StoredRuntime(e.runtimes[e.rec.Versions[i].Config.VersionName])
 	}
 	b, _ := json.Marshal(e.rec)
 	if err := e.store.Put(ctx, recordKind, e.rec.Name, b); err != nil {
@@ -467,6 +473,11 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Endpoint, e
 	e := &Endpoint{target: target, name: rec.Name, store: store, rec: rec, runtimes: map[string]webservice.Runtime{}}
 	if rts, ok := store.Local().Load(recordKind, name); ok {
 		e.runtimes = maps.Clone(rts.(map[string]webservice.Runtime))
+	}
+	for _, v := range rec.Versions {
+		if _, ok := e.runtimes[v.Config.VersionName]; !ok && v.Runtime != nil {
+			e.runtimes[v.Config.VersionName] = *v.Runtime
+		}
 	}
 	return e, nil
 }

@@ -11,43 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aksml/aksml/compute/drivertest"
 )
-
-// windowDeviation returns, over every window of consecutive picks, the
-// largest |count(v) − share(v)×N| of any version v.
-func windowDeviation(seq []int, shares []float64) float64 {
-	worst := 0.0
-	for v, s := range shares {
-		// D(n) = count(v in first n) − n×s; a window's deviation is a
-		// difference of two D values, so the worst is max D − min D.
-		d, lo, hi := 0.0, 0.0, 0.0
-		for _, x := range seq {
-			if x == v {
-				d++
-			}
-			d -= s
-			lo, hi = math.Min(lo, d), math.Max(hi, d)
-		}
-		worst = math.Max(worst, hi-lo)
-	}
-	return worst
-}
-
-// prefixDeviation is the same over the prefixes only.
-func prefixDeviation(seq []int, shares []float64) float64 {
-	worst := 0.0
-	for v, s := range shares {
-		d := 0.0
-		for _, x := range seq {
-			if x == v {
-				d++
-			}
-			d -= s
-			worst = math.Max(worst, math.Abs(d))
-		}
-	}
-	return worst
-}
 
 func TestScheduleExactness(t *testing.T) {
 	t.Parallel()
@@ -76,10 +42,10 @@ func TestScheduleExactness(t *testing.T) {
 		for i := 0; i < 3*len(sched); i++ {
 			seq = append(seq, int(sched[i%len(sched)]))
 		}
-		if d := prefixDeviation(seq, tc.shares); d >= 1 {
-			t.Errorf("%s: prefix deviation %.3f, want < 1", tc.name, d)
+		wd, pd := drivertest.Deviations(seq, tc.shares)
+		if pd >= 1 {
+			t.Errorf("%s: prefix deviation %.3f, want < 1", tc.name, pd)
 		}
-		wd := windowDeviation(seq, tc.shares)
 		if wd > tc.maxWindow+1e-9 {
 			t.Errorf("%s: window deviation %.3f, want ≤ %v", tc.name, wd, tc.maxWindow)
 		}
@@ -142,11 +108,12 @@ func TestSplitThroughRouter(t *testing.T) {
 			}
 			mustSet(t, rt, Route{Name: "ep", Versions: vs})
 			seq := split(t, rt, base, names, 400)
-			if d := prefixDeviation(seq, tc.shares); d >= 1 {
-				t.Errorf("prefix deviation %.3f, want < 1", d)
+			wd, pd := drivertest.Deviations(seq, tc.shares)
+			if pd >= 1 {
+				t.Errorf("prefix deviation %.3f, want < 1", pd)
 			}
-			if d := windowDeviation(seq, tc.shares); d > tc.maxWindow+1e-9 {
-				t.Errorf("window deviation %.3f, want ≤ %v", d, tc.maxWindow)
+			if wd > tc.maxWindow+1e-9 {
+				t.Errorf("window deviation %.3f, want ≤ %v", wd, tc.maxWindow)
 			}
 			st, _ := rt.Stats("ep")
 			for i, v := range st.Versions {

@@ -99,21 +99,26 @@ func (c *Cluster) scoringBase(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	host := svc.Spec.ClusterIP
+	host, port := svc.Spec.ClusterIP, "80"
 	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if in.IP != "" {
-			host = in.IP
-			break
+		if in.IP == "" && in.Hostname == "" {
+			continue
 		}
-		if in.Hostname != "" {
+		host = in.IP
+		if host == "" {
 			host = in.Hostname
-			break
 		}
+		// A load balancer that reports its port (a local one on a free
+		// port) is reached there rather than on the Service's port 80.
+		if len(in.Ports) > 0 && in.Ports[0].Port > 0 {
+			port = strconv.Itoa(int(in.Ports[0].Port))
+		}
+		break
 	}
 	if host == "" || host == corev1.ClusterIPNone {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(host, "80")
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // SecretName is the name of service's Secret, aksml-NAME: the root object

@@ -48,6 +48,10 @@ func (p *Provider) Provision(ctx context.Context, name string, shape driver.Clus
 // cluster's identity is the UID of its kube-system namespace: the same
 // cluster attached twice, under any names, is AlreadyExists. An
 // unreachable cluster is Unavailable. With Options.InstallFrontEnd the
+// Backend names the Kubernetes backend in compute target records
+// ("kubernetes").
+func (p *Provider) Backend() string { return "kubernetes" }
+
 // in-cluster front-end is installed too.
 func (p *Provider) Attach(ctx context.Context, name string, ref driver.ClusterRef) (driver.Cluster, error) {
 	if ref.Kubeconfig == "" && ref.Context == "" && ref.ResourceID != "" {

@@ -115,6 +115,13 @@ var _ driver.Provider = (*Simulator)(nil)
 
 // Provision starts a simulated cluster of shape.AgentCount nodes sized from
 // the VM-size catalog. The cluster is Succeeded when its front-end listens,
+// Backend names the simulator in compute target records ("simulator").
+func (s *Simulator) Backend() string { return "simulator" }
+
+// Ephemeral is true: the simulator's clusters live in this process, so
+// their records go stale when it exits (see compute.Ephemeral).
+func (s *Simulator) Ephemeral() bool { return true }
+
 // which Provision waits for (milliseconds).
 func (s *Simulator) Provision(ctx context.Context, name string, shape driver.ClusterShape) (driver.Cluster, error) {
 	return s.start(ctx, name, shape, "")

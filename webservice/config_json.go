@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/internal/jsontype"
+	"github.com/aksml/aksml/internal/strictjson"
 )
 
 // ComputeType is the computeType of a deploymentconfig.json file: where the
@@ -238,7 +239,7 @@ var (
 // reporting JSON-level problems; the DeployConfig rules are not applied.
 func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 	var f DeploymentConfigFile
-	d := &dcDecoder{}
+	d := &strictjson.Decoder{Report: dcProblem, QuoteKeys: true}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark, as Windows editors write
 	var top json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
@@ -248,263 +249,199 @@ func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 		}
 		return f, []error{errcode.Errorf(errcode.InvalidArgument, "Invalid deployment config JSON: %v.", err)}
 	}
-	m, ok := d.object(top, "")
-	if !ok {
-		return f, d.errs
+	m := d.Object("", top)
+	if m == nil {
+		if jsontype.IsNull(top) {
+			d.Fail("", "the file must hold a JSON object, not null")
+		}
+		return f, d.Errs()
 	}
 
 	// computeType first: it decides which keys belong.
-	if raw, present := m["computeType"]; !present || jsontype.IsNull(raw) {
-		d.fail("computeType is required: aks, aksendpoint or local")
-	} else if s, ok := d.str(raw, "computeType"); ok {
+	if _, present := m.Take("computeType"); !present {
+		m.Fail("computeType", "computeType is required: aks, aksendpoint or local")
+	} else if s, ok := m.String("computeType"); ok {
 		switch ct := ComputeType(strings.ToLower(s)); ct {
 		case ComputeTypeAKS, ComputeTypeAKSEndpoint, ComputeTypeLocal:
 			f.ComputeType = ct
 		case "aci":
-			d.fail("computeType %q (Azure Container Instances) is not supported; use aks, aksendpoint or local", s)
+			m.Fail("computeType", "computeType %q (Azure Container Instances) is not supported; use aks, aksendpoint or local", s)
 		default:
-			d.fail("computeType %q must be aks, aksendpoint or local", s)
+			m.Fail("computeType", "computeType %q must be aks, aksendpoint or local", s)
 		}
 	}
 
-	var known []string
 	switch f.ComputeType {
 	case ComputeTypeAKS:
-		known = dcAKSKeys
+		m.Known(dcAKSKeys...)
 	case ComputeTypeAKSEndpoint:
-		known = append(slices.Clip(dcAKSKeys), dcEndpointKeys...)
+		m.Known(dcAKSKeys...)
+		m.Known(dcEndpointKeys...)
 	case ComputeTypeLocal:
-		known = dcLocalKeys
+		m.Known(dcLocalKeys...)
 	default: // unknown: check every field any computeType has
-		known = append(append(slices.Clip(dcAKSKeys), dcEndpointKeys...), "port")
+		m.Known(dcAKSKeys...)
+		m.Known(dcEndpointKeys...)
+		m.Known("port")
 	}
-	d.unknownKeys(m, "", known, func(key string) string {
-		switch {
-		case slices.Contains(dcEndpointKeys, key):
-			return "is only used with computeType aksendpoint"
-		case key == "port":
-			return "is only used with computeType local"
-		case slices.Contains(dcAKSKeys, key):
-			return "is not used with computeType local (only computeType and port are)"
-		}
-		return ""
-	})
+	m.Done()
 
 	if f.ComputeType == ComputeTypeLocal {
-		if raw, ok := m["port"]; ok && !jsontype.IsNull(raw) {
-			if p, ok := d.integer(raw, "port", "port", false); ok {
-				if p < 0 || p > 65535 {
-					d.fail("port %d must be between 0 and 65535 (0 picks a free port)", p)
-				} else {
-					f.Port = p
-				}
+		if p, ok := dcInteger(m, "port", "port", false); ok {
+			if p < 0 || p > 65535 {
+				m.Fail("port", "port %d must be between 0 and 65535 (0 picks a free port)", p)
+			} else {
+				f.Port = p
 			}
 		}
-		return f, d.errs
+		return f, d.Errs()
 	}
 
 	c := &f.DeployConfig
-	if as, ok := d.child(m, "autoScaler", []string{"autoscaleEnabled", "minReplicas", "maxReplicas", "refreshPeriodInSeconds", "targetUtilization"}); ok {
-		c.AutoscaleEnabled = d.optBool(as, "autoScaler", "autoscaleEnabled")
-		c.AutoscaleMinReplicas = d.optInt(as, "autoScaler", "minReplicas", "autoscale_min_replicas", true)
-		c.AutoscaleMaxReplicas = d.optInt(as, "autoScaler", "maxReplicas", "autoscale_max_replicas", true)
-		c.AutoscaleRefreshSeconds = d.optInt(as, "autoScaler", "refreshPeriodInSeconds", "autoscale_refresh_seconds", true)
-		c.AutoscaleTargetUtilization = d.optInt(as, "autoScaler", "targetUtilization", "autoscale_target_utilization", true)
+	if as := dcChild(m, "autoScaler", "autoscaleEnabled", "minReplicas", "maxReplicas", "refreshPeriodInSeconds", "targetUtilization"); as != nil {
+		c.AutoscaleEnabled = dcOptBool(as, "autoscaleEnabled")
+		c.AutoscaleMinReplicas, _ = dcInteger(as, "minReplicas", "autoscale_min_replicas", true)
+		c.AutoscaleMaxReplicas, _ = dcInteger(as, "maxReplicas", "autoscale_max_replicas", true)
+		c.AutoscaleRefreshSeconds, _ = dcInteger(as, "refreshPeriodInSeconds", "autoscale_refresh_seconds", true)
+		c.AutoscaleTargetUtilization, _ = dcInteger(as, "targetUtilization", "autoscale_target_utilization", true)
 	}
-	if dc, ok := d.child(m, "dataCollection", []string{"storageEnabled"}); ok {
-		if b := d.optBool(dc, "dataCollection", "storageEnabled"); b != nil {
-			c.CollectModelData = *b
-		}
+	if dc := dcChild(m, "dataCollection", "storageEnabled"); dc != nil {
+		c.CollectModelData, _ = dc.Bool("storageEnabled")
 	}
-	c.AuthEnabled = d.optBool(m, "", "authEnabled")
-	if b := d.optBool(m, "", "tokenAuthEnabled"); b != nil {
-		c.TokenAuthEnabled = *b
+	c.AuthEnabled = dcOptBool(m, "authEnabled")
+	c.TokenAuthEnabled, _ = m.Bool("tokenAuthEnabled")
+	if rr := dcChild(m, "containerResourceRequirements", "cpu", "memoryInGB", "cpuLimit", "memoryInGBLimit"); rr != nil {
+		c.CPUCores = dcPositive(rr, "cpu", "cpu_cores")
+		c.MemoryGB = dcPositive(rr, "memoryInGB", "memory_gb")
+		c.CPUCoresLimit = dcPositive(rr, "cpuLimit", "cpu_cores_limit")
+		c.MemoryGBLimit = dcPositive(rr, "memoryInGBLimit", "memory_gb_limit")
 	}
-	if rr, ok := d.child(m, "containerResourceRequirements", []string{"cpu", "memoryInGB", "cpuLimit", "memoryInGBLimit"}); ok {
-		const p = "containerResourceRequirements"
-		c.CPUCores = d.optFloat(rr, p, "cpu", "cpu_cores")
-		c.MemoryGB = d.optFloat(rr, p, "memoryInGB", "memory_gb")
-		c.CPUCoresLimit = d.optFloat(rr, p, "cpuLimit", "cpu_cores_limit")
-		c.MemoryGBLimit = d.optFloat(rr, p, "memoryInGBLimit", "memory_gb_limit")
+	c.GPUCores, _ = dcInteger(m, "gpuCores", "gpu_cores", false)
+	c.EnableAppInsights, _ = m.Bool("appInsightsEnabled")
+	c.ScoringTimeoutMs, _ = dcInteger(m, "scoringTimeoutMs", "scoring_timeout_ms", true)
+	c.ReplicaMaxConcurrentRequests, _ = dcInteger(m, "maxConcurrentRequestsPerContainer", "replica_max_concurrent_requests", true)
+	c.MaxRequestWaitTimeMs, _ = dcInteger(m, "maxQueueWaitMs", "max_request_wait_time", true)
+	c.NumReplicas, _ = dcInteger(m, "numReplicas", "num_replicas", true)
+	if k := dcChild(m, "keys", "primaryKey", "secondaryKey"); k != nil {
+		c.PrimaryKey, _ = k.String("primaryKey")
+		c.SecondaryKey, _ = k.String("secondaryKey")
 	}
-	c.GPUCores = d.optInt(m, "", "gpuCores", "gpu_cores", false)
-	if b := d.optBool(m, "", "appInsightsEnabled"); b != nil {
-		c.EnableAppInsights = *b
+	if lp := dcChild(m, "livenessProbeRequirements", "periodSeconds", "initialDelaySeconds", "timeoutSeconds", "successThreshold", "failureThreshold"); lp != nil {
+		c.PeriodSeconds, _ = dcInteger(lp, "periodSeconds", "period_seconds", true)
+		c.InitialDelaySeconds, _ = dcInteger(lp, "initialDelaySeconds", "initial_delay_seconds", true)
+		c.TimeoutSeconds, _ = dcInteger(lp, "timeoutSeconds", "timeout_seconds", true)
+		c.SuccessThreshold, _ = dcInteger(lp, "successThreshold", "success_threshold", true)
+		c.FailureThreshold, _ = dcInteger(lp, "failureThreshold", "failure_threshold", true)
 	}
-	c.ScoringTimeoutMs = d.optInt(m, "", "scoringTimeoutMs", "scoring_timeout_ms", true)
-	c.ReplicaMaxConcurrentRequests = d.optInt(m, "", "maxConcurrentRequestsPerContainer", "replica_max_concurrent_requests", true)
-	c.MaxRequestWaitTimeMs = d.optInt(m, "", "maxQueueWaitMs", "max_request_wait_time", true)
-	c.NumReplicas = d.optInt(m, "", "numReplicas", "num_replicas", true)
-	if k, ok := d.child(m, "keys", []string{"primaryKey", "secondaryKey"}); ok {
-		c.PrimaryKey = d.optStr(k, "keys", "primaryKey")
-		c.SecondaryKey = d.optStr(k, "keys", "secondaryKey")
-	}
-	if lp, ok := d.child(m, "livenessProbeRequirements", []string{"periodSeconds", "initialDelaySeconds", "timeoutSeconds", "successThreshold", "failureThreshold"}); ok {
-		const p = "livenessProbeRequirements"
-		c.PeriodSeconds = d.optInt(lp, p, "periodSeconds", "period_seconds", true)
-		c.InitialDelaySeconds = d.optInt(lp, p, "initialDelaySeconds", "initial_delay_seconds", true)
-		c.TimeoutSeconds = d.optInt(lp, p, "timeoutSeconds", "timeout_seconds", true)
-		c.SuccessThreshold = d.optInt(lp, p, "successThreshold", "success_threshold", true)
-		c.FailureThreshold = d.optInt(lp, p, "failureThreshold", "failure_threshold", true)
-	}
-	c.Namespace = d.optStr(m, "", "namespace")
-	c.ComputeTargetName = d.optStr(m, "", "computeTargetName")
+	c.Namespace, _ = m.String("namespace")
+	c.ComputeTargetName, _ = m.String("computeTargetName")
 	if f.ComputeType != ComputeTypeAKS {
-		f.VersionName = d.optStr(m, "", "versionName")
-		if raw, ok := m["trafficPercentile"]; ok && !jsontype.IsNull(raw) {
-			f.TrafficPercentile, _ = d.number(raw, "trafficPercentile")
-		}
+		f.VersionName, _ = m.String("versionName")
+		f.TrafficPercentile, _ = dcNumber(m, "trafficPercentile")
 	}
-	return f, d.errs
+	return f, d.Errs()
 }
 
-// dcDecoder collects the problems of one file.
-type dcDecoder struct{ errs []error }
-
-func (d *dcDecoder) fail(format string, args ...any) {
-	d.errs = append(d.errs, errcode.Errorf(errcode.InvalidArgument, "Invalid deployment config JSON, "+format+".", args...))
-}
-
-// jsonSimpleKey matches keys printed as .key in a path; others print as ["key"].
-var jsonSimpleKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-func jsonPath(parent, key string) string {
-	if !jsonSimpleKey.MatchString(key) {
-		return parent + "[" + strconv.Quote(key) + "]"
-	}
-	if parent == "" {
-		return key
-	}
-	return parent + "." + key
-}
-
-// show quotes a short form of raw for messages.
-func jsonShow(raw json.RawMessage) string {
-	s := string(bytes.TrimSpace(raw))
-	if len(s) > 40 {
-		s = s[:37] + "..."
-	}
-	return s
-}
-
-func (d *dcDecoder) object(raw json.RawMessage, path string) (map[string]json.RawMessage, bool) {
-	if jsontype.Of(raw) != "an object" {
-		if path == "" {
-			d.fail("the file must hold a JSON object, not %s", jsontype.Of(raw))
-		} else {
-			d.fail("%s must be a JSON object, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
-		}
-		return nil, false
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		d.fail("%s: %v", jsonTop(path), err)
-		return nil, false
-	}
-	return m, true
-}
-
-func jsonTop(path string) string {
-	if path == "" {
-		return "the top-level object"
-	}
-	return path
-}
-
-// child decodes the object m[key] and reports its unknown keys; ok is false
-// when it is absent, null or not an object.
-func (d *dcDecoder) child(m map[string]json.RawMessage, key string, known []string) (map[string]json.RawMessage, bool) {
-	raw, present := m[key]
-	if !present || jsontype.IsNull(raw) {
-		return nil, false
-	}
-	c, ok := d.object(raw, key)
-	if ok {
-		d.unknownKeys(c, key, known, nil)
-	}
-	return c, ok
-}
-
-// unknownKeys reports the keys of m not in known, in sorted order; why
-// explains a key that belongs to another computeType.
-func (d *dcDecoder) unknownKeys(m map[string]json.RawMessage, path string, known []string, why func(string) string) {
-	var bad []string
-	for k := range m {
-		if !slices.Contains(known, k) {
-			bad = append(bad, k)
-		}
-	}
-	slices.Sort(bad)
-	for _, k := range bad {
-		p := jsonPath(path, k)
-		if why != nil {
-			if reason := why(k); reason != "" {
-				d.fail("field %s %s", p, reason)
-				continue
+// dcProblem words a problem of a deploymentconfig.json file as Azure does.
+func dcProblem(p strictjson.Problem) error {
+	var msg string
+	switch p.What {
+	case strictjson.WrongType:
+		want := p.Want
+		if want == "an object" {
+			if p.Path == "" {
+				msg = "the file must hold a JSON object, not " + p.Got()
+				break
 			}
+			want = "a JSON object"
 		}
-		if i := slices.IndexFunc(known, func(s string) bool { return strings.EqualFold(s, k) }); i >= 0 {
-			d.fail("unknown field %s (did you mean %s? field names are case-sensitive)", p, jsonPath(path, known[i]))
-			continue
+		msg = fmt.Sprintf("%s must be %s, not %s %s", p.Path, want, p.Got(), p.Value())
+	case strictjson.Malformed:
+		where := p.Path
+		if where == "" {
+			where = "the top-level object"
 		}
-		d.fail("unknown field %s", p)
+		msg = fmt.Sprintf("%s: %v", where, p.Err)
+	case strictjson.UnknownField:
+		switch why := dcElsewhere(p); {
+		case why != "":
+			msg = fmt.Sprintf("field %s %s", p.Path, why)
+		case p.Suggest != "":
+			msg = fmt.Sprintf("unknown field %s (did you mean %s? field names are case-sensitive)", p.Path, p.Suggest)
+		default:
+			msg = "unknown field " + p.Path
+		}
+	default:
+		msg = p.Msg
 	}
+	return errcode.New(errcode.InvalidArgument, "Invalid deployment config JSON, "+msg+".")
 }
 
-func (d *dcDecoder) str(raw json.RawMessage, path string) (string, bool) {
-	var s string
-	if jsontype.Of(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
-		d.fail("%s must be a string, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
-		return "", false
+// dcElsewhere explains a top-level field that belongs to another
+// computeType; "" for any other field.
+func dcElsewhere(p strictjson.Problem) string {
+	switch {
+	case p.Parent != "":
+	case slices.Contains(dcEndpointKeys, p.Key):
+		return "is only used with computeType aksendpoint"
+	case p.Key == "port":
+		return "is only used with computeType local"
+	case slices.Contains(dcAKSKeys, p.Key):
+		return "is not used with computeType local (only computeType and port are)"
 	}
-	return s, true
+	return ""
 }
 
-func (d *dcDecoder) optStr(m map[string]json.RawMessage, parent, key string) string {
-	raw, ok := m[key]
-	if !ok || jsontype.IsNull(raw) {
-		return ""
+// dcChild decodes the object field key of o and reports its fields other
+// than known; nil when it is absent, null or not an object.
+func dcChild(o *strictjson.Object, key string, known ...string) *strictjson.Object {
+	c := o.Object(key)
+	if c != nil {
+		c.Known(known...)
+		c.Done()
 	}
-	s, _ := d.str(raw, jsonPath(parent, key))
-	return s
+	return c
 }
 
-func (d *dcDecoder) optBool(m map[string]json.RawMessage, parent, key string) *bool {
-	raw, ok := m[key]
-	if !ok || jsontype.IsNull(raw) {
-		return nil
+func dcOptBool(o *strictjson.Object, key string) *bool {
+	if v, ok := o.Bool(key); ok {
+		return &v
 	}
-	switch string(bytes.TrimSpace(raw)) {
-	case "true":
-		return new(true)
-	case "false":
-		return new(false)
-	}
-	d.fail("%s must be true or false, not %s %s", jsonPath(parent, key), jsontype.Of(raw), jsonShow(raw))
 	return nil
 }
 
-// number parses a JSON number.
-func (d *dcDecoder) number(raw json.RawMessage, path string) (float64, bool) {
+// dcNumber parses the number field key; ok is false when it is absent,
+// null or broken (a problem).
+func dcNumber(o *strictjson.Object, key string) (float64, bool) {
+	raw, ok := o.Take(key)
+	if !ok {
+		return 0, false
+	}
 	if jsontype.Of(raw) != "a number" {
-		d.fail("%s must be a number, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
+		o.WrongType(key, "a number", raw)
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
 	if err != nil || math.IsInf(v, 0) {
-		d.fail("%s %s is out of range", path, jsonShow(raw))
+		o.Fail(key, "%s %s is out of range", o.Path(key), strictjson.Show(raw))
 		return 0, false
 	}
 	return v, true
 }
 
-// integer parses a JSON number that must be whole (1 and 1.0 are, 1.5 is
-// not). With positive, an explicit 0 is reported as breaking the >0 rule of
-// the SDK parameter azure.
-func (d *dcDecoder) integer(raw json.RawMessage, path, azure string, positive bool) (int, bool) {
+// dcInteger parses the number field key that must be whole (1 and 1.0 are,
+// 1.5 is not); ok is false when it is absent, null or broken (a problem).
+// With positive, an explicit 0 is reported as breaking the >0 rule of the
+// SDK parameter azure.
+func dcInteger(o *strictjson.Object, key, azure string, positive bool) (int, bool) {
+	raw, ok := o.Take(key)
+	if !ok {
+		return 0, false
+	}
+	path, show := o.Path(key), strictjson.Show(raw)
 	text := string(bytes.TrimSpace(raw))
 	if jsontype.Of(raw) != "a number" {
-		d.fail("%s must be a whole number, not %s %s", path, jsontype.Of(raw), jsonShow(raw))
+		o.WrongType(key, "a whole number", raw)
 		return 0, false
 	}
 	v, err := strconv.ParseInt(text, 10, 0)
@@ -512,45 +449,32 @@ func (d *dcDecoder) integer(raw json.RawMessage, path, azure string, positive bo
 		f, ferr := strconv.ParseFloat(text, 64)
 		switch {
 		case ferr == nil && f != math.Trunc(f):
-			d.fail("%s (%s) %s must be a whole number", path, azure, jsonShow(raw))
+			o.Fail(key, "%s (%s) %s must be a whole number", path, azure, show)
 			return 0, false
 		case ferr != nil || f > math.MaxInt32 || f < math.MinInt32:
-			d.fail("%s (%s) %s is out of range", path, azure, jsonShow(raw))
+			o.Fail(key, "%s (%s) %s is out of range", path, azure, show)
 			return 0, false
 		}
 		v = int64(f)
 	}
 	if v > math.MaxInt32 || v < math.MinInt32 {
 		// The service stored these as 32-bit integers.
-		d.fail("%s (%s) %s is out of range (at most %d)", path, azure, jsonShow(raw), math.MaxInt32)
+		o.Fail(key, "%s (%s) %s is out of range (at most %d)", path, azure, show, math.MaxInt32)
 		return 0, false
 	}
 	if positive && v == 0 {
-		d.fail("%s (%s) 0 must be greater than zero (leave it out for the default)", path, azure)
+		o.Fail(key, "%s (%s) 0 must be greater than zero (leave it out for the default)", path, azure)
 		return 0, false
 	}
 	return int(v), true
 }
 
-func (d *dcDecoder) optInt(m map[string]json.RawMessage, parent, key, azure string, positive bool) int {
-	raw, ok := m[key]
-	if !ok || jsontype.IsNull(raw) {
-		return 0
-	}
-	v, _ := d.integer(raw, jsonPath(parent, key), azure, positive)
-	return v
-}
-
-// optFloat parses a number that, when given, must be greater than zero.
-func (d *dcDecoder) optFloat(m map[string]json.RawMessage, parent, key, azure string) float64 {
-	raw, ok := m[key]
-	if !ok || jsontype.IsNull(raw) {
-		return 0
-	}
-	path := jsonPath(parent, key)
-	v, ok := d.number(raw, path)
+// dcPositive parses a number field that, when given, must be greater than
+// zero.
+func dcPositive(o *strictjson.Object, key, azure string) float64 {
+	v, ok := dcNumber(o, key)
 	if ok && v == 0 {
-		d.fail("%s (%s) 0 must be greater than zero (leave it out for the default)", path, azure)
+		o.Fail(key, "%s (%s) 0 must be greater than zero (leave it out for the default)", o.Path(key), azure)
 	}
 	return v
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/errcodetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -243,7 +244,7 @@ func TestDecodeDeploymentConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := DecodeDeploymentConfig([]byte(tt.in))
-			checkErrs(t, err, tt.want)
+			errcodetest.CheckInvalid(t, err, tt.want, true)
 		})
 	}
 }
@@ -285,7 +286,7 @@ func TestDecodeDeployConfigComputeType(t *testing.T) {
 	}
 	for _, file := range []string{"deploymentconfig-aksendpoint.json", "deploymentconfig-local.json"} {
 		_, err := DecodeDeployConfig(readTestdata(t, file))
-		checkErrs(t, err, []string{"is not aks: a web service deploy config needs computeType aks"})
+		errcodetest.CheckInvalid(t, err, []string{"is not aks: a web service deploy config needs computeType aks"}, true)
 	}
 }
 

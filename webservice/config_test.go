@@ -1,23 +1,14 @@
 package webservice
 
 import (
-	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/internal/errcodetest"
 	"github.com/google/go-cmp/cmp"
 )
-
-// checkErrs asserts that err holds exactly one InvalidArgument error per
-// wanted substring, in order.
-func checkErrs(t *testing.T, err error, want []string) {
-	t.Helper()
-	errcodetest.CheckInvalid(t, err, want, true)
-}
 
 // TestDeployConfigValidate has one row per client-side rule of reference §2
 // (rows named "rule: ..."), plus the server-side scoring timeout cap and
@@ -89,7 +80,7 @@ func TestDeployConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			checkErrs(t, tt.cfg.Validate(), tt.want)
+			errcodetest.CheckInvalid(t, tt.cfg.Validate(), tt.want, true)
 		})
 	}
 }
@@ -172,21 +163,7 @@ func TestValidateName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := ValidateName(tt.in)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("ValidateName(%q) = %v", tt.in, err)
-				}
-				return
-			}
-			if !errors.Is(err, errcode.InvalidArgument) {
-				t.Fatalf("ValidateName(%q) = %v, want InvalidArgument", tt.in, err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("ValidateName(%q) = %q, want %q", tt.in, err, w)
-				}
-			}
+			errcodetest.CheckOne(t, ValidateName(tt.in), tt.want)
 		})
 	}
 }

@@ -54,6 +54,20 @@ type Record struct {
 	Generation    int64        `json:"generation"`
 	CreatedTime   time.Time    `json:"createdTime"`
 	UpdatedTime   time.Time    `json:"updatedTime"`
+	// Runtime is what the replicas of an entry-script service run, kept
+	// so that another process (a later CLI command) can update the
+	// service or change its keys; nil for a Go handler, which is code of
+	// the deploying process.
+	Runtime *Runtime `json:"runtime,omitempty"`
+	// Owner is the process the service's cluster lived in when it was
+	// deployed, for in-process clusters (see compute.Record.Owner).
+	Owner *compute.Owner `json:"owner,omitempty"`
+}
+
+// Stale reports whether the service ran on an in-process cluster whose
+// process has exited.
+func (r Record) Stale() bool {
+	return r.Owner != nil && !r.Owner.Alive()
 }
 
 // DeployOptions are the options of Deploy.
@@ -118,8 +132,18 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 	if s.rec.SecondaryKey == "" {
 		s.rec.SecondaryKey = frontend.GenerateKey()
 	}
+	s.rec.Owner = target.Record().Owner
 	b, _ := json.Marshal(s.rec)
-	if err := store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs); err != nil {
+	err := store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs)
+	if errors.Is(err, errcode.AlreadyExists) {
+		// A stale record (its in-process cluster is gone) is replaced.
+		if old, lerr := load(ctx, store, name); lerr == nil && old.Stale() {
+			if err = store.DeleteWithModelRefs(ctx, recordKind, name, name); err == nil {
+				err = store.CreateWithModelRefs(ctx, recordKind, name, b, name, rt.ModelIDs)
+			}
+		}
+	}
+	if err != nil {
 		if errors.Is(err, errcode.AlreadyExists) {
 			return nil, errcode.Errorf(errcode.AlreadyExists, "service %q already exists in the workspace: deploy with aml.DeployOptions{Overwrite: true} (az ml model deploy --overwrite) to update it, call Service.Update, or delete it first", name)
 		}
@@ -198,6 +222,7 @@ func (s *Service) spec() *driver.ServiceSpec {
 // apply sends the current record to the cluster and saves it. Caller
 // holds s.mu or owns s exclusively.
 func (s *Service) apply(ctx context.Context) error {
+	s.rec.Runtime = StoredRuntime(s.rt)
 	spec := s.spec()
 	if err := s.target.Cluster().ApplyService(ctx, spec); err != nil {
 		return fmt.Errorf("deploy service %q: %w", s.rec.Name, err)
@@ -210,7 +235,19 @@ func (s *Service) apply(ctx context.Context) error {
 	return s.store.Put(ctx, recordKind, s.rec.Name, b)
 }
 
-// Get returns the service name recorded in target's workspace.
+// StoredRuntime is the copy of rt a record keeps: an entry script's
+// runtime, or nil for a Go handler's (code of the deploying process, which
+// no other process can run). Endpoints keep their versions' the same way.
+func StoredRuntime(rt Runtime) *Runtime {
+	if rt.Template.Handler != nil || rt.Template.EntryScript == "" {
+		return nil
+	}
+	return &rt
+}
+
+// Get returns the service name recorded in target's workspace. A service
+// deployed with an entry script by another process can be changed as
+// well: its record keeps the runtime.
 func Get(ctx context.Context, target *compute.Target, name string) (*Service, error) {
 	store := target.Store()
 	rec, err := load(ctx, store, name)
@@ -223,6 +260,8 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Service, er
 	s := &Service{target: target, store: store, client: defaultClient, rec: rec}
 	if rt, ok := store.Local().Load(recordKind, name); ok {
 		s.rt = rt.(Runtime)
+	} else if rec.Runtime != nil {
+		s.rt = *rec.Runtime
 	}
 	return s, nil
 }

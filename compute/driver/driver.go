@@ -206,7 +206,7 @@ type Scale struct {
 type ReplicaTemplate struct {
 	// Handler is set for Go-native models; otherwise EntryScript names a
 	// score.py relative to SourceDir.
-	Handler     handler.New
+	Handler     handler.New `json:"-"` // code of this process: never stored
 	EntryScript string
 	SourceDir   string
 	Interpreter string

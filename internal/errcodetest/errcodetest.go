@@ -1,5 +1,7 @@
 // Package errcodetest checks validation errors in tests: a joined error of
-// errcode.InvalidArgument problems, one per broken rule, in order.
+// errcode.InvalidArgument problems, one per broken rule, in order
+// (CheckInvalid), or one error that names every rule broken, as a name
+// check gives (CheckOne).
 package errcodetest
 
 import (
@@ -34,5 +36,29 @@ func CheckInvalid(t testing.TB, err error, want []string, sdkWording bool) {
 	}
 	if err != nil && !errors.Is(err, errcode.InvalidArgument) {
 		t.Errorf("joined error is not InvalidArgument: %v", err)
+	}
+}
+
+// CheckOne fails t unless err is nil when want is empty, and otherwise one
+// errcode.InvalidArgument error (a single problem, as a name check gives)
+// whose text contains each of want.
+func CheckOne(t testing.TB, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("got %v, want no error", err)
+		}
+		return
+	}
+	if !errors.Is(err, errcode.InvalidArgument) {
+		t.Fatalf("got %v, want an InvalidArgument error", err)
+	}
+	if n := len(errcode.Split(err)); n != 1 {
+		t.Errorf("got %d problems, want one:\n%v", n, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\nwant it to contain %q", err, w)
+		}
 	}
 }

@@ -77,6 +77,12 @@ type Options struct {
 	// Pods decides what each pod bound to a node does; nil means every
 	// pod runs and becomes ready.
 	Pods func(*corev1.Pod) PodOutcome
+	// Dir, when set, holds the control plane's files instead of a
+	// temporary directory, and Close keeps it: a later start on the same
+	// Dir reuses its loopback address and etcd's data, so every object
+	// (Deployments, Secrets, Services) comes back, as on a restarted
+	// cluster. Certificates and the admin token are issued anew.
+	Dir string
 }
 
 // ControlPlane is etcd, kube-apiserver, kube-controller-manager and
@@ -108,6 +114,7 @@ type ControlPlane struct {
 
 	bin    string
 	closed bool
+	keep   bool // Options.Dir: Close leaves the directory
 
 	replicas sync.Map // pod IP → loopback address of its server
 	podSeq   atomic.Int64
@@ -160,15 +167,25 @@ func New(ctx context.Context, opts *Options) (*ControlPlane, error) {
 	if missing := MissingBinaries(bin); len(missing) > 0 {
 		return nil, errcode.Errorf(errcode.FailedPrecondition, "the Kubernetes %s control plane is not built (missing %s): run scripts/kubebins, which builds etcd and Kubernetes from the Go module proxy (about 5 minutes once, then cached)", KubeVersion, strings.Join(missing, ", "))
 	}
-	dir, err := os.MkdirTemp("", "aksml-kube-")
-	if err != nil {
-		return nil, err
+	dir, keep := opts.Dir, opts.Dir != ""
+	if keep {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp("", "aksml-kube-"); err != nil {
+			return nil, err
+		}
 	}
 	cp, err := start(ctx, bin, dir, opts)
+	if cp != nil {
+		cp.keep = keep
+	}
 	if err != nil {
 		if cp != nil {
 			_ = cp.Close()
-		} else {
+		} else if !keep {
 			_ = os.RemoveAll(dir)
 		}
 		return nil, err
@@ -201,6 +218,15 @@ func randomLoopback() string {
 func start(ctx context.Context, bin, dir string, opts *Options) (*ControlPlane, error) {
 	began := time.Now()
 	cp := &ControlPlane{Dir: dir, IP: randomLoopback(), pods: opts.Pods, port: 11250, bin: bin}
+	if opts.Dir != "" {
+		// A kept directory keeps its address: etcd's data names it.
+		ipFile := filepath.Join(dir, "ip")
+		if b, err := os.ReadFile(ipFile); err == nil && net.ParseIP(strings.TrimSpace(string(b))) != nil {
+			cp.IP = strings.TrimSpace(string(b))
+		} else if err := os.WriteFile(ipFile, []byte(cp.IP+"\n"), 0o600); err != nil {
+			return cp, err
+		}
+	}
 	cp.URL = "https://" + net.JoinHostPort(cp.IP, "6443")
 
 	p, err := newPKI(filepath.Join(dir, "pki"))
@@ -445,7 +471,7 @@ func (cp *ControlPlane) processes() []*process {
 }
 
 // Close removes the nodes, ends every process, newest first, and deletes
-// the control plane's directory. Closing twice is harmless.
+// the control plane's directory (unless Options.Dir named it). Closing twice is harmless.
 func (cp *ControlPlane) Close() error {
 	cp.mu.Lock()
 	nodes, procs := cp.nodes, cp.procs
@@ -459,7 +485,7 @@ func (cp *ControlPlane) Close() error {
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
 	}
-	if closed {
+	if closed || cp.keep {
 		return nil
 	}
 	return os.RemoveAll(cp.Dir)

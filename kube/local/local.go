@@ -67,6 +67,12 @@ type Options struct {
 	// Namespace is where services go when their spec names none; default
 	// kube.DefaultNamespace.
 	Namespace string
+	// Dir, when set, keeps the cluster's state there (etcd's data, the
+	// admin kubeconfig Dir/admin.kubeconfig, the control plane's address)
+	// instead of a temporary directory that Close removes: starting again
+	// on the same Dir brings back every service, as a restarted AKS
+	// control plane does. Pods are started anew on the nodes.
+	Dir string
 }
 
 func (o *Options) withDefaults() Options {
@@ -159,7 +165,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 	if shape.VCPUs <= 0 || shape.MemoryGB <= 0 {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "local cluster %q: vm_size %q needs vCPUs and memory (got %d and %g GB)", name, shape.VMSize, shape.VCPUs, shape.MemoryGB)
 	}
-	cp, err := controlplane.New(ctx, &controlplane.Options{BinDir: o.BinDir})
+	cp, err := controlplane.New(ctx, &controlplane.Options{BinDir: o.BinDir, Dir: o.Dir})
 	if err != nil {
 		return nil, fmt.Errorf("local cluster %q: %w", name, err)
 	}
@@ -173,6 +179,13 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 	fail := func(err error) (*Cluster, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("local cluster %q: %w", name, err)
+	}
+	// A restarted cluster's pods ran in a process that is gone: delete
+	// them so their controllers make new ones, which the nodes run.
+	if o.Dir != "" {
+		if err := deleteBoundPods(ctx, cp.Client); err != nil {
+			return fail(err)
+		}
 	}
 	for _, n := range controlplane.NodesForShape(shape) {
 		// AKS labels GPU nodes (kubernetes.azure.com/accelerator) but does
@@ -337,6 +350,22 @@ func (c *Cluster) withImages(ns string, spec *driver.ServiceSpec) (*driver.Servi
 			ns = spec.Namespace
 		}
 		key := ns + "/" + spec.Name + "/" + cp.Versions[i].Name
+		if r.Handler == nil && r.Image == "" && c.opts.Dir != "" {
+			// An entry script's replica is described by data: on a
+			// cluster kept in a Dir, store it in the cluster under a
+			// content-addressed name, so that this cluster restarted on
+			// its Dir runs it too.
+			name, err := storeTemplate(context.Background(), c.cp.Client, spec.Name, cp.Versions[i].Name, *r)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			c.images[name] = img
+			c.last[key] = name
+			c.mu.Unlock()
+			r.Image = name
+			continue
+		}
 		c.mu.Lock()
 		name := r.Image
 		if prev, ok := c.images[c.last[key]]; ok && name == "" && prev.equal(img) {
@@ -373,6 +402,14 @@ func (c *Cluster) resolve(pod *corev1.Pod, ctr *corev1.Container) (runner, error
 	c.mu.Lock()
 	img := c.images[ctr.Image]
 	c.mu.Unlock()
+	if img == nil {
+		if t, ok := loadTemplate(context.Background(), c.cp.Client, ctr.Image); ok {
+			img = &image{tmpl: t}
+			c.mu.Lock()
+			c.images[ctr.Image] = img
+			c.mu.Unlock()
+		}
+	}
 	switch {
 	case img == nil:
 		return nil, fmt.Errorf("image %q is not in the local cluster: it runs the front-end (%s) and the replicas of services applied through it (Go models in this process, entry scripts from their source directories)", ctr.Image, kube.DefaultFrontEndImage)

@@ -15,6 +15,7 @@ func init() {
 		// function, constant and variable definitions
 		"Attach":                    reflect.ValueOf(compute.Attach),
 		"Create":                    reflect.ValueOf(compute.Create),
+		"CurrentOwner":              reflect.ValueOf(compute.CurrentOwner),
 		"DefaultAgentCount":         reflect.ValueOf(constant.MakeFromLiteral("3", token.INT, 0)),
 		"DefaultDevTestAgentCount":  reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"DefaultLoadBalancerSubnet": reflect.ValueOf(constant.MakeFromLiteral("\"aks-subnet\"", token.STRING, 0)),
@@ -23,9 +24,11 @@ func init() {
 		"DenseProd":                 reflect.ValueOf(compute.DenseProd),
 		"DevTest":                   reflect.ValueOf(compute.DevTest),
 		"FastProd":                  reflect.ValueOf(compute.FastProd),
+		"Forget":                    reflect.ValueOf(compute.Forget),
 		"Get":                       reflect.ValueOf(compute.Get),
 		"InternalLoadBalancer":      reflect.ValueOf(compute.InternalLoadBalancer),
 		"List":                      reflect.ValueOf(compute.List),
+		"Lookup":                    reflect.ValueOf(compute.Lookup),
 		"LookupVMSize":              reflect.ValueOf(compute.LookupVMSize),
 		"MaxNameLength":             reflect.ValueOf(constant.MakeFromLiteral("24", token.INT, 0)),
 		"MinDevTestNodes":           reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
@@ -52,10 +55,13 @@ func init() {
 		// type definitions
 		"AKSResource":        reflect.ValueOf((*compute.AKSResource)(nil)),
 		"AttachConfig":       reflect.ValueOf((*compute.AttachConfig)(nil)),
+		"BackendNamer":       reflect.ValueOf((*compute.BackendNamer)(nil)),
 		"ClusterPurpose":     reflect.ValueOf((*compute.ClusterPurpose)(nil)),
 		"CreateOptions":      reflect.ValueOf((*compute.CreateOptions)(nil)),
+		"Ephemeral":          reflect.ValueOf((*compute.Ephemeral)(nil)),
 		"LoadBalancerType":   reflect.ValueOf((*compute.LoadBalancerType)(nil)),
 		"Local":              reflect.ValueOf((*compute.Local)(nil)),
+		"Owner":              reflect.ValueOf((*compute.Owner)(nil)),
 		"ProvisioningConfig": reflect.ValueOf((*compute.ProvisioningConfig)(nil)),
 		"ProvisioningState":  reflect.ValueOf((*compute.ProvisioningState)(nil)),
 		"Record":             reflect.ValueOf((*compute.Record)(nil)),
@@ -67,8 +73,30 @@ func init() {
 		"Warning":            reflect.ValueOf((*compute.Warning)(nil)),
 
 		// interface wrapper definitions
-		"_Store": reflect.ValueOf((*_github_com_aksml_aksml_compute_Store)(nil)),
+		"_BackendNamer": reflect.ValueOf((*_github_com_aksml_aksml_compute_BackendNamer)(nil)),
+		"_Ephemeral":    reflect.ValueOf((*_github_com_aksml_aksml_compute_Ephemeral)(nil)),
+		"_Store":        reflect.ValueOf((*_github_com_aksml_aksml_compute_Store)(nil)),
 	}
+}
+
+// _github_com_aksml_aksml_compute_BackendNamer is an interface wrapper for BackendNamer type
+type _github_com_aksml_aksml_compute_BackendNamer struct {
+	IValue   interface{}
+	WBackend func() string
+}
+
+func (W _github_com_aksml_aksml_compute_BackendNamer) Backend() string {
+	return W.WBackend()
+}
+
+// _github_com_aksml_aksml_compute_Ephemeral is an interface wrapper for Ephemeral type
+type _github_com_aksml_aksml_compute_Ephemeral struct {
+	IValue     interface{}
+	WEphemeral func() bool
+}
+
+func (W _github_com_aksml_aksml_compute_Ephemeral) Ephemeral() bool {
+	return W.WEphemeral()
 }
 
 // _github_com_aksml_aksml_compute_Store is an interface wrapper for Store type

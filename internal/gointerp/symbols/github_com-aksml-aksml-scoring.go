@@ -25,6 +25,7 @@ func init() {
 		"DefaultWorkers":           reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"Main":                     reflect.ValueOf(scoring.Main),
 		"MaxWorkers":               reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
+		"NewAppRoot":               reflect.ValueOf(scoring.NewAppRoot),
 		"NewServer":                reflect.ValueOf(scoring.NewServer),
 		"ParseOrigins":             reflect.ValueOf(scoring.ParseOrigins),
 		"Run":                      reflect.ValueOf(scoring.Run),

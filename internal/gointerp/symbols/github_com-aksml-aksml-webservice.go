@@ -51,6 +51,7 @@ func init() {
 		"Score":                               reflect.ValueOf(webservice.Score),
 		"ScoreServed":                         reflect.ValueOf(webservice.ScoreServed),
 		"Secondary":                           reflect.ValueOf(webservice.Secondary),
+		"StoredRuntime":                       reflect.ValueOf(webservice.StoredRuntime),
 		"String":                              reflect.ValueOf(webservice.String),
 		"ValidateName":                        reflect.ValueOf(webservice.ValidateName),
 

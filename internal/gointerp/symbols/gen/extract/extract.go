@@ -63,6 +63,7 @@ var Aksml = []string{
 	"github.com/aksml/aksml/errcode",
 	"github.com/aksml/aksml/notebook",
 	"github.com/aksml/aksml/scoring",
+	"github.com/aksml/aksml/scoring/handler",
 	"github.com/aksml/aksml/simulator",
 	"github.com/aksml/aksml/webservice",
 }
