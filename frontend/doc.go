@@ -41,6 +41,7 @@
 //	404 Service NAME not found | Version V not found in service NAME | Not found
 //	405 Method M is not allowed; use GET or POST (with Allow: GET, POST)
 //	413 Request body is larger than the limit of N bytes (default 100 MB; a chunked body as soon as its chunks pass it)
+//	417 (no body: an Expect other than 100-continue, as net/http; the connection closes)
 //	431 Request header fields too large (Serve: a header block over 16 KiB)
 //	500 Could not buffer the request body (Serve: its file could not be written)
 //	501 Unsupported transfer encoding (anything but chunked)

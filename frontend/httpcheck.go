@@ -18,9 +18,12 @@ import (
 //	     or one that is not a number (an empty Host is refused by
 //	     ServeHTTP too, where net/http would pass it on)
 //	501  a Transfer-Encoding other than chunked
-//	505  an HTTP version other than 1.x (once the head is all there and
-//	     passes the checks above but a blank in a header name and an
-//	     empty or malformed Host, as net/http orders them)
+//	505  an HTTP version other than 1.x
+//
+// in net/http's order: a malformed line (or a second Host) as it arrives;
+// once the head is complete, the framing (501, then a bad Content-Length),
+// then 505, then a missing, empty or malformed Host or a blank in a header
+// name (400).
 //
 // As net/http does, it serves HTTP/1.2 and later minor versions as
 // HTTP/1.1, reads "PRI * HTTP/2.0" (the HTTP/2 preface) as a request, and
@@ -54,10 +57,12 @@ func checkHead(buf []byte, complete bool) headProblem {
 	var length []byte
 	coding := false
 	http11 := true
-	// An HTTP version other than 1.x is refused with 505 once the head is
-	// all there and well-formed, as net/http does (after the header
-	// lines and framing, before Host).
-	var version headProblem
+	// Refused once the head is all there, in net/http's order: the
+	// framing (a Transfer-Encoding other than chunked, then a bad
+	// Content-Length), then an HTTP version other than 1.x, then a
+	// missing or bad Host or a blank in a header name (which net/http's
+	// parser takes). A malformed line is refused as it arrives.
+	var te, cl, version, late headProblem
 	for {
 		i := bytes.IndexByte(buf[pos:], '\n')
 		if i < 0 {
@@ -90,10 +95,14 @@ func checkHead(buf []byte, complete bool) headProblem {
 			return probBadRequest // folded
 		}
 		c := bytes.IndexByte(line, ':')
-		if c <= 0 || !token(line[:c]) && (version.code == 0 || !token(bytes.ReplaceAll(line[:c], []byte(" "), nil))) {
-			// (net/http's parser takes blanks in a name, and refuses
-			// the name only after deciding on 505.)
+		if c <= 0 {
 			return probBadRequest
+		}
+		if !token(line[:c]) {
+			if !token(bytes.ReplaceAll(line[:c], []byte(" "), nil)) {
+				return probBadRequest
+			}
+			late = probBadRequest
 		}
 		name, v := line[:c], bytes.Trim(line[c+1:], " \t")
 		if !httpguts.ValidHeaderFieldValue(string(v)) {
@@ -102,26 +111,31 @@ func checkHead(buf []byte, complete bool) headProblem {
 		switch {
 		case bytes.EqualFold(name, []byte("host")):
 			hosts++
-			if hosts > 1 || version.code == 0 && (len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v))) {
-				return probBadRequest
+			if hosts > 1 {
+				return probBadRequest // before the framing, as net/http
+			}
+			if len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v)) {
+				late = probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
 			if parseLength(v) < 0 || length != nil && !bytes.Equal(length, v) {
-				return probBadRequest
+				cl = probBadRequest
 			}
 			length = v
 		case bytes.EqualFold(name, []byte("transfer-encoding")):
 			if http11 && (coding || !bytes.EqualFold(v, []byte("chunked"))) {
-				return probCoding
+				te = probCoding
 			}
 			coding = true
 		}
 	}
-	if version.code != 0 {
-		return version
-	}
 	if http11 && hosts == 0 {
-		return probBadRequest
+		late = probBadRequest
+	}
+	for _, p := range []headProblem{te, cl, version, late} {
+		if p.code != 0 {
+			return p
+		}
 	}
 	return headProblem{}
 }
@@ -170,7 +184,8 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 		return true, headProblem{}
 	}
 	if v[5] != '1' {
-		return v[5] > '1', probVersion
+		// (net/http frames an HTTP/0.0 request as HTTP/1.1.)
+		return v[5] > '1' || string(v) == "HTTP/0.0", probVersion
 	}
 	return v[7] != '0', headProblem{}
 }

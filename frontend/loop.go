@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -688,6 +689,10 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 			head = append([]byte(nil), head...)
 		}
 		head[le-1] = '1'
+	} else if le >= 8 && string(head[le-8:le]) == "HTTP/1.0" && bytes.Contains(bytes.ToLower(head), []byte("\ntransfer-encoding:")) {
+		// net/http ignores Transfer-Encoding before HTTP/1.1 (the body
+		// is as long as Content-Length says); fasthttp would not.
+		head = dropHeader(head, "transfer-encoding")
 	}
 	if cc != nil {
 		cc.star, cc.headLen = star, end
@@ -729,6 +734,26 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	default:
 		return end, nil
 	}
+}
+
+// dropHeader returns a copy of a request head without its lines named
+// name (lower case).
+func dropHeader(head []byte, name string) []byte {
+	out := make([]byte, 0, len(head))
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n') + 1
+		if i == 0 {
+			i = len(head)
+		}
+		line := head[:i]
+		head = head[i:]
+		c := bytes.IndexByte(line, ':')
+		if c > 0 && strings.EqualFold(string(line[:c]), name) {
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // postSkip is how many CR or LF bytes are skipped before the request that
@@ -979,6 +1004,16 @@ func (l *loop) dispatch(cc *clientConn) {
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
+	if e := req.Header.PeekBytes(headerExpect); len(e) > 0 && !bytes.EqualFold(e, expect100) {
+		// An expectation other than 100-continue: 417 and close, as
+		// net/http's server answers.
+		resp.SetStatusCode(http.StatusExpectationFailed)
+		resp.Header.SetContentLength(0)
+		setRequestID(resp)
+		cc.closeAfter = true
+		l.answerNow(cc)
+		return
+	}
 	if cc.star && string(req.Header.Method()) == http.MethodOptions {
 		// The server-wide OPTIONS, answered as net/http's server does.
 		resp.SetStatusCode(http.StatusOK)
