@@ -78,10 +78,20 @@ type processRunner struct {
 	program string
 	extra   []string
 	dir     string
+	// app, when set, gives each run a fresh Azure-style app root as its
+	// working directory and AML_APP_ROOT, removed when the process ends.
+	app *appRootDirs
 }
 
+// appRootDirs are the folders an entry script's app root links to.
+type appRootDirs struct{ source, models string }
+
 // scoreProcess runs an entry script's replica: the scoring server with the
-// service's source directory, entry script, models and interpreter.
+// service's source directory, entry script, models and interpreter. It
+// runs in an app root laid out as an Azure ML container's
+// (scoring.NewAppRoot: the source directory under its own name, the
+// azureml-models folder), so a script opens ./<source_dir_name>/file as it
+// does in Azure and in the simulator.
 func scoreProcess(t driver.ReplicaTemplate) processRunner {
 	extra := []string{"--entry_script=" + t.EntryScript}
 	if t.SourceDir != "" {
@@ -93,7 +103,11 @@ func scoreProcess(t driver.ReplicaTemplate) processRunner {
 	if t.Interpreter != "" {
 		extra = append(extra, "--interpreter="+t.Interpreter)
 	}
-	return processRunner{program: scorer, extra: extra, dir: t.SourceDir}
+	p := processRunner{program: scorer, extra: extra}
+	if t.SourceDir != "" {
+		p.app = &appRootDirs{source: t.SourceDir, models: t.ModelDir}
+	}
+	return p
 }
 
 // frontEndProcess runs a front-end pod: fe.Run (cmd/aksml-fe)
@@ -122,8 +136,18 @@ func (p processRunner) run(ctx context.Context, rc runContext) error {
 	for _, k := range slices.Sorted(maps.Keys(rc.env)) {
 		env = append(env, k+"="+rc.env[k])
 	}
-	cmd.Env = env
 	cmd.Dir = p.dir
+	if p.app != nil {
+		root, remove, err := scoring.NewAppRoot(p.app.source, p.app.models)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		// Last, so that it wins over the container's own environment.
+		cmd.Dir = root
+		env = append(env, "AML_APP_ROOT="+root)
+	}
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = rc.log, rc.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
