@@ -3,6 +3,7 @@ package aml
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/aksml/aksml/errcode"
@@ -23,8 +24,9 @@ type ImageOptions struct {
 	// BaseImage overrides the environment's base image ("scratch" for a Go
 	// model). Empty means the environment's, or image.DefaultBaseImage.
 	BaseImage string
-	// Progress receives the cache's decisions and the build log.
-	Progress func(line string)
+	// Progress receives the cache's decisions and the build log, a line
+	// per Write, as every Progress of the library does; nil drops them.
+	Progress io.Writer
 }
 
 // ImageSpec maps an inference config onto an image.Spec: the environment's

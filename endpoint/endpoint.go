@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -68,11 +69,12 @@ type VersionRecord struct {
 // to the endpoint. Every change returns once the router applies it; use
 // Wait for replicas to become ready.
 type Endpoint struct {
-	target *compute.Target
-	name   string // e.rec.Name, readable without e.mu (change replaces e.rec)
-	store  compute.Store
-	client *http.Client
-	poll   time.Duration
+	target   *compute.Target
+	name     string // e.rec.Name, readable without e.mu (change replaces e.rec)
+	store    compute.Store
+	client   *http.Client
+	poll     time.Duration
+	progress io.Writer
 
 	mu       sync.Mutex
 	rec      Record
@@ -94,6 +96,10 @@ type CreateOptions struct {
 	// not signal a change (it waits on the cluster's Watch otherwise); 0
 	// means compute.DefaultPollInterval.
 	PollInterval time.Duration
+	// Progress receives show_output-style lines during Wait, one per
+	// change of the endpoint's state or reason, as webservice's and
+	// compute's Progress do; nil drops them.
+	Progress io.Writer
 }
 
 // Create makes endpoint name on target with its first version, which
@@ -107,7 +113,7 @@ func Create(ctx context.Context, target *compute.Target, name string, first Vers
 	store := target.Store()
 	e := &Endpoint{target: target, name: name, store: store, client: nil, runtimes: map[string]webservice.Runtime{}}
 	if opts != nil {
-		e.client, e.poll = opts.HTTPClient, opts.PollInterval
+		e.client, e.poll, e.progress = opts.HTTPClient, opts.PollInterval, opts.Progress
 	}
 	eff := first.Effective()
 	first.IsDefault = true
@@ -562,6 +568,9 @@ func (e *Endpoint) Wait(ctx context.Context) error {
 		st, err := e.Status(ctx)
 		if err != nil {
 			return false, err
+		}
+		if e.progress != nil && (last == nil || st.State != last.State || st.Message != last.Message) {
+			fmt.Fprintf(e.progress, "%s endpoint %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), e.name, st.Summary())
 		}
 		last = st
 		switch st.State {

@@ -1,12 +1,14 @@
 package endpoint_test
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/endpoint"
@@ -425,5 +427,41 @@ func TestCreateValidates(t *testing.T) {
 	// 40 % to the only version, the remaining 60 % to the default: the same.
 	if got := versionStats(e.stats(t, "lonely"), "only"); got.EffectivePercent != 100 {
 		t.Errorf("effective share of the only version %v%%, want 100", got.EffectivePercent)
+	}
+}
+
+// Wait writes a Progress line per change of state or reason: the
+// scheduler's words at once for a version no node can hold, and Healthy
+// at the end for one that fits.
+func TestWaitProgress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var out strings.Builder
+	ep, err := endpoint.Create(testCtx(t), e.target, "prog", version("first", 0, 1), e.echo(t, "first"), &endpoint.CreateOptions{Progress: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.HasSuffix(last, " endpoint prog: Healthy") {
+		t.Errorf("last progress line %q, want the endpoint Healthy (all: %q)", last, lines)
+	}
+
+	out.Reset()
+	big := version("big", 0, 1)
+	big.CPUCores = 1000
+	ep, err = endpoint.Create(testCtx(t), e.target, "prog-big", big, e.echo(t, "big"), &endpoint.CreateOptions{Progress: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := ep.Wait(ctx); err == nil {
+		t.Fatal("a version no node can hold became ready")
+	}
+	if !strings.Contains(out.String(), "endpoint prog-big: ") || !strings.Contains(out.String(), "Insufficient cpu") {
+		t.Errorf("progress %q does not give the scheduler's reason", out.String())
 	}
 }

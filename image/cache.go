@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -126,9 +127,11 @@ type EnsureOptions struct {
 	// Inputs are the files the build context needs (only read on a miss,
 	// but checked against the Spec's digests then).
 	Inputs *ContextInputs
-	// Progress receives the cache's decisions and the build log, line by
-	// line; nil drops them.
-	Progress func(line string)
+	// Progress receives the cache's decisions and the build log, one
+	// line (ending in a newline) per Write; nil drops them. It is the
+	// same hook, in the same shape, as compute.CreateOptions.Progress and
+	// webservice.DeployOptions.Progress.
+	Progress io.Writer
 }
 
 // Ensure returns the image for spec, building it only if neither store has
@@ -138,9 +141,9 @@ func (c *Cache) Ensure(ctx context.Context, spec *Spec, opts *EnsureOptions) (*R
 	if opts == nil {
 		opts = &EnsureOptions{}
 	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string) {}
+	progress := func(string) {}
+	if w := opts.Progress; w != nil {
+		progress = func(line string) { _, _ = io.WriteString(w, strings.TrimRight(line, "\n")+"\n") }
 	}
 	start := c.opts.Clock.Now()
 	d, err := spec.Digest()

@@ -328,8 +328,8 @@ func (s *Service) WaitForDeployment(ctx context.Context) error {
 		if err != nil {
 			return false, err
 		}
-		if (last == nil || st.State != last.State) && s.progress != nil {
-			fmt.Fprintf(s.progress, "%s service %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), s.rec.Name, st.State)
+		if s.progress != nil && (last == nil || st.State != last.State || st.Message != last.Message) {
+			fmt.Fprintf(s.progress, "%s service %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), s.rec.Name, st.Summary())
 		}
 		last = st
 		switch st.State {

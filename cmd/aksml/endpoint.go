@@ -217,7 +217,7 @@ func (a *app) endpointCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := endpoint.Create(ctx, t, name, cfg, rt, nil)
+			e, err := endpoint.Create(ctx, t, name, cfg, rt, &endpoint.CreateOptions{Progress: a.progressWriter()})
 			if err != nil {
 				return err
 			}

@@ -272,6 +272,15 @@ type ServiceStatus struct {
 	Versions   []VersionStatus
 }
 
+// Summary is the state and, when there is one, the reason: the line a
+// progress display shows ("Transitioning: 0 of 2 replicas ready").
+func (s *ServiceStatus) Summary() string {
+	if s.Message == "" {
+		return string(s.State)
+	}
+	return string(s.State) + ": " + s.Message
+}
+
 // VersionStatus is one version's replicas.
 type VersionStatus struct {
 	Name          string

@@ -190,8 +190,8 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	removeImagesAtEnd(t, e, ref)
 
 	cache := image.NewCache(image.CacheOptions{Workspace: &EngineStore{Engine: e, Repository: repo}, Builder: builder})
-	var progress []string
-	res, err := cache.Ensure(ctx, spec, &image.EnsureOptions{Inputs: inputs, Progress: func(l string) { progress = append(progress, l) }})
+	var progress strings.Builder
+	res, err := cache.Ensure(ctx, spec, &image.EnsureOptions{Inputs: inputs, Progress: &progress})
 	if err != nil {
 		t.Fatalf("first Ensure: %v", err)
 	}
@@ -199,8 +199,8 @@ func TestIntegrationBuildRunScoreAndReuse(t *testing.T) {
 	if !res.Built || res.From != image.FromBuild || res.Ref != ref {
 		t.Fatalf("first Ensure = %+v, want a build tagged %s", res, ref)
 	}
-	if !strings.Contains(strings.Join(progress, "\n"), "Step 1/") {
-		t.Errorf("build log not streamed to progress: %q", progress)
+	if !strings.Contains(progress.String(), "Step 1/") {
+		t.Errorf("build log not streamed to progress: %q", progress.String())
 	}
 
 	// The same content again, through the same cache, a fresh cache, and
@@ -388,13 +388,13 @@ func TestIntegrationGlobalStoreAndConcurrentEnsure(t *testing.T) {
 		Global:    &RegistryStore{Engine: e, Repository: "127.0.0.1:1/aksml/env"},
 		Builder:   builder,
 	})
-	var lines []string
-	res, err = cache.Ensure(ctx, other, &image.EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
+	var lines strings.Builder
+	res, err = cache.Ensure(ctx, other, &image.EnsureOptions{Progress: &lines})
 	if err != nil || !res.Built {
 		t.Fatalf("Ensure with unreachable global store = %+v, %v", res, err)
 	}
-	if !strings.Contains(strings.Join(lines, "\n"), "global image store unavailable") {
-		t.Errorf("progress does not say the global store was unavailable: %q", lines)
+	if !strings.Contains(lines.String(), "global image store unavailable") {
+		t.Errorf("progress does not say the global store was unavailable: %q", lines.String())
 	}
 
 	// Registries that cannot be reached are errcode.Unavailable, naming
@@ -468,13 +468,13 @@ func TestIntegrationMissingBaseImageIsNotPulled(t *testing.T) {
 		{BaseImage: "aksml-test-absent/base:1"},
 		{BaseDockerfile: "FROM scratch AS a\nFROM aksml-test-absent/other:2\nCOPY --from=a / /"},
 	} {
-		var lines []string
-		_, err := cache.Ensure(context.Background(), spec, &image.EnsureOptions{Progress: func(l string) { lines = append(lines, l) }})
+		var lines strings.Builder
+		_, err := cache.Ensure(context.Background(), spec, &image.EnsureOptions{Progress: &lines})
 		if !errors.Is(err, errcode.FailedPrecondition) || !strings.Contains(err.Error(), "aksml-test-absent/") || !strings.Contains(err.Error(), "pulling is off") {
 			t.Errorf("error %v, want FailedPrecondition naming the base image", err)
 		}
-		if strings.Contains(strings.Join(lines, "\n"), "Step 1/") {
-			t.Errorf("the engine started the build: %q", lines)
+		if strings.Contains(lines.String(), "Step 1/") {
+			t.Errorf("the engine started the build: %q", lines.String())
 		}
 	}
 }
