@@ -114,7 +114,9 @@ func checkHead(buf []byte, complete bool) headProblem {
 			if hosts > 1 {
 				return probBadRequest // before the framing, as net/http
 			}
-			if len(v) == 0 && http11 || !httpguts.ValidHostHeader(string(v)) {
+			// (An empty Host is refused by the router's handler, which
+			// OPTIONS * does not reach.)
+			if len(v) == 0 && http11 && !optionsStar(buf) || !httpguts.ValidHostHeader(string(v)) {
 				late = probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
@@ -139,6 +141,10 @@ func checkHead(buf []byte, complete bool) headProblem {
 	}
 	return headProblem{}
 }
+
+// optionsStar reports whether a request head starts "OPTIONS * ", the
+// server-wide OPTIONS that net/http's server answers itself.
+func optionsStar(head []byte) bool { return bytes.HasPrefix(head, []byte("OPTIONS * ")) }
 
 // checkRequestLine checks "METHOD SP TARGET SP HTTP/x.y" and reports
 // whether the version is HTTP/1.1 or later; probVersion for a version

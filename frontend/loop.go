@@ -680,6 +680,11 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		// which no route has, and let dispatch answer OPTIONS *.
 		i := bytes.IndexByte(head, ' ')
 		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
+		if optionsStar(buf) {
+			// An empty Host, which OPTIONS * may have, would not do
+			// for fasthttp.
+			head = fillEmptyHost(head)
+		}
 	}
 	if le := bytes.IndexByte(head, '\r'); le >= 8 && string(head[le-8:le-1]) == "HTTP/1." && head[le-1] > '1' {
 		// HTTP/1.2 and later minor versions are HTTP/1.1 to net/http
@@ -693,6 +698,15 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		// net/http ignores Transfer-Encoding before HTTP/1.1 (the body
 		// is as long as Content-Length says); fasthttp would not.
 		head = dropHeader(head, "transfer-encoding")
+	}
+	if le := bytes.IndexByte(head, '\r'); le > 0 {
+		if a, b := bytes.IndexByte(head[:le], ' '), bytes.LastIndexByte(head[:le], ' '); a < b && bytes.IndexByte(head[a:b], '#') >= 0 {
+			// net/http takes a '#' in the target as part of the path
+			// (or query); fasthttp would cut a fragment off.
+			out := append([]byte(nil), head[:a]...)
+			out = append(out, bytes.ReplaceAll(head[a:b], []byte("#"), []byte("%23"))...)
+			head = append(out, head[b:]...)
+		}
 	}
 	if cc != nil {
 		cc.star, cc.headLen = star, end
@@ -734,6 +748,25 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	default:
 		return end, nil
 	}
+}
+
+// fillEmptyHost returns head with a placeholder in an empty Host line.
+func fillEmptyHost(head []byte) []byte {
+	out := make([]byte, 0, len(head)+1)
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n') + 1
+		if i == 0 {
+			i = len(head)
+		}
+		line := head[:i]
+		head = head[i:]
+		if c := bytes.IndexByte(line, ':'); c > 0 && strings.EqualFold(string(line[:c]), "host") &&
+			len(bytes.Trim(line[c+1:], " \t\r\n")) == 0 {
+			line = []byte("Host: -\r\n")
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // dropHeader returns a copy of a request head without its lines named
