@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aksml/aksml/aml"
-	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/endpoint"
 	"github.com/aksml/aksml/errcode"
@@ -87,19 +86,7 @@ func structToMap(v any) map[string]any {
 
 // endpoint opens endpoint name on its compute target.
 func (a *app) endpoint(ctx context.Context, name string) (*endpoint.Endpoint, error) {
-	ws, err := a.workspace(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := compute.LoadRecord[endpoint.Record](ctx, ws, "endpoint", "endpoint", name)
-	if err != nil {
-		return nil, err
-	}
-	t, err := a.target(ctx, rec.ComputeTarget)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint %q: %w", name, err)
-	}
-	return endpoint.Get(ctx, t, name)
+	return openOnTarget(ctx, a, "endpoint", name, func(r endpoint.Record) string { return r.ComputeTarget }, endpoint.Get)
 }
 
 func (a *app) showEndpoint(ctx context.Context, e *endpoint.Endpoint) error {

@@ -75,19 +75,27 @@ var errStale = errors.New("stale")
 
 // service opens service name on its compute target.
 func (a *app) service(ctx context.Context, name string) (*webservice.Service, error) {
+	return openOnTarget(ctx, a, "service", name, func(r webservice.Record) string { return r.ComputeTarget }, webservice.Get)
+}
+
+// openOnTarget reads the record of kind (service or endpoint) name and
+// opens it on the compute target the record names.
+func openOnTarget[R, H any](ctx context.Context, a *app, kind, name string, targetOf func(R) string,
+	open func(context.Context, *compute.Target, string) (H, error)) (H, error) {
+	var none H
 	ws, err := a.workspace(ctx)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	rec, err := compute.LoadRecord[webservice.Record](ctx, ws, "service", "service", name)
+	rec, err := compute.LoadRecord[R](ctx, ws, kind, kind, name)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	t, err := a.target(ctx, rec.ComputeTarget)
+	t, err := a.target(ctx, targetOf(rec))
 	if err != nil {
-		return nil, fmt.Errorf("service %q: %w", name, err)
+		return none, fmt.Errorf("%s %q: %w", kind, name, err)
 	}
-	return webservice.Get(ctx, t, name)
+	return open(ctx, t, name)
 }
 
 func (a *app) showService(ctx context.Context, svc *webservice.Service) error {
@@ -317,12 +325,7 @@ func (a *app) serviceCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, s, err := svc.Keys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(view{value: map[string]string{"primaryKey": p, "secondaryKey": s},
-				columns: []column{{"PrimaryKey", "primaryKey"}, {"SecondaryKey", "secondaryKey"}}})
+			return a.printKeys(cmd.Context(), svc)
 		},
 	}
 	nameFlag(keys)
@@ -345,12 +348,7 @@ func (a *app) serviceCmd() *cobra.Command {
 			if err := svc.RegenKey(cmd.Context(), k, keyValue); err != nil {
 				return err
 			}
-			p, s, err := svc.Keys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(view{value: map[string]string{"primaryKey": p, "secondaryKey": s},
-				columns: []column{{"PrimaryKey", "primaryKey"}, {"SecondaryKey", "secondaryKey"}}})
+			return a.printKeys(cmd.Context(), svc)
 		},
 	}
 	nameFlag(regen)
@@ -535,4 +533,14 @@ func (a *app) printRaw(out json.RawMessage) error {
 		return err
 	}
 	return a.print(view{value: v})
+}
+
+// printKeys prints a key-auth service's primary and secondary keys.
+func (a *app) printKeys(ctx context.Context, svc *webservice.Service) error {
+	p, s, err := svc.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	return a.print(view{value: map[string]string{"primaryKey": p, "secondaryKey": s},
+		columns: []column{{"PrimaryKey", "primaryKey"}, {"SecondaryKey", "secondaryKey"}}})
 }
