@@ -109,6 +109,13 @@ type Config struct {
 	// DefaultLogLines.
 	LogLines int
 
+	// DataCollection, when set, turns on azureml.monitoring.
+	// ModelDataCollector for a Python entry script (collect_model_data):
+	// the workers get AML_MODEL_DC_STORAGE_ENABLED=true and their records go
+	// to DataCollection.Store. Nil means collection is off (the variable is
+	// false and collect() is a no-op). A Go Handler ignores it.
+	DataCollection *DataCollection
+
 	// LogOutput, when set, also receives every log line as it is written
 	// (aksml-score sets it to stdout, so container logs show the replica log).
 	LogOutput io.Writer
@@ -159,6 +166,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ServiceName == "" {
 		c.ServiceName = "ML service"
+	}
+	if err := c.DataCollection.validate(); err != nil {
+		bad("data collection: %v", err)
+	} else if c.DataCollection != nil {
+		dc := *c.DataCollection
+		if dc.Buffer == 0 {
+			dc.Buffer = DefaultDataCollectionBuffer
+		}
+		c.DataCollection = &dc
 	}
 	if c.ServiceVersion == "" {
 		c.ServiceVersion = "1.0"
@@ -298,6 +314,15 @@ func (c *Config) workerEnv(appRoot string) []string {
 		delete(set, "AZUREML_MODEL_DIR")
 	}
 	add("PYTHONUNBUFFERED", "1")
+	// As in a v1 container: whether ModelDataCollector collects. The
+	// records go to the server on fd 5.
+	if c.DataCollection != nil {
+		add("AML_MODEL_DC_STORAGE_ENABLED", "true")
+		add("AKSML_DC_FD", "5")
+	} else {
+		add("AML_MODEL_DC_STORAGE_ENABLED", "false")
+		delete(set, "AKSML_DC_FD")
+	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {
 		if v, ok := set[k]; ok {

@@ -328,7 +328,12 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	reqR, reqW, err1 := pipe()
 	respR, respW, err2 := pipe()
 	outR, outW, err3 := pipe()
-	if err := errors.Join(err1, err2, err3); err != nil {
+	var dcR, dcW *os.File
+	var err4 error
+	if p.srv.dc != nil {
+		dcR, dcW, err4 = pipe()
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		closeAll()
 		return nil, nil, errcode.Wrap(errcode.Internal, err)
 	}
@@ -338,6 +343,9 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	cmd.Stdout = outW
 	cmd.Stderr = outW
 	cmd.ExtraFiles = []*os.File{reqR, respW}
+	if dcW != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, dcW) // fd 5
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, outR: outR,
 		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}
@@ -355,10 +363,20 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	}
 	p.procs[w] = struct{}{}
 	p.wg.Add(2)
+	if dcR != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.srv.dc.read(dcR, slot)
+		}()
+	}
 	p.mu.Unlock()
 	reqR.Close()
 	respW.Close()
 	outW.Close()
+	if dcW != nil {
+		dcW.Close()
+	}
 	p.srv.event(slog.LevelInfo, fmt.Sprintf("worker %d started (pid %d)", slot, w.pid()))
 
 	logsDone := w.logsDone

@@ -54,6 +54,7 @@ type Server struct {
 
 	// Exactly one of py and goh is set.
 	py  *pyPool
+	dc  *collector // data collection of a Python replica; nil when off
 	goh Handler
 	raw RawHTTPHandler
 
@@ -87,6 +88,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.py, err = newPyPool(s)
 		if err != nil {
 			return nil, err
+		}
+		if c.DataCollection != nil {
+			s.dc = newCollector(s, c.DataCollection)
 		}
 	}
 	return s, nil
@@ -230,6 +234,10 @@ func (s *Server) Close() error {
 		s.wg.Wait()
 		if s.py != nil {
 			s.py.wait()
+		}
+		if s.dc != nil {
+			// Every worker's record reader has ended: write what is left.
+			s.dc.close()
 		}
 		s.mu.Lock()
 		if s.removeAppRoot != nil {

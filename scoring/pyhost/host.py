@@ -448,6 +448,14 @@ def _main(config):
     cfg = json.loads(config)
     os.set_inheritable(_RFD, False)
     os.set_inheritable(_WFD, False)
+    # fd 5, when data collection is on: the records of
+    # azureml.monitoring.ModelDataCollector (D frames: uint32 n, n bytes of
+    # JSON metadata, then CSV rows), read by the server in the background.
+    if os.environ.get("AKSML_DC_FD"):
+        try:
+            os.set_inheritable(int(os.environ["AKSML_DC_FD"]), False)
+        except (OSError, ValueError):
+            pass
     sys.meta_path.append(_ShimFinder(cfg["shims"]))
     # As in azmlinfsrv under gunicorn: the app root (the working directory)
     # first, then the interpreter's own entries, then the source directory;

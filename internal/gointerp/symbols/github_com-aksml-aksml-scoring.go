@@ -15,34 +15,41 @@ import (
 func init() {
 	Symbols["github.com/aksml/aksml/scoring/scoring"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"DefaultCLIScoringTimeout": reflect.ValueOf(scoring.DefaultCLIScoringTimeout),
-		"DefaultHealthPort":        reflect.ValueOf(constant.MakeFromLiteral("5000", token.INT, 0)),
-		"DefaultInterpreter":       reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
-		"DefaultLogLines":          reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
-		"DefaultMaxBodyBytes":      reflect.ValueOf(scoring.DefaultMaxBodyBytes),
-		"DefaultScoringTimeout":    reflect.ValueOf(scoring.DefaultScoringTimeout),
-		"DefaultServerVersion":     reflect.ValueOf(&scoring.DefaultServerVersion).Elem(),
-		"DefaultWorkers":           reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
-		"Main":                     reflect.ValueOf(scoring.Main),
-		"MaxWorkers":               reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
-		"NewAppRoot":               reflect.ValueOf(scoring.NewAppRoot),
-		"NewServer":                reflect.ValueOf(scoring.NewServer),
-		"ParseOrigins":             reflect.ValueOf(scoring.ParseOrigins),
-		"Run":                      reflect.ValueOf(scoring.Run),
-		"Serve":                    reflect.ValueOf(scoring.Serve),
-		"ShutdownGrace":            reflect.ValueOf(scoring.ShutdownGrace),
+		"DefaultCLIScoringTimeout":    reflect.ValueOf(scoring.DefaultCLIScoringTimeout),
+		"DefaultDataCollectionBuffer": reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
+		"DefaultHealthPort":           reflect.ValueOf(constant.MakeFromLiteral("5000", token.INT, 0)),
+		"DefaultInterpreter":          reflect.ValueOf(constant.MakeFromLiteral("\"python3\"", token.STRING, 0)),
+		"DefaultLogLines":             reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
+		"DefaultMaxBodyBytes":         reflect.ValueOf(scoring.DefaultMaxBodyBytes),
+		"DefaultScoringTimeout":       reflect.ValueOf(scoring.DefaultScoringTimeout),
+		"DefaultServerVersion":        reflect.ValueOf(&scoring.DefaultServerVersion).Elem(),
+		"DefaultWorkers":              reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
+		"Main":                        reflect.ValueOf(scoring.Main),
+		"MaxDataCollectionRecord":     reflect.ValueOf(constant.MakeFromLiteral("8388608", token.INT, 0)),
+		"MaxWorkers":                  reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
+		"NewAppRoot":                  reflect.ValueOf(scoring.NewAppRoot),
+		"NewServer":                   reflect.ValueOf(scoring.NewServer),
+		"ParseOrigins":                reflect.ValueOf(scoring.ParseOrigins),
+		"Run":                         reflect.ValueOf(scoring.Run),
+		"Serve":                       reflect.ValueOf(scoring.Serve),
+		"ShutdownGrace":               reflect.ValueOf(scoring.ShutdownGrace),
 
 		// type definitions
-		"Config":         reflect.ValueOf((*scoring.Config)(nil)),
-		"Handler":        reflect.ValueOf((*scoring.Handler)(nil)),
-		"HandlerFunc":    reflect.ValueOf((*scoring.HandlerFunc)(nil)),
-		"NewHandler":     reflect.ValueOf((*scoring.NewHandler)(nil)),
-		"RawHTTPHandler": reflect.ValueOf((*scoring.RawHTTPHandler)(nil)),
-		"SchemaProvider": reflect.ValueOf((*scoring.SchemaProvider)(nil)),
-		"Server":         reflect.ValueOf((*scoring.Server)(nil)),
+		"Config":              reflect.ValueOf((*scoring.Config)(nil)),
+		"DataCollection":      reflect.ValueOf((*scoring.DataCollection)(nil)),
+		"DataCollectionStats": reflect.ValueOf((*scoring.DataCollectionStats)(nil)),
+		"Handler":             reflect.ValueOf((*scoring.Handler)(nil)),
+		"HandlerFunc":         reflect.ValueOf((*scoring.HandlerFunc)(nil)),
+		"LocalModelDataStore": reflect.ValueOf((*scoring.LocalModelDataStore)(nil)),
+		"ModelDataStore":      reflect.ValueOf((*scoring.ModelDataStore)(nil)),
+		"NewHandler":          reflect.ValueOf((*scoring.NewHandler)(nil)),
+		"RawHTTPHandler":      reflect.ValueOf((*scoring.RawHTTPHandler)(nil)),
+		"SchemaProvider":      reflect.ValueOf((*scoring.SchemaProvider)(nil)),
+		"Server":              reflect.ValueOf((*scoring.Server)(nil)),
 
 		// interface wrapper definitions
 		"_Handler":        reflect.ValueOf((*_github_com_aksml_aksml_scoring_Handler)(nil)),
+		"_ModelDataStore": reflect.ValueOf((*_github_com_aksml_aksml_scoring_ModelDataStore)(nil)),
 		"_RawHTTPHandler": reflect.ValueOf((*_github_com_aksml_aksml_scoring_RawHTTPHandler)(nil)),
 		"_SchemaProvider": reflect.ValueOf((*_github_com_aksml_aksml_scoring_SchemaProvider)(nil)),
 	}
@@ -60,6 +67,16 @@ func (W _github_com_aksml_aksml_scoring_Handler) Init(ctx context.Context, model
 }
 func (W _github_com_aksml_aksml_scoring_Handler) Run(ctx context.Context, input []byte) ([]byte, error) {
 	return W.WRun(ctx, input)
+}
+
+// _github_com_aksml_aksml_scoring_ModelDataStore is an interface wrapper for ModelDataStore type
+type _github_com_aksml_aksml_scoring_ModelDataStore struct {
+	IValue  interface{}
+	WAppend func(ctx context.Context, name string, header []byte, rows []byte) error
+}
+
+func (W _github_com_aksml_aksml_scoring_ModelDataStore) Append(ctx context.Context, name string, header []byte, rows []byte) error {
+	return W.WAppend(ctx, name, header, rows)
 }
 
 // _github_com_aksml_aksml_scoring_RawHTTPHandler is an interface wrapper for RawHTTPHandler type

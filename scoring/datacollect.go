@@ -1,0 +1,388 @@
+package scoring
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultDataCollectionBuffer is how many collected records a replica holds
+// while its store writes them.
+const DefaultDataCollectionBuffer = 10000
+
+// MaxDataCollectionRecord bounds one record (one collect() call) on the wire;
+// score.py's collector refuses larger ones itself (4 MiB) and logs why.
+const MaxDataCollectionRecord = 8 << 20
+
+// dataCollectionClose bounds how long Close lets the store write what is
+// still buffered; records left after it are counted as dropped.
+const dataCollectionClose = 10 * time.Second
+
+// DataCollection turns on azureml.monitoring.ModelDataCollector for a
+// Python replica (v1's collect_model_data). Records are buffered in the
+// replica (Buffer records at most; when the buffer is full, new records are
+// dropped and counted) and written to Store by one background goroutine, so
+// a slow store never slows run().
+type DataCollection struct {
+	// Store receives the records. Required.
+	Store ModelDataStore
+	// SubscriptionID, ResourceGroup and Workspace fill in the workspace of a
+	// collector created with the default workspace ("default/default/
+	// default"). Empty means "default".
+	SubscriptionID, ResourceGroup, Workspace string
+	// Service fills in webservice_name when score.py leaves it "default".
+	// Empty means "default".
+	Service string
+	// ModelVersions maps a model name to the version deployed, filling in
+	// model_version when score.py leaves it "default".
+	ModelVersions map[string]string
+	// Buffer is the number of records held in the replica. Zero means
+	// DefaultDataCollectionBuffer.
+	Buffer int
+}
+
+// ModelDataStore is where collected model data goes. The local file store
+// is LocalModelDataStore; a cloud store (a workspace's blob container, with
+// Append as an append-blob block) implements the same interface.
+type ModelDataStore interface {
+	// Append adds rows (CSV lines) to the file at name, a slash-separated
+	// path below the store's root (modeldata/...). header (one CSV line, or
+	// nil) is written first when the file does not exist yet.
+	Append(ctx context.Context, name string, header, rows []byte) error
+}
+
+// LocalModelDataStore writes model data under Root (a workspace
+// directory), as files named by their path.
+type LocalModelDataStore struct {
+	Root string
+
+	mu sync.Mutex
+}
+
+// Append implements ModelDataStore.
+func (l *LocalModelDataStore) Append(ctx context.Context, name string, header, rows []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := filepath.Join(l.Root, filepath.FromSlash(name))
+	// One lock per store: two replicas of a service share its files, and
+	// the header must be written once.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() == 0 && len(header) > 0 {
+		_, err = f.Write(header)
+	}
+	if err == nil {
+		_, err = f.Write(rows)
+	}
+	return errors.Join(err, f.Close())
+}
+
+// DataCollectionStats counts a replica's collected records: Collected
+// reached the server, Written are in the store, Dropped were refused because
+// the buffer was full (or left in it at Close), Failed were rejected (a bad
+// path segment) or failed to write. Once the buffer is empty, Written +
+// Dropped + Failed == Collected.
+type DataCollectionStats struct {
+	Collected, Written, Dropped, Failed int64
+}
+
+// DataCollectionStats returns the replica's data collection counters (all
+// zero when collection is off).
+func (s *Server) DataCollectionStats() DataCollectionStats {
+	if s.dc == nil {
+		return DataCollectionStats{}
+	}
+	return s.dc.stats()
+}
+
+// dcRecord is one collected record, ready for the store.
+type dcRecord struct {
+	name   string
+	header []byte
+	rows   []byte
+}
+
+// collector buffers a replica's records and writes them in the background.
+type collector struct {
+	cfg  *DataCollection
+	srv  *Server
+	ch   chan dcRecord
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
+	// sendMu orders offers against closing ch.
+	sendMu sync.RWMutex
+	closed bool
+
+	collected, written, dropped, failed atomic.Int64
+}
+
+func newCollector(s *Server, cfg *DataCollection) *collector {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, stop: cancel, done: make(chan struct{})}
+	go c.write()
+	return c
+}
+
+func (c *collector) stats() DataCollectionStats {
+	return DataCollectionStats{Collected: c.collected.Load(), Written: c.written.Load(),
+		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
+}
+
+// write drains the buffer into the store, grouping what is waiting by file.
+func (c *collector) write() {
+	defer close(c.done)
+	type pending struct {
+		header []byte
+		rows   bytes.Buffer
+		n      int64
+	}
+	for rec := range c.ch {
+		batch := map[string]*pending{}
+		var order []string
+		add := func(r dcRecord) {
+			p := batch[r.name]
+			if p == nil {
+				p = &pending{header: r.header}
+				batch[r.name] = p
+				order = append(order, r.name)
+			}
+			p.rows.Write(r.rows)
+			p.n++
+		}
+		add(rec)
+	more:
+		for len(order) < 64 {
+			select {
+			case r, ok := <-c.ch:
+				if !ok {
+					break more
+				}
+				add(r)
+			default:
+				break more
+			}
+		}
+		for _, name := range order {
+			p := batch[name]
+			if c.ctx.Err() != nil {
+				c.dropped.Add(p.n)
+				continue
+			}
+			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows.Bytes()); err != nil {
+				if c.ctx.Err() != nil {
+					c.dropped.Add(p.n)
+					continue
+				}
+				c.failed.Add(p.n)
+				c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, name, err))
+				continue
+			}
+			c.written.Add(p.n)
+		}
+	}
+}
+
+// offer takes one record frame payload from a worker without ever waiting.
+func (c *collector) offer(payload []byte) {
+	c.collected.Add(1)
+	rec, err := c.record(payload)
+	if err != nil {
+		c.failed.Add(1)
+		c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+		return
+	}
+	c.sendMu.RLock()
+	defer c.sendMu.RUnlock()
+	if c.closed {
+		c.dropped.Add(1)
+		return
+	}
+	select {
+	case c.ch <- rec:
+	default:
+		if c.dropped.Add(1) == 1 {
+			c.srv.event(slog.LevelWarn, fmt.Sprintf("data collection: the buffer of %d records is full; records are dropped (and counted) until the store catches up", c.cfg.Buffer))
+		}
+	}
+}
+
+// dcMeta is the metadata of a record from ModelDataCollector.
+type dcMeta struct {
+	Model       string   `json:"model"`
+	Version     string   `json:"version"`
+	Designation string   `json:"designation"`
+	Collection  string   `json:"collection"`
+	Workspace   string   `json:"workspace"`
+	Service     string   `json:"service"`
+	Header      []string `json:"header"`
+}
+
+// record builds the store record of a D frame payload: its file is
+// modeldata/<subscription>/<resource group>/<workspace>/<service>/<model>/
+// <version>/<designation>/<yyyy>/<mm>/<dd>/<collection>.csv, the date that
+// of the server's clock (UTC) when the record arrived.
+func (c *collector) record(payload []byte) (dcRecord, error) {
+	var m dcMeta
+	rows, err := splitMeta(payload, &m)
+	if err != nil {
+		return dcRecord{}, err
+	}
+	ws := strings.Split(m.Workspace, "/")
+	if m.Workspace == "default/default/default" || m.Workspace == "" {
+		ws = []string{orDefault(c.cfg.SubscriptionID), orDefault(c.cfg.ResourceGroup), orDefault(c.cfg.Workspace)}
+	}
+	if len(ws) != 3 {
+		return dcRecord{}, fmt.Errorf("workspace %q: want {subscription_id}/{resource_group}/{workspace_name}", m.Workspace)
+	}
+	service := m.Service
+	if service == "" || service == "default" {
+		service = orDefault(c.cfg.Service)
+	}
+	version := m.Version
+	if version == "" || version == "default" {
+		if v := c.cfg.ModelVersions[m.Model]; v != "" {
+			version = v
+		} else {
+			version = "default"
+		}
+	}
+	day := c.srv.cfg.Clock.Now().UTC()
+	segs := []struct{ field, v string }{
+		{"subscription_id", ws[0]}, {"resource_group", ws[1]}, {"workspace_name", ws[2]},
+		{"webservice_name", service}, {"model_name", m.Model}, {"model_version", version},
+		{"designation", m.Designation}, {"collection_name", m.Collection},
+	}
+	for _, s := range segs {
+		if err := checkSegment(s.v); err != nil {
+			return dcRecord{}, fmt.Errorf("%s %q %v", s.field, s.v, err)
+		}
+	}
+	name := path.Join("modeldata", ws[0], ws[1], ws[2], service, m.Model, version, m.Designation,
+		fmt.Sprintf("%04d", day.Year()), fmt.Sprintf("%02d", int(day.Month())), fmt.Sprintf("%02d", day.Day()),
+		dcFileName(m.Collection))
+	var header []byte
+	if m.Header != nil {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		_ = w.Write(m.Header)
+		w.Flush()
+		header = bytes.ReplaceAll(b.Bytes(), []byte("\r\n"), []byte("\n"))
+	}
+	return dcRecord{name: name, header: header, rows: append([]byte(nil), rows...)}, nil
+}
+
+// dcFileName is the CSV file of a collection: data.csv for the default
+// collection (as v1's how-to shows), else <collection_name>.csv.
+func dcFileName(collection string) string {
+	if collection == "" || collection == "default" {
+		return "data.csv"
+	}
+	return collection + ".csv"
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+// checkSegment accepts one path segment of the modeldata layout.
+func checkSegment(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty; it must be a non-empty path segment")
+	case s == "." || s == "..":
+		return errors.New("is not a valid path segment")
+	case strings.ContainsAny(s, "/\\\x00"):
+		return errors.New("contains a slash, backslash or NUL; it must be one path segment")
+	case len(s) > 255:
+		return fmt.Errorf("is %d bytes long; at most 255 are allowed", len(s))
+	}
+	return nil
+}
+
+// read takes the records of one worker from r until it closes. A malformed
+// frame is logged and ends the reading (the worker's collector then reports
+// the closed channel and collects no more).
+func (c *collector) read(r io.ReadCloser, slot int) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [frameHeader]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if hdr[4] != 'D' || size > MaxDataCollectionRecord {
+			c.srv.event(slog.LevelError, fmt.Sprintf("data collection: worker %d sent a malformed record (kind %q, %d bytes; at most %d are allowed); its data collection is stopped",
+				slot, hdr[4], size, MaxDataCollectionRecord))
+			return
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return
+		}
+		c.offer(payload)
+	}
+}
+
+// close stops taking records, lets the store write what is buffered for at
+// most dataCollectionClose, and waits for the writer.
+func (c *collector) close() {
+	c.sendMu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.ch)
+	}
+	c.sendMu.Unlock()
+	t := time.AfterFunc(dataCollectionClose, c.stop)
+	<-c.done
+	t.Stop()
+	c.stop()
+}
+
+// validate checks a DataCollection (nil is valid: collection off).
+func (d *DataCollection) validate() error {
+	if d == nil {
+		return nil
+	}
+	var errs []error
+	if d.Store == nil {
+		errs = append(errs, errors.New("DataCollection.Store: is nil; a store is required when data collection is on"))
+	}
+	if d.Buffer < 0 {
+		errs = append(errs, fmt.Errorf("DataCollection.Buffer: %d is negative; it must be 0 (the default, %d) or more", d.Buffer, DefaultDataCollectionBuffer))
+	}
+	for _, f := range []struct{ n, v string }{{"SubscriptionID", d.SubscriptionID}, {"ResourceGroup", d.ResourceGroup}, {"Workspace", d.Workspace}, {"Service", d.Service}} {
+		if f.v != "" {
+			if err := checkSegment(f.v); err != nil {
+				errs = append(errs, fmt.Errorf("DataCollection.%s: %q %v", f.n, f.v, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,248 @@
+package scoring
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+const dcScript = `
+import json
+from azureml.monitoring import ModelDataCollector
+
+def init():
+    global inputs_dc, prediction_dc
+    inputs_dc = ModelDataCollector("best_model", designation="inputs", feature_names=["feat1", "feat2"])
+    prediction_dc = ModelDataCollector("best_model", designation="predictions", feature_names=["prediction"])
+
+def run(raw_data):
+    data = json.loads(raw_data)["data"]
+    ctx = inputs_dc.collect(data)
+    result = [a + b for a, b in data]
+    prediction_dc.collect([[r] for r in result], user_correlation_id=ctx.correlation_id)
+    return result
+`
+
+func dcConfig(store ModelDataStore, buffer int) *DataCollection {
+	return &DataCollection{Store: store, SubscriptionID: "sub", ResourceGroup: "rg", Workspace: "ws",
+		Service: "svc", ModelVersions: map[string]string{"best_model": "3"}, Buffer: buffer}
+}
+
+func TestDataCollectionWritesV1Layout(t *testing.T) {
+	root := t.TempDir()
+	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC))
+	s := pyServer(t, dcScript, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0), Clock: fc}, nil)
+	for i := range 3 {
+		r := do(s, http.MethodPost, "/score", fmt.Sprintf(`{"data": [[%d, 1], [2, 3]]}`, i))
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.DataCollectionStats()
+	if st != (DataCollectionStats{Collected: 6, Written: 6}) {
+		t.Fatalf("stats %+v, want 6 collected and written", st)
+	}
+	dir := filepath.Join(root, "modeldata", "sub", "rg", "ws", "svc", "best_model", "3")
+	in := readLines(t, filepath.Join(dir, "inputs", "2026", "03", "07", "data.csv"))
+	pred := readLines(t, filepath.Join(dir, "predictions", "2026", "03", "07", "data.csv"))
+	if len(in) != 7 || in[0] != "$aml_dc_scoring_timestamp,$aml_dc_correlation_id,feat1,feat2" {
+		t.Fatalf("inputs file:\n%s", strings.Join(in, "\n"))
+	}
+	if len(pred) != 7 || pred[0] != "$aml_dc_scoring_timestamp,$aml_dc_correlation_id,prediction" {
+		t.Fatalf("predictions file:\n%s", strings.Join(pred, "\n"))
+	}
+	f := strings.Split(in[1], ",")
+	if len(f) != 4 || f[2] != "0" || f[3] != "1" || !strings.HasSuffix(f[0], "Z") {
+		t.Fatalf("inputs row %q", in[1])
+	}
+	// The prediction rows carry the correlation id of their inputs.
+	if p := strings.Split(pred[1], ","); len(p) != 3 || p[1] != f[1] || p[2] != "1" {
+		t.Fatalf("prediction row %q, inputs row %q", pred[1], in[1])
+	}
+}
+
+func TestDataCollectionOffIsNoOp(t *testing.T) {
+	s := pyServer(t, dcScript, Config{}, nil)
+	r := do(s, http.MethodPost, "/score", `{"data": [[1, 2]]}`)
+	if r.status != 200 || strings.TrimSpace(r.body) != "[3]" {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if st := s.DataCollectionStats(); st != (DataCollectionStats{}) {
+		t.Fatalf("stats %+v with collection off", st)
+	}
+}
+
+func TestDataCollectionLosesNothingWhenStoreKeepsUp(t *testing.T) {
+	n := 10000
+	if raceEnabled || testing.Short() {
+		n = 2000
+	}
+	root := t.TempDir()
+	s := pyServer(t, `
+from azureml.monitoring import ModelDataCollector
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="inputs")
+def run(raw_data):
+    dc.collect([raw_data])
+    return "ok"
+`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0), Workers: 2}, nil)
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 4 {
+				if r := do(s, http.MethodPost, "/score", fmt.Sprint(i)); r.status != 200 {
+					errs <- fmt.Sprintf("request %d: %d %s", i, r.status, r.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.DataCollectionStats()
+	if st.Collected != int64(n) || st.Written != int64(n) || st.Dropped != 0 || st.Failed != 0 {
+		t.Fatalf("stats %+v, want %d collected and written", st, n)
+	}
+	var lines int
+	_ = filepath.WalkDir(filepath.Join(root, "modeldata"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			lines += len(readLines(t, p))
+		}
+		return err
+	})
+	if lines != n {
+		t.Fatalf("%d rows in the store, want %d", lines, n)
+	}
+}
+
+// blockedStore holds every Append until release is closed.
+type blockedStore struct {
+	release chan struct{}
+	inner   ModelDataStore
+}
+
+func (b *blockedStore) Append(ctx context.Context, name string, header, rows []byte) error {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.inner.Append(ctx, name, header, rows)
+}
+
+func TestDataCollectionSlowStoreDropsAndCountsWithoutSlowingRun(t *testing.T) {
+	const n, buffer = 300, 10
+	store := &blockedStore{release: make(chan struct{}), inner: &LocalModelDataStore{Root: t.TempDir()}}
+	s := pyServer(t, `
+from azureml.monitoring import ModelDataCollector
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="inputs", feature_names=["x"])
+def run(raw_data):
+    dc.collect([raw_data])
+    return "ok"
+`, Config{DataCollection: dcConfig(store, buffer)}, nil)
+	// The store never returns while the requests run: each still completes,
+	// so run() does not wait for the store.
+	var slowest time.Duration
+	for i := range n {
+		start := time.Now()
+		if r := do(s, http.MethodPost, "/score", fmt.Sprint(i)); r.status != 200 {
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	eventually(t, "every record to reach the server", func() bool { return s.DataCollectionStats().Collected == n })
+	close(store.release)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.DataCollectionStats()
+	if st.Written+st.Dropped+st.Failed != st.Collected || st.Collected != n || st.Dropped == 0 || st.Failed != 0 {
+		t.Fatalf("stats %+v: want written + dropped == collected == %d, some dropped", st, n)
+	}
+	if st.Written > buffer+1 {
+		t.Fatalf("stats %+v: more written than the buffer (%d) and the record in the store's hands", st, buffer)
+	}
+	if !logsContain(s, "records are dropped (and counted)") {
+		t.Fatalf("no drop warning in the log:\n%s", strings.Join(s.Logs(0, false), "\n"))
+	}
+	t.Logf("%d requests with a blocked store: slowest %v; %+v", n, slowest, st)
+}
+
+func TestDataCollectionBadRecordsAreLogged(t *testing.T) {
+	s := pyServer(t, `
+from azureml.monitoring import ModelDataCollector
+def init():
+    global dc, bad
+    dc = ModelDataCollector("m", designation="inputs")
+    bad = ModelDataCollector("m", designation="..")
+def run(raw_data):
+    if raw_data == "object":
+        dc.collect([object()])
+    elif raw_data == "huge":
+        dc.collect(["x" * (5 << 20)])
+    elif raw_data == "segment":
+        bad.collect([1])
+    else:
+        dc.collect([1, 2])
+    return "ok"
+`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: t.TempDir()}, 0)}, nil)
+	for _, in := range []string{"object", "huge", "segment", "fine"} {
+		if r := do(s, http.MethodPost, "/score", in); r.status != 200 {
+			t.Fatalf("%s: status %d: %s", in, r.status, r.body)
+		}
+	}
+	eventually(t, "the good record to be written", func() bool { return s.DataCollectionStats().Written == 1 })
+	for _, want := range []string{
+		"ModelDataCollector: cannot collect data for model m (designation inputs): row 0 column 0 holds a value of type object",
+		"exceeds the limit of 4194304 bytes; it was not collected",
+		`data collection: record refused: designation ".." is not a valid path segment`,
+	} {
+		if !logsContain(s, want) {
+			t.Errorf("log lacks %q:\n%s", want, strings.Join(s.Logs(0, false), "\n"))
+		}
+	}
+	if st := s.DataCollectionStats(); st != (DataCollectionStats{Collected: 2, Written: 1, Failed: 1}) {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestDataCollectionConfigErrors(t *testing.T) {
+	_, err := NewServer(Config{EntryScript: "/x/score.py", DataCollection: &DataCollection{Buffer: -1, Workspace: "a/b"}})
+	for _, want := range []string{"DataCollection.Store: is nil", "DataCollection.Buffer: -1 is negative", `DataCollection.Workspace: "a/b" contains a slash`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+func readLines(t *testing.T, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}

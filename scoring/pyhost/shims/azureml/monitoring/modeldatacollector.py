@@ -1,0 +1,210 @@
+"""aksml compatibility shim for azureml.monitoring.modeldatacollector.
+
+ModelDataCollector collects model data (inputs, predictions, ...) of a
+deployed service as CSV rows. When the service has data collection on
+(AML_MODEL_DC_STORAGE_ENABLED=true in the worker's environment), each
+collect() sends one record to the aksml scoring server over a pipe; the
+server buffers it and writes it to the workspace's storage in the background,
+so collect() never waits for storage. With collection off, collect() is a
+no-op that still returns a correlation context.
+
+A record the server cannot take is reported on stderr (the replica log) and
+never raises into run(): bad data must not fail a scoring request.
+"""
+
+import csv
+import io
+import json
+import os
+import struct
+import sys
+import threading
+import time
+import uuid
+
+_HDR = struct.Struct(">IB")
+_U32 = struct.Struct(">I")
+_KIND_DATA = 68  # 'D'
+
+# A record above this size (its CSV rows and metadata) is not collected.
+MAX_RECORD_BYTES = 4 << 20
+
+_TS_COLUMN = "$aml_dc_scoring_timestamp"
+_ID_COLUMN = "$aml_dc_correlation_id"
+
+_lock = threading.Lock()
+_broken = []
+
+
+def _enabled():
+    return os.environ.get("AML_MODEL_DC_STORAGE_ENABLED", "").strip().lower() == "true"
+
+
+def _fd():
+    try:
+        return int(os.environ.get("AKSML_DC_FD", ""))
+    except ValueError:
+        return -1
+
+
+def _log(msg):
+    try:
+        sys.stderr.write("ModelDataCollector: " + msg + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+class _NotSerializable(Exception):
+    pass
+
+
+def _cell(v, r, c):
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    item = getattr(v, "item", None)  # numpy scalars
+    if item is not None and not hasattr(v, "__len__"):
+        try:
+            return item()
+        except Exception:
+            pass
+    if isinstance(v, (list, tuple, dict)) or hasattr(v, "tolist"):
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        try:
+            return json.dumps(v)
+        except (TypeError, ValueError) as ex:
+            raise _NotSerializable("row %d column %d: %s" % (r, c, ex))
+    raise _NotSerializable(
+        "row %d column %d holds a value of type %s; numbers, strings, booleans, None, "
+        "lists, dicts, numpy arrays and pandas DataFrames can be collected" % (r, c, type(v).__name__))
+
+
+def _rows(data):
+    """The rows of input_data: a pandas DataFrame, a numpy array, a list of
+    rows, a flat list (one row), a dict (one row of its values) or a scalar."""
+    columns = None
+    if hasattr(data, "columns") and hasattr(data, "values"):  # pandas DataFrame
+        columns = [str(c) for c in data.columns]
+        data = data.values.tolist()
+    elif hasattr(data, "tolist"):
+        data = data.tolist()
+    if isinstance(data, dict):
+        columns = [str(k) for k in data.keys()]
+        rows = [list(data.values())]
+    elif isinstance(data, (list, tuple)):
+        if data and all(isinstance(x, (list, tuple)) or hasattr(x, "tolist") for x in data):
+            rows = [list(x.tolist() if hasattr(x, "tolist") else x) for x in data]
+        else:
+            rows = [list(data)]
+    else:
+        rows = [[data]]
+    return columns, rows
+
+
+class _Correlation(dict):
+    """The correlation context collect() returns: the values of the
+    correlation columns of the rows it collected."""
+
+    @property
+    def correlation_id(self):
+        return self[_ID_COLUMN]
+
+    @property
+    def timestamp(self):
+        return self[_TS_COLUMN]
+
+
+class ModelDataCollector(object):
+    """Collects model data of a deployed service to the workspace's storage,
+    under modeldata/{subscription_id}/{resource_group}/{workspace_name}/
+    {webservice_name}/{model_name}/{model_version}/{designation}/{yyyy}/{mm}/{dd}/,
+    as CSV files. workspace, webservice_name and model_version are filled in
+    by the service when left at their defaults."""
+
+    def __init__(self, model_name, designation="default", feature_names=None,
+                 workspace="default/default/default", webservice_name="default",
+                 model_version="default", collection_name="default"):
+        if not isinstance(model_name, str) or not model_name:
+            raise ValueError("ModelDataCollector: model_name must be a non-empty string, got %r" % (model_name,))
+        for name, v in (("designation", designation), ("workspace", workspace),
+                        ("webservice_name", webservice_name), ("model_version", model_version),
+                        ("collection_name", collection_name)):
+            if not isinstance(v, str) or not v:
+                raise ValueError("ModelDataCollector: %s must be a non-empty string, got %r" % (name, v))
+        if len(workspace.split("/")) != 3:
+            raise ValueError("ModelDataCollector: workspace must be {subscription_id}/{resource_group}/"
+                             "{workspace_name}, got %r" % (workspace,))
+        if feature_names is not None:
+            feature_names = [str(f) for f in feature_names]
+        self.model_name = model_name
+        self.designation = designation
+        self.feature_names = feature_names
+        self.workspace = workspace
+        self.webservice_name = webservice_name
+        self.model_version = str(model_version)
+        self.collection_name = collection_name
+        self._enabled = _enabled() and _fd() >= 0
+
+    def collect(self, input_data, user_correlation_id=""):
+        """Collect input_data (one or more rows) and return the correlation
+        context of the rows: their correlation id (user_correlation_id, or a
+        new one) and timestamp."""
+        ctx = _Correlation()
+        ctx[_TS_COLUMN] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%06dZ" % (int(time.time() * 1e6) % 1000000)
+        ctx[_ID_COLUMN] = str(user_correlation_id) if user_correlation_id else str(uuid.uuid4())
+        if not self._enabled:
+            return ctx
+        try:
+            self._send(input_data, ctx)
+        except _NotSerializable as ex:
+            _log("cannot collect data for model %s (designation %s): %s; the record was not collected"
+                 % (self.model_name, self.designation, ex))
+        except Exception as ex:
+            _log("cannot collect data for model %s (designation %s): %s: %s; the record was not collected"
+                 % (self.model_name, self.designation, type(ex).__name__, ex))
+        return ctx
+
+    def add_correlations(self, input_data, correlations):
+        """Return the rows of input_data with the correlation columns of
+        correlations (a context returned by collect) in front, and, when
+        feature_names was given, a header row first."""
+        _, rows = _rows(input_data)
+        ts, cid = correlations.get(_TS_COLUMN, ""), correlations.get(_ID_COLUMN, "")
+        out = [[ts, cid] + r for r in rows]
+        if self.feature_names is not None:
+            out.insert(0, [_TS_COLUMN, _ID_COLUMN] + list(self.feature_names))
+        return out
+
+    def _send(self, input_data, ctx):
+        _, rows = _rows(input_data)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        for r, row in enumerate(rows):
+            w.writerow([ctx[_TS_COLUMN], ctx[_ID_COLUMN]] + [_cell(v, r, c) for c, v in enumerate(row)])
+        body = buf.getvalue().encode("utf-8")
+        header = None
+        if self.feature_names is not None:
+            header = [_TS_COLUMN, _ID_COLUMN] + self.feature_names
+        meta = {"model": self.model_name, "version": self.model_version, "designation": self.designation,
+                "collection": self.collection_name, "workspace": self.workspace,
+                "service": self.webservice_name, "header": header}
+        m = json.dumps(meta).encode("utf-8")
+        size = 4 + len(m) + len(body)
+        if size > MAX_RECORD_BYTES:
+            _log("a record of %d bytes for model %s (designation %s) exceeds the limit of %d bytes; "
+                 "it was not collected" % (size, self.model_name, self.designation, MAX_RECORD_BYTES))
+            return
+        frame = _HDR.pack(size, _KIND_DATA) + _U32.pack(len(m)) + m + body
+        with _lock:
+            if _broken:
+                return
+            view = memoryview(frame)
+            try:
+                while view:
+                    n = os.write(_fd(), view)
+                    view = view[n:]
+            except OSError as ex:
+                _broken.append(True)
+                _log("the data collection channel to the server is closed (%s); "
+                     "this worker collects no more data" % ex)
