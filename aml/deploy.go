@@ -136,6 +136,8 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		}
 		t.EntryScript = script
 		t.SourceDir = filepath.Dir(script)
+		// Collected model data (collect_model_data) goes to the workspace.
+		t.ModelDataDir = ws.Dir()
 		if ic.SourceDirectory != "" {
 			if t.SourceDir, err = filepath.Abs(ic.SourceDirectory); err != nil {
 				return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, err)

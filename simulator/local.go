@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aksml/aksml/errcode"
@@ -24,7 +26,19 @@ type localBackend struct {
 
 func (c *Cluster) newLocalBackend(r *replica) (backend, error) {
 	t := r.tmpl
+	var dc *scoring.DataCollection
+	if t.CollectModelData && t.Handler == nil {
+		if t.ModelDataDir == "" {
+			return nil, errcode.Errorf(errcode.InvalidArgument, "replica %s: collect_model_data is on but the replica has no model data directory (ModelDataDir)", r.id)
+		}
+		dc = &scoring.DataCollection{Store: modelDataStore(t.ModelDataDir), Service: r.service,
+			ModelVersions: map[string]string{}}
+		for _, m := range t.Models {
+			dc.ModelVersions[m.Name] = strconv.Itoa(m.Version)
+		}
+	}
 	srv, err := scoring.NewServer(scoring.Config{
+		DataCollection: dc,
 		Handler:        t.Handler,
 		EntryScript:    t.EntryScript,
 		SourceDir:      t.SourceDir,
@@ -90,3 +104,12 @@ func (failedBackend) err() error                            { return nil }
 func (failedBackend) exited() <-chan struct{}               { return nil }
 func (failedBackend) logs(int, bool) []string               { return nil }
 func (failedBackend) stop(bool)                             {}
+
+// modelDataStores share one local store per directory, so that the
+// replicas of a service append to its files under one lock.
+var modelDataStores sync.Map
+
+func modelDataStore(dir string) scoring.ModelDataStore {
+	st, _ := modelDataStores.LoadOrStore(dir, &scoring.LocalModelDataStore{Root: dir})
+	return st.(scoring.ModelDataStore)
+}

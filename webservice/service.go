@@ -201,6 +201,7 @@ func (c DeployConfig) Version(name string, tmpl driver.ReplicaTemplate) driver.V
 	t.ScoringTimeout = e.ScoringTimeout
 	t.MaxConcurrentPerReplica = e.MaxConcurrentRequests
 	t.MaxQueueWait = e.MaxRequestWait
+	t.CollectModelData = e.CollectModelData
 	if t.Workers == 0 {
 		// One Python worker per concurrent request a replica accepts.
 		t.Workers = e.MaxConcurrentRequests

@@ -228,6 +228,12 @@ type ReplicaTemplate struct {
 	MaxConcurrentPerReplica int
 	MaxQueueWait            time.Duration
 	Workers                 int
+
+	// CollectModelData turns on azureml.monitoring.ModelDataCollector for
+	// the entry script (collect_model_data): records go below ModelDataDir
+	// (the workspace directory) in v1's modeldata/... layout.
+	CollectModelData bool
+	ModelDataDir     string
 }
 
 // ModelRef names a registered model version a replica serves.
