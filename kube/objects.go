@@ -309,6 +309,15 @@ func (c *Cluster) container(spec *driver.ServiceSpec, v *driver.VersionSpec) *co
 	if r.EntryScript != "" && r.Env["AZUREML_ENTRY_SCRIPT"] == "" {
 		env = append(env, corev1ac.EnvVar().WithName("AZUREML_ENTRY_SCRIPT").WithValue(r.EntryScript))
 	}
+	if r.CollectModelData && r.EntryScript != "" {
+		// ModelDataCollector collects (as v1 set it in the container); the
+		// records go under ModelDataDir, reachable by the local cluster's
+		// processes.
+		env = append(env, corev1ac.EnvVar().WithName("AML_MODEL_DC_STORAGE_ENABLED").WithValue("true"))
+		if r.ModelDataDir != "" {
+			env = append(env, corev1ac.EnvVar().WithName("AKSML_MODEL_DATA_DIR").WithValue(r.ModelDataDir))
+		}
+	}
 	args := []string{
 		"--address=0.0.0.0",
 		"--port=" + strconv.Itoa(ScoringPort),

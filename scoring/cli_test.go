@@ -115,6 +115,14 @@ func TestCLISettings(t *testing.T) {
 				eq(t, "timeout", st.cfg.ScoringTimeout, 700*time.Millisecond)
 				eq(t, "name", st.cfg.ServiceName, "env")
 			}},
+		{"model data collection",
+			[]string{"--entry_script", score, "--service_name", "svc"}, map[string]string{"AML_MODEL_DC_STORAGE_ENABLED": "True", "AKSML_MODEL_DATA_DIR": root},
+			func(t *testing.T, st *cliSettings) {
+				eq(t, "data collection", st.cfg.DataCollection, &DataCollection{Store: &LocalModelDataStore{Root: root}, Service: "svc"})
+			}},
+		{"model data collection without a directory",
+			[]string{"--entry_script", score}, map[string]string{"AML_MODEL_DC_STORAGE_ENABLED": "true"},
+			func(t *testing.T, st *cliSettings) { eq(t, "data collection", st.cfg.DataCollection, nil) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +150,7 @@ func TestCLISettings(t *testing.T) {
 		{"bad WORKER_COUNT", []string{"--entry_script", score}, map[string]string{"WORKER_COUNT": "many"}, `WORKER_COUNT "many"`},
 		{"bad worker_count", []string{"--worker_count", "0"}, nil, "worker_count 0"},
 		{"bad health port", []string{"--health_port", "99999"}, nil, "health_port 99999"},
+		{"bad AML_MODEL_DC_STORAGE_ENABLED", []string{"--entry_script", score}, map[string]string{"AML_MODEL_DC_STORAGE_ENABLED": "maybe"}, `AML_MODEL_DC_STORAGE_ENABLED "maybe" is not true or false`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

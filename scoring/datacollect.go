@@ -47,7 +47,9 @@ type DataCollection struct {
 	// Empty means "default".
 	Service string
 	// ModelVersions maps a model name to the version deployed, filling in
-	// model_version when score.py leaves it "default".
+	// model_version when score.py leaves it "default". Nil means the
+	// versions found in Config.ModelDir's azureml-models layout
+	// (azureml-models/NAME/VERSION, or NAME/VERSION below azureml-models).
 	ModelVersions map[string]string
 	// Buffer is the number of records held in the replica. Zero means
 	// DefaultDataCollectionBuffer.
@@ -140,6 +142,9 @@ type collector struct {
 }
 
 func newCollector(s *Server, cfg *DataCollection) *collector {
+	if cfg.ModelVersions == nil {
+		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, stop: cancel, done: make(chan struct{})}
 	go c.write()
@@ -150,6 +155,10 @@ func (c *collector) stats() DataCollectionStats {
 	return DataCollectionStats{Collected: c.collected.Load(), Written: c.written.Load(),
 		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
 }
+
+// dcBatch bounds the records the writer takes from the buffer at once: the
+// replica holds at most Buffer + dcBatch records.
+const dcBatch = 256
 
 // write drains the buffer into the store, grouping what is waiting by file.
 func (c *collector) write() {
@@ -173,8 +182,9 @@ func (c *collector) write() {
 			p.n++
 		}
 		add(rec)
+		taken := 1
 	more:
-		for len(order) < 64 {
+		for ; taken < dcBatch; taken++ {
 			select {
 			case r, ok := <-c.ch:
 				if !ok {
@@ -385,4 +395,39 @@ func (d *DataCollection) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// modelVersionsOf reads the model versions from an AZUREML_MODEL_DIR laid
+// out as in Azure: <root>/azureml-models/NAME/VERSION for one model, or
+// <root>/azureml-models with NAME/VERSION below it. A model with more than
+// one version directory is left out.
+func modelVersionsOf(dir string) map[string]string {
+	if dir == "" {
+		return nil
+	}
+	dir = filepath.Clean(dir)
+	if filepath.Base(filepath.Dir(filepath.Dir(dir))) == "azureml-models" {
+		return map[string]string{filepath.Base(filepath.Dir(dir)): filepath.Base(dir)}
+	}
+	if filepath.Base(dir) != "azureml-models" {
+		return nil
+	}
+	out := map[string]string{}
+	models, _ := os.ReadDir(dir)
+	for _, m := range models {
+		if !m.IsDir() {
+			continue
+		}
+		vs, _ := os.ReadDir(filepath.Join(dir, m.Name()))
+		var dirs []string
+		for _, v := range vs {
+			if v.IsDir() {
+				dirs = append(dirs, v.Name())
+			}
+		}
+		if len(dirs) == 1 {
+			out[m.Name()] = dirs[0]
+		}
+	}
+	return out
 }

@@ -391,6 +391,20 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 	if v := getenv("SERVER_VERSION_LOG_RESPONSE_ENABLED"); v != "" && !strings.EqualFold(v, "true") {
 		cfg.HideServerVersion = true
 	}
+	// Model data collection: AML_MODEL_DC_STORAGE_ENABLED=true, as v1 set
+	// it in the container, with AKSML_MODEL_DATA_DIR naming the directory
+	// (a workspace) the records go under.
+	switch v := strings.TrimSpace(getenv("AML_MODEL_DC_STORAGE_ENABLED")); {
+	case v == "" || strings.EqualFold(v, "false"):
+	case strings.EqualFold(v, "true"):
+		if dir := getenv("AKSML_MODEL_DATA_DIR"); dir != "" {
+			cfg.DataCollection = &DataCollection{Store: &LocalModelDataStore{Root: dir}, Service: cfg.ServiceName}
+		} else {
+			fmt.Fprintln(stderr, "aksml-score: AML_MODEL_DC_STORAGE_ENABLED=true but AKSML_MODEL_DATA_DIR is unset: there is no store, so model data collection is off")
+		}
+	default:
+		bad("AML_MODEL_DC_STORAGE_ENABLED %q is not true or false", v)
+	}
 	if *appInsights != "" || getenv("AML_APP_INSIGHTS_KEY") != "" {
 		fmt.Fprintln(stderr, "aksml-score: Application Insights is not supported; the instrumentation key is ignored")
 	}
