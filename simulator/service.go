@@ -214,24 +214,24 @@ func (c *Cluster) reconcileVersion(s *service, v *version, now time.Time) {
 	}
 }
 
-// retire takes a replica out of the version: out of the route at once, then
+// retire takes a replica out of the version: out of the route at once
+// (published here, before its drain delay starts, so a slow reconcile pass
+// cannot let it stop while the router still sends it requests), then
 // stopped after the drain delay. Caller holds c.mu.
 func (c *Cluster) retire(v *version, r *replica) {
 	v.replicas = slices.DeleteFunc(v.replicas, func(x *replica) bool { return x == r })
 	c.release(r)
 	r.retiring = true
-	if s := c.services[r.service]; s != nil {
-		s.routeDirty = true
-	}
 	wasServing := r.state == replicaReady
 	r.state = replicaTerminating
+	if s := c.services[r.service]; s != nil && wasServing {
+		c.publish(s)
+	}
 	inst := r.inst
 	v.retired = append(v.retired, r)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		// The route is published by the caller's reconcile pass before
-		// the drain delay ends; only then may the replica stop.
 		inst.stop(wasServing)
 		c.mu.Lock()
 		v.retired = slices.DeleteFunc(v.retired, func(x *replica) bool { return x == r })
