@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,9 @@ type collector struct {
 	sendMu sync.RWMutex
 	closed bool
 
+	cacheMu sync.Mutex
+	targets map[string]*dcTarget
+
 	collected, written, dropped, failed atomic.Int64
 }
 
@@ -146,7 +150,7 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, stop: cancel, done: make(chan struct{})}
+	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel, done: make(chan struct{})}
 	go c.write()
 	return c
 }
@@ -250,22 +254,61 @@ type dcMeta struct {
 	Header      []string `json:"header"`
 }
 
+// dcTarget is where the records of one collector go: the part of the path
+// before the date, the file name and the CSV header (nil for none), or why
+// its records are refused.
+type dcTarget struct {
+	prefix, file string
+	header       []byte
+	err          error
+}
+
+// maxTargets bounds the cache of parsed collector metadata.
+const maxTargets = 1024
+
 // record builds the store record of a D frame payload: its file is
 // modeldata/<subscription>/<resource group>/<workspace>/<service>/<model>/
 // <version>/<designation>/<yyyy>/<mm>/<dd>/<collection>.csv, the date that
-// of the server's clock (UTC) when the record arrived.
+// of the server's clock (UTC) when the record arrived. A collector sends
+// the same metadata with every record: it is parsed once.
 func (c *collector) record(payload []byte) (dcRecord, error) {
+	if len(payload) < 4 {
+		return dcRecord{}, fmt.Errorf("%w: payload of %d bytes has no metadata length", errProtocol, len(payload))
+	}
+	n := binary.BigEndian.Uint32(payload)
+	if uint64(n) > uint64(len(payload)-4) {
+		return dcRecord{}, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
+	}
+	meta, rows := payload[4:4+n], payload[4+n:]
+	c.cacheMu.Lock()
+	tg := c.targets[string(meta)]
+	if tg == nil {
+		tg = c.target(meta)
+		if len(c.targets) >= maxTargets {
+			clear(c.targets)
+		}
+		c.targets[string(meta)] = tg
+	}
+	c.cacheMu.Unlock()
+	if tg.err != nil {
+		return dcRecord{}, tg.err
+	}
+	day := c.srv.cfg.Clock.Now().UTC().Format("2006/01/02")
+	return dcRecord{name: tg.prefix + "/" + day + "/" + tg.file, header: tg.header, rows: append([]byte(nil), rows...)}, nil
+}
+
+// target parses a collector's metadata.
+func (c *collector) target(meta []byte) *dcTarget {
 	var m dcMeta
-	rows, err := splitMeta(payload, &m)
-	if err != nil {
-		return dcRecord{}, err
+	if err := json.Unmarshal(meta, &m); err != nil {
+		return &dcTarget{err: fmt.Errorf("%w: metadata: %v", errProtocol, err)}
 	}
 	ws := strings.Split(m.Workspace, "/")
 	if m.Workspace == "default/default/default" || m.Workspace == "" {
 		ws = []string{orDefault(c.cfg.SubscriptionID), orDefault(c.cfg.ResourceGroup), orDefault(c.cfg.Workspace)}
 	}
 	if len(ws) != 3 {
-		return dcRecord{}, fmt.Errorf("workspace %q: want {subscription_id}/{resource_group}/{workspace_name}", m.Workspace)
+		return &dcTarget{err: fmt.Errorf("workspace %q: want {subscription_id}/{resource_group}/{workspace_name}", m.Workspace)}
 	}
 	service := m.Service
 	if service == "" || service == "default" {
@@ -279,7 +322,6 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 			version = "default"
 		}
 	}
-	day := c.srv.cfg.Clock.Now().UTC()
 	segs := []struct{ field, v string }{
 		{"subscription_id", ws[0]}, {"resource_group", ws[1]}, {"workspace_name", ws[2]},
 		{"webservice_name", service}, {"model_name", m.Model}, {"model_version", version},
@@ -287,21 +329,19 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 	}
 	for _, s := range segs {
 		if err := checkSegment(s.v); err != nil {
-			return dcRecord{}, fmt.Errorf("%s %q %v", s.field, s.v, err)
+			return &dcTarget{err: fmt.Errorf("%s %q %v", s.field, s.v, err)}
 		}
 	}
-	name := path.Join("modeldata", ws[0], ws[1], ws[2], service, m.Model, version, m.Designation,
-		fmt.Sprintf("%04d", day.Year()), fmt.Sprintf("%02d", int(day.Month())), fmt.Sprintf("%02d", day.Day()),
-		dcFileName(m.Collection))
-	var header []byte
+	tg := &dcTarget{prefix: path.Join("modeldata", ws[0], ws[1], ws[2], service, m.Model, version, m.Designation),
+		file: dcFileName(m.Collection)}
 	if m.Header != nil {
 		var b bytes.Buffer
 		w := csv.NewWriter(&b)
 		_ = w.Write(m.Header)
 		w.Flush()
-		header = bytes.ReplaceAll(b.Bytes(), []byte("\r\n"), []byte("\n"))
+		tg.header = bytes.ReplaceAll(b.Bytes(), []byte("\r\n"), []byte("\n"))
 	}
-	return dcRecord{name: name, header: header, rows: append([]byte(nil), rows...)}, nil
+	return tg
 }
 
 // dcFileName is the CSV file of a collection: data.csv for the default

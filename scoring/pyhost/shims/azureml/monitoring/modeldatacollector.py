@@ -13,13 +13,13 @@ never raises into run(): bad data must not fail a scoring request.
 """
 
 import csv
+import datetime
 import io
 import json
 import os
 import struct
 import sys
 import threading
-import time
 import uuid
 
 _HDR = struct.Struct(">IB")
@@ -145,13 +145,21 @@ class ModelDataCollector(object):
         self.model_version = str(model_version)
         self.collection_name = collection_name
         self._enabled = _enabled() and _fd() >= 0
+        self._fdn = _fd()
+        header = None
+        if feature_names is not None:
+            header = [_TS_COLUMN, _ID_COLUMN] + feature_names
+        meta = json.dumps({"model": model_name, "version": self.model_version, "designation": designation,
+                           "collection": collection_name, "workspace": workspace,
+                           "service": webservice_name, "header": header}).encode("utf-8")
+        self._meta = _U32.pack(len(meta)) + meta
 
     def collect(self, input_data, user_correlation_id=""):
         """Collect input_data (one or more rows) and return the correlation
         context of the rows: their correlation id (user_correlation_id, or a
         new one) and timestamp."""
         ctx = _Correlation()
-        ctx[_TS_COLUMN] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%06dZ" % (int(time.time() * 1e6) % 1000000)
+        ctx[_TS_COLUMN] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         ctx[_ID_COLUMN] = str(user_correlation_id) if user_correlation_id else str(uuid.uuid4())
         if not self._enabled:
             return ctx
@@ -183,26 +191,19 @@ class ModelDataCollector(object):
         for r, row in enumerate(rows):
             w.writerow([ctx[_TS_COLUMN], ctx[_ID_COLUMN]] + [_cell(v, r, c) for c, v in enumerate(row)])
         body = buf.getvalue().encode("utf-8")
-        header = None
-        if self.feature_names is not None:
-            header = [_TS_COLUMN, _ID_COLUMN] + self.feature_names
-        meta = {"model": self.model_name, "version": self.model_version, "designation": self.designation,
-                "collection": self.collection_name, "workspace": self.workspace,
-                "service": self.webservice_name, "header": header}
-        m = json.dumps(meta).encode("utf-8")
-        size = 4 + len(m) + len(body)
+        size = len(self._meta) + len(body)
         if size > MAX_RECORD_BYTES:
             _log("a record of %d bytes for model %s (designation %s) exceeds the limit of %d bytes; "
                  "it was not collected" % (size, self.model_name, self.designation, MAX_RECORD_BYTES))
             return
-        frame = _HDR.pack(size, _KIND_DATA) + _U32.pack(len(m)) + m + body
+        frame = _HDR.pack(size, _KIND_DATA) + self._meta + body
         with _lock:
             if _broken:
                 return
             view = memoryview(frame)
             try:
                 while view:
-                    n = os.write(_fd(), view)
+                    n = os.write(self._fdn, view)
                     view = view[n:]
             except OSError as ex:
                 _broken.append(True)
