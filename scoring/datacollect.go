@@ -409,7 +409,7 @@ func (c *collector) close() {
 		close(c.ch)
 	}
 	c.sendMu.Unlock()
-	t := time.AfterFunc(dataCollectionClose, c.stop)
+	t := c.srv.cfg.Clock.AfterFunc(dataCollectionClose, c.stop)
 	<-c.done
 	t.Stop()
 	c.stop()

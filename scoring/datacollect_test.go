@@ -260,3 +260,44 @@ func TestModelVersionsOfAzureLayout(t *testing.T) {
 	eq(t, "several", modelVersionsOf(filepath.Join(root, "azureml-models")), map[string]string{"a": "3", "c": "7"})
 	eq(t, "elsewhere", modelVersionsOf(root), map[string]string(nil))
 }
+
+// Close gives a store that does not return 10 s (of the server's clock) to
+// write what is buffered; what is left counts as dropped.
+func TestDataCollectionCloseBoundsAStuckStore(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC))
+	store := &blockedStore{release: make(chan struct{}), inner: &LocalModelDataStore{Root: t.TempDir()}}
+	s := pyServer(t, `
+from azureml.monitoring import ModelDataCollector
+def init():
+    global dc
+    dc = ModelDataCollector("m")
+def run(raw_data):
+    dc.collect([raw_data])
+    return "ok"
+`, Config{DataCollection: dcConfig(store, 5), Clock: fc}, nil)
+	for i := range 20 {
+		if r := do(s, http.MethodPost, "/score", fmt.Sprint(i)); r.status != 200 {
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+	}
+	eventually(t, "every record to reach the server", func() bool { return s.DataCollectionStats().Collected == 20 })
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	// Close waits for the store until the grace period of the server's
+	// clock has passed: step the clock until it returns.
+	for done := false; !done; {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		case <-time.After(10 * time.Millisecond):
+			fc.Step(dataCollectionClose)
+		}
+	}
+	st := s.DataCollectionStats()
+	if st.Written != 0 || st.Dropped != 20 || st.Collected != 20 {
+		t.Fatalf("stats %+v: want all 20 dropped", st)
+	}
+}
