@@ -301,3 +301,54 @@ def run(raw_data):
 		t.Fatalf("stats %+v: want all 20 dropped", st)
 	}
 }
+
+// collect takes what v1 scripts pass (numpy arrays, pandas DataFrames,
+// dicts, scalars, nested values as JSON), and add_correlations puts the
+// correlation columns in front of the rows.
+func TestDataCollectionInputKinds(t *testing.T) {
+	root := t.TempDir()
+	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC))
+	s := pyServer(t, `
+import json
+import numpy as np
+import pandas as pd
+from azureml.monitoring import ModelDataCollector
+
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="general", feature_names=["x", "y"], collection_name="kinds")
+
+def run(raw_data):
+    dc.collect(np.array([[1.5, 2.0], [3.0, 4.0]]))
+    dc.collect(pd.DataFrame({"x": [5], "y": ["five"]}))
+    dc.collect({"x": np.int64(6), "y": [1, {"a": 2}]})
+    ctx = dc.collect(7, user_correlation_id="id-7")
+    return dc.add_correlations([[8, 9]], ctx)
+`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0), Clock: fc}, nil)
+	r := do(s, http.MethodPost, "/score", "x")
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	out, ok := r.json(t).([]any)
+	if !ok || len(out) != 2 || fmt.Sprint(out[0]) != "[$aml_dc_scoring_timestamp $aml_dc_correlation_id x y]" ||
+		!strings.HasSuffix(fmt.Sprint(out[1]), " id-7 8 9]") {
+		t.Fatalf("add_correlations returned %s", r.body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, filepath.Join(root, "modeldata", "sub", "rg", "ws", "svc", "m", "default", "general", "2026", "03", "07", "kinds.csv"))
+	var got []string
+	for _, l := range lines[1:] {
+		f := strings.SplitN(l, ",", 3)
+		if f[1] == "id-7" {
+			got = append(got, "id-7,"+f[2])
+		} else {
+			got = append(got, f[2])
+		}
+	}
+	want := []string{"1.5,2.0", "3.0,4.0", "5,five", `6,"[1, {""a"": 2}]"`, "id-7,7"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("rows %q, want %q\n%s", got, want, strings.Join(lines, "\n"))
+	}
+}
