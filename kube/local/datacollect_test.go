@@ -1,9 +1,6 @@
 package local
 
 import (
-	"context"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/internal/treetest"
 )
 
 // The local cluster's scoring process collects model data when its pod has
@@ -20,8 +18,8 @@ func TestScoreProcessCollectsModelData(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "pysrc")
 	model := filepath.Join(base, "ws", "azureml-models", "iris", "1")
-	for p, content := range map[string]string{
-		filepath.Join(src, "score.py"): `from azureml.monitoring import ModelDataCollector
+	treetest.Write(t, base, map[string]string{
+		"pysrc/score.py": `from azureml.monitoring import ModelDataCollector
 
 def init():
     global dc
@@ -31,70 +29,23 @@ def run(raw):
     dc.collect([raw])
     return "ok"
 `,
-		filepath.Join(model, "model.pkl"): "weights",
-	} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-
-	r := scoreProcess(driver.ReplicaTemplate{EntryScript: filepath.Join(src, "score.py"), SourceDir: src, ModelDir: model, Interpreter: "/usr/bin/python3"})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	logs := newLogRing()
-	exited := make(chan struct{})
-	var runErr error
+		"ws/azureml-models/iris/1/model.pkl": "weights",
+	}, nil)
 	wsDir := filepath.Join(base, "ws")
-	go func() {
-		defer close(exited)
-		runErr = r.run(runCtx, runContext{args: []string{"--address=127.0.0.1", "--port=" + port, "--service_name=svc"},
-			env: map[string]string{"AML_MODEL_DC_STORAGE_ENABLED": "true", "AKSML_MODEL_DATA_DIR": wsDir}, log: logs})
-	}()
-	defer func() {
-		stop()
-		<-exited
-	}()
-	client := &http.Client{Timeout: 5 * time.Second}
-	sent := 0
-	for sent < 3 {
-		resp, err := client.Post("http://"+addr+"/score", "text/plain", strings.NewReader("row"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				sent++
-				continue
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("the scoring process exited: %v\n%s", runErr, strings.Join(logs.lines(50), "\n"))
-		case <-ctx.Done():
-			t.Fatalf("no answer from the scoring process: %v\n%s", err, strings.Join(logs.lines(50), "\n"))
-		case <-time.After(50 * time.Millisecond):
-		}
+	s := startScore(t, driver.ReplicaTemplate{EntryScript: filepath.Join(src, "score.py"), SourceDir: src, ModelDir: model, Interpreter: "/usr/bin/python3"},
+		[]string{"--service_name=svc"}, map[string]string{"AML_MODEL_DC_STORAGE_ENABLED": "true", "AKSML_MODEL_DATA_DIR": wsDir})
+	for range 3 {
+		s.post("text/plain", "row")
 	}
 	day := time.Now().UTC()
-	stop()
-	<-exited
-	if runErr != nil {
-		t.Fatalf("run after stop: %v", runErr)
+	if err := s.stop(); err != nil {
+		t.Fatalf("run after stop: %v", err)
 	}
 	p := filepath.Join(wsDir, "modeldata", "default", "default", "default", "svc", "iris", "1", "inputs",
 		day.Format("2006"), day.Format("01"), day.Format("02"), "data.csv")
 	b, err := os.ReadFile(p)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, strings.Join(logs.lines(50), "\n"))
+		t.Fatalf("%v\n%s", err, strings.Join(s.logs.lines(50), "\n"))
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) != 4 || lines[0] != "$aml_dc_scoring_timestamp,$aml_dc_correlation_id,raw" || !strings.HasSuffix(lines[3], ",row") {
