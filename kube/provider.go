@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -151,7 +152,12 @@ func apiError(err error, format string, args ...any) error {
 		code = errcode.Unauthenticated
 	case apierrors.IsForbidden(err):
 		code = errcode.FailedPrecondition
-	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), errors.Is(err, context.DeadlineExceeded):
+	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), errors.Is(err, context.DeadlineExceeded),
+		// client-go's rate limiter refuses a wait that would pass the
+		// context's deadline before the deadline itself, with an error
+		// of golang.org/x/time/rate that wraps nothing: only its text
+		// says so.
+		strings.Contains(err.Error(), "would exceed context deadline"):
 		code = errcode.DeadlineExceeded
 	case apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), errors.As(err, &netErr):
 		code = errcode.Unavailable

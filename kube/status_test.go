@@ -1,12 +1,14 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -194,6 +196,7 @@ func TestAPIError(t *testing.T) {
 		{apierrors.NewForbidden(gr, "x", errors.New("rbac")), errcode.FailedPrecondition},
 		{apierrors.NewServiceUnavailable("busy"), errcode.Unavailable},
 		{fmt.Errorf("dial: %w", &timeoutErr{}), errcode.Unavailable},
+		{fmt.Errorf("client rate limiter Wait returned an error: %w", rateLimited(t)), errcode.DeadlineExceeded},
 	} {
 		got := apiError(tc.err, "doing %s", "x")
 		if !errors.Is(got, tc.want) || !strings.HasPrefix(got.Error(), "doing x: ") {
@@ -253,4 +256,19 @@ func TestDeploymentApplyAccelerators(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rateLimited is the error client-go's rate limiter gives when waiting for
+// a token would pass the context's deadline (a WaitForDeployment whose
+// deadline comes while its client is throttled gets it).
+func rateLimited(t *testing.T) error {
+	lim := rate.NewLimiter(rate.Every(time.Hour), 1)
+	lim.Allow()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := lim.Wait(ctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("rate.Limiter.Wait = %v, want its own would-exceed-the-deadline error", err)
+	}
+	return err
 }
