@@ -34,7 +34,11 @@ func testOptions(clk interface {
 	Now() time.Time
 	Since(time.Time) time.Duration
 }) *local.Options {
-	o := &local.Options{RestartBackOff: 100 * time.Millisecond, MaxRestartBackOff: 800 * time.Millisecond, DrainDelay: time.Second}
+	// A deleted pod keeps serving for 3 s: the front-end learns it is
+	// not ready through an EndpointSlice, which the controller-manager
+	// updates late on a busy machine (1 s once let a rolling update under
+	// load lose a request to a replica already stopping).
+	o := &local.Options{RestartBackOff: 100 * time.Millisecond, MaxRestartBackOff: 800 * time.Millisecond, DrainDelay: 3 * time.Second}
 	if clk != nil {
 		o.Clock = clk
 	}
