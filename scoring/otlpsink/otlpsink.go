@@ -259,16 +259,16 @@ type ids struct {
 // under the sink's lock).
 type idGen struct{ next ids }
 
-func (g *idGen) NewIDs(context.Context) (trace.TraceID, trace.SpanID) { return g.next.t, g.next.s }
+func (g *idGen) NewIDs(context.Context) (trace.TraceID, trace.SpanID)  { return g.next.t, g.next.s }
 func (g *idGen) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return g.next.s }
 
 // spanCollector keeps the spans ended during an Export.
 type spanCollector struct{ s *Sink }
 
 func (spanCollector) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (c spanCollector) OnEnd(sp sdktrace.ReadOnlySpan)              { c.s.endedSpans = append(c.s.endedSpans, sp) }
-func (spanCollector) Shutdown(context.Context) error                { return nil }
-func (spanCollector) ForceFlush(context.Context) error              { return nil }
+func (c spanCollector) OnEnd(sp sdktrace.ReadOnlySpan)                { c.s.endedSpans = append(c.s.endedSpans, sp) }
+func (spanCollector) Shutdown(context.Context) error                  { return nil }
+func (spanCollector) ForceFlush(context.Context) error                { return nil }
 
 // logCollector keeps the log records emitted during an Export.
 type logCollector struct{ s *Sink }
