@@ -133,8 +133,8 @@ func runRouter() {
 	}
 	mc, _ := strconv.Atoi(os.Getenv("AKSML_BENCH_MAX_CONCURRENT"))
 	err := rt.SetRoute(frontend.Route{
-		Name: service,
-		Auth: frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: key, SecondaryKey: frontend.GenerateKey()},
+		Name:     service,
+		Auth:     frontend.Auth{Mode: frontend.AuthKey, PrimaryKey: key, SecondaryKey: frontend.GenerateKey()},
 		Versions: []frontend.Version{{Name: service, Replicas: reps, MaxConcurrentPerReplica: max(mc, 1)}},
 	})
 	if err != nil {
