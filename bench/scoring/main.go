@@ -82,11 +82,7 @@ func run(cs []int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	scripts, err := benchkit.Setup(dir, *python)
-	if err != nil {
-		return err
-	}
-	bin, err := benchkit.BuildAksmlScore(dir)
+	scripts, bin, err := benchkit.Setup(dir, *python)
 	if err != nil {
 		return err
 	}

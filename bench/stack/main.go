@@ -187,11 +187,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	scripts, err := benchkit.Setup(dir, *python)
-	if err != nil {
-		return err
-	}
-	bin, err := benchkit.BuildAksmlScore(dir)
+	scripts, bin, err := benchkit.Setup(dir, *python)
 	if err != nil {
 		return err
 	}
@@ -331,7 +327,7 @@ func startV1(nginx, dir string, cores int, sc benchkit.Script) (stack, error) {
 		if err != nil {
 			return st, err
 		}
-		n, err := track(startNginx(nginx, filepath.Join(dir, fmt.Sprintf("nginx-%s-replica%d", sc.Name, i)), 1, "", []string{g.Addr}, false))
+		n, err := track(startNginx(nginx, filepath.Join(dir, fmt.Sprintf("nginx-%s-replica%d", sc.Name, i)), 1, "", []string{g.Addr}))
 		if err != nil {
 			return st, err
 		}
@@ -339,7 +335,7 @@ func startV1(nginx, dir string, cores int, sc benchkit.Script) (stack, error) {
 		st.add("replica nginx", n.Pid)
 		upstreams = append(upstreams, n.Addr)
 	}
-	fe, err := track(startNginx(nginx, filepath.Join(dir, "nginx-"+sc.Name+"-front"), cores, path, upstreams, true))
+	fe, err := track(startNginx(nginx, filepath.Join(dir, "nginx-"+sc.Name+"-front"), cores, path, upstreams))
 	if err != nil {
 		return st, err
 	}
@@ -376,12 +372,9 @@ func startAksml(self, bin string, sc benchkit.Script) (stack, error) {
 	return st, nil
 }
 
-// startNginx runs nginx with prefix dir. The front (front true) answers
-// location with the key check and passes it to upstreams' /score over
-// kept-alive connections; a replica's nginx passes everything to its
-// gunicorn as the model container's nginx did (gunicorn's sync workers
-// close each connection).
-func startNginx(bin, dir string, workers int, location string, upstreams []string, front bool) (benchkit.Server, error) {
+// startNginx runs nginx with prefix dir as benchkit.NginxConf configures
+// it: the front-end when location is set, a replica's nginx otherwise.
+func startNginx(bin, dir string, workers int, location string, upstreams []string) (benchkit.Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return benchkit.Server{}, err
 	}
@@ -389,54 +382,7 @@ func startNginx(bin, dir string, workers int, location string, upstreams []strin
 	if err != nil {
 		return benchkit.Server{}, err
 	}
-	var servers strings.Builder
-	for _, u := range upstreams {
-		fmt.Fprintf(&servers, "    server %s;\n", u)
-	}
-	keepalive, loc := "", ""
-	if front {
-		keepalive = "    keepalive 256;\n"
-		loc = fmt.Sprintf(`    location = %s {
-      if ($key_ok = 0) { return 401; }
-      proxy_pass http://up/score;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-    }
-`, location)
-	} else {
-		loc = `    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_read_timeout 300s;
-    }
-`
-	}
-	conf := fmt.Sprintf(`worker_processes %d;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-daemon off;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  client_max_body_size 100m;
-  map $http_authorization $key_ok {
-    default 0;
-    "Bearer %[3]s" 1;
-  }
-  upstream up {
-%[4]s%[5]s  }
-  server {
-    listen 127.0.0.1:%[6]d;
-%[7]s  }
-}
-`, workers, dir, key, servers.String(), keepalive, port, loc)
+	conf := benchkit.NginxConf(dir, port, workers, key, location, upstreams)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return benchkit.Server{}, err

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -113,8 +114,18 @@ type Script struct {
 
 // Setup writes the Flask app and the echo and scikit-learn scripts into
 // dir, trains the scikit-learn model with python (Debian's, with
-// python3-sklearn) and returns the two scripts.
-func Setup(dir, python string) ([]Script, error) {
+// python3-sklearn), builds cmd/aksml-score into dir and returns the two
+// scripts and the aksml-score binary.
+func Setup(dir, python string) ([]Script, string, error) {
+	scripts, err := setupScripts(dir, python)
+	if err != nil {
+		return nil, "", err
+	}
+	bin, err := buildAksmlScore(dir)
+	return scripts, bin, err
+}
+
+func setupScripts(dir, python string) ([]Script, error) {
 	files := map[string][]byte{"flaskapp.py": flaskApp, "echo/score.py": echoScript, "sklearn/score.py": sklearnScript, "train.py": sklearnTrain}
 	for name, b := range files {
 		p := filepath.Join(dir, name)
@@ -153,8 +164,8 @@ func Setup(dir, python string) ([]Script, error) {
 	}, nil
 }
 
-// BuildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir.
-func BuildAksmlScore(dir string) (string, error) {
+// buildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir.
+func buildAksmlScore(dir string) (string, error) {
 	bin := filepath.Join(dir, "aksml-score")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/aksml/aksml/cmd/aksml-score")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -237,4 +248,62 @@ func Check(url string, body, want []byte, headers ...[2]string) error {
 		return fmt.Errorf("answer %s, want %s", got, want)
 	}
 	return nil
+}
+
+// NginxConf is the configuration of an nginx with prefix dir, listening on
+// 127.0.0.1:port, with workers worker processes and an upstream pool "up"
+// over upstreams (host:port). With location set it is a front-end: it
+// answers only location, checks the Bearer key with a map, passes the
+// request to the pool's /score over kept-alive connections and drops the
+// Authorization header. Otherwise it passes everything to the pool as it
+// comes, one connection per request (as the nginx of a v1 model container
+// did in front of gunicorn, whose sync workers close every connection).
+func NginxConf(dir string, port, workers int, key, location string, upstreams []string) string {
+	var servers strings.Builder
+	for _, u := range upstreams {
+		fmt.Fprintf(&servers, "    server %s;\n", u)
+	}
+	keepalive := ""
+	loc := `    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_read_timeout 300s;
+    }
+`
+	if location != "" {
+		keepalive = "    keepalive 256;\n"
+		loc = fmt.Sprintf(`    location = %s {
+      if ($key_ok = 0) { return 401; }
+      proxy_pass http://up/score;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+    }
+`, location)
+	}
+	return fmt.Sprintf(`worker_processes %d;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+daemon off;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  client_max_body_size 100m;
+  map $http_authorization $key_ok {
+    default 0;
+    "Bearer %[3]s" 1;
+  }
+  upstream up {
+%[4]s%[5]s  }
+  server {
+    listen 127.0.0.1:%[6]d;
+%[7]s  }
+}
+`, workers, dir, key, servers.String(), keepalive, port, loc)
 }
