@@ -91,6 +91,7 @@ func (c *Cluster) InstallFrontEndWith(ctx context.Context, opts InstallOptions) 
 	read := []string{"get", "list", "watch"}
 	role := rbacv1ac.ClusterRole(FrontEndRole).WithLabels(lbl).WithRules(
 		rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("secrets").WithVerbs(read...),
+		rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("pods").WithVerbs(read...),
 		rbacv1ac.PolicyRule().WithAPIGroups("apps").WithResources("deployments").WithVerbs(read...),
 		rbacv1ac.PolicyRule().WithAPIGroups("apps").WithResources("deployments/scale").WithVerbs("get", "update", "patch"),
 		rbacv1ac.PolicyRule().WithAPIGroups("discovery.k8s.io").WithResources("endpointslices").WithVerbs(read...),

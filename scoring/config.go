@@ -116,6 +116,22 @@ type Config struct {
 	// false and collect() is a no-op). A Go Handler ignores it.
 	DataCollection *DataCollection
 
+	// Telemetry, when set, turns on request telemetry (enable_app_insights):
+	// every /score request, and what a Python run() prints while serving
+	// it, becomes a record sent to Telemetry.Sink off the request path. The
+	// workers get AML_APP_INSIGHTS_ENABLED=true (false when nil). With
+	// DataCollection or Telemetry on, a Python worker also learns each
+	// request's id (see ModelDataCollector's correlation id in
+	// docs/data-collection.md).
+	Telemetry *Telemetry
+
+	// MetricsKey, when set, lets callers that present it as a Bearer
+	// credential read GET /metrics (the replica's counters in the
+	// Prometheus text format); callers on the replica's own machine (a
+	// loopback address) read it without. Others get Flask's 404, as for
+	// any unknown path.
+	MetricsKey string
+
 	// LogOutput, when set, also receives every log line as it is written
 	// (aksml-score sets it to stdout, so container logs show the replica log).
 	LogOutput io.Writer
@@ -175,6 +191,21 @@ func (c Config) withDefaults() (Config, error) {
 			dc.Buffer = DefaultDataCollectionBuffer
 		}
 		c.DataCollection = &dc
+	}
+	if err := c.Telemetry.validate(); err != nil {
+		bad("telemetry: %v", err)
+	} else if c.Telemetry != nil {
+		t := *c.Telemetry
+		if t.Buffer == 0 {
+			t.Buffer = DefaultTelemetryBuffer
+		}
+		if t.Service == "" {
+			t.Service = c.ServiceName
+		}
+		if t.Replica == "" {
+			t.Replica, _ = os.Hostname()
+		}
+		c.Telemetry = &t
 	}
 	if c.ServiceVersion == "" {
 		c.ServiceVersion = "1.0"
@@ -322,6 +353,17 @@ func (c *Config) workerEnv(appRoot string) []string {
 	} else {
 		add("AML_MODEL_DC_STORAGE_ENABLED", "false")
 		delete(set, "AKSML_DC_FD")
+	}
+	// As in a v1 container: whether Application Insights is on. The lines
+	// run() prints go to the server on fd 5 too. AML_APP_INSIGHTS_KEY (an
+	// instrumentation key) is left as the environment sets it: aksml sends
+	// telemetry to its own sink, not to an Application Insights resource.
+	if c.Telemetry != nil {
+		add("AML_APP_INSIGHTS_ENABLED", "true")
+		add("AKSML_TELEMETRY_FD", "5")
+	} else {
+		add("AML_APP_INSIGHTS_ENABLED", "false")
+		delete(set, "AKSML_TELEMETRY_FD")
 	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {

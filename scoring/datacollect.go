@@ -375,10 +375,12 @@ func checkSegment(s string) error {
 	return nil
 }
 
-// read takes the records of one worker from r until it closes. A malformed
-// frame is logged and ends the reading (the worker's collector then reports
-// the closed channel and collects no more).
-func (c *collector) read(r io.ReadCloser, slot int) {
+// readSide takes what one worker sends on its side channel (fd 5) until it
+// closes: ModelDataCollector records (D frames) and the lines run() printed
+// (L frames, with telemetry on). A malformed frame is logged and ends the
+// reading (the worker's collector then reports the closed channel and
+// collects no more).
+func (s *Server) readSide(r io.ReadCloser, slot int) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [frameHeader]byte
@@ -387,8 +389,15 @@ func (c *collector) read(r io.ReadCloser, slot int) {
 			return
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
-		if hdr[4] != 'D' || size > MaxDataCollectionRecord {
-			c.srv.event(slog.LevelError, fmt.Sprintf("data collection: worker %d sent a malformed record (kind %q, %d bytes; at most %d are allowed); its data collection is stopped",
+		ok := false
+		switch hdr[4] {
+		case 'D':
+			ok = s.dc != nil && size <= MaxDataCollectionRecord
+		case 'L':
+			ok = s.tel != nil && size <= MaxPrintFrame
+		}
+		if !ok {
+			s.event(slog.LevelError, fmt.Sprintf("worker %d sent a malformed record (kind %q, %d bytes; at most %d are allowed); its data collection and telemetry are stopped",
 				slot, hdr[4], size, MaxDataCollectionRecord))
 			return
 		}
@@ -396,7 +405,11 @@ func (c *collector) read(r io.ReadCloser, slot int) {
 		if _, err := io.ReadFull(br, payload); err != nil {
 			return
 		}
-		c.offer(payload)
+		if hdr[4] == 'D' {
+			s.dc.offer(payload)
+		} else {
+			s.tel.offerPrints(payload)
+		}
 	}
 }
 

@@ -63,6 +63,22 @@
 // server's events, or only what was logged until init finished; this backs
 // a service's get_logs(num_lines, init).
 //
+// # Data collection and telemetry
+//
+// Config.DataCollection turns on azureml.monitoring.ModelDataCollector
+// (collect_model_data) and Config.Telemetry request telemetry
+// (enable_app_insights): a record per /score request (time, duration,
+// status, service, version, replica, the request's x-ms-request-id and the
+// caller's x-ms-client-request-id or x-request-id) and one per line a Python
+// run() prints while serving it. Both leave the request path at once: the
+// worker writes to a pipe the server drains into a bounded buffer, one
+// goroutine hands batches to the ModelDataStore or TelemetrySink, and a full
+// buffer drops (and counts) records instead of slowing a request.
+// JSONLinesSink writes telemetry to a file; package otlpsink sends it as
+// OpenTelemetry traces and logs over OTLP/HTTP. A collector's correlation id
+// is the request's id unless score.py passes its own. Stats, WriteMetrics
+// and GET /metrics (loopback callers, or Config.MetricsKey) give the counts.
+//
 // # Programs
 //
 // cmd/aksml-score is Main(nil) and takes azmlinfsrv's command line,

@@ -53,6 +53,7 @@ exec(compile(_p[4:4 + _n].decode('utf-8'), '<aksml-host>', 'exec'), {'__name__':
 const (
 	kindRun      = 'R' // Go → Python: raw body
 	kindRequest  = 'Q' // Go → Python: metadata + body
+	kindRunIDs   = 'U' // Go → Python: request ids + raw body
 	kindBoot     = 'H' // Go → Python: host source + config
 	kindInitOK   = 'I' // Python → Go: init info
 	kindInitFail = 'F' // Python → Go: init failed, JSON initFail
@@ -330,7 +331,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	outR, outW, err3 := pipe()
 	var dcR, dcW *os.File
 	var err4 error
-	if p.srv.dc != nil {
+	if p.srv.dc != nil || p.srv.tel != nil {
 		dcR, dcW, err4 = pipe()
 	}
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
@@ -367,7 +368,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.srv.dc.read(dcR, slot)
+			p.srv.readSide(dcR, slot)
 		}()
 	}
 	p.mu.Unlock()

@@ -55,6 +55,7 @@ type Server struct {
 	// Exactly one of py and goh is set.
 	py  *pyPool
 	dc  *collector // data collection of a Python replica; nil when off
+	tel *telemetry // request telemetry; nil when off
 	goh Handler
 	raw RawHTTPHandler
 
@@ -92,6 +93,9 @@ func NewServer(cfg Config) (*Server, error) {
 		if c.DataCollection != nil {
 			s.dc = newCollector(s, c.DataCollection)
 		}
+	}
+	if c.Telemetry != nil {
+		s.tel = newTelemetry(s, c.Telemetry)
 	}
 	return s, nil
 }
@@ -239,6 +243,10 @@ func (s *Server) Close() error {
 			// Every worker's record reader has ended: write what is left.
 			s.dc.close()
 		}
+		if s.tel != nil {
+			// Every request and record reader has ended: send what is left.
+			s.tel.close()
+		}
 		s.mu.Lock()
 		if s.removeAppRoot != nil {
 			s.removeAppRoot()
@@ -296,6 +304,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !s.stampIDs(w, r) {
 			return
 		}
+		if s.tel != nil {
+			s.scoreWithTelemetry(w, r)
+			return
+		}
 		s.serveScore(w, r)
 	case "/", "/swagger.json":
 		switch r.Method {
@@ -317,6 +329,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.serveSwagger(w, r)
 		}
+	case "/metrics":
+		if r.Method == http.MethodGet && s.metricsAllowed(r) {
+			s.serveMetrics(w)
+			return
+		}
+		writeError(w, http.StatusNotFound, msgNotFound, false)
 	default:
 		writeError(w, http.StatusNotFound, msgNotFound, false)
 	}
@@ -550,6 +568,10 @@ type reqMeta struct {
 	Query   string      `json:"query"`
 	Remote  string      `json:"remote"`
 	Headers [][2]string `json:"headers"`
+	// ID and Client are the request's id and the caller's (see
+	// TelemetryRecord), sent when data collection or telemetry is on.
+	ID     string `json:"id,omitempty"`
+	Client string `json:"client,omitempty"`
 }
 
 // respMeta is the metadata of a raw HTTP reply (kindResponse).
@@ -579,6 +601,9 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 	if s.info.needsMeta(r.Method) {
 		meta := reqMeta{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Remote: r.RemoteAddr,
 			Headers: make([][2]string, 0, len(r.Header)+1)}
+		if s.dc != nil || s.tel != nil {
+			meta.ID, meta.Client = first(w.Header()[hdrKeyMSRequestID]), clientRequestID(r)
+		}
 		if r.Host != "" {
 			meta.Headers = append(meta.Headers, [2]string{"Host", r.Host})
 		}
@@ -598,6 +623,19 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		msg = append(msg, m...)
 		msg = append(msg, body...)
 		putHeader(msg, kindRequest)
+	} else if s.dc != nil || s.tel != nil {
+		// The ids first (each at most requestIDLimit bytes: one length
+		// byte), so the worker can tag what the request collects and
+		// prints.
+		id, client := first(w.Header()[hdrKeyMSRequestID]), clientRequestID(r)
+		body := buf[frameHeader:]
+		msg = make([]byte, frameHeader, frameHeader+2+len(id)+len(client)+len(body))
+		msg = append(msg, byte(min(len(id), 255)))
+		msg = append(msg, id[:min(len(id), 255)]...)
+		msg = append(msg, byte(min(len(client), 255)))
+		msg = append(msg, client[:min(len(client), 255)]...)
+		msg = append(msg, body...)
+		putHeader(msg, kindRunIDs)
 	} else {
 		putHeader(msg, kindRun)
 	}

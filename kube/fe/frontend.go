@@ -50,7 +50,13 @@ type Options struct {
 // FrontEnd keeps a frontend.Router's routing table in step with the
 // services on a cluster, from watches: each service's Secret (auth, keys,
 // version order), its Deployments (the route settings in their
-// annotations) and its EndpointSlices (replica addresses and readiness).
+// annotations), its EndpointSlices (replica addresses and readiness) and
+// its Pods. A pod being deleted (its deletion timestamp set) leaves the
+// route as soon as the API server records the deletion, without waiting
+// for the EndpointSlice controller to mark its endpoint not ready: on a
+// busy control plane that update can come seconds later, after the
+// replica has drained and stopped, and requests sent to it meanwhile
+// would fail.
 // Its autoscaler samples the router's load of every autoscaled version
 // and writes the decision (package autoscale) to the Deployment's scale
 // subresource. It is the control loop of the in-cluster front-end
@@ -67,6 +73,7 @@ type FrontEnd struct {
 	secrets   cache.SharedIndexInformer
 	deps      cache.SharedIndexInformer
 	slices    cache.SharedIndexInformer
+	pods      cache.SharedIndexInformer
 	mu        sync.Mutex
 	dirty     map[string]bool // service names to rebuild
 	kick      chan struct{}
@@ -108,6 +115,7 @@ func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *F
 		secrets:   factory.Core().V1().Secrets().Informer(),
 		deps:      factory.Apps().V1().Deployments().Informer(),
 		slices:    factory.Discovery().V1().EndpointSlices().Informer(),
+		pods:      factory.Core().V1().Pods().Informer(),
 		dirty:     map[string]bool{},
 		kick:      make(chan struct{}, 1),
 		synced:    make(chan struct{}),
@@ -118,7 +126,7 @@ func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *F
 		UpdateFunc: func(_, obj any) { f.enqueue(obj) },
 		DeleteFunc: f.enqueue,
 	}
-	for _, inf := range []cache.SharedIndexInformer{f.secrets, f.deps, f.slices} {
+	for _, inf := range []cache.SharedIndexInformer{f.secrets, f.deps, f.slices, f.pods} {
 		_, _ = inf.AddEventHandler(h)
 	}
 	return f
@@ -161,7 +169,7 @@ func (f *FrontEnd) Synced() <-chan struct{} { return f.synced }
 func (f *FrontEnd) Run(ctx context.Context) error {
 	f.factory.Start(ctx.Done())
 	defer f.factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), f.secrets.HasSynced, f.deps.HasSynced, f.slices.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), f.secrets.HasSynced, f.deps.HasSynced, f.slices.HasSynced, f.pods.HasSynced) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -262,6 +270,9 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 			id := ""
 			if ep.TargetRef != nil {
 				id = ep.TargetRef.Name
+				if ep.TargetRef.Kind == "Pod" && f.terminating(ns, id) {
+					ready = false
+				}
 			}
 			for _, a := range ep.Addresses {
 				if id == "" {
@@ -282,6 +293,18 @@ func (f *FrontEnd) routeFor(name string) (frontend.Route, bool) {
 		return frontend.Route{}, false
 	}
 	return route, true
+}
+
+// terminating reports whether pod ns/name is being deleted, as the pods
+// watch last saw it. A pod the watch does not know is not terminating:
+// the EndpointSlice stays the authority on readiness.
+func (f *FrontEnd) terminating(ns, name string) bool {
+	obj, ok, err := f.pods.GetStore().GetByKey(ns + "/" + name)
+	if err != nil || !ok {
+		return false
+	}
+	p, ok := obj.(*corev1.Pod)
+	return ok && p.DeletionTimestamp != nil
 }
 
 // versionOf is a route version from a Deployment's route annotations and

@@ -10,6 +10,9 @@
 # kind byte, followed by the payload. One request is in flight per worker.
 #
 #   Go -> Python   R  run: payload is the raw request body
+#                  U  run with request ids (data collection or telemetry
+#                     on): uint8 n, n bytes of the request id, uint8 m, m
+#                     bytes of the caller's id, then the raw body
 #                  Q  request with metadata: uint32 n, n bytes of JSON
 #                     {method, path, query, headers}, then the body
 #                  X  cancel the response being streamed (the client left);
@@ -25,6 +28,12 @@
 #                  S  streamed HTTP reply starts: uint32 n, n bytes of JSON
 #                     {status, headers}; then C frames (one chunk each) and
 #                     a Z frame (empty, or "E" when the body raised)
+#
+# Side channel (fd 5, when data collection or telemetry is on; the Go server
+# reads it in the background, so writing never waits for storage):
+#                  D  a ModelDataCollector record (see the shim)
+#                  L  telemetry: JSON {id, client, t, lines: [[stream, line]]},
+#                     what run() printed while serving one request
 #
 # stdout and stderr belong to the user's script; they are the replica log.
 
@@ -82,10 +91,14 @@ def _write_all(data):
 
 
 def _send(kind, payload):
+    if _cap is not None and kind in (79, 69, 90):  # O, E, Z: the reply ends
+        _end_request()
     _write_all(_HDR.pack(len(payload), kind) + payload)
 
 
 def _send_meta(kind, meta, body):
+    if _cap is not None and kind == 80:  # P
+        _end_request()
     m = json.dumps(meta).encode("utf-8")
     _write_all(_HDR.pack(4 + len(m) + len(body), kind) + _U32.pack(len(m)) + m + body)
 
@@ -94,6 +107,136 @@ def _split_meta(payload):
     (n,) = _U32.unpack_from(payload)
     meta = json.loads(payload[4:4 + n])
     return meta, payload[4 + n:]
+
+
+# ---------------------------------------------------------------- request context
+
+import types
+import threading
+
+# _aksml_request holds the ids of the request being served (empty between
+# requests), for the shims (ModelDataCollector's correlation id), and the
+# lock that orders writes to the side channel.
+_REQ = types.ModuleType("_aksml_request")
+_REQ.id = ""
+_REQ.client = ""
+_REQ.lock = threading.Lock()
+sys.modules["_aksml_request"] = _REQ
+
+
+def _side_fd():
+    try:
+        return int(os.environ.get("AKSML_TELEMETRY_FD", ""))
+    except ValueError:
+        return -1
+
+
+_MAX_PRINT = 64 << 10  # scoring.MaxPrintBytes
+
+
+class _Capture(object):
+    """What run() prints while serving one request, for telemetry."""
+
+    def __init__(self):
+        self.parts = []  # [stream, text]
+        self.size = 0
+        self.lost = 0
+
+    def add(self, stream, text):
+        if self.size + len(text) > _MAX_PRINT:
+            self.lost += len(text)
+            return
+        self.size += len(text)
+        if self.parts and self.parts[-1][0] == stream:
+            self.parts[-1][1] += text
+        else:
+            self.parts.append([stream, text])
+
+    def lines(self):
+        out = []
+        for stream, text in self.parts:
+            for line in text.split("\n"):
+                out.append([stream, line])
+            if out and out[-1][1] == "":
+                out.pop()
+        if self.lost:
+            out.append(["stderr", "[aksml: %d more characters printed during this request are in the replica log only]" % self.lost])
+        return out
+
+
+_cap = None  # the _Capture of the request being served, with telemetry on
+
+
+class _Tee(object):
+    """Wraps sys.stdout or sys.stderr: everything still goes to the stream
+    (the replica log); with telemetry on, what is written during a request
+    is also captured."""
+
+    def __init__(self, stream, name):
+        self._stream = stream
+        self._name = name
+
+    def write(self, s):
+        n = self._stream.write(s)
+        c = _cap
+        if c is not None and s:
+            try:
+                c.add(self._name, s if isinstance(s, str) else str(s))
+            except Exception:
+                pass
+        return n
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+_tel_fd = -1
+_tel_broken = []
+
+
+def _begin_request(req_id, client):
+    global _cap
+    _REQ.id = req_id
+    _REQ.client = client
+    if _tel_fd >= 0:
+        _cap = _Capture()
+        _cap.t = __import__("time").time()
+
+
+def _end_request():
+    # Called before the reply is sent (so the server has the lines before
+    # the request ends, and a worker stopped right after it loses none),
+    # and after it, to forget the request's ids.
+    global _cap
+    c = _cap
+    _cap = None
+    req_id, client = _REQ.id, _REQ.client
+    _REQ.id = ""
+    _REQ.client = ""
+    if c is None or not c.parts or _tel_broken:
+        return
+    try:
+        payload = json.dumps({"id": req_id, "client": client, "t": c.t, "lines": c.lines()}).encode("utf-8")
+        frame = _HDR.pack(len(payload), 76) + payload  # 'L'
+        with _REQ.lock:
+            view = memoryview(frame)
+            while view:
+                n = os.write(_tel_fd, view)
+                view = view[n:]
+    except OSError:
+        _tel_broken.append(True)
+
+
+def _read_ids(payload):
+    n = payload[0]
+    req_id = payload[1:1 + n].decode("utf-8", "replace")
+    m = payload[1 + n]
+    client = payload[2 + n:2 + n + m].decode("utf-8", "replace")
+    return req_id, client, payload[2 + n + m:]
 
 
 # ---------------------------------------------------------------- shims
@@ -292,6 +435,8 @@ class _Script:
             meta, body = {"method": "POST", "headers": []}, payload
         else:
             meta, body = _split_meta(payload)
+            if "id" in meta:
+                _begin_request(meta.get("id", ""), meta.get("client", ""))
         method = meta.get("method", "POST")
         if self.mode == "raw":
             kw = {self.first: _make_request(meta, body)}
@@ -353,6 +498,10 @@ def _serve(script):
             return
         if kind == 88:  # 'X': a cancel that crossed the end of its stream
             continue
+        if kind == 85:  # 'U': the request's ids, then as 'R'
+            req_id, client, payload = _read_ids(payload)
+            _begin_request(req_id, client)
+            kind = 82
         try:
             if plain and kind == 82:
                 try:
@@ -375,6 +524,8 @@ def _serve(script):
             # Only the generic message goes back: exception text can hold
             # data, and azmlinfsrv sends none.
             send(69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
+        if _REQ.id or _cap is not None:
+            _end_request()
 
 
 def _response_headers(resp):
@@ -457,6 +608,17 @@ def _main(config):
         except (OSError, ValueError):
             pass
     sys.meta_path.append(_ShimFinder(cfg["shims"]))
+    # With telemetry on, what the script prints during a request is
+    # captured as it goes to the log (fd 5 carries it to the server).
+    global _tel_fd
+    _tel_fd = _side_fd()
+    if _tel_fd >= 0:
+        try:
+            os.set_inheritable(_tel_fd, False)
+        except OSError:
+            pass
+        sys.stdout = _Tee(sys.stdout, "stdout")
+        sys.stderr = _Tee(sys.stderr, "stderr")
     # As in azmlinfsrv under gunicorn: the app root (the working directory)
     # first, then the interpreter's own entries, then the source directory;
     # the entry script's directory comes last so a sibling module imports.

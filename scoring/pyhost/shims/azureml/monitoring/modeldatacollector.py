@@ -32,8 +32,15 @@ MAX_RECORD_BYTES = 4 << 20
 _TS_COLUMN = "$aml_dc_scoring_timestamp"
 _ID_COLUMN = "$aml_dc_correlation_id"
 
-_lock = threading.Lock()
+# The host's request context: the id of the request being served, and the
+# lock that orders writes to the side channel (shared with telemetry).
+_req = sys.modules.get("_aksml_request")
+_lock = getattr(_req, "lock", None) or threading.Lock()
 _broken = []
+
+
+def _request_id():
+    return getattr(_req, "id", "") or ""
 
 
 def _enabled():
@@ -156,11 +163,17 @@ class ModelDataCollector(object):
 
     def collect(self, input_data, user_correlation_id=""):
         """Collect input_data (one or more rows) and return the correlation
-        context of the rows: their correlation id (user_correlation_id, or a
-        new one) and timestamp."""
+        context of the rows: their correlation id and timestamp. The
+        correlation id is user_correlation_id; without one, the id of the
+        scoring request being served (its x-ms-request-id, so the inputs and
+        predictions of one request share it and match its telemetry); outside
+        a request, a new UUID."""
         ctx = _Correlation()
         ctx[_TS_COLUMN] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        ctx[_ID_COLUMN] = str(user_correlation_id) if user_correlation_id else str(uuid.uuid4())
+        if user_correlation_id:
+            ctx[_ID_COLUMN] = str(user_correlation_id)
+        else:
+            ctx[_ID_COLUMN] = _request_id() or str(uuid.uuid4())
         if not self._enabled:
             return ctx
         try:

@@ -1,0 +1,420 @@
+package scoring
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTelemetryBuffer is how many telemetry records a replica holds while
+// its sink sends them.
+const DefaultTelemetryBuffer = 10000
+
+// telemetryBatch bounds the records handed to a sink at once: the replica
+// holds at most Buffer + telemetryBatch records.
+const telemetryBatch = 512
+
+// telemetryClose bounds how long Close lets the sink send what is still
+// buffered; records left after it are counted as dropped.
+const telemetryClose = 10 * time.Second
+
+// MaxPrintBytes bounds what score.py prints during one request that
+// telemetry keeps (the replica log keeps all of it); the Python side counts
+// the rest and says so in one last line.
+const MaxPrintBytes = 64 << 10
+
+// Telemetry turns on request telemetry (v1's enable_app_insights): for each
+// scored request the replica records its time, duration, status, service,
+// version, replica and request ids, and, for a Python entry script, every
+// line run() printed on stdout or stderr while serving it, as v1's
+// Application Insights captured them. Records are buffered in the replica
+// (Buffer records at most; when the buffer is full, new records are dropped
+// and counted) and handed to Sink by one background goroutine in batches, so
+// a slow sink never slows a request.
+type Telemetry struct {
+	// Sink receives the records. Required. The server does not close it:
+	// several replicas may share one sink, and its owner closes it after
+	// the replicas.
+	Sink TelemetrySink
+	// Service names the service in the records. Empty means
+	// Config.ServiceName.
+	Service string
+	// Version names the deployment (an AksEndpoint version, else the
+	// service's model version) in the records.
+	Version string
+	// Replica names this replica in the records (a pod name). Empty means
+	// the host name.
+	Replica string
+	// Buffer is the number of records held in the replica. Zero means
+	// DefaultTelemetryBuffer.
+	Buffer int
+}
+
+// TelemetrySink is where telemetry goes. The JSON-lines file sink is
+// JSONLinesSink; package otlpsink sends OpenTelemetry over OTLP/HTTP.
+type TelemetrySink interface {
+	// Export sends records. The server calls it from one goroutine at a
+	// time per replica (a sink shared by replicas must be safe for
+	// concurrent use), with a context that ends when the replica's Close
+	// gives up waiting. An error counts every record of the call as
+	// failed. records is reused after Export returns.
+	Export(ctx context.Context, records []TelemetryRecord) error
+}
+
+// Kinds of TelemetryRecord.
+const (
+	// TelemetryRequest is a scored request (an Application Insights
+	// request; an OpenTelemetry span).
+	TelemetryRequest = "request"
+	// TelemetryPrint is one line score.py printed while serving a request
+	// (an Application Insights trace; an OpenTelemetry log record).
+	TelemetryPrint = "print"
+)
+
+// TelemetryRecord is one telemetry record.
+type TelemetryRecord struct {
+	// Kind is TelemetryRequest or TelemetryPrint.
+	Kind string `json:"kind"`
+	// Time is when the request arrived, or when the line was printed.
+	Time time.Time `json:"time"`
+	// Duration is the time from the request's arrival to the end of its
+	// response (requests only).
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	// Status is the HTTP status of the response (requests only). A
+	// response cut short (the client left, a stream failed) keeps the
+	// status it started with.
+	Status int    `json:"status,omitempty"`
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path,omitempty"`
+	// Service, Version and Replica are those of Telemetry.
+	Service string `json:"service"`
+	Version string `json:"version,omitempty"`
+	Replica string `json:"replica,omitempty"`
+	// RequestID is the request's x-ms-request-id as the replica answered
+	// it: the router's id for a routed request (the id the caller sees in
+	// the response), else the caller's, else a new one.
+	RequestID string `json:"request_id"`
+	// ClientRequestID is the id the caller sent: its
+	// x-ms-client-request-id, else its x-request-id. Both pass the router
+	// unchanged (the router replaces x-ms-request-id).
+	ClientRequestID string `json:"client_request_id,omitempty"`
+	// Stream is "stdout" or "stderr" (prints only).
+	Stream string `json:"stream,omitempty"`
+	// Message is the printed line, without its newline (prints only).
+	Message string `json:"message,omitempty"`
+}
+
+// TelemetryStats counts a replica's telemetry records: Recorded were
+// made (requests and print lines), Sent reached the sink, Dropped were
+// refused because the buffer was full (or left in it at Close), Failed were
+// refused by the sink or malformed. Once the buffer is empty,
+// Sent + Dropped + Failed == Recorded.
+type TelemetryStats struct {
+	Recorded, Sent, Dropped, Failed int64
+}
+
+// TelemetryStats returns the replica's telemetry counters (all zero when
+// telemetry is off).
+func (s *Server) TelemetryStats() TelemetryStats {
+	if s.tel == nil {
+		return TelemetryStats{}
+	}
+	return s.tel.stats()
+}
+
+// telemetry buffers a replica's records and exports them in the background.
+type telemetry struct {
+	cfg  *Telemetry
+	srv  *Server
+	ch   chan TelemetryRecord
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
+	// sendMu orders offers against closing ch.
+	sendMu sync.RWMutex
+	closed bool
+
+	recorded, sent, dropped, failed atomic.Int64
+}
+
+func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &telemetry{cfg: cfg, srv: s, ch: make(chan TelemetryRecord, cfg.Buffer), ctx: ctx, stop: cancel, done: make(chan struct{})}
+	go t.export()
+	return t
+}
+
+func (t *telemetry) stats() TelemetryStats {
+	return TelemetryStats{Recorded: t.recorded.Load(), Sent: t.sent.Load(), Dropped: t.dropped.Load(), Failed: t.failed.Load()}
+}
+
+// offer takes one record without ever waiting.
+func (t *telemetry) offer(rec TelemetryRecord) {
+	t.recorded.Add(1)
+	rec.Service, rec.Version, rec.Replica = t.cfg.Service, t.cfg.Version, t.cfg.Replica
+	t.sendMu.RLock()
+	defer t.sendMu.RUnlock()
+	if t.closed {
+		t.dropped.Add(1)
+		return
+	}
+	select {
+	case t.ch <- rec:
+	default:
+		if t.dropped.Add(1) == 1 {
+			t.srv.event(slog.LevelWarn, fmt.Sprintf("telemetry: the buffer of %d records is full; records are dropped (and counted) until the sink catches up", t.cfg.Buffer))
+		}
+	}
+}
+
+// export drains the buffer into the sink in batches.
+func (t *telemetry) export() {
+	defer close(t.done)
+	batch := make([]TelemetryRecord, 0, telemetryBatch)
+	var failures int64
+	for rec := range t.ch {
+		batch = append(batch[:0], rec)
+	more:
+		for len(batch) < telemetryBatch {
+			select {
+			case r, ok := <-t.ch:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		n := int64(len(batch))
+		switch {
+		case t.ctx.Err() != nil:
+			t.dropped.Add(n)
+		default:
+			if err := t.cfg.Sink.Export(t.ctx, batch); err != nil {
+				if t.ctx.Err() != nil {
+					t.dropped.Add(n)
+					break
+				}
+				t.failed.Add(n)
+				// One event per failure streak start, and then every
+				// hundredth, so a dead sink does not flood the log.
+				if failures%100 == 0 {
+					t.srv.event(slog.LevelError, fmt.Sprintf("telemetry: %d record(s) could not be sent: %v", n, err))
+				}
+				failures++
+				break
+			}
+			failures = 0
+			t.sent.Add(n)
+		}
+		clear(batch) // let the strings go
+	}
+}
+
+// close stops taking records, lets the sink send what is buffered for at
+// most telemetryClose, and waits for the exporter.
+func (t *telemetry) close() {
+	t.sendMu.Lock()
+	if !t.closed {
+		t.closed = true
+		close(t.ch)
+	}
+	t.sendMu.Unlock()
+	tm := t.srv.cfg.Clock.AfterFunc(telemetryClose, t.stop)
+	<-t.done
+	tm.Stop()
+	t.stop()
+}
+
+// validate checks a Telemetry (nil is valid: telemetry off).
+func (c *Telemetry) validate() error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	if c.Sink == nil {
+		errs = append(errs, errors.New("Telemetry.Sink: is nil; a sink is required when telemetry is on"))
+	}
+	if c.Buffer < 0 {
+		errs = append(errs, fmt.Errorf("Telemetry.Buffer: %d is negative; it must be 0 (the default, %d) or more", c.Buffer, DefaultTelemetryBuffer))
+	}
+	return errors.Join(errs...)
+}
+
+// statusRecorder remembers the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (a
+// streamed response flushes through it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+var recorderPool = sync.Pool{New: func() any { return new(statusRecorder) }}
+
+// clientRequestID is the request id a caller sent that the router passes
+// on: x-ms-client-request-id, else x-request-id.
+func clientRequestID(r *http.Request) string {
+	if v := first(r.Header[hdrKeyClientRequestID]); v != "" {
+		return v
+	}
+	return first(r.Header[hdrKeyRequestID])
+}
+
+// scoreWithTelemetry serves /score and records the request.
+func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
+	start := s.cfg.Clock.Now()
+	rec := recorderPool.Get().(*statusRecorder)
+	*rec = statusRecorder{ResponseWriter: w}
+	defer func() {
+		// Also when the handler panics to abort the response.
+		s.tel.offer(TelemetryRecord{Kind: TelemetryRequest, Time: start, Duration: s.cfg.Clock.Since(start),
+			Status: rec.status, Method: r.Method, Path: r.URL.Path,
+			RequestID: first(w.Header()[hdrKeyMSRequestID]), ClientRequestID: clientRequestID(r)})
+		*rec = statusRecorder{}
+		recorderPool.Put(rec)
+	}()
+	s.serveScore(rec, r)
+}
+
+// printFrame is the payload of an L frame from a worker: the lines run()
+// printed while serving one request.
+type printFrame struct {
+	ID     string      `json:"id"`
+	Client string      `json:"client"`
+	Time   float64     `json:"t"`     // Unix seconds when the request started in the worker
+	Lines  [][2]string `json:"lines"` // [stream, line]
+}
+
+// MaxPrintFrame bounds one L frame on the side channel.
+const MaxPrintFrame = 4 * MaxPrintBytes
+
+// offerPrints turns an L frame into print records.
+func (t *telemetry) offerPrints(payload []byte) {
+	var f printFrame
+	if err := json.Unmarshal(payload, &f); err != nil {
+		t.recorded.Add(1)
+		t.failed.Add(1)
+		t.srv.event(slog.LevelError, "telemetry: malformed print record from a worker: "+err.Error())
+		return
+	}
+	ts := t.srv.cfg.Clock.Now()
+	if f.Time > 0 && f.Time < 1e11 {
+		ts = time.Unix(0, int64(f.Time*1e9))
+	}
+	for _, l := range f.Lines {
+		stream := l[0]
+		if stream != "stdout" && stream != "stderr" {
+			stream = "stdout"
+		}
+		t.offer(TelemetryRecord{Kind: TelemetryPrint, Time: ts, RequestID: f.ID, ClientRequestID: f.Client, Stream: stream, Message: l[1]})
+	}
+}
+
+// JSONLinesSink writes telemetry records to a file, one JSON object a line
+// (TelemetryRecord's fields), appending. It is safe for concurrent use, so
+// replicas may share one.
+type JSONLinesSink struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
+}
+
+// NewJSONLinesSink opens (creating, appending to) the file at path.
+func NewJSONLinesSink(path string) (*JSONLinesSink, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &JSONLinesSink{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// Export implements TelemetrySink: the records are written (and flushed to
+// the file) before it returns.
+func (j *JSONLinesSink) Export(ctx context.Context, records []TelemetryRecord) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return os.ErrClosed
+	}
+	enc := json.NewEncoder(j.w)
+	enc.SetEscapeHTML(false)
+	for i := range records {
+		if err := enc.Encode(&records[i]); err != nil {
+			return err
+		}
+	}
+	return j.w.Flush()
+}
+
+// Close closes the file.
+func (j *JSONLinesSink) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := errors.Join(j.w.Flush(), j.f.Close())
+	j.f = nil
+	return err
+}
+
+// ReadTelemetry reads the records of a JSON-lines telemetry file (as
+// JSONLinesSink writes them); a line that is not a record is an error
+// naming its number.
+func ReadTelemetry(path string) ([]TelemetryRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readTelemetry(bufio.NewReader(f))
+}
+
+func readTelemetry(r *bufio.Reader) ([]TelemetryRecord, error) {
+	var out []TelemetryRecord
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var rec TelemetryRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return out, fmt.Errorf("telemetry line %d: %w", n, err)
+		}
+		if rec.Kind != TelemetryRequest && rec.Kind != TelemetryPrint {
+			return out, fmt.Errorf("telemetry line %d: kind %q is neither %q nor %q", n, rec.Kind, TelemetryRequest, TelemetryPrint)
+		}
+		out = append(out, rec)
+	}
+	return out, sc.Err()
+}
