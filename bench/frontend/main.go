@@ -67,6 +67,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/aksml/aksml/bench/internal/benchkit"
 	"github.com/aksml/aksml/frontend"
 )
 
@@ -502,44 +503,14 @@ func startNginx(bin string, workers int, ports []string) (*child, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	portN := ln.Addr().(*net.TCPAddr).Port
+	port := strconv.Itoa(portN)
 	ln.Close()
-	var servers strings.Builder
+	var upstreams []string
 	for _, p := range ports {
-		fmt.Fprintf(&servers, "    server 127.0.0.1:%s;\n", p)
+		upstreams = append(upstreams, "127.0.0.1:"+p)
 	}
-	conf := fmt.Sprintf(`worker_processes %d;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-daemon off;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  client_max_body_size 100m;
-  map $http_authorization $key_ok {
-    default 0;
-    "Bearer %[3]s" 1;
-  }
-  upstream replicas {
-%[4]s    keepalive 256;
-  }
-  server {
-    listen 127.0.0.1:%[5]s;
-    location = /api/v1/service/%[6]s/score {
-      if ($key_ok = 0) { return 401; }
-      proxy_pass http://replicas/score;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-    }
-  }
-}
-`, workers, dir, key, servers.String(), port, service)
+	conf := benchkit.NginxConf(dir, portN, workers, key, "/api/v1/service/"+service+"/score", upstreams)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, "", err

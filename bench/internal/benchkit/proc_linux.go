@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"os"
@@ -8,19 +8,20 @@ import (
 	"time"
 )
 
-// sysProcAttr gives gunicorn its own process group and kills it if the
-// benchmark dies.
-func sysProcAttr() *syscall.SysProcAttr {
+// SysProcAttr gives a server its own process group (KillGroup ends all of
+// it) and kills it if the benchmark dies.
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-func killGroup(p *os.Process) {
+// KillGroup kills the process group p leads, then p.
+func KillGroup(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	_ = p.Kill()
 }
 
-// treeCPU returns the user+system CPU time of pid and all its descendants.
-func treeCPU(root int) (time.Duration, bool) {
+// TreeCPU returns the user+system CPU time of pid and all its descendants.
+func TreeCPU(root int) (time.Duration, bool) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, false

@@ -1,4 +1,4 @@
-# Baseline for bench/scoring: a small Flask app that hosts a score.py the way
+# Baseline for bench/scoring and bench/stack: a small Flask app that hosts a score.py the way
 # azureml-inference-server-http does (load the script as "entry_module", call
 # init() once per gunicorn worker, pass the body to run() as a str, JSON-encode
 # the result, return {"message": ...} with 500 on exceptions), served by

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package benchkit
+
+import (
+	"os"
+	"syscall"
+	"time"
+)
+
+func SysProcAttr() *syscall.SysProcAttr { return nil }
+
+func KillGroup(p *os.Process) { _ = p.Kill() }
+
+// TreeCPU is not measured outside Linux.
+func TreeCPU(int) (time.Duration, bool) { return 0, false }
