@@ -261,4 +261,6 @@ func run(pre, post time.Duration) error {
 	return nil
 }
 
-func fmtMs(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
