@@ -97,8 +97,10 @@
 // As it names every service, /metrics answers callers on the router's own
 // machine (a loopback address: the simulator, kubectl port-forward, a
 // sidecar) and callers presenting Options.MetricsKey as a Bearer
-// credential; others get 404 (401 when a MetricsKey is set). Registry
-// returns the registry, for a separate listener of the backend's own.
+// credential; others get 404 (401 when a MetricsKey is set). The
+// exposition is Prometheus' text format (version 0.0.4), written by the
+// router itself so that programs linking it do not link the Prometheus
+// client; WriteMetrics gives it to a backend's own listener.
 //
 // # Engines
 //

@@ -1265,10 +1265,9 @@ func (l *loop) slow(cc *clientConn, kind slowKind) {
 		req, resp := &cc.req, &cc.resp
 		switch kind {
 		case slowMetrics:
-			fctx := &fasthttp.RequestCtx{}
-			fctx.Init(req, nil, nil)
-			rt.fastMet(fctx)
-			fctx.Response.CopyTo(resp)
+			resp.SetStatusCode(http.StatusOK)
+			resp.Header.SetContentType(metricsContentType)
+			resp.SetBody(rt.appendMetrics(resp.Body()[:0]))
 		case slowWhole:
 			rt.route(ctx, req, resp, start, cc.ex.id, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)

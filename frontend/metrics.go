@@ -2,11 +2,10 @@ package frontend
 
 import (
 	"math"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // latencyBuckets are the upper bounds, in seconds, of the latency histogram.
@@ -66,83 +65,163 @@ func (v *versionState) mirrorNow(units uint64) bool {
 	return n*units/weightUnits > (n-1)*units/weightUnits
 }
 
-// collector exposes every route's counters at scrape time, so the request
-// path pays only for a few atomic additions.
-type collector struct{ rt *Router }
+// The exposition of PathMetrics is written here in Prometheus' text format
+// (version 0.0.4), read from the counters at scrape time, so the request
+// path pays only for a few atomic additions. The format is small and
+// stable, and writing it directly keeps the Prometheus client library (and
+// protobuf) out of every program that links the router, the simulator's
+// included; the tests read the output back with Prometheus' own parser.
 
-var (
-	descRequests = prometheus.NewDesc("aksml_frontend_requests_total",
-		"Live scoring requests answered, by service, version and HTTP status code.",
-		[]string{"service", "version", "code"}, nil)
-	descErrors = prometheus.NewDesc("aksml_frontend_errors_total",
-		"Live scoring requests answered with a status of 400 or more, by service, version and code.",
-		[]string{"service", "version", "code"}, nil)
-	descLatency = prometheus.NewDesc("aksml_frontend_request_duration_seconds",
-		"Time from receiving a scoring request to its response, as seen by the router.",
-		[]string{"service", "version"}, nil)
-	descInFlight = prometheus.NewDesc("aksml_frontend_in_flight_requests",
-		"Live requests assigned to a version and not yet answered, queued ones included.",
-		[]string{"service", "version"}, nil)
-	descQueued = prometheus.NewDesc("aksml_frontend_queued_requests",
-		"Requests waiting for a free replica slot.",
-		[]string{"service", "version"}, nil)
-	descReplicas = prometheus.NewDesc("aksml_frontend_replicas",
-		"Replicas of a version known to the router.",
-		[]string{"service", "version"}, nil)
-	descReady = prometheus.NewDesc("aksml_frontend_ready_replicas",
-		"Replicas of a version that may receive traffic now.",
-		[]string{"service", "version"}, nil)
-	descTraffic = prometheus.NewDesc("aksml_frontend_traffic_percent",
-		"Share of live traffic the router currently sends to a version, after readiness fallback.",
-		[]string{"service", "version"}, nil)
-	descMirror = prometheus.NewDesc("aksml_frontend_mirrored_requests_total",
-		"Copies of live requests sent to a mirroring version, by result (sent, dropped, failed).",
-		[]string{"service", "version", "result"}, nil)
-)
+// metricsContentType is the text format's media type.
+const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descErrors, descLatency, descInFlight, descQueued, descReplicas, descReady, descTraffic, descMirror} {
-		ch <- d
-	}
+// family is one metric family of the exposition: its name, help, type,
+// and the samples it takes from one version.
+type family struct {
+	name, help, typ string
+	write           func(w *expoWriter, r *compiled, i int, v *versionState)
 }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	t := c.rt.table.Load()
-	for _, r := range t.routes {
-		for i, v := range r.versions {
-			lv := []string{r.name, v.name}
-			for code := range v.codes {
-				n := v.codes[code].Load()
-				if n == 0 {
-					continue
-				}
-				cs := strconv.Itoa(code)
-				ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), r.name, v.name, cs)
-				if code >= 400 {
-					ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), r.name, v.name, cs)
+var families = []family{
+	{"aksml_frontend_errors_total", "Live scoring requests answered with a status of 400 or more, by service, version and code.", "counter",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			for code := 400; code < len(v.codes); code++ {
+				if n := v.codes[code].Load(); n > 0 {
+					w.sample("", float64(n), "code", strconv.Itoa(code), "service", r.name, "version", v.name)
 				}
 			}
-			bk := make(map[float64]uint64, len(latencyBuckets))
+		}},
+	{"aksml_frontend_in_flight_requests", "Live requests assigned to a version and not yet answered, queued ones included.", "gauge",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			w.sample("", float64(v.inflight.Load()), "service", r.name, "version", v.name)
+		}},
+	{"aksml_frontend_mirrored_requests_total", "Copies of live requests sent to a mirroring version, by result (sent, dropped, failed).", "counter",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			sent, dropped, failed := v.mirrorSent.Load(), v.mirrorDropped.Load(), v.mirrorFailed.Load()
+			if r.cfg[i].MirrorPercent > 0 || sent+dropped+failed > 0 {
+				w.sample("", float64(dropped), "result", "dropped", "service", r.name, "version", v.name)
+				w.sample("", float64(failed), "result", "failed", "service", r.name, "version", v.name)
+				w.sample("", float64(sent), "result", "sent", "service", r.name, "version", v.name)
+			}
+		}},
+	{"aksml_frontend_queued_requests", "Requests waiting for a free replica slot.", "gauge",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			w.sample("", float64(v.pool.queued.Load()), "service", r.name, "version", v.name)
+		}},
+	{"aksml_frontend_ready_replicas", "Replicas of a version that may receive traffic now.", "gauge",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			_, ready, _ := v.pool.counts()
+			w.sample("", float64(ready), "service", r.name, "version", v.name)
+		}},
+	{"aksml_frontend_replicas", "Replicas of a version known to the router.", "gauge",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			reps, _, _ := v.pool.counts()
+			w.sample("", float64(reps), "service", r.name, "version", v.name)
+		}},
+	{"aksml_frontend_request_duration_seconds", "Time from receiving a scoring request to its response, as seen by the router.", "histogram",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
 			cum := uint64(0)
 			for j, ub := range latencyBuckets {
 				cum += v.buckets[j].Load()
-				bk[ub] = cum
+				w.sample("_bucket", float64(cum), "service", r.name, "version", v.name, "le", strconv.FormatFloat(ub, 'g', -1, 64))
 			}
 			cum += v.buckets[len(latencyBuckets)].Load()
-			ch <- prometheus.MustNewConstHistogram(descLatency, cum, time.Duration(v.latencyNs.Load()).Seconds(), bk, lv...)
-			ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(v.inflight.Load()), lv...)
-			ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(v.pool.queued.Load()), lv...)
-			reps, ready, _ := v.pool.counts()
-			ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(reps), lv...)
-			ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, float64(ready), lv...)
-			ch <- prometheus.MustNewConstMetric(descTraffic, prometheus.GaugeValue, float64(r.weights[i])*100/weightUnits, lv...)
-			if r.cfg[i].MirrorPercent > 0 || v.mirrorSent.Load()+v.mirrorDropped.Load()+v.mirrorFailed.Load() > 0 {
-				ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(v.mirrorSent.Load()), r.name, v.name, "sent")
-				ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(v.mirrorDropped.Load()), r.name, v.name, "dropped")
-				ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(v.mirrorFailed.Load()), r.name, v.name, "failed")
+			w.sample("_bucket", float64(cum), "service", r.name, "version", v.name, "le", "+Inf")
+			w.sample("_sum", time.Duration(v.latencyNs.Load()).Seconds(), "service", r.name, "version", v.name)
+			w.sample("_count", float64(cum), "service", r.name, "version", v.name)
+		}},
+	{"aksml_frontend_requests_total", "Live scoring requests answered, by service, version and HTTP status code.", "counter",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			for code := range v.codes {
+				if n := v.codes[code].Load(); n > 0 {
+					w.sample("", float64(n), "code", strconv.Itoa(code), "service", r.name, "version", v.name)
+				}
+			}
+		}},
+	{"aksml_frontend_traffic_percent", "Share of live traffic the router currently sends to a version, after readiness fallback.", "gauge",
+		func(w *expoWriter, r *compiled, i int, v *versionState) {
+			w.sample("", float64(r.weights[i])*100/weightUnits, "service", r.name, "version", v.name)
+		}},
+}
+
+// expoWriter appends one family's lines.
+type expoWriter struct {
+	b    []byte
+	name string
+}
+
+// sample appends "NAME+suffix{k="v",...} value"; label values are escaped
+// as the format requires (backslash, double quote, newline).
+func (w *expoWriter) sample(suffix string, value float64, labels ...string) {
+	w.b = append(w.b, w.name...)
+	w.b = append(w.b, suffix...)
+	w.b = append(w.b, '{')
+	for i := 0; i+1 < len(labels); i += 2 {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.b = append(w.b, labels[i]...)
+		w.b = append(w.b, '=', '"')
+		for _, c := range []byte(labels[i+1]) {
+			switch c {
+			case '\\':
+				w.b = append(w.b, '\\', '\\')
+			case '"':
+				w.b = append(w.b, '\\', '"')
+			case '\n':
+				w.b = append(w.b, '\\', 'n')
+			default:
+				w.b = append(w.b, c)
 			}
 		}
+		w.b = append(w.b, '"')
 	}
+	w.b = append(w.b, '}', ' ')
+	switch {
+	case math.IsInf(value, 1):
+		w.b = append(w.b, "+Inf"...)
+	case math.IsInf(value, -1):
+		w.b = append(w.b, "-Inf"...)
+	default:
+		w.b = strconv.AppendFloat(w.b, value, 'g', -1, 64)
+	}
+	w.b = append(w.b, '\n')
+}
+
+// appendMetrics appends the exposition of every route to b: the families
+// in name order, each with its HELP and TYPE lines, then its samples by
+// route name and version order. A family without samples is left out.
+func (rt *Router) appendMetrics(b []byte) []byte {
+	t := rt.table.Load()
+	names := make([]string, 0, len(t.routes))
+	for name := range t.routes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	w := &expoWriter{}
+	for _, f := range families {
+		w.name, w.b = f.name, w.b[:0]
+		for _, name := range names {
+			r := t.routes[name]
+			for i, v := range r.versions {
+				f.write(w, r, i, v)
+			}
+		}
+		if len(w.b) == 0 {
+			continue
+		}
+		b = append(b, "# HELP "...)
+		b = append(b, f.name...)
+		b = append(b, ' ')
+		b = append(b, f.help...)
+		b = append(b, "\n# TYPE "...)
+		b = append(b, f.name...)
+		b = append(b, ' ')
+		b = append(b, f.typ...)
+		b = append(b, '\n')
+		b = append(b, w.b...)
+	}
+	return b
 }
 
 // VersionStats is a snapshot of one version's routing state and counters.

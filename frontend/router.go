@@ -17,10 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"k8s.io/utils/clock"
 
 	"github.com/aksml/aksml/errcode"
@@ -75,10 +72,6 @@ type Options struct {
 	// nil means an issuer with a random secret, the router's Clock and
 	// default lifetimes.
 	Tokens *TokenIssuer
-	// Registry receives the router's metrics collector and is what
-	// PathMetrics serves; nil means a private registry. Use one registry per
-	// router.
-	Registry *prometheus.Registry
 	// MaxMirrorsInFlight bounds mirrored copies being sent at once; copies
 	// beyond it are dropped (and counted). 0 means 1024.
 	MaxMirrorsInFlight int
@@ -149,9 +142,6 @@ type Router struct {
 	// first SetRoute).
 	now        func() time.Time
 	tokens     *TokenIssuer
-	reg        *prometheus.Registry
-	metrics    http.Handler
-	fastMet    fasthttp.RequestHandler
 	metricsKey []byte
 	// isLocal reports whether a caller's address ("IP:port") is on this
 	// machine; tests stand in for remote callers with it.
@@ -204,7 +194,7 @@ func New(opts *Options) *Router {
 	if opts == nil {
 		opts = &Options{}
 	}
-	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens, reg: opts.Registry,
+	rt := &Router{log: opts.Logger, clock: opts.Clock, maxBody: opts.MaxBodyBytes, tokens: opts.Tokens,
 		metricsKey: []byte(opts.MetricsKey), isLocal: loopbackAddr,
 		headerTimeout: orDefault(opts.HeaderReadTimeout, DefaultHeaderReadTimeout),
 		idleTimeout:   orDefault(opts.IdleTimeout, DefaultIdleTimeout),
@@ -225,14 +215,6 @@ func New(opts *Options) *Router {
 	if rt.tokens == nil {
 		rt.tokens = NewTokenIssuer(nil, &TokenOptions{Clock: rt.clock})
 	}
-	if rt.reg == nil {
-		rt.reg = prometheus.NewRegistry()
-	}
-	if err := rt.reg.Register(collector{rt}); err != nil {
-		rt.log.Warn("frontend: metrics collector not registered", "err", err)
-	}
-	rt.metrics = promhttp.HandlerFor(rt.reg, promhttp.HandlerOpts{})
-	rt.fastMet = fasthttpadaptor.NewFastHTTPHandler(rt.metrics)
 	n := opts.MaxMirrorsInFlight
 	if n <= 0 {
 		n = 1024
@@ -246,8 +228,13 @@ func New(opts *Options) *Router {
 // Tokens returns the router's token issuer.
 func (rt *Router) Tokens() *TokenIssuer { return rt.tokens }
 
-// Registry returns the registry PathMetrics serves.
-func (rt *Router) Registry() *prometheus.Registry { return rt.reg }
+// WriteMetrics writes the exposition PathMetrics serves, in Prometheus'
+// text format (version 0.0.4), to w: for a backend that serves metrics on
+// a listener of its own.
+func (rt *Router) WriteMetrics(w io.Writer) error {
+	_, err := w.Write(rt.appendMetrics(nil))
+	return err
+}
 
 // SetRoute installs r, or replaces the route of the same name atomically:
 // requests already routed finish on the old configuration, the next ones use
@@ -542,7 +529,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeHTTP(w, resp)
 			return
 		}
-		rt.metrics.ServeHTTP(w, r)
+		w.Header().Set("Content-Type", metricsContentType)
+		_, _ = w.Write(rt.appendMetrics(nil))
 		return
 	}
 	if r.Host == "" && r.ProtoAtLeast(1, 1) {

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/aksml/aksml/compute/drivertest"
 )
 
@@ -568,6 +571,15 @@ func TestMetricsEndpoint(t *testing.T) {
 					t.Errorf("metrics lack %s", want)
 				}
 			}
+			// Prometheus' own parser reads the whole exposition.
+			parser := expfmt.NewTextParser(model.UTF8Validation)
+			fams, err := parser.TextToMetricFamilies(strings.NewReader(got.body))
+			if err != nil {
+				t.Fatalf("Prometheus' parser refuses /metrics: %v\n%s", err, got.body)
+			}
+			if h := fams["aksml_frontend_request_duration_seconds"]; h == nil || len(h.Metric) != 2 || h.Metric[0].Histogram.GetSampleCount() != 5 {
+				t.Errorf("latency histogram: %v", h)
+			}
 			st, _ := rt.Stats("ep")
 			if st.Versions[1].Errors != 5 || st.Versions[1].Responses[502] != 5 || st.Versions[0].LatencySum <= 0 {
 				t.Errorf("stats: %+v", st.Versions)
@@ -613,5 +625,25 @@ func TestWaitForReadyReplica(t *testing.T) {
 				t.Errorf("no ready replica: %d %q after %v, want 503 after the 100 ms queue wait", r.code, r.body, r.dur)
 			}
 		})
+	}
+}
+
+// TestExpositionEscapes: label values are escaped as the text format
+// requires, so Prometheus' parser reads back what was written.
+func TestExpositionEscapes(t *testing.T) {
+	t.Parallel()
+	w := &expoWriter{name: "m"}
+	odd := "a\\b\"c\nd"
+	w.sample("", 1.5, "service", odd)
+	w.sample("", math.Inf(1), "service", "x")
+	text := "# TYPE m gauge\n" + string(w.b)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	m := fams["m"].Metric
+	if len(m) != 2 || m[0].Label[0].GetValue() != odd || m[0].Gauge.GetValue() != 1.5 || !math.IsInf(m[1].Gauge.GetValue(), 1) {
+		t.Errorf("read back %v from\n%s", m, text)
 	}
 }
