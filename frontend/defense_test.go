@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -734,4 +736,61 @@ func TestLargeBodyQueued(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpillAllowance: large bodies buffered on disk count against
+// Options.MaxSpillBytes; a body that would pass it gets 503 as its bytes
+// arrive (before the file is made when its length is known), and the
+// allowance comes back when bodies have been sent, so the next body fits.
+// The http.Handler path leaves bodies to its http.Server.
+func TestSpillAllowance(t *testing.T) {
+	t.Parallel()
+	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	})
+	rt := New(&Options{MaxSpillBytes: 3 << 20})
+	base := serve(t, rt, "eventloop")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	send := func(size int, chunked bool) (int, string) {
+		t.Helper()
+		c := rawConn(t, base)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			piece := bytes.Repeat([]byte("x"), 8192)
+			if chunked {
+				io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for off := 0; off < size; off += len(piece) {
+					if _, err := fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece); err != nil {
+						return
+					}
+				}
+				io.WriteString(c, "0\r\n\r\n")
+				return
+			}
+			fmt.Fprintf(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+			for off := 0; off < size; off += len(piece) {
+				if _, err := c.Write(piece[:min(len(piece), size-off)]); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%d bytes (chunked %v): %v", size, chunked, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, chunked := range []bool{false, true} {
+		code, body := send(4<<20, chunked)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "large request bodies") {
+			t.Errorf("4 MiB past a 3 MiB allowance (chunked %v): %d %q, want 503", chunked, code, body)
+		}
+		code, body = send(2<<20, chunked)
+		if code != 200 || body != strconv.Itoa(2<<20) {
+			t.Errorf("2 MiB after the refusal (chunked %v): %d %q, want 200 and the whole body", chunked, code, body)
+		}
+	}
+	waitFor(t, "the spill allowance to come back", func() bool { return rt.spillUsed.Load() == 0 })
 }

@@ -50,6 +50,7 @@
 //	502 the replica's own body, when the replica answered 500 (rewritten, as on azureml-fe)
 //	503 Too many requests for service NAME (overloaded)   (queue wait ran out)
 //	503 No ready replicas for service NAME   (after waiting up to the queue wait for one)
+//	503 Too many large request bodies are being received; try again   (Serve: MaxSpillBytes on disk; Retry-After: 1)
 //	504 Scoring request for service NAME timed out after N ms
 //
 // # Capacity
@@ -134,7 +135,8 @@
 // file with a Content-Length, as nginx buffers large bodies. A connection
 // holds a few MB at most whatever the body's size (100 MB: about 0.5 s of
 // CPU and under 20 MB of RSS for the router), and such a request is not
-// mirrored.
+// mirrored. The bodies on disk at once are bounded by MaxSpillBytes (2 GiB):
+// a body that would pass it gets 503 as it arrives.
 //
 // Serve's defences, set in Options (defaults close to nginx's): a header
 // block must arrive within HeaderReadTimeout (10 s) of its first byte, a

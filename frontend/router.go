@@ -112,6 +112,11 @@ type Options struct {
 	// os.TempDir(). Where no file can be created there, such bodies are
 	// held in memory.
 	BodySpillDir string
+	// MaxSpillBytes bounds the bytes of bodies in BodySpillDir at once,
+	// over all connections; a body that would pass it is refused with 503
+	// (and the connection closed) as its bytes arrive, so callers cannot
+	// fill the disk. 0 means DefaultMaxSpillBytes.
+	MaxSpillBytes int64
 }
 
 // Defaults of the defences in Options, close to nginx's.
@@ -121,6 +126,10 @@ const (
 	DefaultBodyReadTimeout   = 60 * time.Second
 	DefaultMaxConns          = 10000
 	DefaultMaxPipelineBytes  = 1 << 20
+	// DefaultMaxSpillBytes lets twenty bodies of the default 100 MB limit
+	// be buffered on disk at once. nginx sets no such bound (its
+	// client_body_temp_path fills until the disk is full).
+	DefaultMaxSpillBytes = 2 << 30
 )
 
 // Router is the data-plane front-end: it authenticates scoring requests,
@@ -150,6 +159,8 @@ type Router struct {
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
 	spillDir                                string
+	spillCap                                int64
+	spillUsed                               atomic.Int64 // bytes in spill files now
 	spillWarned                             atomic.Bool
 
 	table atomic.Pointer[table]
@@ -202,6 +213,7 @@ func New(opts *Options) *Router {
 		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
 		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes),
 		spillDir:      opts.BodySpillDir,
+		spillCap:      orDefault(opts.MaxSpillBytes, DefaultMaxSpillBytes),
 		now:           time.Now}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
@@ -642,6 +654,8 @@ func setError(resp *fasthttp.Response, code int, msg string) {
 }
 
 // Messages of the router's own responses.
+const msgSpillFull = "Too many large request bodies are being received; try again"
+
 func msgNotFound(name string) string { return "Service " + name + " not found" }
 func msgOverloaded(name string) string {
 	return "Too many requests for service " + name + " (overloaded)"
@@ -980,7 +994,7 @@ func VersionSwaggerPath(name, version string) string {
 	return PathPrefix + name + "/versions/" + version + "/swagger.json"
 }
 
-func orDefault[T time.Duration | int](v, d T) T {
+func orDefault[T time.Duration | int | int64](v, d T) T {
 	if v <= 0 {
 		return d
 	}
