@@ -573,17 +573,25 @@ func TestAsteriskTarget(t *testing.T) {
 	}
 }
 
-// TestLargeBodiesBoundedMemory: on the event loop, a large body, with a
+// TestLargeBodiesBoundedMemory: on both engines, a large body, with a
 // length or chunked, is not held in memory on its way to the replica (it
 // is spilled to a file as it arrives and sent from there), and a chunked
-// body is refused with 413 as soon as a chunk header takes it past the
-// limit, before any of that chunk arrives. The bound is on all the heap
+// body is refused with 413 as soon as it passes the limit (on the event
+// loop, as soon as a chunk header takes it past, before any of that chunk
+// arrives; net/http, which decodes the chunks, shows the router the
+// chunk's first byte). The bound is on all the heap
 // the test process allocates meanwhile (runtime.MemStats.TotalAlloc, which
 // misses no peak): under a quarter of the bodies (the loops' piece buffers
 // and gnet's write buffers take a few MB however large the bodies are;
 // holding any one body takes 20 MB). Not parallel, so that no other
 // test allocates meanwhile.
 func TestLargeBodiesBoundedMemory(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { testLargeBodiesBoundedMemory(t, engine) })
+	}
+}
+
+func testLargeBodiesBoundedMemory(t *testing.T, engine string) {
 	const limit = 24 << 20
 	const size = 20 << 20
 	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
@@ -592,7 +600,7 @@ func TestLargeBodiesBoundedMemory(t *testing.T) {
 		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 	})
 	rt := New(&Options{MaxBodyBytes: limit, BodySpillDir: t.TempDir()})
-	base := serve(t, rt, "eventloop")
+	base := serve(t, rt, engine)
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
 	if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
 		t.Fatalf("warm-up: %d %q", got.code, got.body)
@@ -653,6 +661,9 @@ func TestLargeBodiesBoundedMemory(t *testing.T) {
 			io.WriteString(c, "\r\n")
 		}
 		io.WriteString(c, "1\r\n")
+		if engine == "nethttp" {
+			io.WriteString(c, "x")
+		}
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
@@ -742,15 +753,23 @@ func TestLargeBodyQueued(t *testing.T) {
 // Options.MaxSpillBytes; a body that would pass it gets 503 as its bytes
 // arrive (before the file is made when its length is known), and the
 // allowance comes back when bodies have been sent, so the next body fits.
-// The http.Handler path leaves bodies to its http.Server.
 func TestSpillAllowance(t *testing.T) {
 	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testSpillAllowance(t, engine)
+		})
+	}
+}
+
+func testSpillAllowance(t *testing.T, engine string) {
 	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprint(w, n)
 	})
 	rt := New(&Options{MaxSpillBytes: 3 << 20})
-	base := serve(t, rt, "eventloop")
+	base := serve(t, rt, engine)
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
 	send := func(size int, chunked bool) (int, string) {
 		t.Helper()
