@@ -28,8 +28,29 @@ func LoadRecord[T any](ctx context.Context, store Store, kind, what, name string
 	return rec, nil
 }
 
-// ListRecords reads every JSON record of kind from store, in name order.
+// ValuesLister is a Store that also reads every record of a kind at once:
+// the names in order and their values. The workspace (aml.Workspace) does
+// it in one read transaction, where a Get per record costs one each.
+type ValuesLister interface {
+	Values(ctx context.Context, kind string) (names []string, values [][]byte, err error)
+}
+
+// ListRecords reads every JSON record of kind from store, in name order,
+// in one pass when the store is a ValuesLister.
 func ListRecords[T any](ctx context.Context, store Store, kind, what string) ([]T, error) {
+	if vl, ok := store.(ValuesLister); ok {
+		names, values, err := vl.Values(ctx, kind)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]T, len(names))
+		for i, b := range values {
+			if err := json.Unmarshal(b, &out[i]); err != nil {
+				return nil, errcode.Wrap(errcode.Internal, fmt.Errorf("%s %q: corrupt record: %w", what, names[i], err))
+			}
+		}
+		return out, nil
+	}
 	names, err := store.Names(ctx, kind)
 	if err != nil {
 		return nil, err

@@ -195,7 +195,7 @@ def run(raw):
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, []string{"--port", "0", "--health_port", "0", "--access_control_allow_origins", "www.microsoft.com"},
-			mapEnv(env), nil, io.Discard, pw)
+			mapEnv(env), nil, Options{}, io.Discard, pw)
 		pw.Close()
 		done <- err
 	}()

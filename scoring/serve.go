@@ -72,12 +72,27 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 // Go side only moves bytes, the cores are better left to the Python workers,
 // and idle Go threads spinning for work cost them CPU (on 2 CPUs this raised
 // the sklearn benchmark's throughput by about a third).
-func Main(h NewHandler) {
+func Main(h NewHandler) { MainWith(h, Options{}) }
+
+// Options extend Main and Run for a program that links more than this
+// package.
+type Options struct {
+	// TelemetrySink, when set, opens a sink for request telemetry
+	// (AML_APP_INSIGHTS_ENABLED=true) from the environment (getenv), for a
+	// service named service: it returns a nil sink, and no error, when the
+	// environment names none. close runs after the replica has closed.
+	// cmd/aksml-score passes otlpsink's, so OTEL_EXPORTER_OTLP_ENDPOINT
+	// sends OTLP.
+	TelemetrySink func(ctx context.Context, getenv func(string) string, service string) (sink TelemetrySink, close func(context.Context) error, err error)
+}
+
+// MainWith is Main with Options.
+func MainWith(h NewHandler, opts Options) {
 	if h == nil && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(pythonHostProcs(runtime.GOMAXPROCS(0)))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Run(ctx, os.Args[1:], h, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, h, opts, os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil:
@@ -153,7 +168,7 @@ const DefaultHealthPort = 5000
 //	--worker_count N             Python workers (default $WORKER_COUNT, else 1)
 //	--access_control_allow_origins LIST  CORS origins, comma-separated (default $AML_CORS_ORIGINS)
 //	--config_file PATH           azmlinfsrv JSON config file (default $AZUREML_CONFIG_FILE, else config.json in the app root)
-//	--appinsights_instrumentation_key KEY  accepted and ignored (no Application Insights)
+//	--appinsights_instrumentation_key KEY  accepted and ignored (telemetry goes to aksml's sinks, below)
 //	--rest                       accepted and ignored
 //	--source_dir DIR             source directory (default $AZUREML_SOURCE_DIRECTORY, relative to the app root)
 //	--address IP                 address to listen on (default 127.0.0.1)
@@ -165,10 +180,21 @@ const DefaultHealthPort = 5000
 //
 // The app root is $AML_APP_ROOT, else the working directory. Also read from
 // the environment: SERVICE_VERSION, SERVICE_PATH_PREFIX,
-// SEPERATE_HEALTH_ENDPOINT (sic), SERVER_VERSION_LOG_RESPONSE_ENABLED.
+// SEPERATE_HEALTH_ENDPOINT (sic), SERVER_VERSION_LOG_RESPONSE_ENABLED,
+// AML_MODEL_DC_STORAGE_ENABLED with AKSML_MODEL_DATA_DIR (data
+// collection), AML_APP_INSIGHTS_ENABLED with AKSML_TELEMETRY_DIR (request
+// telemetry as JSON lines in DIR/telemetry/SERVICE/REPLICA.jsonl, see
+// TelemetryFile), AKSML_VERSION_NAME and AKSML_REPLICA_NAME (the version
+// and replica telemetry names; the host name by default) and
+// AKSML_METRICS_KEY (Config.MetricsKey).
 // docs/inference-server.md has the whole table.
 func Run(ctx context.Context, args []string, h NewHandler, stdout, stderr io.Writer) error {
-	return run(ctx, args, os.Getenv, h, stdout, stderr)
+	return run(ctx, args, os.Getenv, h, Options{}, stdout, stderr)
+}
+
+// RunWith is Run with Options.
+func RunWith(ctx context.Context, args []string, h NewHandler, opts Options, stdout, stderr io.Writer) error {
+	return run(ctx, args, os.Getenv, h, opts, stdout, stderr)
 }
 
 // cliSettings is what the command line, the environment and a config file
@@ -180,15 +206,39 @@ type cliSettings struct {
 	healthPort int // with separateHealth; 0 picks a free port
 	// separateHealth serves a second port too (SEPERATE_HEALTH_ENDPOINT).
 	separateHealth bool
+	// telemetry is AML_APP_INSIGHTS_ENABLED=true; telemetryDir is
+	// AKSML_TELEMETRY_DIR.
+	telemetry    bool
+	telemetryDir string
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, h NewHandler, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, h NewHandler, opts Options, stdout, stderr io.Writer) error {
 	st, err := parseCLI(args, getenv, h, stderr)
 	if err != nil {
 		return err
 	}
 	st.cfg.LogOutput = stdout
 	st.cfg.Logger = slog.New(slog.DiscardHandler)
+	if st.telemetry {
+		sink, closeSink, err := openTelemetrySinks(ctx, st, getenv, opts, stderr)
+		if err != nil {
+			return err
+		}
+		if closeSink != nil {
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := closeSink(cctx); err != nil {
+					fmt.Fprintln(stderr, "aksml-score: telemetry sink:", err)
+				}
+			}()
+		}
+		if sink != nil {
+			st.cfg.Telemetry.Sink = sink
+		} else {
+			st.cfg.Telemetry = nil
+		}
+	}
 	srv, err := NewServer(st.cfg)
 	if err != nil {
 		return err
@@ -406,8 +456,18 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 		bad("AML_MODEL_DC_STORAGE_ENABLED %q is not true or false", v)
 	}
 	if *appInsights != "" || getenv("AML_APP_INSIGHTS_KEY") != "" {
-		fmt.Fprintln(stderr, "aksml-score: Application Insights is not supported; the instrumentation key is ignored")
+		fmt.Fprintln(stderr, "aksml-score: an Application Insights instrumentation key is ignored; request telemetry (AML_APP_INSIGHTS_ENABLED=true) goes to AKSML_TELEMETRY_DIR or OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
+	var telemetryOn bool
+	switch v := strings.TrimSpace(getenv("AML_APP_INSIGHTS_ENABLED")); {
+	case v == "" || strings.EqualFold(v, "false"):
+	case strings.EqualFold(v, "true"):
+		telemetryOn = true
+		cfg.Telemetry = &Telemetry{Service: cfg.ServiceName, Version: getenv("AKSML_VERSION_NAME"), Replica: getenv("AKSML_REPLICA_NAME")}
+	default:
+		bad("AML_APP_INSIGHTS_ENABLED %q is not true or false", v)
+	}
+	cfg.MetricsKey = getenv("AKSML_METRICS_KEY")
 
 	// Workers: flag, then WORKER_COUNT (a bad value is an error, as in
 	// azmlinfsrv, where gunicorn refuses it).
@@ -437,7 +497,7 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 		cfg.ScoringTimeout = DefaultCLIScoringTimeout
 	}
 
-	st := &cliSettings{addr: *addr, port: *port}
+	st := &cliSettings{addr: *addr, port: *port, telemetry: telemetryOn, telemetryDir: getenv("AKSML_TELEMETRY_DIR")}
 	if getenv("SEPERATE_HEALTH_ENDPOINT") == "true" {
 		st.separateHealth, st.healthPort = true, *healthPort
 	}
@@ -495,4 +555,58 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// openTelemetrySinks opens aksml-score's telemetry sinks: the JSON-lines
+// file below AKSML_TELEMETRY_DIR and the one of Options.TelemetrySink (OTLP
+// in cmd/aksml-score), both when both are configured. Neither leaves
+// telemetry off, with a warning.
+func openTelemetrySinks(ctx context.Context, st *cliSettings, getenv func(string) string, opts Options, stderr io.Writer) (TelemetrySink, func(context.Context) error, error) {
+	var sinks []TelemetrySink
+	var closers []func(context.Context) error
+	closeAll := func(ctx context.Context) error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c(ctx))
+		}
+		return errors.Join(errs...)
+	}
+	t := st.cfg.Telemetry
+	if st.telemetryDir != "" {
+		replica := t.Replica
+		if replica == "" {
+			replica, _ = os.Hostname()
+		}
+		p := TelemetryFile(st.telemetryDir, firstNonEmpty(t.Service, "ML service"), replica)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, nil, errcode.Wrap(errcode.FailedPrecondition, fmt.Errorf("telemetry: %w", err))
+		}
+		js, err := NewJSONLinesSink(p)
+		if err != nil {
+			return nil, nil, errcode.Wrap(errcode.FailedPrecondition, fmt.Errorf("telemetry: %w", err))
+		}
+		sinks = append(sinks, js)
+		closers = append(closers, func(context.Context) error { return js.Close() })
+	}
+	if opts.TelemetrySink != nil {
+		s, c, err := opts.TelemetrySink(ctx, getenv, firstNonEmpty(t.Service, "ML service"))
+		if err != nil {
+			_ = closeAll(ctx)
+			return nil, nil, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("telemetry: %w", err))
+		}
+		if s != nil {
+			sinks = append(sinks, s)
+		}
+		if c != nil {
+			closers = append(closers, c)
+		}
+	}
+	switch len(sinks) {
+	case 0:
+		fmt.Fprintln(stderr, "aksml-score: AML_APP_INSIGHTS_ENABLED=true but neither AKSML_TELEMETRY_DIR nor OTEL_EXPORTER_OTLP_ENDPOINT names where telemetry goes: request telemetry is off")
+		return nil, closeAll, nil
+	case 1:
+		return sinks[0], closeAll, nil
+	}
+	return MultiSink(sinks), closeAll, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -417,4 +418,43 @@ func readTelemetry(r *bufio.Reader) ([]TelemetryRecord, error) {
 		out = append(out, rec)
 	}
 	return out, sc.Err()
+}
+
+// MultiSink sends every batch to each of its sinks in turn; its error joins
+// theirs (the batch then counts as failed, though some sinks took it).
+type MultiSink []TelemetrySink
+
+// Export implements TelemetrySink.
+func (m MultiSink) Export(ctx context.Context, records []TelemetryRecord) error {
+	var errs []error
+	for _, s := range m {
+		errs = append(errs, s.Export(ctx, records))
+	}
+	return errors.Join(errs...)
+}
+
+// TelemetryFile is where aksml-score (AKSML_TELEMETRY_DIR=root), the
+// simulator and the local cluster write a replica's telemetry as JSON
+// lines: root/telemetry/<service>/<replica>.jsonl, one file per replica so
+// that no two processes append to one file.
+func TelemetryFile(root, service, replica string) string {
+	return filepath.Join(root, "telemetry", service, replica+".jsonl")
+}
+
+// ReadServiceTelemetry reads the telemetry of every replica of a service
+// below root (see TelemetryFile), file by file in name order.
+func ReadServiceTelemetry(root, service string) ([]TelemetryRecord, error) {
+	files, err := filepath.Glob(filepath.Join(root, "telemetry", service, "*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	var out []TelemetryRecord
+	for _, f := range files {
+		recs, err := ReadTelemetry(f)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", f, err)
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
 }
