@@ -128,7 +128,9 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		return webservice.Runtime{}, errors.Join(errs...)
 	}
 
-	t := driver.ReplicaTemplate{Handler: ic.Handler}
+	// Collected model data (collect_model_data) and request telemetry
+	// (enable_app_insights) go to the workspace.
+	t := driver.ReplicaTemplate{Handler: ic.Handler, ModelDataDir: ws.Dir()}
 	if ic.Handler == nil {
 		script, err := filepath.Abs(ic.EntryScriptPath())
 		if err != nil {
@@ -136,8 +138,6 @@ func Runtime(ctx context.Context, ws *Workspace, name string, models []*Model, i
 		}
 		t.EntryScript = script
 		t.SourceDir = filepath.Dir(script)
-		// Collected model data (collect_model_data) goes to the workspace.
-		t.ModelDataDir = ws.Dir()
 		if ic.SourceDirectory != "" {
 			if t.SourceDir, err = filepath.Abs(ic.SourceDirectory); err != nil {
 				return webservice.Runtime{}, errcode.Wrap(errcode.InvalidArgument, err)

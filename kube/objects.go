@@ -318,6 +318,18 @@ func (c *Cluster) container(spec *driver.ServiceSpec, v *driver.VersionSpec) *co
 			env = append(env, corev1ac.EnvVar().WithName("AKSML_MODEL_DATA_DIR").WithValue(r.ModelDataDir))
 		}
 	}
+	if r.AppInsights {
+		// Request telemetry (enable_app_insights, as v1 set it in the
+		// container): JSON lines under ModelDataDir, reachable by the local
+		// cluster's processes, named by the version and the pod.
+		env = append(env, corev1ac.EnvVar().WithName("AML_APP_INSIGHTS_ENABLED").WithValue("true"),
+			corev1ac.EnvVar().WithName("AKSML_VERSION_NAME").WithValue(v.Name),
+			corev1ac.EnvVar().WithName("AKSML_REPLICA_NAME").WithValueFrom(corev1ac.EnvVarSource().
+				WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.name"))))
+		if r.ModelDataDir != "" {
+			env = append(env, corev1ac.EnvVar().WithName("AKSML_TELEMETRY_DIR").WithValue(r.ModelDataDir))
+		}
+	}
 	args := []string{
 		"--address=0.0.0.0",
 		"--port=" + strconv.Itoa(ScoringPort),

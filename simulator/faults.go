@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/scoring"
 )
 
 // Fault makes a replica misbehave, for tests of what callers and the
@@ -99,6 +100,29 @@ func (c *Cluster) Replicas(service string) ([]ReplicaInfo, error) {
 		return 0
 	})
 	return out, nil
+}
+
+// ReplicaStats returns the data collection (collect_model_data) and
+// telemetry (enable_app_insights) counters of a replica's running instance:
+// records collected, written, dropped and failed, telemetry records made,
+// sent, dropped and failed. A restarted replica counts from zero; a
+// replica in a container reports zeros (its counts are on its /metrics).
+func (c *Cluster) ReplicaStats(replicaID string) (scoring.Stats, error) {
+	c.mu.Lock()
+	r, err := c.findReplica(replicaID)
+	if err != nil {
+		c.mu.Unlock()
+		return scoring.Stats{}, err
+	}
+	inst := r.inst
+	c.mu.Unlock()
+	if inst == nil {
+		return scoring.Stats{}, errcode.Errorf(errcode.FailedPrecondition, "replica %q is not running", replicaID)
+	}
+	if s, ok := inst.be.(statser); ok {
+		return s.stats(), nil
+	}
+	return scoring.Stats{}, nil
 }
 
 func (c *Cluster) findReplica(id string) (*replica, error) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 // or Python workers for a score.py) behind its own loopback listener.
 type localBackend struct {
 	srv     *scoring.Server
+	sink    *scoring.JSONLinesSink // telemetry, closed after the server
 	ln      net.Listener
 	httpSrv *http.Server
 	served  chan struct{}
@@ -37,7 +40,24 @@ func (c *Cluster) newLocalBackend(r *replica) (backend, error) {
 			dc.ModelVersions[m.Name] = strconv.Itoa(m.Version)
 		}
 	}
+	var tel *scoring.Telemetry
+	var sink *scoring.JSONLinesSink
+	if t.AppInsights {
+		if t.ModelDataDir == "" {
+			return nil, errcode.Errorf(errcode.InvalidArgument, "replica %s: enable_app_insights is on but the replica has no workspace directory (ModelDataDir) to write telemetry to", r.id)
+		}
+		p := scoring.TelemetryFile(t.ModelDataDir, r.service, r.id)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, errcode.Wrap(errcode.FailedPrecondition, err)
+		}
+		var err error
+		if sink, err = scoring.NewJSONLinesSink(p); err != nil {
+			return nil, errcode.Wrap(errcode.FailedPrecondition, err)
+		}
+		tel = &scoring.Telemetry{Sink: sink, Service: r.service, Version: r.version, Replica: r.id}
+	}
 	srv, err := scoring.NewServer(scoring.Config{
+		Telemetry:      tel,
 		DataCollection: dc,
 		Handler:        t.Handler,
 		EntryScript:    t.EntryScript,
@@ -51,14 +71,22 @@ func (c *Cluster) newLocalBackend(r *replica) (backend, error) {
 		Logger:         c.opts.Logger,
 	})
 	if err != nil {
+		if sink != nil {
+			_ = sink.Close()
+		}
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.opts.Address, "0"))
 	if err != nil {
+		_ = srv.Close()
+		if sink != nil {
+			_ = sink.Close()
+		}
 		return nil, errcode.Wrap(errcode.Unavailable, fmt.Errorf("replica %s cannot listen: %w", r.id, err))
 	}
 	return &localBackend{
 		srv:     srv,
+		sink:    sink,
 		ln:      ln,
 		httpSrv: &http.Server{Handler: faultHandler(r, srv), ReadHeaderTimeout: 10 * time.Second},
 		served:  make(chan struct{}),
@@ -93,7 +121,15 @@ func (b *localBackend) stop(graceful bool) {
 		_ = b.ln.Close()
 	}
 	_ = b.srv.Close()
+	if b.sink != nil {
+		_ = b.sink.Close()
+	}
 }
+
+func (b *localBackend) stats() scoring.Stats { return b.srv.Stats() }
+
+// statser is a backend that counts its data collection and telemetry.
+type statser interface{ stats() scoring.Stats }
 
 // failedBackend stands for an instance that could not be created.
 type failedBackend struct{}

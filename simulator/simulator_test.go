@@ -70,3 +70,6 @@ func (providerHarness) Existing(ctx context.Context, t *testing.T) (driver.Clust
 func TestProviderConformance(t *testing.T) {
 	drivertest.RunProviderTests(t, providerHarness{})
 }
+
+// LocalStorage: the simulator's replicas run in this process.
+func (h *harness) LocalStorage() bool { return true }

@@ -202,6 +202,7 @@ func (c DeployConfig) Version(name string, tmpl driver.ReplicaTemplate) driver.V
 	t.MaxConcurrentPerReplica = e.MaxConcurrentRequests
 	t.MaxQueueWait = e.MaxRequestWait
 	t.CollectModelData = e.CollectModelData
+	t.AppInsights = e.AppInsights
 	if t.Workers == 0 {
 		// One Python worker per concurrent request a replica accepts.
 		t.Workers = e.MaxConcurrentRequests

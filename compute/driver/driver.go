@@ -234,6 +234,12 @@ type ReplicaTemplate struct {
 	// (the workspace directory) in v1's modeldata/... layout.
 	CollectModelData bool
 	ModelDataDir     string
+	// AppInsights turns on request telemetry (enable_app_insights): a
+	// record per scored request and per line the entry script prints while
+	// serving it, written as JSON lines to ModelDataDir's
+	// telemetry/<service>/<replica>.jsonl (scoring.TelemetryFile) where the
+	// backend can reach it.
+	AppInsights bool
 }
 
 // ModelRef names a registered model version a replica serves.

@@ -7,8 +7,9 @@
 //		drivertest.RunConformanceTests(t, myHarness{})
 //	}
 //
-// The suite deploys Go-handler services (so it needs no Python and no
-// container runtime), scores them through the cluster's front-end over HTTP,
+// The suite deploys Go-handler services (so it needs no container runtime),
+// and one score.py service (DataCollectionAndTelemetry, which needs Python
+// and a Harness with LocalStorage), scores them through the cluster's front-end over HTTP,
 // and checks the states, status codes, auth and rollout behaviour the
 // driver contract promises. New behaviour is added here first.
 package drivertest
@@ -61,6 +62,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	t.Run("Delete", func(t *testing.T) { testDelete(t, h) })
 	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, h) })
 	t.Run("States", func(t *testing.T) { testStates(t, h) })
+	t.Run("DataCollectionAndTelemetry", func(t *testing.T) { testCapture(t, h) })
 	RunEndpointTests(t, h)
 }
 

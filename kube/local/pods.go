@@ -150,6 +150,18 @@ func (p *pods) supervise(ctx context.Context, run *podRun, i int) {
 	env := map[string]string{}
 	for _, e := range spec.Env {
 		env[e.Name] = e.Value
+		// The downward API fields a kubelet resolves that aksml's pods use
+		// (the pod's name names a replica's telemetry).
+		if f := e.ValueFrom; f != nil && f.FieldRef != nil {
+			switch f.FieldRef.FieldPath {
+			case "metadata.name":
+				env[e.Name] = run.bound.Name
+			case "metadata.namespace":
+				env[e.Name] = run.bound.Namespace
+			case "status.podIP":
+				env[e.Name] = run.ip
+			}
+		}
 	}
 	env["POD_IP"] = run.ip
 	args := make([]string, len(spec.Args))
