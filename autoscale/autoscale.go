@@ -283,6 +283,26 @@ func (a *Autoscaler) Scale(now time.Time, current int) Decision {
 	return d
 }
 
+// ScaleUp is the eager check a control loop may make between refresh
+// periods: the count the load of the last refresh period calls for (as
+// Scale computes it), and true, when that is above current (and current is
+// within [Min, Max]); 0 and false otherwise. It records nothing, so checking
+// on every pass of a control loop costs a pass over the recorded
+// observations and leaves Scale's decisions as they were. A step in load is
+// met within a pass instead of at the next period boundary, when requests
+// queued behind too few replicas may already have waited longer than
+// max_request_wait_time; scale-down still waits for Scale.
+func (a *Autoscaler) ScaleUp(now time.Time, current int) (int, bool) {
+	if current < a.s.Min || current >= a.s.Max {
+		return 0, false
+	}
+	want := Desired(a.s, a.load(now))
+	if want <= current {
+		return 0, false
+	}
+	return want, true
+}
+
 // String formats a decision for logs.
 func (d Decision) String() string {
 	return fmt.Sprintf("%s: %d → %d replicas (load %.2f, utilization %.0f%%)", d.Reason, d.Current, d.Desired, d.Load, d.Utilization)

@@ -182,3 +182,44 @@ func TestValidate(t *testing.T) {
 		t.Errorf("SetSettings: %v %+v", err, a.Settings())
 	}
 }
+
+// ScaleUp answers between periods with the count the last period's load
+// calls for when it is above the current one, and changes nothing that
+// Scale decides.
+func TestScaleUpBetweenPeriods(t *testing.T) {
+	t.Parallel()
+	s := Settings{Min: 1, Max: 20, TargetUtilization: 70, MaxConcurrentPerReplica: 1, RefreshPeriod: time.Second}
+	a, _ := New(s)
+	b, _ := New(s)
+	t0 := time.Unix(100, 0)
+	for i := range 20 { // a second at 0.1 in flight, sampled every 50 ms
+		o := Observation{Time: t0.Add(time.Duration(i) * 50 * time.Millisecond), InFlight: 0.1}
+		a.Record(o)
+		b.Record(o)
+	}
+	now := t0.Add(950 * time.Millisecond)
+	if n, ok := a.ScaleUp(now, 1); ok {
+		t.Fatalf("ScaleUp at low load = %d, want none", n)
+	}
+	// The step: 15 then 30 requests in flight in the next two samples.
+	for i, inflight := range []float64{15, 30} {
+		o := Observation{Time: now.Add(time.Duration(i+1) * 50 * time.Millisecond), InFlight: inflight}
+		a.Record(o)
+		b.Record(o)
+	}
+	now = now.Add(100 * time.Millisecond)
+	// The last second's average: (18 × 0.1 + 15 + 30) / 20 = 2.34 → ceil(2.34 / 0.7) = 4.
+	if n, ok := a.ScaleUp(now, 1); !ok || n != 4 {
+		t.Errorf("ScaleUp after the step = %d, %v; want 4, true", n, ok)
+	}
+	if n, ok := a.ScaleUp(now, 4); ok {
+		t.Errorf("ScaleUp at the count it asked for = %d, want none", n)
+	}
+	if n, ok := a.ScaleUp(now, 20); ok {
+		t.Errorf("ScaleUp at the maximum = %d, want none", n)
+	}
+	// Scale decides the same with or without ScaleUp calls before it.
+	if da, db := a.Scale(now, 4), b.Scale(now, 4); da != db {
+		t.Errorf("Scale after ScaleUp calls %v, without %v", da, db)
+	}
+}

@@ -11,7 +11,9 @@
 // returns a Decision computed from the settings, the recorded observations
 // and now only — no clock, no goroutine — so tests script time. The caller
 // (a backend's control loop) samples the router's in-flight count
-// (frontend.Router.Load), calls Record, then Scale, once per RefreshPeriod.
+// (frontend.Router.Load), calls Record, then Scale, once per RefreshPeriod;
+// between periods it may call ScaleUp on every pass, so that a step in load
+// gets replicas at once (the simulator does).
 //
 // ReplicasForRate is the documented sizing formula,
 // ceil(rps × request time ÷ target utilization ÷ max concurrent):

@@ -254,6 +254,48 @@ func TestAutoscalerScalesUpAndDownOnScriptedClock(t *testing.T) {
 	})
 }
 
+// A step in load gets replicas before the next refresh period: scale-up is
+// checked on every pass of the control loop, so requests queued behind one
+// replica do not wait out max_request_wait_time for the period's decision.
+func TestAutoscalerScalesUpBetweenRefreshPeriods(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	c, clk := newSim(t, drivertest.CPUShape)
+	release := make(chan struct{})
+	h := &slowHandler{release: release}
+	spec := drivertest.Spec("eager", func() scoring.Handler { return h }, 0)
+	spec.Versions[0].Scale = driver.Scale{Autoscale: true, Min: 1, Max: 4, TargetUtilization: 70, RefreshPeriod: time.Second}
+	spec.Versions[0].Replica.MaxQueueWait = 30 * time.Second
+	if err := c.ApplyService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	st := drivertest.WaitState(ctx, t, c, "eager", driver.Healthy)
+	// A period without load: the decision holds one replica.
+	clk.Step(time.Second)
+	c.Sync()
+	var wg sync.WaitGroup
+	defer func() { close(release); wg.Wait() }()
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			drivertest.Score(ctx, st.ScoringURI, "", fmt.Sprint(i))
+		}()
+	}
+	waitLoad(ctx, t, c, "eager", 4)
+	// A tenth of the period later: the period's average in flight is at
+	// least 4 × 2 / 6 (the idle samples at its start and two at 4), which
+	// calls for at least two replicas at 70%.
+	clk.Step(100 * time.Millisecond)
+	c.Sync()
+	if st, _ := c.ServiceStatus(ctx, "eager"); st.Versions[0].Desired < 2 {
+		t.Fatalf("desired %d a tenth of a refresh period after the load rose, want ≥ 2", st.Versions[0].Desired)
+	}
+	drivertest.WaitFor(ctx, t, c, "eager", func(st *driver.ServiceStatus) bool {
+		return st.Versions[0].Ready >= 2
+	})
+}
+
 func waitLoad(ctx context.Context, t *testing.T, c *simulator.Cluster, svc string, inflight int) {
 	t.Helper()
 	for {

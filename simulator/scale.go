@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/aksml/aksml/autoscale"
@@ -9,7 +10,8 @@ import (
 
 // versionScaler holds one version's replica policy: a fixed count, or the
 // azureml-fe autoscaler fed with the front-end's in-flight figures, sampled
-// on every pass of the control loop and decided every refresh period.
+// on every pass of the control loop and decided every refresh period, with
+// scale-up also checked on every pass (Autoscaler.ScaleUp).
 type versionScaler struct {
 	scale   driver.Scale
 	desired int
@@ -69,7 +71,17 @@ func (vs *versionScaler) decide(c *Cluster, s *service, v *version, now time.Tim
 		}
 	}
 	if now.Before(vs.next) {
-		return 0, false
+		// Scale-up is eager: between refresh periods every pass checks the
+		// last period's load, so a step in load gets replicas within a pass
+		// (Options.Tick), before queued requests pass max_request_wait_time;
+		// scale-down waits for the period.
+		n, up := vs.auto.ScaleUp(now, vs.desired)
+		if !up {
+			return 0, false
+		}
+		c.opts.Logger.Info("autoscale", "service", s.name, "version", v.name, "decision", fmt.Sprintf("eager scale up: %d → %d replicas", vs.desired, n))
+		vs.desired = n
+		return n, true
 	}
 	vs.next = now.Add(vs.auto.Settings().RefreshPeriod)
 	d := vs.auto.Scale(now, vs.desired)
