@@ -44,7 +44,7 @@ type Cluster struct {
 	stopped  bool
 
 	changes wake.Broadcaster // woken when sig changes (Watch)
-	sig     string           // what the last reconcile saw of every service's state
+	sig     statusSig        // what the last reconcile saw of every service's state
 }
 
 var _ driver.Cluster = (*Cluster)(nil)
@@ -301,29 +301,68 @@ func (c *Cluster) Watch(ctx context.Context) <-chan struct{} {
 
 // signal wakes watchers when what status reads report has changed since
 // the last call. Caller holds c.mu, after evaluating every service.
+//
+// It runs on every pass of the control loop, so it only hashes: each
+// service's status fields (FNV-1a) are mixed and summed, an order-free
+// fingerprint of the cluster that needs no sorting, formatting or
+// allocation. With 1,000 services the string it replaced made signal half
+// of the idle control loop's CPU.
 func (c *Cluster) signal() {
-	var b strings.Builder
-	names := make([]string, 0, len(c.services))
-	for n := range c.services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		s := c.services[n]
-		fmt.Fprintf(&b, "%s %d %s %q;", n, s.spec.Generation, s.state, s.message)
+	var sig statusSig
+	for n, s := range c.services {
+		h := newFNV().str(n).int(s.spec.Generation).str(string(s.state)).str(s.message)
 		for _, vn := range s.order {
 			v := s.versions[vn]
-			fmt.Fprintf(&b, "%s %s %d %d", vn, v.state, v.desired, v.readyCount())
+			h = h.str(vn).str(string(v.state)).int(int64(v.desired)).int(int64(v.readyCount()))
 			for _, r := range v.replicas {
-				fmt.Fprintf(&b, " %d/%d", r.state, r.restarts)
+				h = h.int(int64(r.state)).int(int64(r.restarts))
 			}
-			b.WriteByte(';')
 		}
+		sig.sum += mix64(uint64(h))
+		sig.n++
 	}
-	if sig := b.String(); sig != c.sig {
+	if sig != c.sig {
 		c.sig = sig
 		c.changes.Notify()
 	}
+}
+
+// statusSig is signal's fingerprint of every service's status.
+type statusSig struct {
+	sum uint64
+	n   int
+}
+
+// fnv is a 64-bit FNV-1a hash built up field by field.
+type fnv uint64
+
+func newFNV() fnv { return 14695981039346656037 }
+
+func (h fnv) byte(b byte) fnv { return (h ^ fnv(b)) * 1099511628211 }
+
+// str hashes s and a terminator, so that fields cannot run into each other.
+func (h fnv) str(s string) fnv {
+	for i := 0; i < len(s); i++ {
+		h = h.byte(s[i])
+	}
+	return h.byte(0xff)
+}
+
+func (h fnv) int(x int64) fnv {
+	for i := 0; i < 8; i++ {
+		h = h.byte(byte(x >> (8 * i)))
+	}
+	return h
+}
+
+// mix64 is splitmix64's finalizer: it spreads a service's hash over all
+// bits before the fingerprint sums them.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func (c *Cluster) scoringURI(name, version string) string {
