@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -571,17 +573,25 @@ func TestAsteriskTarget(t *testing.T) {
 	}
 }
 
-// TestLargeBodiesBoundedMemory: on the event loop, a large body, with a
+// TestLargeBodiesBoundedMemory: on both engines, a large body, with a
 // length or chunked, is not held in memory on its way to the replica (it
 // is spilled to a file as it arrives and sent from there), and a chunked
-// body is refused with 413 as soon as a chunk header takes it past the
-// limit, before any of that chunk arrives. The bound is on all the heap
+// body is refused with 413 as soon as it passes the limit (on the event
+// loop, as soon as a chunk header takes it past, before any of that chunk
+// arrives; net/http, which decodes the chunks, shows the router the
+// chunk's first byte). The bound is on all the heap
 // the test process allocates meanwhile (runtime.MemStats.TotalAlloc, which
 // misses no peak): under a quarter of the bodies (the loops' piece buffers
 // and gnet's write buffers take a few MB however large the bodies are;
 // holding any one body takes 20 MB). Not parallel, so that no other
 // test allocates meanwhile.
 func TestLargeBodiesBoundedMemory(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { testLargeBodiesBoundedMemory(t, engine) })
+	}
+}
+
+func testLargeBodiesBoundedMemory(t *testing.T, engine string) {
 	const limit = 24 << 20
 	const size = 20 << 20
 	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
@@ -590,7 +600,7 @@ func TestLargeBodiesBoundedMemory(t *testing.T) {
 		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 	})
 	rt := New(&Options{MaxBodyBytes: limit, BodySpillDir: t.TempDir()})
-	base := serve(t, rt, "eventloop")
+	base := serve(t, rt, engine)
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
 	if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
 		t.Fatalf("warm-up: %d %q", got.code, got.body)
@@ -651,6 +661,9 @@ func TestLargeBodiesBoundedMemory(t *testing.T) {
 			io.WriteString(c, "\r\n")
 		}
 		io.WriteString(c, "1\r\n")
+		if engine == "nethttp" {
+			io.WriteString(c, "x")
+		}
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
@@ -734,4 +747,69 @@ func TestLargeBodyQueued(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpillAllowance: large bodies buffered on disk count against
+// Options.MaxSpillBytes; a body that would pass it gets 503 as its bytes
+// arrive (before the file is made when its length is known), and the
+// allowance comes back when bodies have been sent, so the next body fits.
+func TestSpillAllowance(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testSpillAllowance(t, engine)
+		})
+	}
+}
+
+func testSpillAllowance(t *testing.T, engine string) {
+	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	})
+	rt := New(&Options{MaxSpillBytes: 3 << 20})
+	base := serve(t, rt, engine)
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	send := func(size int, chunked bool) (int, string) {
+		t.Helper()
+		c := rawConn(t, base)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			piece := bytes.Repeat([]byte("x"), 8192)
+			if chunked {
+				io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for off := 0; off < size; off += len(piece) {
+					if _, err := fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece); err != nil {
+						return
+					}
+				}
+				io.WriteString(c, "0\r\n\r\n")
+				return
+			}
+			fmt.Fprintf(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+			for off := 0; off < size; off += len(piece) {
+				if _, err := c.Write(piece[:min(len(piece), size-off)]); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%d bytes (chunked %v): %v", size, chunked, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, chunked := range []bool{false, true} {
+		code, body := send(4<<20, chunked)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "large request bodies") {
+			t.Errorf("4 MiB past a 3 MiB allowance (chunked %v): %d %q, want 503", chunked, code, body)
+		}
+		code, body = send(2<<20, chunked)
+		if code != 200 || body != strconv.Itoa(2<<20) {
+			t.Errorf("2 MiB after the refusal (chunked %v): %d %q, want 200 and the whole body", chunked, code, body)
+		}
+	}
+	waitFor(t, "the spill allowance to come back", func() bool { return rt.spillUsed.Load() == 0 })
 }

@@ -43,13 +43,14 @@
 //	413 Request body is larger than the limit of N bytes (default 100 MB; a chunked body as soon as its chunks pass it)
 //	417 (no body: an Expect other than 100-continue, as net/http; the connection closes)
 //	431 Request header fields too large (Serve: a header block over 16 KiB)
-//	500 Could not buffer the request body (Serve: its file could not be written)
+//	500 Could not buffer the request body (its file could not be written)
 //	501 Unsupported transfer encoding (anything but chunked)
 //	505 HTTP version not supported (anything but HTTP/1.x)
 //	502 Replica closed connection before replying (crash, reset)
 //	502 the replica's own body, when the replica answered 500 (rewritten, as on azureml-fe)
 //	503 Too many requests for service NAME (overloaded)   (queue wait ran out)
 //	503 No ready replicas for service NAME   (after waiting up to the queue wait for one)
+//	503 Too many large request bodies are being received; try again   (MaxSpillBytes on disk; Retry-After: 1)
 //	504 Scoring request for service NAME timed out after N ms
 //
 // # Capacity
@@ -134,7 +135,10 @@
 // file with a Content-Length, as nginx buffers large bodies. A connection
 // holds a few MB at most whatever the body's size (100 MB: about 0.5 s of
 // CPU and under 20 MB of RSS for the router), and such a request is not
-// mirrored.
+// mirrored. The bodies on disk at once are bounded by MaxSpillBytes (2 GiB):
+// a body that would pass it gets 503 as it arrives. ServeHTTP buffers
+// bodies the same way (a body over 1 MiB, or a chunked one past 64 KiB, to
+// a file as net/http reads it), under the same limits.
 //
 // Serve's defences, set in Options (defaults close to nginx's): a header
 // block must arrive within HeaderReadTimeout (10 s) of its first byte, a

@@ -102,12 +102,16 @@ type exch struct {
 	attempts int           // sends after the first
 	start    time.Time
 	queued   bool // it waited for its slot
+	// mirror: a copy of a live request (Version.MirrorPercent). It never
+	// waits for a slot (no free slot drops it), and it is counted as
+	// mirrored (sent or failed), not among the version's answers.
+	mirror bool
 }
 
 // begin starts an exchange for plan p: the version counts it in flight
 // until end.
 func (x *exch) begin(p plan, start time.Time) {
-	*x = exch{p: p, vs: p.r.versions[p.idx], start: start}
+	*x = exch{p: p, vs: p.r.versions[p.idx], start: start, mirror: x.mirror}
 	x.vs.inflight.Add(1)
 }
 
@@ -123,6 +127,12 @@ func (x *exch) tryTake() bool {
 // slot is had, it returns the status code and message to answer with.
 func (x *exch) take(ctx context.Context) (code int, msg string, ok bool) {
 	r := x.p.r
+	if x.mirror {
+		if x.tryTake() {
+			return 0, "", true
+		}
+		return http.StatusServiceUnavailable, msgOverloaded(r.name), false
+	}
 	for {
 		rep, queued, err := x.vs.pool.acquire(ctx)
 		if err == nil {
@@ -192,7 +202,14 @@ func (x *exch) abandon() {
 func (x *exch) end(code int, done time.Time) {
 	x.release()
 	x.vs.inflight.Add(-1)
-	observe(x.p, x.vs, code, x.start, done)
+	switch {
+	case !x.mirror:
+		observe(x.p, x.vs, code, x.start, done)
+	case done.IsZero():
+		x.vs.mirrorFailed.Add(1) // no replica answered
+	default:
+		x.vs.mirrorSent.Add(1)
+	}
 }
 
 // ---- the goroutine driver ----

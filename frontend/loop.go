@@ -555,6 +555,10 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		l.eng.rt.tooLarge(&cc.resp)
+	case err == errSpillFull:
+		setError(&cc.resp, http.StatusServiceUnavailable, msgSpillFull)
+		cc.resp.Header.Set("Retry-After", "1")
+		setRequestID(&cc.resp)
 	case errors.As(err, &he):
 		setError(&cc.resp, he.p.code, he.p.msg)
 		setRequestID(&cc.resp)

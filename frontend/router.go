@@ -112,6 +112,11 @@ type Options struct {
 	// os.TempDir(). Where no file can be created there, such bodies are
 	// held in memory.
 	BodySpillDir string
+	// MaxSpillBytes bounds the bytes of bodies in BodySpillDir at once,
+	// over all connections; a body that would pass it is refused with 503
+	// (and the connection closed) as its bytes arrive, so callers cannot
+	// fill the disk. 0 means DefaultMaxSpillBytes.
+	MaxSpillBytes int64
 }
 
 // Defaults of the defences in Options, close to nginx's.
@@ -121,6 +126,10 @@ const (
 	DefaultBodyReadTimeout   = 60 * time.Second
 	DefaultMaxConns          = 10000
 	DefaultMaxPipelineBytes  = 1 << 20
+	// DefaultMaxSpillBytes lets twenty bodies of the default 100 MB limit
+	// be buffered on disk at once. nginx sets no such bound (its
+	// client_body_temp_path fills until the disk is full).
+	DefaultMaxSpillBytes = 2 << 30
 )
 
 // Router is the data-plane front-end: it authenticates scoring requests,
@@ -150,6 +159,8 @@ type Router struct {
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
 	spillDir                                string
+	spillCap                                int64
+	spillUsed                               atomic.Int64 // bytes in spill files now
 	spillWarned                             atomic.Bool
 
 	table atomic.Pointer[table]
@@ -202,6 +213,7 @@ func New(opts *Options) *Router {
 		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
 		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes),
 		spillDir:      opts.BodySpillDir,
+		spillCap:      orDefault(opts.MaxSpillBytes, DefaultMaxSpillBytes),
 		now:           time.Now}
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
@@ -561,19 +573,30 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTP(w, resp)
 		return
 	}
+	var sp *spillFile
 	if r.Body != nil {
-		if r.ContentLength > 0 {
-			buf.Grow(int(r.ContentLength))
-		}
-		n, err := buf.ReadFrom(io.LimitReader(r.Body, rt.maxBody+1))
-		if n > rt.maxBody {
-			rt.tooLarge(resp)
-			writeHTTP(w, resp)
-			return
-		}
+		var err error
+		sp, err = rt.readBody(r, buf)
+		defer sp.close()
 		if err != nil {
-			setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
-			setRequestID(resp)
+			switch {
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
+				rt.tooLarge(resp)
+			case err == errSpillFull:
+				setError(resp, http.StatusServiceUnavailable, msgSpillFull)
+				resp.Header.Set("Retry-After", "1")
+				setRequestID(resp)
+			case errors.As(err, new(*spillError)):
+				rt.log.Error("frontend: request body not buffered", "err", err)
+				setError(resp, http.StatusInternalServerError, "Could not buffer the request body")
+				setRequestID(resp)
+			default:
+				setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
+				setRequestID(resp)
+			}
+			// The rest of the body is not read: close the connection
+			// rather than let the server wait for the rest of it.
+			w.Header().Set("Connection", "close")
 			writeHTTP(w, resp)
 			return
 		}
@@ -586,12 +609,86 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			req.Header.Add(k, v)
 		}
 	}
-	req.SetBodyRaw(buf.Bytes())
+	if sp != nil {
+		req.SetBodyStream(sp.reader(), int(sp.size))
+	} else {
+		req.SetBodyRaw(buf.Bytes())
+	}
 	rt.handle(r.Context(), req, resp, time.Now(), false)
 	writeHTTP(w, resp)
 }
 
 // writeHTTP copies a fasthttp response to w.
+// readBody reads r's body for ServeHTTP, as the event loop does: up to
+// spillOver bytes into buf (a chunked body up to accumulateOver), and a
+// larger body into a spill file (the
+// returned file, nil when the body is in buf) as it arrives, with the limit
+// and the spill allowance checked on the way; where no file can be made,
+// into buf. The error is fasthttp.ErrBodyTooLarge, errSpillFull or the
+// body's read error.
+func (rt *Router) readBody(r *http.Request, buf *bytes.Buffer) (*spillFile, error) {
+	inMemory := min(spillOver, rt.maxBody)
+	if r.ContentLength < 0 {
+		inMemory = min(accumulateOver, rt.maxBody) // chunked, as on the event loop
+	}
+	var n int64
+	if r.ContentLength < 0 || r.ContentLength <= inMemory {
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength))
+		}
+		var err error
+		n, err = buf.ReadFrom(io.LimitReader(r.Body, inMemory+1))
+		if err != nil {
+			return nil, err
+		}
+		if n <= inMemory {
+			return nil, nil
+		}
+		if n > rt.maxBody {
+			return nil, fasthttp.ErrBodyTooLarge
+		}
+	}
+	// A larger body (known by its length, or found so while reading):
+	// to a file, as it arrives.
+	sp, err := newSpillFile(rt, nil, r.ContentLength)
+	if err == errSpillFull {
+		return nil, err
+	}
+	if err != nil {
+		if rt.spillWarned.CompareAndSwap(false, true) {
+			rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
+		}
+		m, err := buf.ReadFrom(io.LimitReader(r.Body, rt.maxBody+1-n))
+		if err == nil && n+m > rt.maxBody {
+			err = fasthttp.ErrBodyTooLarge
+		}
+		return nil, err
+	}
+	if err := sp.write(buf.Bytes()); err != nil {
+		sp.close()
+		return nil, err
+	}
+	piece := make([]byte, 64<<10)
+	for {
+		k, rerr := r.Body.Read(piece)
+		if sp.size+int64(k) > rt.maxBody {
+			sp.close()
+			return nil, fasthttp.ErrBodyTooLarge
+		}
+		if err := sp.write(piece[:k]); err != nil {
+			sp.close()
+			return nil, err
+		}
+		if rerr == io.EOF {
+			return sp, nil
+		}
+		if rerr != nil {
+			sp.close()
+			return nil, rerr
+		}
+	}
+}
+
 func writeHTTP(w http.ResponseWriter, resp *fasthttp.Response) {
 	h := w.Header()
 	for k, v := range resp.Header.All() {
@@ -642,6 +739,8 @@ func setError(resp *fasthttp.Response, code int, msg string) {
 }
 
 // Messages of the router's own responses.
+const msgSpillFull = "Too many large request bodies are being received; try again"
+
 func msgNotFound(name string) string { return "Service " + name + " not found" }
 func msgOverloaded(name string) string {
 	return "Too many requests for service " + name + " (overloaded)"
@@ -823,7 +922,7 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 	if kind == kindScore && !req.IsBodyStream() { // a spilled body is not copied
 		for k, m := range r.mirrors {
 			if m != idx && r.versions[m].mirrorNow(r.mirrorU[k]) {
-				rt.mirror(r.versions[m], req)
+				rt.mirror(plan{r: r, idx: m, explicit: true, kind: kindScore}, req)
 			}
 		}
 	}
@@ -922,15 +1021,18 @@ func closedBeforeReply(err error) bool {
 // mirror sends a copy of req to a replica of vs in the background, if a
 // mirror slot and a replica slot are free at once; otherwise the copy is
 // dropped. The response is discarded.
-func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
+func (rt *Router) mirror(p plan, req *fasthttp.Request) {
+	vs := p.r.versions[p.idx]
 	select {
 	case rt.mirrorSem <- struct{}{}:
 	default:
 		vs.mirrorDropped.Add(1)
 		return
 	}
-	rep := vs.pool.tryAcquire()
-	if rep == nil {
+	x := &exch{mirror: true}
+	x.begin(p, time.Now())
+	if !x.tryTake() {
+		x.abandon()
 		<-rt.mirrorSem
 		vs.mirrorDropped.Add(1)
 		return
@@ -938,26 +1040,12 @@ func (rt *Router) mirror(vs *versionState, req *fasthttp.Request) {
 	mreq := fasthttp.AcquireRequest()
 	req.CopyTo(mreq)
 	rt.mirrorWG.Add(1)
-	vs.inflight.Add(1)
 	go func() {
 		defer rt.mirrorWG.Done()
-		defer vs.inflight.Add(-1)
 		defer func() { <-rt.mirrorSem }()
 		resp := fasthttp.AcquireResponse()
-		resp.SkipBody = false
-		mreq.SetHost(rep.host)
-		now := time.Now()
-		_, err := rep.conns.roundTrip(context.Background(), mreq, resp, now, now.Add(vs.pool.scoringTimeout()), false)
-		var de *dialError
-		if errors.As(err, &de) {
-			vs.pool.eject(rep)
-		}
-		vs.pool.release(rep)
-		if err != nil {
-			vs.mirrorFailed.Add(1)
-		} else {
-			vs.mirrorSent.Add(1)
-		}
+		code, done := rt.forward(context.Background(), x, mreq, resp, false)
+		x.end(code, done)
 		fasthttp.ReleaseResponse(resp)
 		fasthttp.ReleaseRequest(mreq)
 	}()
@@ -980,7 +1068,7 @@ func VersionSwaggerPath(name, version string) string {
 	return PathPrefix + name + "/versions/" + version + "/swagger.json"
 }
 
-func orDefault[T time.Duration | int](v, d T) T {
+func orDefault[T time.Duration | int | int64](v, d T) T {
 	if v <= 0 {
 		return d
 	}

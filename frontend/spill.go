@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,7 @@ const (
 // spillFile is a request body being written to, or read from, an unlinked
 // temporary file, with the request's head as the caller sent it.
 type spillFile struct {
+	rt   *Router // whose spill allowance the file's bytes count against
 	f    *os.File
 	head []byte
 	want int64 // the Content-Length, or -1 for a chunked body
@@ -53,8 +55,11 @@ type spillFile struct {
 
 // newSpillFile creates an unlinked temporary file in dir (os.TempDir when
 // empty) for the body of the request with the given head.
-func newSpillFile(dir string, head []byte, want int64) (*spillFile, error) {
-	f, err := os.CreateTemp(dir, "aksml-body-*")
+func newSpillFile(rt *Router, head []byte, want int64) (*spillFile, error) {
+	if want > 0 && rt.spillUsed.Load()+want > rt.spillCap {
+		return nil, errSpillFull // refused before a file is made
+	}
+	f, err := os.CreateTemp(rt.spillDir, "aksml-body-*")
 	if err != nil {
 		return nil, err
 	}
@@ -62,13 +67,15 @@ func newSpillFile(dir string, head []byte, want int64) (*spillFile, error) {
 		f.Close()
 		return nil, err
 	}
-	return &spillFile{f: f, head: append([]byte(nil), head...), want: want}, nil
+	return &spillFile{rt: rt, f: f, head: append([]byte(nil), head...), want: want}, nil
 }
 
+// close closes the file and gives its bytes back to the allowance.
 func (s *spillFile) close() {
 	if s != nil && s.f != nil {
 		s.f.Close()
 		s.f = nil
+		s.rt.spillUsed.Add(-s.size)
 	}
 }
 
@@ -90,17 +97,29 @@ func (s *spillFile) take(p []byte, max int64) (int, bool, error) {
 	return n, done, err
 }
 
+// write appends p to the file, counting it against the router's spill
+// allowance first: errSpillFull when the allowance has no room for it.
 func (s *spillFile) write(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
+	if s.rt.spillUsed.Add(int64(len(p))) > s.rt.spillCap {
+		s.rt.spillUsed.Add(-int64(len(p)))
+		return errSpillFull
+	}
 	n, err := s.f.Write(p)
 	s.size += int64(n)
+	s.rt.spillUsed.Add(int64(n - len(p)))
 	if err != nil {
 		return &spillError{err}
 	}
 	return nil
 }
+
+// errSpillFull refuses a body the router's spill allowance
+// (Options.MaxSpillBytes) has no room for: 503, as the allowance frees up
+// when other bodies have been sent.
+var errSpillFull = errors.New("the router's allowance for buffering request bodies on disk is used up")
 
 // reader reads the whole body from the start, as a fasthttp body stream
 // for the slow path (forward makes a fresh one for each attempt).
@@ -240,7 +259,10 @@ func chunkSizeOf(line []byte) (int64, bool) {
 // Content-Length, or -1 for a chunked body. What arrived of the body so
 // far is written at once.
 func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
-	sp, err := newSpillFile(l.eng.rt.spillDir, buf[:headLen], want)
+	sp, err := newSpillFile(l.eng.rt, buf[:headLen], want)
+	if err == errSpillFull {
+		return l.refuse(cc, err)
+	}
 	if err != nil {
 		// No file (a read-only or missing directory): hold this body in
 		// memory, as smaller ones are.
