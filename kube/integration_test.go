@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -120,10 +122,13 @@ func (g *goModels) outcome(p *corev1.Pod) kubetest.PodOutcome {
 	g.mu.Lock()
 	nh := g.byImage[c.Image]
 	g.mu.Unlock()
-	if nh == nil {
-		return kubetest.PodOutcome{}
-	}
 	cfg := scoring.Config{Handler: nh}
+	if nh == nil {
+		var ok bool
+		if cfg, ok = entryScriptConfig(p, &c); !ok {
+			return kubetest.PodOutcome{}
+		}
+	}
 	for _, a := range c.Args {
 		if v, ok := strings.CutPrefix(a, "--scoring_timeout_ms="); ok {
 			n, _ := strconv.Atoi(v)
@@ -132,6 +137,27 @@ func (g *goModels) outcome(p *corev1.Pod) kubetest.PodOutcome {
 		if v, ok := strings.CutPrefix(a, "--service_name="); ok {
 			cfg.ServiceName = v
 		}
+	}
+	if cfg.DataCollection != nil {
+		cfg.DataCollection.Service = cfg.ServiceName
+	}
+	var sink *scoring.JSONLinesSink
+	if cfg.Telemetry != nil {
+		dir := ""
+		for _, e := range c.Env {
+			if e.Name == "AKSML_TELEMETRY_DIR" {
+				dir = e.Value
+			}
+		}
+		path := scoring.TelemetryFile(dir, cfg.ServiceName, cfg.Telemetry.Replica)
+		var err error
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			sink, err = scoring.NewJSONLinesSink(path)
+		}
+		if err != nil {
+			return kubetest.PodOutcome{}
+		}
+		cfg.Telemetry.Sink = sink
 	}
 	return kubetest.PodOutcome{Restarts: 3, Serve: func(ctx context.Context) (http.Handler, <-chan error) {
 		ready := make(chan error, 1)
@@ -153,9 +179,35 @@ func (g *goModels) outcome(p *corev1.Pod) kubetest.PodOutcome {
 			<-ctx.Done()
 			time.Sleep(2 * time.Second) // the node drains the pod first
 			_ = srv.Close()
+			if sink != nil {
+				_ = sink.Close()
+			}
 		}()
 		return srv, ready
 	}}
+}
+
+// entryScriptConfig is the replica of a score.py pod, as aksml-score would
+// run it from the container's environment: the entry script (its directory
+// as the source directory, the suite's Python), model data collection and
+// request telemetry, the pod's name as the replica's.
+func entryScriptConfig(p *corev1.Pod, c *corev1.Container) (scoring.Config, bool) {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	script := env["AZUREML_ENTRY_SCRIPT"]
+	if script == "" {
+		return scoring.Config{}, false
+	}
+	cfg := scoring.Config{EntryScript: script, SourceDir: filepath.Dir(script), Interpreter: drivertest.Python()}
+	if env["AML_MODEL_DC_STORAGE_ENABLED"] == "true" && env["AKSML_MODEL_DATA_DIR"] != "" {
+		cfg.DataCollection = &scoring.DataCollection{Store: &scoring.LocalModelDataStore{Root: env["AKSML_MODEL_DATA_DIR"]}}
+	}
+	if env["AML_APP_INSIGHTS_ENABLED"] == "true" && env["AKSML_TELEMETRY_DIR"] != "" {
+		cfg.Telemetry = &scoring.Telemetry{Version: env["AKSML_VERSION_NAME"], Replica: p.Name}
+	}
+	return cfg, true
 }
 
 // goCluster gives the suite's Go handlers their image names.
@@ -194,6 +246,9 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	t.Cleanup(func() { _ = c.Detach(context.Background()) })
 	return goCluster{c, h.models}
 }
+
+// LocalStorage: the harness's pods run in this process.
+func (h *harness) LocalStorage() bool { return true }
 
 // Advance moves the driver's clock: its time-based decisions are injected.
 func (h *harness) Advance(d time.Duration) bool {

@@ -1,8 +1,10 @@
-// Command capture measures what model data collection costs a replica: the
-// throughput and p99 latency of an echo score.py that collects its input and
-// its output with azureml.monitoring.ModelDataCollector, with collection on
-// (records written to a local store in a temporary directory) and off, in
-// the same run, interleaved, on loopback, with one closed-loop load
+// Command capture measures what model data collection and request
+// telemetry cost a replica: the throughput and p99 latency of an echo
+// score.py that collects its input and its output with
+// azureml.monitoring.ModelDataCollector and prints one line per request,
+// with collection and telemetry on (records written to a local store, and
+// telemetry as JSON lines, in a temporary directory) and both off, in the
+// same run, interleaved, on loopback, with one closed-loop load
 // generator in this program (every client sends its next request when the
 // previous answer arrives).
 //
@@ -10,9 +12,10 @@
 //	go run ./bench/capture -quick   # 1 round of 1 s cells
 //
 // The output ends with "RESULT capture_rps_ratio=… capture_p99_ratio=…
-// capture_dropped=…": the ratios are on ÷ off (throughput: the goal is
-// ≥ 0.95; p99: within noise of 1), capture_dropped the records the buffer
-// refused (the store did not keep up).
+// capture_dropped=… capture_telemetry_dropped=…": the ratios are on ÷ off
+// (throughput: the goal is ≥ 0.95; p99: within noise of 1),
+// capture_dropped the model data records the buffer refused (the store did
+// not keep up), capture_telemetry_dropped the telemetry records likewise.
 package main
 
 import (
@@ -44,6 +47,7 @@ def run(raw_data):
     data = json.loads(raw_data)["data"]
     ctx = inputs_dc.collect(data)
     prediction_dc.collect(data, user_correlation_id=ctx.correlation_id)
+    print("scored", len(data), "rows")
     return data
 `
 
@@ -54,6 +58,8 @@ var (
 	concurrency = flag.Int("concurrency", 8, "clients")
 	duration    = flag.Duration("duration", 2*time.Second, "measured time per cell")
 	rounds      = flag.Int("rounds", 3, "interleaved rounds")
+	collect     = flag.Bool("collect", true, "the on side collects model data")
+	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 )
 
 type cell struct {
@@ -75,8 +81,21 @@ func main() {
 		log.Fatal(err)
 	}
 	store := filepath.Join(dir, "ws")
-	on, onStats := start(dir, &scoring.DataCollection{Store: &scoring.LocalModelDataStore{Root: store}, Service: "capture"})
-	off, offClose := start(dir, nil)
+	sink, err := scoring.NewJSONLinesSink(filepath.Join(dir, "telemetry.jsonl"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close()
+	var dc *scoring.DataCollection
+	var tel *scoring.Telemetry
+	if *collect {
+		dc = &scoring.DataCollection{Store: &scoring.LocalModelDataStore{Root: store}, Service: "capture"}
+	}
+	if *telemetry {
+		tel = &scoring.Telemetry{Sink: sink, Service: "capture", Version: "capture", Replica: "capture-0"}
+	}
+	on, onStats := start(dir, dc, tel)
+	off, offClose := start(dir, nil, nil)
 	var onCells, offCells []cell
 	for r := range *rounds {
 		for _, side := range []string{"off", "on"} {
@@ -85,7 +104,7 @@ func main() {
 				url = on
 			}
 			c := load(url)
-			fmt.Printf("round %d collection %-3s  %8.0f req/s  p99 %v\n", r+1, side, c.rps, c.p99.Round(10*time.Microsecond))
+			fmt.Printf("round %d capture %-3s  %8.0f req/s  p99 %v\n", r+1, side, c.rps, c.p99.Round(10*time.Microsecond))
 			if side == "on" {
 				onCells = append(onCells, c)
 			} else {
@@ -93,7 +112,8 @@ func main() {
 			}
 		}
 	}
-	st := onStats()
+	all := onStats()
+	st, ts := all.DataCollection, all.Telemetry
 	offClose()
 	rps := func(cs []cell) float64 {
 		return slices.MaxFunc(cs, func(a, b cell) int { return int(a.rps - b.rps) }).rps
@@ -101,16 +121,17 @@ func main() {
 	p99 := func(cs []cell) time.Duration {
 		return slices.MinFunc(cs, func(a, b cell) int { return int(a.p99 - b.p99) }).p99
 	}
-	fmt.Printf("collection on: %+v\n", st)
-	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_dropped=%d capture_written=%d capture_collected=%d\n",
-		rps(onCells)/rps(offCells), float64(p99(onCells))/float64(p99(offCells)), st.Dropped, st.Written, st.Collected)
+	fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
+	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d\n",
+		rps(onCells)/rps(offCells), float64(p99(onCells))/float64(p99(offCells)), st.Dropped, st.Written, st.Collected,
+		ts.Dropped, ts.Sent, ts.Recorded)
 }
 
 // start runs a replica of score.py on loopback and returns its /score URL
-// and its data collection counters (read after the replica closed).
-func start(dir string, dc *scoring.DataCollection) (string, func() scoring.DataCollectionStats) {
+// and its counters (read after the replica closed).
+func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
 	srv, err := scoring.NewServer(scoring.Config{EntryScript: "score.py", SourceDir: dir, Interpreter: *python,
-		Workers: *workers, DataCollection: dc})
+		Workers: *workers, DataCollection: dc, Telemetry: tel})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -128,10 +149,10 @@ func start(dir string, dc *scoring.DataCollection) (string, func() scoring.DataC
 	}
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
-	return "http://" + ln.Addr().String() + "/score", func() scoring.DataCollectionStats {
+	return "http://" + ln.Addr().String() + "/score", func() scoring.Stats {
 		hs.Close()
 		srv.Close()
-		return srv.DataCollectionStats()
+		return srv.Stats()
 	}
 }
 

@@ -61,7 +61,10 @@
 // On a machine whose CPUs are saturated by other work (the module's other
 // race-enabled tests running beside it on two cores), a rolling update under
 // load has lost one request in a few hundred with a 502 ("Replica closed
-// connection before replying"); alone, it loses none. Its cause is not yet
-// found (candidates: a liveness probe timing out and restarting a
-// container, an EndpointSlice the controller-manager updates late).
+// connection before replying"); alone, it loses none. The likeliest cause,
+// an EndpointSlice the controller-manager updates after the deleted pod has
+// drained and stopped, is gone: the front-end now drops a pod from its
+// route as soon as the API server records the pod's deletion. Whether that
+// was the whole cause is not yet shown (the other candidate is a liveness
+// probe timing out under saturation and restarting a container).
 package local

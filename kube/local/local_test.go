@@ -82,6 +82,9 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	return c
 }
 
+// LocalStorage: the local cluster's pods are processes of this machine.
+func (h *harness) LocalStorage() bool { return true }
+
 func (h *harness) Advance(d time.Duration) bool {
 	h.clk.Load().Advance(d)
 	return true

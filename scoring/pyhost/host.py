@@ -111,8 +111,11 @@ def _split_meta(payload):
 
 # ---------------------------------------------------------------- request context
 
+import time
 import types
 import threading
+
+_now = time.time
 
 # _aksml_request holds the ids of the request being served (empty between
 # requests), for the shims (ModelDataCollector's correlation id), and the
@@ -204,7 +207,7 @@ def _begin_request(req_id, client):
     _REQ.client = client
     if _tel_fd >= 0:
         _cap = _Capture()
-        _cap.t = __import__("time").time()
+        _cap.t = _now()
 
 
 def _end_request():
