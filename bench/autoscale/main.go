@@ -31,9 +31,9 @@ import (
 	"github.com/aksml/aksml/aml"
 	"github.com/aksml/aksml/autoscale"
 	"github.com/aksml/aksml/bench/internal/benchkit"
+	"github.com/aksml/aksml/bench/internal/simbench"
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/scoring"
-	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
 )
 
@@ -83,18 +83,11 @@ type sample struct {
 func run(pre, post time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "aksml-bench-autoscale-")
+	ws, sim, cleanup, err := simbench.Open(ctx, "aksml-bench-autoscale-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ws, err := aml.Open(ctx, dir, nil)
-	if err != nil {
-		return err
-	}
-	defer ws.Close()
-	sim := simulator.New(nil)
-	defer sim.Close()
+	defer cleanup()
 	tgt, err := compute.Create(ctx, ws, "bench", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, VMSize: "Standard_D4_v2"}, &compute.CreateOptions{Provider: sim})
 	if err != nil {
 		return err

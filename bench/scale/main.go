@@ -41,9 +41,9 @@ import (
 
 	"github.com/aksml/aksml/aml"
 	"github.com/aksml/aksml/bench/internal/benchkit"
+	"github.com/aksml/aksml/bench/internal/simbench"
 	"github.com/aksml/aksml/compute"
 	"github.com/aksml/aksml/scoring"
-	"github.com/aksml/aksml/simulator"
 	"github.com/aksml/aksml/webservice"
 )
 
@@ -127,18 +127,11 @@ func addrReq(ctx context.Context, svc *webservice.Service) (string, []byte, erro
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "aksml-bench-scale-")
+	ws, sim, cleanup, err := simbench.Open(ctx, "aksml-bench-scale-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ws, err := aml.Open(ctx, dir, nil)
-	if err != nil {
-		return err
-	}
-	defer ws.Close()
-	sim := simulator.New(nil)
-	defer sim.Close()
+	defer cleanup()
 	e := &env{ctx: ctx, ws: ws, tgts: map[string]*compute.Target{},
 		dc: webservice.DeployConfig{NumReplicas: 1, CPUCores: 0.1, MemoryGB: 0.1,
 			// The router, not its queue, is measured: 32 clients on one replica.
