@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,25 +97,7 @@ def run(raw_data):
     dc.collect([raw_data])
     return "ok"
 `, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0), Workers: 2}, nil)
-	var wg sync.WaitGroup
-	errs := make(chan string, 4)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += 4 {
-				if r := do(s, http.MethodPost, "/score", fmt.Sprint(i)); r.status != 200 {
-					errs <- fmt.Sprintf("request %d: %d %s", i, r.status, r.body)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+	postConcurrently(t, s, n, func(i int) (string, []string) { return fmt.Sprint(i), nil })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -161,4 +162,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// postConcurrently sends n POST /score requests to h from four goroutines,
+// request i with the body and headers req(i) gives, and fails t on the
+// first answer that is not 200.
+func postConcurrently(t *testing.T, h http.Handler, n int, req func(i int) (body string, hdr []string)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 4 {
+				body, hdr := req(i)
+				if r := do(h, http.MethodPost, "/score", body, hdr...); r.status != 200 {
+					errs <- fmt.Sprintf("request %d: %d %s", i, r.status, r.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
 }

@@ -155,25 +155,9 @@ def init():
 def run(raw_data):
     return "ok"
 `, Config{Telemetry: &Telemetry{Sink: sink}, Workers: 2}, nil)
-	var wg sync.WaitGroup
-	errs := make(chan string, 4)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += 4 {
-				if r := do(s, http.MethodPost, "/score", "x", "x-ms-client-request-id", fmt.Sprint("c-", i)); r.status != 200 {
-					errs <- fmt.Sprintf("request %d: %d %s", i, r.status, r.body)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+	postConcurrently(t, s, n, func(i int) (string, []string) {
+		return "x", []string{"x-ms-client-request-id", fmt.Sprint("c-", i)}
+	})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
