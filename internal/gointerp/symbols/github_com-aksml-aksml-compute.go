@@ -70,12 +70,14 @@ func init() {
 		"Target":             reflect.ValueOf((*compute.Target)(nil)),
 		"VMSize":             reflect.ValueOf((*compute.VMSize)(nil)),
 		"VNetConfig":         reflect.ValueOf((*compute.VNetConfig)(nil)),
+		"ValuesLister":       reflect.ValueOf((*compute.ValuesLister)(nil)),
 		"Warning":            reflect.ValueOf((*compute.Warning)(nil)),
 
 		// interface wrapper definitions
 		"_BackendNamer": reflect.ValueOf((*_github_com_aksml_aksml_compute_BackendNamer)(nil)),
 		"_Ephemeral":    reflect.ValueOf((*_github_com_aksml_aksml_compute_Ephemeral)(nil)),
 		"_Store":        reflect.ValueOf((*_github_com_aksml_aksml_compute_Store)(nil)),
+		"_ValuesLister": reflect.ValueOf((*_github_com_aksml_aksml_compute_ValuesLister)(nil)),
 	}
 }
 
@@ -143,4 +145,14 @@ func (W _github_com_aksml_aksml_compute_Store) Put(ctx context.Context, kind str
 }
 func (W _github_com_aksml_aksml_compute_Store) RemoveModelRefs(ctx context.Context, user string) error {
 	return W.WRemoveModelRefs(ctx, user)
+}
+
+// _github_com_aksml_aksml_compute_ValuesLister is an interface wrapper for ValuesLister type
+type _github_com_aksml_aksml_compute_ValuesLister struct {
+	IValue  interface{}
+	WValues func(ctx context.Context, kind string) (names []string, values [][]byte, err error)
+}
+
+func (W _github_com_aksml_aksml_compute_ValuesLister) Values(ctx context.Context, kind string) (names []string, values [][]byte, err error) {
+	return W.WValues(ctx, kind)
 }

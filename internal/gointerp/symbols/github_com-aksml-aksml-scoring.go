@@ -23,16 +23,28 @@ func init() {
 		"DefaultMaxBodyBytes":         reflect.ValueOf(scoring.DefaultMaxBodyBytes),
 		"DefaultScoringTimeout":       reflect.ValueOf(scoring.DefaultScoringTimeout),
 		"DefaultServerVersion":        reflect.ValueOf(&scoring.DefaultServerVersion).Elem(),
+		"DefaultTelemetryBuffer":      reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
 		"DefaultWorkers":              reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"Main":                        reflect.ValueOf(scoring.Main),
+		"MainWith":                    reflect.ValueOf(scoring.MainWith),
 		"MaxDataCollectionRecord":     reflect.ValueOf(constant.MakeFromLiteral("8388608", token.INT, 0)),
+		"MaxPrintBytes":               reflect.ValueOf(constant.MakeFromLiteral("65536", token.INT, 0)),
+		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("262144", token.INT, 0)),
 		"MaxWorkers":                  reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
 		"NewAppRoot":                  reflect.ValueOf(scoring.NewAppRoot),
+		"NewJSONLinesSink":            reflect.ValueOf(scoring.NewJSONLinesSink),
 		"NewServer":                   reflect.ValueOf(scoring.NewServer),
+		"ParseMetrics":                reflect.ValueOf(scoring.ParseMetrics),
 		"ParseOrigins":                reflect.ValueOf(scoring.ParseOrigins),
+		"ReadServiceTelemetry":        reflect.ValueOf(scoring.ReadServiceTelemetry),
+		"ReadTelemetry":               reflect.ValueOf(scoring.ReadTelemetry),
 		"Run":                         reflect.ValueOf(scoring.Run),
+		"RunWith":                     reflect.ValueOf(scoring.RunWith),
 		"Serve":                       reflect.ValueOf(scoring.Serve),
 		"ShutdownGrace":               reflect.ValueOf(scoring.ShutdownGrace),
+		"TelemetryFile":               reflect.ValueOf(scoring.TelemetryFile),
+		"TelemetryPrint":              reflect.ValueOf(constant.MakeFromLiteral("\"print\"", token.STRING, 0)),
+		"TelemetryRequest":            reflect.ValueOf(constant.MakeFromLiteral("\"request\"", token.STRING, 0)),
 
 		// type definitions
 		"Config":              reflect.ValueOf((*scoring.Config)(nil)),
@@ -40,18 +52,27 @@ func init() {
 		"DataCollectionStats": reflect.ValueOf((*scoring.DataCollectionStats)(nil)),
 		"Handler":             reflect.ValueOf((*scoring.Handler)(nil)),
 		"HandlerFunc":         reflect.ValueOf((*scoring.HandlerFunc)(nil)),
+		"JSONLinesSink":       reflect.ValueOf((*scoring.JSONLinesSink)(nil)),
 		"LocalModelDataStore": reflect.ValueOf((*scoring.LocalModelDataStore)(nil)),
 		"ModelDataStore":      reflect.ValueOf((*scoring.ModelDataStore)(nil)),
+		"MultiSink":           reflect.ValueOf((*scoring.MultiSink)(nil)),
 		"NewHandler":          reflect.ValueOf((*scoring.NewHandler)(nil)),
+		"Options":             reflect.ValueOf((*scoring.Options)(nil)),
 		"RawHTTPHandler":      reflect.ValueOf((*scoring.RawHTTPHandler)(nil)),
 		"SchemaProvider":      reflect.ValueOf((*scoring.SchemaProvider)(nil)),
 		"Server":              reflect.ValueOf((*scoring.Server)(nil)),
+		"Stats":               reflect.ValueOf((*scoring.Stats)(nil)),
+		"Telemetry":           reflect.ValueOf((*scoring.Telemetry)(nil)),
+		"TelemetryRecord":     reflect.ValueOf((*scoring.TelemetryRecord)(nil)),
+		"TelemetrySink":       reflect.ValueOf((*scoring.TelemetrySink)(nil)),
+		"TelemetryStats":      reflect.ValueOf((*scoring.TelemetryStats)(nil)),
 
 		// interface wrapper definitions
 		"_Handler":        reflect.ValueOf((*_github_com_aksml_aksml_scoring_Handler)(nil)),
 		"_ModelDataStore": reflect.ValueOf((*_github_com_aksml_aksml_scoring_ModelDataStore)(nil)),
 		"_RawHTTPHandler": reflect.ValueOf((*_github_com_aksml_aksml_scoring_RawHTTPHandler)(nil)),
 		"_SchemaProvider": reflect.ValueOf((*_github_com_aksml_aksml_scoring_SchemaProvider)(nil)),
+		"_TelemetrySink":  reflect.ValueOf((*_github_com_aksml_aksml_scoring_TelemetrySink)(nil)),
 	}
 }
 
@@ -105,4 +126,14 @@ type _github_com_aksml_aksml_scoring_SchemaProvider struct {
 
 func (W _github_com_aksml_aksml_scoring_SchemaProvider) Schema() (input json.RawMessage, output json.RawMessage) {
 	return W.WSchema()
+}
+
+// _github_com_aksml_aksml_scoring_TelemetrySink is an interface wrapper for TelemetrySink type
+type _github_com_aksml_aksml_scoring_TelemetrySink struct {
+	IValue  interface{}
+	WExport func(ctx context.Context, records []scoring.TelemetryRecord) error
+}
+
+func (W _github_com_aksml_aksml_scoring_TelemetrySink) Export(ctx context.Context, records []scoring.TelemetryRecord) error {
+	return W.WExport(ctx, records)
 }
