@@ -551,20 +551,10 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 	cc.resp.Reset()
 	cc.respDirty = true
 	var he *headError
-	var se *spillError
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		l.eng.rt.tooLarge(&cc.resp)
-	case err == errSpillFull:
-		setError(&cc.resp, http.StatusServiceUnavailable, msgSpillFull)
-		cc.resp.Header.Set("Retry-After", "1")
-		setRequestID(&cc.resp)
+	case l.eng.rt.refuseBody(&cc.resp, err):
 	case errors.As(err, &he):
 		setError(&cc.resp, he.p.code, he.p.msg)
-		setRequestID(&cc.resp)
-	case errors.As(err, &se):
-		l.eng.rt.log.Error("frontend: request body not buffered", "err", err)
-		setError(&cc.resp, http.StatusInternalServerError, "Could not buffer the request body")
 		setRequestID(&cc.resp)
 	default:
 		setError(&cc.resp, http.StatusBadRequest, "Bad request")

@@ -579,18 +579,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sp, err = rt.readBody(r, buf)
 		defer sp.close()
 		if err != nil {
-			switch {
-			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				rt.tooLarge(resp)
-			case err == errSpillFull:
-				setError(resp, http.StatusServiceUnavailable, msgSpillFull)
-				resp.Header.Set("Retry-After", "1")
-				setRequestID(resp)
-			case errors.As(err, new(*spillError)):
-				rt.log.Error("frontend: request body not buffered", "err", err)
-				setError(resp, http.StatusInternalServerError, "Could not buffer the request body")
-				setRequestID(resp)
-			default:
+			if !rt.refuseBody(resp, err) {
 				setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
 				setRequestID(resp)
 			}
@@ -619,6 +608,28 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeHTTP copies a fasthttp response to w.
+// refuseBody sets resp to the answer both engines give a body they could
+// not take: 413 past the limit, 503 when the spill allowance is used up,
+// 500 when its file could not be written. It returns false for any other
+// error, which each engine answers its own way.
+func (rt *Router) refuseBody(resp *fasthttp.Response, err error) bool {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		rt.tooLarge(resp)
+		return true
+	case err == errSpillFull:
+		setError(resp, http.StatusServiceUnavailable, msgSpillFull)
+		resp.Header.Set("Retry-After", "1")
+	case errors.As(err, new(*spillError)):
+		rt.log.Error("frontend: request body not buffered", "err", err)
+		setError(resp, http.StatusInternalServerError, "Could not buffer the request body")
+	default:
+		return false
+	}
+	setRequestID(resp)
+	return true
+}
+
 // readBody reads r's body for ServeHTTP, as the event loop does: up to
 // spillOver bytes into buf (a chunked body up to accumulateOver), and a
 // larger body into a spill file (the

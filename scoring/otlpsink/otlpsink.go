@@ -165,12 +165,8 @@ func (s *Sink) Export(ctx context.Context, records []scoring.TelemetryRecord) er
 					attribute.String("http.request.method", r.Method),
 					attribute.String("url.path", r.Path),
 					attribute.Int("http.response.status_code", r.Status),
-					attribute.String("aksml.request_id", r.RequestID),
-					attribute.String("aksml.client_request_id", r.ClientRequestID),
-					attribute.String("aksml.service", r.Service),
-					attribute.String("aksml.version", r.Version),
-					attribute.String("aksml.replica", r.Replica),
-				))
+				),
+				trace.WithAttributes(recordAttrs(r)...))
 			if r.Status >= 500 || r.Status == 0 {
 				span.SetStatus(codes.Error, fmt.Sprintf("HTTP %d", r.Status))
 			}
@@ -188,14 +184,8 @@ func (s *Sink) Export(ctx context.Context, records []scoring.TelemetryRecord) er
 				rec.SetSeverity(otellog.SeverityInfo)
 				rec.SetSeverityText("INFO")
 			}
-			rec.AddAttributes(
-				attribute.String("log.iostream", r.Stream),
-				attribute.String("aksml.request_id", r.RequestID),
-				attribute.String("aksml.client_request_id", r.ClientRequestID),
-				attribute.String("aksml.service", r.Service),
-				attribute.String("aksml.version", r.Version),
-				attribute.String("aksml.replica", r.Replica),
-			)
+			rec.AddAttributes(attribute.String("log.iostream", r.Stream))
+			rec.AddAttributes(recordAttrs(r)...)
 			s.logger.Emit(trace.ContextWithSpanContext(context.Background(), sc), rec)
 		}
 	}
@@ -292,4 +282,16 @@ func FromEnv(ctx context.Context, getenv func(string) string, serviceName string
 		return nil, nil
 	}
 	return New(ctx, Options{ServiceName: serviceName})
+}
+
+// recordAttrs are the attributes every span and log record carries: the
+// request's ids and where it was served.
+func recordAttrs(r *scoring.TelemetryRecord) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("aksml.request_id", r.RequestID),
+		attribute.String("aksml.client_request_id", r.ClientRequestID),
+		attribute.String("aksml.service", r.Service),
+		attribute.String("aksml.version", r.Version),
+		attribute.String("aksml.replica", r.Replica),
+	}
 }
