@@ -561,9 +561,11 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 		setRequestID(&cc.resp)
 	}
 	cc.closeAfter = true
+	// The body's share of the spill allowance comes back before the
+	// answer goes out, so a caller who retries on reading it finds it free.
+	cc.dropSpill()
 	l.writeResponse(cc)
 	cc.closed = true
-	cc.dropSpill()
 	return gnet.Close
 }
 
@@ -1278,6 +1280,9 @@ func (l *loop) slow(cc *clientConn, kind slowKind) {
 				return
 			}
 			cc.cancel = nil
+			// The body's file is done with: its share of the spill
+			// allowance comes back before the caller reads the answer.
+			cc.dropSpill()
 			_, _ = cc.c.Write(out)
 			l.eng.end()
 			l.next(cc)
@@ -1524,7 +1529,10 @@ func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex := &cc.ex
 	ex.end(code, done)
 	ex.vs, ex.untilClose, ex.body = nil, false, nil
-	cc.upBody, cc.upFile, cc.upOff = nil, nil, 0
+	// A spilled body is done with: its share of the spill allowance
+	// comes back before the caller reads the answer.
+	cc.dropSpill()
+	cc.upBody, cc.upOff = nil, 0
 	cc.seq++
 	l.eng.end()
 }

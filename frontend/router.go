@@ -579,6 +579,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sp, err = rt.readBody(r, buf)
 		defer sp.close()
 		if err != nil {
+			// Free the body's share of the spill allowance before the
+			// answer goes out, so a caller who retries finds it free.
+			sp.close()
 			if !rt.refuseBody(resp, err) {
 				setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
 				setRequestID(resp)
@@ -604,6 +607,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.SetBodyRaw(buf.Bytes())
 	}
 	rt.handle(r.Context(), req, resp, time.Now(), false)
+	sp.close() // the allowance comes back before the caller reads the answer
 	writeHTTP(w, resp)
 }
 
