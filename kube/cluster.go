@@ -64,7 +64,8 @@ func (c *Cluster) Client() kubernetes.Interface { return c.client }
 
 // Status reports Succeeded (an attached cluster exists) with the shape of
 // its nodes: their count, and the size, vCPUs, memory and GPUs of the first
-// node (instance-type label, allocatable). An unreachable cluster is
+// node (instance-type label, allocatable), and the front end's addresses
+// and the certificate it serves (SetTLS). An unreachable cluster is
 // Unavailable.
 func (c *Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 	nodes, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -85,7 +86,7 @@ func (c *Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 		}
 		st.Shape.Location = n.Labels["topology.kubernetes.io/region"]
 	}
-	st.ScoringBaseURL = c.scoringBase(ctx)
+	c.tlsStatus(ctx, &st)
 	return st, nil
 }
 

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"net"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,7 +25,7 @@ const (
 	FrontEndRoleBinding = "azureml-fe-binding"
 	FrontEndConfigMap   = "azuremlfeconfig"
 	// FrontEndPort is the port aksml-fe listens on in its pod; the Service
-	// exposes it on port 80.
+	// exposes it on port 80 (and FrontEndTLSPort on port 443).
 	FrontEndPort = 9001
 	// DefaultFrontEndImage is the image of cmd/aksml-fe.
 	DefaultFrontEndImage = "aksml/aksml-fe:latest"
@@ -61,9 +62,11 @@ func (c *Cluster) InstallFrontEnd(ctx context.Context, image string) error {
 
 // InstallFrontEndWith applies the in-cluster front-end (cmd/aksml-fe in
 // opts.Image): the token key, a ServiceAccount, a ClusterRole and binding
-// that let it watch services' Secrets, Deployments and EndpointSlices and
-// scale Deployments, its ConfigMap, a Deployment of two replicas and a
-// LoadBalancer Service on port 80 — internal, with the Azure annotations,
+// that let it watch Secrets (the services' and its certificate,
+// FrontEndTLSSecret), Deployments and EndpointSlices and scale
+// Deployments, its ConfigMap, a Deployment of two replicas and a
+// LoadBalancer Service on port 80 (HTTP) and 443 (HTTPS, served once
+// SetTLS gives a certificate) — internal, with the Azure annotations,
 // for opts.InternalLoadBalancer. Applying it again changes nothing;
 // applying it with other options changes only what differs (a public load
 // balancer drops the annotations). A subnet without InternalLoadBalancer is
@@ -105,16 +108,24 @@ func (c *Cluster) InstallFrontEndWith(ctx context.Context, opts InstallOptions) 
 	if _, err := c.client.RbacV1().ClusterRoleBindings().Apply(ctx, binding, ao); err != nil {
 		return apiError(err, "front-end: apply cluster role binding")
 	}
+	// The port clients reach HTTPS on, for the redirect of plain HTTP:
+	// 443, or the port of Options.ScoringTLSAddress.
+	httpsPort := "443"
+	if _, p, err := net.SplitHostPort(c.opts.ScoringTLSAddress); err == nil {
+		httpsPort = p
+	}
+	args := []string{"--listen=0.0.0.0:9001", "--listen-tls=0.0.0.0:9443", "--https-port=" + httpsPort, "--token-namespace=" + ns}
 	cm := corev1ac.ConfigMap(FrontEndConfigMap, ns).WithLabels(lbl).WithData(map[string]string{
-		"listen": "0.0.0.0:9001", "token-namespace": ns,
+		"listen": "0.0.0.0:9001", "listen-tls": "0.0.0.0:9443", "https-port": httpsPort, "token-namespace": ns,
 	})
 	if _, err := c.client.CoreV1().ConfigMaps(ns).Apply(ctx, cm, ao); err != nil {
 		return apiError(err, "front-end: apply config map")
 	}
 	probe := corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromInt32(FrontEndPort))).WithPeriodSeconds(5)
 	ctr := corev1ac.Container().WithName(FrontEndName).WithImage(image).
-		WithArgs("--listen=0.0.0.0:9001", "--token-namespace="+ns).
-		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(FrontEndPort)).
+		WithArgs(args...).
+		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(FrontEndPort),
+			corev1ac.ContainerPort().WithName("https").WithContainerPort(FrontEndTLSPort)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(corev1.ResourceList{
 			corev1.ResourceCPU: cpuQuantity(0.1), corev1.ResourceMemory: memQuantity(0.125),
 		})).
@@ -135,7 +146,8 @@ func (c *Cluster) InstallFrontEndWith(ctx context.Context, opts InstallOptions) 
 	svc := corev1ac.Service(FrontEndName, ns).WithLabels(lbl).WithAnnotations(loadBalancerAnnotations(opts)).WithSpec(corev1ac.ServiceSpec().
 		WithType(corev1.ServiceTypeLoadBalancer).
 		WithSelector(map[string]string{"app": FrontEndName}).
-		WithPorts(corev1ac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromInt32(FrontEndPort)).WithProtocol(corev1.ProtocolTCP)))
+		WithPorts(corev1ac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromInt32(FrontEndPort)).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ServicePort().WithName("https").WithPort(443).WithTargetPort(intstr.FromInt32(FrontEndTLSPort)).WithProtocol(corev1.ProtocolTCP)))
 	if _, err := c.client.CoreV1().Services(ns).Apply(ctx, svc, ao); err != nil {
 		return apiError(err, "front-end: apply service")
 	}
@@ -155,9 +167,10 @@ func loadBalancerAnnotations(opts InstallOptions) map[string]string {
 	return a
 }
 
-// UninstallFrontEnd deletes what InstallFrontEnd created, except the token
-// key (tokens already issued stay valid for a reinstall). Objects already
-// gone are not an error.
+// UninstallFrontEnd deletes what InstallFrontEnd created and the front
+// end's certificate (FrontEndTLSSecret), except the token key (tokens
+// already issued stay valid for a reinstall). Objects already gone are not
+// an error.
 func (c *Cluster) UninstallFrontEnd(ctx context.Context) error {
 	ns := c.opts.FrontEndNamespace
 	ignore := func(err error, what string) error {
@@ -178,6 +191,7 @@ func (c *Cluster) UninstallFrontEnd(ctx context.Context) error {
 		{c.client.RbacV1().ClusterRoleBindings().Delete(ctx, FrontEndRoleBinding, do), "cluster role binding"},
 		{c.client.RbacV1().ClusterRoles().Delete(ctx, FrontEndRole, do), "cluster role"},
 		{c.client.CoreV1().ServiceAccounts(ns).Delete(ctx, FrontEndName, do), "service account"},
+		{c.client.CoreV1().Secrets(ns).Delete(ctx, FrontEndTLSSecret, do), "TLS secret"},
 	} {
 		if err := ignore(e.err, e.what); err != nil {
 			return err

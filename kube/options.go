@@ -70,6 +70,12 @@ type Options struct {
 	// Service (FrontEndService in FrontEndNamespace): its load balancer
 	// ingress, else its cluster IP.
 	ScoringBaseURL string
+	// ScoringTLSAddress is the host:port where clients reach the
+	// front end's HTTPS port, for example 20.1.2.3:443: the address the
+	// clients the library makes dial for https://CNAME (ClusterStatus's
+	// ScoringAddress), whose port the scoring URIs carry unless it is
+	// 443. Empty means port 443 of the host of the plain address.
+	ScoringTLSAddress string
 	// FrontEndNamespace and FrontEndService locate the in-cluster
 	// front-end; defaults "azureml" and "azureml-fe".
 	FrontEndNamespace, FrontEndService string

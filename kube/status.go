@@ -58,7 +58,10 @@ func (c *Cluster) ServiceStatus(ctx context.Context, name string) (*driver.Servi
 	for _, p := range pods.Items {
 		podsOf[p.Labels[LabelVersion]] = append(podsOf[p.Labels[LabelVersion]], p)
 	}
-	base := c.scoringBase(ctx)
+	// With TLS on, the URIs are https://CNAME[:PORT]/...; a front-end
+	// certificate Secret that does not parse counts as none.
+	b, _ := c.scoringBases(ctx)
+	base := b.scoring
 	st := &driver.ServiceStatus{
 		Name:       name,
 		Generation: generationOf(root.Annotations),

@@ -45,11 +45,18 @@ type Options struct {
 	// often it reads the router's load; default 100 ms.
 	Clock  clock.WithTicker
 	Sample time.Duration
+	// TLSNamespace holds the front end's certificate, the Secret
+	// kube.FrontEndTLSSecret; default kube.DefaultNamespace. HTTPSPort is
+	// the port clients reach HTTPS on (a load balancer's), where plain
+	// HTTP is redirected while a certificate is served; default 443.
+	TLSNamespace string
+	HTTPSPort    int
 }
 
-// FrontEnd keeps a frontend.Router's routing table in step with the
-// services on a cluster, from watches: each service's Secret (auth, keys,
-// version order), its Deployments (the route settings in their
+// FrontEnd keeps a frontend.Router's routing table and certificate in step
+// with the cluster, from watches: the front end's certificate (the Secret
+// kube.FrontEndTLSSecret in Options.TLSNamespace, tls.go), each service's
+// Secret (auth, keys, version order), its Deployments (the route settings in their
 // annotations), its EndpointSlices (replica addresses and readiness) and
 // its Pods. A pod being deleted (its deletion timestamp set) leaves the
 // route as soon as the API server records the deletion, without waiting
@@ -70,17 +77,21 @@ type FrontEnd struct {
 	sample time.Duration
 
 	factory   informers.SharedInformerFactory
+	tlsFac    informers.SharedInformerFactory
+	httpsPort int
 	secrets   cache.SharedIndexInformer
-	deps      cache.SharedIndexInformer
-	slices    cache.SharedIndexInformer
-	pods      cache.SharedIndexInformer
-	mu        sync.Mutex
-	dirty     map[string]bool // service names to rebuild
-	kick      chan struct{}
-	synced    chan struct{}
-	syncOnce  sync.Once
-	routesMu  sync.Mutex
-	installed map[string]bool
+	// tlsSecrets watches the front end's certificate (tls.go).
+	tlsSecrets cache.SharedIndexInformer
+	deps       cache.SharedIndexInformer
+	slices     cache.SharedIndexInformer
+	pods       cache.SharedIndexInformer
+	mu         sync.Mutex
+	dirty      map[string]bool // service names to rebuild
+	kick       chan struct{}
+	synced     chan struct{}
+	syncOnce   sync.Once
+	routesMu   sync.Mutex
+	installed  map[string]bool
 }
 
 // New returns a FrontEnd that programs router from the cluster of
@@ -102,6 +113,12 @@ func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *F
 	if o.Sample <= 0 {
 		o.Sample = 100 * time.Millisecond
 	}
+	if o.TLSNamespace == "" {
+		o.TLSNamespace = kube.DefaultNamespace
+	}
+	if o.HTTPSPort <= 0 {
+		o.HTTPSPort = 443
+	}
 	if o.ReplicaURL == nil {
 		o.ReplicaURL = func(a string, port int32) string { return "http://" + net.JoinHostPort(a, strconv.Itoa(int(port))) }
 	}
@@ -111,7 +128,7 @@ func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *F
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
 	f := &FrontEnd{
 		router: router, log: o.Logger, factory: factory, url: o.ReplicaURL,
-		client: client, clock: o.Clock, sample: o.Sample,
+		client: client, clock: o.Clock, sample: o.Sample, httpsPort: o.HTTPSPort,
 		secrets:   factory.Core().V1().Secrets().Informer(),
 		deps:      factory.Apps().V1().Deployments().Informer(),
 		slices:    factory.Discovery().V1().EndpointSlices().Informer(),
@@ -129,6 +146,7 @@ func New(client kubernetes.Interface, router *frontend.Router, opts *Options) *F
 	for _, inf := range []cache.SharedIndexInformer{f.secrets, f.deps, f.slices, f.pods} {
 		_, _ = inf.AddEventHandler(h)
 	}
+	f.tlsFac = newTLSInformer(f, o.TLSNamespace, o.Resync)
 	return f
 }
 
@@ -169,7 +187,9 @@ func (f *FrontEnd) Synced() <-chan struct{} { return f.synced }
 func (f *FrontEnd) Run(ctx context.Context) error {
 	f.factory.Start(ctx.Done())
 	defer f.factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), f.secrets.HasSynced, f.deps.HasSynced, f.slices.HasSynced, f.pods.HasSynced) {
+	f.tlsFac.Start(ctx.Done())
+	defer f.tlsFac.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), f.secrets.HasSynced, f.deps.HasSynced, f.slices.HasSynced, f.pods.HasSynced, f.tlsSecrets.HasSynced) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -67,9 +67,14 @@ type Args struct {
 // InvalidArgument, or flag.ErrHelp for --help.
 //
 //	--listen ADDR                   address to serve on (default 0.0.0.0:9001)
+//	--listen-tls ADDR               address to serve HTTPS on once the Secret azuremlfessl
+//	                                gives a certificate (default 0.0.0.0:9443)
+//	--https-port N                  port clients reach HTTPS on (the load balancer's), where
+//	                                plain HTTP is redirected while TLS is on (default 443)
 //	--kubeconfig PATH, --context C  reach the API server from outside the cluster (default: in-cluster config)
 //	--namespace NS                  watch only this namespace (default: all)
-//	--token-namespace NS            namespace of the token key Secret (default azureml)
+//	--token-namespace NS            namespace of the token key Secret and of the
+//	                                certificate Secret azuremlfessl (default azureml)
 //	--replica-address-prefix FROM=TO
 //	                                dial pod addresses that start with FROM with TO
 //	                                instead (IPv4 prefixes ending in a dot, such as
@@ -80,10 +85,12 @@ func ParseArgs(args []string, out io.Writer) (*Args, error) {
 	fs.SetOutput(out)
 	fa := &Args{}
 	fs.StringVar(&fa.Serve.Listen, "listen", "0.0.0.0:9001", "address to serve scoring requests on")
+	fs.StringVar(&fa.Serve.ListenTLS, "listen-tls", "0.0.0.0:9443", "address to serve HTTPS on once the Secret "+kube.FrontEndTLSSecret+" gives a certificate")
+	fs.IntVar(&fa.Serve.HTTPSPort, "https-port", 443, "port clients reach HTTPS on (the load balancer's), where plain HTTP is redirected while TLS is on")
 	fs.StringVar(&fa.Kubeconfig, "kubeconfig", "", "kubeconfig path (empty: in-cluster config)")
 	fs.StringVar(&fa.Context, "context", "", "kubeconfig context (empty: current)")
 	fs.StringVar(&fa.Serve.Namespace, "namespace", "", "watch only this namespace (empty: all)")
-	fs.StringVar(&fa.Serve.TokenNamespace, "token-namespace", kube.DefaultNamespace, "namespace of the token key Secret "+kube.TokenSecret)
+	fs.StringVar(&fa.Serve.TokenNamespace, "token-namespace", kube.DefaultNamespace, "namespace of the token key Secret "+kube.TokenSecret+" and of the certificate Secret "+kube.FrontEndTLSSecret)
 	mapping := fs.String("replica-address-prefix", "", "FROM=TO: dial pod addresses starting with FROM with TO instead (IPv4 prefixes ending in a dot)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,6 +100,9 @@ func ParseArgs(args []string, out io.Writer) (*Args, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "aksml-fe: unexpected arguments %q", fs.Args())
+	}
+	if p := fa.Serve.HTTPSPort; p < 1 || p > 65535 {
+		return nil, errcode.Errorf(errcode.InvalidArgument, "aksml-fe: https-port %d must be a TCP port, 1 to 65535", p)
 	}
 	var err error
 	if fa.Serve.ReplicaURL, err = ParseReplicaAddressPrefix(*mapping); err != nil {
@@ -106,9 +116,18 @@ func ParseArgs(args []string, out io.Writer) (*Args, error) {
 type ServeOptions struct {
 	// Listen is the address to serve on; default 0.0.0.0:9001.
 	Listen string
+	// ListenTLS is the address to serve HTTPS on; default 0.0.0.0:9443.
+	// It listens from the start; handshakes fail while the Secret
+	// kube.FrontEndTLSSecret gives no certificate.
+	ListenTLS string
+	// HTTPSPort is the port clients reach ListenTLS on (a load
+	// balancer's: 443 on AKS), to which plain HTTP is redirected while
+	// TLS is on; zero means ListenTLS's own port.
+	HTTPSPort int
 	// Namespace limits the watches to one namespace; empty means all.
 	Namespace string
-	// TokenNamespace holds the token key Secret; default kube.DefaultNamespace.
+	// TokenNamespace holds the token key Secret and the certificate
+	// Secret kube.FrontEndTLSSecret; default kube.DefaultNamespace.
 	TokenNamespace string
 	// ReplicaURL maps pod addresses to the URLs dialled (Options).
 	ReplicaURL func(address string, port int32) string
@@ -117,14 +136,16 @@ type ServeOptions struct {
 	// Logger receives the front-end's events; default discard.
 	Logger *slog.Logger
 	// Ready, when not nil, receives the listening address once the routing
-	// table is synced.
-	Ready chan<- string
+	// table is synced; ReadyTLS, when not nil, the HTTPS listening address
+	// at the same moment.
+	Ready, ReadyTLS chan<- string
 }
 
 // Serve runs the front-end on client until ctx ends: the router of
 // package frontend with the cluster's token key, programmed by a FrontEnd
-// from the cluster's watches, serving on Listen. It returns nil when ctx
-// ends, or the error that stopped it.
+// from the cluster's watches, serving HTTP on Listen and HTTPS on
+// ListenTLS with the certificate of the Secret kube.FrontEndTLSSecret. It
+// returns nil when ctx ends, or the error that stopped it.
 func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions) error {
 	var o ServeOptions
 	if opts != nil {
@@ -132,6 +153,9 @@ func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions)
 	}
 	if o.Listen == "" {
 		o.Listen = "0.0.0.0:9001"
+	}
+	if o.ListenTLS == "" {
+		o.ListenTLS = "0.0.0.0:9443"
 	}
 	if o.TokenNamespace == "" {
 		o.TokenNamespace = kube.DefaultNamespace
@@ -150,29 +174,51 @@ func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions)
 	if err != nil {
 		return err
 	}
-	fe := New(client, rt, &Options{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL})
-	errc := make(chan error, 2)
+	tln, err := net.Listen("tcp", o.ListenTLS)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if o.HTTPSPort <= 0 {
+		o.HTTPSPort = tln.Addr().(*net.TCPAddr).Port
+	}
+	fe := New(client, rt, &Options{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL,
+		TLSNamespace: o.TokenNamespace, HTTPSPort: o.HTTPSPort})
+	errc := make(chan error, 3)
 	go func() { errc <- rt.Serve(ln) }()
+	go func() { errc <- rt.ServeTLS(tln) }()
 	go func() { errc <- fe.Run(ctx) }()
-	o.Logger.Info("aksml-fe: serving", "listen", ln.Addr().String())
-	if o.Ready != nil {
+	o.Logger.Info("aksml-fe: serving", "listen", ln.Addr().String(), "listenTLS", tln.Addr().String(), "httpsPort", o.HTTPSPort)
+	if o.Ready != nil || o.ReadyTLS != nil {
 		go func() {
 			select {
 			case <-fe.Synced():
-				o.Ready <- ln.Addr().String()
 			case <-ctx.Done():
+				return
+			}
+			if o.Ready != nil {
+				o.Ready <- ln.Addr().String()
+			}
+			if o.ReadyTLS != nil {
+				o.ReadyTLS <- tln.Addr().String()
 			}
 		}()
 	}
+	running := 3
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		running--
 		stop()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := rt.Shutdown(sctx); err == nil {
 		err = serr
+	}
+	stop()
+	for ; running > 0; running-- {
+		<-errc // the engines end with Shutdown, the watches with ctx
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
