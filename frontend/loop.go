@@ -89,6 +89,10 @@ type loopEngine struct {
 
 	mu   sync.Mutex
 	idle chan struct{} // closed when active drops to 0 while closing
+
+	// redir serves the connections accepted while the router redirects
+	// plain HTTP to HTTPS (tls.go); started on first use, under mu.
+	redir *redirector
 }
 
 // loop is one event loop and the state only its goroutine touches.
@@ -288,6 +292,10 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 			conn.Close() // over MaxConns
 			continue
 		}
+		if rt.tls.redirect.Load() != nil {
+			eng.redirectConn(conn) // HTTPS only: 308 from net/http
+			continue
+		}
 		l := eng.loops[int(eng.next.Add(1))%len(eng.loops)]
 		cc := &clientConn{l: l, idx: -1}
 		cc.ex.slot = -1
@@ -319,6 +327,7 @@ func (eng *loopEngine) shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	eng.stopRedirect(ctx)
 	eng.stopLoops()
 	eng.wg.Wait()
 	return err

@@ -167,8 +167,10 @@ type Router struct {
 
 	mu      sync.Mutex    // serialises writers of table and servers
 	changed chan struct{} // closed (and replaced) when the table changes
-	engines []*loopEngine
+	engines []engine
 	closed  bool
+
+	tls tlsState
 
 	mirrorSem chan struct{}
 	mirrorWG  sync.WaitGroup
@@ -534,6 +536,9 @@ var bodyPool sync.Pool
 // ServeHTTP serves one request on net/http. It reads the body (up to the
 // limit), runs the same logic as the event loop and copies the response.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.redirectHTTPS(w, r) {
+		return
+	}
 	if r.URL.Path == PathMetrics {
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)

@@ -30,6 +30,7 @@ type Cluster struct {
 	router  *frontend.Router
 	ln      net.Listener
 	baseURL string
+	tls     *tlsFront // nil until SetTLS; under mu
 
 	kickCh  chan struct{}
 	stopCh  chan struct{}
@@ -98,7 +99,9 @@ func (c *Cluster) Router() *frontend.Router { return c.router }
 func (c *Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return driver.ClusterStatus{State: c.state, Shape: c.shape, ScoringBaseURL: c.baseURL}, nil
+	st := driver.ClusterStatus{State: c.state, Shape: c.shape}
+	c.tlsStatus(&st)
+	return st, nil
 }
 
 // Detach forgets the cluster. An attached cluster's services keep running on
@@ -367,9 +370,9 @@ func mix64(x uint64) uint64 {
 
 func (c *Cluster) scoringURI(name, version string) string {
 	if version != "" {
-		return c.baseURL + "/api/v1/service/" + name + "/versions/" + version + "/score"
+		return c.scoringBase() + "/api/v1/service/" + name + "/versions/" + version + "/score"
 	}
-	return c.baseURL + "/api/v1/service/" + name + "/score"
+	return c.scoringBase() + "/api/v1/service/" + name + "/score"
 }
 
 func (c *Cluster) swaggerURI(name, version string) string {

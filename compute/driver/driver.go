@@ -96,8 +96,56 @@ type ClusterStatus struct {
 	Errors []string
 	Shape  ClusterShape
 	// ScoringBaseURL is the cluster's single front-end address, for example
-	// http://127.0.0.1:41234; every service on the cluster shares it.
+	// http://127.0.0.1:41234; every service on the cluster shares it. With
+	// TLS on it is https://CNAME[:PORT], the certificate's name, as Azure
+	// reports it.
 	ScoringBaseURL string
+	// ScoringAddress is the host:port clients dial for ScoringBaseURL
+	// whatever its host name resolves to: a simulator's or local cluster's
+	// CNAME is in no DNS, so the clients the library makes connect here and
+	// present the name for SNI and verification. Empty means dial the URL's
+	// host.
+	ScoringAddress string
+	// HTTPBaseURL is the front-end's plain-HTTP address. It equals
+	// ScoringBaseURL while TLS is off; with TLS on, requests to it are
+	// answered 308 Permanent Redirect to the same path under
+	// ScoringBaseURL, and never reach a replica.
+	HTTPBaseURL string
+	// TLS describes the certificate the front end serves; nil while it
+	// serves plain HTTP only.
+	TLS *TLSStatus
+}
+
+// TLS is a front end's serving certificate: a compute target's SSL
+// setting (enable_ssl), resolved and validated by package compute.
+type TLS struct {
+	// CName is the DNS name clients reach the front end by; scoring URIs
+	// carry it.
+	CName string
+	// CertPEM is the certificate chain, leaf first, and KeyPEM its private
+	// key, both PEM-encoded.
+	CertPEM []byte
+	KeyPEM  []byte
+	// CABundle holds PEM certificates that clients should trust for this
+	// front end beyond the system's roots: the workspace CA for a
+	// certificate it issued (leaf_domain_label); empty for a certificate of
+	// the user's own.
+	CABundle []byte
+}
+
+// TLSStatus is the certificate a front end serves, as ClusterStatus
+// reports it.
+type TLSStatus struct {
+	// CName is the name of the certificate, the host of ScoringBaseURL.
+	CName string
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time
+	// SHA256 is the hex SHA-256 fingerprint of the leaf certificate (its
+	// DER bytes), to tell which certificate is served.
+	SHA256 string
+	// CABundle is as in TLS: what clients should trust beyond the
+	// system's roots.
+	CABundle []byte
 }
 
 // Cluster runs scoring services. All methods are safe for concurrent use.
@@ -133,6 +181,15 @@ type Cluster interface {
 	// caller chooses, for what the backend cannot signal. A backend that
 	// cannot signal anything returns nil, and waiters only poll.
 	Watch(ctx context.Context) <-chan struct{}
+
+	// SetTLS makes the front end serve HTTPS with the certificate tls (nil:
+	// plain HTTP only, the default). While TLS is on, plain-HTTP requests
+	// are answered 308 to ScoringBaseURL. A new certificate takes effect
+	// for new TLS handshakes without restarting replicas; connections
+	// already open keep working, so rotation fails no request. It returns
+	// once the change is accepted; Status reports the certificate once the
+	// front end serves it.
+	SetTLS(ctx context.Context, tls *TLS) error
 
 	// Detach forgets the cluster without deleting what runs on it; Delete
 	// removes the cluster (Unimplemented for attached clusters).

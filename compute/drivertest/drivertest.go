@@ -63,6 +63,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, h) })
 	t.Run("States", func(t *testing.T) { testStates(t, h) })
 	t.Run("DataCollectionAndTelemetry", func(t *testing.T) { testCapture(t, h) })
+	RunTLSTests(t, h)
 	RunEndpointTests(t, h)
 }
 

@@ -41,6 +41,8 @@ type Cluster struct {
 	ready   driver.Cluster
 	stopped bool // Detach or Delete asked the work to stop
 	forgot  bool
+	tls     *driver.TLS // SetTLS before the cluster was ready
+	tlsSet  bool
 }
 
 var _ driver.Cluster = (*Cluster)(nil)
@@ -67,6 +69,13 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, work Fun
 			c.state, c.err = driver.StateFailed, errcode.Errorf(errcode.Internal, "cluster %s: provisioning returned no cluster", name)
 		case err == nil:
 			c.ready = ready
+			if c.tlsSet {
+				// SetTLS came while provisioning: the front end
+				// serves it before the cluster is Succeeded.
+				if terr := ready.SetTLS(wctx, c.tls); terr != nil {
+					c.state, c.err = driver.StateFailed, fmt.Errorf("cluster %s: TLS: %w", name, terr)
+				}
+			}
 			if c.state == driver.StateCreating {
 				c.state = driver.StateSucceeded
 			}
@@ -140,6 +149,24 @@ func (c *Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 		st.Errors = []string{err.Error()}
 	}
 	return st, nil
+}
+
+// SetTLS sets the front end's certificate: on the provisioned cluster, or,
+// while provisioning, once it is ready (a failure then fails the cluster).
+func (c *Cluster) SetTLS(ctx context.Context, t *driver.TLS) error {
+	c.mu.Lock()
+	r := c.ready
+	if r == nil && c.state == driver.StateCreating {
+		c.tls, c.tlsSet = t, true
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	r, err := c.Ready()
+	if err != nil {
+		return err
+	}
+	return r.SetTLS(ctx, t)
 }
 
 // ApplyService applies spec on the provisioned cluster.

@@ -1,0 +1,293 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HTTPS. A cluster with enable_ssl serves scoring on a second listener with
+// ServeTLS: net/http over crypto/tls, HTTP/1.1, TLS 1.2 and 1.3. The event
+// loop stays the plain-HTTP engine: it reads sockets itself, so it would
+// have to run TLS record by record on its loops, while crypto/tls under
+// net/http is the engine the Go runtime tunes (bench/frontend -tls measures
+// it against nginx with the same certificate). The certificate can change at
+// any time with SetCertificate: new handshakes present the new one and
+// connections already open keep theirs, so rotation fails no request.
+//
+// While SetHTTPSRedirect holds a base URL, the plain engine answers every
+// request but /metrics with 308 Permanent Redirect to the same path under
+// it, and closes the connection: no scoring request travels in clear text
+// or reaches a replica over it. /metrics stays on plain HTTP, guarded as
+// before.
+
+// tlsState is the router's HTTPS setting.
+type tlsState struct {
+	cert     atomic.Pointer[tls.Certificate]
+	redirect atomic.Pointer[string]
+}
+
+// errNoCertificate fails handshakes before SetCertificate is called.
+var errNoCertificate = errors.New("frontend: no TLS certificate set")
+
+// SetCertificate sets the certificate ServeTLS presents; nil makes new
+// handshakes fail. Connections already open keep the certificate they
+// were made with, so replacing it fails no request in flight or kept
+// alive.
+func (rt *Router) SetCertificate(cert *tls.Certificate) {
+	rt.tls.cert.Store(cert)
+}
+
+// Certificate returns the certificate ServeTLS presents now, or nil.
+func (rt *Router) Certificate() *tls.Certificate { return rt.tls.cert.Load() }
+
+// SetHTTPSRedirect makes the plain-HTTP engines answer every request except
+// PathMetrics with 308 Permanent Redirect to base (such as
+// https://scoring.example.com) followed by the request's path and query,
+// and close the connection. "" serves plain HTTP again.
+func (rt *Router) SetHTTPSRedirect(base string) {
+	if base == "" {
+		rt.tls.redirect.Store(nil)
+		return
+	}
+	rt.tls.redirect.Store(&base)
+}
+
+// tlsConfig is the configuration of ServeTLS: TLS 1.2 or later (Azure's
+// front end took 1.2 only; 1.3 costs clients nothing), HTTP/1.1, the
+// certificate of the moment.
+func (rt *Router) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := rt.tls.cert.Load(); c != nil {
+				return c, nil
+			}
+			return nil, errNoCertificate
+		},
+	}
+}
+
+// ServeTLS accepts connections on ln and serves the router over HTTPS with
+// the certificate SetCertificate gives, until ln fails or Shutdown is
+// called. It returns nil after Shutdown. The defences are those of Serve:
+// the header, body and idle timeouts (the header timeout bounds the
+// handshake too), MaxConns, the header and body limits.
+func (rt *Router) ServeTLS(ln net.Listener) error {
+	srv := rt.httpServer(rt.withBodyDeadline(rt))
+	srv.TLSConfig = rt.tlsConfig()
+	// Not h2: HTTP/1.1 as on the plain engine.
+	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	e := &httpEngine{srv: srv, ln: newLimitListener(ln, rt.maxConns)}
+	if !rt.addEngine(e) {
+		ln.Close()
+		return nil
+	}
+	err := srv.Serve(tls.NewListener(e.ln, srv.TLSConfig))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// httpServer is a net/http server of h with the router's timeouts and
+// header limit.
+func (rt *Router) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: rt.headerTimeout,
+		IdleTimeout:       rt.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// Failed handshakes and the like, at debug level of the
+		// router's quiet logger.
+		ErrorLog: slog.NewLogLogger(rt.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// withBodyDeadline gives each request's body BodyReadTimeout to arrive, as
+// the event loop does (net/http's own ReadTimeout would count the header
+// time and the scoring time too).
+func (rt *Router) withBodyDeadline(h http.Handler) http.Handler {
+	d := rt.bodyTimeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// redirectHTTPS answers a plain-HTTP request with 308 to the HTTPS base
+// when SetHTTPSRedirect holds one, and reports whether it did.
+func (rt *Router) redirectHTTPS(w http.ResponseWriter, r *http.Request) bool {
+	base := rt.tls.redirect.Load()
+	if base == nil || r.TLS != nil || r.URL.Path == PathMetrics {
+		return false
+	}
+	var idBuf [36]byte
+	h := w.Header()
+	h.Set("Location", *base+r.URL.RequestURI())
+	h.Set("Connection", "close")
+	h.Set(HeaderRequestID, string(newRequestID(idBuf[:0])))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	msg := "This cluster serves scoring over HTTPS only: use " + *base + r.URL.RequestURI()
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(http.StatusPermanentRedirect)
+	_, _ = w.Write([]byte(msg))
+	return true
+}
+
+// engine is a server the router runs: the event loops of Serve, the
+// net/http server of ServeTLS.
+type engine interface {
+	shutdown(ctx context.Context) error
+}
+
+// addEngine registers e for Shutdown; false if the router is shut down.
+func (rt *Router) addEngine(e engine) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return false
+	}
+	rt.engines = append(rt.engines, e)
+	return true
+}
+
+// httpEngine is a net/http server run by the router.
+type httpEngine struct {
+	srv *http.Server
+	ln  *limitListener
+}
+
+func (e *httpEngine) shutdown(ctx context.Context) error {
+	err := e.srv.Shutdown(ctx)
+	if err != nil {
+		e.srv.Close()
+	}
+	return err
+}
+
+// limitListener closes connections accepted beyond max open at once, as the
+// event loop does with MaxConns (netutil.LimitListener would instead stop
+// accepting, leaving callers waiting in the kernel's queue).
+type limitListener struct {
+	net.Listener
+	max  int64
+	open atomic.Int64
+}
+
+func newLimitListener(ln net.Listener, max int) *limitListener {
+	return &limitListener{Listener: ln, max: int64(max)}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			c.Close()
+			continue
+		}
+		return &countedConn{Conn: c, l: l}, nil
+	}
+}
+
+// countedConn gives its place back on the first Close.
+type countedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// redirector serves the plain engine's connections while SetHTTPSRedirect
+// holds a base: a net/http server that answers each request with 308.
+type redirector struct {
+	srv *http.Server
+	q   *connQueue
+}
+
+// redirectConn hands conn to the engine's redirector, starting it on first
+// use; after shutdown it closes conn.
+func (eng *loopEngine) redirectConn(conn net.Conn) {
+	eng.mu.Lock()
+	if eng.redir == nil && !eng.closing.Load() {
+		rt := eng.rt
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !rt.redirectHTTPS(w, r) {
+				rt.ServeHTTP(w, r) // /metrics, or TLS turned off meanwhile
+			}
+		})
+		r := &redirector{srv: rt.httpServer(h), q: &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: eng.ln.Addr()}}
+		eng.redir = r
+		eng.wg.Add(1)
+		go func() {
+			defer eng.wg.Done()
+			_ = r.srv.Serve(r.q)
+		}()
+	}
+	r := eng.redir
+	eng.mu.Unlock()
+	if r == nil {
+		conn.Close()
+		return
+	}
+	select {
+	case r.q.ch <- conn:
+	case <-r.q.done:
+		conn.Close()
+	}
+}
+
+// stopRedirect shuts the redirector down, if it was started.
+func (eng *loopEngine) stopRedirect(ctx context.Context) {
+	eng.mu.Lock()
+	r := eng.redir
+	eng.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.q.Close()
+	if err := r.srv.Shutdown(ctx); err != nil {
+		r.srv.Close()
+	}
+}
+
+// connQueue is a net.Listener fed with connections accepted elsewhere.
+type connQueue struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
