@@ -128,11 +128,6 @@ func SecretName(service string) string { return "aksml-" + service }
 
 // Detach forgets the cluster; the services on it stay. With
 // Options.InstallFrontEnd it removes the in-cluster front-end first.
-// SetTLS is not served by the Kubernetes front end yet.
-func (c *Cluster) SetTLS(ctx context.Context, t *driver.TLS) error {
-	return errcode.Errorf(errcode.Unimplemented, "compute target %q: TLS on the Kubernetes front end is not supported yet", c.name)
-}
-
 func (c *Cluster) Detach(ctx context.Context) error {
 	if c.opts.InstallFrontEnd {
 		if err := c.UninstallFrontEnd(ctx); err != nil {

@@ -36,6 +36,20 @@
 // cmd/aksml-fe runs it in the cluster; Cluster.InstallFrontEnd (or
 // Options.InstallFrontEnd) applies its objects, named as azureml-fe's.
 //
+// TLS (enable_ssl): Cluster.SetTLS writes the front end's certificate as
+// the Secret azuremlfessl (FrontEndTLSSecret, type kubernetes.io/tls, the
+// CA bundle in ca.crt, the name in the annotation aksml.io/cname) in the
+// front end's namespace; the front end watches it and serves HTTPS on its
+// Service's port 443 (FrontEndTLSPort in the pod), answering plain HTTP
+// with 308 to https://CNAME[:PORT]. A new certificate applies to new
+// handshakes within the watch's latency, without restarting anything;
+// connections already open keep theirs. Status reports the certificate a
+// handshake with the front end (at Options.ScoringTLSAddress, else port 443
+// of the front end's address) presents — the previous one until the front
+// end has picked up a new Secret — or the Secret's when the front end
+// cannot be reached from here; service scoring URIs start with
+// https://CNAME[:PORT] as soon as the Secret is written.
+//
 // Cluster.Watch runs informers on the objects aksml manages while someone
 // waits, so waits are woken by the cluster rather than polling it.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,24 +25,29 @@ import (
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/compute/drivertest"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/pki"
 	"github.com/aksml/aksml/kube"
 	"github.com/aksml/aksml/kube/fe"
 	"github.com/aksml/aksml/kube/kubetest"
 	"github.com/aksml/aksml/scoring"
 )
 
+// frontEnd is a front end started by startFrontEnd: its plain-HTTP base
+// URL and the address of its HTTPS listener.
+type frontEnd struct{ base, tlsAddr string }
+
 // startFrontEnd runs the front-end (fe.Serve, aksml-fe's
-// program) against cp on a loopback port, as the in-cluster azureml-fe
-// would, and returns its base URL. Pods that serve (kubetest
-// PodOutcome.Serve) listen on loopback ports; the front-end reaches them
-// there. It stops in t.Cleanup.
-func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClock) string {
+// program) against cp on loopback ports (HTTP and HTTPS), as the
+// in-cluster azureml-fe would, and returns its addresses. Pods that serve
+// (kubetest PodOutcome.Serve) listen on loopback ports; the front-end
+// reaches them there. It stops in t.Cleanup.
+func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClock) frontEnd {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan string, 1), make(chan error, 1)
+	ready, readyTLS, done := make(chan string, 1), make(chan string, 1), make(chan error, 1)
 	go func() {
 		done <- fe.Serve(ctx, cp.Client, &fe.ServeOptions{
-			Listen: "127.0.0.1:0", Clock: clk, Ready: ready,
+			Listen: "127.0.0.1:0", ListenTLS: "127.0.0.1:0", Clock: clk, Ready: ready, ReadyTLS: readyTLS,
 			ReplicaURL: func(a string, port int32) string {
 				if addr, ok := cp.ReplicaAddr(a); ok {
 					return "http://" + addr
@@ -58,14 +64,42 @@ func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClo
 	})
 	select {
 	case addr := <-ready:
-		return "http://" + addr
+		return frontEnd{base: "http://" + addr, tlsAddr: <-readyTLS}
 	case err := <-done:
 		done <- err
 		t.Fatalf("front-end stopped: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("front-end watches did not sync")
 	}
-	return ""
+	return frontEnd{}
+}
+
+// tlsOff turns the front end's TLS off after a case (the cases share it)
+// and waits until its plain-HTTP port serves scoring again.
+func tlsOff(t *testing.T, c driver.Cluster, base string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.SetTLS(ctx, nil); err != nil {
+		t.Errorf("TLS off: %v", err)
+		return
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/service/none/score", nil)
+		resp, err := noRedirect.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusPermanentRedirect {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("the front end at %s still redirects to HTTPS: %v", base, err)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // harness gives the conformance suite clusters attached to two control
@@ -73,7 +107,7 @@ func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClo
 // (drivertest.GPUShape). Each case gets its own namespace.
 type harness struct {
 	cpu, gpu     *kubetest.ControlPlane
-	cpuFE, gpuFE string
+	cpuFE, gpuFE frontEnd
 	clk          atomic.Pointer[drivertest.OffsetClock] // the running case's
 	seq          atomic.Int64
 	models       *goModels
@@ -238,12 +272,15 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	// Each case has its own clock (the suite's cases run one at a time).
 	clk := &drivertest.OffsetClock{}
 	h.clk.Store(clk)
-	p := kube.New(&kube.Options{Clock: clk, Namespace: fmt.Sprintf("case-%d", n), ScoringBaseURL: fe})
+	p := kube.New(&kube.Options{Clock: clk, Namespace: fmt.Sprintf("case-%d", n), ScoringBaseURL: fe.base, ScoringTLSAddress: fe.tlsAddr})
 	c, err := p.Attach(ctx, fmt.Sprintf("aks-%d", n), driver.ClusterRef{Kubeconfig: cp.Kubeconfig, Context: "kubetest"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Detach(context.Background()) })
+	t.Cleanup(func() {
+		tlsOff(t, c, fe.base)
+		_ = c.Detach(context.Background())
+	})
 	return goCluster{c, h.models}
 }
 
@@ -257,13 +294,8 @@ func (h *harness) Advance(d time.Duration) bool {
 }
 
 // conformanceSkipped are the suite's cases not run against the kube
-// driver, and why.
-var conformanceSkipped = map[string]string{
-	"TLSScoringWithKeyAuth":     "the Kubernetes front end does not serve TLS yet",
-	"TLSUntrustedClientRefused": "the Kubernetes front end does not serve TLS yet",
-	"TLSPlainHTTPRedirected":    "the Kubernetes front end does not serve TLS yet",
-	"TLSRotationUnderLoad":      "the Kubernetes front end does not serve TLS yet",
-}
+// driver, and why: none, every case runs.
+var conformanceSkipped = map[string]string{}
 
 // TestIntegrationConformance runs the driver conformance suite against the
 // kube driver on a real control plane: real API server, controllers and
@@ -341,7 +373,7 @@ func newMixed(t *testing.T) *mixed {
 	t.Logf("mixed control plane ready in %v", m.cp.Started)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	m.fe = startFrontEnd(t, m.cp, nil)
+	m.fe = startFrontEnd(t, m.cp, nil).base
 	c, err := kube.New(&kube.Options{Clock: m.clk, ScoringBaseURL: m.fe}).Attach(ctx, "mixed", driver.ClusterRef{Kubeconfig: m.cp.Kubeconfig})
 	if err != nil {
 		t.Fatal(err)
@@ -891,8 +923,50 @@ func (m *mixed) testInstall(t *testing.T) {
 	if _, err := cs.CoreV1().Secrets("fe-system").Get(ctx, kube.TokenSecret, metav1.GetOptions{}); err != nil {
 		t.Errorf("token key: %v", err)
 	}
+	// HTTPS: the Service's port 443 to the pods' 9443, where aksml-fe
+	// serves the certificate of the Secret azuremlfessl that SetTLS
+	// writes.
+	var ports []string
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, fmt.Sprintf("%s:%d->%s", p.Name, p.Port, p.TargetPort.String()))
+	}
+	if want := []string{"http:80->9001", "https:443->9443"}; !slices.Equal(ports, want) {
+		t.Errorf("front-end service ports %v, want %v", ports, want)
+	}
+	d, err := cs.AppsV1().Deployments("fe-system").Get(ctx, kube.FrontEndName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := d.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(ctr.Args, "--listen-tls=0.0.0.0:9443") || !slices.Contains(ctr.Args, "--https-port=443") || len(ctr.Ports) != 2 || ctr.Ports[1].ContainerPort != kube.FrontEndTLSPort {
+		t.Errorf("front-end container: args %v ports %v, want HTTPS on %d redirected to port 443", ctr.Args, ctr.Ports, kube.FrontEndTLSPort)
+	}
+	if _, err := fe.ParseArgs(ctr.Args, io.Discard); err != nil {
+		t.Errorf("aksml-fe refuses the arguments the install gives it: %v", err)
+	}
+	ca, err := pki.NewCA("install test CA", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue([]string{"fe.install.test"}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetTLS(ctx, &driver.TLS{CName: "fe.install.test", CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := cs.CoreV1().Secrets("fe-system").Get(ctx, kube.FrontEndTLSSecret, metav1.GetOptions{})
+	if err != nil || sec.Type != corev1.SecretTypeTLS {
+		t.Fatalf("front-end TLS secret: %v %v", sec, err)
+	}
+	if err := c.SetTLS(ctx, &driver.TLS{CName: "fe.install.test", CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM, CABundle: ca.CertPEM()}); err != nil {
+		t.Fatalf("SetTLS again (an update): %v", err)
+	}
 	if err := c.Detach(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets("fe-system").Get(ctx, kube.FrontEndTLSSecret, metav1.GetOptions{}); err == nil {
+		t.Errorf("front-end TLS secret left after detach")
 	}
 	if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, kube.FrontEndRoleBinding, metav1.GetOptions{}); err == nil {
 		t.Errorf("cluster role binding left after detach")

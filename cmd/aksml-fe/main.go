@@ -2,9 +2,11 @@
 // azureml-fe: one router (package frontend) for every service on the
 // cluster, its routing table built from watches of the services' Secrets,
 // Deployments and EndpointSlices (fe.FrontEnd), tokens verified with the
-// cluster's token key (the Secret aksml-token-signing).
+// cluster's token key (the Secret aksml-token-signing). It serves HTTPS on
+// --listen-tls with the certificate of the Secret azuremlfessl once there
+// is one, and then redirects plain HTTP to https://CNAME[:--https-port].
 //
-//	aksml-fe --listen 0.0.0.0:9001                     # in a pod: in-cluster config
+//	aksml-fe --listen 0.0.0.0:9001 --listen-tls 0.0.0.0:9443   # in a pod: in-cluster config
 //	aksml-fe --kubeconfig ~/.kube/config --listen 127.0.0.1:9001
 //
 // Flags as fe.Run documents them.

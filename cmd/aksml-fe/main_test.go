@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestIntegrationFrontEnd(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--kubeconfig", cp.Kubeconfig, "--listen", "127.0.0.1:0"}, ready)
+		done <- run(ctx, []string{"--kubeconfig", cp.Kubeconfig, "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"}, ready)
 	}()
 	var addr string
 	select {
@@ -57,5 +58,11 @@ func TestBadFlags(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--kubeconfig", "/nonexistent"}, nil); err == nil {
 		t.Error("a missing kubeconfig was accepted")
+	}
+	for _, p := range []string{"0", "65536", "-1"} {
+		err := run(context.Background(), []string{"--https-port", p}, nil)
+		if err == nil || !strings.Contains(err.Error(), "https-port "+p+" must be a TCP port") {
+			t.Errorf("--https-port %s: %v, want refused naming the flag and the rule", p, err)
+		}
 	}
 }

@@ -29,18 +29,21 @@ const localBackend = "local"
 // localState is what the background process of the local cluster writes
 // into the workspace (local/state.json).
 type localState struct {
-	Name           string  `json:"name"`
-	PID            int     `json:"pid"`
-	State          string  `json:"state"` // Starting, Running, Stopped, Failed
-	Error          string  `json:"error,omitempty"`
-	VMSize         string  `json:"vmSize"`
-	Agents         int     `json:"agentCount"`
-	Kubeconfig     string  `json:"kubeconfig"`
-	ScoringBaseURL string  `json:"scoringBaseUrl,omitempty"`
-	FrontEndAddr   string  `json:"frontEndAddr,omitempty"`
-	StartedAt      string  `json:"startedAt,omitempty"`
-	StartSeconds   float64 `json:"startSeconds,omitempty"`
-	LogFile        string  `json:"logFile"`
+	Name           string `json:"name"`
+	PID            int    `json:"pid"`
+	State          string `json:"state"` // Starting, Running, Stopped, Failed
+	Error          string `json:"error,omitempty"`
+	VMSize         string `json:"vmSize"`
+	Agents         int    `json:"agentCount"`
+	Kubeconfig     string `json:"kubeconfig"`
+	ScoringBaseURL string `json:"scoringBaseUrl,omitempty"`
+	FrontEndAddr   string `json:"frontEndAddr,omitempty"`
+	// FrontEndTLSAddr is where the front end's HTTPS port is reached
+	// (https://CNAME:PORT scoring URIs once TLS is on).
+	FrontEndTLSAddr string  `json:"frontEndTlsAddr,omitempty"`
+	StartedAt       string  `json:"startedAt,omitempty"`
+	StartSeconds    float64 `json:"startSeconds,omitempty"`
+	LogFile         string  `json:"logFile"`
 }
 
 var localColumns = []column{{"Name", "name"}, {"State", "state"}, {"PID", "pid"}, {"AgentCount", "agentCount"}, {"VmSize", "vmSize"}, {"ScoringBaseUrl", "scoringBaseUrl"}}
@@ -160,7 +163,7 @@ func (a *app) attachLocal(ctx context.Context, name string) (*compute.Target, er
 }
 
 func (a *app) localCmd() *cobra.Command {
-	var name, vmSize, frontEndAddr string
+	var name, vmSize, frontEndAddr, frontEndTLSAddr string
 	var agents int
 	var timeout time.Duration
 	start := &cobra.Command{
@@ -192,10 +195,11 @@ Make it a compute target with 'aksml computetarget create aks -n NAME --local'.`
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.localServe(cmd.Context(), name, vmSize, agents, frontEndAddr)
+			return a.localServe(cmd.Context(), name, vmSize, agents, frontEndAddr, frontEndTLSAddr)
 		},
 	}
 	serve.Flags().StringVar(&frontEndAddr, "front-end-addr", "", "the front-end's address of the previous run, kept so scoring URIs stay valid")
+	serve.Flags().StringVar(&frontEndTLSAddr, "front-end-tls-addr", "", "the front-end's HTTPS address of the previous run, kept so https scoring URIs stay valid")
 	serve.Flags().StringVar(&name, "name", "aksml-local", "cluster name")
 	serve.Flags().StringVar(&vmSize, "vm-size", "Standard_D3_v2", "node VM size")
 	serve.Flags().IntVar(&agents, "agents", 1, "number of nodes")
@@ -295,6 +299,9 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 		// valid across a restart.
 		serveArgs = append(serveArgs, "--front-end-addr", st.FrontEndAddr)
 	}
+	if st != nil && st.FrontEndTLSAddr != "" {
+		serveArgs = append(serveArgs, "--front-end-tls-addr", st.FrontEndTLSAddr)
+	}
 	_ = os.Remove(filepath.Join(dir, "state.json"))
 	cmd := exec.Command(self, serveArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -344,7 +351,7 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 
 // localServe is the background process: it runs the cluster until
 // SIGTERM or SIGINT, keeping local/state.json current.
-func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, frontEndAddr string) error {
+func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, frontEndAddr, frontEndTLSAddr string) error {
 	dir, err := a.localDir()
 	if err != nil {
 		return err
@@ -355,7 +362,7 @@ func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, f
 	}
 	st := &localState{Name: name, PID: os.Getpid(), State: "Starting", VMSize: size.Name, Agents: agents,
 		Kubeconfig: filepath.Join(dir, "data", "admin.kubeconfig"), LogFile: filepath.Join(dir, "cluster.log")}
-	opts := &local.Options{Dir: filepath.Join(dir, "data"), FrontEndAddr: frontEndAddr}
+	opts := &local.Options{Dir: filepath.Join(dir, "data"), FrontEndAddr: frontEndAddr, FrontEndTLSAddr: frontEndTLSAddr}
 	if err := writeLocalState(dir, st); err != nil {
 		return err
 	}
@@ -364,10 +371,10 @@ func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, f
 	began := time.Now()
 	shape := driver.ClusterShape{AgentCount: agents, VMSize: size.Name, VCPUs: size.VCPUs, MemoryGB: size.MemoryGiB, GPUs: size.GPUs, GPUModel: size.GPUModel, Purpose: string(compute.DevTest)}
 	c, err := local.Start(ctx, name, shape, opts)
-	if err != nil && opts.FrontEndAddr != "" && ctx.Err() == nil {
-		// The old address may be taken: take any.
-		fmt.Fprintf(a.stderr, "%s local cluster: front-end address %s: %v; trying a free port\n", time.Now().Format(time.RFC3339), opts.FrontEndAddr, err)
-		opts.FrontEndAddr = ""
+	if err != nil && (opts.FrontEndAddr != "" || opts.FrontEndTLSAddr != "") && ctx.Err() == nil {
+		// The old addresses may be taken: take any.
+		fmt.Fprintf(a.stderr, "%s local cluster: front-end addresses %s, %s: %v; trying free ports\n", time.Now().Format(time.RFC3339), opts.FrontEndAddr, opts.FrontEndTLSAddr, err)
+		opts.FrontEndAddr, opts.FrontEndTLSAddr = "", ""
 		c, err = local.Start(ctx, name, shape, opts)
 	}
 	if err != nil {
@@ -379,12 +386,13 @@ func (a *app) localServe(ctx context.Context, name, vmSize string, agents int, f
 	st.State = "Running"
 	st.ScoringBaseURL = c.ScoringBaseURL()
 	st.FrontEndAddr = strings.TrimPrefix(c.ScoringBaseURL(), "http://")
+	st.FrontEndTLSAddr = c.ScoringTLSAddress()
 	st.StartedAt = time.Now().UTC().Format(time.RFC3339)
 	st.StartSeconds = time.Since(began).Seconds()
 	if err := writeLocalState(dir, st); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stderr, "%s local cluster %q: serving at %s after %.1fs\n", time.Now().Format(time.RFC3339), name, st.ScoringBaseURL, st.StartSeconds)
+	fmt.Fprintf(a.stderr, "%s local cluster %q: serving at %s (HTTPS, once TLS is on, at %s) after %.1fs\n", time.Now().Format(time.RFC3339), name, st.ScoringBaseURL, st.FrontEndTLSAddr, st.StartSeconds)
 	<-ctx.Done()
 	fmt.Fprintf(a.stderr, "%s local cluster %q: stopping\n", time.Now().Format(time.RFC3339), name)
 	err = c.Close()

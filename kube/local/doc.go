@@ -50,8 +50,13 @@
 // InstallFrontEnd's Deployment runs as pods as on AKS; the cluster's load
 // balancer, a TCP proxy on 127.0.0.1 (Options.FrontEndAddr), spreads
 // connections over the ready ones and is written into the azureml-fe
-// Service's status, as the cloud controller writes a public IP. Scoring
-// URIs start with Cluster.ScoringBaseURL.
+// Service's status, as the cloud controller writes a public IP. It has a
+// second listener (Options.FrontEndTLSAddr, Cluster.ScoringTLSAddress) for
+// the Service's port 443, passed through to the pods' HTTPS port. Scoring
+// URIs start with Cluster.ScoringBaseURL; once SetTLS gives a certificate,
+// with https://CNAME:PORT (PORT the TLS listener's), and plain HTTP is
+// redirected there. CNAME is in no DNS: clients dial ScoringTLSAddress
+// (ClusterStatus.ScoringAddress; driver.Transport does).
 //
 // The cluster lives in the process that started it: Close (or the driver's
 // Delete or Detach) stops every pod and process and removes its files.

@@ -62,8 +62,11 @@ type Options struct {
 	DrainDelay                        time.Duration
 	StartupProbeInterval              time.Duration
 	// FrontEndAddr is the host address the front-end's load balancer
-	// listens on; default 127.0.0.1 on a free port.
-	FrontEndAddr string
+	// listens on for HTTP; default 127.0.0.1 on a free port.
+	// FrontEndTLSAddr is where it listens for HTTPS; default a free port
+	// on FrontEndAddr's host.
+	FrontEndAddr    string
+	FrontEndTLSAddr string
 	// Namespace is where services go when their spec names none; default
 	// kube.DefaultNamespace.
 	Namespace string
@@ -197,12 +200,13 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 			return fail(err)
 		}
 	}
-	if c.lb, err = newLoadBalancer(o.FrontEndAddr, c); err != nil {
+	if c.lb, err = newLoadBalancer(o.FrontEndAddr, o.FrontEndTLSAddr, c); err != nil {
 		return fail(err)
 	}
 	kc, err := kube.New(&kube.Options{
 		Clock: o.Clock, Logger: o.Logger, Namespace: o.Namespace,
-		ScoringBaseURL: c.lb.url(), InstallFrontEnd: true, FrontEndImage: kube.DefaultFrontEndImage,
+		ScoringBaseURL: c.lb.url(), ScoringTLSAddress: c.lb.tlsAddr(),
+		InstallFrontEnd: true, FrontEndImage: kube.DefaultFrontEndImage,
 	}).Attach(ctx, name, driver.ClusterRef{Kubeconfig: cp.Kubeconfig, Context: "kubetest"})
 	if err != nil {
 		return fail(err)
@@ -212,7 +216,7 @@ func Start(ctx context.Context, name string, shape driver.ClusterShape, opts *Op
 		return fail(err)
 	}
 	c.started = time.Since(began)
-	o.Logger.Info("local cluster: ready", "name", name, "nodes", shape.AgentCount, "frontend", c.lb.url(), "took", c.started)
+	o.Logger.Info("local cluster: ready", "name", name, "nodes", shape.AgentCount, "frontend", c.lb.url(), "frontendTLS", c.lb.tlsAddr(), "took", c.started)
 	return c, nil
 }
 
@@ -272,9 +276,15 @@ func (c *Cluster) Kubeconfig() string { return c.cp.Kubeconfig }
 // ControlPlane is the cluster's control plane (admin client, kubectl).
 func (c *Cluster) ControlPlane() *controlplane.ControlPlane { return c.cp }
 
-// ScoringBaseURL is the front-end's address on this host, for example
-// http://127.0.0.1:41234.
+// ScoringBaseURL is the front-end's plain-HTTP address on this host, for
+// example http://127.0.0.1:41234.
 func (c *Cluster) ScoringBaseURL() string { return c.lb.url() }
+
+// ScoringTLSAddress is the host:port of the front end's HTTPS port on this
+// host, for example 127.0.0.1:41235: once SetTLS gives a certificate, the
+// scoring URIs are https://CNAME:PORT/... with this port, and clients dial
+// this address for the CNAME (ClusterStatus.ScoringAddress).
+func (c *Cluster) ScoringTLSAddress() string { return c.lb.tlsAddr() }
 
 // Started is how long Start took, from nothing to a serving front-end.
 func (c *Cluster) Started() time.Duration { return c.started }
@@ -306,7 +316,7 @@ func (c *Cluster) ApplyService(ctx context.Context, spec *driver.ServiceSpec) er
 // team), sharing the cluster's nodes, images and front-end. Detaching it
 // leaves the cluster running.
 func (c *Cluster) InNamespace(ctx context.Context, ns string) (driver.Cluster, error) {
-	kc, err := kube.New(&kube.Options{Clock: c.opts.Clock, Logger: c.opts.Logger, Namespace: ns, ScoringBaseURL: c.lb.url()}).
+	kc, err := kube.New(&kube.Options{Clock: c.opts.Clock, Logger: c.opts.Logger, Namespace: ns, ScoringBaseURL: c.lb.url(), ScoringTLSAddress: c.lb.tlsAddr()}).
 		Attach(ctx, c.name+"/"+ns, driver.ClusterRef{Kubeconfig: c.cp.Kubeconfig, Context: "kubetest"})
 	if err != nil {
 		return nil, err

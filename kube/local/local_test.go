@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -78,8 +79,39 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Detach(context.Background()) })
+	t.Cleanup(func() {
+		tlsOff(t, c, lc.ScoringBaseURL())
+		_ = c.Detach(context.Background())
+	})
 	return c
+}
+
+// tlsOff turns the front end's TLS off after a case (the namespaces share
+// it) and waits until its plain-HTTP port serves scoring again.
+func tlsOff(t *testing.T, c driver.Cluster, base string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.SetTLS(ctx, nil); err != nil {
+		t.Errorf("TLS off: %v", err)
+		return
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/service/none/score", nil)
+		resp, err := noRedirect.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusPermanentRedirect {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("the front end at %s still redirects to HTTPS: %v", base, err)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // LocalStorage: the local cluster's pods are processes of this machine.
@@ -124,12 +156,7 @@ func TestIntegrationLocalClusterConformance(t *testing.T) {
 	}
 	t.Logf("local clusters started in %v (3 CPU nodes) and %v (1 GPU node)", cpu.Started(), gpu.Started())
 	h.cpu, h.gpu = cpu, gpu
-	drivertest.RunConformanceTests(t, drivertest.SkipCases(h, map[string]string{
-		"TLSScoringWithKeyAuth":     "the Kubernetes front end does not serve TLS yet",
-		"TLSUntrustedClientRefused": "the Kubernetes front end does not serve TLS yet",
-		"TLSPlainHTTPRedirected":    "the Kubernetes front end does not serve TLS yet",
-		"TLSRotationUnderLoad":      "the Kubernetes front end does not serve TLS yet",
-	}))
+	drivertest.RunConformanceTests(t, h)
 }
 
 // TestIntegrationLocalClusterPods checks what the kubelet side does: real
