@@ -50,6 +50,7 @@ type Cluster struct {
 
 	mu         sync.Mutex
 	namespaces map[string]string // service → namespace, as last seen
+	probeOff   probeOff          // a front end Status could not reach (tls.go)
 
 	watch watcher // informers while Watch has subscribers
 }

@@ -268,7 +268,7 @@ func (c *Cluster) tlsStatus(ctx context.Context, st *driver.ClusterStatus) {
 		return
 	}
 	ts := &driver.TLSStatus{CName: b.tls.CName, NotAfter: b.tls.Certificate.Leaf.NotAfter, SHA256: b.tls.SHA256(), CABundle: b.tls.CABundle}
-	if b.addr != "" {
+	if b.addr != "" && !c.unreachable(b.addr) {
 		leaf, err := probeTLS(ctx, b.addr, b.tls.CName)
 		var ne net.Error
 		var oe *net.OpError
@@ -277,6 +277,10 @@ func (c *Cluster) tlsStatus(ctx context.Context, st *driver.ClusterStatus) {
 			ts.SHA256, ts.NotAfter = fingerprint(leaf.Raw), leaf.NotAfter
 		case errors.As(err, &oe) && oe.Op == "dial", errors.As(err, &ne) && ne.Timeout():
 			// Not reachable from here: the Secret is all we know.
+			// Status stays quick: no probe for a while.
+			c.mu.Lock()
+			c.probeOff = probeOff{addr: b.addr, until: time.Now().Add(probeBackOff)}
+			c.mu.Unlock()
 		default:
 			// Reachable, but no certificate yet: plain HTTP only.
 			return
@@ -285,6 +289,24 @@ func (c *Cluster) tlsStatus(ctx context.Context, st *driver.ClusterStatus) {
 	st.TLS = ts
 	st.ScoringBaseURL = b.scoring
 	st.ScoringAddress = b.addr
+}
+
+// probeBackOff is how long Status goes without probing a front end it
+// could not reach.
+const probeBackOff = 30 * time.Second
+
+// probeOff is a front end Status could not reach, not probed until until.
+type probeOff struct {
+	addr  string
+	until time.Time
+}
+
+// unreachable reports whether addr failed a probe less than probeBackOff
+// ago.
+func (c *Cluster) unreachable(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.probeOff.addr == addr && time.Now().Before(c.probeOff.until)
 }
 
 // probeTLS returns the leaf certificate the front end at addr presents
