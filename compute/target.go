@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/aksml/aksml/compute/driver"
@@ -54,6 +55,9 @@ type Target struct {
 	rec      Record
 	progress io.Writer
 	poll     time.Duration
+
+	clientMu sync.Mutex
+	fe       *frontEnd // Client's
 }
 
 // DefaultPollInterval is how often waits poll when the backend does not
@@ -88,6 +92,10 @@ type Record struct {
 	// Ephemeral (the in-process simulator); nil for clusters that outlive
 	// processes.
 	Owner *Owner `json:"owner,omitempty"`
+	// ClusterFQDN is the name of the certificate aksml issued for
+	// leaf_domain_label (LABEL######.REGION.cloudapp.azure.com), kept
+	// when the certificate is renewed under the same label.
+	ClusterFQDN string `json:"clusterFqdn,omitempty"`
 }
 
 // Stale reports whether the target's cluster lived in a process that has
@@ -142,11 +150,19 @@ func Create(ctx context.Context, store Store, name string, cfg ProvisioningConfi
 			fmt.Fprintf(opts.Progress, "Warning: %s\n", w.Message)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
+	// The certificate is read and checked before anything is made.
+	tc, err := resolveTLS(ctx, store, cfg.SSL, cfg.Location, "", time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("create compute target %q: %w", name, err)
+	}
+	rec := Record{Name: name, ComputeType: "AKS", ProvisioningState: ProvisioningCreating, Provisioning: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider), ClusterFQDN: leafFQDN(cfg.SSL, tc)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
 	cl, err := opts.Provider.Provision(ctx, name, clusterShape(cfg, size))
+	if err == nil {
+		err = setTLS(ctx, cl, tc)
+	}
 	if err != nil {
 		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
 		return nil, fmt.Errorf("create compute target %q: %w", name, err)
@@ -203,11 +219,18 @@ func Attach(ctx context.Context, store Store, name string, cfg AttachConfig, opt
 				"cluster %s is already attached as compute target %q; attach a cluster once (a second attachment breaks the first on Azure)", refKey(ref), other)
 		}
 	}
-	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider)}
+	tc, err := resolveTLS(ctx, store, cfg.SSL, "", "", time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("attach compute target %q: %w", name, err)
+	}
+	rec := Record{Name: name, ComputeType: "AKS", IsAttached: true, ResourceID: refKey(ref), ProvisioningState: ProvisioningCreating, Attach: &cfg, CreatedOn: time.Now().UTC(), Backend: backendOf(opts.Provider), Owner: ownerOf(opts.Provider), ClusterFQDN: leafFQDN(cfg.SSL, tc)}
 	if err := create(ctx, store, rec); err != nil {
 		return nil, err
 	}
 	cl, err := opts.Provider.Attach(ctx, name, ref)
+	if err == nil {
+		err = setTLS(ctx, cl, tc)
+	}
 	if err != nil {
 		_ = store.Delete(context.WithoutCancel(ctx), recordKind, name)
 		return nil, fmt.Errorf("attach compute target %q: %w", name, err)

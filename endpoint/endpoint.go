@@ -532,22 +532,26 @@ func (e *Endpoint) Versions() []string {
 }
 
 // ScoringURI is the endpoint's URI: http://<cluster>/api/v1/service/<name>/score.
+// After the target's TLS setting changes it is on the new base.
 func (e *Endpoint) ScoringURI() string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rec.ScoringURI
+	uri := e.rec.ScoringURI
+	e.mu.Unlock()
+	return e.target.ScoringURI(context.Background(), uri)
 }
 
 // VersionScoringURI is one version's own URI,
 // …/api/v1/service/<endpoint>/versions/<version>/score.
 func (e *Endpoint) VersionScoringURI(version string) (string, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	i := e.rec.index(version)
 	if i < 0 {
+		e.mu.Unlock()
 		return "", errcode.Errorf(errcode.NotFound, "endpoint %q has no version %q", e.rec.Name, version)
 	}
-	return e.rec.Versions[i].ScoringURI, nil
+	uri := e.rec.Versions[i].ScoringURI
+	e.mu.Unlock()
+	return e.target.ScoringURI(context.Background(), uri), nil
 }
 
 // Status returns the endpoint's state and each version's; a version with
@@ -628,13 +632,21 @@ func (e *Endpoint) Token(ctx context.Context) (driver.Token, error) {
 // Run scores input through the endpoint's traffic rules, with the
 // endpoint's key or token (see webservice.Service.Run).
 func (e *Endpoint) Run(ctx context.Context, input any) (json.RawMessage, error) {
-	return webservice.Score(ctx, e.client, e.ScoringURI(), input, e.credential)
+	client, err := webservice.ClientFor(ctx, e.client, e.target)
+	if err != nil {
+		return nil, err
+	}
+	return webservice.Score(ctx, client, e.ScoringURI(), input, e.credential)
 }
 
 // RunServed is Run that also returns the name of the version that
 // answered, as the traffic rules picked it.
 func (e *Endpoint) RunServed(ctx context.Context, input any) (json.RawMessage, string, error) {
-	return webservice.ScoreServed(ctx, e.client, e.ScoringURI(), input, e.credential)
+	client, err := webservice.ClientFor(ctx, e.client, e.target)
+	if err != nil {
+		return nil, "", err
+	}
+	return webservice.ScoreServed(ctx, client, e.ScoringURI(), input, e.credential)
 }
 
 // RunVersion scores input on one version, whatever the weights.
@@ -643,7 +655,11 @@ func (e *Endpoint) RunVersion(ctx context.Context, version string, input any) (j
 	if err != nil {
 		return nil, err
 	}
-	return webservice.Score(ctx, e.client, uri, input, e.credential)
+	client, err := webservice.ClientFor(ctx, e.client, e.target)
+	if err != nil {
+		return nil, err
+	}
+	return webservice.Score(ctx, client, uri, input, e.credential)
 }
 
 func (e *Endpoint) credential(ctx context.Context, refresh bool) (string, error) {

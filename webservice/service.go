@@ -119,9 +119,6 @@ func Deploy(ctx context.Context, target *compute.Target, name string, cfg Deploy
 		opts = &DeployOptions{}
 	}
 	s := &Service{target: target, store: store, progress: opts.Progress, client: opts.HTTPClient, poll: opts.PollInterval, rt: rt}
-	if s.client == nil {
-		s.client = defaultClient
-	}
 	now := time.Now().UTC()
 	s.rec = Record{Name: name, ComputeTarget: target.Name(), ComputeType: "AKS", Config: cfg, ModelIDs: rt.ModelIDs,
 		PrimaryKey: cfg.PrimaryKey, SecondaryKey: cfg.SecondaryKey, CreatedTime: now, UpdatedTime: now, Generation: 1}
@@ -259,7 +256,7 @@ func Get(ctx context.Context, target *compute.Target, name string) (*Service, er
 	if rec.ComputeTarget != target.Name() {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "service %q runs on compute target %q, not %q", name, rec.ComputeTarget, target.Name())
 	}
-	s := &Service{target: target, store: store, client: defaultClient, rec: rec}
+	s := &Service{target: target, store: store, rec: rec}
 	if rt, ok := store.Local().Load(recordKind, name); ok {
 		s.rt = rt.(Runtime)
 	} else if rec.Runtime != nil {
@@ -288,17 +285,21 @@ func (s *Service) Record() Record {
 }
 
 // ScoringURI is http://<cluster>/api/v1/service/<name>/score.
+// After the target's TLS setting changes (compute.Target.Update) it is on
+// the new base: https://CNAME/... .
 func (s *Service) ScoringURI() string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rec.ScoringURI
+	uri := s.rec.ScoringURI
+	s.mu.Unlock()
+	return s.target.ScoringURI(context.Background(), uri)
 }
 
 // SwaggerURI is the scoring URI's sibling swagger.json.
 func (s *Service) SwaggerURI() string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rec.SwaggerURI
+	uri := s.rec.SwaggerURI
+	s.mu.Unlock()
+	return s.target.ScoringURI(context.Background(), uri)
 }
 
 // Status returns the service's state as the backend reports it.
@@ -465,7 +466,11 @@ func (e *ResponseError) Error() string {
 // and, on a 401, fetches the credentials again and retries once, as the SDK
 // does. A 200 returns the response body.
 func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
-	return Score(ctx, s.client, s.ScoringURI(), input, func(ctx context.Context, refresh bool) (string, error) {
+	client, err := ClientFor(ctx, s.client, s.target)
+	if err != nil {
+		return nil, err
+	}
+	return Score(ctx, client, s.ScoringURI(), input, func(ctx context.Context, refresh bool) (string, error) {
 		if refresh {
 			if rec, err := load(ctx, s.store, s.rec.Name); err == nil {
 				s.mu.Lock()
@@ -475,6 +480,19 @@ func (s *Service) Run(ctx context.Context, input any) (json.RawMessage, error) {
 		}
 		return s.credential(ctx)
 	})
+}
+
+// ClientFor returns client, or when it is nil the target's own
+// (compute.Target.Client): one that reaches the front end's address for
+// its CNAME and trusts the workspace CA, for HTTPS targets.
+func ClientFor(ctx context.Context, client *http.Client, target *compute.Target) (*http.Client, error) {
+	if client != nil {
+		return client, nil
+	}
+	if target == nil {
+		return defaultClient, nil
+	}
+	return target.Client(ctx)
 }
 
 // Score posts input to a scoring URI as Service.Run does, with the bearer
