@@ -25,6 +25,7 @@ func init() {
 		"StateUnknown":   reflect.ValueOf(driver.StateUnknown),
 		"StateUpdating":  reflect.ValueOf(driver.StateUpdating),
 		"Transitioning":  reflect.ValueOf(driver.Transitioning),
+		"Transport":      reflect.ValueOf(driver.Transport),
 		"Unhealthy":      reflect.ValueOf(driver.Unhealthy),
 		"Unschedulable":  reflect.ValueOf(driver.Unschedulable),
 
@@ -45,6 +46,8 @@ func init() {
 		"ServiceSpec":       reflect.ValueOf((*driver.ServiceSpec)(nil)),
 		"ServiceStatus":     reflect.ValueOf((*driver.ServiceStatus)(nil)),
 		"State":             reflect.ValueOf((*driver.State)(nil)),
+		"TLS":               reflect.ValueOf((*driver.TLS)(nil)),
+		"TLSStatus":         reflect.ValueOf((*driver.TLSStatus)(nil)),
 		"Token":             reflect.ValueOf((*driver.Token)(nil)),
 		"VersionSpec":       reflect.ValueOf((*driver.VersionSpec)(nil)),
 		"VersionStatus":     reflect.ValueOf((*driver.VersionStatus)(nil)),
@@ -66,6 +69,7 @@ type _github_com_aksml_aksml_compute_driver_Cluster struct {
 	WName          func() string
 	WServiceLogs   func(ctx context.Context, name string, tail int, init bool) ([]string, error)
 	WServiceStatus func(ctx context.Context, name string) (*driver.ServiceStatus, error)
+	WSetTLS        func(ctx context.Context, tls *driver.TLS) error
 	WStatus        func(ctx context.Context) (driver.ClusterStatus, error)
 	WWatch         func(ctx context.Context) <-chan struct{}
 }
@@ -93,6 +97,9 @@ func (W _github_com_aksml_aksml_compute_driver_Cluster) ServiceLogs(ctx context.
 }
 func (W _github_com_aksml_aksml_compute_driver_Cluster) ServiceStatus(ctx context.Context, name string) (*driver.ServiceStatus, error) {
 	return W.WServiceStatus(ctx, name)
+}
+func (W _github_com_aksml_aksml_compute_driver_Cluster) SetTLS(ctx context.Context, tls *driver.TLS) error {
+	return W.WSetTLS(ctx, tls)
 }
 func (W _github_com_aksml_aksml_compute_driver_Cluster) Status(ctx context.Context) (driver.ClusterStatus, error) {
 	return W.WStatus(ctx)

@@ -14,6 +14,7 @@ func init() {
 	Symbols["github.com/aksml/aksml/compute/compute"] = map[string]reflect.Value{
 		// function, constant and variable definitions
 		"Attach":                    reflect.ValueOf(compute.Attach),
+		"CABundle":                  reflect.ValueOf(compute.CABundle),
 		"Create":                    reflect.ValueOf(compute.Create),
 		"CurrentOwner":              reflect.ValueOf(compute.CurrentOwner),
 		"DefaultAgentCount":         reflect.ValueOf(constant.MakeFromLiteral("3", token.INT, 0)),
@@ -23,6 +24,7 @@ func init() {
 		"DefaultVMSize":             reflect.ValueOf(constant.MakeFromLiteral("\"Standard_D3_v2\"", token.STRING, 0)),
 		"DenseProd":                 reflect.ValueOf(compute.DenseProd),
 		"DevTest":                   reflect.ValueOf(compute.DevTest),
+		"ExpiryWarning":             reflect.ValueOf(compute.ExpiryWarning),
 		"FastProd":                  reflect.ValueOf(compute.FastProd),
 		"Forget":                    reflect.ValueOf(compute.Forget),
 		"Get":                       reflect.ValueOf(compute.Get),
@@ -68,6 +70,7 @@ func init() {
 		"SSLConfig":          reflect.ValueOf((*compute.SSLConfig)(nil)),
 		"Store":              reflect.ValueOf((*compute.Store)(nil)),
 		"Target":             reflect.ValueOf((*compute.Target)(nil)),
+		"UpdateConfig":       reflect.ValueOf((*compute.UpdateConfig)(nil)),
 		"VMSize":             reflect.ValueOf((*compute.VMSize)(nil)),
 		"VNetConfig":         reflect.ValueOf((*compute.VNetConfig)(nil)),
 		"ValuesLister":       reflect.ValueOf((*compute.ValuesLister)(nil)),

@@ -18,6 +18,7 @@ func init() {
 		"AuthNone":                            reflect.ValueOf(webservice.AuthNone),
 		"AuthToken":                           reflect.ValueOf(webservice.AuthToken),
 		"Bool":                                reflect.ValueOf(webservice.Bool),
+		"ClientFor":                           reflect.ValueOf(webservice.ClientFor),
 		"ComputeTypeAKS":                      reflect.ValueOf(webservice.ComputeTypeAKS),
 		"ComputeTypeAKSEndpoint":              reflect.ValueOf(webservice.ComputeTypeAKSEndpoint),
 		"ComputeTypeLocal":                    reflect.ValueOf(webservice.ComputeTypeLocal),
