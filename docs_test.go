@@ -93,3 +93,48 @@ func TestMigrationGuideNamesExist(t *testing.T) {
 		t.Errorf("found %d rows in the migration table, want at least 30", rows)
 	}
 }
+
+// TestDocsLinks checks the relative links of README.md and docs/*.md: each
+// names a file of the repository, and none leaves it.
+func TestDocsLinks(t *testing.T) {
+	files, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "README.md")
+	link := regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path := filepath.Join(filepath.Dir(f), target)
+			if rel, err := filepath.Rel(".", path); err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s links to %s, outside the repository", f, target)
+				continue
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s links to %s: %v", f, target, err)
+			}
+		}
+	}
+}
+
+// TestDocsTLSGuideLinked: the TLS guide is reachable from the README and
+// the migration guide.
+func TestDocsTLSGuideLinked(t *testing.T) {
+	for f, want := range map[string]string{"README.md": "(docs/tls.md)", "docs/migration.md": "(tls.md)", "docs/cli.md": "(tls.md)"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s does not link the TLS guide %s", f, want)
+		}
+	}
+}

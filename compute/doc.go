@@ -21,6 +21,18 @@
 // 24 letters, digits and dashes (ValidateName). Advice that is not an error,
 // such as a dev-test cluster under 2 vCPUs, comes back from Warnings.
 //
+// A target's SSLConfig (enable_ssl) reaches its cluster's front end, which
+// then serves HTTPS at https://CNAME[:PORT]: your own certificate, read and
+// checked before anything is made (the key matches, CName is among its
+// names, it is valid now), or, for LeafDomainLabel, a certificate for
+// LABEL######.REGION.cloudapp.azure.com issued by the workspace's own CA
+// (CABundle; a workspace record shared by every process). Target.Update
+// (AksCompute.update) rotates it without restarting replicas or failing a
+// request, or turns TLS off; Target.Warnings says when it expires within
+// 30 days. Target.Client is the HTTP client the library scores with: it
+// dials the front end's address for a CNAME that is in no DNS and trusts
+// the workspace CA.
+//
 // The VM-size catalog (LookupVMSize, VMSizes) gives the vCPUs, memory, GPUs
 // and FPGAs of the D-series v2 and v3 sizes and of the GPU and FPGA sizes
 // Azure ML documents (NC, NCv3, ND, PB6s). Backends size simulated nodes and

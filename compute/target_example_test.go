@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/aksml/aksml/aml"
 	"github.com/aksml/aksml/compute"
@@ -41,4 +42,45 @@ func ExampleCreate() {
 	// Provisioning operation finished, operation "Succeeded"
 	// aks-dev AKS 1 Standard_D2_v2
 	// compute target "aks-dev" already exists in the workspace (create is not idempotent)
+}
+
+// Serve a target's scoring URIs over HTTPS with a certificate for a leaf
+// domain label (enable_ssl(leaf_domain_label=...)): the workspace's CA
+// issues it, the library's clients trust it, and Update renews it.
+func ExampleSSLConfig_leafDomainLabel() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "aksml-example-")
+	defer os.RemoveAll(dir)
+	ws, err := aml.Open(ctx, dir, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer ws.Close()
+	sim := simulator.New(nil)
+	defer sim.Close()
+
+	cfg := compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, Location: "westeurope",
+		SSL: compute.SSLConfig{LeafDomainLabel: "contoso"}}
+	target, err := compute.Create(ctx, ws, "aks-tls", cfg, &compute.CreateOptions{Provider: sim})
+	if err != nil {
+		panic(err)
+	}
+	if err := target.Wait(ctx); err != nil {
+		panic(err)
+	}
+	st, _ := target.Cluster().Status(ctx)
+	fmt.Println(strings.HasPrefix(st.ScoringBaseURL, "https://contoso"), strings.Contains(st.ScoringBaseURL, ".westeurope.cloudapp.azure.com:"))
+	rec, _ := compute.Lookup(ctx, ws, "aks-tls")
+	fmt.Println(rec.Provisioning.SSL.Status(), len(rec.ClusterFQDN))
+
+	// A new certificate for the same name: new connections get it at once.
+	if err := target.Update(ctx, compute.UpdateConfig{SSL: &compute.SSLConfig{LeafDomainLabel: "contoso"}}); err != nil {
+		panic(err)
+	}
+	again, _ := target.Cluster().Status(ctx)
+	fmt.Println(again.TLS.CName == st.TLS.CName, again.TLS.SHA256 != st.TLS.SHA256)
+	// Output:
+	// true true
+	// Auto 43
+	// true true
 }

@@ -148,6 +148,24 @@
 // MaxPipelineBytes (1 MiB) of answers unread is not served further until it
 // reads them, and is disconnected if it pipelines that much more.
 //
+// # HTTPS
+//
+// ServeTLS serves the router over HTTPS (enable_ssl) on a listener of its
+// own, beside Serve's plain one, as azureml-fe's port 443 beside port 80:
+// net/http over crypto/tls, HTTP/1.1, TLS 1.2 and 1.3 (Azure's front end
+// took 1.2 only; 1.3 costs clients nothing), with Serve's defences (the
+// header timeout bounds the handshake too; MaxConns; the header and body
+// limits). The event loop stays the plain-HTTP engine: it reads sockets
+// itself, so TLS there would mean running crypto/tls record by record on
+// the loops, while under net/http it is the path the Go runtime tunes
+// (bench/frontend -tls measures it against nginx with the same
+// certificate). SetCertificate swaps the certificate atomically: new
+// handshakes present the new one and connections already open keep theirs,
+// so rotation fails no request. While SetHTTPSRedirect holds a base URL,
+// plain HTTP on either engine is answered 308 Permanent Redirect to the
+// same path under it (the connection then closes) and never reaches a
+// replica; /metrics stays on plain HTTP, under its own guard.
+//
 // Queue waits and scoring timeouts run on real time; Options.Clock only
 // drives token issue and expiry.
 package frontend

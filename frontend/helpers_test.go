@@ -25,26 +25,33 @@ func serve(t *testing.T, rt *Router, engine string) string {
 		t.Cleanup(s.Close)
 		return s.URL
 	case "eventloop":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- rt.Serve(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := rt.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-		return "http://" + ln.Addr().String()
+		return "http://" + listen(t, rt, rt.Serve)
 	}
 	t.Fatalf("unknown engine %q", engine)
 	return ""
+}
+
+// listen runs serve (rt.Serve or rt.ServeTLS) on a loopback listener until
+// the test ends, then shuts rt down; it returns the listener's address.
+func listen(t *testing.T, rt *Router, serve func(net.Listener) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := rt.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serving: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 // testReplica is an httptest server counting its requests.

@@ -533,6 +533,23 @@ func setRequestID(resp *fasthttp.Response) {
 
 var bodyPool sync.Pool
 
+// bodyBuffer returns an empty buffer for a request body, from the pool.
+func bodyBuffer() *bytes.Buffer {
+	if x := bodyPool.Get(); x != nil {
+		buf := x.(*bytes.Buffer)
+		buf.Reset()
+		return buf
+	}
+	return new(bytes.Buffer)
+}
+
+// putBodyBuffer returns buf to the pool unless it grew past 1 MiB.
+func putBodyBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		bodyPool.Put(buf)
+	}
+}
+
 // ServeHTTP serves one request on net/http. It reads the body (up to the
 // limit), runs the same logic as the event loop and copies the response.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -561,18 +578,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	var buf *bytes.Buffer
-	if x := bodyPool.Get(); x != nil {
-		buf = x.(*bytes.Buffer)
-		buf.Reset()
-	} else {
-		buf = new(bytes.Buffer)
-	}
-	defer func() {
-		if buf.Cap() <= 1<<20 {
-			bodyPool.Put(buf)
-		}
-	}()
+	buf := bodyBuffer()
+	defer putBodyBuffer(buf)
 	if r.ContentLength > rt.maxBody {
 		rt.tooLarge(resp)
 		writeHTTP(w, resp)
@@ -581,7 +588,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var sp *spillFile
 	if r.Body != nil {
 		var err error
-		sp, err = rt.readBody(r, buf)
+		sp, err = rt.readBody(r.Body, r.ContentLength, buf)
 		defer sp.close()
 		if err != nil {
 			// Free the body's share of the spill allowance before the
@@ -639,25 +646,26 @@ func (rt *Router) refuseBody(resp *fasthttp.Response, err error) bool {
 	return true
 }
 
-// readBody reads r's body for ServeHTTP, as the event loop does: up to
+// readBody reads a request's body (of length cl, -1 when chunked) for
+// ServeHTTP and ServeTLS, as the event loop does: up to
 // spillOver bytes into buf (a chunked body up to accumulateOver), and a
 // larger body into a spill file (the
 // returned file, nil when the body is in buf) as it arrives, with the limit
 // and the spill allowance checked on the way; where no file can be made,
 // into buf. The error is fasthttp.ErrBodyTooLarge, errSpillFull or the
 // body's read error.
-func (rt *Router) readBody(r *http.Request, buf *bytes.Buffer) (*spillFile, error) {
+func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spillFile, error) {
 	inMemory := min(spillOver, rt.maxBody)
-	if r.ContentLength < 0 {
+	if cl < 0 {
 		inMemory = min(accumulateOver, rt.maxBody) // chunked, as on the event loop
 	}
 	var n int64
-	if r.ContentLength < 0 || r.ContentLength <= inMemory {
-		if r.ContentLength > 0 {
-			buf.Grow(int(r.ContentLength))
+	if cl < 0 || cl <= inMemory {
+		if cl > 0 {
+			buf.Grow(int(cl))
 		}
 		var err error
-		n, err = buf.ReadFrom(io.LimitReader(r.Body, inMemory+1))
+		n, err = buf.ReadFrom(io.LimitReader(body, inMemory+1))
 		if err != nil {
 			return nil, err
 		}
@@ -670,7 +678,7 @@ func (rt *Router) readBody(r *http.Request, buf *bytes.Buffer) (*spillFile, erro
 	}
 	// A larger body (known by its length, or found so while reading):
 	// to a file, as it arrives.
-	sp, err := newSpillFile(rt, nil, r.ContentLength)
+	sp, err := newSpillFile(rt, nil, cl)
 	if err == errSpillFull {
 		return nil, err
 	}
@@ -678,7 +686,7 @@ func (rt *Router) readBody(r *http.Request, buf *bytes.Buffer) (*spillFile, erro
 		if rt.spillWarned.CompareAndSwap(false, true) {
 			rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
 		}
-		m, err := buf.ReadFrom(io.LimitReader(r.Body, rt.maxBody+1-n))
+		m, err := buf.ReadFrom(io.LimitReader(body, rt.maxBody+1-n))
 		if err == nil && n+m > rt.maxBody {
 			err = fasthttp.ErrBodyTooLarge
 		}
@@ -690,7 +698,7 @@ func (rt *Router) readBody(r *http.Request, buf *bytes.Buffer) (*spillFile, erro
 	}
 	piece := make([]byte, 64<<10)
 	for {
-		k, rerr := r.Body.Read(piece)
+		k, rerr := body.Read(piece)
 		if sp.size+int64(k) > rt.maxBody {
 			sp.close()
 			return nil, fasthttp.ErrBodyTooLarge

@@ -81,23 +81,7 @@ func fingerprint(der []byte) string {
 // serveTLS starts rt's HTTPS engine on loopback and returns its address.
 func serveTLS(t *testing.T, rt *Router) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rt.ServeTLS(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := rt.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("ServeTLS: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return listen(t, rt, rt.ServeTLS)
 }
 
 // tlsClient is a client that dials addr for any host and trusts pool.

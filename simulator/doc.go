@@ -21,7 +21,12 @@
 //   - the front-end (package frontend) authenticates, splits traffic,
 //     queues, times out and maps status codes as azureml-fe does, and its
 //     in-flight figures drive the autoscaler (package autoscale);
-//   - updates roll: new replicas are ready before old ones leave.
+//   - updates roll: new replicas are ready before old ones leave;
+//   - with TLS (Cluster.SetTLS, from a target's enable_ssl) the front end
+//     serves HTTPS on a second loopback listener: scoring URIs become
+//     https://CNAME:PORT/..., the status's ScoringAddress is the listener
+//     the library's clients dial for that name, and plain HTTP is answered
+//     308 to it.
 //
 // Time is injected (Options.Clock): tests step a fake clock and call
 // Cluster.Sync instead of sleeping. Fault injection (InjectFault,

@@ -3,6 +3,7 @@
 //
 //	go run ./bench/frontend          # full run (about two minutes)
 //	go run ./bench/frontend -quick   # short run
+//	go run ./bench/frontend -tls     # HTTPS instead (about 1.5 minutes; see tls.go)
 //
 // Layout (all on 127.0.0.1, each in its own process):
 //   - replicas: 4 net/http servers answering POST /score with a small JSON
@@ -37,12 +38,17 @@
 // the proxy and of the replicas; AKSML_BENCH_ROUTER_PROCS=N sets the
 // routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
 // variables to the routers only (GODEBUG, GOGC, ...);
-// AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router.
+// AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router
+// (of the ServeTLS router with -tls). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
+// ROUNDS" or "newconn ROUNDS" runs only that measure and prints each run;
+// AKSML_BENCH_NGINX_TLS adds directives to nginx's server block (such as
+// "ssl_session_tickets off;").
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -89,9 +95,10 @@ func main() {
 		return
 	}
 	quick := flag.Bool("quick", false, "short run")
+	tlsMode := flag.Bool("tls", false, "measure HTTPS instead: the router's ServeTLS against nginx with the same certificate, keep-alive and new-connection rates")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := orchestrate(*quick); err != nil {
+	if err := orchestrate(*quick, *tlsMode); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -136,9 +143,17 @@ func runRouter() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	engine := os.Getenv("AKSML_BENCH_ENGINE")
+	if engine == "tls" {
+		cert, err := tls.LoadX509KeyPair(os.Getenv("AKSML_BENCH_TLS_CERT"), os.Getenv("AKSML_BENCH_TLS_KEY"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		rt.SetCertificate(&cert)
+	}
 	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
 	stopProfile := func() {}
-	if f := os.Getenv("AKSML_BENCH_CPUPROFILE"); f != "" && os.Getenv("AKSML_BENCH_ENGINE") == "eventloop" { // diagnostics only
+	if f := os.Getenv("AKSML_BENCH_CPUPROFILE"); f != "" && (engine == "eventloop" || engine == "tls") { // diagnostics only
 		out, err := os.Create(f)
 		if err != nil {
 			log.Fatal(err)
@@ -147,8 +162,11 @@ func runRouter() {
 		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
 	}
 	go func() { io.Copy(io.Discard, os.Stdin); stopProfile(); os.Exit(0) }()
-	if os.Getenv("AKSML_BENCH_ENGINE") == "nethttp" {
+	switch engine {
+	case "nethttp":
 		log.Fatal((&http.Server{Handler: rt}).Serve(ln))
+	case "tls":
+		log.Fatal(rt.ServeTLS(ln))
 	}
 	log.Fatal(rt.Serve(ln))
 }
@@ -205,7 +223,7 @@ type target struct {
 	isRef bool
 }
 
-func orchestrate(quick bool) error {
+func orchestrate(quick, tlsMode bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -256,6 +274,11 @@ func orchestrate(quick bool) error {
 	if v := os.Getenv("AKSML_BENCH_ROUTER_ENV"); v != "" { // K=V[,K=V]: diagnostics only
 		routerEnv = append(routerEnv, strings.Split(v, ",")...)
 	}
+	if tlsMode {
+		return orchestrateTLS(tlsSetup{self: self, nginx: nginxBin, cores: cores, procs: procs, quick: quick,
+			replicas: reps, replicaPorts: replicaPorts, routerEnv: routerEnv,
+			keep: func(c *child) { children = append(children, c) }})
+	}
 	evl, evlPort, err := start(append(routerEnv, "AKSML_BENCH_ENGINE=eventloop"), self)
 	if err != nil {
 		return err
@@ -266,7 +289,7 @@ func orchestrate(quick bool) error {
 		return err
 	}
 	children = append(children, slow)
-	ngx, ngxPort, err := startNginx(nginxBin, cores, replicaPorts)
+	ngx, ngxPort, err := startNginx(nginxBin, cores, replicaPorts, "")
 	if err != nil {
 		return err
 	}
@@ -494,7 +517,9 @@ func cpusAllowed(pids ...int) string {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func startNginx(bin string, workers int, ports []string) (*child, string, error) {
+// startNginx runs nginx as the front-end over the replicas at ports; with
+// tlsConf (directives such as ssl_certificate) it listens with ssl.
+func startNginx(bin string, workers int, ports []string, tlsConf string) (*child, string, error) {
 	dir, err := os.MkdirTemp("", "aksml-bench-nginx-")
 	if err != nil {
 		return nil, "", err
@@ -511,6 +536,14 @@ func startNginx(bin string, workers int, ports []string) (*child, string, error)
 		upstreams = append(upstreams, "127.0.0.1:"+p)
 	}
 	conf := benchkit.NginxConf(dir, portN, workers, key, "/api/v1/service/"+service+"/score", upstreams)
+	if tlsConf != "" {
+		listen := fmt.Sprintf("    listen 127.0.0.1:%d;\n", portN)
+		if !strings.Contains(conf, listen) {
+			os.RemoveAll(dir)
+			return nil, "", fmt.Errorf("nginx configuration has no %q line to add ssl to", strings.TrimSpace(listen))
+		}
+		conf = strings.Replace(conf, listen, fmt.Sprintf("    listen 127.0.0.1:%d ssl;\n%s", portN, tlsConf), 1)
+	}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, "", err

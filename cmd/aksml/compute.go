@@ -28,6 +28,14 @@ type targetView struct {
 	ClusterPurpose    string `json:"clusterPurpose,omitempty"`
 	ScoringBaseURL    string `json:"scoringBaseUrl,omitempty"`
 	CreatedOn         string `json:"createdOn"`
+	// SSL and ClusterFQDN are Azure's sslConfiguration and clusterFqdn.
+	SSL         *sslView `json:"sslConfiguration,omitempty"`
+	ClusterFQDN string   `json:"clusterFqdn,omitempty"`
+	// The certificate the front end serves and advice about the target
+	// (aksml's, not Azure's).
+	CertificateNotAfter string   `json:"certificateNotAfter,omitempty"`
+	CertificateSHA256   string   `json:"certificateSha256,omitempty"`
+	Warnings            []string `json:"warnings,omitempty"`
 }
 
 var targetColumns = []column{{"Name", "name"}, {"Backend", "backend"}, {"ProvisioningState", "provisioningState"}, {"AgentCount", "agentCount"}, {"AgentVmSize", "agentVmSize"}, {"ScoringBaseUrl", "scoringBaseUrl"}}
@@ -36,7 +44,11 @@ var targetColumns = []column{{"Name", "name"}, {"Backend", "backend"}, {"Provisi
 // reachable; a target whose in-process cluster is gone is Stale.
 func (a *app) targetViewOf(ctx context.Context, rec compute.Record) targetView {
 	v := targetView{Name: rec.Name, ComputeType: rec.ComputeType, Backend: rec.Backend, IsAttached: rec.IsAttached,
-		ResourceID: rec.ResourceID, ProvisioningState: string(rec.ProvisioningState), CreatedOn: rec.CreatedOn.UTC().Format(time.RFC3339)}
+		ResourceID: rec.ResourceID, ProvisioningState: string(rec.ProvisioningState), CreatedOn: rec.CreatedOn.UTC().Format(time.RFC3339),
+		ClusterFQDN: rec.ClusterFQDN}
+	if rec.ComputeType == "AKS" {
+		v.SSL = sslViewOf(sslOf(rec))
+	}
 	if p := rec.Provisioning; p != nil {
 		v.AgentCount, v.VMSize, v.ClusterPurpose = p.AgentCount, p.VMSize, string(p.ClusterPurpose)
 	}
@@ -63,6 +75,14 @@ func (a *app) targetViewOf(ctx context.Context, rec compute.Record) targetView {
 	if len(st.Errors) > 0 {
 		v.Error = fmt.Sprint(st.Errors)
 	}
+	if st.TLS != nil {
+		v.CertificateNotAfter, v.CertificateSHA256 = certTime(st.TLS.NotAfter), st.TLS.SHA256
+	}
+	if ws, err := t.Warnings(ctx); err == nil {
+		for _, w := range ws {
+			v.Warnings = append(v.Warnings, w.Message)
+		}
+	}
 	return v
 }
 
@@ -72,6 +92,7 @@ func (a *app) computeCmd() *cobra.Command {
 		agents                                                     int
 		vnetRG, vnetName, subnet, serviceCIDR, dnsIP, dockerBridge string
 		local, noWait                                              bool
+		ssl                                                        sslFlags
 	)
 	createAKS := &cobra.Command{
 		Use:   "aks",
@@ -86,14 +107,20 @@ and any Go program opening the same workspace, deploys to it.
 Without --local aksml would have to provision a cluster in Azure, which the
 shell does not do: the command is refused with a hint. Attach an existing
 cluster instead (computetarget attach aks --kubeconfig), or create AKS
-clusters from Go (package kube/aks).`,
+clusters from Go (package kube/aks).
+
+TLS on the scoring URIs (enable_ssl): give your certificate with
+--ssl-cname, --ssl-cert-file and --ssl-key-file, or --ssl-leaf-domain-label
+for a certificate from the workspace CA (see docs/tls.md).`,
 		Example: example("aksml local start && aksml computetarget create aks -n dev --local",
-			"aksml computetarget create aks -n dev --local --cluster-purpose DevTest"),
+			"aksml computetarget create aks -n dev --local --cluster-purpose DevTest",
+			"aksml computetarget create aks -n dev --local --ssl-leaf-domain-label myapp"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cfg := compute.ProvisioningConfig{AgentCount: agents, VMSize: vmSize, Location: location, LoadBalancerSubnet: lbSubnet,
-				VNet: compute.VNetConfig{ResourceGroup: vnetRG, Name: vnetName, SubnetName: subnet, ServiceCIDR: serviceCIDR, DNSServiceIP: dnsIP, DockerBridgeCIDR: dockerBridge}}
+				VNet: compute.VNetConfig{ResourceGroup: vnetRG, Name: vnetName, SubnetName: subnet, ServiceCIDR: serviceCIDR, DNSServiceIP: dnsIP, DockerBridgeCIDR: dockerBridge},
+				SSL:  ssl.config()}
 			var err1, err2 error
 			cfg.ClusterPurpose, err1 = compute.ParseClusterPurpose(purpose)
 			cfg.LoadBalancerType, err2 = compute.ParseLoadBalancerType(lbType)
@@ -105,7 +132,7 @@ clusters from Go (package kube/aks).`,
 				return err
 			}
 			if local {
-				t, err := a.attachLocal(ctx, name)
+				t, err := a.attachLocal(ctx, name, cfg.SSL)
 				if err != nil {
 					return err
 				}
@@ -143,14 +170,17 @@ clusters from Go (package kube/aks).`,
 	f.StringVar(&dnsIP, "dns-service-ip", "", "cluster DNS address inside the service range")
 	f.StringVar(&dockerBridge, "docker-bridge-cidr", "", "Docker bridge address range")
 	f.BoolVar(&noWait, "no-wait", false, "return at once, with the provisioning state")
+	ssl.add(f, false)
 	required(createAKS, "name")
 
 	var resourceID, kubeconfig, kctx string
+	var attachSSL sslFlags
 	attachAKS := &cobra.Command{
 		Use:   "aks",
 		Short: "Attach an existing cluster by kubeconfig (or an AKS resource id) as a compute target",
 		Example: example("aksml computetarget attach aks -n prod --kubeconfig ~/.kube/config --context prod",
-			"aksml computetarget attach aks -n dev --kubeconfig ./.aksml/local/admin.kubeconfig"),
+			"aksml computetarget attach aks -n dev --kubeconfig ./.aksml/local/admin.kubeconfig",
+			"aksml computetarget attach aks -n prod --kubeconfig ~/.kube/config --ssl-cname www.contoso.com --ssl-cert-file cert.pem --ssl-key-file key.pem"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -158,7 +188,7 @@ clusters from Go (package kube/aks).`,
 			if err != nil {
 				return err
 			}
-			cfg := compute.AttachConfig{ResourceID: resourceID, Kubeconfig: kubeconfig, Context: kctx}
+			cfg := compute.AttachConfig{ResourceID: resourceID, Kubeconfig: kubeconfig, Context: kctx, SSL: attachSSL.config()}
 			if resourceID != "" && kubeconfig == "" {
 				return errcode.Errorf(errcode.Unimplemented,
 					"computetarget attach aks -i: attaching AKS by resource id needs Azure credentials the shell does not use; attach it by kubeconfig (az aks get-credentials, then --kubeconfig)")
@@ -181,6 +211,7 @@ clusters from Go (package kube/aks).`,
 	attachAKS.Flags().StringVarP(&resourceID, "compute-resource-id", "i", "", "AKS cluster's ARM id")
 	attachAKS.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster")
 	attachAKS.Flags().StringVar(&kctx, "context", "", "kubeconfig context (default: its current one)")
+	attachSSL.add(attachAKS.Flags(), false)
 	required(attachAKS, "name")
 
 	list := &cobra.Command{
@@ -267,7 +298,8 @@ clusters from Go (package kube/aks).`,
 
 	create := group("create", "Create a compute target", createAKS)
 	attach := group("attach", "Attach a cluster as a compute target", attachAKS)
-	return group("computetarget", "Create, attach, list, show, detach and delete compute targets", create, attach, list, show, detach, del)
+	upd := group("update", "Update a compute target", a.updateAKSCmd())
+	return group("computetarget", "Create, attach, update, list, show, detach and delete compute targets", create, attach, upd, list, show, detach, del)
 }
 
 var _ driver.Provider = (*kube.Provider)(nil)

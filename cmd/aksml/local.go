@@ -141,8 +141,9 @@ func (a *app) localProvider(ctx context.Context) (driver.Provider, error) {
 	return p, nil
 }
 
-// attachLocal makes the running local cluster compute target name.
-func (a *app) attachLocal(ctx context.Context, name string) (*compute.Target, error) {
+// attachLocal makes the running local cluster compute target name, its
+// front end serving TLS as ssl says (none for the zero SSLConfig).
+func (a *app) attachLocal(ctx context.Context, name string, ssl compute.SSLConfig) (*compute.Target, error) {
 	st, _, err := a.currentLocal()
 	if err != nil {
 		return nil, err
@@ -154,7 +155,7 @@ func (a *app) attachLocal(ctx context.Context, name string) (*compute.Target, er
 	if err != nil {
 		return nil, err
 	}
-	t, err := compute.Attach(ctx, a.ws, name, compute.AttachConfig{Kubeconfig: st.Kubeconfig, ClusterPurpose: compute.DevTest},
+	t, err := compute.Attach(ctx, a.ws, name, compute.AttachConfig{Kubeconfig: st.Kubeconfig, ClusterPurpose: compute.DevTest, SSL: ssl},
 		&compute.CreateOptions{Provider: p, Progress: a.progressWriter()})
 	if err != nil {
 		return nil, err

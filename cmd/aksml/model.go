@@ -55,7 +55,7 @@ func (a *app) workspaceCmd() *cobra.Command {
 			return a.showWorkspace(cmd.Context())
 		},
 	}
-	return group("workspace", "Create or show the workspace", create, show)
+	return group("workspace", "Create or show the workspace, or print its CA certificate", create, show, a.caBundleCmd())
 }
 
 func (a *app) showWorkspace(ctx context.Context) error {

@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -151,6 +152,12 @@ func testCtx(t *testing.T) context.Context {
 // Score posts body to uri with an optional bearer credential and returns
 // the status and body.
 func Score(ctx context.Context, uri, bearer, body string) (int, string, error) {
+	return ScoreWith(ctx, http.DefaultClient, uri, bearer, body)
+}
+
+// ScoreWith is Score with the client hc. An https URI must be answered
+// over TLS.
+func ScoreWith(ctx context.Context, hc *http.Client, uri, bearer, body string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
@@ -159,11 +166,14 @@ func Score(ctx context.Context, uri, bearer, body string) (int, string, error) {
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
+	if resp.TLS == nil && strings.HasPrefix(uri, "https://") {
+		return 0, "", fmt.Errorf("%s answered without TLS", uri)
+	}
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }

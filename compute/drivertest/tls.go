@@ -104,27 +104,6 @@ func tlsClient(t *testing.T, st driver.ClusterStatus, keepAlive bool) *http.Clie
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-func postWith(ctx context.Context, hc *http.Client, uri, key, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.TLS == nil && strings.HasPrefix(uri, "https://") {
-		return 0, "", errors.New("answer not over TLS")
-	}
-	return resp.StatusCode, string(b), err
-}
-
 func testTLSScoring(t *testing.T, h Harness) {
 	ctx := testCtx(t)
 	c := h.NewCluster(ctx, t, CPUShape)
@@ -146,7 +125,7 @@ func testTLSScoring(t *testing.T, h Harness) {
 		{"primary", spec.Auth.PrimaryKey, 200},
 		{"secondary", spec.Auth.SecondaryKey, 200},
 	} {
-		code, body, err := postWith(ctx, hc, st.ScoringURI, tc.key, `{"x":1}`)
+		code, body, err := ScoreWith(ctx, hc, st.ScoringURI, tc.key, `{"x":1}`)
 		if err != nil || code != tc.want {
 			t.Errorf("HTTPS, %s: %d %q %v, want %d", tc.name, code, body, err, tc.want)
 		}
@@ -167,13 +146,13 @@ func testTLSUntrusted(t *testing.T, h Harness) {
 	bare.TLS = nil
 	hc := tlsClient(t, bare, false)
 	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
-	_, _, err := postWith(ctx, hc, st.ScoringURI, "", `{}`)
+	_, _, err := ScoreWith(ctx, hc, st.ScoringURI, "", `{}`)
 	var ua x509.UnknownAuthorityError
 	if !errors.As(err, &ua) {
 		t.Fatalf("a client that does not trust the CA: %v, want the handshake refused (x509: certificate signed by unknown authority)", err)
 	}
 	// The same request from a client that trusts it is answered.
-	if code, body, err := postWith(ctx, tlsClient(t, cst, false), st.ScoringURI, "", `{}`); err != nil || code != 200 {
+	if code, body, err := ScoreWith(ctx, tlsClient(t, cst, false), st.ScoringURI, "", `{}`); err != nil || code != 200 {
 		t.Fatalf("a client that trusts the CA: %d %q %v, want 200", code, body, err)
 	}
 }

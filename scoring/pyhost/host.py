@@ -91,13 +91,13 @@ def _write_all(data):
 
 
 def _send(kind, payload):
-    if _cap is not None and kind in (79, 69, 90):  # O, E, Z: the reply ends
+    if (_cap is not None or _REQ.pending) and kind in (79, 69, 90):  # O, E, Z: the reply ends
         _end_request()
     _write_all(_HDR.pack(len(payload), kind) + payload)
 
 
 def _send_meta(kind, meta, body):
-    if _cap is not None and kind == 80:  # P
+    if (_cap is not None or _REQ.pending) and kind == 80:  # P
         _end_request()
     m = json.dumps(meta).encode("utf-8")
     _write_all(_HDR.pack(4 + len(m) + len(body), kind) + _U32.pack(len(m)) + m + body)
@@ -124,6 +124,13 @@ _REQ = types.ModuleType("_aksml_request")
 _REQ.id = ""
 _REQ.client = ""
 _REQ.lock = threading.Lock()
+# While a request is served, side-channel frames of the shims
+# (ModelDataCollector's records) wait in pending (bytes, for the fd
+# pending_fd) and leave with the request's telemetry in one write before
+# the reply: one system call a request instead of one a record. None
+# outside requests (init): frames are written at once.
+_REQ.pending = None
+_REQ.pending_fd = -1
 sys.modules["_aksml_request"] = _REQ
 
 
@@ -210,28 +217,48 @@ def _begin_request(req_id, client):
         _cap.t = _now()
 
 
+def _side_write(fd, data):
+    with _REQ.lock:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+
 def _end_request():
-    # Called before the reply is sent (so the server has the lines before
-    # the request ends, and a worker stopped right after it loses none),
-    # and after it, to forget the request's ids.
+    # Called before the reply is sent (so the server has the records and
+    # lines before the request ends, and a worker stopped right after it
+    # loses none), and after it, to forget the request's ids.
     global _cap
     c = _cap
     _cap = None
     req_id, client = _REQ.id, _REQ.client
     _REQ.id = ""
     _REQ.client = ""
-    if c is None or not c.parts or _tel_broken:
-        return
-    try:
+    pending, pfd = _REQ.pending, _REQ.pending_fd
+    _REQ.pending = None
+    data = b"".join(pending) if pending else b""
+    if c is not None and c.parts and not _tel_broken:
         payload = json.dumps({"id": req_id, "client": client, "t": c.t, "lines": c.lines()}).encode("utf-8")
         frame = _HDR.pack(len(payload), 76) + payload  # 'L'
-        with _REQ.lock:
-            view = memoryview(frame)
-            while view:
-                n = os.write(_tel_fd, view)
-                view = view[n:]
-    except OSError:
-        _tel_broken.append(True)
+        if data and pfd != _tel_fd:
+            _flush_records(pfd, data)
+            data = b""
+        try:
+            _side_write(_tel_fd, data + frame)
+        except OSError:
+            _tel_broken.append(True)
+    elif data:
+        _flush_records(pfd, data)
+
+
+def _flush_records(fd, data):
+    try:
+        _side_write(fd, data)
+    except OSError as ex:
+        _dc = sys.modules.get("azureml.monitoring.modeldatacollector")
+        if _dc is not None:
+            _dc._channel_broken(ex)
 
 
 def _read_ids(payload):
@@ -505,6 +532,7 @@ def _serve(script):
             req_id, client, payload = _read_ids(payload)
             _begin_request(req_id, client)
             kind = 82
+        _REQ.pending = []
         try:
             if plain and kind == 82:
                 try:
@@ -527,7 +555,7 @@ def _serve(script):
             # Only the generic message goes back: exception text can hold
             # data, and azmlinfsrv sends none.
             send(69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
-        if _REQ.id or _cap is not None:
+        if _REQ.id or _cap is not None or _REQ.pending is not None:
             _end_request()
 
 

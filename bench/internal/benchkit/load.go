@@ -53,6 +53,12 @@ func treesCPU(pids []int) (time.Duration, bool) {
 // pids over dur, per request. A request answered with anything but 200
 // counts as an error.
 func Closed(addr string, req []byte, c int, warm, dur time.Duration, pids ...int) Cell {
+	return ClosedWith(func() *Client { return &Client{Addr: addr} }, req, c, warm, dur, pids...)
+}
+
+// ClosedWith is Closed with each of the c clients made by newClient (to
+// dial through TLS, for one).
+func ClosedWith(newClient func() *Client, req []byte, c int, warm, dur time.Duration, pids ...int) Cell {
 	start := time.Now()
 	measureFrom := start.Add(warm)
 	end := measureFrom.Add(dur)
@@ -75,7 +81,7 @@ func Closed(addr string, req []byte, c int, warm, dur time.Duration, pids ...int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := &Client{Addr: addr}
+			cl := newClient()
 			defer cl.Close()
 			lat := make([]time.Duration, 0, 4096)
 			for {
@@ -218,6 +224,8 @@ func OpenCell(addr string, req []byte, rate float64, dur time.Duration, conns in
 // server keeps it open (gunicorn's sync workers close it after each reply).
 type Client struct {
 	Addr string
+	// Dial opens the connection to Addr; nil dials TCP.
+	Dial func(addr string) (net.Conn, error)
 	conn net.Conn
 	br   *bufio.Reader
 }
@@ -236,7 +244,11 @@ var errBadResponse = errors.New("malformed HTTP response")
 // returning its status.
 func (c *Client) Do(req []byte) (int, error) {
 	if c.conn == nil {
-		conn, err := net.Dial("tcp", c.Addr)
+		dial := c.Dial
+		if dial == nil {
+			dial = func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }
+		}
+		conn, err := dial(c.Addr)
 		if err != nil {
 			return 0, err
 		}

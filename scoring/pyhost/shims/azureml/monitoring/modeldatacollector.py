@@ -29,6 +29,10 @@ _KIND_DATA = 68  # 'D'
 # A record above this size (its CSV rows and metadata) is not collected.
 MAX_RECORD_BYTES = 4 << 20
 
+# Records of one request held back to be sent together, at most this many
+# bytes (more are sent at once).
+_PENDING_MAX = 1 << 20
+
 _TS_COLUMN = "$aml_dc_scoring_timestamp"
 _ID_COLUMN = "$aml_dc_correlation_id"
 
@@ -210,6 +214,18 @@ class ModelDataCollector(object):
                  "it was not collected" % (size, self.model_name, self.designation, MAX_RECORD_BYTES))
             return
         frame = _HDR.pack(size, _KIND_DATA) + self._meta + body
+        if _broken:
+            return
+        pending = getattr(_req, "pending", None)
+        if pending is not None and getattr(_req, "pending_fd", -1) in (-1, self._fdn):
+            # In a request: sent with its telemetry in one write before the
+            # reply (the host flushes it), unless a megabyte waits already.
+            _req.pending_fd = self._fdn
+            pending.append(frame)
+            if sum(len(f) for f in pending) < _PENDING_MAX:
+                return
+            frame = b"".join(pending)
+            del pending[:]
         with _lock:
             if _broken:
                 return
@@ -219,6 +235,13 @@ class ModelDataCollector(object):
                     n = os.write(self._fdn, view)
                     view = view[n:]
             except OSError as ex:
-                _broken.append(True)
-                _log("the data collection channel to the server is closed (%s); "
-                     "this worker collects no more data" % ex)
+                _channel_broken(ex)
+
+
+def _channel_broken(ex):
+    """The side channel failed (the host calls it too, for the records it
+    flushes): this worker collects no more data."""
+    if not _broken:
+        _broken.append(True)
+        _log("the data collection channel to the server is closed (%s); "
+             "this worker collects no more data" % ex)
