@@ -21,6 +21,7 @@ import (
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/pki"
 )
 
 // The front end's certificate (enable_ssl). SetTLS writes it as the Secret
@@ -89,10 +90,14 @@ func ParseTLSSecret(s *corev1.Secret) (*FrontEndTLS, error) {
 	if len(errs) > 0 {
 		return nil, errcode.Wrap(errcode.InvalidArgument, fmt.Errorf("%s: %w", where, errors.Join(errs...)))
 	}
-	cert, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
+	// pki's parser, not tls.X509KeyPair: it bounds the key's size, so a
+	// hostile Secret cannot make the front end spend minutes on an RSA key.
+	// The dates are not checked: the front end serves what it is given.
+	kp, err := pki.ParseKeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], where+" "+corev1.TLSCertKey, where+" "+corev1.TLSPrivateKeyKey, "", time.Time{})
 	if err != nil {
-		return nil, errcode.Errorf(errcode.InvalidArgument, "%s: %s and %s do not make a certificate and its key: %v", where, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+		return nil, err
 	}
+	cert := kp.Cert
 	ca := s.Data[TLSSecretCAKey]
 	if len(ca) > 0 && !x509.NewCertPool().AppendCertsFromPEM(ca) {
 		return nil, errcode.Errorf(errcode.InvalidArgument, "%s: %s holds no PEM certificate", where, TLSSecretCAKey)

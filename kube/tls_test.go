@@ -67,8 +67,8 @@ func TestParseTLSSecret(t *testing.T) {
 		{"no cname", func(s *corev1.Secret) { delete(s.Annotations, AnnotationTLSCName) }, `annotation aksml.io/cname "": is empty`},
 		{"bad cname", func(s *corev1.Secret) { s.Annotations[AnnotationTLSCName] = "fe_1.example.com" }, `"fe_1.example.com": must be a DNS name`},
 		{"empty label", func(s *corev1.Secret) { s.Annotations[AnnotationTLSCName] = "fe..example.com" }, "labels of 1 to 63"},
-		{"key of another certificate", func(s *corev1.Secret) { s.Data[corev1.TLSPrivateKeyKey] = other.KeyPEM }, "tls.crt and tls.key do not make a certificate and its key"},
-		{"no certificate", func(s *corev1.Secret) { delete(s.Data, corev1.TLSCertKey) }, "tls.crt and tls.key"},
+		{"key of another certificate", func(s *corev1.Secret) { s.Data[corev1.TLSPrivateKeyKey] = other.KeyPEM }, "tls.key: the private key (ECDSA P-256) does not match the certificate in secret azureml/azuremlfessl tls.crt"},
+		{"no certificate", func(s *corev1.Secret) { delete(s.Data, corev1.TLSCertKey) }, "tls.crt: is empty"},
 		{"CA bundle without PEM", func(s *corev1.Secret) { s.Data[TLSSecretCAKey] = []byte("not PEM") }, "ca.crt holds no PEM certificate"},
 		{"huge", func(s *corev1.Secret) { s.Data[corev1.TLSCertKey] = make([]byte, 1<<20+1) }, "tls.crt is 1048577 bytes, over the limit"},
 	} {

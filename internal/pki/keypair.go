@@ -69,7 +69,8 @@ func (k *KeyPair) SHA256() string {
 // EC PARAMETERS of openssl ecparam, are ignored. Each input is at most
 // MaxPEMSize bytes.
 //
-// The key must belong to the leaf, now must lie within the leaf's
+// The key must belong to the leaf, now (unless zero: a server that serves
+// what it was given, expired or not) must lie within the leaf's
 // NotBefore..NotAfter, and a leaf that restricts its extended key usage must
 // allow serverAuth. name, when not empty, must be covered by the leaf as
 // x509.Certificate.VerifyHostname decides: a DNS name of its
@@ -101,8 +102,10 @@ func ParseKeyPair(certPEM, keyPEM []byte, certSrc, keySrc, name string, now time
 		return nil, invalid("%s: the private key (%s) does not match the certificate in %s (%s, public key %s): they are not one key pair",
 			keySrc, describeKey(key.signer.Public()), certSrc, subjectOf(leaf), describeKey(leaf.PublicKey))
 	}
-	if err := checkValidity(leaf, now); err != nil {
-		return nil, invalid("%s: %v", certSrc, err)
+	if !now.IsZero() {
+		if err := checkValidity(leaf, now); err != nil {
+			return nil, invalid("%s: %v", certSrc, err)
+		}
 	}
 	if !serverAuthAllowed(leaf) {
 		return nil, invalid("%s: the certificate (%s) is not for TLS servers: its extended key usage allows %s but not serverAuth",
