@@ -74,34 +74,6 @@ func startFrontEnd(t *testing.T, cp *kubetest.ControlPlane, clk clock.PassiveClo
 	return frontEnd{}
 }
 
-// tlsOff turns the front end's TLS off after a case (the cases share it)
-// and waits until its plain-HTTP port serves scoring again.
-func tlsOff(t *testing.T, c driver.Cluster, base string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.SetTLS(ctx, nil); err != nil {
-		t.Errorf("TLS off: %v", err)
-		return
-	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/service/none/score", nil)
-		resp, err := noRedirect.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusPermanentRedirect {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("the front end at %s still redirects to HTTPS: %v", base, err)
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // harness gives the conformance suite clusters attached to two control
 // planes: three CPU nodes (drivertest.CPUShape) and one GPU node
 // (drivertest.GPUShape). Each case gets its own namespace.
@@ -278,7 +250,7 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		tlsOff(t, c, fe.base)
+		drivertest.TLSOff(t, c, fe.base)
 		_ = c.Detach(context.Background())
 	})
 	return goCluster{c, h.models}

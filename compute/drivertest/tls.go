@@ -222,3 +222,33 @@ func testTLSRotation(t *testing.T, h Harness) {
 	}
 	t.Logf("%d rotations under load: %d requests on kept-alive connections, %d on new ones, 0 failed", rotations, kept.Total(), fresh.Total())
 }
+
+// TLSOff turns c's TLS off and waits until its plain-HTTP address
+// httpBase serves scoring again instead of redirecting: for harnesses
+// whose cases share one front end, after a TLS case.
+func TLSOff(t testing.TB, c driver.Cluster, httpBase string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.SetTLS(ctx, nil); err != nil {
+		t.Errorf("TLS off: %v", err)
+		return
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, httpBase+"/api/v1/service/none/score", nil)
+		resp, err := noRedirect.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusPermanentRedirect {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("the front end at %s still redirects to HTTPS: %v", httpBase, err)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

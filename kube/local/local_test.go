@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -80,38 +79,10 @@ func (h *harness) NewCluster(ctx context.Context, t *testing.T, shape driver.Clu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		tlsOff(t, c, lc.ScoringBaseURL())
+		drivertest.TLSOff(t, c, lc.ScoringBaseURL())
 		_ = c.Detach(context.Background())
 	})
 	return c
-}
-
-// tlsOff turns the front end's TLS off after a case (the namespaces share
-// it) and waits until its plain-HTTP port serves scoring again.
-func tlsOff(t *testing.T, c driver.Cluster, base string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.SetTLS(ctx, nil); err != nil {
-		t.Errorf("TLS off: %v", err)
-		return
-	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/service/none/score", nil)
-		resp, err := noRedirect.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusPermanentRedirect {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("the front end at %s still redirects to HTTPS: %v", base, err)
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // LocalStorage: the local cluster's pods are processes of this machine.
