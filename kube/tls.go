@@ -2,10 +2,8 @@ package kube
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -60,12 +58,7 @@ type FrontEndTLS struct {
 
 // SHA256 is the hex SHA-256 fingerprint of the leaf certificate's DER
 // bytes, as driver.TLSStatus gives it.
-func (t *FrontEndTLS) SHA256() string { return fingerprint(t.Certificate.Leaf.Raw) }
-
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
+func (t *FrontEndTLS) SHA256() string { return pki.Fingerprint(t.Certificate.Leaf.Raw) }
 
 // ParseTLSSecret reads the front end's certificate from s, the Secret
 // FrontEndTLSSecret: the annotation AnnotationTLSCName, a certificate chain
@@ -160,7 +153,7 @@ func (c *Cluster) SetTLS(ctx context.Context, t *driver.TLS) error {
 	if err := checkCName(t.CName); err != nil {
 		errs = append(errs, fmt.Errorf("ssl_cname %q %w", t.CName, err))
 	}
-	if _, err := tls.X509KeyPair(t.CertPEM, t.KeyPEM); err != nil {
+	if _, err := pki.ParseKeyPair(t.CertPEM, t.KeyPEM, "certificate", "key", "", time.Time{}); err != nil {
 		errs = append(errs, fmt.Errorf("the certificate and key for %q do not make a key pair: %w", t.CName, err))
 	}
 	if len(t.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(t.CABundle) {
@@ -279,7 +272,7 @@ func (c *Cluster) tlsStatus(ctx context.Context, st *driver.ClusterStatus) {
 		var oe *net.OpError
 		switch {
 		case err == nil:
-			ts.SHA256, ts.NotAfter = fingerprint(leaf.Raw), leaf.NotAfter
+			ts.SHA256, ts.NotAfter = pki.Fingerprint(leaf.Raw), leaf.NotAfter
 		case errors.As(err, &oe) && oe.Op == "dial", errors.As(err, &ne) && ne.Timeout():
 			// Not reachable from here: the Secret is all we know.
 			// Status stays quick: no probe for a while.

@@ -186,7 +186,7 @@ func TestSetTLSAndStatus(t *testing.T) {
 	set(&firstCert)
 	st := status()
 	wantBase := "https://scoring.example.com:" + port
-	if st.TLS == nil || st.TLS.SHA256 != fingerprint(firstCert.Leaf.Raw) || st.TLS.CName != "scoring.example.com" ||
+	if st.TLS == nil || st.TLS.SHA256 != pki.Fingerprint(firstCert.Leaf.Raw) || st.TLS.CName != "scoring.example.com" ||
 		!st.TLS.NotAfter.Equal(firstCert.Leaf.NotAfter) || string(st.TLS.CABundle) != string(first.CABundle) ||
 		st.ScoringBaseURL != wantBase || st.ScoringAddress != addr || st.HTTPBaseURL != "http://127.0.0.1:1" {
 		t.Errorf("serving: %+v, want TLS with the first certificate, base %s, address %s", st, wantBase, addr)
@@ -197,18 +197,18 @@ func TestSetTLSAndStatus(t *testing.T) {
 	if err := c.SetTLS(ctx, second); err != nil {
 		t.Fatal(err)
 	}
-	if st := status(); st.TLS == nil || st.TLS.SHA256 != fingerprint(firstCert.Leaf.Raw) {
+	if st := status(); st.TLS == nil || st.TLS.SHA256 != pki.Fingerprint(firstCert.Leaf.Raw) {
 		t.Errorf("rotated, the front end still on the first certificate: %+v, want it reported", st.TLS)
 	}
 	secondCert, _ := tls.X509KeyPair(second.CertPEM, second.KeyPEM)
 	set(&secondCert)
-	if st := status(); st.TLS == nil || st.TLS.SHA256 != fingerprint(secondCert.Leaf.Raw) {
+	if st := status(); st.TLS == nil || st.TLS.SHA256 != pki.Fingerprint(secondCert.Leaf.Raw) {
 		t.Errorf("rotated: %+v, want the second certificate", st.TLS)
 	}
 
 	// A front end that cannot be reached: the Secret is taken at its word.
 	unreached := &Cluster{name: "aks", client: client, opts: (&Options{ScoringBaseURL: "http://127.0.0.1:1", ScoringTLSAddress: "127.0.0.1:1"}).withDefaults()}
-	if st, _ := unreached.Status(ctx); st.TLS == nil || st.TLS.SHA256 != fingerprint(secondCert.Leaf.Raw) || st.ScoringBaseURL != "https://scoring.example.com:1" {
+	if st, _ := unreached.Status(ctx); st.TLS == nil || st.TLS.SHA256 != pki.Fingerprint(secondCert.Leaf.Raw) || st.ScoringBaseURL != "https://scoring.example.com:1" {
 		t.Errorf("unreachable front end: %+v", st)
 	}
 
@@ -228,7 +228,7 @@ func TestSetTLSAndStatus(t *testing.T) {
 			t.Errorf("SetTLS(%s): %v, want InvalidArgument with %q", tc.tls.CName, err, tc.want)
 		}
 	}
-	if st := status(); st.TLS == nil || st.TLS.SHA256 != fingerprint(secondCert.Leaf.Raw) {
+	if st := status(); st.TLS == nil || st.TLS.SHA256 != pki.Fingerprint(secondCert.Leaf.Raw) {
 		t.Errorf("after refused settings: %+v, want the second certificate still", st.TLS)
 	}
 

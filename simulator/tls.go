@@ -2,14 +2,13 @@ package simulator
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/aksml/aksml/compute/driver"
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/pki"
 )
 
 // tlsFront is a simulated cluster's HTTPS front end: a second loopback
@@ -39,10 +38,13 @@ func (c *Cluster) SetTLS(ctx context.Context, t *driver.TLS) error {
 		c.changes.Notify()
 		return nil
 	}
-	cert, err := tls.X509KeyPair(t.CertPEM, t.KeyPEM)
+	// pki's parser, as the kube backend's: it bounds the key's size; the
+	// dates are compute's to check, the front end serves what it is given.
+	kp, err := pki.ParseKeyPair(t.CertPEM, t.KeyPEM, "certificate", "key", "", time.Time{})
 	if err != nil {
 		return errcode.Errorf(errcode.InvalidArgument, "cluster %s: TLS certificate for %q: %v", c.name, t.CName, err)
 	}
+	cert := kp.Cert
 	if t.CName == "" {
 		return errcode.Errorf(errcode.InvalidArgument, "cluster %s: TLS certificate without a CName: the scoring URIs need the name", c.name)
 	}
@@ -63,14 +65,13 @@ func (c *Cluster) SetTLS(ctx context.Context, t *driver.TLS) error {
 			_ = c.router.ServeTLS(ln)
 		}()
 	}
-	sum := sha256.Sum256(cert.Leaf.Raw)
 	_, port, _ := net.SplitHostPort(c.tls.ln.Addr().String())
 	base := "https://" + net.JoinHostPort(t.CName, port)
 	if port == "443" {
 		base = "https://" + t.CName
 	}
 	c.tls = &tlsFront{ln: c.tls.ln, base: base, status: driver.TLSStatus{
-		CName: t.CName, NotAfter: cert.Leaf.NotAfter, SHA256: hex.EncodeToString(sum[:]),
+		CName: t.CName, NotAfter: cert.Leaf.NotAfter, SHA256: kp.SHA256(),
 		CABundle: append([]byte(nil), t.CABundle...),
 	}}
 	c.router.SetCertificate(&cert)

@@ -2,10 +2,8 @@ package drivertest
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -84,12 +82,7 @@ func fingerprintPEM(t *testing.T, certPEM []byte) string {
 	if b == nil || b.Type != "CERTIFICATE" {
 		t.Fatalf("no PEM certificate in %q", certPEM)
 	}
-	return fingerprintDER(b.Bytes)
-}
-
-func fingerprintDER(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
+	return pki.Fingerprint(b.Bytes)
 }
 
 // tlsClient is the client the library would make for st.
@@ -209,7 +202,7 @@ func testTLSRotation(t *testing.T, h Harness) {
 		}
 		served := conn.ConnectionState().PeerCertificates[0]
 		conn.Close()
-		if got, want := fingerprintDER(served.Raw), fingerprintPEM(t, next.CertPEM); got != want {
+		if got, want := pki.Fingerprint(served.Raw), fingerprintPEM(t, next.CertPEM); got != want {
 			t.Fatalf("a handshake after rotation presented %s, want the new certificate %s", got, want)
 		}
 		kept.Wait(ctx, t, 10)

@@ -45,8 +45,12 @@ type KeyPair struct {
 // SHA256 returns the hex SHA-256 fingerprint of the leaf's DER bytes
 // (lowercase, no colons), as openssl x509 -fingerprint -sha256 prints it
 // without the colons.
-func (k *KeyPair) SHA256() string {
-	sum := sha256.Sum256(k.Leaf.Raw)
+func (k *KeyPair) SHA256() string { return Fingerprint(k.Leaf.Raw) }
+
+// Fingerprint returns the hex SHA-256 of a certificate's DER bytes, as
+// KeyPair.SHA256 and driver.TLSStatus give it.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
 }
 
