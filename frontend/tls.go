@@ -82,20 +82,7 @@ func (rt *Router) tlsConfig() *tls.Config {
 // the header, body and idle timeouts (the header timeout bounds the
 // handshake too), MaxConns, the header and body limits.
 func (rt *Router) ServeTLS(ln net.Listener) error {
-	srv := rt.httpServer(rt.withBodyDeadline(rt))
-	srv.TLSConfig = rt.tlsConfig()
-	// Not h2: HTTP/1.1 as on the plain engine.
-	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-	e := &httpEngine{srv: srv, ln: newLimitListener(ln, rt.maxConns)}
-	if !rt.addEngine(e) {
-		ln.Close()
-		return nil
-	}
-	err := srv.Serve(tls.NewListener(e.ln, srv.TLSConfig))
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return rt.serveTLSLean(ln)
 }
 
 // httpServer is a net/http server of h with the router's timeouts and
@@ -159,20 +146,6 @@ func (rt *Router) addEngine(e engine) bool {
 	}
 	rt.engines = append(rt.engines, e)
 	return true
-}
-
-// httpEngine is a net/http server run by the router.
-type httpEngine struct {
-	srv *http.Server
-	ln  *limitListener
-}
-
-func (e *httpEngine) shutdown(ctx context.Context) error {
-	err := e.srv.Shutdown(ctx)
-	if err != nil {
-		e.srv.Close()
-	}
-	return err
 }
 
 // limitListener closes connections accepted beyond max open at once, as the
