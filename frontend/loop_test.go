@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -17,12 +18,29 @@ import (
 // rawConn dials the router's address from base ("http://HOST:PORT").
 func rawConn(t *testing.T, base string) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	c, err := dialBase(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// dialBase connects to a base URL of serve: TCP for http://, TLS (the
+// handshake done) for https://.
+func dialBase(base string) (net.Conn, error) {
+	if addr, ok := strings.CutPrefix(base, "https://"); ok {
+		return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, engineClientTLS())
+	}
+	return net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+}
+
+// tcpConn is the TCP connection under c.
+func tcpConn(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn().(*net.TCPConn)
+	}
+	return c.(*net.TCPConn)
 }
 
 // TestEventLoopPipelining writes several requests at once on one

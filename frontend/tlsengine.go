@@ -337,10 +337,11 @@ func (c *tlsConn) requests() bool {
 
 // headDone reports whether the lean scanner's refusal of data is final:
 // the head is complete (or too large, or ends in a way only the general
-// reader takes), so waiting for more bytes would change nothing.
+// reader takes, or a line already there is malformed), so waiting for more bytes would change nothing.
 func headDone(data []byte) bool {
 	return bytes.Contains(data, crlfcrlf) || len(data) > maxHeaderBytes ||
-		bytes.Contains(data, []byte("\n\n")) || bytes.Contains(data, []byte("\n\r\n"))
+		bytes.Contains(data, []byte("\n\n")) || bytes.Contains(data, []byte("\n\r\n")) ||
+		checkHead(data, false).code != 0 // a line already there is refused
 }
 
 // ensure makes room in the read buffer for a request of n bytes, and for
