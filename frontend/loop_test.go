@@ -46,15 +46,25 @@ func tcpConn(c net.Conn) *net.TCPConn {
 // TestEventLoopPipelining writes several requests at once on one
 // connection — lean ones, a chunked one (general path), one that must queue
 // for a slot (slow path), a refused one — and reads the answers back in
-// order, each with its own request id.
+// order, each with its own request id. The lean TLS engine runs it too (it
+// hands the connection to net/http at the chunked request).
 func TestEventLoopPipelining(t *testing.T) {
 	t.Parallel()
+	for _, engine := range []string{"eventloop", "tls"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testPipelining(t, engine)
+		})
+	}
+}
+
+func testPipelining(t *testing.T, engine string) {
 	echo := startReplica(t, "echo", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(append([]byte(r.Method+" "+r.URL.RequestURI()+" "), b...))
 	})
 	rt := New(nil)
-	base := serve(t, rt, "eventloop")
+	base := serve(t, rt, engine)
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1, Replicas: []Replica{echo.replica("e", true)}}}})
 	c := rawConn(t, base)
 	msgs := "POST /api/v1/service/svc/score?n=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none" +

@@ -148,6 +148,18 @@ func (e *tlsEngine) shutdown(ctx context.Context) error {
 }
 
 func (e *tlsEngine) stop(ctx context.Context) error {
+	// The net/http server's connections at the same time: its idle ones
+	// close now, as the lean engine's do.
+	ferr := make(chan error, 1)
+	go func() {
+		e.fq.Close()
+		err := e.fallback.Shutdown(ctx)
+		if err != nil {
+			e.fallback.Close()
+		}
+		<-e.fdone
+		ferr <- err
+	}()
 	e.mu.Lock()
 	for c := range e.conns {
 		c.wake()
@@ -167,12 +179,9 @@ func (e *tlsEngine) stop(ctx context.Context) error {
 		e.mu.Unlock()
 		// Their goroutines end as their waits for replicas do.
 	}
-	e.fq.Close()
-	if ferr := e.fallback.Shutdown(ctx); ferr != nil {
-		e.fallback.Close()
-		err = errors.Join(err, ferr)
+	if ferr := <-ferr; ferr != nil && err == nil {
+		err = ferr
 	}
-	<-e.fdone
 	return err
 }
 
