@@ -227,9 +227,13 @@ func (c *tlsConn) close() {
 
 // serve runs the handshake, then the connection's requests.
 func (c *tlsConn) serve() {
-	handedOver := false
+	handedOver, handshaken := false, false
 	defer func() {
-		if !handedOver {
+		switch {
+		case handedOver:
+		case handshaken:
+			c.tc.Close() // close_notify, then the socket
+		default:
 			c.raw.Close()
 		}
 		c.close()
@@ -253,6 +257,7 @@ func (c *tlsConn) serve() {
 		return
 	}
 	_ = c.raw.SetWriteDeadline(time.Time{})
+	handshaken = true
 	handedOver = c.requests()
 }
 
