@@ -199,3 +199,19 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
+
+// expectsContinue reports whether an Expect value asks for 100 Continue as
+// net/http reads it: "100-continue" as a token anywhere in the value, case
+// aside, bounded by the value's ends, a space, a comma or a tab. Any other
+// Expect gets 417.
+func expectsContinue(v []byte) bool {
+	const tok = "100-continue"
+	boundary := func(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
+	for i := 0; i+len(tok) <= len(v); i++ {
+		if (i == 0 || boundary(v[i-1])) && (i+len(tok) == len(v) || boundary(v[i+len(tok)])) &&
+			bytes.EqualFold(v[i:i+len(tok)], []byte(tok)) {
+			return true
+		}
+	}
+	return false
+}

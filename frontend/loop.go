@@ -74,7 +74,6 @@ var (
 	msgContinue        = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 	crlfcrlf           = []byte("\r\n\r\n")
 	headerExpect       = []byte("Expect")
-	expect100          = []byte("100-continue")
 	errLoopEngineClose = errors.New("frontend: the event-loop engine is shut down")
 )
 
@@ -542,7 +541,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		}
 		n, err := l.parseRequest(cc, &cc.req, buf)
 		if err == errNeedMore {
-			if !cc.sent100 && bytes.EqualFold(cc.req.Header.PeekBytes(headerExpect), expect100) {
+			if !cc.sent100 && cc.req.Header.IsHTTP11() && expectsContinue(cc.req.Header.PeekBytes(headerExpect)) {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
@@ -1047,7 +1046,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
-	if e := req.Header.PeekBytes(headerExpect); len(e) > 0 && !bytes.EqualFold(e, expect100) {
+	if e := req.Header.PeekBytes(headerExpect); len(e) > 0 && !expectsContinue(e) {
 		// An expectation other than 100-continue: 417 and close, as
 		// net/http's server answers.
 		resp.SetStatusCode(http.StatusExpectationFailed)
