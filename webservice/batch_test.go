@@ -52,7 +52,7 @@ func TestDeployConfigBatchingErrors(t *testing.T) {
 	}{
 		{`{"aksml": {"maxBatchSize": 0}}`, []string{"aksml.maxBatchSize (max_batch_size) 0 must be greater than zero"}},
 		{`{"aksml": {"maxBatchSize": 1025}}`, []string{"max_batch_size 1025 must be between 1 and 1024"}},
-		{`{"aksml": {"maxBatchSize": -3}}`, []string{"max_batch_size) -3 must be greater than zero"}},
+		{`{"aksml": {"maxBatchSize": -3}}`, []string{"max_batch_size -3 must be between 1 and 1024"}},
 		{`{"aksml": {"maxBatchSize": 4, "maxBatchDelayMs": -1}}`, []string{"max_batch_delay_ms -1 must be between 0 and 10000"}},
 		{`{"aksml": {"maxBatchSize": 4, "maxBatchDelayMs": 10001}}`, []string{"max_batch_delay_ms 10001 must be between 0 and 10000"}},
 		{`{"aksml": {"maxBatchDelayMs": 5}}`, []string{"max_batch_delay_ms 5 given without max_batch_size"}},
