@@ -310,7 +310,6 @@ func (ws *Workspace) GC(ctx context.Context) (GCResult, error) {
 			return err
 		}
 		known := tx.Bucket(bktBlobs)
-		ws.markDirty(bktBlobs, nil)
 		created := createdTime(tx)
 		files, err := blobFiles(ws.dir, 0)
 		if err != nil {
@@ -359,6 +358,7 @@ func (ws *Workspace) GC(ctx context.Context) (GCResult, error) {
 				return nil
 			})
 			for _, k := range stale {
+				ws.touchKey(tx, bktBlobs, nil, k)
 				if err := known.Delete(k); err != nil {
 					return err
 				}

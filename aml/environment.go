@@ -196,8 +196,7 @@ func (ws *Workspace) RegisterEnvironment(ctx context.Context, env *Environment) 
 		return nil, err
 	}
 	err = ws.update(ctx, func(tx *bolt.Tx) error {
-		ws.markDirty(bktEnvs, nil)
-		ws.markDirty(bktEnvs, []byte(e.Name))
+		ws.touchBucket(tx, bktEnvs, []byte(e.Name))
 		b, err := tx.Bucket(bktEnvs).CreateBucketIfNotExists([]byte(e.Name))
 		if err != nil {
 			return err
@@ -223,6 +222,7 @@ func (ws *Workspace) RegisterEnvironment(ctx context.Context, env *Environment) 
 		if err != nil {
 			return err
 		}
+		ws.touchKey(tx, bktEnvs, []byte(e.Name), versionKey(seq))
 		return b.Put(versionKey(seq), data)
 	})
 	if err != nil {

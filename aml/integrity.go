@@ -35,15 +35,15 @@ import (
 //     of the database (checkMetaFile);
 //   - runs every bbolt call with memory faults turned into panics and
 //     turns any panic into a DataLoss error (guard);
-//   - keeps a SHA-256 over every bucket, key, value and sequence number in
-//     the meta bucket, rewritten by every commit and verified before every
-//     write and when the workspace is opened (contentSum), so a changed
+//   - keeps a sum of the SHA-256 of every bucket, key, value and sequence
+//     number in the meta bucket, updated by every commit and verified before
+//     every write and when the workspace is opened (sum.go), so a changed
 //     byte anywhere in the data is noticed;
 //   - runs bbolt's own consistency check (Tx.Check) when it opens.
 
 // Keys of the meta bucket besides the format marker.
 var (
-	keySum     = []byte("sum")     // hex SHA-256 of the content (contentSum)
+	keySum     = []byte("sum")     // the content sum (sum.go; contentSumV2 in format 2)
 	keyCreated = []byte("created") // RFC 3339 time the metadata was created
 	bktBlobs   = []byte("blobs")   // blob digest (hex) → size, every blob a commit stored
 )
@@ -228,15 +228,15 @@ func panicFromBolt() bool {
 	}
 }
 
-// The content sum is built from units: each bucket of the top-level
-// buckets that hold buckets (a model name, an environment name, a record
-// kind) is a unit, and so are the plain key/values of each top-level bucket
-// (meta without the sum itself, blobs, modelrefs). A unit's hash covers its
-// sequence number and every key and value in order; the content sum is a
-// SHA-256 over every unit's path and hash, in order. A write recomputes only
-// the units it changed (markDirty), from hashes cached for the commit it
-// starts from, so its cost grows with what it changes, not with the
-// workspace.
+// The content sum of format 2, kept to verify a workspace of that format
+// before it is upgraded: a SHA-256 over every unit's path and hash, in
+// order, where each bucket of the top-level buckets that hold buckets (a
+// model name, an environment name, a record kind) is a unit, and so are
+// the plain key/values of each top-level bucket (meta without the sum
+// itself, blobs, modelrefs). A unit's hash covers its sequence number and
+// every key and value in order. Format 3 replaced it (sum.go): every write
+// rehashed each unit it changed, and a unit such as the service records
+// grows with the workspace.
 
 type unitHash [sha256.Size]byte
 
@@ -285,101 +285,26 @@ func units(tx *bolt.Tx, fn func(path string, b *bolt.Bucket, skipSum bool)) {
 				continue
 			}
 			if sub := top.Bucket(sk); sub != nil {
-				fn(unitPath(k, sk), sub, false)
+				fn(string(k)+"\x00"+string(sk), sub, false)
 			}
 		}
 	}
 }
 
-func unitPath(top, sub []byte) string {
-	if sub == nil {
-		return string(top)
-	}
-	return string(top) + "\x00" + string(sub)
-}
-
-// sumUnits computes the content sum of tx. With cache (the unit hashes of
-// the state tx started from) only the units in dirty are hashed again —
-// a write that creates a bucket marks it and its parent dirty, and buckets
-// are never deleted; with a nil cache every unit is. It returns the sum and
-// the unit hashes of tx's state.
-func sumUnits(tx *bolt.Tx, cache map[string]unitHash, dirty map[string]bool) (string, map[string]unitHash) {
-	var next map[string]unitHash
-	if cache == nil {
-		next = map[string]unitHash{}
-		units(tx, func(path string, b *bolt.Bucket, skipSum bool) { next[path] = hashUnit(b, skipSum) })
-	} else {
-		next = maps.Clone(cache)
-		for path := range dirty {
-			top, sub, isSub := strings.Cut(path, "\x00")
-			b := tx.Bucket([]byte(top))
-			if b != nil && isSub {
-				b = b.Bucket([]byte(sub))
-			}
-			if b == nil {
-				delete(next, path)
-				continue
-			}
-			next[path] = hashUnit(b, !isSub && top == string(bktMeta))
-		}
-	}
+// contentSumV2 computes the format-2 content sum of tx (hex).
+func contentSumV2(tx *bolt.Tx) string {
+	hashes := map[string]unitHash{}
+	units(tx, func(path string, b *bolt.Bucket, skipSum bool) { hashes[path] = hashUnit(b, skipSum) })
 	h := sha256.New()
 	var lenBuf [binary.MaxVarintLen64]byte
-	for _, path := range slices.Sorted(maps.Keys(next)) {
-		uh := next[path]
+	for _, path := range slices.Sorted(maps.Keys(hashes)) {
+		uh := hashes[path]
 		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(path)))])
 		h.Write([]byte(path))
 		h.Write(uh[:])
 	}
-	return hex.EncodeToString(h.Sum(nil)), next
+	return hex.EncodeToString(h.Sum(nil))
 }
-
-// contentSum hashes the whole content of tx.
-func contentSum(tx *bolt.Tx) string {
-	s, _ := sumUnits(tx, nil, nil)
-	return s
-}
-
-// verifySum compares the stored content sum with the content and returns
-// the unit hashes. A database without a sum (created by an older aksml)
-// passes.
-func verifySum(tx *bolt.Tx, path string) (map[string]unitHash, error) {
-	got, hashes := sumUnits(tx, nil, nil)
-	b := tx.Bucket(bktMeta)
-	if b == nil {
-		return hashes, nil
-	}
-	want := b.Get(keySum)
-	if want == nil {
-		return hashes, nil
-	}
-	if got != string(want) {
-		return nil, errcode.Errorf(errcode.DataLoss,
-			"workspace metadata %s is damaged: its content does not match the checksum of its last commit (a record was altered or lost on disk); nothing was changed — run aml.CheckWorkspace (aksml workspace check) to see what can be recovered", path)
-	}
-	return hashes, nil
-}
-
-// writeSum stores the content sum of tx, rehashing the units in dirty
-// (all when cache is nil), and returns the new unit hashes. Called last in
-// every write transaction.
-func writeSum(tx *bolt.Tx, cache map[string]unitHash, dirty map[string]bool) (map[string]unitHash, error) {
-	b, err := tx.CreateBucketIfNotExists(bktMeta)
-	if err != nil {
-		return nil, err
-	}
-	sum, hashes := sumUnits(tx, cache, dirty)
-	if checkIncremental && cache != nil && len(hashes) <= 100 {
-		if full := contentSum(tx); full != sum {
-			panic(fmt.Sprintf("aml: incremental content sum %s differs from the full one %s: a write did not mark its unit dirty (dirty: %v)", sum, full, dirty))
-		}
-	}
-	return hashes, b.Put(keySum, []byte(sum))
-}
-
-// checkIncremental, set by tests, compares every incremental content sum
-// of a workspace of up to 100 units with a full one.
-var checkIncremental bool
 
 // checkTx runs bbolt's consistency check (every reachable page once, no
 // page both used and free, keys in order) and returns its findings.
@@ -439,7 +364,10 @@ func createdTime(tx *bolt.Tx) time.Time {
 	return t
 }
 
-func recordBlob(tx *bolt.Tx, enc string, size int64) error {
+// recordBlob records in the blob list that the blob enc is stored.
+func (ws *Workspace) recordBlob(tx *bolt.Tx, enc string, size int64) error {
+	ws.touchBucket(tx, bktBlobs, nil)
+	ws.touchKey(tx, bktBlobs, nil, []byte(enc))
 	b, err := tx.CreateBucketIfNotExists(bktBlobs)
 	if err != nil {
 		return err

@@ -259,14 +259,12 @@ func (ws *Workspace) RegisterModel(ctx context.Context, name, path string, opts 
 		if err := ws.commitBlobs(staged); err != nil {
 			return err
 		}
-		ws.markDirty(bktBlobs, nil)
-		ws.markDirty(bktModels, nil)
-		ws.markDirty(bktModels, []byte(name))
 		for _, f := range staged {
-			if err := recordBlob(tx, f.digest.Encoded(), f.size); err != nil {
+			if err := ws.recordBlob(tx, f.digest.Encoded(), f.size); err != nil {
 				return err
 			}
 		}
+		ws.touchBucket(tx, bktModels, []byte(name))
 		b, err := tx.Bucket(bktModels).CreateBucketIfNotExists([]byte(name))
 		if err != nil {
 			return err
@@ -275,6 +273,7 @@ func (ws *Workspace) RegisterModel(ctx context.Context, name, path string, opts 
 		if err != nil {
 			return err
 		}
+		ws.touchKey(tx, bktModels, []byte(name), versionKey(seq))
 		m.Version = int(seq)
 		m.CreatedTime = ws.clock.Now().UTC()
 		data, err := json.Marshal(m)
@@ -572,7 +571,7 @@ func (ws *Workspace) UpdateModelTags(ctx context.Context, id string, set map[str
 		if err != nil {
 			return err
 		}
-		ws.markDirty(bktModels, []byte(name))
+		ws.touchKey(tx, bktModels, []byte(name), versionKey(uint64(v)))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Put(versionKey(uint64(v)), data)
 	})
 	if err != nil {
@@ -604,7 +603,7 @@ func (ws *Workspace) DeleteModel(ctx context.Context, id string) error {
 				"model %s cannot be deleted: it is used by %s; delete or update that first",
 				id, strings.Join(users, ", "))
 		}
-		ws.markDirty(bktModels, []byte(name))
+		ws.touchKey(tx, bktModels, []byte(name), versionKey(uint64(v)))
 		return tx.Bucket(bktModels).Bucket([]byte(name)).Delete(versionKey(uint64(v)))
 	})
 }

@@ -91,6 +91,8 @@ func childMain(mode string) int {
 		return 0
 	case "chaos":
 		return chaosChild(dir, src)
+	case "upgrade":
+		return upgradeChild(dir)
 	case "pause-copy", "pause-precommit":
 		point := strings.TrimPrefix(mode, "pause-")
 		testHook = func(p string) {

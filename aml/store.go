@@ -59,7 +59,7 @@ func checkKey(kind, name string) error {
 // other writer, in every process, waits.
 type Tx struct {
 	tx *bolt.Tx
-	ws *Workspace // marks changed units for the content sum; nil in View
+	ws *Workspace // told what changes, for the content sum; nil in View
 }
 
 func (t *Tx) writable() error {
@@ -101,8 +101,8 @@ func (t *Tx) Put(kind, name string, value []byte) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	t.ws.markDirty(bktRecords, nil)
-	t.ws.markDirty(bktRecords, []byte(kind))
+	t.ws.touchBucket(t.tx, bktRecords, []byte(kind))
+	t.ws.touchKey(t.tx, bktRecords, []byte(kind), []byte(name))
 	b, err := t.tx.Bucket(bktRecords).CreateBucketIfNotExists([]byte(kind))
 	if err != nil {
 		return ioErr("create record kind", err)
@@ -140,7 +140,7 @@ func (t *Tx) Delete(kind, name string) error {
 	if _, ok := t.get(kind, name); !ok {
 		return errcode.Errorf(errcode.NotFound, "%s %q not found", kind, name)
 	}
-	t.ws.markDirty(bktRecords, []byte(kind))
+	t.ws.touchKey(t.tx, bktRecords, []byte(kind), []byte(name))
 	if err := t.tx.Bucket(bktRecords).Bucket([]byte(kind)).Delete([]byte(name)); err != nil {
 		return ioErr("delete record", err)
 	}
@@ -225,7 +225,7 @@ func (t *Tx) AddModelRefs(user string, ids []string) error {
 		return errors.Join(errs...)
 	}
 	b := t.tx.Bucket(bktModelRefs)
-	t.ws.markDirty(bktModelRefs, nil)
+	t.ws.touchKey(t.tx, bktModelRefs, nil, []byte(user))
 	cur, err := decodeRefs(b.Get([]byte(user)))
 	if err != nil {
 		return err
@@ -249,7 +249,7 @@ func (t *Tx) RemoveModelRefs(user string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	t.ws.markDirty(bktModelRefs, nil)
+	t.ws.touchKey(t.tx, bktModelRefs, nil, []byte(user))
 	if err := t.tx.Bucket(bktModelRefs).Delete([]byte(user)); err != nil {
 		return ioErr("remove model references", err)
 	}

@@ -24,7 +24,7 @@ const (
 	lockFileName  = "lock"    // flock'd: shared by readers, exclusive by writers
 	blobsDirName  = "blobs"   // content-addressed store: blobs/sha256/ab/abcd…
 	stageDirName  = "tmp"     // staging areas of registrations in progress
-	formatVersion = 2         // bumped on incompatible layout changes (2: content checksum, blob list)
+	formatVersion = 3         // bumped on incompatible layout changes (2: content checksum, blob list; 3: content sum updated per item)
 	defaultLock   = time.Minute
 )
 
@@ -80,13 +80,13 @@ type Workspace struct {
 	closed bool
 
 	// verifiedTx is the last committed transaction whose content sum this
-	// process wrote or verified, and unitHashes the unit hashes of that
-	// state; a write that starts from it skips the verification and rehashes
-	// only the units it marks in dirty. Guarded by mu (used under the
+	// process wrote or verified, and sum that sum; a write that starts from
+	// it skips the verification and updates the sum with the items it
+	// touches, collected in changes. Guarded by mu (used under the
 	// exclusive lock).
 	verifiedTx int
-	unitHashes map[string]unitHash
-	dirty      map[string]bool
+	sum        sumState
+	changes    *txChanges
 
 	rmu     sync.Mutex // guards readers and rdb
 	readers int
@@ -207,11 +207,11 @@ func (ws *Workspace) init(ctx context.Context) error {
 						"workspace %s has format %d; this version of aksml reads format %d or older", ws.dir, n, formatVersion)
 				}
 				format = n
-				hashes, err := verifySum(tx, ws.dbPath)
+				sum, err := verifySum(tx, ws.dbPath)
 				if err != nil {
 					return err
 				}
-				ws.verifiedTx, ws.unitHashes = tx.ID(), hashes
+				ws.verifiedTx, ws.sum = tx.ID(), sum
 				for _, name := range [][]byte{bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 					if tx.Bucket(name) == nil {
 						migrate = true
@@ -248,7 +248,7 @@ func (ws *Workspace) create() error {
 	defer ws.closeDB(db)
 	return guard(ws.dbPath, func() error {
 		return ws.commit(db, func(tx *bolt.Tx) error {
-			ws.dirty["*"] = true
+			ws.markAll()
 			for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
@@ -263,23 +263,35 @@ func (ws *Workspace) create() error {
 	})
 }
 
-// migrate upgrades a workspace of format 1: it records every file of the
-// blob store as known (format 1 had no list; its metadata was trusted) and
-// stamps the creation time, so GC can tell the store's files from those of
-// another metadata file.
+// migrate upgrades a workspace of an older format in one transaction, so a
+// process killed during the upgrade leaves the old format or the new one:
+//
+//   - format 1 had no list of blobs (its metadata was trusted): every file
+//     of the blob store is recorded as known, and the creation time is
+//     stamped, so GC can tell the store's files from those of another
+//     metadata file;
+//   - format 2's content sum was one SHA-256 over units that grow with the
+//     workspace: the commit stores the content sum of format 3, computed
+//     from every item, in its place (commit verified the old one first).
 func (ws *Workspace) migrate(tx *bolt.Tx) error {
-	ws.dirty["*"] = true
+	ws.markAll()
+	format := storedFormat(tx)
 	for _, name := range [][]byte{bktMeta, bktModels, bktModelRefs, bktEnvs, bktRecords, bktBlobs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
+	}
+	if format >= 2 {
+		// The blob list and the creation time exist since format 2: a blob
+		// file the list lacks was stored by no commit.
+		return tx.Bucket(bktMeta).Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
 	}
 	blobs, err := blobFiles(ws.dir, 0)
 	if err != nil {
 		return ioErr("scan blob store", err)
 	}
 	for enc, info := range blobs {
-		if err := recordBlob(tx, enc, info.Size()); err != nil {
+		if err := ws.recordBlob(tx, enc, info.Size()); err != nil {
 			return err
 		}
 	}
@@ -502,44 +514,33 @@ func (ws *Workspace) update(ctx context.Context, fn func(tx *bolt.Tx) error) err
 func (ws *Workspace) commit(db *bolt.DB, fn func(tx *bolt.Tx) error) error {
 	var fnErr error
 	var txid int
-	var hashes map[string]unitHash
-	ws.dirty = map[string]bool{}
+	var sum sumState
+	ws.changes = &txChanges{items: map[itemKey]itemBefore{}}
 	err := db.Update(func(tx *bolt.Tx) error {
 		txid = tx.ID()
-		cache := ws.unitHashes
-		if ws.verifiedTx == 0 || ws.verifiedTx != txid-1 || cache == nil {
-			if cache, fnErr = verifySum(tx, ws.dbPath); fnErr != nil {
+		base := ws.sum
+		if ws.verifiedTx == 0 || ws.verifiedTx != txid-1 {
+			if base, fnErr = verifySum(tx, ws.dbPath); fnErr != nil {
 				return fnErr
 			}
 		}
 		if fnErr = fn(tx); fnErr != nil {
 			return fnErr
 		}
-		if ws.dirty["*"] {
-			cache = nil
-		}
 		var err error
-		hashes, err = writeSum(tx, cache, ws.dirty)
+		sum, err = writeSum(tx, base, ws.changes)
 		return err
 	})
-	ws.dirty = nil
+	ws.changes = nil
 	if fnErr != nil {
 		return fnErr
 	}
 	if err != nil {
-		ws.verifiedTx, ws.unitHashes = 0, nil
+		ws.verifiedTx, ws.sum = 0, sumState{}
 		return ioErr("commit workspace transaction", err)
 	}
-	ws.verifiedTx, ws.unitHashes = txid, hashes
+	ws.verifiedTx, ws.sum = txid, sum
 	return nil
-}
-
-// markDirty records, during a write transaction, that the unit top (or
-// top/sub) changed; the content sum rehashes it. "*" rehashes everything.
-func (ws *Workspace) markDirty(top []byte, sub []byte) {
-	if ws != nil && ws.dirty != nil {
-		ws.dirty[unitPath(top, sub)] = true
-	}
 }
 
 // fsNow returns the file system's current time: the modification time of

@@ -140,6 +140,21 @@
 // bodies the same way (a body over 1 MiB, or a chunked one past 64 KiB, to
 // a file as net/http reads it), under the same limits.
 //
+// Answers are forwarded as they arrive on the event loop: a chunked answer
+// (a score.py streaming with AMLResponse, a Go handler that flushes) goes
+// to an HTTP/1.1 caller chunk by chunk, and an answer with more than 256
+// KiB still to come goes on piece by piece, so the caller sees the first
+// bytes while the replica produces the rest, and the router holds at most
+// about 1 MiB of an answer per connection whatever its size: past that, a
+// caller that does not read has the rest written to a file (under
+// BodySpillDir and MaxSpillBytes) and sent as it reads, while the replica's
+// slot is freed as soon as the replica is done. A replica that breaks off
+// after the head went out, or stops sending for BodyReadTimeout, closes the
+// caller's connection before the answer's end (a truncated answer, never a
+// complete-looking one; counted as 502). The http.Handler path, the slow
+// path and answers to HTTP/1.0 callers read an answer whole before sending
+// it.
+//
 // Serve's defences, set in Options (defaults close to nginx's): a header
 // block must arrive within HeaderReadTimeout (10 s) of its first byte, a
 // kept-alive connection may stay silent for IdleTimeout (75 s), a body must

@@ -411,12 +411,28 @@ type leanResp struct {
 	kept
 	length    int
 	closeConn bool
+	chunked   bool // Transfer-Encoding: chunked (scanChunkedResponse)
+	start     int  // where the body starts
 	body      span
 	n         int
 }
 
 // scanResponse scans one answer at the start of buf.
 func scanResponse(buf []byte, lr *leanResp) leanStatus {
+	return scanAnswer(buf, lr, false)
+}
+
+// scanChunkedResponse reports whether buf starts with the complete head of
+// an answer scanResponse would take but for its body being chunked
+// ("Transfer-Encoding: chunked" and no Content-Length); lr.start is where
+// its body starts.
+func scanChunkedResponse(buf []byte, lr *leanResp) bool {
+	return scanAnswer(buf, lr, true) == leanOK && lr.chunked
+}
+
+// scanAnswer scans an answer's head, taking a chunked one when chunked is
+// set.
+func scanAnswer(buf []byte, lr *leanResp, chunked bool) leanStatus {
 	end := bytes.Index(buf, crlfcrlf)
 	if end < 0 || end+4 > upstreamReadBuffer {
 		return leanNo
@@ -442,14 +458,25 @@ func scanResponse(buf []byte, lr *leanResp) leanStatus {
 		case hHopByHop, hRequestID, hServedBy:
 			return true
 		case hNotLean:
+			if chunked && !lr.chunked && bytes.EqualFold(name, []byte("Transfer-Encoding")) && bytes.EqualFold(v, []byte("chunked")) {
+				lr.chunked = true
+				return true
+			}
 			return false
 		}
 		return lr.add(s)
 	})
+	start := end + 4
+	lr.start = start
+	if chunked {
+		if ok && lr.chunked && lr.length < 0 {
+			return leanOK
+		}
+		return leanNo
+	}
 	if !ok || lr.length < 0 {
 		return leanNo // chunked, or delimited by closing: the general path
 	}
-	start := end + 4
 	if len(buf)-start < lr.length {
 		return leanMore
 	}

@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,6 +90,7 @@ func checkLeanRequest(t *testing.T, buf []byte) {
 
 func checkLeanResponse(t *testing.T, buf []byte) {
 	t.Helper()
+	checkChunkedResponse(t, buf)
 	var lr leanResp
 	if scanResponse(buf, &lr) != leanOK {
 		return
@@ -137,6 +139,7 @@ var leanResponseSeeds = []string{
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 	"HTTP/1.0 200 OK\r\n\r\nuntil close",
 	"HTTP/1.1 204 No Content\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n",
 }
 
 func TestLeanScanners(t *testing.T) {
@@ -202,4 +205,36 @@ func FuzzLeanResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, buf []byte) { checkLeanResponse(t, buf) })
+}
+
+// checkChunkedResponse checks a chunked answer streamed to the caller (its
+// head by appendStreamHead, its chunks decoded and sent on one per piece,
+// as streamIn does) against fasthttp's reading of the replica's answer.
+func checkChunkedResponse(t *testing.T, buf []byte) {
+	t.Helper()
+	var lr leanResp
+	if !scanChunkedResponse(buf, &lr) {
+		return
+	}
+	resp, n, err := fastResponse(buf)
+	out := appendStreamHead(nil, buf, &lr, []byte("id"), "v1", false)
+	var dec chunkDecoder
+	used, done, derr := dec.feed(buf[lr.start:], 1<<62, func(p []byte) error {
+		out = fmt.Appendf(out, "%x\r\n%s\r\n", len(p), p)
+		return nil
+	})
+	if err != nil || derr != nil || !done {
+		if err == nil && derr != nil {
+			t.Fatalf("%q: fasthttp reads it, the stream's decoder: %v", buf, derr)
+		}
+		return // both refuse it, or it is incomplete
+	}
+	if n != lr.start+used {
+		t.Fatalf("%q: the stream ends at %d, fasthttp at %d", buf, lr.start+used, n)
+	}
+	out = append(out, "0\r\n\r\n"...)
+	cresp, cn, err := fastResponse(out)
+	if err != nil || cn != len(out) || !bytes.Equal(cresp.Body(), resp.Body()) || string(cresp.Header.Peek("Aksml-Served-By")) != "v1" {
+		t.Fatalf("%q: caller's streamed answer %q: %v", buf, out, err)
+	}
 }

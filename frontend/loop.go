@@ -108,6 +108,8 @@ type loop struct {
 	pauseT   *time.Timer              // runs checkPaused
 	paused   int                      // callers not served while answers pile up
 	feeding  []*clientConn            // large bodies being sent (see feed)
+	draining []*clientConn            // answers sent from files (see drainStreams)
+	chunkBuf []byte                   // a chunk of a streamed answer
 	pauseArm bool
 	armed    atomic.Bool // a sweep is scheduled
 	sweepFn  gnet.RunnableFunc
@@ -177,6 +179,10 @@ type clientConn struct {
 	req  fasthttp.Request
 	resp fasthttp.Response
 	ex   exchange
+	// stream is the answer being forwarded as it arrives (stream.go);
+	// chunkOK: the caller takes a chunked answer (HTTP/1.1).
+	stream  *answerStream
+	chunkOK bool
 }
 
 // exchange is a request on the fast path.
@@ -409,6 +415,7 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 				l.settle(x, 499, time.Time{})
 				x.busy = false
 			}
+			l.endStream(x)
 			x.dropSpill()
 		}
 	case *upstream:
@@ -418,6 +425,10 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 			err = &notSentError{err}
 		}
 		if cc := x.cc; cc != nil && cc.seq == x.seq && cc.ex.up == x {
+			if cc.stream != nil {
+				l.breakStream(cc, false, errStreamBroken)
+				return gnet.None
+			}
 			if cc.ex.untilClose {
 				cc.resp.SetBody(cc.ex.body)
 				cc.ex.body = nil
@@ -977,6 +988,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	cc.seq++
 	cc.skipCRLF = postSkip(lr.method)
 	cc.closeAfter = lr.closeAfter
+	cc.chunkOK = true
 	ex := &cc.ex
 	ex.start = start
 	ex.id = newRequestID(ex.idBuf[:0])
@@ -1039,6 +1051,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	cc.respDirty = true
 	resp.Header.SetNoDefaultContentType(true)
 	cc.closeAfter = req.Header.ConnectionClose()
+	cc.chunkOK = req.Header.IsHTTP11()
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
@@ -1351,6 +1364,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		return gnet.Close // nobody asked: not a connection to keep
 	}
 	buf, _ := up.c.Peek(-1)
+	if cc.stream != nil {
+		return l.streamIn(up, cc, buf)
+	}
 	ex := &cc.ex
 	if ex.untilClose {
 		ex.body = append(ex.body, buf...)
@@ -1360,6 +1376,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	lr := &l.lresp
 	switch scanResponse(buf, lr) {
 	case leanMore:
+		if lr.length-(len(buf)-lr.start) > streamOver {
+			return l.startStream(up, cc, buf, lr)
+		}
 		return gnet.None
 	case leanOK:
 		now := time.Now()
@@ -1387,6 +1406,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 			return gnet.Close
 		}
 		return gnet.None
+	}
+	if cc.chunkOK && scanChunkedResponse(buf, lr) {
+		return l.startStream(up, cc, buf, lr)
 	}
 	resp := &cc.resp
 	cc.respDirty = true
@@ -1502,6 +1524,11 @@ func (l *loop) failed(cc *clientConn, err error) {
 
 // timedOut ends the exchange at its deadline with 504.
 func (l *loop) timedOut(cc *clientConn) {
+	if cc.stream != nil {
+		// The replica stopped sending an answer already under way.
+		l.breakStream(cc, true, errStreamBroken)
+		return
+	}
 	ex := &cc.ex
 	l.detach(cc, true)
 	_, code, msg := ex.exch.failed(outTimedOut, l.eng.rt.now)
@@ -1774,6 +1801,12 @@ func (l *loop) checkPaused() {
 	if len(l.feeding) > 0 {
 		l.feed()
 		if len(l.feeding) > 0 {
+			l.armPauseCheck()
+		}
+	}
+	if len(l.draining) > 0 {
+		l.drainStreams()
+		if len(l.draining) > 0 {
 			l.armPauseCheck()
 		}
 	}

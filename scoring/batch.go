@@ -368,9 +368,13 @@ func (p *pyPool) runBatch(w *worker, items []*batchItem) {
 	w.ioMu.Lock()
 	_, err := w.reqW.Write(msg)
 	var kind byte
-	var payload []byte
+	var payload, extra []byte
 	if err == nil {
-		kind, payload, _, err = readFrame(w.respR, nil)
+		// The records and telemetry of the batch come first.
+		kind, payload, _, extra, err = p.readReply(w.respR, nil, nil)
+		if err == nil && len(extra) > 0 {
+			err = fmt.Errorf("%w: %d bytes after the answers to a batch", errProtocol, len(extra))
+		}
 	}
 	w.ioMu.Unlock()
 	timer.Stop()

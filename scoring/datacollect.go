@@ -135,6 +135,9 @@ type collector struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
+	// closing is closed when the replica closes: the writer stops
+	// lingering.
+	closing chan struct{}
 	// sendMu orders offers against closing ch.
 	sendMu sync.RWMutex
 	closed bool
@@ -150,7 +153,8 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel, done: make(chan struct{})}
+	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
+		done: make(chan struct{}), closing: make(chan struct{})}
 	go c.write()
 	return c
 }
@@ -164,7 +168,9 @@ func (c *collector) stats() DataCollectionStats {
 // replica holds at most Buffer + dcBatch records.
 const dcBatch = 256
 
-// write drains the buffer into the store, grouping what is waiting by file.
+// write drains the buffer into the store, grouping what is waiting by file
+// and lingering for a batch to fill (see captureLinger): one Append per file
+// and batch.
 func (c *collector) write() {
 	defer close(c.done)
 	type pending struct {
@@ -172,7 +178,10 @@ func (c *collector) write() {
 		rows   bytes.Buffer
 		n      int64
 	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for rec := range c.ch {
+		gather(c.ch, dcBatch-1, timer, c.closing)
 		batch := map[string]*pending{}
 		var order []string
 		add := func(r dcRecord) {
@@ -261,6 +270,10 @@ type dcTarget struct {
 	prefix, file string
 	header       []byte
 	err          error
+	// name is the file of the day (UTC) that starts at from (Unix
+	// seconds); set under the collector's cacheMu.
+	name string
+	from int64
 }
 
 // maxTargets bounds the cache of parsed collector metadata.
@@ -280,6 +293,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 		return dcRecord{}, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
 	}
 	meta, rows := payload[4:4+n], payload[4+n:]
+	now := c.srv.cfg.Clock.Now().Unix()
 	c.cacheMu.Lock()
 	tg := c.targets[string(meta)]
 	if tg == nil {
@@ -289,13 +303,21 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 		}
 		c.targets[string(meta)] = tg
 	}
-	c.cacheMu.Unlock()
 	if tg.err != nil {
+		c.cacheMu.Unlock()
 		return dcRecord{}, tg.err
 	}
-	day := c.srv.cfg.Clock.Now().UTC().Format("2006/01/02")
-	return dcRecord{name: tg.prefix + "/" + day + "/" + tg.file, header: tg.header, rows: append([]byte(nil), rows...)}, nil
+	// The file's name changes with the day (UTC): made once a day.
+	if now < tg.from || now >= tg.from+secondsPerDay || tg.name == "" {
+		tg.from = now - ((now%secondsPerDay)+secondsPerDay)%secondsPerDay
+		tg.name = tg.prefix + "/" + time.Unix(tg.from, 0).UTC().Format("2006/01/02") + "/" + tg.file
+	}
+	name := tg.name
+	c.cacheMu.Unlock()
+	return dcRecord{name: name, header: tg.header, rows: append([]byte(nil), rows...)}, nil
 }
+
+const secondsPerDay = 24 * 60 * 60
 
 // target parses a collector's metadata.
 func (c *collector) target(meta []byte) *dcTarget {
@@ -376,10 +398,10 @@ func checkSegment(s string) error {
 }
 
 // readSide takes what one worker sends on its side channel (fd 5) until it
-// closes: ModelDataCollector records (D frames) and the lines run() printed
-// (L frames, with telemetry on). A malformed frame is logged and ends the
-// reading (the worker's collector then reports the closed channel and
-// collects no more).
+// closes: ModelDataCollector records (D frames) collected outside a request
+// (a request's records come with its reply). A malformed frame is logged
+// and ends the reading (the worker's collector then reports the closed
+// channel and collects no more).
 func (s *Server) readSide(r io.ReadCloser, slot int) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -389,27 +411,41 @@ func (s *Server) readSide(r io.ReadCloser, slot int) {
 			return
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
-		ok := false
-		switch hdr[4] {
-		case 'D':
-			ok = s.dc != nil && size <= MaxDataCollectionRecord
-		case 'L':
-			ok = s.tel != nil && size <= MaxPrintFrame
-		}
-		if !ok {
-			s.event(slog.LevelError, fmt.Sprintf("worker %d sent a malformed record (kind %q, %d bytes; at most %d are allowed); its data collection and telemetry are stopped",
-				slot, hdr[4], size, MaxDataCollectionRecord))
+		if err := s.checkSide(hdr[4], size); err != nil {
+			s.event(slog.LevelError, fmt.Sprintf("worker %d sent a malformed record (%v); its data collection and telemetry are stopped", slot, err))
 			return
 		}
 		payload := make([]byte, size)
 		if _, err := io.ReadFull(br, payload); err != nil {
 			return
 		}
-		if hdr[4] == 'D' {
-			s.dc.offer(payload)
-		} else {
-			s.tel.offerPrints(payload)
-		}
+		s.takeSide(hdr[4], payload)
+	}
+}
+
+// isSide tells the kinds of frames that carry records (D) and telemetry
+// (L), before a reply or on the side channel.
+func isSide(kind byte) bool { return kind == kindRecord || kind == kindPrints }
+
+// checkSide accepts the header of a D or L frame of size bytes.
+func (s *Server) checkSide(kind byte, size uint32) error {
+	switch {
+	case kind == kindRecord && s.dc != nil && size <= MaxDataCollectionRecord:
+	case kind == kindPrints && s.tel != nil && size <= MaxPrintFrame:
+	default:
+		return fmt.Errorf("%w: kind %q, %d bytes; records of at most %d bytes with data collection on, printed lines of at most %d with telemetry on",
+			errProtocol, kind, size, MaxDataCollectionRecord, MaxPrintFrame)
+	}
+	return nil
+}
+
+// takeSide hands a D or L frame (checked by checkSide) to the collector or
+// telemetry; payload is not kept.
+func (s *Server) takeSide(kind byte, payload []byte) {
+	if kind == kindRecord {
+		s.dc.offer(payload)
+	} else {
+		s.tel.offerPrints(payload)
 	}
 }
 
@@ -420,6 +456,7 @@ func (c *collector) close() {
 	if !c.closed {
 		c.closed = true
 		close(c.ch)
+		close(c.closing)
 	}
 	c.sendMu.Unlock()
 	t := c.srv.cfg.Clock.AfterFunc(dataCollectionClose, c.stop)

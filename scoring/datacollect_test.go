@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"os"
@@ -331,5 +332,34 @@ def run(raw_data):
 	want := []string{"1.5,2.0", "3.0,4.0", "5,five", `6,"[1, {""a"": 2}]"`, "id-7,7"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rows %q, want %q\n%s", got, want, strings.Join(lines, "\n"))
+	}
+}
+
+// A record's file is that of the day (UTC) the record arrived, also when
+// the day changes while the replica runs.
+func TestDataCollectionFileFollowsTheDay(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 23, 59, 59, 0, time.FixedZone("east", 3600)))
+	s := &Server{cfg: Config{Clock: fc}}
+	c := &collector{cfg: dcConfig(nil, 0), srv: s, targets: map[string]*dcTarget{}}
+	meta := `{"model":"m","version":"default","designation":"inputs","collection":"default","workspace":"default/default/default","service":"default","header":null}`
+	payload := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
+	payload = append(append(payload, meta...), "row\n"...)
+	var got []string
+	for _, step := range []time.Duration{0, time.Second, 24 * time.Hour, -48 * time.Hour} {
+		fc.Step(step)
+		rec, err := c.record(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec.name)
+	}
+	want := []string{
+		"modeldata/sub/rg/ws/svc/m/default/inputs/2026/03/07/data.csv", // 22:59:59 UTC
+		"modeldata/sub/rg/ws/svc/m/default/inputs/2026/03/07/data.csv",
+		"modeldata/sub/rg/ws/svc/m/default/inputs/2026/03/08/data.csv",
+		"modeldata/sub/rg/ws/svc/m/default/inputs/2026/03/06/data.csv",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("files\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -64,6 +64,8 @@ const (
 	kindChunk      = 'C' // Python → Go: one chunk of a streamed response
 	kindEnd        = 'Z' // Python → Go: the stream ended ("E" if it failed)
 	kindCancel     = 'X' // Go → Python: stop the stream (the client left)
+	kindRecord     = 'D' // Python → Go: a ModelDataCollector record (before a reply, or on fd 5)
+	kindPrints     = 'L' // Python → Go: what run() printed (telemetry), before a reply
 	kindBatch      = 'B' // Go → Python: a batch of raw bodies for run_batch
 	kindBatchReply = 'N' // Python → Go: the answers to a batch
 )
@@ -777,7 +779,7 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 	}
 	var extra []byte
 	if err == nil {
-		kind, payload, rbuf, extra, err = readFrameAfter(w.respR, rbuf, nil)
+		kind, payload, rbuf, extra, err = p.readReply(w.respR, rbuf, nil)
 	}
 	if err == nil && kind == kindStream {
 		timer.Stop()
@@ -836,6 +838,24 @@ func (p *pyPool) failed(w *worker, err error, timedOut bool, fn string) *replyEr
 	}
 }
 
+// readReply is readFrameAfter for the frames of a reply: the records and
+// telemetry of the request (D and L frames, sent before the reply in the
+// same write) are handed to the collector and telemetry, and the next frame
+// is returned.
+func (p *pyPool) readReply(r io.Reader, buf, pre []byte) (kind byte, payload, out, extra []byte, err error) {
+	for {
+		kind, payload, buf, extra, err = readFrameAfter(r, buf, pre)
+		if err != nil || !isSide(kind) {
+			return kind, payload, buf, extra, err
+		}
+		if err := p.srv.checkSide(kind, uint32(len(payload))); err != nil {
+			return kind, payload, buf, extra, err
+		}
+		p.srv.takeSide(kind, payload)
+		pre = extra
+	}
+}
+
 // pump copies the chunks of a streamed reply to sink until the worker ends
 // the stream. When the client goes away the worker is asked to stop, and
 // what it still sends is read and dropped. The caller holds w.ioMu.
@@ -843,7 +863,7 @@ func (p *pyPool) pump(w *worker, rbuf, pending []byte, sink streamSink) (kind by
 	cancelled := false
 	for {
 		var extra []byte
-		kind, payload, rbuf, extra, err = readFrameAfter(w.respR, rbuf, pending)
+		kind, payload, rbuf, extra, err = p.readReply(w.respR, rbuf, pending)
 		if err != nil {
 			return kind, payload, rbuf, err
 		}

@@ -2,17 +2,22 @@ package scoring
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultTelemetryBuffer is how many telemetry records a replica holds while
@@ -22,6 +27,30 @@ const DefaultTelemetryBuffer = 10000
 // telemetryBatch bounds the records handed to a sink at once: the replica
 // holds at most Buffer + telemetryBatch records.
 const telemetryBatch = 512
+
+// captureLinger is how long a replica's background writers (telemetry's
+// exporter, data collection's writer) wait, once a record has arrived, for
+// more to join it before they hand a batch to the sink or the store (unless
+// a full batch is waiting already). Records reach the sink at most this much
+// later, and a busy replica pays one export (a write, an OTLP request) per
+// batch instead of one per record.
+const captureLinger = 50 * time.Millisecond
+
+// gather waits, after the first record of a batch was taken from ch, until
+// the linger has passed, full more records are waiting, or stop is closed
+// (the replica closes: what is buffered goes out at once). t is the
+// caller's timer, stopped.
+func gather[T any](ch chan T, full int, t *time.Timer, stop <-chan struct{}) {
+	if len(ch) >= full {
+		return
+	}
+	t.Reset(captureLinger)
+	select {
+	case <-t.C:
+	case <-stop:
+		t.Stop()
+	}
+}
 
 // telemetryClose bounds how long Close lets the sink send what is still
 // buffered; records left after it are counted as dropped.
@@ -139,6 +168,9 @@ type telemetry struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
+	// closing is closed when the replica closes: the exporter stops
+	// lingering.
+	closing chan struct{}
 	// sendMu orders offers against closing ch.
 	sendMu sync.RWMutex
 	closed bool
@@ -148,7 +180,8 @@ type telemetry struct {
 
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &telemetry{cfg: cfg, srv: s, ch: make(chan TelemetryRecord, cfg.Buffer), ctx: ctx, stop: cancel, done: make(chan struct{})}
+	t := &telemetry{cfg: cfg, srv: s, ch: make(chan TelemetryRecord, cfg.Buffer), ctx: ctx, stop: cancel,
+		done: make(chan struct{}), closing: make(chan struct{})}
 	go t.export()
 	return t
 }
@@ -176,12 +209,16 @@ func (t *telemetry) offer(rec TelemetryRecord) {
 	}
 }
 
-// export drains the buffer into the sink in batches.
+// export drains the buffer into the sink in batches, lingering for a
+// batch to fill (see captureLinger).
 func (t *telemetry) export() {
 	defer close(t.done)
 	batch := make([]TelemetryRecord, 0, telemetryBatch)
 	var failures int64
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for rec := range t.ch {
+		gather(t.ch, telemetryBatch-1, timer, t.closing)
 		batch = append(batch[:0], rec)
 	more:
 		for len(batch) < telemetryBatch {
@@ -228,6 +265,7 @@ func (t *telemetry) close() {
 	if !t.closed {
 		t.closed = true
 		close(t.ch)
+		close(t.closing)
 	}
 	t.sendMu.Unlock()
 	tm := t.srv.cfg.Clock.AfterFunc(telemetryClose, t.stop)
@@ -302,47 +340,111 @@ func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
 	s.serveScore(rec, r)
 }
 
-// printFrame is the payload of an L frame from a worker: the lines run()
-// printed while serving one request.
-type printFrame struct {
-	ID     string      `json:"id"`
-	Client string      `json:"client"`
-	Time   float64     `json:"t"`     // Unix seconds when the request started in the worker
-	Lines  [][2]string `json:"lines"` // [stream, line]
-}
+// MaxPrintFrame bounds one L frame from a worker: MaxPrintBytes
+// characters of UTF-8 (4 bytes each at most) and the framing of the writes
+// that printed them.
+const MaxPrintFrame = 16 * MaxPrintBytes
 
-// MaxPrintFrame bounds one L frame on the side channel.
-const MaxPrintFrame = 4 * MaxPrintBytes
-
-// offerPrints turns an L frame into print records.
+// offerPrints turns an L frame (see pyhost/host.py: the request's ids, its
+// start, then the texts written to stdout and stderr) into one print record
+// per line.
 func (t *telemetry) offerPrints(payload []byte) {
-	var f printFrame
-	if err := json.Unmarshal(payload, &f); err != nil {
+	if err := t.eachPrint(payload, t.srv.cfg.Clock.Now); err != nil {
 		t.recorded.Add(1)
 		t.failed.Add(1)
 		t.srv.event(slog.LevelError, "telemetry: malformed print record from a worker: "+err.Error())
-		return
 	}
-	ts := t.srv.cfg.Clock.Now()
-	if f.Time > 0 && f.Time < 1e11 {
-		ts = time.Unix(0, int64(f.Time*1e9))
+}
+
+// eachPrint parses an L frame and offers its lines; a malformed frame is
+// an error, and the lines before the fault are offered.
+func (t *telemetry) eachPrint(p []byte, now func() time.Time) error {
+	id, p, ok1 := cutShort(p)
+	client, p, ok2 := cutShort(p)
+	if !ok1 || !ok2 || len(p) < 8 {
+		return errors.New("the request ids and start time are cut short")
 	}
-	for _, l := range f.Lines {
-		stream := l[0]
-		if stream != "stdout" && stream != "stderr" {
-			stream = "stdout"
+	start := math.Float64frombits(binary.BigEndian.Uint64(p))
+	p = p[8:]
+	var ts time.Time
+	if start > 0 && start < 1e11 {
+		ts = time.Unix(0, int64(start*1e9))
+	} else {
+		ts = now()
+	}
+	rec := TelemetryRecord{Kind: TelemetryPrint, Time: ts, RequestID: string(id), ClientRequestID: string(client)}
+	// The texts of consecutive parts of one stream are joined, then split
+	// into lines; a last empty line (the text ended with a newline) is not
+	// one.
+	var text []byte
+	var stream byte
+	flush := func() {
+		if len(text) == 0 {
+			return
 		}
-		t.offer(TelemetryRecord{Kind: TelemetryPrint, Time: ts, RequestID: f.ID, ClientRequestID: f.Client, Stream: stream, Message: l[1]})
+		rec.Stream = "stdout"
+		if stream == 'e' {
+			rec.Stream = "stderr"
+		}
+		for line := range bytes.SplitSeq(bytes.TrimSuffix(text, []byte("\n")), []byte("\n")) {
+			rec.Message = string(line)
+			t.offer(rec)
+		}
+		text = text[:0]
 	}
+	for len(p) > 0 {
+		if len(p) < 5 {
+			flush()
+			return fmt.Errorf("a part's header is cut short (%d bytes)", len(p))
+		}
+		kind, n := p[0], binary.BigEndian.Uint32(p[1:5])
+		if uint64(n) > uint64(len(p)-5) {
+			flush()
+			return fmt.Errorf("a part of %d bytes in the %d bytes left", n, len(p)-5)
+		}
+		body := p[5 : 5+n]
+		p = p[5+n:]
+		switch kind {
+		case 'o', 'e':
+			if kind != stream {
+				flush()
+				stream = kind
+			}
+			text = append(text, body...)
+		case 'l':
+			flush()
+			stream = 0
+			lost, err := strconv.ParseUint(string(body), 10, 63)
+			if err != nil {
+				return fmt.Errorf("the count of characters lost %q is not a number", body)
+			}
+			rec.Stream, rec.Message = "stderr", fmt.Sprintf("[aksml: %d more characters printed during this request are in the replica log only]", lost)
+			t.offer(rec)
+		default:
+			flush()
+			return fmt.Errorf("a part of kind %q; want o (stdout), e (stderr) or l (characters lost)", kind)
+		}
+	}
+	flush()
+	return nil
+}
+
+// cutShort cuts a string of one length byte and that many bytes off p.
+func cutShort(p []byte) (s, rest []byte, ok bool) {
+	if len(p) < 1 || int(p[0]) > len(p)-1 {
+		return nil, p, false
+	}
+	return p[1 : 1+p[0]], p[1+p[0]:], true
 }
 
 // JSONLinesSink writes telemetry records to a file, one JSON object a line
 // (TelemetryRecord's fields), appending. It is safe for concurrent use, so
 // replicas may share one.
 type JSONLinesSink struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
+	mu  sync.Mutex
+	f   *os.File
+	w   *bufio.Writer
+	buf []byte
 }
 
 // NewJSONLinesSink opens (creating, appending to) the file at path.
@@ -365,14 +467,104 @@ func (j *JSONLinesSink) Export(ctx context.Context, records []TelemetryRecord) e
 	if j.f == nil {
 		return os.ErrClosed
 	}
-	enc := json.NewEncoder(j.w)
-	enc.SetEscapeHTML(false)
 	for i := range records {
-		if err := enc.Encode(&records[i]); err != nil {
+		j.buf = appendRecordJSON(j.buf[:0], &records[i])
+		j.buf = append(j.buf, '\n')
+		if _, err := j.w.Write(j.buf); err != nil {
 			return err
 		}
 	}
 	return j.w.Flush()
+}
+
+// appendRecordJSON appends r as encoding/json (with SetEscapeHTML(false))
+// writes it, without reflection: the sink encodes every record a replica
+// makes.
+func appendRecordJSON(b []byte, r *TelemetryRecord) []byte {
+	b = append(b, `{"kind":`...)
+	b = appendJSONString(b, r.Kind)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if r.Duration != 0 {
+		b = append(b, `,"duration_ns":`...)
+		b = strconv.AppendInt(b, int64(r.Duration), 10)
+	}
+	if r.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(r.Status), 10)
+	}
+	b = appendJSONField(b, `,"method":`, r.Method, true)
+	b = appendJSONField(b, `,"path":`, r.Path, true)
+	b = appendJSONField(b, `,"service":`, r.Service, false)
+	b = appendJSONField(b, `,"version":`, r.Version, true)
+	b = appendJSONField(b, `,"replica":`, r.Replica, true)
+	b = appendJSONField(b, `,"request_id":`, r.RequestID, false)
+	b = appendJSONField(b, `,"client_request_id":`, r.ClientRequestID, true)
+	b = appendJSONField(b, `,"stream":`, r.Stream, true)
+	b = appendJSONField(b, `,"message":`, r.Message, true)
+	return append(b, '}')
+}
+
+func appendJSONField(b []byte, key, v string, omitEmpty bool) []byte {
+	if v == "" && omitEmpty {
+		return b
+	}
+	return appendJSONString(append(b, key...), v)
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// without HTML escaping: control characters, quotes and backslashes
+// escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // Close closes the file.

@@ -3,6 +3,7 @@ package scoring
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -57,18 +58,19 @@ func FuzzReadTelemetry(f *testing.F) {
 }
 
 // FuzzPrintFrame: a worker's L frame, whatever its bytes, becomes print
-// records or one failed record, and the counts add up.
+// records, or the records of its lines before a fault and one failed
+// record, and the counts add up.
 func FuzzPrintFrame(f *testing.F) {
-	f.Add([]byte(`{"id":"a","client":"b","t":1.5,"lines":[["stdout","x"],["stderr","y"]]}`))
-	f.Add([]byte(`{"lines":[["weird","x"]],"t":1e300}`))
-	f.Add([]byte(`{"lines":[[]]}`))
-	f.Add([]byte(`nope`))
+	f.Add(printFrame("a", "b", 1.5, "o", "x\n", "e", "y\nz", "e", "\n"))
+	f.Add(printFrame("", "", 1e300, "l", "12"))
+	f.Add(printFrame("a", "", 0, "w", "x"))
+	f.Add([]byte("nope"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		s := &Server{cfg: Config{Clock: clocktesting.NewFakeClock(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler)}, logs: newLogBuffer(10, nil)}
 		tel := &telemetry{cfg: &Telemetry{Buffer: 1 << 16}, srv: s, ch: make(chan TelemetryRecord, 1<<16)}
 		tel.offerPrints(payload)
 		st := tel.stats()
-		if int64(len(tel.ch))+st.Failed+st.Dropped != st.Recorded {
+		if int64(len(tel.ch))+st.Failed+st.Dropped != st.Recorded || st.Failed > 1 {
 			t.Fatalf("stats %+v with %d buffered", st, len(tel.ch))
 		}
 		close(tel.ch)
@@ -76,6 +78,27 @@ func FuzzPrintFrame(f *testing.F) {
 			if r.Kind != TelemetryPrint || (r.Stream != "stdout" && r.Stream != "stderr") {
 				t.Fatalf("record %+v", r)
 			}
+		}
+	})
+}
+
+// FuzzRecordJSON: the JSON-lines sink's encoder writes what encoding/json
+// writes (without HTML escaping), byte for byte.
+func FuzzRecordJSON(f *testing.F) {
+	f.Add("request", int64(1767323045000000006), int64(1500000), 200, "POST", "/score", "svc", "id", "<hi> & \"x\"\n\t\x01\u2028\xff")
+	f.Add("print", int64(-62135596800), int64(0), 0, "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, kind string, ns, dur int64, status int, method, path, service, id, msg string) {
+		r := TelemetryRecord{Kind: kind, Time: time.Unix(0, ns).In(time.FixedZone("z", int(dur%50000))), Duration: time.Duration(dur),
+			Status: status, Method: method, Path: path, Service: service, Version: msg, Replica: path,
+			RequestID: id, ClientRequestID: method, Stream: service, Message: msg}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(&r); err != nil {
+			t.Skip(err) // a time json refuses (a year beyond 9999)
+		}
+		if got := append(appendRecordJSON(nil, &r), '\n'); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("got\n%s\nwant\n%s", got, want.Bytes())
 		}
 	})
 }

@@ -3,8 +3,11 @@ package scoring
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // memorySink keeps every record it is given.
@@ -325,5 +330,51 @@ func TestMetricsEndpoint(t *testing.T) {
 		if strings.Contains(r.Body.String(), "model_data") {
 			t.Fatalf("model data counters with collection off:\n%s", r.Body.String())
 		}
+	}
+}
+
+// printFrame builds the payload of an L frame as host.py sends it: the ids,
+// the start time, then (kind, text) parts.
+func printFrame(id, client string, start float64, parts ...string) []byte {
+	b := append([]byte{byte(len(id))}, id...)
+	b = append(b, byte(len(client)))
+	b = append(b, client...)
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(start))
+	for i := 0; i+1 < len(parts); i += 2 {
+		b = append(b, parts[i][0])
+		b = binary.BigEndian.AppendUint32(b, uint32(len(parts[i+1])))
+		b = append(b, parts[i+1]...)
+	}
+	return b
+}
+
+// The texts of an L frame become lines: consecutive writes to one stream
+// are joined (print writes its arguments one by one), a final newline ends
+// the last line, and the characters not kept are said in a last line.
+func TestPrintFrameLines(t *testing.T) {
+	s := &Server{cfg: Config{Clock: clocktesting.NewFakeClock(time.Unix(7, 0)), Logger: slog.New(slog.DiscardHandler)}, logs: newLogBuffer(10, nil)}
+	tel := &telemetry{cfg: &Telemetry{Buffer: 100, Service: "svc"}, srv: s, ch: make(chan TelemetryRecord, 100)}
+	tel.offerPrints(printFrame("rid", "cid", 1.5, "o", "scored", "o", " ", "o", "2\n", "e", "warn", "e", " one\n\nwarn two", "o", "é\n", "l", "70000"))
+	close(tel.ch)
+	var got []string
+	for r := range tel.ch {
+		if r.RequestID != "rid" || r.ClientRequestID != "cid" || !r.Time.Equal(time.Unix(1, 5e8)) || r.Service != "svc" {
+			t.Errorf("record %+v", r)
+		}
+		got = append(got, r.Stream+": "+r.Message)
+	}
+	want := []string{"stdout: scored 2", "stderr: warn one", "stderr: ", "stderr: warn two", "stdout: é",
+		"stderr: [aksml: 70000 more characters printed during this request are in the replica log only]"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// A frame cut short: the lines before the fault, and one failed record.
+	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, ch: make(chan TelemetryRecord, 100)}
+	tel.offerPrints(printFrame("rid", "", 0, "o", "kept\n", "w", "x")[:])
+	if st := tel.stats(); len(tel.ch) != 1 || st.Failed != 1 || st.Recorded != 2 {
+		t.Fatalf("stats %+v with %d buffered", st, len(tel.ch))
+	}
+	if r := <-tel.ch; !r.Time.Equal(time.Unix(7, 0)) || r.Message != "kept" {
+		t.Fatalf("record %+v: want the server's time for a frame without one", r)
 	}
 }

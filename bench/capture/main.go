@@ -19,6 +19,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -27,11 +28,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/aksml/aksml/bench/internal/benchkit"
 	"github.com/aksml/aksml/scoring"
 )
 
@@ -60,15 +62,21 @@ var (
 	rounds      = flag.Int("rounds", 3, "interleaved rounds")
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
+	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
 )
-
-type cell struct {
-	rps float64
-	p99 time.Duration
-}
 
 func main() {
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *quick {
 		*duration, *rounds = time.Second, 1
 	}
@@ -96,15 +104,17 @@ func main() {
 	}
 	on, onStats := start(dir, dc, tel)
 	off, offClose := start(dir, nil, nil)
-	var onCells, offCells []cell
+	var onCells, offCells []benchkit.Cell
+	fmt.Printf("%-6s %-4s %10s %10s %10s %12s\n", "round", "side", "req/s", "p50", "p99", "CPU/request")
 	for r := range *rounds {
 		for _, side := range []string{"off", "on"} {
-			url := off
+			addr := off
 			if side == "on" {
-				url = on
+				addr = on
 			}
-			c := load(url)
-			fmt.Printf("round %d capture %-3s  %8.0f req/s  p99 %v\n", r+1, side, c.rps, c.p99.Round(10*time.Microsecond))
+			c := load(addr)
+			fmt.Printf("%-6d %-4s %10.0f %10v %10v %12v\n", r+1, side, c.RPS, c.P50.Round(10*time.Microsecond),
+				c.P99.Round(10*time.Microsecond), c.CPU.Round(time.Microsecond))
 			if side == "on" {
 				onCells = append(onCells, c)
 			} else {
@@ -115,19 +125,35 @@ func main() {
 	all := onStats()
 	st, ts := all.DataCollection, all.Telemetry
 	offClose()
-	rps := func(cs []cell) float64 {
-		return slices.MaxFunc(cs, func(a, b cell) int { return int(a.rps - b.rps) }).rps
+	rps := func(cs []benchkit.Cell) float64 {
+		return slices.MaxFunc(cs, func(a, b benchkit.Cell) int { return cmp.Compare(a.RPS, b.RPS) }).RPS
 	}
-	p99 := func(cs []cell) time.Duration {
-		return slices.MinFunc(cs, func(a, b cell) int { return int(a.p99 - b.p99) }).p99
+	p99 := func(cs []benchkit.Cell) time.Duration {
+		return slices.MinFunc(cs, func(a, b benchkit.Cell) int { return cmp.Compare(a.P99, b.P99) }).P99
+	}
+	// The CPU a request costs (the load generator's, the server's and the
+	// workers'), the median of the rounds: less sensitive than throughput
+	// to what else the machine runs.
+	cpu := func(cs []benchkit.Cell) time.Duration {
+		v := make([]time.Duration, len(cs))
+		for i, c := range cs {
+			v[i] = c.CPU
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	cpuRatio := 0.0
+	if cpu(offCells) > 0 {
+		cpuRatio = float64(cpu(onCells)) / float64(cpu(offCells))
 	}
 	fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
-	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d\n",
-		rps(onCells)/rps(offCells), float64(p99(onCells))/float64(p99(offCells)), st.Dropped, st.Written, st.Collected,
+	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_cpu_ratio=%.3f capture_cpu_on_us=%.1f capture_cpu_off_us=%.1f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d\n",
+		rps(onCells)/rps(offCells), float64(p99(onCells))/float64(p99(offCells)), cpuRatio,
+		float64(cpu(onCells))/1e3, float64(cpu(offCells))/1e3, st.Dropped, st.Written, st.Collected,
 		ts.Dropped, ts.Sent, ts.Recorded)
 }
 
-// start runs a replica of score.py on loopback and returns its /score URL
+// start runs a replica of score.py on loopback and returns its address
 // and its counters (read after the replica closed).
 func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
 	srv, err := scoring.NewServer(scoring.Config{EntryScript: "score.py", SourceDir: dir, Interpreter: *python,
@@ -149,46 +175,31 @@ func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (stri
 	}
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
-	return "http://" + ln.Addr().String() + "/score", func() scoring.Stats {
+	addr := ln.Addr().String()
+	// The echo answer, checked once before measuring.
+	if err := benchkit.Check("http://"+addr+"/score", []byte(body), []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)); err != nil {
+		log.Fatal(err)
+	}
+	return addr, func() scoring.Stats {
 		hs.Close()
 		srv.Close()
 		return srv.Stats()
 	}
 }
 
-// load drives url with the closed-loop clients for one cell.
-func load(url string) cell {
-	tr := &http.Transport{MaxIdleConnsPerHost: *concurrency}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	body := `{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`
-	deadline := time.Now().Add(*duration)
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	for range *concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(body))
-				if err != nil {
-					log.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					log.Fatalf("status %d", resp.StatusCode)
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
+// load drives addr with the closed-loop clients for one cell. Each client
+// keeps its connection and reads every answer (benchkit's client); the
+// cell's CPU is that of this process and its workers, per request.
+func load(addr string) benchkit.Cell {
+	c := benchkit.Closed(addr, request(addr), *concurrency, 200*time.Millisecond, *duration, os.Getpid())
+	if c.Errs > 0 || c.N == 0 {
+		log.Fatalf("%s: %d requests failed, %d answered", addr, c.Errs, c.N)
 	}
-	wg.Wait()
-	slices.Sort(lat)
-	return cell{rps: float64(len(lat)) / duration.Seconds(), p99: lat[len(lat)*99/100]}
+	return c
+}
+
+const body = `{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`
+
+func request(addr string) []byte {
+	return benchkit.Request(addr, "/score", []byte(body))
 }

@@ -34,11 +34,23 @@
 #                     {status, headers}; then C frames (one chunk each) and
 #                     a Z frame (empty, or "E" when the body raised)
 #
-# Side channel (fd 5, when data collection or telemetry is on; the Go server
-# reads it in the background, so writing never waits for storage):
+# Records and telemetry of a request (when data collection or telemetry is
+# on) leave in the same write as its reply, on fd 4, before the reply frame
+# (O, E, P, or Z ending a stream); the server hands them to its background
+# writers, so sending them never waits for storage:
 #                  D  a ModelDataCollector record (see the shim)
-#                  L  telemetry: JSON {id, client, t, lines: [[stream, line]]},
-#                     what run() printed while serving one request
+#                  L  telemetry, what run() printed while serving one
+#                     request: uint8 n, n bytes of the request id, uint8 m,
+#                     m bytes of the caller's id, float64 (big-endian) Unix
+#                     seconds when the request started, then parts: one
+#                     byte (o stdout, e stderr, l the number of characters
+#                     not kept, as decimal text), uint32 n, n bytes of
+#                     UTF-8; consecutive parts of a stream are one text,
+#                     split into lines by the server
+# Side channel (fd 5, when data collection or telemetry is on, read by the
+# server in the background): D frames collected outside a request (init(),
+# a thread of the script after the reply) or beyond a megabyte in one
+# request.
 #
 # stdout and stderr belong to the user's script; they are the replica log.
 
@@ -97,15 +109,17 @@ def _write_all(data):
 
 def _send(kind, payload):
     if (_cap is not None or _REQ.pending) and kind in (79, 69, 90):  # O, E, Z: the reply ends
-        _end_request()
+        _write_all(_end_request() + _HDR.pack(len(payload), kind) + payload)
+        return
     _write_all(_HDR.pack(len(payload), kind) + payload)
 
 
 def _send_meta(kind, meta, body):
-    if (_cap is not None or _REQ.pending) and kind == 80:  # P
-        _end_request()
     m = json.dumps(meta).encode("utf-8")
-    _write_all(_HDR.pack(4 + len(m) + len(body), kind) + _U32.pack(len(m)) + m + body)
+    side = b""
+    if (_cap is not None or _REQ.pending) and kind == 80:  # P
+        side = _end_request()
+    _write_all(side + _HDR.pack(4 + len(m) + len(body), kind) + _U32.pack(len(m)) + m + body)
 
 
 def _split_meta(payload):
@@ -121,6 +135,7 @@ import types
 import threading
 
 _now = time.time
+_F64 = struct.Struct(">d")
 
 # _aksml_request holds the ids of the request being served (empty between
 # requests), for the shims (ModelDataCollector's correlation id), and the
@@ -129,19 +144,18 @@ _REQ = types.ModuleType("_aksml_request")
 _REQ.id = ""
 _REQ.client = ""
 _REQ.lock = threading.Lock()
-# While a request is served, side-channel frames of the shims
-# (ModelDataCollector's records) wait in pending (bytes, for the fd
-# pending_fd) and leave with the request's telemetry in one write before
-# the reply: one system call a request instead of one a record. None
-# outside requests (init): frames are written at once.
+# While a request is served, the frames of the shims (ModelDataCollector's
+# records) wait in pending (a list of bytes; pending_size bytes in all) and
+# leave with the reply, in the same write. None outside requests (init):
+# frames are written to the side channel at once.
 _REQ.pending = None
-_REQ.pending_fd = -1
+_REQ.pending_size = 0
 sys.modules["_aksml_request"] = _REQ
 
 
-def _side_fd():
+def _side_fd(var="AKSML_TELEMETRY_FD"):
     try:
-        return int(os.environ.get("AKSML_TELEMETRY_FD", ""))
+        return int(os.environ.get(var, ""))
     except ValueError:
         return -1
 
@@ -150,33 +164,33 @@ _MAX_PRINT = 64 << 10  # scoring.MaxPrintBytes
 
 
 class _Capture(object):
-    """What run() prints while serving one request, for telemetry."""
+    """What run() prints while serving one request, for telemetry: runs of
+    writes to one stream, (stream byte, [text, ...]), at most _MAX_PRINT
+    characters (lost counts the rest)."""
 
-    def __init__(self):
-        self.parts = []  # [stream, text]
+    __slots__ = ("parts", "size", "lost", "t", "ids", "last", "texts")
+
+    def __init__(self, ids):
+        self.parts = []
         self.size = 0
         self.lost = 0
+        self.t = _now()
+        self.ids = ids
+        self.last = None
+        self.texts = None
 
-    def add(self, stream, text):
-        if self.size + len(text) > _MAX_PRINT:
-            self.lost += len(text)
-            return
-        self.size += len(text)
-        if self.parts and self.parts[-1][0] == stream:
-            self.parts[-1][1] += text
-        else:
-            self.parts.append([stream, text])
-
-    def lines(self):
-        out = []
-        for stream, text in self.parts:
-            for line in text.split("\n"):
-                out.append([stream, line])
-            if out and out[-1][1] == "":
-                out.pop()
+    def frame(self):
+        """The L frame of what was printed."""
+        out = [self.ids, _F64.pack(self.t)]
+        pack = _U32.pack
+        for stream, texts in self.parts:
+            b = "".join(texts).encode("utf-8", "replace")
+            out.append(stream + pack(len(b)) + b)
         if self.lost:
-            out.append(["stderr", "[aksml: %d more characters printed during this request are in the replica log only]" % self.lost])
-        return out
+            b = str(self.lost).encode()
+            out.append(b"l" + pack(len(b)) + b)
+        payload = b"".join(out)
+        return _HDR.pack(len(payload), 76) + payload  # 'L'
 
 
 _cap = None  # the _Capture of the request being served, with telemetry on
@@ -189,16 +203,24 @@ class _Tee(object):
 
     def __init__(self, stream, name):
         self._stream = stream
-        self._name = name
+        self._name = b"o" if name == "stdout" else b"e"
 
     def write(self, s):
         n = self._stream.write(s)
         c = _cap
         if c is not None and s:
-            try:
-                c.add(self._name, s if isinstance(s, str) else str(s))
-            except Exception:
-                pass
+            # The stream took s: it is a str.
+            size = c.size + len(s)
+            if size > _MAX_PRINT:
+                c.lost += len(s)
+            elif c.last is self._name:
+                c.size = size
+                c.texts.append(s)
+            else:
+                c.size = size
+                c.last = self._name
+                c.texts = [s]
+                c.parts.append((self._name, c.texts))
         return n
 
     def writelines(self, lines):
@@ -210,56 +232,54 @@ class _Tee(object):
 
 
 _tel_fd = -1
-_tel_broken = []
 
 
-def _begin_request(req_id, client):
+def _ids_bytes(req_id, client):
+    a = req_id.encode("utf-8", "replace")[:255]
+    b = client.encode("utf-8", "replace")[:255]
+    return bytes((len(a),)) + a + bytes((len(b),)) + b
+
+
+def _begin_request(req_id, client, ids=None):
     global _cap
     _REQ.id = req_id
     _REQ.client = client
     if _tel_fd >= 0:
-        _cap = _Capture()
-        _cap.t = _now()
-
-
-def _side_write(fd, data):
-    with _REQ.lock:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        _cap = _Capture(ids if ids is not None else _ids_bytes(req_id, client))
 
 
 def _end_request():
-    # Called before the reply is sent (so the server has the records and
-    # lines before the request ends, and a worker stopped right after it
-    # loses none), and after it, to forget the request's ids.
+    """Forget the request being served and return its frames, to be sent
+    with its reply: the records it collected and, with telemetry on, what
+    it printed. Called when the reply is sent, and after it (the reply
+    failed to encode; a stream's end), to forget the request's ids."""
     global _cap
     c = _cap
     _cap = None
-    req_id, client = _REQ.id, _REQ.client
     _REQ.id = ""
     _REQ.client = ""
-    pending, pfd = _REQ.pending, _REQ.pending_fd
+    pending = _REQ.pending
     _REQ.pending = None
+    _REQ.pending_size = 0
     data = b"".join(pending) if pending else b""
-    if c is not None and c.parts and not _tel_broken:
-        payload = json.dumps({"id": req_id, "client": client, "t": c.t, "lines": c.lines()}).encode("utf-8")
-        frame = _HDR.pack(len(payload), 76) + payload  # 'L'
-        if data and pfd != _tel_fd:
-            _flush_records(pfd, data)
-            data = b""
-        try:
-            _side_write(_tel_fd, data + frame)
-        except OSError:
-            _tel_broken.append(True)
-    elif data:
-        _flush_records(pfd, data)
+    if c is not None and c.parts:
+        data += c.frame()
+    return data
 
 
-def _flush_records(fd, data):
+def _side_send(data):
+    """Write frames to the side channel (records the reply did not take)."""
+    if not data:
+        return
+    fd = _side_fd("AKSML_DC_FD")
+    if fd < 0:
+        return
     try:
-        _side_write(fd, data)
+        with _REQ.lock:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
     except OSError as ex:
         _dc = sys.modules.get("azureml.monitoring.modeldatacollector")
         if _dc is not None:
@@ -271,7 +291,7 @@ def _read_ids(payload):
     req_id = payload[1:1 + n].decode("utf-8", "replace")
     m = payload[1 + n]
     client = payload[2 + n:2 + n + m].decode("utf-8", "replace")
-    return req_id, client, payload[2 + n + m:]
+    return req_id, client, payload[:2 + n + m], payload[2 + n + m:]
 
 
 # ---------------------------------------------------------------- shims
@@ -540,8 +560,8 @@ def _serve(script):
             _serve_batch(script, payload)
             continue
         if kind == 85:  # 'U': the request's ids, then as 'R'
-            req_id, client, payload = _read_ids(payload)
-            _begin_request(req_id, client)
+            req_id, client, ids, payload = _read_ids(payload)
+            _begin_request(req_id, client, ids)
             kind = 82
         _REQ.pending = []
         try:
@@ -567,7 +587,7 @@ def _serve(script):
             # data, and azmlinfsrv sends none.
             send(69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
         if _REQ.id or _cap is not None or _REQ.pending is not None:
-            _end_request()
+            _side_send(_end_request())
 
 
 _ANSWER = struct.Struct(">BI")
@@ -643,15 +663,15 @@ def _serve_batch(script, payload):
         else:
             for i, o in zip(where, out):
                 answers[i] = _batch_answer(o)
-    if _REQ.id or _cap is not None or _REQ.pending is not None:
-        _end_request()
-    parts = [None, _U32.pack(n)]
+    # The records run_batch collected leave with the answers, before them.
+    side = _end_request() if (_REQ.id or _cap is not None or _REQ.pending is not None) else b""
+    parts = [side, None, _U32.pack(n)]
     size = 4
     for k, p in answers:
         parts.append(_ANSWER.pack(k, len(p)))
         parts.append(p)
         size += 5 + len(p)
-    parts[0] = _HDR.pack(size, 78)  # 'N'
+    parts[1] = _HDR.pack(size, 78)  # 'N'
     _write_all(b"".join(parts))
 
 

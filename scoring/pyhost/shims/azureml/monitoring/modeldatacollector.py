@@ -13,13 +13,13 @@ never raises into run(): bad data must not fail a scoring request.
 """
 
 import csv
-import datetime
 import io
 import json
 import os
 import struct
 import sys
 import threading
+import time
 import uuid
 
 _HDR = struct.Struct(">IB")
@@ -29,22 +29,44 @@ _KIND_DATA = 68  # 'D'
 # A record above this size (its CSV rows and metadata) is not collected.
 MAX_RECORD_BYTES = 4 << 20
 
-# Records of one request held back to be sent together, at most this many
-# bytes (more are sent at once).
+# Records of one request held back to leave with its reply, at most this
+# many bytes (more are sent at once).
 _PENDING_MAX = 1 << 20
 
 _TS_COLUMN = "$aml_dc_scoring_timestamp"
 _ID_COLUMN = "$aml_dc_correlation_id"
 
-# The host's request context: the id of the request being served, and the
-# lock that orders writes to the side channel (shared with telemetry).
+# The host's request context: the id of the request being served, the
+# records waiting to leave with its reply, and the lock that orders writes
+# to the side channel (shared with telemetry).
 _req = sys.modules.get("_aksml_request")
 _lock = getattr(_req, "lock", None) or threading.Lock()
 _broken = []
 
+# Values csv writes as they are (exact types: a subclass goes through _cell).
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
 
 def _request_id():
     return getattr(_req, "id", "") or ""
+
+
+_time = time.time
+_strftime = time.strftime
+_gmtime = time.gmtime
+_second = (-1, "")
+
+
+def _timestamp():
+    """Now in UTC as 2026-03-07T12:00:00.123456Z (v1's scoring timestamp);
+    the part up to the second is formatted once a second."""
+    global _second
+    t = _time()
+    sec = int(t)
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, _strftime("%Y-%m-%dT%H:%M:%S", _gmtime(sec)))
+    return "%s.%06dZ" % (cached[1], int((t - sec) * 1e6))
 
 
 def _enabled():
@@ -93,8 +115,15 @@ def _cell(v, r, c):
 
 def _rows(data):
     """The rows of input_data: a pandas DataFrame, a numpy array, a list of
-    rows, a flat list (one row), a dict (one row of its values) or a scalar."""
+    rows, a flat list (one row), a dict (one row of its values) or a scalar.
+    The rows may be input_data's own lists: they are only read."""
     columns = None
+    if type(data) is list and data and type(data[0]) is list:
+        for x in data:
+            if type(x) is not list:
+                break
+        else:
+            return None, data
     if hasattr(data, "columns") and hasattr(data, "values"):  # pandas DataFrame
         columns = [str(c) for c in data.columns]
         data = data.values.tolist()
@@ -173,7 +202,7 @@ class ModelDataCollector(object):
         predictions of one request share it and match its telemetry); outside
         a request, a new UUID."""
         ctx = _Correlation()
-        ctx[_TS_COLUMN] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ctx[_TS_COLUMN] = _timestamp()
         if user_correlation_id:
             ctx[_ID_COLUMN] = str(user_correlation_id)
         else:
@@ -203,10 +232,16 @@ class ModelDataCollector(object):
 
     def _send(self, input_data, ctx):
         _, rows = _rows(input_data)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        ts, cid = ctx[_TS_COLUMN], ctx[_ID_COLUMN]
+        plain = _PLAIN.issuperset
+        out = []
         for r, row in enumerate(rows):
-            w.writerow([ctx[_TS_COLUMN], ctx[_ID_COLUMN]] + [_cell(v, r, c) for c, v in enumerate(row)])
+            if plain(map(type, row)):
+                out.append([ts, cid, *row])
+            else:
+                out.append([ts, cid] + [_cell(v, r, c) for c, v in enumerate(row)])
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(out)
         body = buf.getvalue().encode("utf-8")
         size = len(self._meta) + len(body)
         if size > MAX_RECORD_BYTES:
@@ -217,15 +252,16 @@ class ModelDataCollector(object):
         if _broken:
             return
         pending = getattr(_req, "pending", None)
-        if pending is not None and getattr(_req, "pending_fd", -1) in (-1, self._fdn):
-            # In a request: sent with its telemetry in one write before the
-            # reply (the host flushes it), unless a megabyte waits already.
-            _req.pending_fd = self._fdn
+        if pending is not None:
+            # In a request: the record leaves with the reply, in the same
+            # write (the host sends it), unless a megabyte waits already.
             pending.append(frame)
-            if sum(len(f) for f in pending) < _PENDING_MAX:
+            _req.pending_size += len(frame)
+            if _req.pending_size < _PENDING_MAX:
                 return
             frame = b"".join(pending)
             del pending[:]
+            _req.pending_size = 0
         with _lock:
             if _broken:
                 return
