@@ -215,9 +215,8 @@ func TestBatchPythonErrors(t *testing.T) {
 	if r := got["teapot"]; r.status != 418 || r.body != "short and stout" {
 		t.Errorf("teapot: %d %s", r.status, r.body)
 	}
-	if !logsContain(s, "ValueError: this input fails: fail-one") {
-		t.Errorf("the per-request exception is not in the log:\n%s", strings.Join(s.Logs(0, false), "\n"))
-	}
+	// The worker's output reaches the log on its own.
+	eventually(t, "the per-request exception in the log", func() bool { return logsContain(s, "ValueError: this input fails: fail-one") })
 
 	// Per batch: run_batch raises, or returns the wrong number of answers.
 	for _, bad := range []string{"fail-all", "short"} {
@@ -228,9 +227,9 @@ func TestBatchPythonErrors(t *testing.T) {
 			}
 		}
 	}
-	if !logsContain(s, "RuntimeError: the whole batch fails") || !logsContain(s, "run_batch returned 2 answers for 3 inputs") {
-		t.Errorf("the batch errors are not in the log:\n%s", strings.Join(s.Logs(0, false), "\n"))
-	}
+	eventually(t, "the batch errors in the log", func() bool {
+		return logsContain(s, "RuntimeError: the whole batch fails") && logsContain(s, "run_batch returned 2 answers for 3 inputs")
+	})
 	// The worker serves on.
 	got = sendAll(s, "1", "2", "3")
 	if r := got["2"]; r.status != 200 {
@@ -260,9 +259,9 @@ func TestBatchPythonTimeoutPerRequest(t *testing.T) {
 	if got.status != 200 || got.body == pid {
 		t.Errorf("after the timeout: %d %s (the hung worker was %s)", got.status, got.body, pid)
 	}
-	if !logsContain(s, "run_batch() did not finish within the scoring timeout of 2000 ms") {
-		t.Errorf("log:\n%s", strings.Join(s.Logs(0, false), "\n"))
-	}
+	eventually(t, "the timeout in the log", func() bool {
+		return logsContain(s, "run_batch() did not finish within the scoring timeout of 2000 ms")
+	})
 }
 
 func TestBatchPythonAnswersReachTheirCallers(t *testing.T) {

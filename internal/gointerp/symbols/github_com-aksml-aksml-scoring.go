@@ -31,7 +31,7 @@ func init() {
 		"MaxBatchSizeLimit":           reflect.ValueOf(constant.MakeFromLiteral("1024", token.INT, 0)),
 		"MaxDataCollectionRecord":     reflect.ValueOf(constant.MakeFromLiteral("8388608", token.INT, 0)),
 		"MaxPrintBytes":               reflect.ValueOf(constant.MakeFromLiteral("65536", token.INT, 0)),
-		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("262144", token.INT, 0)),
+		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("1048576", token.INT, 0)),
 		"MaxWorkers":                  reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
 		"NewAppRoot":                  reflect.ValueOf(scoring.NewAppRoot),
 		"NewJSONLinesSink":            reflect.ValueOf(scoring.NewJSONLinesSink),
