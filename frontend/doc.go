@@ -121,10 +121,12 @@
 // and copying those that pass, as nginx does; anything else is checked
 // against net/http's rules (see the status codes above; a bare LF or a
 // folded header line is refused with 400, where net/http accepts them) and
-// read with fasthttp's parser. Requests that must wait for a replica slot,
-// /metrics, and retries that go to the slow path run the engine-neutral
-// path in a goroutine; new connections to replicas are dialled in a
-// goroutine and handed to the loop. A caller's pipelined requests are
+// read with fasthttp's parser. A request that must wait for a replica slot
+// waits in a goroutine and is then sent from the loop, on the loop's own
+// connections (one pool per replica per loop, for every request and retry);
+// /metrics and a request waiting for a version to become routable run the
+// engine-neutral path in a goroutine; new connections to replicas are
+// dialled in a goroutine and handed to the loop. A caller's pipelined requests are
 // answered in order. A request larger than 64 KiB that arrives in pieces is
 // moved into the connection's own buffer as it arrives (each byte copied
 // once). A body larger than 1 MiB (or a chunked one past 64 KiB) is not

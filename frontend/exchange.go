@@ -218,13 +218,7 @@ func (x *exch) end(code int, done time.Time) {
 func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) {
 	var x exch
 	x.begin(p, start)
-	rt.finishSend(ctx, &x, req, resp, noDefaultCT)
-}
-
-// finishSend drives an exchange already begun (and perhaps already tried
-// by the event loop) to its end and names the version that served it.
-func (rt *Router) finishSend(ctx context.Context, x *exch, req *fasthttp.Request, resp *fasthttp.Response, noDefaultCT bool) {
-	code, done := rt.forward(ctx, x, req, resp, noDefaultCT)
+	code, done := rt.forward(ctx, &x, req, resp, noDefaultCT)
 	x.end(code, done)
 	resp.Header.Set(HeaderServedBy, x.vs.name)
 }

@@ -32,11 +32,15 @@ import (
 // wakes for it, which is what a goroutine per connection (net/http) costs on
 // every request.
 //
-// Everything else takes the slow path, the code the http.Handler path runs,
-// in a goroutine of its own: waiting in a replica's queue, /metrics, retries
-// after a replica closed a kept-alive connection or could not be dialled.
-// A new connection to a replica is dialled in a goroutine and then handed to
-// the loop. One request per caller connection is in progress at a time
+// A request that must wait for a slot waits in a goroutine (the version's
+// queue) and is then sent from the loop like the others, on the loop's own
+// connections to the replica: a loop keeps one pool of connections per
+// replica, whatever path a request took, and a retry after a replica closed
+// a kept-alive connection or could not be dialled goes the same way. Only
+// /metrics and a request waiting for a version to become routable take the
+// slow path, the code the http.Handler path runs, in a goroutine of its
+// own. A new connection to a replica is dialled in a goroutine and then
+// handed to the loop. One request per caller connection is in progress at a time
 // (HTTP/1.1 pipelining is answered in order).
 
 const (
@@ -137,7 +141,7 @@ type clientConn struct {
 	// skipCRLF is how many stray CR or LF bytes may still be skipped
 	// before the next request (see postSkip).
 	skipCRLF int
-	cancel   context.CancelFunc // of a slow path in progress
+	cancel   context.CancelFunc // of a slow path or a wait for a slot in progress
 	// closeAfter: the caller asked to close the connection after this
 	// answer. respDirty: resp holds an earlier answer.
 	closeAfter bool
@@ -1005,7 +1009,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		return leanOK
 	}
 	ex.begin(p, start)
-	host := "replica" // the slow path sets the replica it takes
+	host := "replica" // set once a slot is had (queue)
 	if ex.tryTake() {
 		host = ex.rep.host
 	}
@@ -1022,19 +1026,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	}
 	l.consume(cc, lr.n)
 	if ex.rep == nil {
-		if _, err := l.parseRequest(nil, &cc.req, cc.wholeUpReq()); err != nil {
-			// A header fasthttp refuses: as on the general path.
-			ex.abandon()
-			cc.respDirty = true
-			setError(resp, http.StatusBadRequest, "Bad request")
-			resp.Header.SetBytesV(HeaderRequestID, ex.id)
-			cc.closeAfter = true
-			l.writeResponse(cc)
-			_ = cc.c.Close()
-			cc.closed = true
-			return leanOK
-		}
-		l.slow(cc, slowPrepared)
+		l.queue(cc)
 		return leanOK
 	}
 	l.exchange(cc, start)
@@ -1098,10 +1090,19 @@ func (l *loop) dispatch(cc *clientConn) {
 	}
 	ex.begin(p, start)
 	if !ex.tryTake() {
-		l.slow(cc, slowPrepared)
+		l.upRequest(cc, "replica") // the host is set once a slot is had
+		l.queue(cc)
 		return
 	}
-	req.SetHost(ex.rep.host)
+	l.upRequest(cc, ex.rep.host)
+	l.exchange(cc, start)
+}
+
+// upRequest writes the request in cc.req, as the replica at host is to
+// get it, to cc.upReq (and cc.upFile for a spilled body).
+func (l *loop) upRequest(cc *clientConn, host string) {
+	req := &cc.req
+	req.SetHost(host)
 	w := reqWriter{out: cc.upReq[:0]}
 	if sp := cc.sp; sp != nil {
 		// The head alone; the body follows from the file.
@@ -1113,7 +1114,52 @@ func (l *loop) dispatch(cc *clientConn) {
 		_, _ = req.WriteTo(&w)
 		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil
 	}
-	l.exchange(cc, start)
+}
+
+// queue waits in a goroutine for a slot for cc's request (the version's
+// FIFO queue, up to its queue wait, with the readiness fallback to the
+// default version), then sends the request from the loop, on one of the
+// loop's connections to that replica, as a request that found a slot at
+// once. cc.upReq holds the request (its Host set once the replica is
+// known). Waiting requests hold no connection to a replica.
+func (l *loop) queue(cc *clientConn) {
+	cc.busy = true
+	cc.phase = phaseBusy
+	l.eng.begin()
+	ctx, cancel := context.WithCancel(context.Background())
+	cc.cancel = cancel
+	seq := cc.seq
+	ex := &cc.ex
+	l.eng.wg.Add(1)
+	go func() {
+		defer l.eng.wg.Done()
+		defer cancel()
+		code, msg, ok := ex.exch.take(ctx)
+		l.exec(func() {
+			cc.cancel = nil
+			if cc.seq != seq || cc.closed {
+				// The caller left while its request waited.
+				if ok {
+					ex.release()
+				}
+				l.settle(cc, 499, time.Time{})
+				cc.dropSpill()
+				return
+			}
+			if !ok {
+				cc.resp.Reset()
+				cc.respDirty = true
+				cc.resp.Header.SetNoDefaultContentType(true)
+				setError(&cc.resp, code, msg)
+				l.finish(cc, code, time.Time{})
+				return
+			}
+			l.eng.end() // the exchange begins
+			cc.busy = false
+			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
+			l.exchange(cc, time.Now())
+		})
+	}()
 }
 
 // exchange sends cc.upReq to the replica whose slot cc's exchange holds,
@@ -1205,15 +1251,6 @@ func (l *loop) feed() {
 	l.feeding = keep
 }
 
-// wholeUpReq is cc's request for a replica in one piece.
-func (cc *clientConn) wholeUpReq() []byte {
-	if cc.upBody == nil {
-		return cc.upReq
-	}
-	out := make([]byte, 0, len(cc.upReq)+len(cc.upBody))
-	return append(append(out, cc.upReq...), cc.upBody...)
-}
-
 // closeUp closes a connection to a replica.
 func (l *loop) closeUp(up *upstream) {
 	if !up.closed {
@@ -1261,9 +1298,8 @@ func (l *loop) exec(f func()) {
 type slowKind int
 
 const (
-	slowPrepared slowKind = iota // cc.req is the upstream request for p
-	slowWhole                    // cc.req as the caller sent it
-	slowMetrics                  // GET /metrics
+	slowWhole   slowKind = iota // cc.req as the caller sent it
+	slowMetrics                 // GET /metrics
 )
 
 // slow answers cc's request in a goroutine with the engine-neutral path.
@@ -1286,16 +1322,13 @@ func (l *loop) slow(cc *clientConn, kind slowKind) {
 			resp.SetStatusCode(http.StatusOK)
 			resp.Header.SetContentType(metricsContentType)
 			resp.SetBody(rt.appendMetrics(resp.Body()[:0]))
-		case slowWhole:
+		default:
 			rt.route(ctx, req, resp, start, cc.ex.id, true)
-			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
-		default: // the exchange begun (and perhaps tried) on the loop
-			rt.finishSend(ctx, &cc.ex.exch, req, resp, true)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
 		}
 		out := appendResponse(nil, cc.closeAfter, resp)
 		l.exec(func() {
-			cc.ex.vs = nil // ended by finishSend
+			cc.ex.vs = nil // ended by route
 			if cc.seq != seq || cc.closed {
 				cc.dropSpill()
 				l.eng.end()
@@ -1487,31 +1520,21 @@ func (l *loop) answered(cc *clientConn, done time.Time) {
 // failed ends an attempt whose replica connection failed; the exchange
 // decides what follows (see exch.failed). A request sent again goes on
 // another of this loop's connections if a slot is free at once, else to
-// the slow path, which queues or falls back to the default version.
+// the queue, which also falls back to the default version.
 func (l *loop) failed(cc *clientConn, err error) {
 	ex := &cc.ex
 	l.detach(cc, true)
 	retry, code, msg := ex.exch.failed(outcomeOf(nil, err), l.eng.rt.now)
 	if retry && !cc.closed && !l.eng.closing.Load() {
+		l.eng.end() // the exchange or the queue begins again
+		cc.busy = false
 		if ex.tryTake() {
-			l.eng.end() // exchange begins again
-			cc.busy = false
 			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
 			l.exchange(cc, time.Now())
-			return
-		}
-		var perr error
-		if cc.upFile != nil {
-			perr = l.upFileRequest(cc)
 		} else {
-			_, perr = l.parseRequest(nil, &cc.req, cc.wholeUpReq())
+			l.queue(cc)
 		}
-		if perr == nil {
-			l.eng.end() // slow begins again
-			cc.busy = false
-			l.slow(cc, slowPrepared)
-			return
-		}
+		return
 	}
 	if retry {
 		code, msg = http.StatusBadGateway, MsgReplicaClosed

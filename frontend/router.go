@@ -94,8 +94,9 @@ type Options struct {
 	// this long after an answer. 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// BodyReadTimeout closes a connection whose request body makes no
-	// progress (no byte arrives) for this long. 0 means
-	// DefaultBodyReadTimeout.
+	// progress (no byte arrives) for this long. On Serve it also bounds a
+	// streamed answer's progress, from the replica and to the caller (see
+	// Engines in the package doc). 0 means DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
 	// MaxConns bounds the connections served at once; connections beyond
 	// it are closed as they arrive. 0 means DefaultMaxConns.

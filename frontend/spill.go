@@ -310,17 +310,6 @@ func (l *loop) spilled(cc *clientConn) error {
 	return nil
 }
 
-// upFileRequest reads the upstream request in cc.upReq (its head only) into
-// cc.req with the spilled body as its body stream.
-func (l *loop) upFileRequest(cc *clientConn) error {
-	cc.req.Reset()
-	if err := l.read(cc.upReq, cc.req.Header.Read); err != nil {
-		return err
-	}
-	cc.req.SetBodyStream(cc.upFile.reader(), int(cc.upFile.size))
-	return nil
-}
-
 // bodyLen is the size of the body sent after cc.upReq from cc.upBody or
 // cc.upFile.
 func (cc *clientConn) bodyLen() int {

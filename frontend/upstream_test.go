@@ -103,8 +103,8 @@ func startConnCounter(t *testing.T) *connCounter {
 // requests share one kept-alive connection, concurrent ones open no more
 // connections than requests can be in flight, and idle connections are
 // closed after their idle timeout (set to idleConnTimeout for both here).
-// The event-loop engine keeps a pool per loop (plus the slow path's), so its
-// bound is the cap times the pools.
+// The event-loop engine keeps a pool per loop, so its bound is the cap
+// times the loops.
 func TestUpstreamConnReuse(t *testing.T) {
 	t.Parallel()
 	for _, engine := range engines {
@@ -152,7 +152,7 @@ func TestUpstreamConnReuse(t *testing.T) {
 			wg.Wait()
 			pools := int64(1)
 			if engine == "eventloop" {
-				pools += int64(runtime.GOMAXPROCS(0))
+				pools = int64(runtime.GOMAXPROCS(0))
 			}
 			t.Logf("%s: %d connections for 8 concurrent callers", engine, cc.total.Load())
 			if n := cc.total.Load(); n > 8*pools {
@@ -164,6 +164,59 @@ func TestUpstreamConnReuse(t *testing.T) {
 				t.Errorf("idle connections closed after %v, well before idleConnTimeout %v", d, idleConnTimeout)
 			}
 		})
+	}
+}
+
+// TestQueuedRequestsUseLoopConnections: requests that wait for a replica
+// slot are sent from the event loop on its own connections, as those that
+// find a slot at once: with one request at a time per replica and sixteen
+// callers and one loop, the replica sees one connection, never more than
+// one request at once, and every caller gets its answer.
+func TestQueuedRequestsUseLoopConnections(t *testing.T) {
+	var now, most atomic.Int64
+	cc := startConnCounter(t)
+	cc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(time.Millisecond) // the model's work
+		io.WriteString(w, "ok")
+	})
+	// One loop, so that one connection serves every request.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	rt := New(nil)
+	base := serve(t, rt, "eventloop")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1, MaxQueueWait: 30 * time.Second,
+		Replicas: []Replica{{ID: "r", URL: cc.URL, Ready: true}}}}})
+	if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+		t.Fatalf("first request: %d %q", got.code, got.body)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if got := do(t, "POST", base+"/api/v1/service/svc/score", "{}"); got.code != 200 {
+					t.Errorf("request: %d %q", got.code, got.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st, _ := rt.Stats("svc")
+	t.Logf("161 requests, %d connections to the replica from one loop", cc.total.Load())
+	if n := cc.total.Load(); n != 1 {
+		t.Errorf("%d connections to the replica from one loop, want 1", n)
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("the replica had %d requests at once, want 1", m)
+	}
+	if st.Versions[0].Responses[200] != 161 {
+		t.Errorf("answers: %v", st.Versions[0].Responses)
 	}
 }
 

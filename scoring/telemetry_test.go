@@ -378,3 +378,76 @@ func TestPrintFrameLines(t *testing.T) {
 		t.Fatalf("record %+v: want the server's time for a frame without one", r)
 	}
 }
+
+// The records and printed lines of a request whose reply is an AMLResponse
+// (one frame) or a streamed generator (chunks, then the end) arrive with
+// that reply, under the request's id.
+func TestTelemetryAndRecordsWithRawAndStreamedReplies(t *testing.T) {
+	sink := &memorySink{}
+	root := t.TempDir()
+	s := pyServer(t, `
+from azureml.contrib.services.aml_request import rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+from azureml.monitoring import ModelDataCollector
+
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="inputs")
+
+def chunks():
+    for i in range(3):
+        print("chunk", i)
+        dc.collect([["streamed", i]])
+        yield "c%d\n" % i
+
+@rawhttp
+def run(request):
+    kind = request.args.get("kind", "")
+    print("serving", kind)
+    dc.collect([[kind, 0]])
+    if kind == "stream":
+        return AMLResponse(chunks(), 200)
+    return AMLResponse("raw body", 201)
+`, Config{Telemetry: &Telemetry{Sink: sink}, DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
+	raw := do(s, http.MethodPost, "/score?kind=raw", "x", "x-ms-request-id", "raw-id")
+	stream := do(s, http.MethodPost, "/score?kind=stream", "x", "x-ms-request-id", "stream-id")
+	if raw.status != 201 || raw.body != "raw body" || stream.status != 200 || stream.body != "c0\nc1\nc2\n" {
+		t.Fatalf("raw %d %q, stream %d %q", raw.status, raw.body, stream.status, stream.body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	prints := map[string][]string{}
+	for _, r := range sink.records() {
+		if r.Kind == TelemetryPrint {
+			prints[r.RequestID] = append(prints[r.RequestID], r.Message)
+		}
+	}
+	if got := strings.Join(prints["raw-id"], "|"); got != "serving raw" {
+		t.Errorf("raw request's lines %q", got)
+	}
+	if got := strings.Join(prints["stream-id"], "|"); got != "serving stream|chunk 0|chunk 1|chunk 2" {
+		t.Errorf("streamed request's lines %q", got)
+	}
+	var rows []string
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rows = append(rows, readLines(t, p)...)
+		}
+		return err
+	})
+	sort.Strings(rows)
+	var got []string
+	for _, r := range rows {
+		f := strings.SplitN(r, ",", 3)
+		got = append(got, f[1]+","+f[2])
+	}
+	want := "raw-id,raw,0|stream-id,stream,0|stream-id,streamed,0|stream-id,streamed,1|stream-id,streamed,2"
+	sort.Strings(got)
+	if strings.Join(got, "|") != want {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+	if st := s.Stats(); st.DataCollection.Written != 5 || st.Telemetry.Sent != st.Telemetry.Recorded || st.Telemetry.Recorded != 2+5 {
+		t.Fatalf("stats %+v", st)
+	}
+}

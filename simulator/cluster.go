@@ -33,6 +33,9 @@ type Cluster struct {
 	tls     *tlsFront // nil until SetTLS; under mu
 
 	kickCh  chan struct{}
+	kmu     sync.Mutex      // guards kicked and kickAll
+	kicked  map[string]bool // services the next woken pass must look at
+	kickAll bool            // the next woken pass must look at every service
 	stopCh  chan struct{}
 	wg      sync.WaitGroup
 	probeWG sync.WaitGroup // probes in flight, for Sync
@@ -159,7 +162,27 @@ func (c *Cluster) shutdown() {
 	c.wg.Wait()
 }
 
+// kick wakes the control loop for a pass over every service.
 func (c *Cluster) kick() {
+	c.kmu.Lock()
+	c.kickAll = true
+	c.kmu.Unlock()
+	c.wakeLoop()
+}
+
+// kickService wakes the control loop for a pass over service name: its
+// spec was applied, or one of its replicas became ready or exited.
+func (c *Cluster) kickService(name string) {
+	c.kmu.Lock()
+	if c.kicked == nil {
+		c.kicked = map[string]bool{}
+	}
+	c.kicked[name] = true
+	c.kmu.Unlock()
+	c.wakeLoop()
+}
+
+func (c *Cluster) wakeLoop() {
 	select {
 	case c.kickCh <- struct{}{}:
 	default:
@@ -184,6 +207,14 @@ func (c *Cluster) loop() {
 		case <-c.stopCh:
 			return
 		case <-c.kickCh:
+			c.kmu.Lock()
+			all, names := c.kickAll, c.kicked
+			c.kickAll, c.kicked = false, nil
+			c.kmu.Unlock()
+			if !all {
+				c.reconcileOnly(names)
+				continue
+			}
 		case <-t.C():
 		}
 		c.reconcile()
@@ -215,7 +246,7 @@ func (c *Cluster) ApplyService(ctx context.Context, spec *driver.ServiceSpec) er
 	c.publish(s)
 	s.routeDirty = false
 	c.changes.Notify()
-	c.kick()
+	c.kickService(spec.Name)
 	return nil
 }
 
@@ -305,29 +336,36 @@ func (c *Cluster) Watch(ctx context.Context) <-chan struct{} {
 // signal wakes watchers when what status reads report has changed since
 // the last call. Caller holds c.mu, after evaluating every service.
 //
-// It runs on every pass of the control loop, so it only hashes: each
+// It runs on every full pass of the control loop, so it only hashes: each
 // service's status fields (FNV-1a) are mixed and summed, an order-free
 // fingerprint of the cluster that needs no sorting, formatting or
 // allocation. With 1,000 services the string it replaced made signal half
-// of the idle control loop's CPU.
+// of the idle control loop's CPU. Being a sum, it is also updated by a pass
+// over a few services (reconcileOnly) from their parts alone.
 func (c *Cluster) signal() {
 	var sig statusSig
-	for n, s := range c.services {
-		h := newFNV().str(n).int(s.spec.Generation).str(string(s.state)).str(s.message)
-		for _, vn := range s.order {
-			v := s.versions[vn]
-			h = h.str(vn).str(string(v.state)).int(int64(v.desired)).int(int64(v.readyCount()))
-			for _, r := range v.replicas {
-				h = h.int(int64(r.state)).int(int64(r.restarts))
-			}
-		}
-		sig.sum += mix64(uint64(h))
+	for _, s := range c.services {
+		s.sig = s.statusSig()
+		sig.sum += s.sig
 		sig.n++
 	}
 	if sig != c.sig {
 		c.sig = sig
 		c.changes.Notify()
 	}
+}
+
+// statusSig is the service's part of signal's fingerprint.
+func (s *service) statusSig() uint64 {
+	h := newFNV().str(s.name).int(s.spec.Generation).str(string(s.state)).str(s.message)
+	for _, vn := range s.order {
+		v := s.versions[vn]
+		h = h.str(vn).str(string(v.state)).int(int64(v.desired)).int(int64(v.readyCount()))
+		for _, r := range v.replicas {
+			h = h.int(int64(r.state)).int(int64(r.restarts))
+		}
+	}
+	return mix64(uint64(h))
 }
 
 // statusSig is signal's fingerprint of every service's status.

@@ -243,7 +243,7 @@ func (c *Cluster) runInstance(r *replica, inst *instance) {
 			}
 		}
 		c.mu.Unlock()
-		c.kick()
+		c.kickService(r.service)
 	case graceful := <-inst.kill:
 		c.stopInstance(inst, graceful)
 		c.exited(r, inst, errKilled)
@@ -288,7 +288,7 @@ func (c *Cluster) exited(r *replica, inst *instance, err error) {
 	logs := inst.be.logs(200, false)
 	initLogs := inst.be.logs(200, true)
 	c.mu.Lock()
-	defer c.kick()
+	defer c.kickService(r.service)
 	defer c.mu.Unlock()
 	c.crashed(r, inst, err, logs, initLogs)
 }

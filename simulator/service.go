@@ -26,6 +26,7 @@ type service struct {
 	state       driver.State
 	message     string
 	routeDirty  bool
+	sig         uint64 // this service's part of Cluster.sig, as the last pass saw it
 }
 
 // version is one version's replicas. A plain web service has one.
@@ -153,6 +154,43 @@ func (c *Cluster) reconcile() {
 	}
 	c.signal()
 	c.probeDue(now)
+}
+
+// reconcileOnly is reconcile for the services names only: what woke the
+// loop (kickService) concerns them alone, so a deployment does not pay for
+// a pass over every other service of a large cluster. The others' timed
+// work (crash back-off, autoscaling, probes) is done by the next tick's
+// full pass.
+func (c *Cluster) reconcileOnly(names map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	now := c.opts.Clock.Now()
+	changed := false
+	for name := range names {
+		s := c.services[name]
+		if s == nil {
+			continue
+		}
+		for _, vn := range s.order {
+			c.reconcileVersion(s, s.versions[vn], now)
+		}
+		s.evaluate(c, now)
+		if s.routeDirty {
+			c.publish(s)
+			s.routeDirty = false
+		}
+		if h := s.statusSig(); h != s.sig {
+			c.sig.sum += h - s.sig
+			s.sig = h
+			changed = true
+		}
+	}
+	if changed {
+		c.changes.Notify()
+	}
 }
 
 func (c *Cluster) reconcileVersion(s *service, v *version, now time.Time) {

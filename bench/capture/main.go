@@ -6,14 +6,17 @@
 // telemetry as JSON lines, in a temporary directory) and both off, in the
 // same run, interleaved, on loopback, with one closed-loop load
 // generator in this program (every client sends its next request when the
-// previous answer arrives).
+// previous answer arrives, on a kept-alive connection).
 //
 //	go run ./bench/capture          # 3 rounds of 2 s cells
 //	go run ./bench/capture -quick   # 1 round of 1 s cells
+//	go run ./bench/capture -cpuprofile cpu.out
 //
 // The output ends with "RESULT capture_rps_ratio=… capture_p99_ratio=…
-// capture_dropped=… capture_telemetry_dropped=…": the ratios are on ÷ off
-// (throughput: the goal is ≥ 0.95; p99: within noise of 1),
+// capture_cpu_ratio=… capture_dropped=… capture_telemetry_dropped=…": the
+// ratios are on ÷ off (throughput: the goal is ≥ 0.95; p99: within noise
+// of 1; the CPU a request costs this process and its workers, the median
+// round),
 // capture_dropped the model data records the buffer refused (the store did
 // not keep up), capture_telemetry_dropped the telemetry records likewise.
 package main

@@ -277,7 +277,9 @@ func run() error {
 		upd[c.cluster] = ds[len(ds)/2]
 	}
 
-	fmt.Printf("\ndeploys: %d in %.1f s (%.1f/s); first batch %.1f/s, last batch %.1f/s (last ÷ first %.2f)\n",
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nload average after: %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("deploys: %d in %.1f s (%.1f/s); first batch %.1f/s, last batch %.1f/s (last ÷ first %.2f)\n",
 		*n-1, total.Seconds(), float64(*n-1)/total.Seconds(), rates[0], rates[len(rates)-1], rates[len(rates)-1]/rates[0])
 	fmt.Printf("memory: RSS %d KiB with 2 services, %d KiB with %d: %.1f KiB per service\n", rss0, rssN, *n+1, kbPer)
 	fmt.Printf("idle CPU of the process: %.1f%% of a core with 2 services, %.1f%% with %d\n", 100*idle1, 100*idleN, *n+1)
