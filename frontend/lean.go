@@ -487,28 +487,9 @@ func scanAnswer(buf []byte, lr *leanResp, chunked bool) leanStatus {
 
 // appendAnswer appends the caller's answer: a model's 500 as 502, the
 // replica's headers but for hop-by-hop ones, the request id and the version
-// that served it.
+// that served it (the head as appendStreamHead writes it), then the body.
 func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, closeAfter bool) []byte {
-	if lr.code == 500 {
-		dst = append(dst, "HTTP/1.1 502 Bad Gateway"...)
-	} else {
-		dst = append(dst, buf[lr.status.a:lr.status.b]...)
-	}
-	dst = append(dst, "\r\n"...)
-	for _, s := range lr.lines() {
-		dst = append(dst, buf[s.a:s.b]...)
-		dst = append(dst, "\r\n"...)
-	}
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(lr.length), 10)
-	dst = append(dst, "\r\nX-Ms-Request-Id: "...)
-	dst = append(dst, id...)
-	dst = append(dst, "\r\nAksml-Served-By: "...)
-	dst = append(dst, servedBy...)
-	if closeAfter {
-		dst = append(dst, "\r\nConnection: close"...)
-	}
-	dst = append(dst, "\r\n\r\n"...)
+	dst = appendStreamHead(dst, buf, lr, id, servedBy, closeAfter)
 	return append(dst, buf[lr.body.a:lr.body.b]...)
 }
 

@@ -1123,17 +1123,8 @@ func (l *loop) upRequest(cc *clientConn, host string) {
 // once. cc.upReq holds the request (its Host set once the replica is
 // known). Waiting requests hold no connection to a replica.
 func (l *loop) queue(cc *clientConn) {
-	cc.busy = true
-	cc.phase = phaseBusy
-	l.eng.begin()
-	ctx, cancel := context.WithCancel(context.Background())
-	cc.cancel = cancel
-	seq := cc.seq
 	ex := &cc.ex
-	l.eng.wg.Add(1)
-	go func() {
-		defer l.eng.wg.Done()
-		defer cancel()
+	l.goBusy(cc, func(ctx context.Context, seq uint64) {
 		code, msg, ok := ex.exch.take(ctx)
 		l.exec(func() {
 			cc.cancel = nil
@@ -1159,6 +1150,24 @@ func (l *loop) queue(cc *clientConn) {
 			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
 			l.exchange(cc, time.Now())
 		})
+	})
+}
+
+// goBusy marks cc busy with a request that f (given a context that ends
+// when the caller leaves, and the request's sequence number) serves in a
+// goroutine of its own.
+func (l *loop) goBusy(cc *clientConn, f func(ctx context.Context, seq uint64)) {
+	cc.busy = true
+	cc.phase = phaseBusy
+	l.eng.begin()
+	ctx, cancel := context.WithCancel(context.Background())
+	cc.cancel = cancel
+	seq := cc.seq
+	l.eng.wg.Add(1)
+	go func() {
+		defer l.eng.wg.Done()
+		defer cancel()
+		f(ctx, seq)
 	}()
 }
 
@@ -1305,17 +1314,8 @@ const (
 // slow answers cc's request in a goroutine with the engine-neutral path.
 func (l *loop) slow(cc *clientConn, kind slowKind) {
 	rt := l.eng.rt
-	cc.busy = true
-	cc.phase = phaseBusy
-	l.eng.begin()
-	ctx, cancel := context.WithCancel(context.Background())
-	cc.cancel = cancel
-	seq := cc.seq
 	start := cc.ex.start
-	l.eng.wg.Add(1)
-	go func() {
-		defer l.eng.wg.Done()
-		defer cancel()
+	l.goBusy(cc, func(ctx context.Context, seq uint64) {
 		req, resp := &cc.req, &cc.resp
 		switch kind {
 		case slowMetrics:
@@ -1342,7 +1342,7 @@ func (l *loop) slow(cc *clientConn, kind slowKind) {
 			l.eng.end()
 			l.next(cc)
 		})
-	}()
+	})
 }
 
 // next makes cc ready for its next request and serves any already buffered.
