@@ -308,7 +308,7 @@ func TestCallerResetCancelsReplica(t *testing.T) {
 			c := rawConn(t, base)
 			io.WriteString(c, "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nslow")
 			<-started
-			c.(*net.TCPConn).SetLinger(0) // a reset
+			tcpConn(c).SetLinger(0) // a reset
 			c.Close()
 			select {
 			case <-canceled:
@@ -661,7 +661,7 @@ func testLargeBodiesBoundedMemory(t *testing.T, engine string) {
 			io.WriteString(c, "\r\n")
 		}
 		io.WriteString(c, "1\r\n")
-		if engine == "nethttp" {
+		if engine != "eventloop" { // net/http reads a byte of the chunk first (the tls engine hands chunked bodies to net/http)
 			io.WriteString(c, "x")
 		}
 	}()

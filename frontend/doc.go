@@ -169,19 +169,37 @@
 //
 // ServeTLS serves the router over HTTPS (enable_ssl) on a listener of its
 // own, beside Serve's plain one, as azureml-fe's port 443 beside port 80:
-// net/http over crypto/tls, HTTP/1.1, TLS 1.2 and 1.3 (Azure's front end
-// took 1.2 only; 1.3 costs clients nothing), with Serve's defences (the
-// header timeout bounds the handshake too; MaxConns; the header and body
-// limits). The event loop stays the plain-HTTP engine: it reads sockets
-// itself, so TLS there would mean running crypto/tls record by record on
-// the loops, while under net/http it is the path the Go runtime tunes
-// (bench/frontend -tls measures it against nginx with the same
-// certificate). SetCertificate swaps the certificate atomically: new
-// handshakes present the new one and connections already open keep theirs,
-// so rotation fails no request. While SetHTTPSRedirect holds a base URL,
-// plain HTTP on either engine is answered 308 Permanent Redirect to the
-// same path under it (the connection then closes) and never reaches a
-// replica; /metrics stays on plain HTTP, under its own guard.
+// HTTP/1.1 over crypto/tls, TLS 1.2 and 1.3 (Azure's front end took 1.2
+// only; 1.3 costs clients nothing), with Serve's defences (the header
+// timeout bounds the handshake too; the idle and body timeouts; MaxConns;
+// the header and body limits, and spill files under the same allowance).
+//
+// Its engine is a lean one: crypto/tls does the handshake and the
+// records, and each connection has one goroutine, which scans the common
+// request with the event loop's lean scanner, forwards it through the same
+// exchange on a kept-alive connection from the replica's pool, and writes
+// the answer with one write; no goroutine is started per request. Anything
+// the scanner does not take (a chunked or large body, Expect, HTTP/1.0,
+// /metrics, a route with mirroring or with no ready version, a malformed
+// request) hands the connection, with the bytes already read, to a net/http
+// server for the rest of its life, which answers as ServeHTTP does; so
+// callers get the event loop's answers on the lean path and net/http's on
+// the others (the engine tests and the fuzz comparison with net/http run on
+// it). While a request is at a replica the engine looks at its caller's
+// socket every 100 ms, and a caller that hung up frees the slot. This
+// engine, not net/http's server (which spent 1.8–2× nginx's CPU per
+// kept-alive request, in its own machinery rather than in crypto) nor
+// fasthttp's (slower still), nor the event loop carrying TLS records (a
+// fork of crypto/tls, or kernel TLS, which this kernel lacks), is what
+// bench/frontend -tls measures against nginx with the same certificate:
+// about nginx's CPU per kept-alive request and rate.
+//
+// SetCertificate swaps the certificate atomically: new handshakes present
+// the new one and connections already open keep theirs, so rotation fails
+// no request. While SetHTTPSRedirect holds a base URL, plain HTTP on either
+// plain engine is answered 308 Permanent Redirect to the same path under it
+// (the connection then closes) and never reaches a replica; /metrics stays
+// on plain HTTP, under its own guard.
 //
 // Queue waits and scoring timeouts run on real time; Options.Clock only
 // drives token issue and expiry.

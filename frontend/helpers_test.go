@@ -2,19 +2,28 @@ package frontend
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // engines are the ways to serve a Router: as an http.Handler under net/http,
-// and Serve's event loops. Every HTTP test runs on each.
-var engines = []string{"nethttp", "eventloop"}
+// Serve's event loops, and ServeTLS's lean HTTPS engine (with a certificate
+// for 127.0.0.1 that the tests' clients trust). Every HTTP test runs on each.
+var engines = []string{"nethttp", "eventloop", "tls"}
 
 // serve starts rt on engine and returns its base URL.
 func serve(t *testing.T, rt *Router, engine string) string {
@@ -26,6 +35,9 @@ func serve(t *testing.T, rt *Router, engine string) string {
 		return s.URL
 	case "eventloop":
 		return "http://" + listen(t, rt, rt.Serve)
+	case "tls":
+		rt.SetCertificate(engineCert())
+		return "https://" + listen(t, rt, rt.ServeTLS)
 	}
 	t.Fatalf("unknown engine %q", engine)
 	return ""
@@ -92,7 +104,37 @@ func version(name string, pct float64, reps ...*testReplica) Version {
 	return v
 }
 
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, TLSClientConfig: engineClientTLS()},
+	Timeout: 30 * time.Second}
+
+// engineTLS is the certificate of the "tls" engine, for 127.0.0.1, and a
+// client configuration trusting it.
+var engineTLS = sync.OnceValues(func() (*tls.Certificate, *tls.Config) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
+		&tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}
+})
+
+func engineCert() *tls.Certificate { c, _ := engineTLS(); return c }
+
+func engineClientTLS() *tls.Config { _, c := engineTLS(); return c }
 
 type result struct {
 	code   int

@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +18,7 @@ import (
 // rawConn dials the router's address from base ("http://HOST:PORT").
 func rawConn(t *testing.T, base string) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	c, err := dialBase(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,18 +26,45 @@ func rawConn(t *testing.T, base string) net.Conn {
 	return c
 }
 
+// dialBase connects to a base URL of serve: TCP for http://, TLS (the
+// handshake done) for https://.
+func dialBase(base string) (net.Conn, error) {
+	if addr, ok := strings.CutPrefix(base, "https://"); ok {
+		return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, engineClientTLS())
+	}
+	return net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+}
+
+// tcpConn is the TCP connection under c.
+func tcpConn(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn().(*net.TCPConn)
+	}
+	return c.(*net.TCPConn)
+}
+
 // TestEventLoopPipelining writes several requests at once on one
 // connection — lean ones, a chunked one (general path), one that must queue
 // for a slot (slow path), a refused one — and reads the answers back in
-// order, each with its own request id.
+// order, each with its own request id. The lean TLS engine runs it too (it
+// hands the connection to net/http at the chunked request).
 func TestEventLoopPipelining(t *testing.T) {
 	t.Parallel()
+	for _, engine := range []string{"eventloop", "tls"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testPipelining(t, engine)
+		})
+	}
+}
+
+func testPipelining(t *testing.T, engine string) {
 	echo := startReplica(t, "echo", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(append([]byte(r.Method+" "+r.URL.RequestURI()+" "), b...))
 	})
 	rt := New(nil)
-	base := serve(t, rt, "eventloop")
+	base := serve(t, rt, engine)
 	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", MaxConcurrentPerReplica: 1, Replicas: []Replica{echo.replica("e", true)}}}})
 	c := rawConn(t, base)
 	msgs := "POST /api/v1/service/svc/score?n=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none" +

@@ -14,11 +14,11 @@ import (
 	"time"
 )
 
-// FuzzEventLoopVsNetHTTP sends the same bytes to one router served two
-// ways, by Serve's event loop (split at random points across several
-// writes, so that the loop reads them in pieces) and as an http.Handler
-// under net/http, and checks that callers get the same status codes, in
-// the same order. Inputs with a bare LF or a folded header line are left
+// FuzzEventLoopVsNetHTTP sends the same bytes to one router served three
+// ways, by Serve's event loop and by ServeTLS's lean engine (split at
+// random points across several writes, so that each reads them in pieces)
+// and as an http.Handler under net/http, and checks that callers get the
+// same status codes, in the same order. Inputs with a bare LF or a folded header line are left
 // out: the event loop refuses them (400) where net/http accepts them, by
 // design (see doc.go). Interim 100 Continue answers are not compared: the
 // loop sends one only while it waits for the body.
@@ -64,6 +64,13 @@ func FuzzEventLoopVsNetHTTP(f *testing.F) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); rt.Serve(ln) }()
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	rt.SetCertificate(engineCert())
+	wg.Add(1)
+	go func() { defer wg.Done(); rt.ServeTLS(tln) }()
 	defer func() { rt.Shutdown(f.Context()); wg.Wait() }()
 	ref := httptest.NewServer(rt)
 	defer ref.Close()
@@ -77,10 +84,14 @@ func FuzzEventLoopVsNetHTTP(f *testing.F) {
 		for i := rng.IntN(4); i > 0 && len(in) > 1; i-- {
 			cuts = append(cuts, 1+rng.IntN(len(in)-1))
 		}
-		got := statuses(t, ln.Addr().String(), in, cuts)
-		want := statuses(t, ref.Listener.Addr().String(), in, nil)
+		got := statuses(t, "http://"+ln.Addr().String(), in, cuts)
+		gotTLS := statuses(t, "https://"+tln.Addr().String(), in, cuts)
+		want := statuses(t, ref.URL, in, nil)
 		if !equalInts(got, want) {
 			t.Errorf("event loop answered %v, net/http %v, to %q (cut at %v)", got, want, in, cuts)
+		}
+		if !equalInts(gotTLS, want) {
+			t.Errorf("the lean TLS engine answered %v, net/http %v, to %q (cut at %v)", gotTLS, want, in, cuts)
 		}
 	})
 }
@@ -100,11 +111,11 @@ func bareLFOrFold(in []byte) bool {
 // way (a half-closed connection would count as a caller hanging up).
 const fuzzEnd = "GET /api/v1/service/svc/swagger.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
-// statuses writes in and fuzzEnd to addr (in pieces at cuts) and returns
+// statuses writes in and fuzzEnd to base (in pieces at cuts) and returns
 // the status codes of the answers, 100 Continue left out, and -1 when the
 // answers stopped without the connection closing (an incomplete request).
-func statuses(t *testing.T, addr string, in []byte, cuts []int) []int {
-	c, err := net.Dial("tcp", addr)
+func statuses(t *testing.T, base string, in []byte, cuts []int) []int {
+	c, err := dialBase(base)
 	if err != nil {
 		t.Fatal(err)
 	}

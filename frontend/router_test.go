@@ -381,7 +381,7 @@ func TestChunkedRequestBody(t *testing.T) {
 // status line and headers (names as sent) and body.
 func rawExchange(t *testing.T, base, request string) (status string, header [][2]string, body string) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	c, err := dialBase(base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,13 +14,21 @@ import (
 )
 
 // HTTPS. A cluster with enable_ssl serves scoring on a second listener with
-// ServeTLS: net/http over crypto/tls, HTTP/1.1, TLS 1.2 and 1.3. The event
-// loop stays the plain-HTTP engine: it reads sockets itself, so it would
-// have to run TLS record by record on its loops, while crypto/tls under
-// net/http is the engine the Go runtime tunes (bench/frontend -tls measures
-// it against nginx with the same certificate). The certificate can change at
-// any time with SetCertificate: new handshakes present the new one and
-// connections already open keep theirs, so rotation fails no request.
+// ServeTLS: HTTP/1.1 over crypto/tls, TLS 1.2 and 1.3, on the lean engine
+// of tlsengine.go: one goroutine per connection, the event loop's lean
+// scanner and the engine-neutral exchange for the common request, and a
+// net/http server for the rest of a connection once a request the scanner
+// does not take arrives. Why this engine: a profile of ServeTLS on
+// net/http's server showed crypto at about 2 % and net/http's own
+// machinery (its reading and parsing, its background read, a goroutine
+// woken per request, its allocation) behind 1.8–2× nginx's CPU per
+// kept-alive request and 0.6–0.8× its rate; fasthttp's server did worse on
+// throughput; the event loop cannot carry TLS records without a fork of
+// crypto/tls or kernel TLS (this kernel has no tls ULP). The lean engine
+// costs about what nginx does per kept-alive request (bench/frontend -tls,
+// bench/README). The certificate can change at any time with
+// SetCertificate: new handshakes present the new one and connections
+// already open keep theirs, so rotation fails no request.
 //
 // While SetHTTPSRedirect holds a base URL, the plain engine answers every
 // request but /metrics with 308 Permanent Redirect to the same path under
@@ -82,20 +90,7 @@ func (rt *Router) tlsConfig() *tls.Config {
 // the header, body and idle timeouts (the header timeout bounds the
 // handshake too), MaxConns, the header and body limits.
 func (rt *Router) ServeTLS(ln net.Listener) error {
-	srv := rt.httpServer(rt.withBodyDeadline(rt))
-	srv.TLSConfig = rt.tlsConfig()
-	// Not h2: HTTP/1.1 as on the plain engine.
-	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-	e := &httpEngine{srv: srv, ln: newLimitListener(ln, rt.maxConns)}
-	if !rt.addEngine(e) {
-		ln.Close()
-		return nil
-	}
-	err := srv.Serve(tls.NewListener(e.ln, srv.TLSConfig))
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return rt.serveTLSLean(ln)
 }
 
 // httpServer is a net/http server of h with the router's timeouts and
@@ -144,8 +139,8 @@ func (rt *Router) redirectHTTPS(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// engine is a server the router runs: the event loops of Serve, the
-// net/http server of ServeTLS.
+// engine is a server the router runs: the event loops of Serve, the lean
+// HTTPS engine of ServeTLS.
 type engine interface {
 	shutdown(ctx context.Context) error
 }
@@ -159,20 +154,6 @@ func (rt *Router) addEngine(e engine) bool {
 	}
 	rt.engines = append(rt.engines, e)
 	return true
-}
-
-// httpEngine is a net/http server run by the router.
-type httpEngine struct {
-	srv *http.Server
-	ln  *limitListener
-}
-
-func (e *httpEngine) shutdown(ctx context.Context) error {
-	err := e.srv.Shutdown(ctx)
-	if err != nil {
-		e.srv.Close()
-	}
-	return err
 }
 
 // limitListener closes connections accepted beyond max open at once, as the

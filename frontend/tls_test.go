@@ -240,7 +240,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 // plain HTTP is served again.
 func TestHTTPSRedirect(t *testing.T) {
 	t.Parallel()
-	for _, engine := range engines {
+	for _, engine := range []string{"nethttp", "eventloop"} {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			rep := startReplica(t, "r", nil)

@@ -120,7 +120,7 @@ func TestUpstreamConnReuse(t *testing.T) {
 			// starts before the previous answer's connection is back in
 			// its idle pool, which the event loop may serve from another
 			// loop, with its own connections to replicas.
-			one := &http.Transport{MaxConnsPerHost: 1}
+			one := &http.Transport{MaxConnsPerHost: 1, TLSClientConfig: engineClientTLS()}
 			defer one.CloseIdleConnections()
 			for i := 0; i < 20; i++ {
 				resp, err := one.RoundTrip(mustRequest(t, "POST", base+"/api/v1/service/svc/score", "{}"))

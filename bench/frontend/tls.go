@@ -1,6 +1,6 @@
 package main
 
-// The -tls mode: the router's ServeTLS (net/http over crypto/tls) against
+// The -tls mode: the router's ServeTLS (its lean engine over crypto/tls) against
 // nginx terminating TLS, both with the same ECDSA P-256 certificate (from
 // internal/pki), TLS 1.2 and 1.3 allowed, each server's default cipher
 // suites, in front of the same replicas.

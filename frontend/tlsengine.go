@@ -1,0 +1,681 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the
+// records; each connection has one goroutine, which reads its caller's
+// requests into a buffer of its own, scans the common request with the
+// event loop's lean scanner (lean.go), forwards it through the exchange
+// (exchange.go) on a kept-alive connection from the replica's pool, and
+// writes the answer with one write. No goroutine is started per request,
+// and the buffers live as long as the connection.
+//
+// What the lean scanner does not take (chunked or large bodies, Expect,
+// HTTP/1.0, unusual paths or headers, /metrics, a route with mirroring or
+// with no ready version, a malformed request) is not read here: the
+// connection, with the bytes already read, is handed to a net/http server
+// for the rest of its life, which answers as ServeHTTP does. So every
+// answer the lean path gives is the event loop's, and every other one
+// net/http's, and both are checked against each other by the engine tests.
+//
+// While a request is at a replica the engine does not read its caller (a
+// read would take the next pipelined request); it looks at the caller's
+// socket every callerCheck instead, and a caller that hung up (reset, or
+// closed its side) frees the slot and closes the replica's connection, as
+// on the other engines.
+
+// callerCheck is how often a request waiting for a replica's answer looks
+// whether its caller hung up.
+const callerCheck = 100 * time.Millisecond
+
+// tlsReadBuffer is a connection's first read buffer; it grows for a large
+// request (up to the header limit plus a body of spillOver bytes).
+const tlsReadBuffer = 8 << 10
+
+// errCallerLeft ends an attempt whose caller hung up.
+var errCallerLeft = errors.New("the caller hung up")
+
+// tlsEngine is ServeTLS's server.
+type tlsEngine struct {
+	rt  *Router
+	ln  *limitListener
+	cfg *tls.Config
+
+	// The net/http server of handed-over connections.
+	fallback *http.Server
+	fq       *connQueue
+	fdone    chan struct{}
+
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*tlsConn]struct{}
+	wg      sync.WaitGroup
+}
+
+// tlsStateKey keys a handed-over connection's TLS state in its context.
+type tlsStateKey struct{}
+
+// serveTLSLean runs the lean engine on ln.
+func (rt *Router) serveTLSLean(ln net.Listener) error {
+	e := &tlsEngine{rt: rt, ln: newLimitListener(sockListener{ln}, rt.maxConns), cfg: rt.tlsConfig(),
+		conns: map[*tlsConn]struct{}{}, fdone: make(chan struct{})}
+	h := rt.withBodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st // the connection is TLS: no redirect to HTTPS
+		}
+		rt.ServeHTTP(w, r)
+	}))
+	e.fallback = rt.httpServer(h)
+	e.fallback.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if rc, ok := c.(*replayConn); ok {
+			st := rc.tc.ConnectionState()
+			return context.WithValue(ctx, tlsStateKey{}, &st)
+		}
+		return ctx
+	}
+	e.fq = &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	if !rt.addEngine(e) {
+		ln.Close()
+		return nil
+	}
+	go func() {
+		defer close(e.fdone)
+		_ = e.fallback.Serve(e.fq)
+	}()
+	var backoff time.Duration
+	for {
+		c, err := e.ln.Accept()
+		if err != nil {
+			if e.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				errors.Is(err, syscall.ECONNABORTED) {
+				// As net/http: wait a little and accept again.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				rt.log.Debug("frontend: accept error; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			e.closing.Store(true)
+			e.stop(context.Background())
+			return err
+		}
+		backoff = 0
+		tc := &tlsConn{e: e, raw: c, tc: tls.Server(c, e.cfg)}
+		if cc, ok := c.(*countedConn); ok {
+			if sc, ok := cc.Conn.(*sockConn); ok {
+				tc.sock = sc
+			}
+		}
+		e.mu.Lock()
+		if e.closing.Load() {
+			e.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		e.conns[tc] = struct{}{}
+		e.wg.Add(1)
+		e.mu.Unlock()
+		go tc.serve()
+	}
+}
+
+// shutdown stops accepting, closes idle connections, lets the requests in
+// progress end (until ctx ends, then closes every connection) and shuts the
+// net/http server of handed-over connections down.
+func (e *tlsEngine) shutdown(ctx context.Context) error {
+	e.closing.Store(true)
+	e.ln.Close()
+	return e.stop(ctx)
+}
+
+func (e *tlsEngine) stop(ctx context.Context) error {
+	// The net/http server's connections at the same time: its idle ones
+	// close now, as the lean engine's do.
+	ferr := make(chan error, 1)
+	go func() {
+		e.fq.Close()
+		err := e.fallback.Shutdown(ctx)
+		if err != nil {
+			e.fallback.Close()
+		}
+		<-e.fdone
+		ferr <- err
+	}()
+	e.mu.Lock()
+	for c := range e.conns {
+		c.wake()
+	}
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		e.mu.Lock()
+		for c := range e.conns {
+			c.raw.Close()
+		}
+		e.mu.Unlock()
+		// Their goroutines end as their waits for replicas do.
+	}
+	if ferr := <-ferr; ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// tlsConn is one caller's connection and its buffers.
+type tlsConn struct {
+	e    *tlsEngine
+	raw  net.Conn // under tc
+	sock *sockConn
+	tc   *tls.Conn
+
+	// idle: waiting for a new request (or in the handshake); Shutdown
+	// wakes such a connection, which then closes.
+	idle atomic.Bool
+
+	buf      []byte // buf[off:end] is read and not yet consumed
+	off, end int
+	skipCRLF int // CR or LF bytes to skip before the next request (after a POST)
+
+	lr    leanReq
+	lresp leanResp
+	resp  fasthttp.Response
+	dirty bool // resp holds an answer
+
+	up    []byte // the request for the replica
+	ans   []byte // the replica's answer
+	out   []byte // the caller's answer
+	idBuf [36]byte
+}
+
+// wake makes an idle connection's read return at once (Shutdown).
+func (c *tlsConn) wake() {
+	if c.idle.Load() {
+		_ = c.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+func (c *tlsConn) close() {
+	c.e.mu.Lock()
+	delete(c.e.conns, c)
+	c.e.mu.Unlock()
+	c.e.wg.Done()
+}
+
+// serve runs the handshake, then the connection's requests.
+func (c *tlsConn) serve() {
+	handedOver, handshaken := false, false
+	defer func() {
+		switch {
+		case handedOver:
+		case handshaken:
+			c.tc.Close() // close_notify, then the socket
+		default:
+			c.raw.Close()
+		}
+		c.close()
+	}()
+	rt := c.e.rt
+	// The header timeout bounds the handshake, then the first request's
+	// header.
+	_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
+	c.idle.Store(true)
+	if c.e.closing.Load() {
+		return
+	}
+	if err := c.tc.Handshake(); err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// As net/http: a plain request on the HTTPS port.
+			_ = re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
+		rt.log.Debug("frontend: TLS handshake error", "remote", c.raw.RemoteAddr().String(), "err", err)
+		return
+	}
+	_ = c.raw.SetWriteDeadline(time.Time{})
+	handshaken = true
+	handedOver = c.requests()
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request (as net/http's server checks).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
+}
+
+// phase of reading a request.
+const (
+	awaitFirst = iota // nothing of it yet: the idle (or first header) timeout
+	awaitHead         // part of the head: the header timeout from its first byte
+	awaitBody         // the head, part of the body: the body timeout per read
+)
+
+// requests serves the connection's requests until it closes; true when it
+// was handed to the net/http server.
+func (c *tlsConn) requests() bool {
+	rt := c.e.rt
+	c.buf = make([]byte, tlsReadBuffer)
+	phase := awaitFirst
+	first := true // the first request: its header timeout runs from the handshake's end
+	_ = c.raw.SetReadDeadline(time.Now().Add(rt.headerTimeout))
+	for {
+		if c.skipCRLF > 0 {
+			// After a POST, net/http skips up to 4 CR or LF bytes
+			// before the next request (RFC 9112, section 2.2).
+			for c.skipCRLF > 0 && c.off < c.end && (c.buf[c.off] == '\r' || c.buf[c.off] == '\n') {
+				c.off++
+				c.skipCRLF--
+			}
+			if c.off < c.end {
+				c.skipCRLF = 0
+			}
+		}
+		if c.off == c.end {
+			c.off, c.end = 0, 0
+		}
+		if data := c.buf[c.off:c.end]; len(data) > 0 {
+			switch scanRequest(data, rt.maxBody, &c.lr) {
+			case leanOK:
+				if !c.serveLean(data) {
+					return c.handoff()
+				}
+				if c.lr.closeAfter {
+					return false
+				}
+				phase, first = awaitFirst, false
+				continue
+			case leanMore:
+				if c.lr.length > spillOver {
+					return c.handoff() // to a file, on net/http's path
+				}
+				c.ensure(c.lr.n)
+				phase = awaitBody
+				_ = c.raw.SetReadDeadline(time.Now().Add(rt.bodyTimeout))
+			default:
+				if headDone(data) {
+					return c.handoff()
+				}
+				if phase == awaitFirst {
+					phase = awaitHead
+					if !first {
+						_ = c.raw.SetReadDeadline(time.Now().Add(rt.headerTimeout))
+					}
+				}
+				c.ensure(len(data) + 1)
+			}
+		} else {
+			if !first {
+				_ = c.raw.SetReadDeadline(time.Now().Add(rt.idleTimeout))
+			}
+			c.idle.Store(true)
+			if c.e.closing.Load() {
+				return false
+			}
+		}
+		n, err := c.tc.Read(c.buf[c.end:])
+		c.idle.Store(false)
+		c.end += n
+		if err != nil && n == 0 {
+			return false // closed, reset, timed out, or a TLS alert
+		}
+	}
+}
+
+// headDone reports whether the lean scanner's refusal of data is final:
+// the head is complete (or too large, or ends in a way only the general
+// reader takes, or a line already there is malformed), so waiting for more bytes would change nothing.
+func headDone(data []byte) bool {
+	return bytes.Contains(data, crlfcrlf) || len(data) > maxHeaderBytes ||
+		bytes.Contains(data, []byte("\n\n")) || bytes.Contains(data, []byte("\n\r\n")) ||
+		checkHead(data, false).code != 0 // a line already there is refused
+}
+
+// ensure makes room in the read buffer for a request of n bytes, and for
+// at least one more byte.
+func (c *tlsConn) ensure(n int) {
+	if c.off > 0 && (c.end == len(c.buf) || c.off+n > len(c.buf)) {
+		c.end = copy(c.buf, c.buf[c.off:c.end])
+		c.off = 0
+	}
+	if need := max(n, c.end+1); need > len(c.buf) {
+		nb := make([]byte, max(need, 2*len(c.buf)))
+		c.end = copy(nb, c.buf[c.off:c.end])
+		c.off = 0
+		c.buf = nb
+	}
+}
+
+// handoff gives the connection, with the bytes read and not consumed, to
+// the net/http server.
+func (c *tlsConn) handoff() bool {
+	rc := &replayConn{Conn: c.tc, tc: c.tc, rest: append([]byte(nil), c.buf[c.off:c.end]...)}
+	_ = c.raw.SetReadDeadline(time.Time{})
+	select {
+	case c.e.fq.ch <- rc:
+		return true
+	case <-c.e.fq.done:
+		return false
+	}
+}
+
+// replayConn is a TLS connection handed to net/http: its reads give the
+// bytes already read first.
+type replayConn struct {
+	net.Conn
+	tc   *tls.Conn
+	rest []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.rest) > 0 {
+		n := copy(p, r.rest)
+		r.rest = r.rest[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// serveLean answers the lean request c.lr at the start of data; false
+// when it is for the general path (nothing was consumed or answered).
+func (c *tlsConn) serveLean(data []byte) bool {
+	rt := c.e.rt
+	lr := &c.lr
+	if string(lr.path) == PathMetrics {
+		return false
+	}
+	if c.dirty {
+		c.resp.Reset()
+		c.dirty = false
+	}
+	resp := &c.resp
+	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
+	if ok && len(r.mirrors) > 0 {
+		c.dirty = true
+		return false // mirroring copies the parsed request
+	}
+	start := time.Now()
+	var p plan
+	if ok {
+		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
+		if !ok && p.noReady {
+			c.dirty = true
+			return false // waiting for a ready version: the general path
+		}
+	}
+	c.skipCRLF = postSkip(lr.method)
+	id := newRequestID(c.idBuf[:0])
+	if !ok {
+		c.off += lr.n
+		c.dirty = true
+		resp.Header.SetNoDefaultContentType(true)
+		resp.Header.SetBytesV(HeaderRequestID, id)
+		c.out = appendResponse(c.out[:0], lr.closeAfter, resp)
+		c.write()
+		return true
+	}
+	var x exch
+	x.begin(p, start)
+	host := "replica"
+	if x.tryTake() {
+		host = x.rep.host
+	}
+	c.up = appendUpstream(c.up[:0], data, lr, kind, host, id)
+	c.off += lr.n
+	code, done := c.forward(&x, start, id)
+	x.end(code, done)
+	c.write()
+	return true
+}
+
+// write sends c.out to the caller, and lets go of buffers grown large.
+func (c *tlsConn) write() {
+	_, _ = c.tc.Write(c.out)
+	if cap(c.out) > 256<<10 {
+		c.out = nil
+	}
+	if cap(c.up) > 256<<10 {
+		c.up = nil
+	}
+	if cap(c.ans) > 256<<10 {
+		c.ans = nil
+	}
+	if len(c.buf) > 256<<10 && c.end-c.off < tlsReadBuffer {
+		nb := make([]byte, tlsReadBuffer)
+		c.end = copy(nb, c.buf[c.off:c.end])
+		c.off = 0
+		c.buf = nb
+	}
+}
+
+// forward runs exchange x for c.up (written for the replica whose slot x
+// holds, or for none yet) and leaves the caller's answer in c.out; it
+// returns the status code and when the replica's answer was read.
+func (c *tlsConn) forward(x *exch, start time.Time, id []byte) (int, time.Time) {
+	rt := c.e.rt
+	closeAfter := c.lr.closeAfter
+	fail := func(code int, msg string) (int, time.Time) {
+		c.resp.Reset()
+		c.dirty = true
+		c.resp.Header.SetNoDefaultContentType(true)
+		setError(&c.resp, code, msg)
+		c.resp.Header.Set(HeaderServedBy, x.vs.name)
+		c.resp.Header.SetBytesV(HeaderRequestID, id)
+		c.out = appendResponse(c.out[:0], closeAfter, &c.resp)
+		return code, time.Time{}
+	}
+	for {
+		if x.rep == nil {
+			code, msg, ok := x.take(context.Background())
+			if !ok {
+				return fail(code, msg)
+			}
+			c.up = setUpstreamHost(c.up, x.rep.host)
+		}
+		now := start
+		if x.queued || x.attempts > 0 {
+			now = time.Now()
+		}
+		deadline := now.Add(x.vs.pool.scoringTimeout())
+		code, done, err := c.roundTrip(x, now, deadline, id, closeAfter)
+		if err == nil {
+			return code, done
+		}
+		rt.log.Debug("frontend: replica error", "route", x.p.r.name, "version", x.vs.name, "replica", x.rep.id, "err", err)
+		o := outcomeOf(nil, err)
+		if err == errCallerLeft {
+			o = outCallerLeft
+		}
+		retry, code, msg := x.failed(o, rt.now)
+		if o == outCallerLeft {
+			c.lr.closeAfter = true // nobody to answer
+			c.out = c.out[:0]
+			return code, time.Time{}
+		}
+		if !retry {
+			return fail(code, msg)
+		}
+	}
+}
+
+// roundTrip sends c.up to x's replica on a kept-alive connection (or a new
+// one) and reads its answer into c.out, the caller's answer. Errors are
+// those of connPool.roundTrip, or errCallerLeft.
+func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAfter bool) (int, time.Time, error) {
+	uc, err := x.rep.conns.get(now)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if err := c.send(uc, deadline); err != nil {
+		uc.Close()
+		return 0, time.Time{}, err
+	}
+	if c.ans == nil {
+		c.ans = make([]byte, 0, 16<<10)
+	}
+	ans := c.ans[:0]
+	lr := &c.lresp
+	for {
+		if len(ans) == cap(ans) {
+			ans = append(ans, 0)[:len(ans)]
+		}
+		n, err := uc.Read(ans[len(ans):cap(ans)])
+		ans = ans[:len(ans)+n]
+		c.ans = ans
+		if n > 0 {
+			switch scanResponse(ans, lr) {
+			case leanOK:
+				done := time.Now()
+				code := lr.code
+				if code == http.StatusInternalServerError {
+					code = http.StatusBadGateway
+				}
+				c.out = appendAnswer(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
+				if !lr.closeConn && len(ans) == lr.n {
+					x.rep.conns.put(uc, done)
+				} else {
+					uc.Close()
+				}
+				x.release()
+				return code, done, nil
+			case leanMore:
+				if need := lr.n; need > cap(ans) {
+					ans = append(make([]byte, 0, need), ans...)
+				}
+				continue
+			default:
+				if bytes.Contains(ans, crlfcrlf) || len(ans) > upstreamReadBuffer {
+					return c.generalAnswer(x, uc, deadline, id, closeAfter)
+				}
+				continue
+			}
+		}
+		if err != nil {
+			if isTimeout(err) && time.Now().Before(deadline) {
+				if c.callerGone() {
+					uc.Close()
+					return 0, time.Time{}, errCallerLeft
+				}
+				if err := uc.SetReadDeadline(watchUntil(deadline)); err != nil {
+					uc.Close()
+					return 0, time.Time{}, err
+				}
+				continue
+			}
+			uc.Close()
+			return 0, time.Time{}, err
+		}
+	}
+}
+
+// watchUntil is the read deadline of a wait for an answer due by deadline:
+// the next look at the caller, or deadline.
+func watchUntil(deadline time.Time) time.Time {
+	if t := time.Now().Add(callerCheck); t.Before(deadline) {
+		return t
+	}
+	return deadline
+}
+
+// generalAnswer reads an answer the lean scanner does not take (chunked,
+// interim, delimited by closing…) with fasthttp's parser, from what was
+// read and the rest of the connection, which is then closed.
+func (c *tlsConn) generalAnswer(x *exch, uc *upConn, deadline time.Time, id []byte, closeAfter bool) (int, time.Time, error) {
+	defer uc.Close()
+	if err := uc.SetReadDeadline(deadline); err != nil {
+		return 0, time.Time{}, err
+	}
+	resp := &c.resp
+	c.dirty = true
+	resp.Reset()
+	resp.Header.DisableNormalizing()
+	resp.Header.SetNoDefaultContentType(true)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(c.ans), uc.sockConn), upstreamReadBuffer)
+	if err := resp.ReadLimitBody(br, 0); err != nil {
+		return 0, time.Time{}, err
+	}
+	done := time.Now()
+	x.release()
+	code := replicaAnswer(resp)
+	resp.Header.Set(HeaderServedBy, x.vs.name)
+	resp.Header.SetBytesV(HeaderRequestID, id)
+	c.out = appendResponse(c.out[:0], closeAfter, resp)
+	return code, done, nil
+}
+
+// send writes c.up on uc from inside the wait for the answer (see
+// upConn.writeThenWait); the wait returns when the answer starts arriving
+// or at the next look at the caller.
+func (c *tlsConn) send(uc *upConn, deadline time.Time) error {
+	if err := uc.SetReadDeadline(watchUntil(deadline)); err != nil {
+		return err
+	}
+	uc.out, uc.wrote, uc.sendErr, uc.started = c.up, 0, nil, false
+	err := uc.rc.Read(uc.onReadable)
+	uc.out = nil
+	switch {
+	case uc.sendErr != nil && uc.wrote == 0:
+		return &notSentError{uc.sendErr}
+	case uc.sendErr != nil:
+		return uc.sendErr
+	case uc.wrote < len(c.up):
+		if uc.wrote == 0 && err != nil {
+			return &notSentError{err}
+		}
+		// The socket buffer filled up: write the rest the usual way.
+		if err := uc.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		_, err := uc.Write(c.up[uc.wrote:])
+		return err
+	}
+	if err != nil && !isTimeout(err) {
+		return err
+	}
+	return nil // sent; a timeout here is the first look at the caller
+}
+
+// callerGone reports whether the caller closed its side of the
+// connection or reset it.
+func (c *tlsConn) callerGone() bool {
+	if c.sock == nil {
+		return false
+	}
+	gone := false
+	_ = c.sock.rc.Control(func(fd uintptr) {
+		var info [8]byte // tcp_info starts with the state
+		size := uint32(len(info))
+		_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+		const tcpClose, tcpCloseWait = 7, 8
+		gone = e != 0 || info[0] == tcpClose || info[0] == tcpCloseWait
+	})
+	return gone
+}
