@@ -143,6 +143,13 @@ func (g *goModels) outcome(p *corev1.Pod) kubetest.PodOutcome {
 		if v, ok := strings.CutPrefix(a, "--service_name="); ok {
 			cfg.ServiceName = v
 		}
+		if v, ok := strings.CutPrefix(a, "--max_batch_size="); ok {
+			cfg.MaxBatchSize, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(a, "--max_batch_delay_ms="); ok {
+			n, _ := strconv.Atoi(v)
+			cfg.MaxBatchDelay = time.Duration(n) * time.Millisecond
+		}
 	}
 	if cfg.DataCollection != nil {
 		cfg.DataCollection.Service = cfg.ServiceName

@@ -339,6 +339,9 @@ func (c *Cluster) container(spec *driver.ServiceSpec, v *driver.VersionSpec) *co
 	if r.ScoringTimeout > 0 {
 		args = append(args, "--scoring_timeout_ms="+ms(r.ScoringTimeout))
 	}
+	if r.MaxBatchSize > 0 {
+		args = append(args, "--max_batch_size="+strconv.Itoa(r.MaxBatchSize), "--max_batch_delay_ms="+ms(r.MaxBatchDelay))
+	}
 	p := r.Probe
 	probe := func(initial time.Duration) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().

@@ -34,6 +34,10 @@ const (
 	DefaultLogLines = 10000
 	// MaxWorkers caps Config.Workers.
 	MaxWorkers = 256
+	// MaxBatchSizeLimit caps Config.MaxBatchSize.
+	MaxBatchSizeLimit = 1024
+	// MaxBatchDelayLimit caps Config.MaxBatchDelay.
+	MaxBatchDelayLimit = 10 * time.Second
 )
 
 // Config describes one replica: either a Go model (Handler) or a Python entry
@@ -84,6 +88,19 @@ type Config struct {
 	// killed and replaced and the request gets 504; a Go Run past it gets
 	// 504 too. Zero means DefaultScoringTimeout.
 	ScoringTimeout time.Duration
+	// MaxBatchSize turns request batching on (an aksml extension; see
+	// docs/batching.md): concurrent /score requests are gathered, up to
+	// MaxBatchSize at a time, and given together to the entry script's
+	// run_batch(inputs) or to a Go handler's RunBatch (BatchHandler). Each
+	// Python worker (each of Workers batch slots for a Go handler) runs one
+	// batch at a time. Zero means batching is off; 1..MaxBatchSizeLimit.
+	MaxBatchSize int
+	// MaxBatchDelay is how long the oldest request of a batch that is not
+	// full may wait for more before the batch leaves (when a worker is
+	// free). Zero means no waiting: a batch is what has queued by the time
+	// a worker is free. At most MaxBatchDelayLimit; only with MaxBatchSize.
+	MaxBatchDelay time.Duration
+
 	// MaxBodyBytes is the request body limit; larger bodies get 413. Zero
 	// means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -169,6 +186,14 @@ func (c Config) withDefaults() (Config, error) {
 		bad("scoring_timeout %v is negative", c.ScoringTimeout)
 	} else if c.ScoringTimeout == 0 {
 		c.ScoringTimeout = DefaultScoringTimeout
+	}
+	switch {
+	case c.MaxBatchSize < 0 || c.MaxBatchSize > MaxBatchSizeLimit:
+		bad("max_batch_size %d is outside 1..%d (0 turns batching off)", c.MaxBatchSize, MaxBatchSizeLimit)
+	case c.MaxBatchDelay < 0 || c.MaxBatchDelay > MaxBatchDelayLimit:
+		bad("max_batch_delay %v is outside 0..%v", c.MaxBatchDelay, MaxBatchDelayLimit)
+	case c.MaxBatchDelay > 0 && c.MaxBatchSize == 0:
+		bad("max_batch_delay %v is set but max_batch_size is not: batching is off without max_batch_size", c.MaxBatchDelay)
 	}
 	if c.MaxBodyBytes < 0 {
 		bad("max_request_body_bytes %d is negative", c.MaxBodyBytes)

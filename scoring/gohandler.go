@@ -3,7 +3,6 @@ package scoring
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,25 +85,7 @@ func (s *Server) scoreGo(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["X-Ms-Run-Fn-Exec-Ms"] = execMS(clk.Since(start))
 	if res.err != nil {
-		status := http.StatusInternalServerError
-		switch {
-		case errors.Is(res.err, errcode.InvalidArgument):
-			status = http.StatusBadRequest
-		case errors.Is(res.err, errcode.DeadlineExceeded), errors.Is(res.err, context.DeadlineExceeded):
-			status = http.StatusGatewayTimeout
-		}
-		msg := runFailed
-		switch status {
-		case http.StatusBadRequest:
-			// The model's own refusal of the input is meant for the caller.
-			msg = "The input was rejected by the model: " + res.err.Error()
-		case http.StatusGatewayTimeout:
-			msg = fmt.Sprintf("Scoring timeout after %d ms", s.cfg.ScoringTimeout.Milliseconds())
-		}
-		if status >= 500 {
-			// The error text stays in the log: it can hold data.
-			s.event(slog.LevelError, "Encountered error in Run: "+res.err.Error())
-		}
+		status, msg := s.goErrorStatus(res.err)
 		writeError(w, status, msg, status >= 500)
 		return
 	}

@@ -51,21 +51,23 @@ exec(compile(_p[4:4 + _n].decode('utf-8'), '<aksml-host>', 'exec'), {'__name__':
 
 // Message kinds of the worker protocol (see pyhost/host.py).
 const (
-	kindRun      = 'R' // Go → Python: raw body
-	kindRequest  = 'Q' // Go → Python: metadata + body
-	kindRunIDs   = 'U' // Go → Python: request ids + raw body
-	kindBoot     = 'H' // Go → Python: host source + config
-	kindInitOK   = 'I' // Python → Go: init info
-	kindInitFail = 'F' // Python → Go: init failed, JSON initFail
-	kindOK       = 'O' // Python → Go: JSON result
-	kindError    = 'E' // Python → Go: error JSON
-	kindResponse = 'P' // Python → Go: raw HTTP response
-	kindStream   = 'S' // Python → Go: streamed HTTP response starts (metadata)
-	kindChunk    = 'C' // Python → Go: one chunk of a streamed response
-	kindEnd      = 'Z' // Python → Go: the stream ended ("E" if it failed)
-	kindCancel   = 'X' // Go → Python: stop the stream (the client left)
-	kindRecord   = 'D' // Python → Go: a ModelDataCollector record (before a reply, or on fd 5)
-	kindPrints   = 'L' // Python → Go: what run() printed (telemetry), before a reply
+	kindRun        = 'R' // Go → Python: raw body
+	kindRequest    = 'Q' // Go → Python: metadata + body
+	kindRunIDs     = 'U' // Go → Python: request ids + raw body
+	kindBoot       = 'H' // Go → Python: host source + config
+	kindInitOK     = 'I' // Python → Go: init info
+	kindInitFail   = 'F' // Python → Go: init failed, JSON initFail
+	kindOK         = 'O' // Python → Go: JSON result
+	kindError      = 'E' // Python → Go: error JSON
+	kindResponse   = 'P' // Python → Go: raw HTTP response
+	kindStream     = 'S' // Python → Go: streamed HTTP response starts (metadata)
+	kindChunk      = 'C' // Python → Go: one chunk of a streamed response
+	kindEnd        = 'Z' // Python → Go: the stream ended ("E" if it failed)
+	kindCancel     = 'X' // Go → Python: stop the stream (the client left)
+	kindRecord     = 'D' // Python → Go: a ModelDataCollector record (before a reply, or on fd 5)
+	kindPrints     = 'L' // Python → Go: what run() printed (telemetry), before a reply
+	kindBatch      = 'B' // Go → Python: a batch of raw bodies for run_batch
+	kindBatchReply = 'N' // Python → Go: the answers to a batch
 )
 
 // cancelFrame asks a worker to stop the response it is streaming.
@@ -122,6 +124,7 @@ type initInfo struct {
 	InputSchema  json.RawMessage `json:"input_schema"`
 	OutputSchema json.RawMessage `json:"output_schema"`
 	PID          int             `json:"pid"`
+	Batch        bool            `json:"batch"` // the script defines run_batch
 }
 
 // needsMeta reports whether requests must carry method, query and headers.
@@ -727,7 +730,7 @@ func (p *pyPool) release(w *worker) {
 	p.waiters = p.waiters[:len(p.waiters)-1]
 	p.mu.Unlock()
 	h := handoff{w: w}
-	if len(wt.msg) <= proxyWriteMax {
+	if len(wt.msg) > 0 && len(wt.msg) <= proxyWriteMax {
 		w.ioMu.Lock()
 		_, h.err = w.reqW.Write(wt.msg)
 		w.ioMu.Unlock()
@@ -799,25 +802,7 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 		err = fmt.Errorf("%w: unexpected kind %q", errProtocol, kind)
 	}
 	if err != nil {
-		w.kill()
-		w.waitExit()
-		switch {
-		case timedOut.Load():
-			ms := p.cfg.ScoringTimeout.Milliseconds()
-			p.srv.event(slog.LevelWarn, fmt.Sprintf("run() did not finish within the scoring timeout of %d ms; worker %d was killed and is being replaced", ms, w.slot))
-			m := fmt.Sprintf("Scoring timeout after %d ms", ms)
-			return 0, nil, rbuf, elapsed, &replyError{http.StatusGatewayTimeout, m, errcode.New(errcode.DeadlineExceeded, m)}
-		case p.isClosed():
-			return 0, nil, rbuf, elapsed, &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
-		case errors.Is(err, errProtocol):
-			m := fmt.Sprintf("worker %d sent a malformed reply (%v); it was killed and is being replaced", w.slot, err)
-			p.srv.event(slog.LevelError, m)
-			return 0, nil, rbuf, elapsed, &replyError{http.StatusBadGateway, m, errcode.New(errcode.Internal, m)}
-		default:
-			m := fmt.Sprintf("worker %d exited (%s) while running this request; it is being restarted", w.slot, w.exitText())
-			p.srv.event(slog.LevelError, m)
-			return 0, nil, rbuf, elapsed, &replyError{http.StatusBadGateway, m, errcode.New(errcode.Unavailable, m)}
-		}
+		return 0, nil, rbuf, elapsed, p.failed(w, err, timedOut.Load(), "run()")
 	}
 	if timedOut.Load() {
 		// The reply won the race against the timeout, but the worker is
@@ -826,6 +811,31 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 	}
 	p.release(w)
 	return kind, payload, rbuf, elapsed, nil
+}
+
+// failed kills a worker whose round trip failed (err; timedOut when the
+// scoring timeout killed it), waits for it, and returns what the callers of
+// fn (run() or run_batch()) get.
+func (p *pyPool) failed(w *worker, err error, timedOut bool, fn string) *replyError {
+	w.kill()
+	w.waitExit()
+	switch {
+	case timedOut:
+		ms := p.cfg.ScoringTimeout.Milliseconds()
+		p.srv.event(slog.LevelWarn, fmt.Sprintf("%s did not finish within the scoring timeout of %d ms; worker %d was killed and is being replaced", fn, ms, w.slot))
+		m := fmt.Sprintf("Scoring timeout after %d ms", ms)
+		return &replyError{http.StatusGatewayTimeout, m, errcode.New(errcode.DeadlineExceeded, m)}
+	case p.isClosed():
+		return &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
+	case errors.Is(err, errProtocol):
+		m := fmt.Sprintf("worker %d sent a malformed reply (%v); it was killed and is being replaced", w.slot, err)
+		p.srv.event(slog.LevelError, m)
+		return &replyError{http.StatusBadGateway, m, errcode.New(errcode.Internal, m)}
+	default:
+		m := fmt.Sprintf("worker %d exited (%s) while running this request; it is being restarted", w.slot, w.exitText())
+		p.srv.event(slog.LevelError, m)
+		return &replyError{http.StatusBadGateway, m, errcode.New(errcode.Unavailable, m)}
+	}
 }
 
 // readReply is readFrameAfter for the frames of a reply: the records and

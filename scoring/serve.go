@@ -177,6 +177,8 @@ const DefaultHealthPort = 5000
 //	--max_request_body_bytes N   body limit (default 104857600)
 //	--service_name NAME          title of /swagger.json (default $SERVICE_NAME, else "ML service")
 //	--env KEY=VALUE              extra worker environment variable (repeatable)
+//	--max_batch_size N           request batching: up to N requests per run_batch call (default 0, off)
+//	--max_batch_delay_ms N       how long a batch that is not full waits for more (default 0)
 //
 // The app root is $AML_APP_ROOT, else the working directory. Also read from
 // the environment: SERVICE_VERSION, SERVICE_PATH_PREFIX,
@@ -317,6 +319,8 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 	maxBody := fs.Int64("max_request_body_bytes", DefaultMaxBodyBytes, "request body limit in bytes")
 	name := fs.String("service_name", "", "service name shown in /swagger.json (default $SERVICE_NAME, else \"ML service\")")
 	fs.Var(env, "env", "extra environment variable KEY=VALUE for the workers (repeatable)")
+	batchSize := fs.Int("max_batch_size", 0, "request batching: give up to N concurrent requests together to run_batch (0: off)")
+	batchDelay := fs.Int("max_batch_delay_ms", 0, "with batching, how long the oldest request of a batch that is not full waits for more, in milliseconds")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -343,6 +347,9 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 	}
 	if set["scoring_timeout_ms"] && *timeoutMS <= 0 {
 		bad("scoring_timeout_ms %d is not positive", *timeoutMS)
+	}
+	if *batchDelay < 0 || *batchDelay > int(MaxBatchDelayLimit/time.Millisecond) {
+		bad("max_batch_delay_ms %d is outside 0..%d", *batchDelay, MaxBatchDelayLimit/time.Millisecond)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -430,6 +437,9 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 		ServiceName:  pick(*name, "SERVICE_NAME"),
 		AppRoot:      appRoot,
 		MaxBodyBytes: *maxBody,
+		// Config's rules cover the batch size and the pairing.
+		MaxBatchSize:  *batchSize,
+		MaxBatchDelay: time.Duration(*batchDelay) * time.Millisecond,
 	}
 	cfg.ServiceVersion = pick("", "SERVICE_VERSION")
 	cfg.ServicePathPrefix = pick("", "SERVICE_PATH_PREFIX")

@@ -58,6 +58,10 @@ type Server struct {
 	tel *telemetry // request telemetry; nil when off
 	goh Handler
 	raw RawHTTPHandler
+	// batch gathers requests into batches when Config.MaxBatchSize is set;
+	// set (under mu) before the state becomes ready.
+	batch      *batcher
+	batchHooks struct{ queued, batched func(int) } // for tests
 
 	state    atomic.Int32
 	initDone chan struct{}
@@ -139,7 +143,7 @@ func (s *Server) initialize(ctx context.Context) error {
 		}
 		s.info = info
 		s.swagger = buildSwaggers(&s.cfg, info.InputSchema, info.OutputSchema, root, s.cfg.SourceDir)
-		return nil
+		return s.startBatching()
 	}
 	h := s.cfg.Handler()
 	if h == nil {
@@ -155,7 +159,7 @@ func (s *Server) initialize(ctx context.Context) error {
 		in, out = sp.Schema()
 	}
 	s.swagger = buildSwaggers(&s.cfg, in, out, "", "")
-	return nil
+	return s.startBatching()
 }
 
 func callInit(ctx context.Context, h Handler, dir string) (err error) {
@@ -232,10 +236,21 @@ func (s *Server) Close() error {
 		if cancel != nil {
 			cancel()
 		}
+		s.mu.Lock()
+		batch := s.batch
+		s.mu.Unlock()
+		if batch != nil {
+			// Queued requests get 503; closing the workers ends the
+			// batches under way.
+			batch.stop()
+		}
 		if s.py != nil {
 			s.py.close()
 		}
 		s.wg.Wait()
+		if batch != nil {
+			batch.wait()
+		}
 		if s.py != nil {
 			s.py.wait()
 		}
@@ -427,7 +442,9 @@ func (s *Server) serveScore(w http.ResponseWriter, r *http.Request) {
 		tooLarge(w, s.cfg.MaxBodyBytes)
 		return
 	}
-	raw := s.raw != nil || (s.py != nil && s.info.Mode == "raw")
+	// With batching on, every request goes to run_batch (RunBatch), which
+	// takes the body alone.
+	raw := s.batch == nil && (s.raw != nil || (s.py != nil && s.info.Mode == "raw"))
 	if !raw && r.Method != http.MethodGet && r.Method != http.MethodPost {
 		// Only a @rawhttp run() sees other methods. azmlinfsrv answers
 		// OPTIONS itself (the CORS headers are already set) and refuses
@@ -441,6 +458,10 @@ func (s *Server) serveScore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed", false)
+		return
+	}
+	if s.batch != nil {
+		s.scoreBatch(w, r)
 		return
 	}
 	if s.py != nil {
@@ -652,6 +673,22 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rerr.status, rerr.msg, rerr.status >= 500 && rerr.status != http.StatusServiceUnavailable)
 		return
 	}
+	if kind == kindEnd {
+		// A streamed response: its chunks have been written.
+		if len(payload) > 0 || st.gone {
+			// The generator raised (its traceback is in the log) or the
+			// client left: end the response without its last chunk.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	s.writeReply(w, kind, payload, elapsed)
+}
+
+// writeReply writes a worker's answer to one request: a JSON result
+// (kindOK), an error (kindError) or a raw HTTP response (kindResponse).
+func (s *Server) writeReply(w http.ResponseWriter, kind byte, payload []byte, elapsed time.Duration) {
+	h := w.Header()
 	switch kind {
 	case kindOK:
 		h["Content-Type"] = hdrJSON
@@ -683,13 +720,6 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 		w.WriteHeader(m.Status)
 		_, _ = w.Write(body)
-	case kindEnd:
-		// A streamed response: its chunks have been written.
-		if len(payload) > 0 || st.gone {
-			// The generator raised (its traceback is in the log) or the
-			// client left: end the response without its last chunk.
-			panic(http.ErrAbortHandler)
-		}
 	}
 }
 

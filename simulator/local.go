@@ -67,6 +67,8 @@ func (c *Cluster) newLocalBackend(r *replica) (backend, error) {
 		Env:            t.Env,
 		Workers:        t.Workers,
 		ScoringTimeout: t.ScoringTimeout,
+		MaxBatchSize:   t.MaxBatchSize,
+		MaxBatchDelay:  t.MaxBatchDelay,
 		ServiceName:    r.service,
 		Logger:         c.opts.Logger,
 	})

@@ -32,6 +32,11 @@ const (
 	DefaultReplicaMaxConcurrentRequests = 1
 	DefaultMaxRequestWaitTimeMs         = 500
 
+	// MaxBatchSizeLimit and MaxBatchDelayMsLimit bound the request
+	// batching fields (an aksml extension, off by default).
+	MaxBatchSizeLimit    = 1024
+	MaxBatchDelayMsLimit = 10000
+
 	DefaultPeriodSeconds       = 10
 	DefaultInitialDelaySeconds = 310
 	// DefaultTimeoutSeconds is 1. The SDK docstring says 2, but
@@ -116,6 +121,21 @@ type DeployConfig struct {
 	// MaxRequestWaitTimeMs is how long a request may queue for a free
 	// replica before a 503, in milliseconds (max_request_wait_time): 500.
 	MaxRequestWaitTimeMs int
+
+	// MaxBatchSize turns request batching on, an aksml extension Azure ML
+	// v1 does not have (max_batch_size; "aksml": {"maxBatchSize": N} in
+	// deploymentconfig.json): each replica gathers up to MaxBatchSize
+	// concurrent requests and gives them together to the entry script's
+	// run_batch(inputs) (a Go handler's RunBatch). Zero means off; at most
+	// MaxBatchSizeLimit. A replica only sees ReplicaMaxConcurrentRequests
+	// requests at once, so set that at least as high. See docs/batching.md.
+	MaxBatchSize int
+	// MaxBatchDelayMs is how long, in milliseconds, the oldest request of a
+	// batch that is not full waits for more before the batch leaves
+	// (max_batch_delay_ms; "aksml": {"maxBatchDelayMs": D}): 0, no waiting
+	// (a batch is what has queued when a worker is free); at most
+	// MaxBatchDelayMsLimit, and only with MaxBatchSize.
+	MaxBatchDelayMs int
 
 	// PeriodSeconds is the liveness probe interval (period_seconds): 10.
 	PeriodSeconds int
@@ -232,6 +252,15 @@ func (c DeployConfig) problems() []error {
 		add("scoring_timeout_ms %d is above the %d ms the service allows", c.ScoringTimeoutMs, MaxScoringTimeoutMs)
 	}
 	positiveInt("replica_max_concurrent_requests", c.ReplicaMaxConcurrentRequests)
+	if c.MaxBatchSize < 0 || c.MaxBatchSize > MaxBatchSizeLimit {
+		add("max_batch_size %d must be between 1 and %d (leave it unset to turn batching off)", c.MaxBatchSize, MaxBatchSizeLimit)
+	}
+	switch {
+	case c.MaxBatchDelayMs < 0 || c.MaxBatchDelayMs > MaxBatchDelayMsLimit:
+		add("max_batch_delay_ms %d must be between 0 and %d", c.MaxBatchDelayMs, MaxBatchDelayMsLimit)
+	case c.MaxBatchDelayMs > 0 && c.MaxBatchSize == 0:
+		add("max_batch_delay_ms %d given without max_batch_size; batching is off until max_batch_size is set", c.MaxBatchDelayMs)
+	}
 	positiveInt("max_request_wait_time", c.MaxRequestWaitTimeMs)
 	positiveInt("num_replicas", c.NumReplicas)
 
@@ -309,6 +338,10 @@ type EffectiveConfig struct {
 	ScoringTimeout        time.Duration
 	MaxConcurrentRequests int
 	MaxRequestWait        time.Duration
+	// MaxBatchSize (0: batching off) and MaxBatchDelay are the request
+	// batching of each replica.
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
 
 	// Liveness is the replicas' liveness probe.
 	Liveness LivenessProbe
@@ -379,6 +412,8 @@ func (c DeployConfig) Effective() EffectiveConfig {
 		ScoringTimeout:        time.Duration(pick(c.ScoringTimeoutMs, DefaultScoringTimeoutMs)) * time.Millisecond,
 		MaxConcurrentRequests: pick(c.ReplicaMaxConcurrentRequests, DefaultReplicaMaxConcurrentRequests),
 		MaxRequestWait:        time.Duration(pick(c.MaxRequestWaitTimeMs, DefaultMaxRequestWaitTimeMs)) * time.Millisecond,
+		MaxBatchSize:          min(max(c.MaxBatchSize, 0), MaxBatchSizeLimit),
+		MaxBatchDelay:         time.Duration(min(max(c.MaxBatchDelayMs, 0), MaxBatchDelayMsLimit)) * time.Millisecond,
 
 		Liveness: LivenessProbe{
 			Period:           time.Duration(pick(c.PeriodSeconds, DefaultPeriodSeconds)) * time.Second,

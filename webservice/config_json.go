@@ -68,6 +68,7 @@ type DeploymentConfigFile struct {
 //	                                "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
 //	  "dataCollection": {"storageEnabled": false}, "appInsightsEnabled": false,
 //	  "namespace": "...", "computeTargetName": "...",
+//	  "aksml": {"maxBatchSize": 16, "maxBatchDelayMs": 5}, // aksml's extension: request batching
 //	  "versionName": "...", "trafficPercentile": 10, // aksendpoint only
 //	  "port": 32267                                // local only (and nothing else)
 //	}
@@ -157,6 +158,7 @@ type wireFile struct {
 	AppInsightsEnabled                bool            `json:"appInsightsEnabled,omitempty"`
 	Namespace                         string          `json:"namespace,omitempty"`
 	ComputeTargetName                 string          `json:"computeTargetName,omitempty"`
+	Aksml                             *wireAksml      `json:"aksml,omitempty"`
 	Port                              int             `json:"port,omitempty"`
 }
 
@@ -186,6 +188,12 @@ type wireLiveness struct {
 	TimeoutSeconds      int `json:"timeoutSeconds,omitempty"`
 	SuccessThreshold    int `json:"successThreshold,omitempty"`
 	FailureThreshold    int `json:"failureThreshold,omitempty"`
+}
+
+// wireAksml holds aksml's extensions, which Azure ML v1 does not have.
+type wireAksml struct {
+	MaxBatchSize    int `json:"maxBatchSize,omitempty"`
+	MaxBatchDelayMs int `json:"maxBatchDelayMs,omitempty"`
 }
 
 type wireDataColl struct {
@@ -222,6 +230,9 @@ func toWire(c DeployConfig) wireFile {
 	if c.CollectModelData {
 		w.DataCollection = &wireDataColl{StorageEnabled: true}
 	}
+	if a := (wireAksml{c.MaxBatchSize, c.MaxBatchDelayMs}); a != (wireAksml{}) {
+		w.Aksml = &a
+	}
 	return w
 }
 
@@ -230,7 +241,7 @@ var (
 	dcAKSKeys = []string{"computeType", "autoScaler", "dataCollection", "authEnabled", "tokenAuthEnabled",
 		"containerResourceRequirements", "gpuCores", "appInsightsEnabled", "scoringTimeoutMs",
 		"maxConcurrentRequestsPerContainer", "maxQueueWaitMs", "numReplicas", "keys",
-		"livenessProbeRequirements", "namespace", "computeTargetName"}
+		"livenessProbeRequirements", "namespace", "computeTargetName", "aksml"}
 	dcEndpointKeys = []string{"versionName", "trafficPercentile"}
 	dcLocalKeys    = []string{"computeType", "port"}
 )
@@ -332,6 +343,10 @@ func decodeDeploymentFile(data []byte) (DeploymentConfigFile, []error) {
 		c.TimeoutSeconds, _ = dcInteger(lp, "timeoutSeconds", "timeout_seconds", true)
 		c.SuccessThreshold, _ = dcInteger(lp, "successThreshold", "success_threshold", true)
 		c.FailureThreshold, _ = dcInteger(lp, "failureThreshold", "failure_threshold", true)
+	}
+	if ax := dcChild(m, "aksml", "maxBatchSize", "maxBatchDelayMs"); ax != nil {
+		c.MaxBatchSize, _ = dcInteger(ax, "maxBatchSize", "max_batch_size", true)
+		c.MaxBatchDelayMs, _ = dcInteger(ax, "maxBatchDelayMs", "max_batch_delay_ms", false)
 	}
 	c.Namespace, _ = m.String("namespace")
 	c.ComputeTargetName, _ = m.String("computeTargetName")

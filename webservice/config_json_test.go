@@ -303,6 +303,8 @@ func FuzzDecodeDeploymentConfig(f *testing.F) {
 		`{"computeType":"aks","containerResourceRequirements":{"cpu":-1e-320}}`, `{"computeType":"local","port":-1}`,
 		`{"computeType":"aksendpoint","trafficPercentile":1e308,"versionName":"\u00e9"}`, `{"computeType":"aks","keys":{"":"x"}}`,
 		`{"computeType":"aks","numReplicas":9223372036854775807}`, `{"computeType":"aks","numReplicas":-2147483648}`,
+		`{"computeType":"aks","aksml":{"maxBatchSize":16,"maxBatchDelayMs":5}}`, `{"computeType":"aks","aksml":{"maxBatchDelayMs":0}}`,
+		`{"computeType":"aksendpoint","aksml":{"maxBatchSize":1024,"maxBatchDelayMs":10000}}`, `{"computeType":"local","aksml":{}}`,
 	} {
 		f.Add([]byte(s))
 	}

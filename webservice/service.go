@@ -198,9 +198,16 @@ func (c DeployConfig) Version(name string, tmpl driver.ReplicaTemplate) driver.V
 	t.ScoringTimeout = e.ScoringTimeout
 	t.MaxConcurrentPerReplica = e.MaxConcurrentRequests
 	t.MaxQueueWait = e.MaxRequestWait
+	t.MaxBatchSize, t.MaxBatchDelay = e.MaxBatchSize, e.MaxBatchDelay
 	t.CollectModelData = e.CollectModelData
 	t.AppInsights = e.AppInsights
-	if t.Workers == 0 {
+	switch {
+	case t.Workers != 0:
+	case e.MaxBatchSize > 0:
+		// With batching, a worker serves a batch at a time: one worker
+		// per max_batch_size concurrent requests.
+		t.Workers = (e.MaxConcurrentRequests + e.MaxBatchSize - 1) / e.MaxBatchSize
+	default:
 		// One Python worker per concurrent request a replica accepts.
 		t.Workers = e.MaxConcurrentRequests
 	}
@@ -724,6 +731,8 @@ func (c DeployConfig) Merge(patch DeployConfig) (DeployConfig, error) {
 	setI(&out.ScoringTimeoutMs, patch.ScoringTimeoutMs)
 	setI(&out.ReplicaMaxConcurrentRequests, patch.ReplicaMaxConcurrentRequests)
 	setI(&out.MaxRequestWaitTimeMs, patch.MaxRequestWaitTimeMs)
+	setI(&out.MaxBatchSize, patch.MaxBatchSize)
+	setI(&out.MaxBatchDelayMs, patch.MaxBatchDelayMs)
 	setI(&out.PeriodSeconds, patch.PeriodSeconds)
 	setI(&out.InitialDelaySeconds, patch.InitialDelaySeconds)
 	setI(&out.TimeoutSeconds, patch.TimeoutSeconds)

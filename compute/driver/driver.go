@@ -285,6 +285,12 @@ type ReplicaTemplate struct {
 	MaxConcurrentPerReplica int
 	MaxQueueWait            time.Duration
 	Workers                 int
+	// MaxBatchSize turns request batching on in each replica (0: off):
+	// up to MaxBatchSize concurrent requests go together to the entry
+	// script's run_batch (a Go handler's RunBatch), the oldest waiting at
+	// most MaxBatchDelay for the batch to fill (scoring.Config).
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
 
 	// CollectModelData turns on azureml.monitoring.ModelDataCollector for
 	// the entry script (collect_model_data): records go below ModelDataDir

@@ -17,6 +17,8 @@
 #                     {method, path, query, headers}, then the body
 #                  X  cancel the response being streamed (the client left);
 #                     ignored when it arrives after the stream ended
+#                  B  a batch for run_batch (batching on): uint32 n, then
+#                     per request uint32 length and the raw body
 #   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
 #                  F  init failed: JSON {traceback, summary} (the process
 #                     then exits 1); the server logs the traceback, once for
@@ -25,6 +27,9 @@
 #                  E  run failed: JSON {status, message}
 #                  P  raw HTTP reply: uint32 n, n bytes of JSON
 #                     {status, headers}, then the body
+#                  N  the answers to a batch: uint32 n, then per request
+#                     one kind byte (O, E or P as below), uint32 length and
+#                     that kind's payload
 #                  S  streamed HTTP reply starts: uint32 n, n bytes of JSON
 #                     {status, headers}; then C frames (one chunk each) and
 #                     a Z frame (empty, or "E" when the body raised)
@@ -442,6 +447,8 @@ class _Script:
         else:
             self.run = module.run
         self.init = module.init
+        rb = getattr(module, "run_batch", None)
+        self.run_batch = rb if callable(rb) else None
         self._analyze()
 
     def _analyze(self):
@@ -471,6 +478,7 @@ class _Script:
             "input_schema": self.input_schema or None,
             "output_schema": self.output_schema or None,
             "pid": os.getpid(),
+            "batch": self.run_batch is not None,
         }
 
     # -- per request
@@ -548,6 +556,9 @@ def _serve(script):
             return
         if kind == 88:  # 'X': a cancel that crossed the end of its stream
             continue
+        if kind == 66:  # 'B': a batch for run_batch
+            _serve_batch(script, payload)
+            continue
         if kind == 85:  # 'U': the request's ids, then as 'R'
             req_id, client, ids, payload = _read_ids(payload)
             _begin_request(req_id, client, ids)
@@ -577,6 +588,91 @@ def _serve(script):
             send(69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
         if _REQ.id or _cap is not None or _REQ.pending is not None:
             _side_send(_end_request())
+
+
+_ANSWER = struct.Struct(">BI")
+
+
+def _run_failed():
+    return (69, json.dumps({"status": 500, "message": _RUN_FAILED}).encode("utf-8"))
+
+
+def _batch_answer(out):
+    """One element of what run_batch returned, as (kind, payload): an
+    exception instance fails that request alone (500, traceback to the log),
+    an AMLResponse is sent as it is, anything else as JSON."""
+    if isinstance(out, BaseException):
+        sys.stderr.write("Encountered Exception in run_batch for one input: " + "".join(
+            traceback.format_exception(type(out), out, _user_tb(out.__traceback__))))
+        sys.stderr.flush()
+        return _run_failed()
+    try:
+        if _is_response(out):
+            body = out.get_data()
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            m = json.dumps({"status": int(out.status_code), "headers": _response_headers(out)}).encode("utf-8")
+            return (80, _U32.pack(len(m)) + m + body)  # 'P'
+        return (79, _dumps(out).encode("utf-8"))  # 'O'
+    except Exception as ex:
+        sys.stderr.write("Encountered Exception while encoding an answer of run_batch: " + "".join(
+            traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__))))
+        sys.stderr.flush()
+        return _run_failed()
+
+
+def _serve_batch(script, payload):
+    """Runs one batch: run_batch gets the bodies (str, as run(raw_data) gets
+    one) and returns one answer per input, in order. A body that is not
+    UTF-8 is answered 400 and left out; an exception raised by run_batch,
+    or a result that is not a list of the inputs' length, fails every
+    request of the batch."""
+    (n,) = _U32.unpack_from(payload)
+    off = 4
+    answers = [None] * n
+    inputs = []
+    where = []
+    for i in range(n):
+        (size,) = _U32.unpack_from(payload, off)
+        off += 4
+        raw = payload[off:off + size]
+        off += size
+        try:
+            inputs.append(raw.decode("utf-8"))
+            where.append(i)
+        except UnicodeDecodeError as ex:
+            answers[i] = (69, json.dumps({"status": 400, "message": "Input cannot be decoded as UTF-8: %s" % ex}).encode("utf-8"))
+    _REQ.pending = []
+    if inputs:
+        try:
+            out = script.run_batch(inputs)
+            if isinstance(out, (str, bytes, dict)) or out is None:
+                raise TypeError("run_batch returned %s; it must return a list with one answer per input" % type(out).__name__)
+            if not isinstance(out, (list, tuple)):
+                tolist = getattr(out, "tolist", None)
+                out = tolist() if tolist is not None else list(out)
+            if len(out) != len(inputs):
+                raise ValueError("run_batch returned %d answers for %d inputs; it must return one answer per input, in order" % (len(out), len(inputs)))
+        except Exception as ex:
+            sys.stderr.write("Encountered Exception in run_batch: " + "".join(
+                traceback.format_exception(type(ex), ex, _user_tb(ex.__traceback__))))
+            sys.stderr.flush()
+            failed = _run_failed()
+            for i in where:
+                answers[i] = failed
+        else:
+            for i, o in zip(where, out):
+                answers[i] = _batch_answer(o)
+    # The records run_batch collected leave with the answers, before them.
+    side = _end_request() if (_REQ.id or _cap is not None or _REQ.pending is not None) else b""
+    parts = [side, None, _U32.pack(n)]
+    size = 4
+    for k, p in answers:
+        parts.append(_ANSWER.pack(k, len(p)))
+        parts.append(p)
+        size += 5 + len(p)
+    parts[1] = _HDR.pack(size, 78)  # 'N'
+    _write_all(b"".join(parts))
 
 
 def _response_headers(resp):

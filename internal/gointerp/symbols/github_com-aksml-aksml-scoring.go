@@ -27,9 +27,11 @@ func init() {
 		"DefaultWorkers":              reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
 		"Main":                        reflect.ValueOf(scoring.Main),
 		"MainWith":                    reflect.ValueOf(scoring.MainWith),
+		"MaxBatchDelayLimit":          reflect.ValueOf(scoring.MaxBatchDelayLimit),
+		"MaxBatchSizeLimit":           reflect.ValueOf(constant.MakeFromLiteral("1024", token.INT, 0)),
 		"MaxDataCollectionRecord":     reflect.ValueOf(constant.MakeFromLiteral("8388608", token.INT, 0)),
 		"MaxPrintBytes":               reflect.ValueOf(constant.MakeFromLiteral("65536", token.INT, 0)),
-		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("262144", token.INT, 0)),
+		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("1048576", token.INT, 0)),
 		"MaxWorkers":                  reflect.ValueOf(constant.MakeFromLiteral("256", token.INT, 0)),
 		"NewAppRoot":                  reflect.ValueOf(scoring.NewAppRoot),
 		"NewJSONLinesSink":            reflect.ValueOf(scoring.NewJSONLinesSink),
@@ -47,6 +49,8 @@ func init() {
 		"TelemetryRequest":            reflect.ValueOf(constant.MakeFromLiteral("\"request\"", token.STRING, 0)),
 
 		// type definitions
+		"BatchHandler":        reflect.ValueOf((*scoring.BatchHandler)(nil)),
+		"BatchResult":         reflect.ValueOf((*scoring.BatchResult)(nil)),
 		"Config":              reflect.ValueOf((*scoring.Config)(nil)),
 		"DataCollection":      reflect.ValueOf((*scoring.DataCollection)(nil)),
 		"DataCollectionStats": reflect.ValueOf((*scoring.DataCollectionStats)(nil)),
@@ -68,12 +72,31 @@ func init() {
 		"TelemetryStats":      reflect.ValueOf((*scoring.TelemetryStats)(nil)),
 
 		// interface wrapper definitions
+		"_BatchHandler":   reflect.ValueOf((*_github_com_aksml_aksml_scoring_BatchHandler)(nil)),
 		"_Handler":        reflect.ValueOf((*_github_com_aksml_aksml_scoring_Handler)(nil)),
 		"_ModelDataStore": reflect.ValueOf((*_github_com_aksml_aksml_scoring_ModelDataStore)(nil)),
 		"_RawHTTPHandler": reflect.ValueOf((*_github_com_aksml_aksml_scoring_RawHTTPHandler)(nil)),
 		"_SchemaProvider": reflect.ValueOf((*_github_com_aksml_aksml_scoring_SchemaProvider)(nil)),
 		"_TelemetrySink":  reflect.ValueOf((*_github_com_aksml_aksml_scoring_TelemetrySink)(nil)),
 	}
+}
+
+// _github_com_aksml_aksml_scoring_BatchHandler is an interface wrapper for BatchHandler type
+type _github_com_aksml_aksml_scoring_BatchHandler struct {
+	IValue    interface{}
+	WInit     func(ctx context.Context, modelDir string) error
+	WRun      func(ctx context.Context, input []byte) ([]byte, error)
+	WRunBatch func(ctx context.Context, inputs [][]byte) ([]scoring.BatchResult, error)
+}
+
+func (W _github_com_aksml_aksml_scoring_BatchHandler) Init(ctx context.Context, modelDir string) error {
+	return W.WInit(ctx, modelDir)
+}
+func (W _github_com_aksml_aksml_scoring_BatchHandler) Run(ctx context.Context, input []byte) ([]byte, error) {
+	return W.WRun(ctx, input)
+}
+func (W _github_com_aksml_aksml_scoring_BatchHandler) RunBatch(ctx context.Context, inputs [][]byte) ([]scoring.BatchResult, error) {
+	return W.WRunBatch(ctx, inputs)
 }
 
 // _github_com_aksml_aksml_scoring_Handler is an interface wrapper for Handler type

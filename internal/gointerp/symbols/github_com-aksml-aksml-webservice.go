@@ -44,6 +44,8 @@ func init() {
 		"Float":                               reflect.ValueOf(webservice.Float),
 		"Get":                                 reflect.ValueOf(webservice.Get),
 		"List":                                reflect.ValueOf(webservice.List),
+		"MaxBatchDelayMsLimit":                reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
+		"MaxBatchSizeLimit":                   reflect.ValueOf(constant.MakeFromLiteral("1024", token.INT, 0)),
 		"MaxNameLength":                       reflect.ValueOf(constant.MakeFromLiteral("32", token.INT, 0)),
 		"MaxScoringTimeoutMs":                 reflect.ValueOf(constant.MakeFromLiteral("300000", token.INT, 0)),
 		"MinNameLength":                       reflect.ValueOf(constant.MakeFromLiteral("3", token.INT, 0)),
