@@ -3,6 +3,8 @@ package frontend
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/valyala/fasthttp"
 )
 
 // The lean path of the event-loop engine: the common request (GET or POST,
@@ -373,6 +375,27 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 	lr.body = buf[start : start+body]
 	lr.n = start + body
 	return leanOK
+}
+
+// leanPlan decides where the lean request lr goes, for both engines that
+// scan requests (the event loop and the HTTPS engine): routed with its plan
+// and path kind; refused, with resp (clean on entry) holding the router's
+// answer; or general, for the general path (/metrics, a route with
+// mirroring, which copies the parsed request, and a wait for a ready
+// version), with resp to be reset.
+func (rt *Router) leanPlan(lr *leanReq, resp *fasthttp.Response) (p plan, kind pathKind, routed, general bool) {
+	if string(lr.path) == PathMetrics {
+		return p, kind, false, true
+	}
+	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
+	if !ok {
+		return p, kind, false, false
+	}
+	if len(r.mirrors) > 0 {
+		return p, kind, false, true
+	}
+	p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
+	return p, kind, ok, !ok && p.noReady
 }
 
 // appendUpstream appends the request for a replica: the scoring or swagger

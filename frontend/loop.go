@@ -966,27 +966,16 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	if st := scanRequest(buf, rt.maxBody, lr); st != leanOK {
 		return st
 	}
-	if string(lr.path) == PathMetrics {
-		return leanNo
-	}
 	if cc.respDirty {
 		cc.resp.Reset()
 		cc.respDirty = false
 	}
 	resp := &cc.resp
-	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
-	if ok && len(r.mirrors) > 0 {
-		return leanNo // mirroring copies the parsed request
-	}
 	start := time.Now()
-	var p plan
-	if ok {
-		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
-		if !ok && p.noReady {
-			// Waiting for a ready replica takes the slow path.
-			cc.respDirty = true
-			return leanNo
-		}
+	p, kind, ok, general := rt.leanPlan(lr, resp)
+	if general {
+		cc.respDirty = true
+		return leanNo
 	}
 	cc.seq++
 	cc.skipCRLF = postSkip(lr.method)

@@ -408,27 +408,16 @@ func (r *replayConn) Read(p []byte) (int, error) {
 func (c *tlsConn) serveLean(data []byte) bool {
 	rt := c.e.rt
 	lr := &c.lr
-	if string(lr.path) == PathMetrics {
-		return false
-	}
 	if c.dirty {
 		c.resp.Reset()
 		c.dirty = false
 	}
 	resp := &c.resp
-	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
-	if ok && len(r.mirrors) > 0 {
-		c.dirty = true
-		return false // mirroring copies the parsed request
-	}
 	start := time.Now()
-	var p plan
-	if ok {
-		p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
-		if !ok && p.noReady {
-			c.dirty = true
-			return false // waiting for a ready version: the general path
-		}
+	p, kind, ok, general := rt.leanPlan(lr, resp)
+	if general {
+		c.dirty = true
+		return false
 	}
 	c.skipCRLF = postSkip(lr.method)
 	id := newRequestID(c.idBuf[:0])
