@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -649,22 +648,4 @@ func (c *tlsConn) send(uc *upConn, deadline time.Time) error {
 		return err
 	}
 	return nil // sent; a timeout here is the first look at the caller
-}
-
-// callerGone reports whether the caller closed its side of the
-// connection or reset it.
-func (c *tlsConn) callerGone() bool {
-	if c.sock == nil {
-		return false
-	}
-	gone := false
-	_ = c.sock.rc.Control(func(fd uintptr) {
-		var info [8]byte // tcp_info starts with the state
-		size := uint32(len(info))
-		_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
-			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
-		const tcpClose, tcpCloseWait = 7, 8
-		gone = e != 0 || info[0] == tcpClose || info[0] == tcpCloseWait
-	})
-	return gone
 }
