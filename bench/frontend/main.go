@@ -39,7 +39,8 @@
 // routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
 // variables to the routers only (GODEBUG, GOGC, ...);
 // AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router
-// (of the ServeTLS router with -tls). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
+// (of the ServeTLS router with -tls); AKSML_BENCH_TRACE=FILE writes an
+// execution trace of the same router (go tool trace). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
 // ROUNDS" or "newconn ROUNDS" runs only that measure and prints each run;
 // AKSML_BENCH_NGINX_TLS adds directives to nginx's server block (such as
 // "ssl_session_tickets off;").
@@ -63,6 +64,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -160,6 +162,15 @@ func runRouter() {
 		}
 		pprof.StartCPUProfile(out)
 		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
+	}
+	if f := os.Getenv("AKSML_BENCH_TRACE"); f != "" && (engine == "eventloop" || engine == "tls") { // diagnostics only
+		out, err := os.Create(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		trace.Start(out)
+		prev := stopProfile
+		stopProfile = func() { prev(); trace.Stop(); out.Close() }
 	}
 	go func() { io.Copy(io.Discard, os.Stdin); stopProfile(); os.Exit(0) }()
 	switch engine {
