@@ -350,7 +350,7 @@ func orchestrate(quick, tlsMode bool) error {
 			for _, t := range targets[1:] {
 				c0 := cpuSeconds(pp[t.name])
 				l := openLoop(t.urls, rate, 2*time.Second)
-				fmt.Printf("%-18s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6)
+				fmt.Printf("%-18s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req; slowest:%s\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6, l.worst(8))
 			}
 		}
 		return nil
@@ -618,6 +618,21 @@ func check(url string) error {
 type latencies struct {
 	d    []time.Duration
 	errs int
+	raw  []time.Duration // by send order (diagnostics)
+}
+
+// worst lists the send positions and latencies of the n slowest requests.
+func (l *latencies) worst(n int) string {
+	idx := make([]int, len(l.raw))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return l.raw[idx[a]] > l.raw[idx[b]] })
+	var b strings.Builder
+	for _, i := range idx[:min(n, len(idx))] {
+		fmt.Fprintf(&b, " #%d:%.2fms", i, ms(l.raw[i]))
+	}
+	return b.String()
 }
 
 func (l *latencies) pct(p float64) time.Duration {
@@ -696,6 +711,7 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 		}
 	}
 	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	l.raw = res
 	return l
 }
 
