@@ -38,6 +38,8 @@
 // the proxy and of the replicas; AKSML_BENCH_ROUTER_PROCS=N sets the
 // routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
 // variables to the routers only (GODEBUG, GOGC, ...);
+// AKSML_BENCH_EXTRA_PROCS=N raises the event-loop router's GOMAXPROCS by N
+// after its loops started (one loop per P as before, N Ps beside them);
 // AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router
 // (of the ServeTLS router with -tls); AKSML_BENCH_TRACE=FILE writes an
 // execution trace of the same router (go tool trace). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
@@ -173,6 +175,11 @@ func runRouter() {
 		stopProfile = func() { prev(); trace.Stop(); out.Close() }
 	}
 	go func() { io.Copy(io.Discard, os.Stdin); stopProfile(); os.Exit(0) }()
+	if v, err := strconv.Atoi(os.Getenv("AKSML_BENCH_EXTRA_PROCS")); err == nil && v > 0 && engine == "eventloop" { // diagnostics only
+		// The loops are one per GOMAXPROCS when Serve starts; raising it
+		// after that leaves Ps for the goroutines beside them.
+		go func() { time.Sleep(200 * time.Millisecond); runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + v) }()
+	}
 	switch engine {
 	case "nethttp":
 		log.Fatal((&http.Server{Handler: rt}).Serve(ln))
