@@ -81,8 +81,15 @@ func runLocal(n int, python string) error {
 	py := &aml.InferenceConfig{EntryScript: "score.py", SourceDirectory: src,
 		Environment: &aml.Environment{Name: "debian-python", Python: aml.PythonSection{UserManagedDependencies: true, InterpreterPath: python}}}
 	goh := &aml.InferenceConfig{Handler: newEcho}
+	// score.py services keep v1's defaults: 1 concurrent request per
+	// replica, so 1 Python worker.
+	pydc := webservice.DeployConfig{NumReplicas: 1, CPUCores: 0.1, MemoryGB: 0.1}
 	deploy := func(name string, ic *aml.InferenceConfig) (*webservice.Service, error) {
-		svc, err := aml.Deploy(ctx, ws, name, nil, ic, dc, tgt, nil)
+		c := dc
+		if ic.Handler == nil {
+			c = pydc
+		}
+		svc, err := aml.Deploy(ctx, ws, name, nil, ic, c, tgt, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +168,7 @@ func runLocal(n int, python string) error {
 	var upd []time.Duration
 	for i := range 3 {
 		u0 := time.Now()
-		svc, err := aml.Deploy(ctx, ws, fmt.Sprintf("py-new-%d", i), nil, py, dc, tgt, nil)
+		svc, err := aml.Deploy(ctx, ws, fmt.Sprintf("py-new-%d", i), nil, py, pydc, tgt, nil)
 		if err != nil {
 			return err
 		}
