@@ -439,6 +439,9 @@ func run(pre, post, control time.Duration) error {
 		return fmt.Sprintf("%.0f ms/s", float64(b-a)/float64(time.Millisecond)/d.Seconds())
 	}
 	fmt.Printf("\ncontrol: %d/s for %v on %d fixed replicas: p99 %s over %d requests (%d errors)\n", highRate, control, fleet, fmtMs(refP99), len(ctlLat), ctlErrs)
+	if ctlErrs > 0 {
+		fmt.Printf("the control itself had %d errors: the machine could not serve the rate on a fixed fleet, so its p99 is no fair reference for this run\n", ctlErrs)
+	}
 	fmt.Printf("where the tail goes: the process's threads waited for a CPU %s before the step, %s after it, %s in the control; the handler's 10 ms timer fired late by (p99) %s, %s, %s\n",
 		perSec(rq0, rqStep, pre), perSec(rqStep, rq1, post), perSec(crq0, crq1, control), fmtMs(latePre), fmtMs(latePost), fmtMs(lateCtl))
 	fmt.Printf("\nscale-up decided after %s s (goal ≤ %v); %d ready replicas after %s s (goal ≤ start time + %v); highest desired %d\n",
@@ -446,8 +449,8 @@ func run(pre, post, control time.Duration) error {
 	fmt.Printf("p99 of the requests sent from t on within 2× the control's (%s) from t = %s s after the step; 250 ms windows within 2× the pre-step p99 (%s, %d requests) from %s s\n",
 		fmtMs(refP99), secs(recovery), fmtMs(preP99), len(preLat), secs(recoveryPre))
 	fmt.Printf("503s: %d within max_request_wait_time of the step (goal 0), %d in all; other errors %d\n", step503, total503, other)
-	fmt.Printf("RESULT scaleup_decision_s=%s capacity_s=%s p99_recovery_s=%s p99_recovery_pre_s=%s step_503s=%d total_503s=%d formula_replicas=%d max_desired=%d ref_p99_ms=%.2f pre_p99_ms=%.2f replica_start_ms=%.1f\n",
-		secs(decision), secs(capacity), secs(recovery), secs(recoveryPre), step503, total503, want, maxDesired, float64(refP99)/1e6, float64(preP99)/1e6, float64(startTime)/1e6)
+	fmt.Printf("RESULT scaleup_decision_s=%s capacity_s=%s p99_recovery_s=%s p99_recovery_pre_s=%s step_503s=%d total_503s=%d formula_replicas=%d max_desired=%d ref_p99_ms=%.2f control_errors=%d pre_p99_ms=%.2f replica_start_ms=%.1f\n",
+		secs(decision), secs(capacity), secs(recovery), secs(recoveryPre), step503, total503, want, maxDesired, float64(refP99)/1e6, ctlErrs, float64(preP99)/1e6, float64(startTime)/1e6)
 	return nil
 }
 
