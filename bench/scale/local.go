@@ -115,6 +115,7 @@ func runLocal(n int, python string) error {
 	}
 	idle1 := idleCPU(3 * time.Second)
 	rss0, procs0, _ := benchkit.TreeRSS(os.Getpid())
+	pss0, _ := benchkit.TreePSS(os.Getpid())
 	before := closedBest(probeAddr, probeReq)
 
 	batch := max(n/10, 1)
@@ -143,6 +144,7 @@ func runLocal(n int, python string) error {
 	slices.Sort(all)
 	idleN := idleCPU(5 * time.Second)
 	rssN, procsN, _ := benchkit.TreeRSS(os.Getpid())
+	pssN, _ := benchkit.TreePSS(os.Getpid())
 	after := closedBest(probeAddr, probeReq)
 
 	// Every service answers through the front-end.
@@ -181,6 +183,7 @@ func runLocal(n int, python string) error {
 	slices.Sort(upd)
 
 	kbPer := float64(rssN-rss0) / float64(n-1)
+	pssPer := float64(pssN-pss0) / float64(n-1)
 	load, _ = os.ReadFile("/proc/loadavg")
 	fmt.Printf("\nload average after: %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("deploys (aml.Deploy to Healthy): %d in %.1f s (%.2f/s), p50 %s, p99 %s; first tenth %.2f/s, last tenth %.2f/s (last ÷ first %.2f)\n",
@@ -188,13 +191,15 @@ func runLocal(n int, python string) error {
 		rates[0], rates[len(rates)-1], rates[len(rates)-1]/rates[0])
 	fmt.Printf("memory: RSS of the process tree %d MiB in %d processes with 2 services, %d MiB in %d with %d: %.1f MiB per service\n",
 		rss0/1024, procs0, rssN/1024, procsN, n+1, kbPer/1024)
+	fmt.Printf("        PSS (shared pages divided among their processes) %d MiB with 2 services, %d MiB with %d: %.1f MiB per service\n",
+		pss0/1024, pssN/1024, n+1, pssPer/1024)
 	fmt.Printf("idle CPU of the process tree: %.1f%% of a core with 2 services, %.1f%% with %d\n", 100*idle1, 100*idleN, n+1)
 	fmt.Printf("front-end, closed loop 32 clients on a Go-handler service, best of 3: 2 routes %.0f req/s (p99 %s, %d errors), %d routes %.0f req/s (p99 %s, %d errors)\n",
 		before.RPS, ms(before.P99), before.Errs, n+1, after.RPS, ms(after.P99), after.Errs)
 	fmt.Printf("every service answered through the front-end: %d of %d (%d did not)\n", len(recs)-bad, len(recs), bad)
 	fmt.Printf("deploy to first 200 while the front-end serves %.0f req/s (median of 3): %s\n", loaded.RPS, ms(upd[1]))
-	fmt.Printf("RESULT local_services=%d local_routes_rps_ratio=%.2f local_mb_per_service=%.1f local_deploy_rate_per_s=%.2f local_deploy_rate_last_vs_first=%.2f local_deploy_p50_ms=%.0f local_route_update_ms=%.0f local_idle_cpu_pct=%.1f local_idle_cpu_pct_1=%.1f local_not_answering=%d\n",
-		n, after.RPS/before.RPS, kbPer/1024, float64(n-1)/total.Seconds(), rates[len(rates)-1]/rates[0],
+	fmt.Printf("RESULT local_services=%d local_routes_rps_ratio=%.2f local_mb_per_service=%.1f local_pss_mb_per_service=%.1f local_deploy_rate_per_s=%.2f local_deploy_rate_last_vs_first=%.2f local_deploy_p50_ms=%.0f local_route_update_ms=%.0f local_idle_cpu_pct=%.1f local_idle_cpu_pct_1=%.1f local_not_answering=%d\n",
+		n, after.RPS/before.RPS, kbPer/1024, pssPer/1024, float64(n-1)/total.Seconds(), rates[len(rates)-1]/rates[0],
 		msf(benchkit.Percentile(all, 50)), msf(upd[1]), 100*idleN, 100*idle1, bad)
 	if bad > 0 {
 		return fmt.Errorf("%d services did not answer", bad)

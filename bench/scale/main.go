@@ -73,18 +73,20 @@ func main() {
 	flag.Parse()
 	nSet := false
 	flag.Visit(func(f *flag.Flag) { nSet = nSet || f.Name == "n" })
+	defaultN := 200 // -quick in the simulator
 	if *quick {
-		*n, *rounds, *cellDur = 200, 1, time.Second
+		*rounds, *cellDur = 1, time.Second
 	}
 	run := run
 	if *onLocal {
+		defaultN = 20
 		if !nSet {
 			*n = 100
-			if *quick {
-				*n = 20
-			}
 		}
 		run = func() error { return runLocal(*n, *python) }
+	}
+	if *quick && !nSet {
+		*n = defaultN
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/scale:", err)

@@ -96,3 +96,25 @@ func TreeRSS(root int) (kb int64, procs int, ok bool) {
 	}
 	return kb, len(t), ok
 }
+
+// TreePSS returns the proportional set size of pid and all its
+// descendants, in KiB: each page shared by k processes counts 1/k in each,
+// so the sum is the memory the tree really holds. It reads
+// /proc/PID/smaps_rollup (Linux 4.14 and later).
+func TreePSS(root int) (kb int64, ok bool) {
+	t, ok := tree(root)
+	for pid := range t {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+		if err != nil {
+			continue // the process ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, found := strings.CutPrefix(line, "Pss:"); found {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				kb += n
+				break
+			}
+		}
+	}
+	return kb, ok
+}

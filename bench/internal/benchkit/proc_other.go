@@ -17,3 +17,6 @@ func TreeCPU(int) (time.Duration, bool) { return 0, false }
 
 // TreeRSS is not measured outside Linux.
 func TreeRSS(int) (int64, int, bool) { return 0, 0, false }
+
+// TreePSS is not measured outside Linux.
+func TreePSS(int) (int64, bool) { return 0, false }
