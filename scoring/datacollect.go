@@ -120,11 +120,13 @@ func (s *Server) DataCollectionStats() DataCollectionStats {
 	return s.dc.stats()
 }
 
-// dcRecord is one collected record, ready for the store.
+// dcRecord is one collected record: its file, the file's header and its
+// values (marshal data, see appendDCRows), written as CSV rows by the
+// writer.
 type dcRecord struct {
 	name   string
 	header []byte
-	rows   []byte
+	values []byte
 }
 
 // collector buffers a replica's records and writes them in the background.
@@ -175,7 +177,7 @@ func (c *collector) write() {
 	defer close(c.done)
 	type pending struct {
 		header []byte
-		rows   bytes.Buffer
+		rows   []byte
 		n      int64
 	}
 	timer := time.NewTimer(time.Hour)
@@ -191,7 +193,14 @@ func (c *collector) write() {
 				batch[r.name] = p
 				order = append(order, r.name)
 			}
-			p.rows.Write(r.rows)
+			// The rows are formatted here, off the request path.
+			rows, err := appendDCRows(p.rows, r.values)
+			if err != nil {
+				c.failed.Add(1)
+				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+				return
+			}
+			p.rows = rows
 			p.n++
 		}
 		add(rec)
@@ -210,11 +219,14 @@ func (c *collector) write() {
 		}
 		for _, name := range order {
 			p := batch[name]
+			if p.n == 0 {
+				continue
+			}
 			if c.ctx.Err() != nil {
 				c.dropped.Add(p.n)
 				continue
 			}
-			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows.Bytes()); err != nil {
+			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows); err != nil {
 				if c.ctx.Err() != nil {
 					c.dropped.Add(p.n)
 					continue
@@ -292,7 +304,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 	if uint64(n) > uint64(len(payload)-4) {
 		return dcRecord{}, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
 	}
-	meta, rows := payload[4:4+n], payload[4+n:]
+	meta, values := payload[4:4+n], payload[4+n:]
 	now := c.srv.cfg.Clock.Now().Unix()
 	c.cacheMu.Lock()
 	tg := c.targets[string(meta)]
@@ -314,7 +326,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 	}
 	name := tg.name
 	c.cacheMu.Unlock()
-	return dcRecord{name: name, header: tg.header, rows: append([]byte(nil), rows...)}, nil
+	return dcRecord{name: name, header: tg.header, values: append([]byte(nil), values...)}, nil
 }
 
 const secondsPerDay = 24 * 60 * 60

@@ -748,7 +748,8 @@ def _main(config):
     os.set_inheritable(_WFD, False)
     # fd 5, when data collection is on: the records of
     # azureml.monitoring.ModelDataCollector (D frames: uint32 n, n bytes of
-    # JSON metadata, then CSV rows), read by the server in the background.
+    # JSON metadata, then the JSON values; see the shim), read by the server
+    # in the background.
     if os.environ.get("AKSML_DC_FD"):
         try:
             os.set_inheritable(int(os.environ["AKSML_DC_FD"]), False)
