@@ -63,7 +63,8 @@ type DataCollection struct {
 type ModelDataStore interface {
 	// Append adds rows (CSV lines) to the file at name, a slash-separated
 	// path below the store's root (modeldata/...). header (one CSV line, or
-	// nil) is written first when the file does not exist yet.
+	// nil) is written first when the file does not exist yet. rows is reused
+	// after Append returns.
 	Append(ctx context.Context, name string, header, rows []byte) error
 }
 
@@ -182,19 +183,31 @@ func (c *collector) write() {
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var dec pyDecoder
+	// The files' rows buffers, kept from batch to batch (the store does
+	// not keep rows after Append).
+	var spare [][]byte
+	batch := map[string]*pending{}
+	var order []string
 	for rec := range c.ch {
 		gather(c.ch, dcBatch-1, timer, c.closing)
-		batch := map[string]*pending{}
-		var order []string
+		for _, p := range batch {
+			spare = append(spare, p.rows[:0])
+		}
+		clear(batch)
+		order = order[:0]
 		add := func(r dcRecord) {
 			p := batch[r.name]
 			if p == nil {
 				p = &pending{header: r.header}
+				if k := len(spare); k > 0 {
+					p.rows, spare = spare[k-1], spare[:k-1]
+				}
 				batch[r.name] = p
 				order = append(order, r.name)
 			}
 			// The rows are formatted here, off the request path.
-			rows, err := appendDCRows(p.rows, r.values)
+			rows, err := dec.appendRows(p.rows, r.values)
 			if err != nil {
 				c.failed.Add(1)
 				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())

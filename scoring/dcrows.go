@@ -66,8 +66,11 @@ type pyValue struct {
 // pyDecoder decodes the marshal data of a record: two levels of sequences
 // at most below the top.
 type pyDecoder struct {
-	p    []byte
-	refs []pyValue
+	p []byte
+	// arena holds the items of sequences; kept (with refs) from record
+	// to record by a collector's writer.
+	arena []pyValue
+	refs  []pyValue
 	// filled tells which refs are complete (a sequence's ref is taken
 	// before its items).
 	filled []bool
@@ -206,8 +209,26 @@ func (d *pyDecoder) value(depth int) (pyValue, error) {
 		if n < 0 || n > len(d.p) {
 			return v, errMarshalShort
 		}
+		v.kind = pmList
+		if n <= 1024 {
+			// From the arena: the slots are taken before the items, so
+			// the items of nested sequences come after them.
+			if len(d.arena)+n > cap(d.arena) {
+				d.arena = make([]pyValue, 0, max(4096, 2*n))
+			}
+			v.items = d.arena[len(d.arena) : len(d.arena)+n : len(d.arena)+n]
+			d.arena = d.arena[:len(d.arena)+n]
+			for k := range v.items {
+				it, err := d.value(depth - 1)
+				if err != nil {
+					return v, err
+				}
+				v.items[k] = it
+			}
+			break
+		}
 		// Grown as items arrive: a count is not trusted with memory.
-		v.kind, v.items = pmList, make([]pyValue, 0, min(n, 64))
+		v.items = make([]pyValue, 0, 1024)
 		for range n {
 			it, err := d.value(depth - 1)
 			if err != nil {
@@ -247,7 +268,16 @@ func btoi(b bool) int {
 // malformed or too large record appends nothing and is an error naming
 // what is wrong.
 func appendDCRows(dst, data []byte) ([]byte, error) {
-	d := pyDecoder{p: data}
+	var d pyDecoder
+	return d.appendRows(dst, data)
+}
+
+// appendRows is appendDCRows with d's memory (kept for the next record).
+func (d *pyDecoder) appendRows(dst, data []byte) ([]byte, error) {
+	clear(d.arena)
+	clear(d.refs)
+	d.p, d.arena, d.refs, d.filled = data, d.arena[:0], d.refs[:0], d.filled[:0]
+	defer func() { d.p = nil }()
 	top, err := d.value(3)
 	if err == nil && len(d.p) > 0 {
 		err = fmt.Errorf("%d bytes after the marshal data", len(d.p))

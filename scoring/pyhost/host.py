@@ -203,10 +203,11 @@ class _Tee(object):
 
     def __init__(self, stream, name):
         self._stream = stream
+        self._write = stream.write
         self._name = b"o" if name == "stdout" else b"e"
 
     def write(self, s):
-        n = self._stream.write(s)
+        n = self._write(s)
         c = _cap
         if c is not None and s:
             # The stream took s: it is a str.

@@ -241,13 +241,20 @@ class ModelDataCollector(object):
         return out
 
     def _send(self, input_data, ts, cid):
-        _, rows = _rows(input_data)
         plain = _PLAIN.issuperset
-        for row in rows:
-            if not plain(map(type, row)):
-                rows = [r if plain(map(type, r)) else [_cell(v, i, c) for c, v in enumerate(r)]
-                        for i, r in enumerate(rows)]
-                break
+        rows = input_data
+        if type(rows) is list and rows:
+            # The common case, a list of rows of plain values, as it is.
+            for row in rows:
+                if type(row) is not list or not plain(map(type, row)):
+                    rows = None
+                    break
+        else:
+            rows = None
+        if rows is None:
+            _, rows = _rows(input_data)
+            rows = [r if plain(map(type, r)) else [_cell(v, i, c) for c, v in enumerate(r)]
+                    for i, r in enumerate(rows)]
         # The values go as marshal data (one C call); the server writes
         # them as CSV rows, off the request path.
         body = _marshal((ts, cid, rows), 4)
