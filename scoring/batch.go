@@ -96,6 +96,7 @@ type batcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // a request joined the queue
+	timer  batchTimer    // ends the wait of a partial batch; the dispatcher's, made by start
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
@@ -117,6 +118,7 @@ func newBatcher(clk clock.WithDelayedExecution, size int, delay time.Duration, r
 }
 
 func (b *batcher) start() {
+	b.timer = newBatchTimer(b.clk)
 	b.wg.Add(1)
 	go b.dispatch()
 }
@@ -169,6 +171,7 @@ func (b *batcher) submit(ctx context.Context, input []byte) batchReply {
 // dispatch forms batches until the batcher closes.
 func (b *batcher) dispatch() {
 	defer b.wg.Done()
+	defer b.timer.close()
 	for {
 		if !b.waitQueued() {
 			return
@@ -217,13 +220,14 @@ func (b *batcher) waitQueued() bool {
 // hand) until it is full or its oldest request has waited the delay; nil
 // when the batcher closed.
 func (b *batcher) gather() []*batchItem {
+	var armed time.Time // the deadline the timer is armed for, if any
 	for {
 		b.mu.Lock()
 		n := len(b.queue)
-		var wait time.Duration
+		var due time.Time
 		if n > 0 {
-			wait = b.queue[0].arrived.Add(b.delay).Sub(b.clk.Now())
-			if n >= b.size || wait <= 0 {
+			due = b.queue[0].arrived.Add(b.delay)
+			if n >= b.size || !b.clk.Now().Before(due) {
 				k := min(n, b.size)
 				items := make([]*batchItem, k)
 				copy(items, b.queue)
@@ -231,27 +235,27 @@ func (b *batcher) gather() []*batchItem {
 				clear(b.queue[rest:])
 				b.queue = b.queue[:rest]
 				b.mu.Unlock()
+				if !armed.IsZero() {
+					b.timer.disarm()
+				}
 				return items
 			}
 		}
 		b.mu.Unlock()
-		var timer clock.Timer
-		var fire <-chan time.Time
-		if n > 0 {
-			timer = b.clk.NewTimer(wait)
-			fire = timer.C()
+		// Arm once per deadline: requests joining a partial batch do not
+		// move it.
+		if n > 0 && !due.Equal(armed) {
+			b.timer.arm(due.Sub(b.clk.Now()))
+			armed = due
 		}
 		select {
 		case <-b.wake:
-		case <-fire:
+		case <-b.timer.fired():
+			// Fired (or a stale fire): the next look at the queue decides.
+			armed = time.Time{}
 		case <-b.ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
+			b.timer.disarm()
 			return nil
-		}
-		if timer != nil {
-			timer.Stop()
 		}
 	}
 }

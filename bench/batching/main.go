@@ -13,7 +13,10 @@
 //   - a fixed open-loop rate both sustain (0.8 × the unbatched maximum):
 //     p99 (batch_p99_ratio, batched ÷ unbatched; ≤ 1 is the goal);
 //   - concurrency 1, closed loop: the latency batching adds (c1_added_ms,
-//     the difference of the medians), beside max_batch_delay_ms.
+//     the difference of the medians), beside max_batch_delay_ms; and the
+//     same with max_batch_delay_ms 0 (c1_added_ms_delay0, a third server
+//     measured in this cell only): the batch path's own cost, without the
+//     wait.
 //
 // The output ends with one line "RESULT key=value ...".
 package main
@@ -135,8 +138,13 @@ func run() error {
 		return err
 	}
 	defer bat.srv.Stop()
+	bat0, err := start("batched-0", bin, sk, []string{"--max_batch_size", strconv.Itoa(*size), "--max_batch_delay_ms", "0"})
+	if err != nil {
+		return err
+	}
+	defer bat0.srv.Stop()
 	targets := []target{unb, bat}
-	for _, t := range targets {
+	for _, t := range []target{unb, bat, bat0} {
 		if err := benchkit.Check("http://"+t.srv.Addr+"/score", sk.Body, sk.Want); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -148,7 +156,7 @@ func run() error {
 	}
 	fmt.Printf("\n%-26s %-10s %10s %10s %10s %12s %7s\n", "load", "server", "req/s", "p50", "p99", "server CPU/req", "errors")
 
-	best := func(measure func(t target) benchkit.Cell, better func(a, b benchkit.Cell) bool) map[string]benchkit.Cell {
+	best := func(targets []target, measure func(t target) benchkit.Cell, better func(a, b benchkit.Cell) bool) map[string]benchkit.Cell {
 		out := map[string]benchkit.Cell{}
 		for r := 0; r < *rounds; r++ {
 			for _, t := range targets {
@@ -160,7 +168,7 @@ func run() error {
 		}
 		return out
 	}
-	show := func(load string, cells map[string]benchkit.Cell) {
+	show := func(targets []target, load string, cells map[string]benchkit.Cell) {
 		for _, t := range targets {
 			m := cells[t.name]
 			fmt.Printf("%-26s %-10s %10.0f %10s %10s %12s %7d\n", load, t.name, m.RPS, ms(m.P50), ms(m.P99), micro(m.CPU), m.Errs)
@@ -170,32 +178,34 @@ func run() error {
 	lowerP99 := func(a, b benchkit.Cell) bool { return a.Errs <= b.Errs && a.P99 < b.P99 }
 	lowerP50 := func(a, b benchkit.Cell) bool { return a.P50 < b.P50 }
 
-	cmax := best(func(t target) benchkit.Cell {
+	cmax := best(targets, func(t target) benchkit.Cell {
 		return benchkit.Closed(t.srv.Addr, benchkit.Request(t.srv.Addr, "/score", sk.Body), *conc, *warmup, *duration, t.srv.Pid)
 	}, faster)
-	show(fmt.Sprintf("closed, concurrency %d", *conc), cmax)
+	show(targets, fmt.Sprintf("closed, concurrency %d", *conc), cmax)
 
 	rate := 0.8 * cmax["unbatched"].RPS
-	fixed := best(func(t target) benchkit.Cell {
+	fixed := best(targets, func(t target) benchkit.Cell {
 		return benchkit.OpenCell(t.srv.Addr, benchkit.Request(t.srv.Addr, "/score", sk.Body), rate, *duration, 64, t.srv.Pid)
 	}, lowerP99)
-	show(fmt.Sprintf("open, %.0f req/s", rate), fixed)
+	show(targets, fmt.Sprintf("open, %.0f req/s", rate), fixed)
 
-	c1 := best(func(t target) benchkit.Cell {
+	c1targets := []target{unb, bat, bat0}
+	c1 := best(c1targets, func(t target) benchkit.Cell {
 		return benchkit.Closed(t.srv.Addr, benchkit.Request(t.srv.Addr, "/score", sk.Body), 1, *warmup, *duration, t.srv.Pid)
 	}, lowerP50)
-	show("closed, concurrency 1", c1)
+	show(c1targets, "closed, concurrency 1", c1)
 
 	rps := cmax["batched"].RPS / cmax["unbatched"].RPS
 	p99 := float64(fixed["batched"].P99) / float64(fixed["unbatched"].P99)
 	added := float64(c1["batched"].P50-c1["unbatched"].P50) / float64(time.Millisecond)
 	addedP99 := float64(c1["batched"].P99-c1["unbatched"].P99) / float64(time.Millisecond)
+	added0 := float64(c1["batched-0"].P50-c1["unbatched"].P50) / float64(time.Millisecond)
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("\nload average after: %s", b)
 	}
 	fmt.Printf("\nbatched ÷ unbatched: throughput at concurrency %d %.2f× (goal ≥ 3), p99 at %.0f req/s %.2f× (goal ≤ 1)\n", *conc, rps, rate, p99)
-	fmt.Printf("latency added at concurrency 1: p50 %+.2f ms, p99 %+.2f ms (goal ≤ max_batch_delay %.0f ms)\n", added, addedP99, delayMS)
-	fmt.Printf("RESULT batch_rps_ratio=%.2f batch_p99_ratio=%.2f c1_added_ms=%.2f c1_added_p99_ms=%.2f max_batch_delay_ms=%.0f rate_rps=%.0f\n", rps, p99, added, addedP99, delayMS, rate)
+	fmt.Printf("latency added at concurrency 1: p50 %+.2f ms, p99 %+.2f ms (goal ≤ max_batch_delay %.0f ms); with max_batch_delay 0: p50 %+.2f ms\n", added, addedP99, delayMS, added0)
+	fmt.Printf("RESULT batch_rps_ratio=%.2f batch_p99_ratio=%.2f c1_added_ms=%.2f c1_added_p99_ms=%.2f c1_added_ms_delay0=%.2f max_batch_delay_ms=%.0f rate_rps=%.0f max_batch_size=%d\n", rps, p99, added, addedP99, added0, delayMS, rate, *size)
 	return nil
 }
 

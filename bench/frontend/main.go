@@ -38,8 +38,11 @@
 // the proxy and of the replicas; AKSML_BENCH_ROUTER_PROCS=N sets the
 // routers' GOMAXPROCS; AKSML_BENCH_ROUTER_ENV=K=V[,K=V] adds environment
 // variables to the routers only (GODEBUG, GOGC, ...);
+// AKSML_BENCH_EXTRA_PROCS=N raises the event-loop router's GOMAXPROCS by N
+// after its loops started (one loop per P as before, N Ps beside them);
 // AKSML_BENCH_CPUPROFILE=FILE writes a CPU profile of the event-loop router
-// (of the ServeTLS router with -tls). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
+// (of the ServeTLS router with -tls); AKSML_BENCH_TRACE=FILE writes an
+// execution trace of the same router (go tool trace). With -tls: AKSML_BENCH_TLS_ONLY="keepalive
 // ROUNDS" or "newconn ROUNDS" runs only that measure and prints each run;
 // AKSML_BENCH_NGINX_TLS adds directives to nginx's server block (such as
 // "ssl_session_tickets off;").
@@ -63,6 +66,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -161,7 +165,21 @@ func runRouter() {
 		pprof.StartCPUProfile(out)
 		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
 	}
+	if f := os.Getenv("AKSML_BENCH_TRACE"); f != "" && (engine == "eventloop" || engine == "tls") { // diagnostics only
+		out, err := os.Create(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		trace.Start(out)
+		prev := stopProfile
+		stopProfile = func() { prev(); trace.Stop(); out.Close() }
+	}
 	go func() { io.Copy(io.Discard, os.Stdin); stopProfile(); os.Exit(0) }()
+	if v, err := strconv.Atoi(os.Getenv("AKSML_BENCH_EXTRA_PROCS")); err == nil && v > 0 && engine == "eventloop" { // diagnostics only
+		// The loops are one per GOMAXPROCS when Serve starts; raising it
+		// after that leaves Ps for the goroutines beside them.
+		go func() { time.Sleep(200 * time.Millisecond); runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + v) }()
+	}
 	switch engine {
 	case "nethttp":
 		log.Fatal((&http.Server{Handler: rt}).Serve(ln))
@@ -339,7 +357,7 @@ func orchestrate(quick, tlsMode bool) error {
 			for _, t := range targets[1:] {
 				c0 := cpuSeconds(pp[t.name])
 				l := openLoop(t.urls, rate, 2*time.Second)
-				fmt.Printf("%-18s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6)
+				fmt.Printf("%-18s %d/s p50 %.3f p90 %.3f p99 %.3f ms, proxy CPU %.0f µs/req; slowest:%s\n", t.name, rate, ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), (cpuSeconds(pp[t.name])-c0)/float64(len(l.d))*1e6, l.worst(8))
 			}
 		}
 		return nil
@@ -607,6 +625,21 @@ func check(url string) error {
 type latencies struct {
 	d    []time.Duration
 	errs int
+	raw  []time.Duration // by send order (diagnostics)
+}
+
+// worst lists the send positions and latencies of the n slowest requests.
+func (l *latencies) worst(n int) string {
+	idx := make([]int, len(l.raw))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return l.raw[idx[a]] > l.raw[idx[b]] })
+	var b strings.Builder
+	for _, i := range idx[:min(n, len(idx))] {
+		fmt.Fprintf(&b, " #%d:%.2fms", i, ms(l.raw[i]))
+	}
+	return b.String()
 }
 
 func (l *latencies) pct(p float64) time.Duration {
@@ -685,6 +718,7 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 		}
 	}
 	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	l.raw = res
 	return l
 }
 

@@ -3,6 +3,7 @@
 //	go run ./bench/scale            # 1,000 services
 //	go run ./bench/scale -quick     # 200 services
 //	go run ./bench/scale -cpuprofile cpu.out -memprofile mem.out
+//	go run ./bench/scale -local     # 100 score.py services on a local cluster (-quick: 20)
 //
 // Two simulated clusters run in this process: "one" with a single
 // Go-handler service and "many" with -n Go-handler services of one replica
@@ -22,6 +23,10 @@
 //     a new service to its first 200, while the closed loop runs on the
 //     other service of the same cluster, on "many" against "one";
 //   - webservice.List in the workspace with every service recorded.
+//
+// With -local it deploys score.py services into one local cluster instead
+// (kube/local: a real Kubernetes control plane, virtual nodes whose pods
+// are processes, the in-cluster front-end as a pod); see local.go.
 package main
 
 import (
@@ -60,12 +65,28 @@ var (
 	cellDur = flag.Duration("duration", 2*time.Second, "measured time per closed-loop cell")
 	cpuprof = flag.String("cpuprofile", "", "write a CPU profile of the deployments and the idle period to this file")
 	memprof = flag.String("memprofile", "", "write a heap profile after the deployments to this file")
+	onLocal = flag.Bool("local", false, "score.py services on a local cluster (kube/local) instead of Go-handler services in the simulator; -n defaults to 100 (20 with -quick)")
+	python  = flag.String("python", "/usr/bin/python3", "the Python of the score.py services with -local (needs nothing but the standard library)")
 )
 
 func main() {
 	flag.Parse()
+	nSet := false
+	flag.Visit(func(f *flag.Flag) { nSet = nSet || f.Name == "n" })
+	defaultN := 200 // -quick in the simulator
 	if *quick {
-		*n, *rounds, *cellDur = 200, 1, time.Second
+		*rounds, *cellDur = 1, time.Second
+	}
+	run := run
+	if *onLocal {
+		defaultN = 20
+		if !nSet {
+			*n = 100
+		}
+		run = func() error { return runLocal(*n, *python) }
+	}
+	if *quick && !nSet {
+		*n = defaultN
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/scale:", err)

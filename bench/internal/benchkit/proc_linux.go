@@ -20,14 +20,22 @@ func KillGroup(p *os.Process) {
 	_ = p.Kill()
 }
 
-// TreeCPU returns the user+system CPU time of pid and all its descendants.
-func TreeCPU(root int) (time.Duration, bool) {
+// procStat is what /proc/PID/stat says of one process.
+type procStat struct {
+	ppid  int
+	ticks int64 // user + system CPU, in USER_HZ (100 on Linux)
+	rssKB int64
+}
+
+// tree returns root and all its descendants, with their /proc/PID/stat.
+func tree(root int) (map[int]procStat, bool) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
 	children := map[int][]int{}
-	ticks := map[int]int64{}
+	stats := map[int]procStat{}
+	page := int64(os.Getpagesize()) / 1024
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -43,26 +51,70 @@ func TreeCPU(root int) (time.Duration, bool) {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) < 13 {
+		if len(f) < 22 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
+		rss, _ := strconv.ParseInt(f[21], 10, 64)
 		children[ppid] = append(children[ppid], pid)
-		ticks[pid] = ut + st
+		stats[pid] = procStat{ppid: ppid, ticks: ut + st, rssKB: rss * page}
 	}
-	if _, ok := ticks[root]; !ok {
-		return 0, false
+	if _, ok := stats[root]; !ok {
+		return nil, false
 	}
-	var total int64
+	out := map[int]procStat{}
 	stack := []int{root}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		total += ticks[p]
+		out[p] = stats[p]
 		stack = append(stack, children[p]...)
 	}
-	// USER_HZ is 100 on Linux.
-	return time.Duration(total) * 10 * time.Millisecond, true
+	return out, true
+}
+
+// TreeCPU returns the user+system CPU time of pid and all its descendants.
+func TreeCPU(root int) (time.Duration, bool) {
+	t, ok := tree(root)
+	var total int64
+	for _, s := range t {
+		total += s.ticks
+	}
+	return time.Duration(total) * 10 * time.Millisecond, ok
+}
+
+// TreeRSS returns the resident memory of pid and all its descendants, in
+// KiB, and how many processes that is. Pages that processes share (a
+// forked child's, the executable's) count once per process, as ps shows
+// them.
+func TreeRSS(root int) (kb int64, procs int, ok bool) {
+	t, ok := tree(root)
+	for _, s := range t {
+		kb += s.rssKB
+	}
+	return kb, len(t), ok
+}
+
+// TreePSS returns the proportional set size of pid and all its
+// descendants, in KiB: each page shared by k processes counts 1/k in each,
+// so the sum is the memory the tree really holds. It reads
+// /proc/PID/smaps_rollup (Linux 4.14 and later).
+func TreePSS(root int) (kb int64, ok bool) {
+	t, ok := tree(root)
+	for pid := range t {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+		if err != nil {
+			continue // the process ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, found := strings.CutPrefix(line, "Pss:"); found {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				kb += n
+				break
+			}
+		}
+	}
+	return kb, ok
 }

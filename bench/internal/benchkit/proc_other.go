@@ -14,3 +14,9 @@ func KillGroup(p *os.Process) { _ = p.Kill() }
 
 // TreeCPU is not measured outside Linux.
 func TreeCPU(int) (time.Duration, bool) { return 0, false }
+
+// TreeRSS is not measured outside Linux.
+func TreeRSS(int) (int64, int, bool) { return 0, 0, false }
+
+// TreePSS is not measured outside Linux.
+func TreePSS(int) (int64, bool) { return 0, false }
