@@ -214,13 +214,23 @@ func (x *exch) end(code int, done time.Time) {
 
 // ---- the goroutine driver ----
 
-// send forwards a prepared request and fills resp with the answer.
-func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool) {
-	var x exch
+// send forwards a prepared request and fills resp with the answer. With
+// rel set, a chunked or large answer's body is left to relay (when
+// rel.streaming() on return), and its exchange, in rel.x, to end after it.
+func (rt *Router) send(ctx context.Context, p plan, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultCT bool, rel *bodyRelay) {
+	var own exch
+	x := &own
+	if rel != nil {
+		x = &rel.x
+	}
 	x.begin(p, start)
-	code, done := rt.forward(ctx, &x, req, resp, noDefaultCT)
-	x.end(code, done)
+	code, done := rt.forward(ctx, x, req, resp, noDefaultCT, rel)
 	resp.Header.Set(HeaderServedBy, x.vs.name)
+	if rel.streaming() {
+		rel.code = code
+		return
+	}
+	x.end(code, done)
 }
 
 // observe records a scoring request's outcome.
@@ -238,7 +248,7 @@ func observe(p plan, vs *versionState, code int, start, done time.Time) {
 // decides. It returns the status code sent to the caller and, when a
 // replica answered, the time its answer was read. The scoring timeout runs
 // from x.start, or from the end of the wait for a replica slot.
-func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, resp *fasthttp.Response, noDefaultCT bool) (code int, done time.Time) {
+func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, resp *fasthttp.Response, noDefaultCT bool, rel *bodyRelay) (code int, done time.Time) {
 	spilled, _ := req.BodyStream().(*spillReader)
 	for {
 		if x.rep == nil {
@@ -260,9 +270,11 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 			now = time.Now()
 		}
 		var err error
-		done, err = x.rep.conns.roundTrip(ctx, req, resp, now, now.Add(timeout), noDefaultCT)
+		done, err = x.rep.conns.roundTrip(ctx, req, resp, now, now.Add(timeout), noDefaultCT, rel)
 		if err == nil {
-			x.release()
+			if !rel.streaming() {
+				x.release() // else the slot is held until the body's end
+			}
 			return replicaAnswer(resp), done
 		}
 		rt.log.Debug("frontend: replica error", "route", x.p.r.name, "version", x.vs.name, "replica", x.rep.id, "err", err)

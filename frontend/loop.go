@@ -1311,7 +1311,7 @@ func (l *loop) slow(cc *clientConn, kind slowKind) {
 			resp.Header.SetContentType(metricsContentType)
 			resp.SetBody(rt.appendMetrics(resp.Body()[:0]))
 		default:
-			rt.route(ctx, req, resp, start, cc.ex.id, true)
+			rt.route(ctx, req, resp, start, cc.ex.id, true, nil)
 			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
 		}
 		out := appendResponse(nil, cc.closeAfter, resp)

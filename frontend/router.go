@@ -94,9 +94,10 @@ type Options struct {
 	// this long after an answer. 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// BodyReadTimeout closes a connection whose request body makes no
-	// progress (no byte arrives) for this long. On Serve it also bounds a
-	// streamed answer's progress, from the replica and to the caller (see
-	// Engines in the package doc). 0 means DefaultBodyReadTimeout.
+	// progress (no byte arrives) for this long. It also bounds a streamed
+	// answer's progress from the replica, on every engine, and to the
+	// caller on Serve and ServeTLS (see Engines in the package doc). 0
+	// means DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
 	// MaxConns bounds the connections served at once; connections beyond
 	// it are closed as they arrive. 0 means DefaultMaxConns.
@@ -619,8 +620,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		req.SetBodyRaw(buf.Bytes())
 	}
-	rt.handle(r.Context(), req, resp, time.Now(), false)
+	var rel bodyRelay
+	rt.handle(r.Context(), req, resp, time.Now(), false, &rel)
 	sp.close() // the allowance comes back before the caller reads the answer
+	if rel.streaming() {
+		rt.relayHTTP(r.Context(), w, resp, &rel)
+		return
+	}
 	writeHTTP(w, resp)
 }
 
@@ -719,6 +725,16 @@ func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spillF
 }
 
 func writeHTTP(w http.ResponseWriter, resp *fasthttp.Response) {
+	copyHead(w, resp)
+	body := resp.Body()
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode())
+	w.Write(body)
+}
+
+// copyHead copies resp's header fields to w's, but for those net/http
+// writes itself.
+func copyHead(w http.ResponseWriter, resp *fasthttp.Response) {
 	h := w.Header()
 	for k, v := range resp.Header.All() {
 		switch {
@@ -729,10 +745,6 @@ func writeHTTP(w http.ResponseWriter, resp *fasthttp.Response) {
 		}
 		h.Add(string(k), string(v))
 	}
-	body := resp.Body()
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(resp.StatusCode())
-	w.Write(body)
 }
 
 // metricsRefused decides whether a caller at addr ("IP:port") with the
@@ -883,14 +895,15 @@ func stripHopHeaders(h *fasthttp.ResponseHeader) {
 // handle is the engine-neutral request path. req is modified and becomes
 // the upstream request; resp receives the answer. start is when the request
 // arrived; noDefaultContentType is the engine's setting for resp.
-func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultContentType bool) {
+// With rel set, a chunked or large answer is left to relay (see send).
+func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultContentType bool, rel *bodyRelay) {
 	var idBuf [36]byte
 	id := newRequestID(idBuf[:0])
-	rt.route(ctx, req, resp, start, id, noDefaultContentType)
+	rt.route(ctx, req, resp, start, id, noDefaultContentType, rel)
 	resp.Header.SetBytesV(HeaderRequestID, id)
 }
 
-func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte, noDefaultCT bool) {
+func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, id []byte, noDefaultCT bool, rel *bodyRelay) {
 	p, ok := rt.prepare(req, resp, id)
 	if !ok && p.noReady && rt.awaitRoutable(ctx, p.r.name) {
 		// A replica became ready while the request waited (a service
@@ -900,7 +913,7 @@ func (rt *Router) route(ctx context.Context, req *fasthttp.Request, resp *fastht
 		p, ok = rt.prepare(req, resp, id)
 	}
 	if ok {
-		rt.send(ctx, p, req, resp, start, noDefaultCT)
+		rt.send(ctx, p, req, resp, start, noDefaultCT, rel)
 	}
 }
 
@@ -1073,7 +1086,7 @@ func (rt *Router) mirror(p plan, req *fasthttp.Request) {
 		defer rt.mirrorWG.Done()
 		defer func() { <-rt.mirrorSem }()
 		resp := fasthttp.AcquireResponse()
-		code, done := rt.forward(context.Background(), x, mreq, resp, false)
+		code, done := rt.forward(context.Background(), x, mreq, resp, false, nil)
 		x.end(code, done)
 		fasthttp.ReleaseResponse(resp)
 		fasthttp.ReleaseRequest(mreq)

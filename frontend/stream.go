@@ -36,7 +36,8 @@ import (
 // A chunked answer to an HTTP/1.0 caller, answers without length that run
 // until the replica closes, and answers on the slow path (a request that
 // waited for a slot, a retry) are read whole and sent with a
-// Content-Length, as before.
+// Content-Length, as before. The engines that serve a caller from a
+// goroutine stream answers their own way (relay.go).
 
 const (
 	// streamOver is how many bytes of an answer with a Content-Length
@@ -63,9 +64,6 @@ type answerStream struct {
 	// moved is when bytes last went to the caller.
 	moved time.Time
 }
-
-// errStreamBroken ends an answer whose head is already out.
-var errStreamBroken = errors.New("the replica's answer broke off after its head was sent")
 
 // startStream begins forwarding cc's answer, whose head lr was scanned at
 // the start of buf, as it arrives.
@@ -176,11 +174,7 @@ func (l *loop) chunkToCaller(cc *clientConn, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	b := l.chunkBuf[:0]
-	b = strconv.AppendInt(b, int64(len(p)), 16)
-	b = append(b, "\r\n"...)
-	b = append(b, p...)
-	b = append(b, "\r\n"...)
+	b := appendChunk(l.chunkBuf[:0], p)
 	l.chunkBuf = b[:0]
 	if cap(b) > 4*feedPiece {
 		l.chunkBuf = nil // not kept after an unusually large read

@@ -255,7 +255,6 @@ func (c *tlsConn) serve() {
 		rt.log.Debug("frontend: TLS handshake error", "remote", c.raw.RemoteAddr().String(), "err", err)
 		return
 	}
-	_ = c.raw.SetWriteDeadline(time.Time{})
 	handshaken = true
 	handedOver = c.requests()
 }
@@ -284,7 +283,7 @@ func (c *tlsConn) requests() bool {
 	c.buf = make([]byte, tlsReadBuffer)
 	phase := awaitFirst
 	first := true // the first request: its header timeout runs from the handshake's end
-	_ = c.raw.SetReadDeadline(time.Now().Add(rt.headerTimeout))
+	_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
 	for {
 		if c.skipCRLF > 0 {
 			// After a POST, net/http skips up to 4 CR or LF bytes
@@ -317,7 +316,7 @@ func (c *tlsConn) requests() bool {
 				}
 				c.ensure(c.lr.n)
 				phase = awaitBody
-				_ = c.raw.SetReadDeadline(time.Now().Add(rt.bodyTimeout))
+				_ = c.raw.SetDeadline(time.Now().Add(rt.bodyTimeout))
 			default:
 				if headDone(data) {
 					return c.handoff()
@@ -325,14 +324,14 @@ func (c *tlsConn) requests() bool {
 				if phase == awaitFirst {
 					phase = awaitHead
 					if !first {
-						_ = c.raw.SetReadDeadline(time.Now().Add(rt.headerTimeout))
+						_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
 					}
 				}
 				c.ensure(len(data) + 1)
 			}
 		} else {
 			if !first {
-				_ = c.raw.SetReadDeadline(time.Now().Add(rt.idleTimeout))
+				_ = c.raw.SetDeadline(time.Now().Add(rt.idleTimeout))
 			}
 			c.idle.Store(true)
 			if c.e.closing.Load() {
@@ -376,7 +375,7 @@ func (c *tlsConn) ensure(n int) {
 // the net/http server.
 func (c *tlsConn) handoff() bool {
 	rc := &replayConn{Conn: c.tc, tc: c.tc, rest: append([]byte(nil), c.buf[c.off:c.end]...)}
-	_ = c.raw.SetReadDeadline(time.Time{})
+	_ = c.raw.SetDeadline(time.Time{})
 	select {
 	case c.e.fq.ch <- rc:
 		return true
@@ -443,9 +442,12 @@ func (c *tlsConn) serveLean(data []byte) bool {
 	return true
 }
 
-// write sends c.out to the caller, and lets go of buffers grown large.
+// write sends c.out to the caller (a caller that cannot be written to
+// is not served further), and lets go of buffers grown large.
 func (c *tlsConn) write() {
-	_, _ = c.tc.Write(c.out)
+	if len(c.out) > 0 && c.writeOut() != nil {
+		c.lr.closeAfter = true
+	}
 	if cap(c.out) > 256<<10 {
 		c.out = nil
 	}
@@ -461,6 +463,15 @@ func (c *tlsConn) write() {
 		c.off = 0
 		c.buf = nb
 	}
+}
+
+// writeOut writes c.out to the caller, which must take it within
+// BodyReadTimeout: a caller that reads nothing for that long is cut off,
+// as on the event loop (the write fails, and the connection closes).
+func (c *tlsConn) writeOut() error {
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.e.rt.bodyTimeout))
+	_, err := c.tc.Write(c.out)
+	return err
 }
 
 // forward runs exchange x for c.up (written for the replica whose slot x
@@ -554,11 +565,17 @@ func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAf
 				x.release()
 				return code, done, nil
 			case leanMore:
+				if lr.length-(len(ans)-lr.start) > streamOver {
+					return c.stream(x, uc, ans, lr, id, closeAfter)
+				}
 				if need := lr.n; need > cap(ans) {
 					ans = append(make([]byte, 0, need), ans...)
 				}
 				continue
 			default:
+				if scanChunkedResponse(ans, lr) {
+					return c.stream(x, uc, ans, lr, id, closeAfter)
+				}
 				if bytes.Contains(ans, crlfcrlf) || len(ans) > upstreamReadBuffer {
 					return c.generalAnswer(x, uc, deadline, id, closeAfter)
 				}
@@ -581,6 +598,52 @@ func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAf
 			return 0, time.Time{}, err
 		}
 	}
+}
+
+// stream sends the answer whose head lr was scanned at the start of ans to
+// the caller as it arrives (see relay.go): the head at once, then the body
+// piece by piece, chunk by chunk for a chunked one. A replica that breaks
+// off after the head is out, or a caller that cannot be written to, ends
+// the answer early: the caller's connection closes, and the request counts
+// as a 502 (the replica failed) or 499 (the caller hung up, or read
+// nothing for BodyReadTimeout). While the replica sends nothing, the
+// caller is looked at every callerCheck, as while the head is awaited.
+func (c *tlsConn) stream(x *exch, uc *upConn, ans []byte, lr *leanResp, id []byte, closeAfter bool) (int, time.Time, error) {
+	code := lr.code
+	if code == http.StatusInternalServerError {
+		code = http.StatusBadGateway
+	}
+	c.out = appendStreamHead(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
+	b := bodyRelay{uc: uc, pool: &x.rep.conns, pre: ans[lr.start:], chunked: lr.chunked, left: int64(lr.length), keep: !lr.closeConn,
+		gone: c.callerGone}
+	out := func(p []byte) error {
+		if b.chunked {
+			c.out = appendChunk(c.out, p)
+		} else {
+			c.out = append(c.out, p...)
+		}
+		return nil
+	}
+	flush := func() error {
+		if len(c.out) == 0 {
+			return nil
+		}
+		err := c.writeOut()
+		c.out = c.out[:0]
+		return err
+	}
+	done, err := b.run(make([]byte, relayPiece), c.e.rt.bodyTimeout, out, flush)
+	x.release()
+	if err != nil {
+		c.e.rt.log.Debug("frontend: streamed answer cut off", "err", err)
+		c.lr.closeAfter = true // before the answer's end
+		c.out = c.out[:0]
+		return cutCode(err, nil), time.Time{}, nil
+	}
+	if b.chunked {
+		c.out = append(c.out[:0], "0\r\n\r\n"...)
+	}
+	return code, done, nil
 }
 
 // watchUntil is the read deadline of a wait for an answer due by deadline:
@@ -619,33 +682,8 @@ func (c *tlsConn) generalAnswer(x *exch, uc *upConn, deadline time.Time, id []by
 }
 
 // send writes c.up on uc from inside the wait for the answer (see
-// upConn.writeThenWait); the wait returns when the answer starts arriving
+// upConn.writeAndWait); the wait returns when the answer starts arriving
 // or at the next look at the caller.
 func (c *tlsConn) send(uc *upConn, deadline time.Time) error {
-	if err := uc.SetReadDeadline(watchUntil(deadline)); err != nil {
-		return err
-	}
-	uc.out, uc.wrote, uc.sendErr, uc.started = c.up, 0, nil, false
-	err := uc.rc.Read(uc.onReadable)
-	uc.out = nil
-	switch {
-	case uc.sendErr != nil && uc.wrote == 0:
-		return &notSentError{uc.sendErr}
-	case uc.sendErr != nil:
-		return uc.sendErr
-	case uc.wrote < len(c.up):
-		if uc.wrote == 0 && err != nil {
-			return &notSentError{err}
-		}
-		// The socket buffer filled up: write the rest the usual way.
-		if err := uc.SetWriteDeadline(deadline); err != nil {
-			return err
-		}
-		_, err := uc.Write(c.up[uc.wrote:])
-		return err
-	}
-	if err != nil && !isTimeout(err) {
-		return err
-	}
-	return nil // sent; a timeout here is the first look at the caller
+	return uc.writeAndWait(c.up, watchUntil(deadline), deadline)
 }

@@ -3,12 +3,14 @@ package frontend
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,5 +164,57 @@ func TestTLSEngineHTTPOnHTTPSPort(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "HTTP/1.0 400 Bad Request") || !strings.Contains(string(b), "HTTP request to an HTTPS server") {
 		t.Errorf("plain HTTP on the HTTPS port: %q", b)
+	}
+}
+
+// TestTLSCallerThatDoesNotReadIsClosed: a caller that pipelines requests
+// over HTTPS and never reads the answers does not hold its connection (and
+// its goroutine) for good: once a write of its answers has made no
+// progress for BodyReadTimeout, the connection closes.
+func TestTLSCallerThatDoesNotReadIsClosed(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("z", 64<<10)
+	rep := startReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, big)
+	})
+	rt := New(&Options{BodyReadTimeout: 300 * time.Millisecond})
+	base := serve(t, rt, "tls")
+	mustSet(t, rt, Route{Name: "svc", Versions: []Version{{Name: "v", Replicas: []Replica{rep.replica("r", true)}}}})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := tls.DialWithDialer(&d, "tcp", strings.TrimPrefix(base, "https://"), engineClientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 2000
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	go io.WriteString(c, strings.Repeat("GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n", n))
+	var e *tlsEngine
+	rt.mu.Lock()
+	for _, x := range rt.engines {
+		if te, ok := x.(*tlsEngine); ok {
+			e = te
+		}
+	}
+	rt.mu.Unlock()
+	waitFor(t, "the connection of a caller that reads nothing closed", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.conns) == 0 && rep.hits.Load() > 0
+	})
+	answers := 0
+	br := bufio.NewReader(c)
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break
+		}
+		io.Copy(io.Discard, resp.Body)
+		answers++
+	}
+	if answers >= n {
+		t.Errorf("all %d pipelined requests were answered to a caller that read nothing", n)
 	}
 }

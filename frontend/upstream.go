@@ -213,7 +213,11 @@ func (w *reqWriter) Write(p []byte) (int, error) {
 // *dialError or *notSentError means the replica cannot have seen the
 // request. noDefaultContentType is kept on resp (fasthttp's Reset clears
 // it).
-func (p *connPool) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, noDefaultContentType bool) (done time.Time, err error) {
+//
+// With rel set, an answer whose body is chunked or large (see readHead) is
+// not read whole: roundTrip returns with its head in resp, a zero done,
+// and rel holding the connection, to relay the body from.
+func (p *connPool) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, noDefaultContentType bool, rel *bodyRelay) (done time.Time, err error) {
 	c, err := p.get(now)
 	if err != nil {
 		return done, err
@@ -236,13 +240,22 @@ func (p *connPool) roundTrip(ctx context.Context, req *fasthttp.Request, resp *f
 	resp.Reset()
 	resp.Header.DisableNormalizing()
 	resp.Header.SetNoDefaultContentType(noDefaultContentType)
-	err = resp.ReadLimitBody(br, 0)
+	streamed := false
+	if rel == nil {
+		err = resp.ReadLimitBody(br, 0)
+	} else {
+		streamed, err = readHead(resp, br, rel)
+	}
 	leftover := br.Buffered() > 0
 	br.Reset(nil)
 	upReaders.Put(br)
 	if err != nil {
 		c.Close()
 		return done, err
+	}
+	if streamed {
+		rel.uc, rel.pool = c, p
+		return done, nil
 	}
 	done = time.Now()
 	if leftover || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
@@ -257,10 +270,10 @@ func (p *connPool) roundTrip(ctx context.Context, req *fasthttp.Request, resp *f
 // is written from inside the wait for the answer, which returns once the
 // answer starts arriving (or at deadline).
 func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) error {
-	if err := c.SetReadDeadline(deadline); err != nil {
-		return err
-	}
 	if req.IsBodyStream() || len(req.Body()) > inlineBodyMax {
+		if err := c.SetReadDeadline(deadline); err != nil {
+			return err
+		}
 		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
@@ -296,7 +309,21 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	c.out, c.wrote, c.sendErr, c.started = w.out, 0, nil, false
+	return c.writeAndWait(w.out, deadline, deadline)
+}
+
+// writeAndWait writes out on c from inside the wait for its answer (see
+// writeThenWait), with the read deadline until: it returns once the
+// answer starts arriving, or at until, which is not an error (the wait
+// goes on with the read of the answer). What the socket buffer did not
+// take is then written the usual way, with the write deadline deadline.
+// A *notSentError means no byte of out left the router. connPool.send
+// and the HTTPS engine both send this way.
+func (c *upConn) writeAndWait(out []byte, until, deadline time.Time) error {
+	if err := c.SetReadDeadline(until); err != nil {
+		return err
+	}
+	c.out, c.wrote, c.sendErr, c.started = out, 0, nil, false
 	err := c.rc.Read(c.onReadable)
 	c.out = nil
 	switch {
@@ -304,15 +331,21 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 		return &notSentError{c.sendErr}
 	case c.sendErr != nil:
 		return c.sendErr
-	case c.wrote < len(w.out):
+	case c.wrote < len(out):
+		if c.wrote == 0 && err != nil {
+			return &notSentError{err}
+		}
 		// The socket buffer filled up: write the rest the usual way.
 		if err := c.SetWriteDeadline(deadline); err != nil {
 			return err
 		}
-		_, err := c.Write(w.out[c.wrote:])
+		_, err := c.Write(out[c.wrote:])
 		return err
 	}
-	return err
+	if err != nil && !isTimeout(err) {
+		return err
+	}
+	return nil // sent; a timeout here ends only the wait
 }
 
 // countWriter counts the bytes written through it.

@@ -63,7 +63,8 @@ type DataCollection struct {
 type ModelDataStore interface {
 	// Append adds rows (CSV lines) to the file at name, a slash-separated
 	// path below the store's root (modeldata/...). header (one CSV line, or
-	// nil) is written first when the file does not exist yet.
+	// nil) is written first when the file does not exist yet. rows is reused
+	// after Append returns.
 	Append(ctx context.Context, name string, header, rows []byte) error
 }
 
@@ -120,11 +121,13 @@ func (s *Server) DataCollectionStats() DataCollectionStats {
 	return s.dc.stats()
 }
 
-// dcRecord is one collected record, ready for the store.
+// dcRecord is one collected record: its file, the file's header and its
+// values (marshal data, see appendDCRows), written as CSV rows by the
+// writer.
 type dcRecord struct {
 	name   string
 	header []byte
-	rows   []byte
+	values []byte
 }
 
 // collector buffers a replica's records and writes them in the background.
@@ -175,23 +178,42 @@ func (c *collector) write() {
 	defer close(c.done)
 	type pending struct {
 		header []byte
-		rows   bytes.Buffer
+		rows   []byte
 		n      int64
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var dec pyDecoder
+	// The files' rows buffers, kept from batch to batch (the store does
+	// not keep rows after Append).
+	var spare [][]byte
+	batch := map[string]*pending{}
+	var order []string
 	for rec := range c.ch {
 		gather(c.ch, dcBatch-1, timer, c.closing)
-		batch := map[string]*pending{}
-		var order []string
+		for _, p := range batch {
+			spare = append(spare, p.rows[:0])
+		}
+		clear(batch)
+		order = order[:0]
 		add := func(r dcRecord) {
 			p := batch[r.name]
 			if p == nil {
 				p = &pending{header: r.header}
+				if k := len(spare); k > 0 {
+					p.rows, spare = spare[k-1], spare[:k-1]
+				}
 				batch[r.name] = p
 				order = append(order, r.name)
 			}
-			p.rows.Write(r.rows)
+			// The rows are formatted here, off the request path.
+			rows, err := dec.appendRows(p.rows, r.values)
+			if err != nil {
+				c.failed.Add(1)
+				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+				return
+			}
+			p.rows = rows
 			p.n++
 		}
 		add(rec)
@@ -210,11 +232,14 @@ func (c *collector) write() {
 		}
 		for _, name := range order {
 			p := batch[name]
+			if p.n == 0 {
+				continue
+			}
 			if c.ctx.Err() != nil {
 				c.dropped.Add(p.n)
 				continue
 			}
-			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows.Bytes()); err != nil {
+			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows); err != nil {
 				if c.ctx.Err() != nil {
 					c.dropped.Add(p.n)
 					continue
@@ -292,7 +317,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 	if uint64(n) > uint64(len(payload)-4) {
 		return dcRecord{}, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
 	}
-	meta, rows := payload[4:4+n], payload[4+n:]
+	meta, values := payload[4:4+n], payload[4+n:]
 	now := c.srv.cfg.Clock.Now().Unix()
 	c.cacheMu.Lock()
 	tg := c.targets[string(meta)]
@@ -314,7 +339,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 	}
 	name := tg.name
 	c.cacheMu.Unlock()
-	return dcRecord{name: name, header: tg.header, rows: append([]byte(nil), rows...)}, nil
+	return dcRecord{name: name, header: tg.header, values: append([]byte(nil), values...)}, nil
 }
 
 const secondsPerDay = 24 * 60 * 60

@@ -203,10 +203,11 @@ class _Tee(object):
 
     def __init__(self, stream, name):
         self._stream = stream
+        self._write = stream.write
         self._name = b"o" if name == "stdout" else b"e"
 
     def write(self, s):
-        n = self._stream.write(s)
+        n = self._write(s)
         c = _cap
         if c is not None and s:
             # The stream took s: it is a str.
@@ -748,7 +749,8 @@ def _main(config):
     os.set_inheritable(_WFD, False)
     # fd 5, when data collection is on: the records of
     # azureml.monitoring.ModelDataCollector (D frames: uint32 n, n bytes of
-    # JSON metadata, then CSV rows), read by the server in the background.
+    # JSON metadata, then the JSON values; see the shim), read by the server
+    # in the background.
     if os.environ.get("AKSML_DC_FD"):
         try:
             os.set_inheritable(int(os.environ["AKSML_DC_FD"]), False)

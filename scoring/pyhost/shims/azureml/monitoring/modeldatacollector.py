@@ -3,18 +3,23 @@
 ModelDataCollector collects model data (inputs, predictions, ...) of a
 deployed service as CSV rows. When the service has data collection on
 (AML_MODEL_DC_STORAGE_ENABLED=true in the worker's environment), each
-collect() sends one record to the aksml scoring server over a pipe; the
-server buffers it and writes it to the workspace's storage in the background,
-so collect() never waits for storage. With collection off, collect() is a
+collect() sends one record to the aksml scoring server over a pipe: a D
+frame holding uint32 n, n bytes of the collector's JSON metadata (encoded
+once), then the tuple (timestamp, correlation id, rows) as marshal data
+(version 4); rows are lists of str, int, float, bool and None (other cells
+are converted first: numpy scalars to their value, lists, dicts and arrays
+to their JSON text). The server buffers the record and, in the background,
+writes its rows as csv.writer(lineterminator="\n") would to the
+workspace's storage, so collect() never waits for storage (nor formats
+CSV). With collection off, collect() is a
 no-op that still returns a correlation context.
 
 A record the server cannot take is reported on stderr (the replica log) and
 never raises into run(): bad data must not fail a scoring request.
 """
 
-import csv
-import io
 import json
+import marshal
 import os
 import struct
 import sys
@@ -25,8 +30,10 @@ import uuid
 _HDR = struct.Struct(">IB")
 _U32 = struct.Struct(">I")
 _KIND_DATA = 68  # 'D'
+_marshal = marshal.dumps
 
-# A record above this size (its CSV rows and metadata) is not collected.
+# A record above this size is not collected (its metadata and marshal data
+# here; its metadata and CSV rows in the server).
 MAX_RECORD_BYTES = 4 << 20
 
 # Records of one request held back to leave with its reply, at most this
@@ -43,7 +50,8 @@ _req = sys.modules.get("_aksml_request")
 _lock = getattr(_req, "lock", None) or threading.Lock()
 _broken = []
 
-# Values csv writes as they are (exact types: a subclass goes through _cell).
+
+# Values sent as they are (exact types: a subclass goes through _cell).
 _PLAIN = frozenset((str, int, float, bool, type(None)))
 
 
@@ -201,16 +209,18 @@ class ModelDataCollector(object):
         scoring request being served (its x-ms-request-id, so the inputs and
         predictions of one request share it and match its telemetry); outside
         a request, a new UUID."""
-        ctx = _Correlation()
-        ctx[_TS_COLUMN] = _timestamp()
+        ts = _timestamp()
         if user_correlation_id:
-            ctx[_ID_COLUMN] = str(user_correlation_id)
+            cid = str(user_correlation_id)
         else:
-            ctx[_ID_COLUMN] = _request_id() or str(uuid.uuid4())
+            cid = _request_id() or str(uuid.uuid4())
+        ctx = _Correlation()
+        ctx[_TS_COLUMN] = ts
+        ctx[_ID_COLUMN] = cid
         if not self._enabled:
             return ctx
         try:
-            self._send(input_data, ctx)
+            self._send(input_data, ts, cid)
         except _NotSerializable as ex:
             _log("cannot collect data for model %s (designation %s): %s; the record was not collected"
                  % (self.model_name, self.designation, ex))
@@ -230,19 +240,24 @@ class ModelDataCollector(object):
             out.insert(0, [_TS_COLUMN, _ID_COLUMN] + list(self.feature_names))
         return out
 
-    def _send(self, input_data, ctx):
-        _, rows = _rows(input_data)
-        ts, cid = ctx[_TS_COLUMN], ctx[_ID_COLUMN]
+    def _send(self, input_data, ts, cid):
         plain = _PLAIN.issuperset
-        out = []
-        for r, row in enumerate(rows):
-            if plain(map(type, row)):
-                out.append([ts, cid, *row])
-            else:
-                out.append([ts, cid] + [_cell(v, r, c) for c, v in enumerate(row)])
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(out)
-        body = buf.getvalue().encode("utf-8")
+        rows = input_data
+        if type(rows) is list and rows:
+            # The common case, a list of rows of plain values, as it is.
+            for row in rows:
+                if type(row) is not list or not plain(map(type, row)):
+                    rows = None
+                    break
+        else:
+            rows = None
+        if rows is None:
+            _, rows = _rows(input_data)
+            rows = [r if plain(map(type, r)) else [_cell(v, i, c) for c, v in enumerate(r)]
+                    for i, r in enumerate(rows)]
+        # The values go as marshal data (one C call); the server writes
+        # them as CSV rows, off the request path.
+        body = _marshal((ts, cid, rows), 4)
         size = len(self._meta) + len(body)
         if size > MAX_RECORD_BYTES:
             _log("a record of %d bytes for model %s (designation %s) exceeds the limit of %d bytes; "

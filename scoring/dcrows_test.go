@@ -1,0 +1,163 @@
+package scoring
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"math"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// pyRowsScript prints, for each record, the hex of its marshal data (as
+// ModelDataCollector sends it) and the hex of what csv.writer writes for
+// its rows, so the Go rows can be compared with Python's byte for byte.
+const pyRowsScript = `
+import csv, io, marshal, random, struct, sys
+random.seed(20)
+ts, cid = "2026-03-07T12:00:00.123456Z", "0b6f5e1e-1c39-4a4b-9d55-2f1f9c7a1a11"
+strs = ["", "x", "a,b", 'say "hi"', "two\nlines", "cr\ronly", " lead", "trail ", "\t", "\x00", "\x1e",
+        "é", "日本", "\U0001F600", "\u2028", "#", "\\", "'", ",", '"', "\n", "a" * 300]
+floats = [0.0, -0.0, 1.0, -1.5, 0.1, 1/3, 1e16, 1e15, 123456789012345.6, 1e-4, 1e-5, 1.5e-7, 1e22, 1e300,
+          5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, float("nan"), float("inf"), float("-inf"),
+          12345678.0, 0.001, 100.0, 9007199254740993.0]
+for _ in range(3000):
+    floats.append(struct.unpack("<d", struct.pack("<Q", random.getrandbits(64)))[0])
+    floats.append(random.uniform(-1e6, 1e6))
+    floats.append(random.random() * 10 ** random.randint(-30, 30))
+ints = [0, 1, -1, 2**31 - 1, -2**31, 2**31, -2**31 - 1, 2**63, -2**63 - 5, 10**40, -(10**100), 2**15, 2**30, 2**45 + 7]
+shared = ["shared,value", 42]
+records = []
+records.append((ts, cid, [[1.5, 2, "x"], [3, 4.25, "y"]]))
+records.append((ts, "user, id", [[s] for s in strs]))
+records.append((ts, cid, [floats[i:i + 7] for i in range(0, len(floats), 7)]))
+records.append((ts, cid, [ints, [True, False, None, "", None]]))
+records.append((ts, cid, [shared, shared, [shared[0], shared[0], shared[1]]]))
+records.append((ts, cid, []))
+records.append((ts, cid, [[]]))
+records.append((ts, cid, (tuple(strs), tuple(ints))))
+for rec in records:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([[rec[0], rec[1], *row] for row in rec[2]])
+    print(marshal.dumps(rec, 4).hex(), buf.getvalue().encode("utf-8").hex())
+`
+
+func TestDCRowsMatchPythonCSV(t *testing.T) {
+	out, err := exec.Command(testPython(t), "-c", pyRowsScript).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("python printed %d records, want 8", len(lines))
+	}
+	for i, line := range lines {
+		m, c, _ := strings.Cut(line, " ")
+		data, err1 := hex.DecodeString(m)
+		want, err2 := hex.DecodeString(c)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("record %d: bad hex", i)
+		}
+		got, err := appendDCRows([]byte("keep"), data)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if !bytes.HasPrefix(got, []byte("keep")) {
+			t.Fatalf("record %d: the bytes before were not kept", i)
+		}
+		got = got[4:]
+		if !bytes.Equal(got, want) {
+			gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+			for k := range min(len(gl), len(wl)) {
+				if gl[k] != wl[k] {
+					t.Fatalf("record %d line %d:\n got %q\nwant %q", i, k, gl[k], wl[k])
+				}
+			}
+			t.Fatalf("record %d: %d lines, want %d", i, len(gl), len(wl))
+		}
+	}
+}
+
+func TestPyFloatRepr(t *testing.T) {
+	tenth := 0.1 // not a constant: 0.1 + 0.2 is then computed in float64
+	for f, want := range map[float64]string{
+		1: "1.0", 1e16: "1e+16", 1e15: "1000000000000000.0", 1e-4: "0.0001", 1e-5: "1e-05",
+		-2.5e-300: "-2.5e-300", math.Copysign(0, -1): "-0.0", tenth + 0.2: "0.30000000000000004",
+		math.NaN(): "nan", math.Inf(-1): "-inf", 123.456: "123.456",
+	} {
+		if got := string(appendPyFloat(nil, f)); got != want {
+			t.Errorf("%v: got %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestDCRowsRefusesMalformedValues(t *testing.T) {
+	// (ts, cid, rows) as marshal writes it, then broken in turn.
+	good := []byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x02\x00\x00\x00i\x07\x00\x00\x00z\x01x")
+	if got, err := appendDCRows(nil, good); err != nil || string(got) != "ts,cid,7,x\n" {
+		t.Fatalf("good record: %q, %v", got, err)
+	}
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"empty":          {nil, "cut short"},
+		"cut":            {good[:len(good)-1], "cut short"},
+		"trailing":       {append(append([]byte(nil), good...), 'N'), "1 bytes after"},
+		"not a triple":   {[]byte(")\x02z\x02tsz\x03cid"), "not (timestamp, correlation id, rows)"},
+		"rows not list":  {[]byte(")\x03z\x02tsz\x03cidN"), "not (timestamp, correlation id, rows)"},
+		"row not list":   {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00N"), "row 0 is not a list"},
+		"nested cell":    {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00[\x00\x00\x00\x00"), "nests deeper"},
+		"bytes cell":     {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00s\x01\x00\x00\x00x"), "marshal type 's'"},
+		"bad ref":        {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00r\x09\x00\x00\x00"), "reference to value 9"},
+		"self ref":       {[]byte("\xa9\x03z\x02tsz\x03cid[\x01\x00\x00\x00r\x00\x00\x00\x00"), "reference to value 0"},
+		"surrogate":      {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00u\x03\x00\x00\x00\xed\xa0\x80"), "lone surrogate"},
+		"huge count":     {[]byte(")\x03z\x02tsz\x03cid[\xff\xff\xff\x7f"), "cut short"},
+		"negative count": {[]byte(")\x03z\x02tsz\x03cid[\xff\xff\xff\xff"), "cut short"},
+		"long digit":     {[]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00l\x01\x00\x00\x00\xff\xff"), "digit out of range"},
+		"long too long":  {append([]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00l\xe8\x03\x00\x00"), make([]byte, 2000)...), "more than 4300 digits"},
+	} {
+		got, err := appendDCRows([]byte("x"), tc.data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, tc.want)
+		}
+		if string(got) != "x" {
+			t.Errorf("%s: appended %q", name, got[1:])
+		}
+	}
+	// Many references to one long string: refused past the limit, not
+	// written out whole.
+	huge := []byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x00\x10\x00\x00\xe1\x00\x00\x10\x00")
+	huge = append(huge, bytes.Repeat([]byte("y"), 1<<20)...)
+	for range 1<<12 - 1 {
+		huge = append(huge, 'r', 0, 0, 0, 0)
+	}
+	if _, err := appendDCRows(nil, huge); err == nil || !strings.Contains(err.Error(), "exceed the limit") {
+		t.Fatalf("huge record: %v", err)
+	}
+	if _, err := appendDCRows(nil, []byte("N")); !errors.Is(err, errProtocol) {
+		t.Fatalf("not a record: %v, want errProtocol", err)
+	}
+}
+
+func FuzzDCRows(f *testing.F) {
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x02\x00\x00\x00i\x07\x00\x00\x00z\x01x"))
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x02\x00\x00\x00\xdb\x02\x00\x00\x00g\x00\x00\x00\x00\x00\x00\xf8?Nr\x03\x00\x00\x00"))
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00l\xfe\xff\xff\xff\x01\x00\x02\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := appendDCRows(nil, data)
+		if err != nil {
+			if len(out) != 0 {
+				t.Fatalf("error %v with %d bytes appended", err, len(out))
+			}
+			return
+		}
+		if len(out) > maxRecordCSV+len(data) {
+			t.Fatalf("%d bytes of rows from %d bytes", len(out), len(data))
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			t.Fatalf("rows %q do not end with a newline", out)
+		}
+	})
+}
