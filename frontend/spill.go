@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/aksml/aksml/frontend/internal/wire"
 	"io"
 	"os"
 	"strconv"
@@ -36,8 +37,6 @@ const (
 	// spillOver is the body size past which a request's body goes to a
 	// file.
 	spillOver = 1 << 20
-	// maxChunkLine bounds a chunk-size line (with its extensions).
-	maxChunkLine = 4096
 )
 
 // spillFile is a request body being written to, or read from, an unlinked
@@ -48,7 +47,7 @@ type spillFile struct {
 	head []byte
 	want int64 // the Content-Length, or -1 for a chunked body
 	size int64 // bytes of body in the file
-	dec  chunkDecoder
+	dec  wire.ChunkDecoder
 	done bool
 	err  error // a failed write: the request is refused
 }
@@ -81,7 +80,7 @@ func (s *spillFile) close() {
 
 // take writes the body bytes at the start of p to the file and returns how
 // many bytes of p belong to the body (all of p unless the body ends in it),
-// whether the body is complete, and fasthttp.ErrBodyTooLarge, errBadChunk or
+// whether the body is complete, and fasthttp.ErrBodyTooLarge, wire.ErrBadChunk or
 // a write error.
 func (s *spillFile) take(p []byte, max int64) (int, bool, error) {
 	if s.want >= 0 {
@@ -92,7 +91,7 @@ func (s *spillFile) take(p []byte, max int64) (int, bool, error) {
 		s.done = s.size == s.want
 		return n, s.done, nil
 	}
-	n, done, err := s.dec.feed(p, max, s.write)
+	n, done, err := s.dec.Feed(p, max, s.write)
 	s.done = done
 	return n, done, err
 }
@@ -139,120 +138,6 @@ type spillError struct{ err error }
 
 func (e *spillError) Error() string { return "buffering the request body: " + e.err.Error() }
 func (e *spillError) Unwrap() error { return e.err }
-
-// chunkDecoder decodes a chunked body handed to it in pieces of any size,
-// with the rules of scanChunks: CRLF line ends, a hexadecimal size of at
-// most 15 digits before any extension, trailer lines up to maxHeaderBytes.
-type chunkDecoder struct {
-	state chunkState
-	line  []byte // the size or trailer line arriving, or the CRLF after data
-	left  int64  // data bytes left in the chunk
-	sum   int64  // data bytes so far
-	trail int    // trailer bytes so far
-}
-
-type chunkState uint8
-
-const (
-	chunkSize    chunkState = iota // a chunk-size line
-	chunkData                      // chunk data
-	chunkDataEnd                   // the CRLF after chunk data
-	chunkTrailer                   // trailer lines, up to a blank one
-)
-
-// feed decodes p, passing the data to out. It returns how many bytes of p
-// it used (all of p unless the body ends in it), whether the body ended,
-// and fasthttp.ErrBodyTooLarge as soon as a chunk size takes the body past
-// max, errBadChunk, or out's error.
-func (d *chunkDecoder) feed(p []byte, max int64, out func([]byte) error) (int, bool, error) {
-	i := 0
-	for i < len(p) {
-		switch d.state {
-		case chunkData:
-			n := int(min(int64(len(p)-i), d.left))
-			if err := out(p[i : i+n]); err != nil {
-				return i, false, err
-			}
-			i += n
-			d.left -= int64(n)
-			if d.left == 0 {
-				d.state = chunkDataEnd
-			}
-		case chunkDataEnd:
-			d.line = append(d.line, p[i])
-			i++
-			if len(d.line) == 2 {
-				if d.line[0] != '\r' || d.line[1] != '\n' {
-					return i, false, errBadChunk
-				}
-				d.line = d.line[:0]
-				d.state = chunkSize
-			}
-		default: // a line
-			j := i
-			for j < len(p) && p[j] != '\n' {
-				j++
-			}
-			d.line = append(d.line, p[i:j]...)
-			limit := maxChunkLine
-			if d.state == chunkTrailer {
-				limit = maxHeaderBytes - d.trail
-			}
-			if len(d.line) > limit {
-				return j, false, errBadChunk
-			}
-			if j == len(p) {
-				return j, false, nil // the line goes on in the next piece
-			}
-			i = j + 1
-			line := d.line
-			d.line = d.line[:0]
-			if len(line) == 0 || line[len(line)-1] != '\r' {
-				return i, false, errBadChunk // bare LF
-			}
-			line = line[:len(line)-1]
-			if d.state == chunkTrailer {
-				if len(line) == 0 {
-					return i, true, nil
-				}
-				d.trail += len(line) + 2
-				continue
-			}
-			size, ok := chunkSizeOf(line)
-			if !ok {
-				return i, false, errBadChunk
-			}
-			if d.sum+size > max {
-				return i, false, fasthttp.ErrBodyTooLarge
-			}
-			d.sum += size
-			if size == 0 {
-				d.state = chunkTrailer
-			} else {
-				d.state, d.left = chunkData, size
-			}
-		}
-	}
-	return i, false, nil
-}
-
-// chunkSizeOf reads a chunk-size line (without its CRLF).
-func chunkSizeOf(line []byte) (int64, bool) {
-	for k, c := range line {
-		if c == ';' {
-			line = line[:k]
-			break
-		}
-	}
-	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
-		line = line[:len(line)-1]
-	}
-	if len(line) == 0 || len(line) > 15 {
-		return 0, false
-	}
-	size, err := strconv.ParseInt(string(line), 16, 64)
-	return size, err == nil && size >= 0 && line[0] != '+' && line[0] != '-'
-}
 
 // startSpill begins writing to a file the body of the request at the start
 // of the caller's input, whose head is headLen bytes; want is its

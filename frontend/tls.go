@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/aksml/aksml/frontend/internal/wire"
 	"log/slog"
 	"net"
 	"net/http"
@@ -100,7 +101,7 @@ func (rt *Router) httpServer(h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: rt.headerTimeout,
 		IdleTimeout:       rt.idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    wire.MaxHeaderBytes,
 		// Failed handshakes and the like, at debug level of the
 		// router's quiet logger.
 		ErrorLog: slog.NewLogLogger(rt.log.Handler(), slog.LevelDebug),
