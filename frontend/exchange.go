@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
 )
 
 // The exchange: one request's way to a replica's answer, written once for
@@ -249,7 +251,7 @@ func observe(p plan, vs *versionState, code int, start, done time.Time) {
 // replica answered, the time its answer was read. The scoring timeout runs
 // from x.start, or from the end of the wait for a replica slot.
 func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, resp *fasthttp.Response, noDefaultCT bool, rel *bodyRelay) (code int, done time.Time) {
-	spilled, _ := req.BodyStream().(*spillReader)
+	spilled, _ := req.BodyStream().(*spill.Reader)
 	for {
 		if x.rep == nil {
 			code, msg, ok := x.take(ctx)
@@ -263,7 +265,7 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 		if spilled != nil {
 			// Each attempt reads the body from its start (sending
 			// closes the stream).
-			req.SetBodyStream(spilled.s.reader(), int(spilled.s.size))
+			req.SetBodyStream(spilled.S.Reader(), int(spilled.S.Size))
 		}
 		now := x.start
 		if x.queued || x.attempts > 0 {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/aksml/aksml/frontend/internal/wire"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +19,9 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The event-loop engine: Serve's default.
@@ -150,11 +152,11 @@ type clientConn struct {
 	// upFile, when set, holds the body that follows upReq (a spilled
 	// one, see spill.go); upOff is how much of the body was handed to
 	// the replica's connection.
-	upFile *spillFile
+	upFile *spill.File
 	upOff  int
 	// sp is the spilled body of the request arriving or in progress;
 	// noSpill: no file could be made for the request arriving.
-	sp      *spillFile
+	sp      *spill.File
 	noSpill bool
 	// headLen is the length of the head parseRequest last read.
 	headLen int
@@ -471,7 +473,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			return gnet.Close // shutting down: no new requests
 		}
 		if cc.sp != nil {
-			if cc.sp.done {
+			if cc.sp.Done {
 				cc.dropSpill() // of a request answered
 			} else {
 				done, err := l.spillIn(cc)
@@ -591,7 +593,7 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 
 // dropSpill closes the file of cc's spilled body, if any.
 func (cc *clientConn) dropSpill() {
-	cc.sp.close()
+	cc.sp.Close()
 	cc.sp, cc.upFile = nil, nil
 }
 
@@ -1018,7 +1020,7 @@ func (l *loop) upRequest(cc *clientConn, host string) {
 		req.ResetBody()
 		req.Header.SetContentLength(0)
 		_, _ = req.WriteTo(&w)
-		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.size)), nil, sp
+		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.Size)), nil, sp
 	} else {
 		_, _ = req.WriteTo(&w)
 		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil

@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/aksml/aksml/frontend/internal/wire"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Answers streamed by the engines that serve a caller from a goroutine

@@ -2,11 +2,13 @@ package frontend
 
 import (
 	"errors"
-	"github.com/aksml/aksml/frontend/internal/wire"
 	"net/http"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Answers forwarded as they arrive, on the event loop.
@@ -57,7 +59,7 @@ type answerStream struct {
 	keep    bool              // the replica's connection may serve again
 	// file holds what the caller has not taken yet while it lags; off is
 	// how much of it went out.
-	file *spillFile
+	file *spill.File
 	off  int64
 	// upDone: the replica sent everything (only the file is left).
 	upDone bool
@@ -165,13 +167,13 @@ func (l *loop) toCaller(cc *clientConn, p []byte) error {
 		return nil
 	}
 	if s.file == nil {
-		f, err := newSpillFile(l.eng.rt, nil, -1)
+		f, err := spill.Create(&l.eng.rt.spill, nil, -1)
 		if err != nil {
-			if errors.Is(err, errSpillFull) {
+			if errors.Is(err, spill.ErrFull) {
 				return err
 			}
 			// No file can be made: hold the answer in memory instead.
-			if l.eng.rt.spillWarned.CompareAndSwap(false, true) {
+			if l.eng.rt.spill.FirstWarning() {
 				l.eng.rt.log.Warn("frontend: answers for slow callers are held in memory: no file for them", "err", err)
 			}
 			_, _ = cc.c.Write(p)
@@ -181,7 +183,7 @@ func (l *loop) toCaller(cc *clientConn, p []byte) error {
 		l.draining = append(l.draining, cc)
 		l.armPauseCheck()
 	}
-	return s.file.write(p)
+	return s.file.Write(p)
 }
 
 // drainStreams sends the files of answers whose callers lagged as the
@@ -194,11 +196,11 @@ func (l *loop) drainStreams() {
 		if s == nil || s.file == nil || cc.closed {
 			continue
 		}
-		for s.off < s.file.size && cc.c.OutboundBuffered() < answerBacklog/4 {
+		for s.off < s.file.Size && cc.c.OutboundBuffered() < answerBacklog/4 {
 			if len(l.piece) < feedPiece {
 				l.piece = make([]byte, feedPiece)
 			}
-			n, err := s.file.f.ReadAt(l.piece[:min(int64(feedPiece), s.file.size-s.off)], s.off)
+			n, err := s.file.F.ReadAt(l.piece[:min(int64(feedPiece), s.file.Size-s.off)], s.off)
 			if n == 0 {
 				l.eng.rt.log.Error("frontend: answer not sent", "err", err)
 				l.cutCaller(cc)
@@ -206,11 +208,11 @@ func (l *loop) drainStreams() {
 			}
 			s.off += int64(n)
 			s.moved = now
-			if s.off == s.file.size {
+			if s.off == s.file.Size {
 				// The caller has caught up: the file's share of the
 				// spill allowance comes back before the last piece goes
 				// out, and what follows goes to the caller directly.
-				s.file.close()
+				s.file.Close()
 				s.file = nil
 			}
 			_, _ = cc.c.Write(l.piece[:n])
@@ -270,7 +272,7 @@ func (l *loop) endStream(cc *clientConn) {
 	}
 	cc.stream = nil
 	if s.file != nil {
-		s.file.close()
+		s.file.Close()
 		s.file = nil
 	}
 	if s.upDone {

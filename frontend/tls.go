@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/aksml/aksml/frontend/internal/wire"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // HTTPS. A cluster with enable_ssl serves scoring on a second listener with

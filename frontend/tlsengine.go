@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/aksml/aksml/frontend/internal/wire"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the

@@ -2,16 +2,14 @@ package frontend
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"github.com/aksml/aksml/frontend/internal/wire"
-	"io"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
 )
 
 // Large request bodies on the event loop.
@@ -39,119 +37,19 @@ const (
 	spillOver = 1 << 20
 )
 
-// spillFile is a request body being written to, or read from, an unlinked
-// temporary file, with the request's head as the caller sent it.
-type spillFile struct {
-	rt   *Router // whose spill allowance the file's bytes count against
-	f    *os.File
-	head []byte
-	want int64 // the Content-Length, or -1 for a chunked body
-	size int64 // bytes of body in the file
-	dec  wire.ChunkDecoder
-	done bool
-	err  error // a failed write: the request is refused
-}
-
-// newSpillFile creates an unlinked temporary file in dir (os.TempDir when
-// empty) for the body of the request with the given head.
-func newSpillFile(rt *Router, head []byte, want int64) (*spillFile, error) {
-	if want > 0 && rt.spillUsed.Load()+want > rt.spillCap {
-		return nil, errSpillFull // refused before a file is made
-	}
-	f, err := os.CreateTemp(rt.spillDir, "aksml-body-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &spillFile{rt: rt, f: f, head: append([]byte(nil), head...), want: want}, nil
-}
-
-// close closes the file and gives its bytes back to the allowance.
-func (s *spillFile) close() {
-	if s != nil && s.f != nil {
-		s.f.Close()
-		s.f = nil
-		s.rt.spillUsed.Add(-s.size)
-	}
-}
-
-// take writes the body bytes at the start of p to the file and returns how
-// many bytes of p belong to the body (all of p unless the body ends in it),
-// whether the body is complete, and fasthttp.ErrBodyTooLarge, wire.ErrBadChunk or
-// a write error.
-func (s *spillFile) take(p []byte, max int64) (int, bool, error) {
-	if s.want >= 0 {
-		n := int(min(int64(len(p)), s.want-s.size))
-		if err := s.write(p[:n]); err != nil {
-			return n, false, err
-		}
-		s.done = s.size == s.want
-		return n, s.done, nil
-	}
-	n, done, err := s.dec.Feed(p, max, s.write)
-	s.done = done
-	return n, done, err
-}
-
-// write appends p to the file, counting it against the router's spill
-// allowance first: errSpillFull when the allowance has no room for it.
-func (s *spillFile) write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	if s.rt.spillUsed.Add(int64(len(p))) > s.rt.spillCap {
-		s.rt.spillUsed.Add(-int64(len(p)))
-		return errSpillFull
-	}
-	n, err := s.f.Write(p)
-	s.size += int64(n)
-	s.rt.spillUsed.Add(int64(n - len(p)))
-	if err != nil {
-		return &spillError{err}
-	}
-	return nil
-}
-
-// errSpillFull refuses a body the router's spill allowance
-// (Options.MaxSpillBytes) has no room for: 503, as the allowance frees up
-// when other bodies have been sent.
-var errSpillFull = errors.New("the router's allowance for buffering request bodies on disk is used up")
-
-// reader reads the whole body from the start, as a fasthttp body stream
-// for the slow path (forward makes a fresh one for each attempt).
-func (s *spillFile) reader() *spillReader {
-	return &spillReader{SectionReader: io.NewSectionReader(s.f, 0, s.size), s: s}
-}
-
-// spillReader is a spilled body as a request's body stream. It is not an
-// io.Closer: the file belongs to the connection.
-type spillReader struct {
-	*io.SectionReader
-	s *spillFile
-}
-
-// spillError is a failure to write a body to its file.
-type spillError struct{ err error }
-
-func (e *spillError) Error() string { return "buffering the request body: " + e.err.Error() }
-func (e *spillError) Unwrap() error { return e.err }
-
 // startSpill begins writing to a file the body of the request at the start
 // of the caller's input, whose head is headLen bytes; want is its
 // Content-Length, or -1 for a chunked body. What arrived of the body so
 // far is written at once.
 func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
-	sp, err := newSpillFile(l.eng.rt, buf[:headLen], want)
-	if err == errSpillFull {
+	sp, err := spill.Create(&l.eng.rt.spill, buf[:headLen], want)
+	if err == spill.ErrFull {
 		return l.refuse(cc, err)
 	}
 	if err != nil {
 		// No file (a read-only or missing directory): hold this body in
 		// memory, as smaller ones are.
-		if l.eng.rt.spillWarned.CompareAndSwap(false, true) {
+		if l.eng.rt.spill.FirstWarning() {
 			l.eng.rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
 		}
 		cc.noSpill = true
@@ -166,13 +64,13 @@ func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) g
 // is complete, or an error that refuses the request.
 func (l *loop) spillIn(cc *clientConn) (bool, error) {
 	sp := cc.sp
-	for !sp.done {
+	for !sp.Done {
 		buf := l.input(cc)
 		if len(buf) == 0 {
 			l.setPhase(cc, phaseBody, time.Now())
 			return false, nil
 		}
-		n, _, err := sp.take(buf, l.eng.rt.maxBody)
+		n, _, err := sp.Take(buf, l.eng.rt.maxBody)
 		l.consume(cc, n)
 		if err != nil {
 			return false, err
@@ -185,13 +83,13 @@ func (l *loop) spillIn(cc *clientConn) (bool, error) {
 // to come from the file.
 func (l *loop) spilled(cc *clientConn) error {
 	sp := cc.sp
-	if _, err := l.parseRequest(cc, &cc.req, sp.head); err != nil && err != errNeedMore {
+	if _, err := l.parseRequest(cc, &cc.req, sp.Head); err != nil && err != errNeedMore {
 		return err
 	}
-	if sp.size > l.eng.rt.maxBody {
+	if sp.Size > l.eng.rt.maxBody {
 		return fasthttp.ErrBodyTooLarge
 	}
-	cc.req.SetBodyStream(sp.reader(), int(sp.size))
+	cc.req.SetBodyStream(sp.Reader(), int(sp.Size))
 	return nil
 }
 
@@ -199,7 +97,7 @@ func (l *loop) spilled(cc *clientConn) error {
 // cc.upFile.
 func (cc *clientConn) bodyLen() int {
 	if cc.upFile != nil {
-		return int(cc.upFile.size)
+		return int(cc.upFile.Size)
 	}
 	return len(cc.upBody)
 }
@@ -216,7 +114,7 @@ func (l *loop) bodyPiece(cc *clientConn, off, n int) ([]byte, error) {
 		l.piece = make([]byte, feedPiece)
 	}
 	b := l.piece[:n]
-	if _, err := cc.upFile.f.ReadAt(b, int64(off)); err != nil {
+	if _, err := cc.upFile.F.ReadAt(b, int64(off)); err != nil {
 		return nil, fmt.Errorf("reading the buffered request body: %w", err)
 	}
 	return b, nil
