@@ -78,6 +78,19 @@ const (
 	outLost                       // the replica may have read it; no answer
 )
 
+// notSentError is a failure to send a request of which no byte left the
+// router: the replica cannot have seen it, so it may go elsewhere.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "request not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// dialError is a failed dial: nothing reached the replica.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
 // outcomeOf names the outcome of an attempt that failed with err; ctx is
 // the caller's (nil when there is none to watch).
 func outcomeOf(ctx context.Context, err error) outcome {

@@ -226,13 +226,6 @@ type upstream struct {
 	writing bool
 }
 
-// notSentError is a failure to send a request of which no byte left the
-// router: the replica cannot have seen it, so it may go elsewhere.
-type notSentError struct{ err error }
-
-func (e *notSentError) Error() string { return "request not sent: " + e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
 // serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
 func (rt *Router) serveLoop(ln net.Listener) error {
 	eng := &loopEngine{rt: rt, ln: ln, idleTimeout: loopIdleTimeout}
