@@ -136,6 +136,13 @@ type TelemetryRecord struct {
 	// x-ms-client-request-id, else its x-request-id. Both pass the router
 	// unchanged (the router replaces x-ms-request-id).
 	ClientRequestID string `json:"client_request_id,omitempty"`
+	// TraceID and ParentSpanID are those of the W3C traceparent header
+	// the caller sent, when it sent one valid header (lowercase hex, 32
+	// and 16 digits): the request belongs to that trace, as a child of
+	// that span (the OTLP sink makes its span so). Empty otherwise. Print
+	// records carry those of their request.
+	TraceID      string `json:"trace_id,omitempty"`
+	ParentSpanID string `json:"parent_span_id,omitempty"`
 	// Stream is "stdout" or "stderr" (prints only).
 	Stream string `json:"stream,omitempty"`
 	// Message is the printed line, without its newline (prints only).
@@ -176,6 +183,13 @@ type telemetry struct {
 	closed bool
 
 	recorded, sent, dropped, failed atomic.Int64
+
+	// traces holds the trace context of the requests in flight that came
+	// with a valid traceparent, by request id, for their print records
+	// (a *traceContext); traced counts them, so that requests without
+	// one never touch the map.
+	traces sync.Map
+	traced atomic.Int64
 }
 
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
@@ -329,11 +343,25 @@ func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Clock.Now()
 	rec := recorderPool.Get().(*statusRecorder)
 	*rec = statusRecorder{ResponseWriter: w}
+	tc, traced := requestTrace(r)
+	if traced {
+		id := first(w.Header()[hdrKeyMSRequestID])
+		// For the print records of the request, which arrive before its
+		// reply.
+		s.tel.traced.Add(1)
+		p := &tc
+		s.tel.traces.Store(id, p)
+		defer func() {
+			s.tel.traces.CompareAndDelete(id, p)
+			s.tel.traced.Add(-1)
+		}()
+	}
 	defer func() {
 		// Also when the handler panics to abort the response.
 		s.tel.offer(TelemetryRecord{Kind: TelemetryRequest, Time: start, Duration: s.cfg.Clock.Since(start),
 			Status: rec.status, Method: r.Method, Path: r.URL.Path,
-			RequestID: first(w.Header()[hdrKeyMSRequestID]), ClientRequestID: clientRequestID(r)})
+			RequestID: first(w.Header()[hdrKeyMSRequestID]), ClientRequestID: clientRequestID(r),
+			TraceID: tc.traceID, ParentSpanID: tc.parentID})
 		*rec = statusRecorder{}
 		recorderPool.Put(rec)
 	}()
@@ -373,6 +401,11 @@ func (t *telemetry) eachPrint(p []byte, now func() time.Time) error {
 		ts = now()
 	}
 	rec := TelemetryRecord{Kind: TelemetryPrint, Time: ts, RequestID: string(id), ClientRequestID: string(client)}
+	if t.traced.Load() > 0 {
+		if tc, ok := t.traces.Load(rec.RequestID); ok {
+			rec.TraceID, rec.ParentSpanID = tc.(*traceContext).traceID, tc.(*traceContext).parentID
+		}
+	}
 	// The texts of consecutive parts of one stream are joined, then split
 	// into lines; a last empty line (the text ended with a newline) is not
 	// one.
@@ -501,6 +534,8 @@ func appendRecordJSON(b []byte, r *TelemetryRecord) []byte {
 	b = appendJSONField(b, `,"replica":`, r.Replica, true)
 	b = appendJSONField(b, `,"request_id":`, r.RequestID, false)
 	b = appendJSONField(b, `,"client_request_id":`, r.ClientRequestID, true)
+	b = appendJSONField(b, `,"trace_id":`, r.TraceID, true)
+	b = appendJSONField(b, `,"parent_span_id":`, r.ParentSpanID, true)
 	b = appendJSONField(b, `,"stream":`, r.Stream, true)
 	b = appendJSONField(b, `,"message":`, r.Message, true)
 	return append(b, '}')

@@ -90,7 +90,7 @@ func FuzzRecordJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind string, ns, dur int64, status int, method, path, service, id, msg string) {
 		r := TelemetryRecord{Kind: kind, Time: time.Unix(0, ns).In(time.FixedZone("z", int(dur%50000))), Duration: time.Duration(dur),
 			Status: status, Method: method, Path: path, Service: service, Version: msg, Replica: path,
-			RequestID: id, ClientRequestID: method, Stream: service, Message: msg}
+			RequestID: id, ClientRequestID: method, TraceID: path, ParentSpanID: id, Stream: service, Message: msg}
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)

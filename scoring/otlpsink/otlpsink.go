@@ -24,6 +24,9 @@
 // 500 or more sets the span's status to Error. Its trace id is the request
 // id's 16 bytes when it is a UUID (the router's ids are), so a trace is found
 // by the id a caller sees in x-ms-request-id; other ids are hashed (SHA-256).
+// When the caller sent a valid W3C traceparent header, the span is in the
+// caller's trace instead, as a child of the caller's span (the record's
+// TraceID and ParentSpanID), so it joins the caller's distributed trace.
 // A print record is a log record in that trace and span, with the line as
 // its body, severity INFO (stdout) or WARN (stderr), and the attributes
 // log.iostream, aksml.request_id and aksml.client_request_id.
@@ -156,10 +159,18 @@ func (s *Sink) Export(ctx context.Context, records []scoring.TelemetryRecord) er
 	for i := range records {
 		r := &records[i]
 		tid, sid := IDs(r.RequestID)
+		parent := context.Background()
+		if t, p, ok := traceOf(r); ok {
+			// The caller's trace (its traceparent): the span is a child
+			// of the caller's span.
+			tid = t
+			parent = trace.ContextWithRemoteSpanContext(parent, trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: t, SpanID: p, TraceFlags: trace.FlagsSampled, Remote: true}))
+		}
 		switch r.Kind {
 		case scoring.TelemetryRequest:
 			s.ids.next = ids{tid, sid}
-			_, span := s.tracer.Start(context.Background(), r.Method+" "+r.Path,
+			_, span := s.tracer.Start(parent, r.Method+" "+r.Path,
 				trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(r.Time),
 				trace.WithAttributes(
 					attribute.String("http.request.method", r.Method),
@@ -238,6 +249,17 @@ func IDs(requestID string) (trace.TraceID, trace.SpanID) {
 		sid[7] = 1
 	}
 	return tid, sid
+}
+
+// traceOf returns the trace and parent span ids a record carries (from
+// the caller's traceparent), when both are there and valid.
+func traceOf(r *scoring.TelemetryRecord) (trace.TraceID, trace.SpanID, bool) {
+	if r.TraceID == "" || r.ParentSpanID == "" {
+		return trace.TraceID{}, trace.SpanID{}, false
+	}
+	t, err1 := trace.TraceIDFromHex(r.TraceID)
+	p, err2 := trace.SpanIDFromHex(r.ParentSpanID)
+	return t, p, err1 == nil && err2 == nil
 }
 
 type ids struct {

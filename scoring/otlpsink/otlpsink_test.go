@@ -35,6 +35,7 @@ type receiver struct {
 
 type spanSeen struct {
 	name, traceID, spanID string
+	parentID              string
 	attrs                 map[string]string
 	service               string
 	start, end            uint64
@@ -88,7 +89,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for _, ss := range rs.GetScopeSpans() {
 				for _, sp := range ss.GetSpans() {
 					rc.spans = append(rc.spans, &spanSeen{name: sp.GetName(), traceID: hex.EncodeToString(sp.GetTraceId()),
-						spanID: hex.EncodeToString(sp.GetSpanId()), attrs: attrs(sp.GetAttributes()), service: svc,
+						spanID: hex.EncodeToString(sp.GetSpanId()), parentID: hex.EncodeToString(sp.GetParentSpanId()), attrs: attrs(sp.GetAttributes()), service: svc,
 						start: sp.GetStartTimeUnixNano(), end: sp.GetEndTimeUnixNano(), errStatus: sp.GetStatus().GetCode() == 2})
 				}
 			}
@@ -263,5 +264,88 @@ func TestExportFailsWhenCollectorRefuses(t *testing.T) {
 	}
 	if err := sink.Export(context.Background(), nil); err == nil {
 		t.Fatal("Export after Shutdown succeeded")
+	}
+}
+
+// TestTraceparentJoinsCallersTrace: a request that came with a valid
+// traceparent is a span in the caller's trace, child of the caller's span,
+// and the lines it printed are logs in that span; a request without one
+// keeps its own trace, with no parent.
+func TestTraceparentJoinsCallersTrace(t *testing.T) {
+	rc := &receiver{}
+	ts := httptest.NewServer(rc)
+	defer ts.Close()
+	sink, err := otlpsink.New(context.Background(), otlpsink.Options{Endpoint: ts.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Shutdown(context.Background())
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte(`
+def init():
+    pass
+def run(raw_data):
+    print("scoring", raw_data)
+    return raw_data
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := scoring.NewServer(scoring.Config{EntryScript: "score.py", SourceDir: dir, Interpreter: python(t),
+		Telemetry: &scoring.Telemetry{Sink: sink, Service: "svc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const callerTrace, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	const ownID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	for _, c := range []struct{ body, id, tp string }{
+		{"traced", "traced-1", "00-" + callerTrace + "-" + callerSpan + "-01"},
+		{"plain", ownID, "00-" + callerTrace + "-0000000000000000-01"}, // invalid: ignored
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/score", strings.NewReader(c.body))
+		req.Header.Set("x-ms-request-id", c.id)
+		req.Header.Set("traceparent", c.tp)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: status %d", c.body, rec.Code)
+		}
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	spans := map[string]*spanSeen{}
+	for _, sp := range rc.spans {
+		spans[sp.attrs["aksml.request_id"]] = sp
+	}
+	tr, pl := spans["traced-1"], spans[ownID]
+	if tr == nil || pl == nil || len(rc.spans) != 2 {
+		t.Fatalf("spans %+v", rc.spans)
+	}
+	_, ownSpan := otlpsink.IDs("traced-1")
+	if tr.traceID != callerTrace || tr.parentID != callerSpan || tr.spanID != ownSpan.String() {
+		t.Fatalf("traced span: trace %s parent %s span %s, want %s %s %s", tr.traceID, tr.parentID, tr.spanID, callerTrace, callerSpan, ownSpan)
+	}
+	if pl.traceID != strings.ReplaceAll(ownID, "-", "") || pl.parentID != "" {
+		t.Fatalf("span without a valid traceparent: trace %s parent %q", pl.traceID, pl.parentID)
+	}
+	if len(rc.logs) != 2 {
+		t.Fatalf("%d logs, want 2", len(rc.logs))
+	}
+	for _, l := range rc.logs {
+		sp := spans[l.attrs["aksml.request_id"]]
+		if sp == nil || l.traceID != sp.traceID || l.spanID != sp.spanID {
+			t.Errorf("log %+v is not in its request's span", l)
+		}
 	}
 }
