@@ -101,8 +101,18 @@ class _NotSerializable(Exception):
 
 
 def _cell(v, r, c):
-    if v is None or isinstance(v, (str, bool, int, float)):
+    """A cell as a value marshal takes (an exact str, int, float, bool or
+    None) that the server writes as csv.writer wrote v."""
+    if v is None or type(v) in _PLAIN:
         return v
+    # Subclasses (numpy.float64, an IntEnum, a str subclass) as csv.writer
+    # writes them: a str's characters, a float's repr, str() of others.
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
     item = getattr(v, "item", None)  # numpy scalars
     if item is not None and not hasattr(v, "__len__"):
         try:
