@@ -13,7 +13,8 @@
 // (a backend's control loop) samples the router's in-flight count
 // (frontend.Router.Load), calls Record, then Scale, once per RefreshPeriod;
 // between periods it may call ScaleUp on every pass, so that a step in load
-// gets replicas at once (the simulator does).
+// gets replicas at once (the simulator and the in-cluster front-end,
+// kube/fe, do).
 //
 // ReplicasForRate is the documented sizing formula,
 // ceil(rps × request time ÷ target utilization ÷ max concurrent):

@@ -4,6 +4,15 @@
 //
 //	go run ./bench/autoscale          # full run (about 30 seconds)
 //	go run ./bench/autoscale -quick   # short run (about 15 seconds)
+//	go run ./bench/autoscale -local   # the same on a local cluster (kube/local)
+//
+// With -local the service runs on a local cluster instead: a real
+// Kubernetes control plane, a virtual node whose pods run the Go handler's
+// scoring server in this process, and the in-cluster front-end as a pod
+// (its own process), whose autoscaler writes the Deployment's scale
+// subresource; a new replica is a pod the Deployment controller creates,
+// the scheduler binds and the node starts, ready when its readiness probe
+// passes and routed when the front-end sees its EndpointSlice.
 //
 // One Go-handler service whose handler takes 10 ms, at most 1 concurrent
 // request per replica, autoscaling on (min 1, max 20, refresh 1 s, target
@@ -52,6 +61,8 @@ import (
 	"github.com/aksml/aksml/bench/internal/benchkit"
 	"github.com/aksml/aksml/bench/internal/simbench"
 	"github.com/aksml/aksml/compute"
+	"github.com/aksml/aksml/compute/driver"
+	"github.com/aksml/aksml/kube/local"
 	"github.com/aksml/aksml/scoring"
 	"github.com/aksml/aksml/webservice"
 )
@@ -140,6 +151,7 @@ func main() {
 	pre := flag.Duration("pre", 5*time.Second, "time at the low rate before the step")
 	post := flag.Duration("post", 15*time.Second, "time at the high rate after the step")
 	control := flag.Duration("control", 5*time.Second, "time of the control run (the high rate on a fixed fleet)")
+	flag.BoolVar(&onLocal, "local", false, "run on a local cluster (kube/local) instead of the simulator")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the benchmark process (load generator, router, replicas) over the high rate, from 1 s after the step, to FILE")
 	flag.Parse()
 	if *quick {
@@ -151,7 +163,10 @@ func main() {
 	}
 }
 
-var cpuProfile string
+var (
+	cpuProfile string
+	onLocal    bool
+)
 
 // sample is the service's replica counts at one instant.
 type sample struct {
@@ -167,10 +182,17 @@ func run(pre, post, control time.Duration) error {
 		return err
 	}
 	defer cleanup()
-	tgt, err := compute.Create(ctx, ws, "bench", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, VMSize: "Standard_D4_v2"}, &compute.CreateOptions{Provider: sim})
+	var provider driver.Provider = sim
+	where := "simulator, real time"
+	if onLocal {
+		provider = local.NewProvider(nil)
+		where = "local cluster: Kubernetes control plane, a virtual node, the front-end as a pod"
+	}
+	tgt, err := compute.Create(ctx, ws, "bench", compute.ProvisioningConfig{ClusterPurpose: compute.DevTest, VMSize: "Standard_D4_v2"}, &compute.CreateOptions{Provider: provider})
 	if err != nil {
 		return err
 	}
+	defer tgt.Delete(context.Background())
 	if err := tgt.Wait(ctx); err != nil {
 		return err
 	}
@@ -195,10 +217,7 @@ func run(pre, post, control time.Duration) error {
 	if err != nil {
 		return err
 	}
-	cl, ok := sim.SimCluster("bench")
-	if !ok {
-		return fmt.Errorf("no simulated cluster")
-	}
+	cl := tgt.Cluster()
 	req := benchkit.Request(u.Host, u.Path, []byte(`{"data": [1]}`), "Authorization: Bearer "+key)
 	want := autoscale.ReplicasForRate(highRate, work, target, 1)
 
@@ -406,8 +425,8 @@ func run(pre, post, control time.Duration) error {
 	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("autoscale benchmark (simulator, real time): handler %v, 1 concurrent per replica, min 1 max %d, refresh %v, target %d%%, max_request_wait_time %v\n",
-		work, maxReplicas, refresh, target, maxWait)
+	fmt.Printf("autoscale benchmark (%s): handler %v, 1 concurrent per replica, min 1 max %d, refresh %v, target %d%%, max_request_wait_time %v\n",
+		where, work, maxReplicas, refresh, target, maxWait)
 	fmt.Printf("load %d/s for %v, then %d/s for %v; load average before: %s\n", lowRate, pre, highRate, post, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("formula: ReplicasForRate(%d/s, %v, %d%%, 1) = %d replicas; first deployment ready in %v (replica start time, bounded by it)\n\n",
 		highRate, work, target, want, startTime.Round(time.Millisecond))

@@ -17,6 +17,10 @@ import (
 type versionScaler struct {
 	a        *autoscale.Autoscaler
 	lastScan time.Time
+	// eager is the count an eager scale-up last wrote, until the
+	// Deployment in the watch cache reaches it or the period decides: the
+	// write is not repeated on every sample while the cache lags.
+	eager int
 }
 
 type autoscaleJSON struct {
@@ -48,6 +52,11 @@ func settingsOf(d *appsv1.Deployment) (autoscale.Settings, bool) {
 // autoscaleLoop samples the router's load of every autoscaled version and,
 // once per refresh period, writes the autoscaler's decision to the
 // Deployment's scale subresource (azureml-fe scales replicas, never nodes).
+// Scale-up is eager, as in the simulator: between periods every sample
+// checks the last period's load (autoscale.Autoscaler.ScaleUp), so a step
+// in load gets replicas within a sample instead of at the next period
+// boundary, before requests queued behind too few replicas pass
+// max_request_wait_time; scale-down waits for the period.
 func (f *FrontEnd) autoscaleLoop(ctx context.Context) {
 	t := f.clock.NewTicker(f.sample)
 	defer t.Stop()
@@ -97,30 +106,53 @@ func (f *FrontEnd) autoscaleOnce(ctx context.Context, scalers map[string]*versio
 				sc.a.Record(autoscale.Observation{Time: now, InFlight: float64(l.InFlight)})
 			}
 		}
+		cur := int(*d.Spec.Replicas)
+		if cur >= sc.eager {
+			sc.eager = 0 // the watch cache caught up
+		}
 		if now.Sub(sc.lastScan) < sc.a.Settings().RefreshPeriod {
+			want, up := sc.a.ScaleUp(now, cur)
+			if !up || want <= sc.eager {
+				continue
+			}
+			if f.writeScale(ctx, d, want) {
+				sc.eager = want
+				f.log.Info("front-end: scaled", "deployment", key, "from", cur, "to", want, "reason", "eager scale up")
+			}
 			continue
 		}
 		sc.lastScan = now
-		cur := int(*d.Spec.Replicas)
+		if sc.eager > cur {
+			cur = sc.eager // written, not yet in the watch cache
+		}
+		sc.eager = 0
 		dec := sc.a.Scale(now, cur)
 		if dec.Desired == cur {
 			continue
 		}
-		scale, err := f.client.AppsV1().Deployments(d.Namespace).GetScale(ctx, d.Name, metav1.GetOptions{})
-		if err != nil {
-			f.log.Warn("front-end: read scale", "deployment", key, "err", err)
-			continue
+		if f.writeScale(ctx, d, dec.Desired) {
+			f.log.Info("front-end: scaled", "deployment", key, "from", cur, "to", dec.Desired, "reason", dec.Reason, "utilization", dec.Utilization)
 		}
-		scale.Spec.Replicas = int32(dec.Desired)
-		if _, err := f.client.AppsV1().Deployments(d.Namespace).UpdateScale(ctx, d.Name, scale, metav1.UpdateOptions{FieldManager: "aksml-fe"}); err != nil {
-			f.log.Warn("front-end: scale", "deployment", key, "err", err)
-			continue
-		}
-		f.log.Info("front-end: scaled", "deployment", key, "from", cur, "to", dec.Desired, "reason", dec.Reason, "utilization", dec.Utilization)
 	}
 	for k := range scalers {
 		if !seen[k] {
 			delete(scalers, k)
 		}
 	}
+}
+
+// writeScale sets d's replica count through its scale subresource.
+func (f *FrontEnd) writeScale(ctx context.Context, d *appsv1.Deployment, n int) bool {
+	key := d.Namespace + "/" + d.Name
+	scale, err := f.client.AppsV1().Deployments(d.Namespace).GetScale(ctx, d.Name, metav1.GetOptions{})
+	if err != nil {
+		f.log.Warn("front-end: read scale", "deployment", key, "err", err)
+		return false
+	}
+	scale.Spec.Replicas = int32(n)
+	if _, err := f.client.AppsV1().Deployments(d.Namespace).UpdateScale(ctx, d.Name, scale, metav1.UpdateOptions{FieldManager: "aksml-fe"}); err != nil {
+		f.log.Warn("front-end: scale", "deployment", key, "err", err)
+		return false
+	}
+	return true
 }

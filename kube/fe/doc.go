@@ -3,7 +3,8 @@
 // service on the cluster. FrontEnd builds the router's table from watches
 // of the services' Secrets, Deployments and EndpointSlices (the objects
 // package kube applies) and autoscales versions through the Deployments'
-// scale subresource; Serve runs it with a listener, tokens verified with
+// scale subresource (scale-up checked on every 100 ms sample, scale-down
+// once per refresh period); Serve runs it with a listener, tokens verified with
 // the cluster's key (kube.TokenKey); Run is the whole program as
 // cmd/aksml-fe runs it, flags included (ParseArgs).
 //
