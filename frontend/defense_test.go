@@ -801,7 +801,7 @@ func testSpillAllowance(t *testing.T, engine string) {
 		b, _ := io.ReadAll(resp.Body)
 		// The body's share comes back before its answer goes out: a
 		// caller who sends again at once finds the allowance free.
-		if used := rt.spillUsed.Load(); used != 0 {
+		if used := rt.spill.Used(); used != 0 {
 			t.Errorf("%d bytes (chunked %v): %d bytes of the allowance still held once the answer (%d) was read, want 0", size, chunked, used, resp.StatusCode)
 		}
 		return resp.StatusCode, string(b)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
 )
 
 // The exchange: one request's way to a replica's answer, written once for
@@ -75,6 +77,19 @@ const (
 	outCallerLeft                 // the caller hung up
 	outLost                       // the replica may have read it; no answer
 )
+
+// notSentError is a failure to send a request of which no byte left the
+// router: the replica cannot have seen it, so it may go elsewhere.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "request not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// dialError is a failed dial: nothing reached the replica.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // outcomeOf names the outcome of an attempt that failed with err; ctx is
 // the caller's (nil when there is none to watch).
@@ -249,7 +264,7 @@ func observe(p plan, vs *versionState, code int, start, done time.Time) {
 // replica answered, the time its answer was read. The scoring timeout runs
 // from x.start, or from the end of the wait for a replica slot.
 func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, resp *fasthttp.Response, noDefaultCT bool, rel *bodyRelay) (code int, done time.Time) {
-	spilled, _ := req.BodyStream().(*spillReader)
+	spilled, _ := req.BodyStream().(*spill.Reader)
 	for {
 		if x.rep == nil {
 			code, msg, ok := x.take(ctx)
@@ -263,7 +278,7 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 		if spilled != nil {
 			// Each attempt reads the body from its start (sending
 			// closes the stream).
-			req.SetBodyStream(spilled.s.reader(), int(spilled.s.size))
+			req.SetBodyStream(spilled.S.Reader(), int(spilled.S.Size))
 		}
 		now := x.start
 		if x.queued || x.attempts > 0 {

@@ -19,6 +19,9 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The event-loop engine: Serve's default.
@@ -44,9 +47,6 @@ import (
 // (HTTP/1.1 pipelining is answered in order).
 
 const (
-	// maxHeaderBytes bounds a request's or an answer's header block: a
-	// caller's larger head gets 431.
-	maxHeaderBytes = 16 << 10
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
 	sweepEvery = 10 * time.Millisecond
@@ -72,7 +72,6 @@ var (
 	errNeedMore        = errors.New("need more data")
 	errHeaderTooLarge  = errors.New("header block larger than 16 KiB")
 	msgContinue        = []byte("HTTP/1.1 100 Continue\r\n\r\n")
-	crlfcrlf           = []byte("\r\n\r\n")
 	headerExpect       = []byte("Expect")
 	errLoopEngineClose = errors.New("frontend: the event-loop engine is shut down")
 )
@@ -124,8 +123,8 @@ type loop struct {
 	br    *bufio.Reader
 	piece []byte // a piece of a spilled body on its way to a replica
 	out   reqWriter
-	lreq  leanReq
-	lresp leanResp
+	lreq  wire.Request
+	lresp wire.Response
 }
 
 // clientConn is a caller's connection; ex is its request in progress.
@@ -153,11 +152,11 @@ type clientConn struct {
 	// upFile, when set, holds the body that follows upReq (a spilled
 	// one, see spill.go); upOff is how much of the body was handed to
 	// the replica's connection.
-	upFile *spillFile
+	upFile *spill.File
 	upOff  int
 	// sp is the spilled body of the request arriving or in progress;
 	// noSpill: no file could be made for the request arriving.
-	sp      *spillFile
+	sp      *spill.File
 	noSpill bool
 	// headLen is the length of the head parseRequest last read.
 	headLen int
@@ -227,13 +226,6 @@ type upstream struct {
 	writing bool
 }
 
-// notSentError is a failure to send a request of which no byte left the
-// router: the replica cannot have seen it, so it may go elsewhere.
-type notSentError struct{ err error }
-
-func (e *notSentError) Error() string { return "request not sent: " + e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
 // serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
 func (rt *Router) serveLoop(ln net.Listener) error {
 	eng := &loopEngine{rt: rt, ln: ln, idleTimeout: loopIdleTimeout}
@@ -244,7 +236,7 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 	logger := gnetLogger{rt.log}
 	for i := 0; i < n; i++ {
 		l := &loop{eng: eng, idle: map[*replica][]*upstream{}}
-		l.br = bufio.NewReaderSize(&l.rd, maxHeaderBytes)
+		l.br = bufio.NewReaderSize(&l.rd, wire.MaxHeaderBytes)
 		l.sweepFn = l.sweep
 		l.sweepT = time.AfterFunc(time.Hour, l.fireSweep)
 		l.sweepT.Stop()
@@ -474,7 +466,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			return gnet.Close // shutting down: no new requests
 		}
 		if cc.sp != nil {
-			if cc.sp.done {
+			if cc.sp.Done {
 				cc.dropSpill() // of a request answered
 			} else {
 				done, err := l.spillIn(cc)
@@ -530,18 +522,18 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			l.paused--
 		}
 		switch l.lean(cc, buf) {
-		case leanOK:
+		case wire.OK:
 			continue
-		case leanMore:
-			if lr := &l.lreq; lr.length > spillOver && !cc.noSpill {
-				return l.startSpill(cc, buf, lr.n-lr.length, int64(lr.length))
+		case wire.More:
+			if lr := &l.lreq; lr.Length > spillOver && !cc.noSpill {
+				return l.startSpill(cc, buf, lr.N-lr.Length, int64(lr.Length))
 			}
-			l.awaitBody(cc, buf, l.lreq.n)
+			l.awaitBody(cc, buf, l.lreq.N)
 			return gnet.None
 		}
 		n, err := l.parseRequest(cc, &cc.req, buf)
 		if err == errNeedMore {
-			if !cc.sent100 && cc.req.Header.IsHTTP11() && expectsContinue(cc.req.Header.PeekBytes(headerExpect)) {
+			if !cc.sent100 && cc.req.Header.IsHTTP11() && wire.ExpectsContinue(cc.req.Header.PeekBytes(headerExpect)) {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
@@ -577,7 +569,7 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 	switch {
 	case l.eng.rt.refuseBody(&cc.resp, err):
 	case errors.As(err, &he):
-		setError(&cc.resp, he.p.code, he.p.msg)
+		setError(&cc.resp, he.p.Code, he.p.Msg)
 		setRequestID(&cc.resp)
 	default:
 		setError(&cc.resp, http.StatusBadRequest, "Bad request")
@@ -594,7 +586,7 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 
 // dropSpill closes the file of cc's spilled body, if any.
 func (cc *clientConn) dropSpill() {
-	cc.sp.close()
+	cc.sp.Close()
 	cc.sp, cc.upFile = nil, nil
 }
 
@@ -671,24 +663,24 @@ var (
 )
 
 // headError refuses a request head.
-type headError struct{ p headProblem }
+type headError struct{ p wire.Problem }
 
-func (e *headError) Error() string { return e.p.msg }
+func (e *headError) Error() string { return e.p.Msg }
 
 // parseRequest reads one whole request from buf into req and returns its
 // length, or errNeedHead, or errNeedMore (the body is incomplete).
 func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (int, error) {
-	end, err := headEnd(buf, maxHeaderBytes)
+	end, err := headEnd(buf, wire.MaxHeaderBytes)
 	if err == errNeedMore {
-		if p := checkHead(buf, false); p.code != 0 {
+		if p := wire.CheckHead(buf, false); p.Code != 0 {
 			return 0, &headError{p}
 		}
 		return 0, errNeedHead
 	}
 	if err != nil {
-		return 0, &headError{probTooLarge}
+		return 0, &headError{wire.ProbTooLarge}
 	}
-	if p := checkHead(buf[:end], true); p.code != 0 {
+	if p := wire.CheckHead(buf[:end], true); p.Code != 0 {
 		return 0, &headError{p}
 	}
 	req.Reset()
@@ -699,7 +691,7 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 		// which no route has, and let dispatch answer OPTIONS *.
 		i := bytes.IndexByte(head, ' ')
 		head = append(append(append([]byte(nil), head[:i+1]...), '/'), head[i+2:]...)
-		if optionsStar(buf) {
+		if wire.OptionsStar(buf) {
 			// An empty Host, which OPTIONS * may have, would not do
 			// for fasthttp.
 			head = fillEmptyHost(head)
@@ -752,7 +744,7 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 			// Scan the chunks that arrived since the last look; parse
 			// the body only once it is all there.
 			pos, sum := max(cc.chunkPos, end), cc.chunkSum
-			pos, sum, done, err := scanChunks(buf, pos, sum, maxBody)
+			pos, sum, done, err := wire.ScanChunks(buf, pos, sum, maxBody)
 			cc.chunkPos, cc.chunkSum = pos, sum
 			if err != nil {
 				return 0, err
@@ -825,86 +817,10 @@ func asteriskTarget(head []byte) bool {
 	return i > 0 && len(head) > i+2 && head[i+1] == '*' && head[i+2] == ' '
 }
 
-var errBadChunk = errors.New("malformed chunked body")
-
-// scanChunks walks the chunks of a chunked body in buf from pos, where a
-// chunk-size line starts, adding their sizes to sum. It returns where it
-// stopped (the start of a chunk not all there yet), the new sum, whether
-// the body is complete, and fasthttp.ErrBodyTooLarge as soon as a chunk
-// size takes the body past max, or errBadChunk.
-func scanChunks(buf []byte, pos int, sum, max int64) (int, int64, bool, error) {
-	for {
-		i := bytes.IndexByte(buf[pos:], '\n')
-		if i < 0 {
-			if len(buf)-pos > 4096 {
-				return pos, sum, false, errBadChunk
-			}
-			return pos, sum, false, nil
-		}
-		if i == 0 || buf[pos+i-1] != '\r' {
-			return pos, sum, false, errBadChunk
-		}
-		line := buf[pos : pos+i-1]
-		if j := bytes.IndexByte(line, ';'); j >= 0 {
-			line = line[:j]
-		}
-		line = bytes.TrimRight(line, " \t")
-		if len(line) == 0 || len(line) > 15 {
-			return pos, sum, false, errBadChunk
-		}
-		var size int64
-		for _, c := range line {
-			switch {
-			case c >= '0' && c <= '9':
-				size = size<<4 | int64(c-'0')
-			case c >= 'a' && c <= 'f':
-				size = size<<4 | int64(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				size = size<<4 | int64(c-'A'+10)
-			default:
-				return pos, sum, false, errBadChunk
-			}
-		}
-		if sum+size > max {
-			return pos, sum, false, fasthttp.ErrBodyTooLarge
-		}
-		data := pos + i + 1
-		if size == 0 {
-			// Trailer lines, then a blank line.
-			p := data
-			for {
-				k := bytes.IndexByte(buf[p:], '\n')
-				if k < 0 {
-					if len(buf)-p > maxHeaderBytes {
-						return pos, sum, false, errBadChunk
-					}
-					return pos, sum, false, nil
-				}
-				if k == 0 || buf[p+k-1] != '\r' {
-					return pos, sum, false, errBadChunk
-				}
-				if k == 1 {
-					return p + 2, sum, true, nil
-				}
-				p += k + 1
-			}
-		}
-		next := data + int(size) + 2
-		if len(buf) < next {
-			return pos, sum, false, nil
-		}
-		if buf[next-2] != '\r' || buf[next-1] != '\n' {
-			return pos, sum, false, errBadChunk
-		}
-		sum += size
-		pos = next
-	}
-}
-
 // setUpstreamHost points the Host header of a request written for a
-// replica (by appendUpstream or fasthttp, both spell it "Host") at host.
+// replica (by wire.AppendUpstream or fasthttp, both spell it "Host") at host.
 func setUpstreamHost(req []byte, host string) []byte {
-	end := bytes.Index(req, crlfcrlf)
+	end := bytes.Index(req, wire.CRLFCRLF)
 	i := bytes.Index(req[:max(end, 0)], []byte("\r\nHost: "))
 	if end < 0 || i < 0 {
 		return req
@@ -920,7 +836,7 @@ func setUpstreamHost(req []byte, host string) []byte {
 // headEnd returns the length of the header block at the start of buf, or
 // errNeedMore, or errHeaderTooLarge past limit.
 func headEnd(buf []byte, limit int) (int, error) {
-	end := bytes.Index(buf, crlfcrlf)
+	end := bytes.Index(buf, wire.CRLFCRLF)
 	switch {
 	case end < 0 && len(buf) > limit, end+4 > limit:
 		return 0, errHeaderTooLarge
@@ -960,10 +876,10 @@ func (l *loop) readChunked(buf []byte, start int, f func(*bufio.Reader) error) (
 // (see lean.go): leanOK when it was taken (answered, forwarded or handed to
 // the slow path), leanMore when its body is still arriving, leanNo when the
 // general path must read it.
-func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
+func (l *loop) lean(cc *clientConn, buf []byte) wire.Status {
 	rt := l.eng.rt
 	lr := &l.lreq
-	if st := scanRequest(buf, rt.maxBody, lr); st != leanOK {
+	if st := wire.ScanRequest(buf, rt.maxBody, lr); st != wire.OK {
 		return st
 	}
 	if cc.respDirty {
@@ -975,17 +891,17 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 	p, kind, ok, general := rt.leanPlan(lr, resp)
 	if general {
 		cc.respDirty = true
-		return leanNo
+		return wire.No
 	}
 	cc.seq++
-	cc.skipCRLF = postSkip(lr.method)
-	cc.closeAfter = lr.closeAfter
+	cc.skipCRLF = postSkip(lr.Method)
+	cc.closeAfter = lr.CloseAfter
 	cc.chunkOK = true
 	ex := &cc.ex
 	ex.start = start
 	ex.id = newRequestID(ex.idBuf[:0])
 	if !ok {
-		l.consume(cc, lr.n)
+		l.consume(cc, lr.N)
 		cc.respDirty = true
 		resp.Header.SetNoDefaultContentType(true)
 		resp.Header.SetBytesV(HeaderRequestID, ex.id)
@@ -994,7 +910,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 			_ = cc.c.Close()
 			cc.closed = true
 		}
-		return leanOK
+		return wire.OK
 	}
 	ex.begin(p, start)
 	host := "replica" // set once a slot is had (queue)
@@ -1002,23 +918,23 @@ func (l *loop) lean(cc *clientConn, buf []byte) leanStatus {
 		host = ex.rep.host
 	}
 	cc.upBody, cc.upFile = nil, nil
-	if cc.accOn && len(lr.body) > accumulateOver {
+	if cc.accOn && len(lr.Body) > accumulateOver {
 		// Sent from cc.acc, which consume leaves to upBody.
-		cc.upBody = lr.body
-		body := lr.body
-		lr.body = nil
-		cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
-		cc.upReq = setLengthHeader(cc.upReq, len(body))
+		cc.upBody = lr.Body
+		body := lr.Body
+		lr.Body = nil
+		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, upstreamPath(kind), host, ex.id)
+		cc.upReq = wire.SetLengthHeader(cc.upReq, len(body))
 	} else {
-		cc.upReq = appendUpstream(cc.upReq[:0], buf, lr, kind, host, ex.id)
+		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, upstreamPath(kind), host, ex.id)
 	}
-	l.consume(cc, lr.n)
+	l.consume(cc, lr.N)
 	if ex.rep == nil {
 		l.queue(cc)
-		return leanOK
+		return wire.OK
 	}
 	l.exchange(cc, start)
-	return leanOK
+	return wire.OK
 }
 
 // dispatch answers cc's request, parsed by fasthttp into cc.req: at once
@@ -1035,7 +951,7 @@ func (l *loop) dispatch(cc *clientConn) {
 	start := time.Now()
 	ex := &cc.ex
 	ex.start = start
-	if e := req.Header.PeekBytes(headerExpect); len(e) > 0 && !expectsContinue(e) {
+	if e := req.Header.PeekBytes(headerExpect); len(e) > 0 && !wire.ExpectsContinue(e) {
 		// An expectation other than 100-continue: 417 and close, as
 		// net/http's server answers.
 		resp.SetStatusCode(http.StatusExpectationFailed)
@@ -1097,7 +1013,7 @@ func (l *loop) upRequest(cc *clientConn, host string) {
 		req.ResetBody()
 		req.Header.SetContentLength(0)
 		_, _ = req.WriteTo(&w)
-		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.size)), nil, sp
+		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.Size)), nil, sp
 	} else {
 		_, _ = req.WriteTo(&w)
 		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil
@@ -1395,25 +1311,25 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		return gnet.None
 	}
 	lr := &l.lresp
-	switch scanResponse(buf, lr) {
-	case leanMore:
-		if lr.length-(len(buf)-lr.start) > streamOver {
+	switch wire.ScanResponse(buf, lr) {
+	case wire.More:
+		if lr.Length-(len(buf)-lr.Start) > streamOver {
 			return l.startStream(up, cc, buf, lr)
 		}
 		return gnet.None
-	case leanOK:
+	case wire.OK:
 		now := time.Now()
 		vs := ex.vs
-		code := lr.code
+		code := lr.Code
 		if code == http.StatusInternalServerError {
 			code = http.StatusBadGateway
 		}
 		w := &l.out
-		w.out = appendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
+		w.out = wire.AppendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
 		// A connection whose request body is not all out (the replica
 		// answered early) is not reused.
-		keep := !lr.closeConn && len(buf) == lr.n && cc.upOff >= cc.bodyLen()
-		_, _ = up.c.Discard(lr.n)
+		keep := !lr.CloseConn && len(buf) == lr.N && cc.upOff >= cc.bodyLen()
+		_, _ = up.c.Discard(lr.N)
 		l.endExchange(cc, false)
 		if keep {
 			l.putIdle(up, now)
@@ -1428,7 +1344,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		}
 		return gnet.None
 	}
-	if cc.chunkOK && scanChunkedResponse(buf, lr) {
+	if cc.chunkOK && wire.ScanChunkedResponse(buf, lr) {
 		return l.startStream(up, cc, buf, lr)
 	}
 	resp := &cc.resp

@@ -33,11 +33,6 @@ func (r *replica) usable(now *int64, clock func() time.Time) bool {
 	return r.ready.Load() && r.member.Load() && r.breaker.allows(now, clock)
 }
 
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return "dial: " + e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
 // pool is a version's set of replicas with a per-replica concurrency cap and
 // a FIFO queue of requests waiting for a slot. Taking a free slot is
 // lock-free (atomic counters over an immutable member list); the mutex only

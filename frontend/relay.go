@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Answers streamed by the engines that serve a caller from a goroutine
@@ -82,7 +84,7 @@ func (b *bodyRelay) streaming() bool { return b != nil && b.uc != nil }
 // nothing for idle, or sent a malformed chunk); others are the caller's:
 // out's, flush's, or errCallerLeft. The connection is closed on any error.
 func (b *bodyRelay) run(buf []byte, idle time.Duration, out func([]byte) error, flush func() error) (time.Time, error) {
-	var dec chunkDecoder
+	var dec wire.ChunkDecoder
 	pend := b.pre
 	b.pre = nil
 	uc := b.uc
@@ -95,7 +97,7 @@ func (b *bodyRelay) run(buf []byte, idle time.Duration, out func([]byte) error, 
 			err, oerr error
 		)
 		if b.chunked {
-			n, done, err = dec.feed(pend, 1<<62, func(p []byte) error {
+			n, done, err = dec.Feed(pend, 1<<62, func(p []byte) error {
 				oerr = out(p)
 				return oerr
 			})
@@ -192,14 +194,6 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader, b *bodyRelay) (bool, er
 		return true, nil
 	}
 	return false, resp.ReadBody(br, 0)
-}
-
-// appendChunk appends p as one chunk of a chunked body.
-func appendChunk(dst, p []byte) []byte {
-	dst = strconv.AppendInt(dst, int64(len(p)), 16)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, p...)
-	return append(dst, "\r\n"...)
 }
 
 // relayHTTP writes the head of a streamed answer in resp to w, then its

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/frontend/internal/spill"
 )
 
 // Header names the router reads and writes.
@@ -160,10 +161,7 @@ type Router struct {
 
 	headerTimeout, idleTimeout, bodyTimeout time.Duration
 	maxConns, maxPipeline                   int
-	spillDir                                string
-	spillCap                                int64
-	spillUsed                               atomic.Int64 // bytes in spill files now
-	spillWarned                             atomic.Bool
+	spill                                   spill.Allowance // of spill files
 
 	table atomic.Pointer[table]
 
@@ -216,9 +214,8 @@ func New(opts *Options) *Router {
 		bodyTimeout:   orDefault(opts.BodyReadTimeout, DefaultBodyReadTimeout),
 		maxConns:      orDefault(opts.MaxConns, DefaultMaxConns),
 		maxPipeline:   orDefault(opts.MaxPipelineBytes, DefaultMaxPipelineBytes),
-		spillDir:      opts.BodySpillDir,
-		spillCap:      orDefault(opts.MaxSpillBytes, DefaultMaxSpillBytes),
 		now:           time.Now}
+	rt.spill.Dir, rt.spill.Cap = opts.BodySpillDir, orDefault(opts.MaxSpillBytes, DefaultMaxSpillBytes)
 	if rt.log == nil {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
@@ -587,15 +584,15 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTP(w, resp)
 		return
 	}
-	var sp *spillFile
+	var sp *spill.File
 	if r.Body != nil {
 		var err error
 		sp, err = rt.readBody(r.Body, r.ContentLength, buf)
-		defer sp.close()
+		defer sp.Close()
 		if err != nil {
 			// Free the body's share of the spill allowance before the
 			// answer goes out, so a caller who retries finds it free.
-			sp.close()
+			sp.Close()
 			if !rt.refuseBody(resp, err) {
 				setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
 				setRequestID(resp)
@@ -616,13 +613,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if sp != nil {
-		req.SetBodyStream(sp.reader(), int(sp.size))
+		req.SetBodyStream(sp.Reader(), int(sp.Size))
 	} else {
 		req.SetBodyRaw(buf.Bytes())
 	}
 	var rel bodyRelay
 	rt.handle(r.Context(), req, resp, time.Now(), false, &rel)
-	sp.close() // the allowance comes back before the caller reads the answer
+	sp.Close() // the allowance comes back before the caller reads the answer
 	if rel.streaming() {
 		rt.relayHTTP(r.Context(), w, resp, &rel)
 		return
@@ -640,10 +637,10 @@ func (rt *Router) refuseBody(resp *fasthttp.Response, err error) bool {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		rt.tooLarge(resp)
 		return true
-	case err == errSpillFull:
+	case err == spill.ErrFull:
 		setError(resp, http.StatusServiceUnavailable, msgSpillFull)
 		resp.Header.Set("Retry-After", "1")
-	case errors.As(err, new(*spillError)):
+	case errors.As(err, new(*spill.Error)):
 		rt.log.Error("frontend: request body not buffered", "err", err)
 		setError(resp, http.StatusInternalServerError, "Could not buffer the request body")
 	default:
@@ -659,9 +656,9 @@ func (rt *Router) refuseBody(resp *fasthttp.Response, err error) bool {
 // larger body into a spill file (the
 // returned file, nil when the body is in buf) as it arrives, with the limit
 // and the spill allowance checked on the way; where no file can be made,
-// into buf. The error is fasthttp.ErrBodyTooLarge, errSpillFull or the
+// into buf. The error is fasthttp.ErrBodyTooLarge, spill.ErrFull or the
 // body's read error.
-func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spillFile, error) {
+func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spill.File, error) {
 	inMemory := min(spillOver, rt.maxBody)
 	if cl < 0 {
 		inMemory = min(accumulateOver, rt.maxBody) // chunked, as on the event loop
@@ -685,12 +682,12 @@ func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spillF
 	}
 	// A larger body (known by its length, or found so while reading):
 	// to a file, as it arrives.
-	sp, err := newSpillFile(rt, nil, cl)
-	if err == errSpillFull {
+	sp, err := spill.Create(&rt.spill, nil, cl)
+	if err == spill.ErrFull {
 		return nil, err
 	}
 	if err != nil {
-		if rt.spillWarned.CompareAndSwap(false, true) {
+		if rt.spill.FirstWarning() {
 			rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
 		}
 		m, err := buf.ReadFrom(io.LimitReader(body, rt.maxBody+1-n))
@@ -699,26 +696,26 @@ func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spillF
 		}
 		return nil, err
 	}
-	if err := sp.write(buf.Bytes()); err != nil {
-		sp.close()
+	if err := sp.Write(buf.Bytes()); err != nil {
+		sp.Close()
 		return nil, err
 	}
 	piece := make([]byte, 64<<10)
 	for {
 		k, rerr := body.Read(piece)
-		if sp.size+int64(k) > rt.maxBody {
-			sp.close()
+		if sp.Size+int64(k) > rt.maxBody {
+			sp.Close()
 			return nil, fasthttp.ErrBodyTooLarge
 		}
-		if err := sp.write(piece[:k]); err != nil {
-			sp.close()
+		if err := sp.Write(piece[:k]); err != nil {
+			sp.Close()
 			return nil, err
 		}
 		if rerr == io.EOF {
 			return sp, nil
 		}
 		if rerr != nil {
-			sp.close()
+			sp.Close()
 			return nil, rerr
 		}
 	}

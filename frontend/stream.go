@@ -3,10 +3,12 @@ package frontend
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Answers forwarded as they arrive, on the event loop.
@@ -51,13 +53,13 @@ const (
 // answerStream is an answer being forwarded as it arrives.
 type answerStream struct {
 	chunked bool
-	left    int64        // body bytes due, with a Content-Length
-	dec     chunkDecoder // the replica's chunks
-	code    int          // for the statistics
-	keep    bool         // the replica's connection may serve again
+	left    int64             // body bytes due, with a Content-Length
+	dec     wire.ChunkDecoder // the replica's chunks
+	code    int               // for the statistics
+	keep    bool              // the replica's connection may serve again
 	// file holds what the caller has not taken yet while it lags; off is
 	// how much of it went out.
-	file *spillFile
+	file *spill.File
 	off  int64
 	// upDone: the replica sent everything (only the file is left).
 	upDone bool
@@ -67,57 +69,28 @@ type answerStream struct {
 
 // startStream begins forwarding cc's answer, whose head lr was scanned at
 // the start of buf, as it arrives.
-func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *leanResp) gnet.Action {
+func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Response) gnet.Action {
 	ex := &cc.ex
 	now := time.Now()
-	code := lr.code
+	code := lr.Code
 	if code == http.StatusInternalServerError {
 		code = http.StatusBadGateway
 	}
-	s := &answerStream{chunked: lr.chunked, code: code, keep: !lr.closeConn, moved: now}
+	s := &answerStream{chunked: lr.Chunked, code: code, keep: !lr.CloseConn, moved: now}
 	if !s.chunked {
-		s.left = int64(lr.length)
+		s.left = int64(lr.Length)
 	}
 	cc.stream = s
 	// From here the replica's progress is what is timed (see sweep).
 	ex.deadline = now.Add(l.eng.rt.bodyTimeout)
 	w := &l.out
-	w.out = appendStreamHead(w.out[:0], buf, lr, ex.id, ex.vs.name, cc.closeAfter)
-	_, _ = up.c.Discard(lr.start)
+	w.out = wire.AppendStreamHead(w.out[:0], buf, lr, ex.id, ex.vs.name, cc.closeAfter)
+	_, _ = up.c.Discard(lr.Start)
 	if err := l.toCaller(cc, w.out); err != nil {
 		l.breakStream(cc, false, err)
 		return gnet.Close
 	}
-	return l.streamIn(up, cc, buf[lr.start:])
-}
-
-// appendStreamHead appends the head of a streamed answer: as appendAnswer
-// writes it, announcing the replica's Content-Length or a chunked body.
-func appendStreamHead(dst, buf []byte, lr *leanResp, id []byte, servedBy string, closeAfter bool) []byte {
-	if lr.code == 500 {
-		dst = append(dst, "HTTP/1.1 502 Bad Gateway"...)
-	} else {
-		dst = append(dst, buf[lr.status.a:lr.status.b]...)
-	}
-	dst = append(dst, "\r\n"...)
-	for _, s := range lr.lines() {
-		dst = append(dst, buf[s.a:s.b]...)
-		dst = append(dst, "\r\n"...)
-	}
-	if lr.chunked {
-		dst = append(dst, "Transfer-Encoding: chunked"...)
-	} else {
-		dst = append(dst, "Content-Length: "...)
-		dst = strconv.AppendInt(dst, int64(lr.length), 10)
-	}
-	dst = append(dst, "\r\nX-Ms-Request-Id: "...)
-	dst = append(dst, id...)
-	dst = append(dst, "\r\nAksml-Served-By: "...)
-	dst = append(dst, servedBy...)
-	if closeAfter {
-		dst = append(dst, "\r\nConnection: close"...)
-	}
-	return append(dst, "\r\n\r\n"...)
+	return l.streamIn(up, cc, buf[lr.Start:])
 }
 
 // streamIn forwards the part of cc's answer in buf (what the replica's
@@ -128,7 +101,7 @@ func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
 	var done bool
 	var err error
 	if s.chunked {
-		n, done, err = s.dec.feed(buf, 1<<62, func(p []byte) error { return l.chunkToCaller(cc, p) })
+		n, done, err = s.dec.Feed(buf, 1<<62, func(p []byte) error { return l.chunkToCaller(cc, p) })
 		if done && err == nil {
 			err = l.toCaller(cc, []byte("0\r\n\r\n"))
 		}
@@ -174,7 +147,7 @@ func (l *loop) chunkToCaller(cc *clientConn, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	b := appendChunk(l.chunkBuf[:0], p)
+	b := wire.AppendChunk(l.chunkBuf[:0], p)
 	l.chunkBuf = b[:0]
 	if cap(b) > 4*feedPiece {
 		l.chunkBuf = nil // not kept after an unusually large read
@@ -194,13 +167,13 @@ func (l *loop) toCaller(cc *clientConn, p []byte) error {
 		return nil
 	}
 	if s.file == nil {
-		f, err := newSpillFile(l.eng.rt, nil, -1)
+		f, err := spill.Create(&l.eng.rt.spill, nil, -1)
 		if err != nil {
-			if errors.Is(err, errSpillFull) {
+			if errors.Is(err, spill.ErrFull) {
 				return err
 			}
 			// No file can be made: hold the answer in memory instead.
-			if l.eng.rt.spillWarned.CompareAndSwap(false, true) {
+			if l.eng.rt.spill.FirstWarning() {
 				l.eng.rt.log.Warn("frontend: answers for slow callers are held in memory: no file for them", "err", err)
 			}
 			_, _ = cc.c.Write(p)
@@ -210,7 +183,7 @@ func (l *loop) toCaller(cc *clientConn, p []byte) error {
 		l.draining = append(l.draining, cc)
 		l.armPauseCheck()
 	}
-	return s.file.write(p)
+	return s.file.Write(p)
 }
 
 // drainStreams sends the files of answers whose callers lagged as the
@@ -223,11 +196,11 @@ func (l *loop) drainStreams() {
 		if s == nil || s.file == nil || cc.closed {
 			continue
 		}
-		for s.off < s.file.size && cc.c.OutboundBuffered() < answerBacklog/4 {
+		for s.off < s.file.Size && cc.c.OutboundBuffered() < answerBacklog/4 {
 			if len(l.piece) < feedPiece {
 				l.piece = make([]byte, feedPiece)
 			}
-			n, err := s.file.f.ReadAt(l.piece[:min(int64(feedPiece), s.file.size-s.off)], s.off)
+			n, err := s.file.F.ReadAt(l.piece[:min(int64(feedPiece), s.file.Size-s.off)], s.off)
 			if n == 0 {
 				l.eng.rt.log.Error("frontend: answer not sent", "err", err)
 				l.cutCaller(cc)
@@ -235,11 +208,11 @@ func (l *loop) drainStreams() {
 			}
 			s.off += int64(n)
 			s.moved = now
-			if s.off == s.file.size {
+			if s.off == s.file.Size {
 				// The caller has caught up: the file's share of the
 				// spill allowance comes back before the last piece goes
 				// out, and what follows goes to the caller directly.
-				s.file.close()
+				s.file.Close()
 				s.file = nil
 			}
 			_, _ = cc.c.Write(l.piece[:n])
@@ -299,7 +272,7 @@ func (l *loop) endStream(cc *clientConn) {
 	}
 	cc.stream = nil
 	if s.file != nil {
-		s.file.close()
+		s.file.Close()
 		s.file = nil
 	}
 	if s.upDone {

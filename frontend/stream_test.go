@@ -219,7 +219,7 @@ func testStreamedAnswersBoundedMemory(t *testing.T, engine string) {
 	}
 	get("chunked=1&slow=1", true)
 	get("length=1&slow=1", true)
-	if used := rt.spillUsed.Load(); used != 0 {
+	if used := rt.spill.Used(); used != 0 {
 		t.Errorf("%d bytes of the spill allowance held after the answers", used)
 	}
 }
@@ -341,7 +341,7 @@ func TestCallerThatDoesNotReadIsCutOff(t *testing.T) {
 			// The caller reads nothing until the router has given up on it.
 			waitFor(t, "the caller cut off", func() bool {
 				st, _ := rt.Stats("svc")
-				return engine == "eventloop" && rt.spillUsed.Load() == 0 && st.Versions[0].Responses[200] == 1 ||
+				return engine == "eventloop" && rt.spill.Used() == 0 && st.Versions[0].Responses[200] == 1 ||
 					st.Versions[0].Responses[499] == 1
 			})
 			n, err := io.Copy(io.Discard, c)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // HTTPS. A cluster with enable_ssl serves scoring on a second listener with
@@ -100,7 +102,7 @@ func (rt *Router) httpServer(h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: rt.headerTimeout,
 		IdleTimeout:       rt.idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    wire.MaxHeaderBytes,
 		// Failed handshakes and the like, at debug level of the
 		// router's quiet logger.
 		ErrorLog: slog.NewLogLogger(rt.log.Handler(), slog.LevelDebug),

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the
@@ -199,8 +201,8 @@ type tlsConn struct {
 	off, end int
 	skipCRLF int // CR or LF bytes to skip before the next request (after a POST)
 
-	lr    leanReq
-	lresp leanResp
+	lr    wire.Request
+	lresp wire.Response
 	resp  fasthttp.Response
 	dirty bool // resp holds an answer
 
@@ -300,21 +302,21 @@ func (c *tlsConn) requests() bool {
 			c.off, c.end = 0, 0
 		}
 		if data := c.buf[c.off:c.end]; len(data) > 0 {
-			switch scanRequest(data, rt.maxBody, &c.lr) {
-			case leanOK:
+			switch wire.ScanRequest(data, rt.maxBody, &c.lr) {
+			case wire.OK:
 				if !c.serveLean(data) {
 					return c.handoff()
 				}
-				if c.lr.closeAfter {
+				if c.lr.CloseAfter {
 					return false
 				}
 				phase, first = awaitFirst, false
 				continue
-			case leanMore:
-				if c.lr.length > spillOver {
+			case wire.More:
+				if c.lr.Length > spillOver {
 					return c.handoff() // to a file, on net/http's path
 				}
-				c.ensure(c.lr.n)
+				c.ensure(c.lr.N)
 				phase = awaitBody
 				_ = c.raw.SetDeadline(time.Now().Add(rt.bodyTimeout))
 			default:
@@ -351,9 +353,9 @@ func (c *tlsConn) requests() bool {
 // the head is complete (or too large, or ends in a way only the general
 // reader takes, or a line already there is malformed), so waiting for more bytes would change nothing.
 func headDone(data []byte) bool {
-	return bytes.Contains(data, crlfcrlf) || len(data) > maxHeaderBytes ||
+	return bytes.Contains(data, wire.CRLFCRLF) || len(data) > wire.MaxHeaderBytes ||
 		bytes.Contains(data, []byte("\n\n")) || bytes.Contains(data, []byte("\n\r\n")) ||
-		checkHead(data, false).code != 0 // a line already there is refused
+		wire.CheckHead(data, false).Code != 0 // a line already there is refused
 }
 
 // ensure makes room in the read buffer for a request of n bytes, and for
@@ -417,14 +419,14 @@ func (c *tlsConn) serveLean(data []byte) bool {
 		c.dirty = true
 		return false
 	}
-	c.skipCRLF = postSkip(lr.method)
+	c.skipCRLF = postSkip(lr.Method)
 	id := newRequestID(c.idBuf[:0])
 	if !ok {
-		c.off += lr.n
+		c.off += lr.N
 		c.dirty = true
 		resp.Header.SetNoDefaultContentType(true)
 		resp.Header.SetBytesV(HeaderRequestID, id)
-		c.out = appendResponse(c.out[:0], lr.closeAfter, resp)
+		c.out = appendResponse(c.out[:0], lr.CloseAfter, resp)
 		c.write()
 		return true
 	}
@@ -434,8 +436,8 @@ func (c *tlsConn) serveLean(data []byte) bool {
 	if x.tryTake() {
 		host = x.rep.host
 	}
-	c.up = appendUpstream(c.up[:0], data, lr, kind, host, id)
-	c.off += lr.n
+	c.up = wire.AppendUpstream(c.up[:0], data, lr, upstreamPath(kind), host, id)
+	c.off += lr.N
 	code, done := c.forward(&x, start, id)
 	x.end(code, done)
 	c.write()
@@ -446,7 +448,7 @@ func (c *tlsConn) serveLean(data []byte) bool {
 // is not served further), and lets go of buffers grown large.
 func (c *tlsConn) write() {
 	if len(c.out) > 0 && c.writeOut() != nil {
-		c.lr.closeAfter = true
+		c.lr.CloseAfter = true
 	}
 	if cap(c.out) > 256<<10 {
 		c.out = nil
@@ -479,7 +481,7 @@ func (c *tlsConn) writeOut() error {
 // returns the status code and when the replica's answer was read.
 func (c *tlsConn) forward(x *exch, start time.Time, id []byte) (int, time.Time) {
 	rt := c.e.rt
-	closeAfter := c.lr.closeAfter
+	closeAfter := c.lr.CloseAfter
 	fail := func(code int, msg string) (int, time.Time) {
 		c.resp.Reset()
 		c.dirty = true
@@ -514,7 +516,7 @@ func (c *tlsConn) forward(x *exch, start time.Time, id []byte) (int, time.Time) 
 		}
 		retry, code, msg := x.failed(o, rt.now)
 		if o == outCallerLeft {
-			c.lr.closeAfter = true // nobody to answer
+			c.lr.CloseAfter = true // nobody to answer
 			c.out = c.out[:0]
 			return code, time.Time{}
 		}
@@ -549,34 +551,34 @@ func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAf
 		ans = ans[:len(ans)+n]
 		c.ans = ans
 		if n > 0 {
-			switch scanResponse(ans, lr) {
-			case leanOK:
+			switch wire.ScanResponse(ans, lr) {
+			case wire.OK:
 				done := time.Now()
-				code := lr.code
+				code := lr.Code
 				if code == http.StatusInternalServerError {
 					code = http.StatusBadGateway
 				}
-				c.out = appendAnswer(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
-				if !lr.closeConn && len(ans) == lr.n {
+				c.out = wire.AppendAnswer(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
+				if !lr.CloseConn && len(ans) == lr.N {
 					x.rep.conns.put(uc, done)
 				} else {
 					uc.Close()
 				}
 				x.release()
 				return code, done, nil
-			case leanMore:
-				if lr.length-(len(ans)-lr.start) > streamOver {
+			case wire.More:
+				if lr.Length-(len(ans)-lr.Start) > streamOver {
 					return c.stream(x, uc, ans, lr, id, closeAfter)
 				}
-				if need := lr.n; need > cap(ans) {
+				if need := lr.N; need > cap(ans) {
 					ans = append(make([]byte, 0, need), ans...)
 				}
 				continue
 			default:
-				if scanChunkedResponse(ans, lr) {
+				if wire.ScanChunkedResponse(ans, lr) {
 					return c.stream(x, uc, ans, lr, id, closeAfter)
 				}
-				if bytes.Contains(ans, crlfcrlf) || len(ans) > upstreamReadBuffer {
+				if bytes.Contains(ans, wire.CRLFCRLF) || len(ans) > upstreamReadBuffer {
 					return c.generalAnswer(x, uc, deadline, id, closeAfter)
 				}
 				continue
@@ -608,17 +610,17 @@ func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAf
 // as a 502 (the replica failed) or 499 (the caller hung up, or read
 // nothing for BodyReadTimeout). While the replica sends nothing, the
 // caller is looked at every callerCheck, as while the head is awaited.
-func (c *tlsConn) stream(x *exch, uc *upConn, ans []byte, lr *leanResp, id []byte, closeAfter bool) (int, time.Time, error) {
-	code := lr.code
+func (c *tlsConn) stream(x *exch, uc *upConn, ans []byte, lr *wire.Response, id []byte, closeAfter bool) (int, time.Time, error) {
+	code := lr.Code
 	if code == http.StatusInternalServerError {
 		code = http.StatusBadGateway
 	}
-	c.out = appendStreamHead(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
-	b := bodyRelay{uc: uc, pool: &x.rep.conns, pre: ans[lr.start:], chunked: lr.chunked, left: int64(lr.length), keep: !lr.closeConn,
+	c.out = wire.AppendStreamHead(c.out[:0], ans, lr, id, x.vs.name, closeAfter)
+	b := bodyRelay{uc: uc, pool: &x.rep.conns, pre: ans[lr.Start:], chunked: lr.Chunked, left: int64(lr.Length), keep: !lr.CloseConn,
 		gone: c.callerGone}
 	out := func(p []byte) error {
 		if b.chunked {
-			c.out = appendChunk(c.out, p)
+			c.out = wire.AppendChunk(c.out, p)
 		} else {
 			c.out = append(c.out, p...)
 		}
@@ -636,7 +638,7 @@ func (c *tlsConn) stream(x *exch, uc *upConn, ans []byte, lr *leanResp, id []byt
 	x.release()
 	if err != nil {
 		c.e.rt.log.Debug("frontend: streamed answer cut off", "err", err)
-		c.lr.closeAfter = true // before the answer's end
+		c.lr.CloseAfter = true // before the answer's end
 		c.out = c.out[:0]
 		return cutCode(err, nil), time.Time{}, nil
 	}

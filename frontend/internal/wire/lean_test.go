@@ -1,4 +1,4 @@
-package frontend
+package wire
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 func fastRequest(buf []byte) (*fasthttp.Request, int, error) {
 	req := &fasthttp.Request{}
 	rd := bytes.NewReader(buf)
-	br := bufio.NewReaderSize(rd, maxHeaderBytes)
+	br := bufio.NewReaderSize(rd, MaxHeaderBytes)
 	if err := req.Read(br); err != nil {
 		return nil, 0, err
 	}
@@ -25,7 +25,7 @@ func fastResponse(buf []byte) (*fasthttp.Response, int, error) {
 	resp := &fasthttp.Response{}
 	resp.Header.DisableNormalizing()
 	rd := bytes.NewReader(buf)
-	br := bufio.NewReaderSize(rd, upstreamReadBuffer)
+	br := bufio.NewReaderSize(rd, MaxAnswerHead)
 	if err := resp.Read(br); err != nil {
 		return nil, 0, err
 	}
@@ -37,8 +37,8 @@ func fastResponse(buf []byte) (*fasthttp.Response, int, error) {
 // the request it sends on must carry the same message.
 func checkLeanRequest(t *testing.T, buf []byte) {
 	t.Helper()
-	var lr leanReq
-	if scanRequest(buf, 1<<20, &lr) != leanOK {
+	var lr Request
+	if ScanRequest(buf, 1<<20, &lr) != OK {
 		return
 	}
 	req, n, err := fastRequest(buf)
@@ -51,39 +51,39 @@ func checkLeanRequest(t *testing.T, buf []byte) {
 		}
 		return
 	}
-	if n != lr.n {
-		t.Fatalf("%q: lean length %d, fasthttp %d", buf, lr.n, n)
+	if n != lr.N {
+		t.Fatalf("%q: lean length %d, fasthttp %d", buf, lr.N, n)
 	}
-	if !bytes.Equal(req.Body(), lr.body) {
-		t.Fatalf("%q: lean body %q, fasthttp %q", buf, lr.body, req.Body())
+	if !bytes.Equal(req.Body(), lr.Body) {
+		t.Fatalf("%q: lean body %q, fasthttp %q", buf, lr.Body, req.Body())
 	}
-	if string(req.Header.Method()) != string(lr.method) {
-		t.Fatalf("%q: lean method %q, fasthttp %q", buf, lr.method, req.Header.Method())
+	if string(req.Header.Method()) != string(lr.Method) {
+		t.Fatalf("%q: lean method %q, fasthttp %q", buf, lr.Method, req.Header.Method())
 	}
-	if p := req.URI().Path(); string(p) != string(lr.path) {
-		t.Fatalf("%q: lean path %q, fasthttp %q", buf, lr.path, p)
+	if p := req.URI().Path(); string(p) != string(lr.Path) {
+		t.Fatalf("%q: lean path %q, fasthttp %q", buf, lr.Path, p)
 	}
 	req.Header.DisableNormalizing()
 	for _, h := range []struct {
 		name string
 		lean []byte
-	}{{canonAuthorization, lr.auth}, {canonVersion, lr.version}, {canonVersionAlias, lr.alias}, {canonCallerKey, lr.callerKey}} {
+	}{{"Authorization", lr.Auth}, {"Aksml-Version", lr.Version}, {"Azureml-Model-Deployment", lr.Alias}, {"Aksml-Caller-Key", lr.CallerKey}} {
 		if got := req.Header.Peek(h.name); !bytes.Equal(got, h.lean) && (len(got) > 0 || len(h.lean) > 0) {
 			t.Fatalf("%q: %s lean %q, fasthttp %q", buf, h.name, h.lean, got)
 		}
 	}
-	if req.Header.ConnectionClose() != lr.closeAfter {
-		t.Fatalf("%q: close after: lean %v, fasthttp %v", buf, lr.closeAfter, req.Header.ConnectionClose())
+	if req.Header.ConnectionClose() != lr.CloseAfter {
+		t.Fatalf("%q: close after: lean %v, fasthttp %v", buf, lr.CloseAfter, req.Header.ConnectionClose())
 	}
 	// What the replica gets: fasthttp must read the same body and query,
 	// without the credentials.
-	up := appendUpstream(nil, buf, &lr, kindScore, "127.0.0.1:1", []byte("id"))
+	up := AppendUpstream(nil, buf, &lr, "/score", "127.0.0.1:1", []byte("id"))
 	ureq, un, err := fastRequest(up)
 	if err != nil || un != len(up) {
 		t.Fatalf("%q: upstream request %q does not parse: %v (%d of %d bytes)", buf, up, err, un, len(up))
 	}
-	if !bytes.Equal(ureq.Body(), lr.body) || string(ureq.URI().QueryString()) != string(req.URI().QueryString()) ||
-		string(ureq.URI().Path()) != "/score" || len(ureq.Header.Peek("Authorization")) > 0 || string(ureq.Header.Peek(canonRequestID)) != "id" {
+	if !bytes.Equal(ureq.Body(), lr.Body) || string(ureq.URI().QueryString()) != string(req.URI().QueryString()) ||
+		string(ureq.URI().Path()) != "/score" || len(ureq.Header.Peek("Authorization")) > 0 || string(ureq.Header.Peek("X-Ms-Request-Id")) != "id" {
 		t.Fatalf("%q: upstream request %q", buf, up)
 	}
 }
@@ -91,8 +91,8 @@ func checkLeanRequest(t *testing.T, buf []byte) {
 func checkLeanResponse(t *testing.T, buf []byte) {
 	t.Helper()
 	checkChunkedResponse(t, buf)
-	var lr leanResp
-	if scanResponse(buf, &lr) != leanOK {
+	var lr Response
+	if ScanResponse(buf, &lr) != OK {
 		return
 	}
 	resp, n, err := fastResponse(buf)
@@ -102,15 +102,15 @@ func checkLeanResponse(t *testing.T, buf []byte) {
 		}
 		return
 	}
-	if n != lr.n || resp.StatusCode() != lr.code || !bytes.Equal(resp.Body(), buf[lr.body.a:lr.body.b]) {
-		t.Fatalf("%q: lean %d bytes, code %d, body %q; fasthttp %d, %d, %q", buf, lr.n, lr.code, buf[lr.body.a:lr.body.b], n, resp.StatusCode(), resp.Body())
+	if n != lr.N || resp.StatusCode() != lr.Code || !bytes.Equal(resp.Body(), buf[lr.Body.A:lr.Body.B]) {
+		t.Fatalf("%q: lean %d bytes, code %d, body %q; fasthttp %d, %d, %q", buf, lr.N, lr.Code, buf[lr.Body.A:lr.Body.B], n, resp.StatusCode(), resp.Body())
 	}
-	out := appendAnswer(nil, buf, &lr, []byte("id"), "v1", true)
+	out := AppendAnswer(nil, buf, &lr, []byte("id"), "v1", true)
 	cresp, cn, err := fastResponse(out)
 	if err != nil || cn != len(out) {
 		t.Fatalf("%q: caller's answer %q does not parse: %v", buf, out, err)
 	}
-	want := lr.code
+	want := lr.Code
 	if want == 500 {
 		want = 502
 	}
@@ -152,38 +152,38 @@ func TestLeanScanners(t *testing.T) {
 	// What takes the general path, and what waits for more.
 	cases := []struct {
 		req  string
-		want leanStatus
+		want Status
 	}{
-		{leanRequestSeeds[0], leanOK},
-		{leanRequestSeeds[3], leanNo},   // two Content-Lengths
-		{leanRequestSeeds[4], leanNo},   // chunked
-		{leanRequestSeeds[6], leanNo},   // HTTP/1.0
-		{leanRequestSeeds[7], leanNo},   // percent-encoded path
-		{leanRequestSeeds[8], leanMore}, // body still arriving
-		{"POST /api/v1/service/a/score HTTP/1.1\r\nContent-Length: 0\r\n\r\n", leanNo}, // no Host
-		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n Folded: x\r\n\r\n", leanNo},
-		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", leanNo},
-		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n", leanNo}, // over the limit: 413 there
-		{"PUT /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n\r\n", leanNo},
+		{leanRequestSeeds[0], OK},
+		{leanRequestSeeds[3], No},   // two Content-Lengths
+		{leanRequestSeeds[4], No},   // chunked
+		{leanRequestSeeds[6], No},   // HTTP/1.0
+		{leanRequestSeeds[7], No},   // percent-encoded path
+		{leanRequestSeeds[8], More}, // body still arriving
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nContent-Length: 0\r\n\r\n", No}, // no Host
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n Folded: x\r\n\r\n", No},
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", No},
+		{"POST /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n", No}, // over the limit: 413 there
+		{"PUT /api/v1/service/a/score HTTP/1.1\r\nHost: h\r\n\r\n", No},
 	}
 	for _, c := range cases {
-		var lr leanReq
-		if got := scanRequest([]byte(c.req), 1<<20, &lr); got != c.want {
+		var lr Request
+		if got := ScanRequest([]byte(c.req), 1<<20, &lr); got != c.want {
 			t.Errorf("scanRequest(%q) = %v, want %v", c.req, got, c.want)
 		}
 	}
-	var lr leanReq
-	scanRequest([]byte(leanRequestSeeds[0]), 1<<20, &lr)
-	up := string(appendUpstream(nil, []byte(leanRequestSeeds[0]), &lr, kindScore, "10.0.0.1:5001", []byte("rid")))
+	var lr Request
+	ScanRequest([]byte(leanRequestSeeds[0]), 1<<20, &lr)
+	up := string(AppendUpstream(nil, []byte(leanRequestSeeds[0]), &lr, "/score", "10.0.0.1:5001", []byte("rid")))
 	want := "POST /score?x=1 HTTP/1.1\r\nHost: 10.0.0.1:5001\r\nContent-Length: 2\r\nX-Ms-Request-Id: rid\r\n\r\n{}"
 	if up != want {
 		t.Errorf("upstream request\n got %q\nwant %q", up, want)
 	}
-	var rr leanResp
-	if st := scanResponse([]byte(leanResponseSeeds[2]), &rr); st != leanOK {
+	var rr Response
+	if st := ScanResponse([]byte(leanResponseSeeds[2]), &rr); st != OK {
 		t.Fatalf("scanResponse: %v", st)
 	}
-	ans := string(appendAnswer(nil, []byte(leanResponseSeeds[2]), &rr, []byte("ours"), "blue", false))
+	ans := string(AppendAnswer(nil, []byte(leanResponseSeeds[2]), &rr, []byte("ours"), "blue", false))
 	if want := "HTTP/1.1 200\r\nContent-Length: 0\r\nX-Ms-Request-Id: ours\r\nAksml-Served-By: blue\r\n\r\n"; ans != want {
 		t.Errorf("answer\n got %q\nwant %q", ans, want)
 	}
@@ -208,18 +208,18 @@ func FuzzLeanResponse(f *testing.F) {
 }
 
 // checkChunkedResponse checks a chunked answer streamed to the caller (its
-// head by appendStreamHead, its chunks decoded and sent on one per piece,
+// head by AppendStreamHead, its chunks decoded and sent on one per piece,
 // as streamIn does) against fasthttp's reading of the replica's answer.
 func checkChunkedResponse(t *testing.T, buf []byte) {
 	t.Helper()
-	var lr leanResp
-	if !scanChunkedResponse(buf, &lr) {
+	var lr Response
+	if !ScanChunkedResponse(buf, &lr) {
 		return
 	}
 	resp, n, err := fastResponse(buf)
-	out := appendStreamHead(nil, buf, &lr, []byte("id"), "v1", false)
-	var dec chunkDecoder
-	used, done, derr := dec.feed(buf[lr.start:], 1<<62, func(p []byte) error {
+	out := AppendStreamHead(nil, buf, &lr, []byte("id"), "v1", false)
+	var dec ChunkDecoder
+	used, done, derr := dec.Feed(buf[lr.Start:], 1<<62, func(p []byte) error {
 		out = fmt.Appendf(out, "%x\r\n%s\r\n", len(p), p)
 		return nil
 	})
@@ -229,8 +229,8 @@ func checkChunkedResponse(t *testing.T, buf []byte) {
 		}
 		return // both refuse it, or it is incomplete
 	}
-	if n != lr.start+used {
-		t.Fatalf("%q: the stream ends at %d, fasthttp at %d", buf, lr.start+used, n)
+	if n != lr.Start+used {
+		t.Fatalf("%q: the stream ends at %d, fasthttp at %d", buf, lr.Start+used, n)
 	}
 	out = append(out, "0\r\n\r\n"...)
 	cresp, cn, err := fastResponse(out)

@@ -1,13 +1,12 @@
-package frontend
+package wire
 
 import (
 	"bytes"
 	"strconv"
-
-	"github.com/valyala/fasthttp"
 )
 
-// The lean path of the event-loop engine: the common request (GET or POST,
+// The lean path of the engines that scan requests (the event loop and the
+// HTTPS engine): the common request (GET or POST,
 // HTTP/1.1, a body of known length, a plain path) and the common answer
 // (HTTP/1.1 with Content-Length) are read by scanning their header lines
 // once, and forwarded by copying the lines that pass, as nginx does, instead
@@ -19,16 +18,37 @@ import (
 
 const maxLeanHeaders = 48
 
-type leanStatus int
+// MaxHeaderBytes bounds a request's or an answer's header block: a
+// caller's larger head gets 431.
+const MaxHeaderBytes = 16 << 10
+
+// MaxAnswerHead bounds a replica's answer's header block.
+const MaxAnswerHead = 16 << 10
+
+// CRLFCRLF ends a header block.
+var CRLFCRLF = []byte("\r\n\r\n")
+
+// Header names the scanners act on, as package frontend spells them
+// (its tests check they agree).
+const (
+	HeaderVersion      = "aksml-version"
+	HeaderVersionAlias = "azureml-model-deployment"
+	HeaderCallerKey    = "aksml-caller-key"
+	HeaderRequestID    = "x-ms-request-id"
+	HeaderServedBy     = "aksml-served-by"
+)
+
+// Status is a lean scan's verdict.
+type Status int
 
 const (
-	leanOK   leanStatus = iota
-	leanMore            // the head is complete, the body is not
-	leanNo              // not for the lean path
+	OK   Status = iota
+	More        // the head is complete, the body is not
+	No          // not for the lean path
 )
 
 // span is a header line's [start, end) in the buffer, without its CRLF.
-type span struct{ a, b int32 }
+type Span struct{ A, B int32 }
 
 // headerKind classifies the header names the router acts on.
 type headerKind int
@@ -128,7 +148,7 @@ func classify(name []byte) headerKind {
 // surrounding blanks) and the line's span; f returns false to stop. It
 // returns false for anything fasthttp's parser might read differently:
 // bare LF, folded lines, a name with blanks or without a colon.
-func headerLines(head []byte, from int, f func(name, value []byte, s span) bool) bool {
+func headerLines(head []byte, from int, f func(name, value []byte, s Span) bool) bool {
 	pos := from
 	for pos < len(head) {
 		i := bytes.IndexByte(head[pos:], '\n')
@@ -144,7 +164,7 @@ func headerLines(head []byte, from int, f func(name, value []byte, s span) bool)
 			return false
 		}
 		v := bytes.Trim(line[c+1:], " \t")
-		if !f(line[:c], v, span{int32(pos), int32(pos + i - 1)}) {
+		if !f(line[:c], v, Span{int32(pos), int32(pos + i - 1)}) {
 			return false
 		}
 		pos += i + 1
@@ -247,12 +267,12 @@ func hasToken(v []byte, tok string) bool {
 
 // kept is the header lines to pass on.
 type kept struct {
-	keep  [maxLeanHeaders]span
+	keep  [maxLeanHeaders]Span
 	nkeep int
 }
 
 // add keeps a line; false when there are too many for the lean path.
-func (k *kept) add(s span) bool {
+func (k *kept) add(s Span) bool {
 	if k.nkeep == maxLeanHeaders {
 		return false
 	}
@@ -261,7 +281,7 @@ func (k *kept) add(s span) bool {
 	return true
 }
 
-func (k *kept) lines() []span { return k.keep[:k.nkeep] }
+func (k *kept) Lines() []Span { return k.keep[:k.nkeep] }
 
 // setLength records a Content-Length; false for a second one or a bad value.
 func setLength(length *int, v []byte) bool {
@@ -272,47 +292,47 @@ func setLength(length *int, v []byte) bool {
 	return *length >= 0
 }
 
-// leanReq is a scanned request; its slices point into the read buffer.
-type leanReq struct {
-	method, path, query []byte // query with its '?', or empty
-	auth, version       []byte
-	alias, callerKey    []byte
+// Request is a scanned request; its slices point into the read buffer.
+type Request struct {
+	Method, Path, Query []byte // query with its '?', or empty
+	Auth, Version       []byte
+	Alias, CallerKey    []byte
 	kept
-	length     int // Content-Length, -1 when absent
-	closeAfter bool
-	hasHost    bool
-	body       []byte
-	n          int // bytes of the whole request
+	Length     int // Content-Length, -1 when absent
+	CloseAfter bool
+	HasHost    bool
+	Body       []byte
+	N          int // bytes of the whole request
 }
 
-// scanRequest scans one request at the start of buf.
-func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 || end+4 > maxHeaderBytes {
-		return leanNo // the general path waits or refuses
+// ScanRequest scans one request at the start of buf.
+func ScanRequest(buf []byte, maxBody int64, lr *Request) Status {
+	end := bytes.Index(buf, CRLFCRLF)
+	if end < 0 || end+4 > MaxHeaderBytes {
+		return No // the general path waits or refuses
 	}
 	head := buf[:end+2]
 	le := bytes.Index(head, []byte("\r\n"))
 	line := head[:le]
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
-		return leanNo
+		return No
 	}
 	method, rest := line[:sp1], line[sp1+1:]
 	sp2 := bytes.IndexByte(rest, ' ')
 	if sp2 <= 0 || string(rest[sp2+1:]) != "HTTP/1.1" {
-		return leanNo
+		return No
 	}
 	if string(method) != "POST" && string(method) != "GET" {
-		return leanNo
+		return No
 	}
 	target := rest[:sp2]
 	if target[0] != '/' || bytes.IndexByte(target, '#') >= 0 {
-		return leanNo
+		return No
 	}
 	for _, c := range target {
 		if c <= ' ' || c >= 0x7f {
-			return leanNo
+			return No
 		}
 	}
 	path, query := target, []byte(nil)
@@ -320,38 +340,38 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 		path, query = target[:q], target[q:]
 	}
 	if bytes.IndexByte(path, '%') >= 0 || bytes.Contains(path, []byte("//")) || bytes.Contains(path, []byte("/.")) {
-		return leanNo // fasthttp decodes and normalizes such paths
+		return No // fasthttp decodes and normalizes such paths
 	}
-	*lr = leanReq{method: method, path: path, query: query, length: -1}
-	ok := headerLines(head, le+2, func(name, v []byte, s span) bool {
+	*lr = Request{Method: method, Path: path, Query: query, Length: -1}
+	ok := headerLines(head, le+2, func(name, v []byte, s Span) bool {
 		switch classify(name) {
 		case hAuthorization:
-			if lr.auth == nil {
-				lr.auth = v
+			if lr.Auth == nil {
+				lr.Auth = v
 			}
 			return true
 		case hVersion:
-			if lr.version == nil {
-				lr.version = v
+			if lr.Version == nil {
+				lr.Version = v
 			}
 		case hVersionAlias:
-			if lr.alias == nil {
-				lr.alias = v
+			if lr.Alias == nil {
+				lr.Alias = v
 			}
 		case hCallerKey:
-			if lr.callerKey == nil {
-				lr.callerKey = v
+			if lr.CallerKey == nil {
+				lr.CallerKey = v
 			}
 		case hContentLength:
-			return setLength(&lr.length, v)
+			return setLength(&lr.Length, v)
 		case hConnection:
-			lr.closeAfter = lr.closeAfter || hasToken(v, "close")
+			lr.CloseAfter = lr.CloseAfter || hasToken(v, "close")
 			return true
 		case hHost:
-			if lr.hasHost || !plainHost(v) {
+			if lr.HasHost || !plainHost(v) {
 				return false // the general path refuses a second Host; fasthttp reads the URI differently
 			}
-			lr.hasHost = true
+			lr.HasHost = true
 			return true
 		case hHopByHop, hRequestID:
 			return true
@@ -360,129 +380,79 @@ func scanRequest(buf []byte, maxBody int64, lr *leanReq) leanStatus {
 		}
 		return lr.add(s)
 	})
-	if !ok || !lr.hasHost {
-		return leanNo // without Host, fasthttp's parser refuses it
+	if !ok || !lr.HasHost {
+		return No // without Host, fasthttp's parser refuses it
 	}
-	body := max(lr.length, 0)
+	body := max(lr.Length, 0)
 	if int64(body) > maxBody {
-		return leanNo // the general path answers 413
+		return No // the general path answers 413
 	}
 	start := end + 4
 	if len(buf)-start < body {
-		lr.n = start + body
-		return leanMore
+		lr.N = start + body
+		return More
 	}
-	lr.body = buf[start : start+body]
-	lr.n = start + body
-	return leanOK
+	lr.Body = buf[start : start+body]
+	lr.N = start + body
+	return OK
 }
 
-// leanPlan decides where the lean request lr goes, for both engines that
-// scan requests (the event loop and the HTTPS engine): routed with its plan
-// and path kind; refused, with resp (clean on entry) holding the router's
-// answer; or general, for the general path (/metrics, a route with
-// mirroring, which copies the parsed request, and a wait for a ready
-// version), with resp to be reset.
-func (rt *Router) leanPlan(lr *leanReq, resp *fasthttp.Response) (p plan, kind pathKind, routed, general bool) {
-	if string(lr.path) == PathMetrics {
-		return p, kind, false, true
-	}
-	r, versionB, kind, ok := rt.resolve(lr.path, lr.method, resp)
-	if !ok {
-		return p, kind, false, false
-	}
-	if len(r.mirrors) > 0 {
-		return p, kind, false, true
-	}
-	p, ok = rt.choose(r, versionB, kind, lr.auth, lr.version, lr.alias, lr.callerKey, resp)
-	return p, kind, ok, !ok && p.noReady
-}
-
-// appendUpstream appends the request for a replica: the scoring or swagger
-// path with the caller's query, the replica as Host, the caller's headers
-// but for Authorization and hop-by-hop ones, the router's request id.
-func appendUpstream(dst, buf []byte, lr *leanReq, kind pathKind, host string, id []byte) []byte {
-	dst = append(dst, lr.method...)
-	if kind == kindScore {
-		dst = append(dst, " /score"...)
-	} else {
-		dst = append(dst, " /swagger.json"...)
-	}
-	dst = append(dst, lr.query...)
-	dst = append(dst, " HTTP/1.1\r\nHost: "...)
-	dst = append(dst, host...)
-	dst = append(dst, "\r\n"...)
-	for _, s := range lr.lines() {
-		dst = append(dst, buf[s.a:s.b]...)
-		dst = append(dst, "\r\n"...)
-	}
-	if lr.length >= 0 || string(lr.method) == "POST" {
-		dst = append(dst, "Content-Length: "...)
-		dst = strconv.AppendInt(dst, int64(len(lr.body)), 10)
-		dst = append(dst, "\r\n"...)
-	}
-	dst = append(dst, "X-Ms-Request-Id: "...)
-	dst = append(dst, id...)
-	dst = append(dst, "\r\n\r\n"...)
-	return append(dst, lr.body...)
-}
-
-// leanResp is a scanned answer; its spans point into the read buffer.
-type leanResp struct {
-	status span // "HTTP/1.1 200 OK"
-	code   int
+// Response is a scanned answer; its spans point into the read buffer.
+type Response struct {
+	Status Span // "HTTP/1.1 200 OK"
+	Code   int
 	kept
-	length    int
-	closeConn bool
-	chunked   bool // Transfer-Encoding: chunked (scanChunkedResponse)
-	start     int  // where the body starts
-	body      span
-	n         int
+	Length    int
+	CloseConn bool
+	Chunked   bool // Transfer-Encoding: chunked (ScanChunkedResponse)
+	Start     int  // where the body starts
+	Body      Span
+	N         int
 }
 
-// scanResponse scans one answer at the start of buf.
-func scanResponse(buf []byte, lr *leanResp) leanStatus {
+// ScanResponse scans one answer at the start of buf.
+func ScanResponse(buf []byte, lr *Response) Status {
 	return scanAnswer(buf, lr, false)
 }
 
-// scanChunkedResponse reports whether buf starts with the complete head of
-// an answer scanResponse would take but for its body being chunked
+// ScanChunkedResponse reports whether buf starts with the complete head of
+// an answer ScanResponse would take but for its body being chunked
 // ("Transfer-Encoding: chunked" and no Content-Length); lr.start is where
 // its body starts.
-func scanChunkedResponse(buf []byte, lr *leanResp) bool {
-	return scanAnswer(buf, lr, true) == leanOK && lr.chunked
+func ScanChunkedResponse(buf []byte, lr *Response) bool {
+	return scanAnswer(buf, lr, true) == OK && lr.Chunked
 }
 
 // scanAnswer scans an answer's head, taking a chunked one when chunked is
 // set.
-func scanAnswer(buf []byte, lr *leanResp, chunked bool) leanStatus {
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 || end+4 > upstreamReadBuffer {
-		return leanNo
+func scanAnswer(buf []byte, lr *Response, chunked bool) Status {
+	end := bytes.Index(buf, CRLFCRLF)
+	if end < 0 || end+4 > MaxAnswerHead {
+		return No
 	}
 	head := buf[:end+2]
 	le := bytes.Index(head, []byte("\r\n"))
 	line := head[:le]
 	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') || hasCTL(line) {
-		return leanNo
+		return No
 	}
 	code := parseLength(line[9:12])
 	if code < 200 || code == 204 || code == 304 {
-		return leanNo
+		return No
 	}
-	*lr = leanResp{status: span{0, int32(le)}, code: code, length: -1}
-	ok := headerLines(head, le+2, func(name, v []byte, s span) bool {
+	*lr = Response{Status: Span{0, int32(le)}, Code: code, Length: -1}
+	ok := headerLines(head, le+2, func(name, v []byte, s Span) bool {
 		switch classify(name) {
 		case hContentLength:
-			return setLength(&lr.length, v)
+			return setLength(&lr.Length, v)
 		case hConnection:
-			lr.closeConn = lr.closeConn || hasToken(v, "close")
+			lr.CloseConn = lr.CloseConn || hasToken(v, "close")
 			return true
 		case hHopByHop, hRequestID, hServedBy:
 			return true
 		case hNotLean:
-			if chunked && !lr.chunked && bytes.EqualFold(name, []byte("Transfer-Encoding")) && bytes.EqualFold(v, []byte("chunked")) {
-				lr.chunked = true
+			if chunked && !lr.Chunked && bytes.EqualFold(name, []byte("Transfer-Encoding")) && bytes.EqualFold(v, []byte("chunked")) {
+				lr.Chunked = true
 				return true
 			}
 			return false
@@ -490,35 +460,35 @@ func scanAnswer(buf []byte, lr *leanResp, chunked bool) leanStatus {
 		return lr.add(s)
 	})
 	start := end + 4
-	lr.start = start
+	lr.Start = start
 	if chunked {
-		if ok && lr.chunked && lr.length < 0 {
-			return leanOK
+		if ok && lr.Chunked && lr.Length < 0 {
+			return OK
 		}
-		return leanNo
+		return No
 	}
-	if !ok || lr.length < 0 {
-		return leanNo // chunked, or delimited by closing: the general path
+	if !ok || lr.Length < 0 {
+		return No // chunked, or delimited by closing: the general path
 	}
-	if len(buf)-start < lr.length {
-		return leanMore
+	if len(buf)-start < lr.Length {
+		return More
 	}
-	lr.body = span{int32(start), int32(start + lr.length)}
-	lr.n = start + lr.length
-	return leanOK
+	lr.Body = Span{int32(start), int32(start + lr.Length)}
+	lr.N = start + lr.Length
+	return OK
 }
 
-// appendAnswer appends the caller's answer: a model's 500 as 502, the
+// AppendAnswer appends the caller's answer: a model's 500 as 502, the
 // replica's headers but for hop-by-hop ones, the request id and the version
-// that served it (the head as appendStreamHead writes it), then the body.
-func appendAnswer(dst, buf []byte, lr *leanResp, id []byte, servedBy string, closeAfter bool) []byte {
-	dst = appendStreamHead(dst, buf, lr, id, servedBy, closeAfter)
-	return append(dst, buf[lr.body.a:lr.body.b]...)
+// that served it (the head as AppendStreamHead writes it), then the body.
+func AppendAnswer(dst, buf []byte, lr *Response, id []byte, servedBy string, closeAfter bool) []byte {
+	dst = AppendStreamHead(dst, buf, lr, id, servedBy, closeAfter)
+	return append(dst, buf[lr.Body.A:lr.Body.B]...)
 }
 
-// setLengthHeader makes the head written by appendUpstream for a request
+// SetLengthHeader makes the head written by AppendUpstream for a request
 // without its body (lr.body nil) announce a body of n bytes.
-func setLengthHeader(head []byte, n int) []byte {
+func SetLengthHeader(head []byte, n int) []byte {
 	const cl = "Content-Length: 0\r\n"
 	i := bytes.LastIndex(head, []byte(cl))
 	if i < 0 {
@@ -530,4 +500,59 @@ func setLengthHeader(head []byte, n int) []byte {
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, "\r\n"...)
 	return append(out, head[i+len(cl):]...)
+}
+
+// AppendStreamHead appends the head of a streamed answer: as AppendAnswer
+// writes it, announcing the replica's Content-Length or a chunked body.
+func AppendStreamHead(dst, buf []byte, lr *Response, id []byte, servedBy string, closeAfter bool) []byte {
+	if lr.Code == 500 {
+		dst = append(dst, "HTTP/1.1 502 Bad Gateway"...)
+	} else {
+		dst = append(dst, buf[lr.Status.A:lr.Status.B]...)
+	}
+	dst = append(dst, "\r\n"...)
+	for _, s := range lr.Lines() {
+		dst = append(dst, buf[s.A:s.B]...)
+		dst = append(dst, "\r\n"...)
+	}
+	if lr.Chunked {
+		dst = append(dst, "Transfer-Encoding: chunked"...)
+	} else {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(lr.Length), 10)
+	}
+	dst = append(dst, "\r\nX-Ms-Request-Id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, "\r\nAksml-Served-By: "...)
+	dst = append(dst, servedBy...)
+	if closeAfter {
+		dst = append(dst, "\r\nConnection: close"...)
+	}
+	return append(dst, "\r\n\r\n"...)
+}
+
+// AppendUpstream appends the request for a replica: path (its scoring or
+// swagger path) with the caller's query, the replica as Host, the caller's headers
+// but for Authorization and hop-by-hop ones, the router's request id.
+func AppendUpstream(dst, buf []byte, lr *Request, path, host string, id []byte) []byte {
+	dst = append(dst, lr.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, path...)
+	dst = append(dst, lr.Query...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\n"...)
+	for _, s := range lr.Lines() {
+		dst = append(dst, buf[s.A:s.B]...)
+		dst = append(dst, "\r\n"...)
+	}
+	if lr.Length >= 0 || string(lr.Method) == "POST" {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(lr.Body)), 10)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "X-Ms-Request-Id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, lr.Body...)
 }

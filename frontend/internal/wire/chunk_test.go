@@ -1,4 +1,4 @@
-package frontend
+package wire
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzChunkDecoder checks the chunked-body decoder used for spilled bodies,
-// fed in pieces, against scanChunks, which reads bodies buffered whole:
+// fed in pieces, against ScanChunks, which reads bodies buffered whole:
 // the same verdict (complete, incomplete, malformed, too large), the same
 // end and the same size, and the data between the framing.
 func FuzzChunkDecoder(f *testing.F) {
@@ -32,8 +32,8 @@ func FuzzChunkDecoder(f *testing.F) {
 			t.Skip()
 		}
 		const limit = 64
-		pos, sum, done, err := scanChunks(in, 0, 0, limit)
-		var d chunkDecoder
+		pos, sum, done, err := ScanChunks(in, 0, 0, limit)
+		var d ChunkDecoder
 		var data []byte
 		out := func(p []byte) error { data = append(data, p...); return nil }
 		used, dDone := 0, false
@@ -46,7 +46,7 @@ func FuzzChunkDecoder(f *testing.F) {
 			}
 			end := min(used+max(step, 1), len(in))
 			var n int
-			n, dDone, dErr = d.feed(in[used:end], limit, out)
+			n, dDone, dErr = d.Feed(in[used:end], limit, out)
 			used += n
 			if dErr == nil && !dDone && n != end-(used-n) {
 				t.Fatalf("%q: decoder used %d of a %d-byte piece without finishing", in, n, end-(used-n))

@@ -1,4 +1,4 @@
-package frontend
+package wire
 
 import (
 	"bytes"
@@ -34,24 +34,24 @@ import (
 // with 400 (net/http accepts both; replicas are sent clean CRLF messages
 // either way).
 
-// headProblem is why a request head is refused; code 0 means it is fine
+// Problem is why a request head is refused; code 0 means it is fine
 // (or, for a head still arriving, fine so far).
-type headProblem struct {
-	code int
-	msg  string
+type Problem struct {
+	Code int
+	Msg  string
 }
 
 var (
-	probBadRequest = headProblem{http.StatusBadRequest, "Bad request"}
-	probVersion    = headProblem{http.StatusHTTPVersionNotSupported, "HTTP version not supported"}
-	probCoding     = headProblem{http.StatusNotImplemented, "Unsupported transfer encoding"}
-	probTooLarge   = headProblem{http.StatusRequestHeaderFieldsTooLarge, "Request header fields too large"}
+	probBadRequest = Problem{http.StatusBadRequest, "Bad request"}
+	probVersion    = Problem{http.StatusHTTPVersionNotSupported, "HTTP version not supported"}
+	probCoding     = Problem{http.StatusNotImplemented, "Unsupported transfer encoding"}
+	ProbTooLarge   = Problem{http.StatusRequestHeaderFieldsTooLarge, "Request header fields too large"}
 )
 
-// checkHead checks the request head at the start of buf. complete says
+// CheckHead checks the request head at the start of buf. complete says
 // that buf holds the whole head (up to and including the blank line);
 // otherwise only the lines already there are checked.
-func checkHead(buf []byte, complete bool) headProblem {
+func CheckHead(buf []byte, complete bool) Problem {
 	pos, n := 0, 0
 	hosts := 0
 	var length []byte
@@ -62,14 +62,14 @@ func checkHead(buf []byte, complete bool) headProblem {
 	// Content-Length), then an HTTP version other than 1.x, then a
 	// missing or bad Host or a blank in a header name (which net/http's
 	// parser takes). A malformed line is refused as it arrives.
-	var te, cl, version, late headProblem
+	var te, cl, version, late Problem
 	for {
 		i := bytes.IndexByte(buf[pos:], '\n')
 		if i < 0 {
 			if complete {
 				return probBadRequest
 			}
-			return headProblem{}
+			return Problem{}
 		}
 		if i == 0 || buf[pos+i-1] != '\r' {
 			return probBadRequest // bare LF
@@ -77,11 +77,11 @@ func checkHead(buf []byte, complete bool) headProblem {
 		line := buf[pos : pos+i-1]
 		pos += i + 1
 		if n == 0 {
-			var p headProblem
+			var p Problem
 			http11, p = checkRequestLine(line)
 			if p == probVersion {
 				version = p
-			} else if p.code != 0 {
+			} else if p.Code != 0 {
 				return p
 			}
 			n++
@@ -116,7 +116,7 @@ func checkHead(buf []byte, complete bool) headProblem {
 			}
 			// (An empty Host is refused by the router's handler, which
 			// OPTIONS * does not reach.)
-			if len(v) == 0 && http11 && !optionsStar(buf) || !httpguts.ValidHostHeader(string(v)) {
+			if len(v) == 0 && http11 && !OptionsStar(buf) || !httpguts.ValidHostHeader(string(v)) {
 				late = probBadRequest
 			}
 		case bytes.EqualFold(name, []byte("content-length")):
@@ -134,22 +134,22 @@ func checkHead(buf []byte, complete bool) headProblem {
 	if http11 && hosts == 0 {
 		late = probBadRequest
 	}
-	for _, p := range []headProblem{te, cl, version, late} {
-		if p.code != 0 {
+	for _, p := range []Problem{te, cl, version, late} {
+		if p.Code != 0 {
 			return p
 		}
 	}
-	return headProblem{}
+	return Problem{}
 }
 
-// optionsStar reports whether a request head starts "OPTIONS * ", the
+// OptionsStar reports whether a request head starts "OPTIONS * ", the
 // server-wide OPTIONS that net/http's server answers itself.
-func optionsStar(head []byte) bool { return bytes.HasPrefix(head, []byte("OPTIONS * ")) }
+func OptionsStar(head []byte) bool { return bytes.HasPrefix(head, []byte("OPTIONS * ")) }
 
 // checkRequestLine checks "METHOD SP TARGET SP HTTP/x.y" and reports
 // whether the version is HTTP/1.1 or later; probVersion for a version
 // other than 1.x.
-func checkRequestLine(line []byte) (http11 bool, p headProblem) {
+func checkRequestLine(line []byte) (http11 bool, p Problem) {
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 || !token(line[:sp1]) {
 		return false, probBadRequest
@@ -187,24 +187,24 @@ func checkRequestLine(line []byte) (http11 bool, p headProblem) {
 	if string(v) == "HTTP/2.0" && string(line[:sp1]) == "PRI" && string(target) == "*" {
 		// The HTTP/2 preface, which net/http passes to the handler as
 		// a request (closing the connection after the answer).
-		return true, headProblem{}
+		return true, Problem{}
 	}
 	if v[5] != '1' {
 		// (net/http frames an HTTP/0.0 request as HTTP/1.1.)
 		return v[5] > '1' || string(v) == "HTTP/0.0", probVersion
 	}
-	return v[7] != '0', headProblem{}
+	return v[7] != '0', Problem{}
 }
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// expectsContinue reports whether an Expect value asks for 100 Continue as
+// ExpectsContinue reports whether an Expect value asks for 100 Continue as
 // net/http reads it: "100-continue" as a token anywhere in the value, case
 // aside, bounded by the value's ends, a space, a comma or a tab. Any other
 // Expect gets 417.
-func expectsContinue(v []byte) bool {
+func ExpectsContinue(v []byte) bool {
 	const tok = "100-continue"
 	boundary := func(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 	for i := 0; i+len(tok) <= len(v); i++ {
