@@ -233,6 +233,26 @@ class _Tee(object):
 
 
 _tel_fd = -1
+_builtin_print = None
+
+
+def _print(*args, sep=" ", end="\n", file=None, flush=False):
+    """print, with telemetry on: to one of the capturing streams, the line
+    goes in one write (the built-in print writes each argument, separator
+    and end apart, and each write enters the capture); anything else is
+    the built-in print's."""
+    if file is None:
+        file = sys.stdout
+    if type(file) is not _Tee or (sep is not None and type(sep) is not str) or \
+            (end is not None and type(end) is not str):
+        return _builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
+    if sep is None:
+        sep = " "
+    if end is None:
+        end = "\n"
+    file.write(sep.join(map(str, args)) + end)
+    if flush:
+        file.flush()
 
 
 def _ids_bytes(req_id, client):
@@ -768,6 +788,10 @@ def _main(config):
             pass
         sys.stdout = _Tee(sys.stdout, "stdout")
         sys.stderr = _Tee(sys.stderr, "stderr")
+        import builtins
+        global _builtin_print
+        _builtin_print = builtins.print
+        builtins.print = _print
     # As in azmlinfsrv under gunicorn: the app root (the working directory)
     # first, then the interpreter's own entries, then the source directory;
     # the entry script's directory comes last so a sibling module imports.
