@@ -320,12 +320,18 @@ func testStreamedAnswerStalls(t *testing.T, engine string) {
 // connection (and on the HTTPS engine a goroutine and the replica's slot)
 // for good: the event loop keeps what the caller does not take in a file
 // and closes the connection when the caller has read nothing for that
-// long; the HTTPS engine's write to the caller times out. The caller then
-// gets less than the whole answer. (On the http.Handler path this is the
-// http.Server's WriteTimeout.)
+// long; the HTTPS engine's write to the caller times out, on its lean
+// path and on a connection handed to net/http (a chunked request). The
+// caller then gets less than the whole answer. (On the http.Handler path
+// this is the http.Server's WriteTimeout.)
 func TestCallerThatDoesNotReadIsCutOff(t *testing.T) {
-	for _, engine := range []string{"eventloop", "tls"} {
+	for _, engine := range []string{"eventloop", "tls", "tls/handed-over"} {
 		t.Run(engine, func(t *testing.T) {
+			req := "GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n"
+			if engine == "tls/handed-over" {
+				engine = "tls"
+				req = "POST /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+			}
 			const size = 64 << 20
 			rt, base, _ := streamRoute(t, engine, &Options{BodyReadTimeout: 300 * time.Millisecond}, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", fmt.Sprint(size))
@@ -337,7 +343,7 @@ func TestCallerThatDoesNotReadIsCutOff(t *testing.T) {
 			})
 			c := rawConn(t, base)
 			c.SetDeadline(time.Now().Add(20 * time.Second))
-			io.WriteString(c, "GET /api/v1/service/svc/score HTTP/1.1\r\nHost: x\r\n\r\n")
+			io.WriteString(c, req)
 			// The caller reads nothing until the router has given up on it.
 			waitFor(t, "the caller cut off", func() bool {
 				st, _ := rt.Stats("svc")

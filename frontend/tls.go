@@ -111,15 +111,42 @@ func (rt *Router) httpServer(h http.Handler) *http.Server {
 
 // withBodyDeadline gives each request's body BodyReadTimeout to arrive, as
 // the event loop does (net/http's own ReadTimeout would count the header
-// time and the scoring time too).
+// time and the scoring time too), and each write of the answer as long to
+// reach the caller, as the lean HTTPS engine's writes (net/http's
+// WriteTimeout would bound the whole answer, however long it streams): a
+// caller that reads nothing for that long is cut off.
 func (rt *Router) withBodyDeadline(h http.Handler) http.Handler {
 	d := rt.bodyTimeout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(d))
-		h.ServeHTTP(w, r)
+		now := time.Now()
+		_ = rc.SetReadDeadline(now.Add(d))
+		_ = rc.SetWriteDeadline(now.Add(d))
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d}, r)
 	})
 }
+
+// deadlineWriter moves its connection's write deadline to d from now at
+// each write and flush.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(p)
+}
+
+// FlushError flushes, as http.ResponseController.Flush does.
+func (w *deadlineWriter) FlushError() error {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.rc.Flush()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // redirectHTTPS answers a plain-HTTP request with 308 to the HTTPS base
 // when SetHTTPSRedirect holds one, and reports whether it did.

@@ -131,64 +131,45 @@ func TestEagerScaleUpBetweenPeriods(t *testing.T) {
 		}, inFlight)
 	}
 	settings := autoscale.Settings{Min: 1, Max: 20, TargetUtilization: 70, RefreshPeriod: 60 * time.Second, MaxConcurrentPerReplica: 1}
-	waitWrites := func(want ...int32) {
+	t0 := clk.Now()
+	// sampleUntil steps the fake clock one 100 ms sample at a time until
+	// the writes so far satisfy done, failing after limit of fake time.
+	sampleUntil := func(limit time.Duration, done func([]int32) bool) []int32 {
 		t.Helper()
 		for {
 			mu.Lock()
 			got := slices.Clone(writes)
 			mu.Unlock()
-			if len(got) >= len(want) {
-				if !slices.Equal(got, want) {
-					t.Fatalf("scale writes %v, want %v", got, want)
+			for i := 1; i < len(got); i++ {
+				if got[i] <= got[i-1] {
+					t.Fatalf("scale writes %v: a count written again or lowered between periods", got)
 				}
-				return
 			}
-			// Step the fake clock one sample until the front-end writes.
+			if done(got) {
+				return got
+			}
+			if clk.Since(t0) > limit {
+				t.Fatalf("scale writes %v after %v of fake time (refresh period 60 s)", got, clk.Since(t0))
+			}
 			clk.Step(100 * time.Millisecond)
 			select {
 			case <-wrote:
-			case <-time.After(50 * time.Millisecond):
-			}
-			if clk.Since(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)) > 5*time.Second {
-				t.Fatalf("no scale write within 5 s of fake time (refresh period 60 s): writes %v, want %v", got, want)
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}
 
 	load(6)
 	first := int32(autoscale.Desired(settings, 6))
-	waitWrites(first)
+	if got := sampleUntil(5*time.Second, func(w []int32) bool { return len(w) > 0 }); got[0] != first {
+		t.Fatalf("first scale write %d, want %d", got[0], first)
+	}
 	// More samples at the same load: the watch cache still says 1 replica,
-	// and the count is not written again (a repeat would show below).
-	for range 5 {
-		clk.Step(100 * time.Millisecond)
-		select {
-		case <-wrote:
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	// and the count is not written again (sampleUntil fails on a repeat).
+	mark := clk.Since(t0)
+	sampleUntil(5*time.Second, func([]int32) bool { return clk.Since(t0) >= mark+500*time.Millisecond })
 	// Twice the load: the window's mean in-flight count rises, and so does
-	// the count written, without a repeat.
+	// the count written.
 	load(6)
-	for {
-		mu.Lock()
-		got := slices.Clone(writes)
-		mu.Unlock()
-		for i := 1; i < len(got); i++ {
-			if got[i] <= got[i-1] {
-				t.Fatalf("scale writes %v: a count written again or lowered between periods", got)
-			}
-		}
-		if len(got) > 1 {
-			break
-		}
-		clk.Step(100 * time.Millisecond)
-		select {
-		case <-wrote:
-		case <-time.After(50 * time.Millisecond):
-		}
-		if clk.Since(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)) > 10*time.Second {
-			t.Fatalf("no second scale write within 10 s of fake time: %v", got)
-		}
-	}
+	sampleUntil(10*time.Second, func(w []int32) bool { return len(w) > 1 })
 }
