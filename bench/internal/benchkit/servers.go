@@ -186,7 +186,11 @@ func StartAksmlScore(name, bin, python string, sc Script, workers int) (Server, 
 	if sc.ModelDir != "" {
 		args = append(args, "--model_dir", sc.ModelDir)
 	}
-	return StartServer(name, exec.Command(bin, args...), port, "")
+	cmd := exec.Command(bin, args...)
+	if v := os.Getenv("AKSML_BENCH_SCORE_ENV"); v != "" { // diagnostics: K=V[,K=V] for aksml-score only
+		cmd.Env = append(os.Environ(), strings.Split(v, ",")...)
+	}
+	return StartServer(name, cmd, port, "")
 }
 
 // StartGunicorn runs gunicorn with the Flask app Setup wrote into dir,
