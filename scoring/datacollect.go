@@ -209,8 +209,8 @@ func (c *collector) write() {
 			// The rows are formatted here, off the request path.
 			rows, err := dec.appendRows(p.rows, r.values)
 			if err != nil {
-				c.failed.Add(1)
 				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+				c.failed.Add(1)
 				return
 			}
 			p.rows = rows
@@ -244,8 +244,8 @@ func (c *collector) write() {
 					c.dropped.Add(p.n)
 					continue
 				}
-				c.failed.Add(p.n)
 				c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, name, err))
+				c.failed.Add(p.n)
 				continue
 			}
 			c.written.Add(p.n)
@@ -258,8 +258,8 @@ func (c *collector) offer(payload []byte) {
 	c.collected.Add(1)
 	rec, err := c.record(payload)
 	if err != nil {
-		c.failed.Add(1)
 		c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+		c.failed.Add(1)
 		return
 	}
 	c.sendMu.RLock()

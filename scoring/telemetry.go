@@ -256,13 +256,15 @@ func (t *telemetry) export() {
 					t.dropped.Add(n)
 					break
 				}
-				t.failed.Add(n)
 				// One event per failure streak start, and then every
-				// hundredth, so a dead sink does not flood the log.
+				// hundredth, so a dead sink does not flood the log. The
+				// event is written before the records count as failed, so
+				// whoever sees the count sees the event too.
 				if failures%100 == 0 {
 					t.srv.event(slog.LevelError, fmt.Sprintf("telemetry: %d record(s) could not be sent: %v", n, err))
 				}
 				failures++
+				t.failed.Add(n)
 				break
 			}
 			failures = 0
