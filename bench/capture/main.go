@@ -66,6 +66,7 @@ var (
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
+	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 )
 
 func main() {
@@ -82,6 +83,14 @@ func main() {
 	}
 	if *quick {
 		*duration, *rounds = time.Second, 1
+	}
+	sides := []string{"off", "on"}
+	switch *only {
+	case "":
+	case "on", "off":
+		sides = []string{*only}
+	default:
+		log.Fatalf("-only %q: want on or off", *only)
 	}
 	dir, err := os.MkdirTemp("", "aksml-capture-")
 	if err != nil {
@@ -110,7 +119,7 @@ func main() {
 	var onCells, offCells []benchkit.Cell
 	fmt.Printf("%-6s %-4s %10s %10s %10s %12s\n", "round", "side", "req/s", "p50", "p99", "CPU/request")
 	for r := range *rounds {
-		for _, side := range []string{"off", "on"} {
+		for _, side := range sides {
 			addr := off
 			if side == "on" {
 				addr = on
@@ -128,6 +137,10 @@ func main() {
 	all := onStats()
 	st, ts := all.DataCollection, all.Telemetry
 	offClose()
+	if *only != "" {
+		fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
+		return
+	}
 	rps := func(cs []benchkit.Cell) float64 {
 		return slices.MaxFunc(cs, func(a, b benchkit.Cell) int { return cmp.Compare(a.RPS, b.RPS) }).RPS
 	}
