@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The exchange: one request's way to a replica's answer, written once for
@@ -269,7 +270,7 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 		if x.rep == nil {
 			code, msg, ok := x.take(ctx)
 			if !ok {
-				setError(resp, code, msg)
+				wire.SetError(resp, code, msg)
 				return code, done
 			}
 		}
@@ -290,12 +291,12 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 			if !rel.streaming() {
 				x.release() // else the slot is held until the body's end
 			}
-			return replicaAnswer(resp), done
+			return wire.ReplicaAnswer(resp), done
 		}
 		rt.log.Debug("frontend: replica error", "route", x.p.r.name, "version", x.vs.name, "replica", x.rep.id, "err", err)
 		retry, code, msg := x.failed(outcomeOf(ctx, err), rt.now)
 		if !retry {
-			setError(resp, code, msg)
+			wire.SetError(resp, code, msg)
 			return code, done
 		}
 	}
