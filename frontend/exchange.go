@@ -25,8 +25,9 @@ import (
 // the counts and metrics.
 //
 // forward drives it in a goroutine (the http.Handler path and the event
-// loop's slow path); the event loop drives it from its callbacks, handing
-// it to the slow path, unfinished, when it must wait for a slot.
+// loop's slow path); the event loop (package frontend/internal/loop)
+// drives it from its callbacks through loop.Exchange (serve.go), waiting
+// for a slot in a goroutine when it must.
 
 // maxRetries bounds how many more times a request is sent after sends
 // that provably did not reach a replica (a failed dial, a connection found

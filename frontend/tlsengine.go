@@ -22,7 +22,7 @@ import (
 // The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the
 // records; each connection has one goroutine, which reads its caller's
 // requests into a buffer of its own, scans the common request with the
-// event loop's lean scanner (lean.go), forwards it through the exchange
+// event loop's lean scanner (package wire), forwards it through the exchange
 // (exchange.go) on a kept-alive connection from the replica's pool, and
 // writes the answer with one write. No goroutine is started per request,
 // and the buffers live as long as the connection.

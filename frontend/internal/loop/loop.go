@@ -25,28 +25,6 @@ import (
 	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
-// The event-loop engine: Serve's default.
-//
-// Connections from callers and kept-alive connections to replicas live in a
-// few gnet event loops (one per GOMAXPROCS), each a goroutine waiting in
-// epoll for all of its sockets. A request whose replica slot is free at once
-// and which has an idle connection to that replica in the caller's loop is
-// forwarded and answered without leaving the loop: read, parse, route,
-// write upstream; then read the answer, write it back. No goroutine parks or
-// wakes for it, which is what a goroutine per connection (net/http) costs on
-// every request.
-//
-// A request that must wait for a slot waits in a goroutine (the version's
-// queue) and is then sent from the loop like the others, on the loop's own
-// connections to the replica: a loop keeps one pool of connections per
-// replica, whatever path a request took, and a retry after a replica closed
-// a kept-alive connection or could not be dialled goes the same way. Only
-// /metrics and a request waiting for a version to become routable take the
-// slow path, the code the http.Handler path runs, in a goroutine of its
-// own. A new connection to a replica is dialled in a goroutine and then
-// handed to the loop. One request per caller connection is in progress at a time
-// (HTTP/1.1 pipelining is answered in order).
-
 const (
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
@@ -186,8 +164,6 @@ type exchange struct {
 	start    time.Time
 	up       *upstream // nil while a connection is being dialled
 	deadline time.Time
-	timeout  time.Duration
-	reused   bool
 	idBuf    [36]byte
 	id       []byte
 	slot     int // index in loop.inflight, -1 when not there
@@ -628,8 +604,10 @@ func (l *loop) awaitHead(cc *clientConn) {
 }
 
 // awaitBody notes that a request body is arriving (progress since now)
-// and, once the part buffered is large, moves it into the connection's
-// own buffer, where each arriving byte is copied once.
+// and, once the part buffered passes wire.AccumulateOver, moves it into
+// the connection's own buffer, where each arriving byte is copied once
+// (gnet's Peek copies its whole buffer on each call, which would make a
+// large body cost time quadratic in its size).
 // want is the whole request's size when known, else 0.
 func (l *loop) awaitBody(cc *clientConn, buf []byte, want int) {
 	l.setPhase(cc, phaseBody, time.Now())
@@ -1044,8 +1022,7 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 	l.eng.begin()
 	cc.busy = true
 	cc.phase = phaseBusy
-	ex.timeout = ex.x.Timeout()
-	ex.deadline = start.Add(ex.timeout)
+	ex.deadline = start.Add(ex.x.Timeout())
 	l.track(cc)
 	up := l.getIdle(rep, start)
 	for up != nil && !sock.PeerQuiet(uintptr(up.c.Fd())) {
@@ -1054,11 +1031,9 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 		up = l.getIdle(rep, start)
 	}
 	if up == nil {
-		ex.reused = false
 		l.dial(cc, rep) // OnOpen sends cc.upReq
 		return
 	}
-	ex.reused = true
 	ex.up = up
 	up.cc, up.seq = cc, cc.seq
 	// A failure closes up, which ends the exchange; when this write is
