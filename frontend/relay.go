@@ -17,9 +17,9 @@ import (
 
 // Answers streamed by the engines that serve a caller from a goroutine
 // (the http.Handler path and the HTTPS engine), as the event loop streams
-// them (package frontend/internal/loop): a replica's answer whose body is chunked, or whose
-// Content-Length says more than wire.StreamOver bytes are still to come, is not
-// read whole. Its head goes to the caller at once, and its body as each
+// them (package frontend/internal/loop): a replica's answer whose body is
+// chunked, or whose Content-Length says more than wire.StreamOver bytes
+// are still to come, is not read whole. Its head goes to the caller at once, and its body as each
 // piece is read from the replica (bodyRelay.run), so the caller sees the
 // first bytes while the replica produces the rest, CPU time is linear in
 // the answer's size, and the router holds one piece (relayPiece bytes) of
