@@ -218,20 +218,29 @@
 //
 // # Layout
 //
-// The package is the router's core and its engines at the edge. The core:
-// routes and the choice of a version (router.go, route.go, split.go),
-// authentication (auth.go), the exchange state machine that takes a slot,
-// classifies each attempt's outcome, retries or falls back and settles
-// the counts (exchange.go), replica pools, queues and breakers (pool.go),
-// kept-alive connections to replicas (upstream.go, over the direct socket
-// I/O of rawio.go), the routing of a scanned request (scanned.go), metrics
+// The router is its core and its engines at the edge. The core, in this
+// package: routes and the choice of a version (router.go, route.go,
+// split.go), authentication (auth.go), the exchange state machine that
+// takes a slot, classifies each attempt's outcome, retries or falls back
+// and settles the counts (exchange.go, the one file with the exchange's
+// logic), replica pools, queues and breakers (pool.go), kept-alive
+// connections to replicas (upstream.go, over the direct socket I/O of
+// rawio.go), the routing of a scanned request (scanned.go), metrics
 // (metrics.go).
-// The engines drive the exchange: the http.Handler path (ServeHTTP in
-// router.go, relay.go for streamed answers), the event loop (loop.go,
-// stream.go, loopspill.go) and the HTTPS engine (tlsengine.go, tls.go).
-// The HTTP/1.1 wire format the engines share — the lean scanners, the
-// checks of a head against net/http's rules, chunked bodies, the writers of
-// the replica's request and the caller's answer — is package
+//
+// The engines drive the exchange:
+//   - the http.Handler path: ServeHTTP in router.go, relay.go for
+//     streamed answers;
+//   - the event loop: package frontend/internal/loop, which reaches the
+//     core only through its Core and Exchange interfaces, implemented in
+//     serve.go (Serve);
+//   - the HTTPS engine: tlsengine.go, tls.go (ServeTLS).
+//
+// What the engines share below the core: the HTTP/1.1 wire format — the
+// lean scanners, the checks of a head against net/http's rules, chunked
+// bodies, request ids and the router's own answers, the writers of the
+// replica's request and the caller's answer — is package
 // frontend/internal/wire; spill files and their allowance are package
-// frontend/internal/spill.
+// frontend/internal/spill; the socket peek that finds a kept-alive
+// connection closed is package frontend/internal/sock.
 package frontend

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // The exchange: one request's way to a replica's answer, written once for
@@ -24,8 +25,9 @@ import (
 // the counts and metrics.
 //
 // forward drives it in a goroutine (the http.Handler path and the event
-// loop's slow path); the event loop drives it from its callbacks, handing
-// it to the slow path, unfinished, when it must wait for a slot.
+// loop's slow path); the event loop (package frontend/internal/loop)
+// drives it from its callbacks through loop.Exchange (serve.go), waiting
+// for a slot in a goroutine when it must.
 
 // maxRetries bounds how many more times a request is sent after sends
 // that provably did not reach a replica (a failed dial, a connection found
@@ -269,7 +271,7 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 		if x.rep == nil {
 			code, msg, ok := x.take(ctx)
 			if !ok {
-				setError(resp, code, msg)
+				wire.SetError(resp, code, msg)
 				return code, done
 			}
 		}
@@ -290,12 +292,12 @@ func (rt *Router) forward(ctx context.Context, x *exch, req *fasthttp.Request, r
 			if !rel.streaming() {
 				x.release() // else the slot is held until the body's end
 			}
-			return replicaAnswer(resp), done
+			return wire.ReplicaAnswer(resp), done
 		}
 		rt.log.Debug("frontend: replica error", "route", x.p.r.name, "version", x.vs.name, "replica", x.rep.id, "err", err)
 		retry, code, msg := x.failed(outcomeOf(ctx, err), rt.now)
 		if !retry {
-			setError(resp, code, msg)
+			wire.SetError(resp, code, msg)
 			return code, done
 		}
 	}

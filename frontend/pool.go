@@ -27,6 +27,12 @@ func newReplica(id, host string) *replica {
 	return r
 }
 
+// Host is the replica's HOST:PORT.
+func (r *replica) Host() string { return r.host }
+
+// Member reports whether the replica is still one of its version's.
+func (r *replica) Member() bool { return r.member.Load() }
+
 // usable reports whether the replica may get a new request now. *now is the
 // time in unix ns, read from clock on first need (0 until then).
 func (r *replica) usable(now *int64, clock func() time.Time) bool {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // sockConn is a TCP connection whose reads and writes are system calls made
@@ -132,16 +131,4 @@ func (l sockListener) Accept() (net.Conn, error) {
 		return c, nil
 	}
 	return sc, nil
-}
-
-// peerQuiet reports whether an idle kept-alive connection is still open
-// and has nothing to read: a peek that finds no data. A replica that
-// closed the connection (or sent something unasked) makes it false, and the
-// connection must not carry a request: one sent on it could be lost after
-// the replica read it, or never read at all, with no way to tell.
-func peerQuiet(fd uintptr) bool {
-	var b [1]byte
-	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return e == syscall.EAGAIN
 }

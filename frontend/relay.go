@@ -17,9 +17,9 @@ import (
 
 // Answers streamed by the engines that serve a caller from a goroutine
 // (the http.Handler path and the HTTPS engine), as the event loop streams
-// them (stream.go): a replica's answer whose body is chunked, or whose
-// Content-Length says more than streamOver bytes are still to come, is not
-// read whole. Its head goes to the caller at once, and its body as each
+// them (package frontend/internal/loop): a replica's answer whose body is
+// chunked, or whose Content-Length says more than wire.StreamOver bytes
+// are still to come, is not read whole. Its head goes to the caller at once, and its body as each
 // piece is read from the replica (bodyRelay.run), so the caller sees the
 // first bytes while the replica produces the rest, CPU time is linear in
 // the answer's size, and the router holds one piece (relayPiece bytes) of
@@ -162,7 +162,7 @@ func (b *bodyRelay) run(buf []byte, idle time.Duration, out func([]byte) error, 
 
 // readHead reads an answer's head into resp (after any interim answers,
 // as fasthttp does), then its body, unless the body is chunked or more
-// than streamOver bytes of it are still due: then it returns true, and b
+// than wire.StreamOver bytes of it are still due: then it returns true, and b
 // holds what br had read of the body, to relay the rest from the
 // connection (the caller sets b.uc).
 func readHead(resp *fasthttp.Response, br *bufio.Reader, b *bodyRelay) (bool, error) {
@@ -186,7 +186,7 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader, b *bodyRelay) (bool, er
 		return false, nil // no body
 	}
 	cl := resp.Header.ContentLength()
-	if cl == -1 || cl >= 0 && cl-br.Buffered() > streamOver {
+	if cl == -1 || cl >= 0 && cl-br.Buffered() > wire.StreamOver {
 		pre, _ := br.Peek(br.Buffered())
 		b.pre = append(b.pre[:0], pre...)
 		_, _ = br.Discard(len(pre))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/aksml/aksml/errcode"
 	"github.com/aksml/aksml/frontend/internal/spill"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Header names the router reads and writes.
@@ -480,13 +480,6 @@ func (rt *Router) Token(name string) (Token, error) {
 	return rt.tokens.Issue(name)
 }
 
-// Serve accepts connections on ln and serves the router on them from a few
-// event loops until ln fails or Shutdown is called. It returns nil after
-// Shutdown.
-func (rt *Router) Serve(ln net.Listener) error {
-	return rt.serveLoop(ln)
-}
-
 // Shutdown stops the servers started with Serve (waiting for their requests
 // until ctx ends), waits for mirrored copies in flight, and closes idle
 // connections to replicas. The router still works as an http.Handler after.
@@ -521,13 +514,8 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 }
 
 func (rt *Router) tooLarge(resp *fasthttp.Response) {
-	setError(resp, http.StatusRequestEntityTooLarge, "Request body is larger than the limit of "+strconv.FormatInt(rt.maxBody, 10)+" bytes")
-	setRequestID(resp)
-}
-
-func setRequestID(resp *fasthttp.Response) {
-	var idBuf [36]byte
-	resp.Header.SetBytesV(HeaderRequestID, newRequestID(idBuf[:0]))
+	wire.SetError(resp, http.StatusRequestEntityTooLarge, "Request body is larger than the limit of "+strconv.FormatInt(rt.maxBody, 10)+" bytes")
+	wire.SetRequestID(resp)
 }
 
 var bodyPool sync.Pool
@@ -594,8 +582,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// answer goes out, so a caller who retries finds it free.
 			sp.Close()
 			if !rt.refuseBody(resp, err) {
-				setError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
-				setRequestID(resp)
+				wire.SetError(resp, http.StatusBadRequest, "Could not read the request body: "+err.Error())
+				wire.SetRequestID(resp)
 			}
 			// The rest of the body is not read: close the connection
 			// rather than let the server wait for the rest of it.
@@ -638,30 +626,30 @@ func (rt *Router) refuseBody(resp *fasthttp.Response, err error) bool {
 		rt.tooLarge(resp)
 		return true
 	case err == spill.ErrFull:
-		setError(resp, http.StatusServiceUnavailable, msgSpillFull)
+		wire.SetError(resp, http.StatusServiceUnavailable, msgSpillFull)
 		resp.Header.Set("Retry-After", "1")
 	case errors.As(err, new(*spill.Error)):
 		rt.log.Error("frontend: request body not buffered", "err", err)
-		setError(resp, http.StatusInternalServerError, "Could not buffer the request body")
+		wire.SetError(resp, http.StatusInternalServerError, "Could not buffer the request body")
 	default:
 		return false
 	}
-	setRequestID(resp)
+	wire.SetRequestID(resp)
 	return true
 }
 
 // readBody reads a request's body (of length cl, -1 when chunked) for
 // ServeHTTP and ServeTLS, as the event loop does: up to
-// spillOver bytes into buf (a chunked body up to accumulateOver), and a
+// wire.SpillOver bytes into buf (a chunked body up to wire.AccumulateOver), and a
 // larger body into a spill file (the
 // returned file, nil when the body is in buf) as it arrives, with the limit
 // and the spill allowance checked on the way; where no file can be made,
 // into buf. The error is fasthttp.ErrBodyTooLarge, spill.ErrFull or the
 // body's read error.
 func (rt *Router) readBody(body io.Reader, cl int64, buf *bytes.Buffer) (*spill.File, error) {
-	inMemory := min(spillOver, rt.maxBody)
+	inMemory := min(wire.SpillOver, rt.maxBody)
 	if cl < 0 {
-		inMemory = min(accumulateOver, rt.maxBody) // chunked, as on the event loop
+		inMemory = min(wire.AccumulateOver, rt.maxBody) // chunked, as on the event loop
 	}
 	var n int64
 	if cl < 0 || cl <= inMemory {
@@ -759,21 +747,13 @@ func (rt *Router) metricsRefused(addr string, auth []byte, resp *fasthttp.Respon
 		return false
 	}
 	if len(rt.metricsKey) > 0 {
-		setError(resp, http.StatusUnauthorized, "Unauthorized: invalid metrics key")
+		wire.SetError(resp, http.StatusUnauthorized, "Unauthorized: invalid metrics key")
 		resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	} else {
-		setError(resp, http.StatusNotFound, "Not found")
+		wire.SetError(resp, http.StatusNotFound, "Not found")
 	}
-	setRequestID(resp)
+	wire.SetRequestID(resp)
 	return true
-}
-
-// setError makes resp a plain-text error.
-func setError(resp *fasthttp.Response, code int, msg string) {
-	resp.Reset()
-	resp.SetStatusCode(code)
-	resp.Header.SetContentType("text/plain; charset=utf-8")
-	resp.SetBodyString(msg)
 }
 
 // Messages of the router's own responses.
@@ -827,32 +807,6 @@ func parsePath(p []byte) (name, version []byte, kind pathKind, ok bool) {
 	return nil, nil, 0, false
 }
 
-// newRequestID returns a random (version 4) UUID.
-func newRequestID(dst []byte) []byte {
-	const hexd = "0123456789abcdef"
-	a, b := rand.Uint64(), rand.Uint64()
-	var raw [16]byte
-	for i := 0; i < 8; i++ {
-		raw[i] = byte(a >> (8 * i))
-		raw[8+i] = byte(b >> (8 * i))
-	}
-	raw[6] = raw[6]&0x0f | 0x40
-	raw[8] = raw[8]&0x3f | 0x80
-	for i, x := range raw {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst = append(dst, '-')
-		}
-		dst = append(dst, hexd[x>>4], hexd[x&15])
-	}
-	return dst
-}
-
-var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
-
-// answerDrops are the headers of a replica's answer that stay behind: the
-// hop-by-hop ones and those the router sets itself.
-var answerDrops = append(append([]string(nil), hopHeaders...), HeaderRequestID, HeaderServedBy)
-
 // Canonical forms of the request headers the router reads and writes.
 // fasthttp canonicalizes request header names as it parses them, so the
 // router turns normalizing off and looks these up as they are.
@@ -864,38 +818,13 @@ const (
 	canonRequestID     = "X-Ms-Request-Id"
 )
 
-// stripHopHeaders removes hop-by-hop headers, and the request id and
-// served-by headers the router sets, from a replica's answer, whose header
-// names keep the replica's spelling.
-func stripHopHeaders(h *fasthttp.ResponseHeader) {
-	var found [10][]byte
-	n := 0
-	for k := range h.All() {
-		if len(k) < 2 || len(k) > len("Proxy-Authenticate") {
-			continue
-		}
-		for _, hop := range answerDrops {
-			if len(k) == len(hop) && bytes.EqualFold(k, []byte(hop)) {
-				if n < len(found) {
-					found[n] = k
-					n++
-				}
-				break
-			}
-		}
-	}
-	for _, k := range found[:n] {
-		h.DelBytes(k)
-	}
-}
-
 // handle is the engine-neutral request path. req is modified and becomes
 // the upstream request; resp receives the answer. start is when the request
 // arrived; noDefaultContentType is the engine's setting for resp.
 // With rel set, a chunked or large answer is left to relay (see send).
 func (rt *Router) handle(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, start time.Time, noDefaultContentType bool, rel *bodyRelay) {
 	var idBuf [36]byte
-	id := newRequestID(idBuf[:0])
+	id := wire.NewRequestID(idBuf[:0])
 	rt.route(ctx, req, resp, start, id, noDefaultContentType, rel)
 	resp.Header.SetBytesV(HeaderRequestID, id)
 }
@@ -947,7 +876,7 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 	// The whole body is read before forwarding: the replica must not
 	// answer 100 Continue.
 	req.Header.Del("Expect")
-	for _, h := range hopHeaders {
+	for _, h := range wire.HopHeaders {
 		req.Header.Del(h)
 	}
 	req.Header.Del(canonRequestID) // every one the caller sent
@@ -973,16 +902,16 @@ func (rt *Router) prepare(req *fasthttp.Request, resp *fasthttp.Response, id []b
 func (rt *Router) resolve(path, method []byte, resp *fasthttp.Response) (r *compiled, versionB []byte, kind pathKind, ok bool) {
 	nameB, versionB, kind, ok := parsePath(path)
 	if !ok {
-		setError(resp, http.StatusNotFound, "Not found")
+		wire.SetError(resp, http.StatusNotFound, "Not found")
 		return nil, nil, 0, false
 	}
 	r = rt.table.Load().routes[string(nameB)]
 	if r == nil {
-		setError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
+		wire.SetError(resp, http.StatusNotFound, msgNotFound(string(nameB)))
 		return nil, nil, 0, false
 	}
 	if string(method) != http.MethodPost && string(method) != http.MethodGet {
-		setError(resp, http.StatusMethodNotAllowed, "Method "+string(method)+" is not allowed; use GET or POST")
+		wire.SetError(resp, http.StatusMethodNotAllowed, "Method "+string(method)+" is not allowed; use GET or POST")
 		resp.Header.Set("Allow", "GET, POST")
 		return nil, nil, 0, false
 	}
@@ -996,7 +925,7 @@ func (rt *Router) resolve(path, method []byte, resp *fasthttp.Response) (r *comp
 func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, version, alias, callerKey []byte, resp *fasthttp.Response) (plan, bool) {
 	if kind == kindScore {
 		if aerr := rt.checkAuth(r, auth); aerr != nil {
-			setError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
+			wire.SetError(resp, http.StatusUnauthorized, "Unauthorized: "+aerr.reason)
 			resp.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			return plan{}, false
 		}
@@ -1013,7 +942,7 @@ func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, vers
 	if explicit {
 		j, ok := r.byName[string(versionB)]
 		if !ok {
-			setError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
+			wire.SetError(resp, http.StatusNotFound, "Version "+string(versionB)+" not found in service "+r.name)
 			return plan{}, false
 		}
 		idx = j
@@ -1023,7 +952,7 @@ func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, vers
 			idx = int(r.sched[0])
 		}
 	} else if r.sched == nil {
-		setError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
+		wire.SetError(resp, http.StatusServiceUnavailable, msgNoReady(r.name))
 		return plan{r: r, noReady: true}, false
 	} else if len(callerKey) > 0 {
 		idx = rendezvous(hashBytes(callerKey), r.weights, r.seeds)
@@ -1032,19 +961,6 @@ func (rt *Router) choose(r *compiled, versionB []byte, kind pathKind, auth, vers
 		idx = int(r.sched[n%uint64(len(r.sched))])
 	}
 	return plan{r: r, idx: idx, explicit: explicit, kind: kind}, true
-}
-
-// replicaAnswer turns a replica's answer into the caller's and returns its
-// status code: a model's 500 reaches callers as 502, as on azureml-fe, and
-// hop-by-hop headers stay behind.
-func replicaAnswer(resp *fasthttp.Response) int {
-	code := resp.StatusCode()
-	if code == http.StatusInternalServerError {
-		resp.SetStatusCode(http.StatusBadGateway)
-		code = http.StatusBadGateway
-	}
-	stripHopHeaders(&resp.Header)
-	return code
 }
 
 func isTimeout(err error) bool {

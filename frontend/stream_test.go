@@ -15,7 +15,7 @@ import (
 )
 
 // Answers are forwarded as they arrive on every engine: the event loop
-// (stream.go), the http.Handler path and the HTTPS engine (relay.go).
+// (package frontend/internal/loop), the http.Handler path and the HTTPS engine (relay.go).
 
 // streamRoute serves svc on engine from one replica running h.
 func streamRoute(t *testing.T, engine string, opts *Options, h http.HandlerFunc) (*Router, string, *testReplica) {

@@ -159,7 +159,7 @@ func (rt *Router) redirectHTTPS(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	h.Set("Location", *base+r.URL.RequestURI())
 	h.Set("Connection", "close")
-	h.Set(HeaderRequestID, string(newRequestID(idBuf[:0])))
+	h.Set(HeaderRequestID, string(wire.NewRequestID(idBuf[:0])))
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	msg := "This cluster serves scoring over HTTPS only: use " + *base + r.URL.RequestURI()
 	h.Set("Content-Length", strconv.Itoa(len(msg)))
@@ -223,59 +223,6 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return c.Conn.Close()
-}
-
-// redirector serves the plain engine's connections while SetHTTPSRedirect
-// holds a base: a net/http server that answers each request with 308.
-type redirector struct {
-	srv *http.Server
-	q   *connQueue
-}
-
-// redirectConn hands conn to the engine's redirector, starting it on first
-// use; after shutdown it closes conn.
-func (eng *loopEngine) redirectConn(conn net.Conn) {
-	eng.mu.Lock()
-	if eng.redir == nil && !eng.closing.Load() {
-		rt := eng.rt
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !rt.redirectHTTPS(w, r) {
-				rt.ServeHTTP(w, r) // /metrics, or TLS turned off meanwhile
-			}
-		})
-		r := &redirector{srv: rt.httpServer(h), q: &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: eng.ln.Addr()}}
-		eng.redir = r
-		eng.wg.Add(1)
-		go func() {
-			defer eng.wg.Done()
-			_ = r.srv.Serve(r.q)
-		}()
-	}
-	r := eng.redir
-	eng.mu.Unlock()
-	if r == nil {
-		conn.Close()
-		return
-	}
-	select {
-	case r.q.ch <- conn:
-	case <-r.q.done:
-		conn.Close()
-	}
-}
-
-// stopRedirect shuts the redirector down, if it was started.
-func (eng *loopEngine) stopRedirect(ctx context.Context) {
-	eng.mu.Lock()
-	r := eng.redir
-	eng.mu.Unlock()
-	if r == nil {
-		return
-	}
-	r.q.Close()
-	if err := r.srv.Shutdown(ctx); err != nil {
-		r.srv.Close()
-	}
 }
 
 // connQueue is a net.Listener fed with connections accepted elsewhere.

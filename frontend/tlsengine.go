@@ -22,7 +22,7 @@ import (
 // The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the
 // records; each connection has one goroutine, which reads its caller's
 // requests into a buffer of its own, scans the common request with the
-// event loop's lean scanner (lean.go), forwards it through the exchange
+// event loop's lean scanner (package wire), forwards it through the exchange
 // (exchange.go) on a kept-alive connection from the replica's pool, and
 // writes the answer with one write. No goroutine is started per request,
 // and the buffers live as long as the connection.
@@ -46,7 +46,7 @@ import (
 const callerCheck = 100 * time.Millisecond
 
 // tlsReadBuffer is a connection's first read buffer; it grows for a large
-// request (up to the header limit plus a body of spillOver bytes).
+// request (up to the header limit plus a body of wire.SpillOver bytes).
 const tlsReadBuffer = 8 << 10
 
 // errCallerLeft ends an attempt whose caller hung up.
@@ -313,7 +313,7 @@ func (c *tlsConn) requests() bool {
 				phase, first = awaitFirst, false
 				continue
 			case wire.More:
-				if c.lr.Length > spillOver {
+				if c.lr.Length > wire.SpillOver {
 					return c.handoff() // to a file, on net/http's path
 				}
 				c.ensure(c.lr.N)
@@ -419,14 +419,14 @@ func (c *tlsConn) serveLean(data []byte) bool {
 		c.dirty = true
 		return false
 	}
-	c.skipCRLF = postSkip(lr.Method)
-	id := newRequestID(c.idBuf[:0])
+	c.skipCRLF = wire.PostSkip(lr.Method)
+	id := wire.NewRequestID(c.idBuf[:0])
 	if !ok {
 		c.off += lr.N
 		c.dirty = true
 		resp.Header.SetNoDefaultContentType(true)
 		resp.Header.SetBytesV(HeaderRequestID, id)
-		c.out = appendResponse(c.out[:0], lr.CloseAfter, resp)
+		c.out = wire.AppendResponse(c.out[:0], lr.CloseAfter, resp)
 		c.write()
 		return true
 	}
@@ -486,10 +486,10 @@ func (c *tlsConn) forward(x *exch, start time.Time, id []byte) (int, time.Time) 
 		c.resp.Reset()
 		c.dirty = true
 		c.resp.Header.SetNoDefaultContentType(true)
-		setError(&c.resp, code, msg)
+		wire.SetError(&c.resp, code, msg)
 		c.resp.Header.Set(HeaderServedBy, x.vs.name)
 		c.resp.Header.SetBytesV(HeaderRequestID, id)
-		c.out = appendResponse(c.out[:0], closeAfter, &c.resp)
+		c.out = wire.AppendResponse(c.out[:0], closeAfter, &c.resp)
 		return code, time.Time{}
 	}
 	for {
@@ -498,7 +498,7 @@ func (c *tlsConn) forward(x *exch, start time.Time, id []byte) (int, time.Time) 
 			if !ok {
 				return fail(code, msg)
 			}
-			c.up = setUpstreamHost(c.up, x.rep.host)
+			c.up = wire.SetUpstreamHost(c.up, x.rep.host)
 		}
 		now := start
 		if x.queued || x.attempts > 0 {
@@ -567,7 +567,7 @@ func (c *tlsConn) roundTrip(x *exch, now, deadline time.Time, id []byte, closeAf
 				x.release()
 				return code, done, nil
 			case wire.More:
-				if lr.Length-(len(ans)-lr.Start) > streamOver {
+				if lr.Length-(len(ans)-lr.Start) > wire.StreamOver {
 					return c.stream(x, uc, ans, lr, id, closeAfter)
 				}
 				if need := lr.N; need > cap(ans) {
@@ -676,10 +676,10 @@ func (c *tlsConn) generalAnswer(x *exch, uc *upConn, deadline time.Time, id []by
 	}
 	done := time.Now()
 	x.release()
-	code := replicaAnswer(resp)
+	code := wire.ReplicaAnswer(resp)
 	resp.Header.Set(HeaderServedBy, x.vs.name)
 	resp.Header.SetBytesV(HeaderRequestID, id)
-	c.out = appendResponse(c.out[:0], closeAfter, resp)
+	c.out = wire.AppendResponse(c.out[:0], closeAfter, resp)
 	return code, done, nil
 }
 

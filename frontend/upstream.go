@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aksml/aksml/frontend/internal/sock"
+	"github.com/aksml/aksml/frontend/internal/wire"
 )
 
 // Connections to replicas. Each replica has a LIFO pool of kept-alive
@@ -112,7 +115,7 @@ func (p *connPool) get(now time.Time) (c *upConn, err error) {
 			return p.dial()
 		}
 		quiet := false
-		_ = c.rc.Control(func(fd uintptr) { quiet = peerQuiet(fd) })
+		_ = c.rc.Control(func(fd uintptr) { quiet = sock.PeerQuiet(fd) })
 		if quiet {
 			return c, nil
 		}
@@ -194,15 +197,10 @@ var (
 	upWriters sync.Pool // *reqWriter
 )
 
-// reqWriter serializes a request into out.
+// reqWriter serializes a request into B.
 type reqWriter struct {
-	out []byte
-	bw  *bufio.Writer
-}
-
-func (w *reqWriter) Write(p []byte) (int, error) {
-	w.out = append(w.out, p...)
-	return len(p), nil
+	wire.Writer
+	bw *bufio.Writer
 }
 
 // roundTrip sends req to the replica and reads the answer into resp, giving
@@ -293,23 +291,23 @@ func (p *connPool) send(c *upConn, req *fasthttp.Request, deadline time.Time) er
 		w = x.(*reqWriter)
 	} else {
 		w = &reqWriter{}
-		w.bw = bufio.NewWriterSize(w, 4<<10)
+		w.bw = bufio.NewWriterSize(&w.Writer, 4<<10)
 	}
 	defer func() {
-		if cap(w.out) <= 2*inlineBodyMax {
-			w.out = w.out[:0]
+		if cap(w.B) <= 2*inlineBodyMax {
+			w.B = w.B[:0]
 			upWriters.Put(w)
 		}
 	}()
-	w.out = w.out[:0]
-	w.bw.Reset(w)
+	w.B = w.B[:0]
+	w.bw.Reset(&w.Writer)
 	if err := req.Write(w.bw); err != nil {
 		return err
 	}
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	return c.writeAndWait(w.out, deadline, deadline)
+	return c.writeAndWait(w.B, deadline, deadline)
 }
 
 // writeAndWait writes out on c from inside the wait for its answer (see

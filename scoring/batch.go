@@ -370,12 +370,12 @@ func (p *pyPool) runBatch(w *worker, items []*batchItem) {
 		w.kill()
 	})
 	w.ioMu.Lock()
-	_, err := w.reqW.Write(msg)
+	_, err := w.req.Write(msg)
 	var kind byte
 	var payload, extra []byte
 	if err == nil {
 		// The records and telemetry of the batch come first.
-		kind, payload, _, extra, err = p.readReply(w.respR, nil, nil)
+		kind, payload, _, extra, err = p.readReply(w.resp, nil, nil)
 		if err == nil && len(extra) > 0 {
 			err = fmt.Errorf("%w: %d bytes after the answers to a batch", errProtocol, len(extra))
 		}

@@ -231,7 +231,11 @@ type worker struct {
 	cmd   *exec.Cmd
 	reqW  *os.File
 	respR *os.File
-	outR  *os.File
+	// req and resp write reqW and read respR on the request path (raw
+	// system calls on Linux, see rawio_linux.go).
+	req  fileIO
+	resp fileIO
+	outR *os.File
 
 	ioMu     sync.Mutex // held during a round trip; the files close under it
 	exited   chan struct{}
@@ -353,7 +357,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, dcW) // fd 5
 	}
 	cmd.SysProcAttr = sysProcAttr()
-	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, outR: outR,
+	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, req: newFileIO(reqW), resp: newFileIO(respR), outR: outR,
 		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}
 
 	p.mu.Lock()
@@ -414,12 +418,12 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
-	if _, err := w.reqW.Write(p.boot); err != nil {
+	if _, err := w.req.Write(p.boot); err != nil {
 		w.kill()
 		w.waitExit()
 		return nil, nil, p.initFailure(w, nil)
 	}
-	kind, payload, _, err := readFrame(w.respR, nil)
+	kind, payload, _, err := readFrame(w.resp, nil)
 	switch {
 	case err == nil && kind == kindInitOK:
 		var info initInfo
@@ -732,7 +736,7 @@ func (p *pyPool) release(w *worker) {
 	h := handoff{w: w}
 	if len(wt.msg) > 0 && len(wt.msg) <= proxyWriteMax {
 		w.ioMu.Lock()
-		_, h.err = w.reqW.Write(wt.msg)
+		_, h.err = w.req.Write(wt.msg)
 		w.ioMu.Unlock()
 		h.sent = true
 	}
@@ -775,11 +779,11 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 	if h.sent {
 		err = h.err
 	} else {
-		_, err = w.reqW.Write(msg)
+		_, err = w.req.Write(msg)
 	}
 	var extra []byte
 	if err == nil {
-		kind, payload, rbuf, extra, err = p.readReply(w.respR, rbuf, nil)
+		kind, payload, rbuf, extra, err = p.readReply(w.resp, rbuf, nil)
 	}
 	if err == nil && kind == kindStream {
 		timer.Stop()
@@ -863,7 +867,7 @@ func (p *pyPool) pump(w *worker, rbuf, pending []byte, sink streamSink) (kind by
 	cancelled := false
 	for {
 		var extra []byte
-		kind, payload, rbuf, extra, err = p.readReply(w.respR, rbuf, pending)
+		kind, payload, rbuf, extra, err = p.readReply(w.resp, rbuf, pending)
 		if err != nil {
 			return kind, payload, rbuf, err
 		}
@@ -872,7 +876,7 @@ func (p *pyPool) pump(w *worker, rbuf, pending []byte, sink streamSink) (kind by
 		case kindChunk:
 			if !cancelled && sink.chunk(payload) != nil {
 				cancelled = true
-				if _, err := w.reqW.Write(cancelFrame); err != nil {
+				if _, err := w.req.Write(cancelFrame); err != nil {
 					return kind, payload, rbuf, err
 				}
 			}

@@ -39,7 +39,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		ErrorLog:          nil,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(wrapListener(ln)) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -4,8 +4,10 @@
 // instead of parsed into fasthttp's structures and written out again),
 // the checks a head must pass before fasthttp's parser reads it (net/http's
 // rules), chunked bodies (decoded as they arrive, scanned when buffered
-// whole, written chunk by chunk), and the writers of the request for a
-// replica and of the caller's answer.
+// whole, written chunk by chunk), the writers of the request for a
+// replica and of the caller's answer, request ids, the router's own
+// answers, and the size thresholds at which every engine stops holding a
+// message whole (answer.go).
 //
 // It knows no routes, replicas or connections: the event loop, the HTTPS
 // engine and the router's core in package frontend use it. Its slices

@@ -1,4 +1,4 @@
-package frontend
+package loop
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 //
 // A replica's answer whose body is chunked (a score.py that streams with
 // AMLResponse, a Go handler that flushes), or whose Content-Length says
-// more than streamOver bytes are still to come, is not held until it is
+// more than wire.StreamOver bytes are still to come, is not held until it is
 // complete: its head goes to the caller at once, and its body as each
 // piece is read from the replica (a chunked one is checked chunk by chunk
 // and sent on chunked, a piece per read). CPU time is linear in the
@@ -42,13 +42,13 @@ import (
 // goroutine stream answers their own way (relay.go).
 
 const (
-	// streamOver is how many bytes of an answer with a Content-Length
-	// may still be due for it to be read whole before it is sent.
-	streamOver = 256 << 10
 	// answerBacklog is how much of an answer may wait in memory for a
 	// caller that does not read; past it, the answer goes to a file.
 	answerBacklog = 1 << 20
 )
+
+// errStreamBroken ends an answer whose head is already out.
+var errStreamBroken = errors.New("the replica's answer broke off after its head was sent")
 
 // answerStream is an answer being forwarded as it arrives.
 type answerStream struct {
@@ -82,11 +82,11 @@ func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Re
 	}
 	cc.stream = s
 	// From here the replica's progress is what is timed (see sweep).
-	ex.deadline = now.Add(l.eng.rt.bodyTimeout)
+	ex.deadline = now.Add(l.eng.cfg.BodyTimeout)
 	w := &l.out
-	w.out = wire.AppendStreamHead(w.out[:0], buf, lr, ex.id, ex.vs.name, cc.closeAfter)
+	w.B = wire.AppendStreamHead(w.B[:0], buf, lr, ex.id, ex.x.Version(), cc.closeAfter)
 	_, _ = up.c.Discard(lr.Start)
-	if err := l.toCaller(cc, w.out); err != nil {
+	if err := l.toCaller(cc, w.B); err != nil {
 		l.breakStream(cc, false, err)
 		return gnet.Close
 	}
@@ -117,7 +117,7 @@ func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
 		return gnet.Close
 	}
 	now := time.Now()
-	cc.ex.deadline = now.Add(l.eng.rt.bodyTimeout)
+	cc.ex.deadline = now.Add(l.eng.cfg.BodyTimeout)
 	if !done {
 		return gnet.None
 	}
@@ -167,14 +167,14 @@ func (l *loop) toCaller(cc *clientConn, p []byte) error {
 		return nil
 	}
 	if s.file == nil {
-		f, err := spill.Create(&l.eng.rt.spill, nil, -1)
+		f, err := spill.Create(l.eng.cfg.Spill, nil, -1)
 		if err != nil {
 			if errors.Is(err, spill.ErrFull) {
 				return err
 			}
 			// No file can be made: hold the answer in memory instead.
-			if l.eng.rt.spill.FirstWarning() {
-				l.eng.rt.log.Warn("frontend: answers for slow callers are held in memory: no file for them", "err", err)
+			if l.eng.cfg.Spill.FirstWarning() {
+				l.eng.cfg.Log.Warn("frontend: answers for slow callers are held in memory: no file for them", "err", err)
 			}
 			_, _ = cc.c.Write(p)
 			return nil
@@ -202,7 +202,7 @@ func (l *loop) drainStreams() {
 			}
 			n, err := s.file.F.ReadAt(l.piece[:min(int64(feedPiece), s.file.Size-s.off)], s.off)
 			if n == 0 {
-				l.eng.rt.log.Error("frontend: answer not sent", "err", err)
+				l.eng.cfg.Log.Error("frontend: answer not sent", "err", err)
 				l.cutCaller(cc)
 				break
 			}
@@ -231,7 +231,7 @@ func (l *loop) drainStreams() {
 			}
 			continue
 		}
-		if now.Sub(s.moved) >= l.eng.rt.bodyTimeout {
+		if now.Sub(s.moved) >= l.eng.cfg.BodyTimeout {
 			l.cutCaller(cc) // reads nothing (OnClose ends the rest)
 			continue
 		}
@@ -255,7 +255,7 @@ func (l *loop) cutCaller(cc *clientConn) {
 // here when closeUp is set; the caller of breakStream closes it
 // otherwise).
 func (l *loop) breakStream(cc *clientConn, closeUp bool, err error) {
-	l.eng.rt.log.Debug("frontend: streamed answer cut off", "err", err)
+	l.eng.cfg.Log.Debug("frontend: streamed answer cut off", "err", err)
 	if !cc.stream.upDone {
 		l.endExchange(cc, closeUp)
 		l.settle(cc, http.StatusBadGateway, time.Time{})

@@ -1,4 +1,4 @@
-package frontend
+package loop
 
 import (
 	"bufio"
@@ -20,42 +20,15 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/aksml/aksml/frontend/internal/sock"
 	"github.com/aksml/aksml/frontend/internal/spill"
 	"github.com/aksml/aksml/frontend/internal/wire"
 )
-
-// The event-loop engine: Serve's default.
-//
-// Connections from callers and kept-alive connections to replicas live in a
-// few gnet event loops (one per GOMAXPROCS), each a goroutine waiting in
-// epoll for all of its sockets. A request whose replica slot is free at once
-// and which has an idle connection to that replica in the caller's loop is
-// forwarded and answered without leaving the loop: read, parse, route,
-// write upstream; then read the answer, write it back. No goroutine parks or
-// wakes for it, which is what a goroutine per connection (net/http) costs on
-// every request.
-//
-// A request that must wait for a slot waits in a goroutine (the version's
-// queue) and is then sent from the loop like the others, on the loop's own
-// connections to the replica: a loop keeps one pool of connections per
-// replica, whatever path a request took, and a retry after a replica closed
-// a kept-alive connection or could not be dialled goes the same way. Only
-// /metrics and a request waiting for a version to become routable take the
-// slow path, the code the http.Handler path runs, in a goroutine of its
-// own. A new connection to a replica is dialled in a goroutine and then
-// handed to the loop. One request per caller connection is in progress at a time
-// (HTTP/1.1 pipelining is answered in order).
 
 const (
 	// sweepEvery is how often a loop looks for scoring timeouts while
 	// requests are in flight in it.
 	sweepEvery = 10 * time.Millisecond
-	// accumulateOver is how much of a request the loop leaves in gnet's
-	// buffer while it is incomplete; past it, the bytes are moved into the
-	// connection's own buffer as they arrive, so a large body costs time
-	// linear in its size (gnet's Peek copies its whole buffer on each
-	// call).
-	accumulateOver = 64 << 10
 	// pauseCheck is how often a loop looks whether callers whose answers
 	// piled up have read them.
 	pauseCheck = 2 * time.Millisecond
@@ -76,42 +49,38 @@ var (
 	errLoopEngineClose = errors.New("frontend: the event-loop engine is shut down")
 )
 
-// loopEngine serves one listener.
-type loopEngine struct {
-	rt    *Router
+// Engine serves one listener.
+type Engine struct {
+	core  Core
+	cfg   Config
 	ln    net.Listener
 	loops []*loop
 	next  atomic.Uint32
 	conns atomic.Int64 // callers' connections open
 
-	closing     atomic.Bool
-	idleTimeout time.Duration
-	wg          sync.WaitGroup // accept loop, dials, slow paths
-	active      atomic.Int64   // requests between parse and answer
+	closing atomic.Bool
+	wg      sync.WaitGroup // accept loop, dials, slow paths
+	active  atomic.Int64   // requests between parse and answer
 
 	mu   sync.Mutex
 	idle chan struct{} // closed when active drops to 0 while closing
-
-	// redir serves the connections accepted while the router redirects
-	// plain HTTP to HTTPS (tls.go); started on first use, under mu.
-	redir *redirector
 }
 
 // loop is one event loop and the state only its goroutine touches.
 type loop struct {
-	eng *loopEngine
+	eng *Engine
 	cli *gnet.Client
 	el  atomic.Pointer[gnet.EventLoop]
 
-	idle     map[*replica][]*upstream // kept-alive connections, most recent last
-	inflight []*clientConn            // requests with a scoring deadline
-	clients  []*clientConn            // callers' connections, for their timeouts
-	connT    *time.Timer              // runs sweepClients
-	pauseT   *time.Timer              // runs checkPaused
-	paused   int                      // callers not served while answers pile up
-	feeding  []*clientConn            // large bodies being sent (see feed)
-	draining []*clientConn            // answers sent from files (see drainStreams)
-	chunkBuf []byte                   // a chunk of a streamed answer
+	idle     map[Replica][]*upstream // kept-alive connections, most recent last
+	inflight []*clientConn           // requests with a scoring deadline
+	clients  []*clientConn           // callers' connections, for their timeouts
+	connT    *time.Timer             // runs sweepClients
+	pauseT   *time.Timer             // runs checkPaused
+	paused   int                     // callers not served while answers pile up
+	feeding  []*clientConn           // large bodies being sent (see feed)
+	draining []*clientConn           // answers sent from files (see drainStreams)
+	chunkBuf []byte                  // a chunk of a streamed answer
 	pauseArm bool
 	armed    atomic.Bool // a sweep is scheduled
 	sweepFn  gnet.RunnableFunc
@@ -122,7 +91,7 @@ type loop struct {
 	rd    bytes.Reader
 	br    *bufio.Reader
 	piece []byte // a piece of a spilled body on its way to a replica
-	out   reqWriter
+	out   wire.Writer
 	lreq  wire.Request
 	lresp wire.Response
 }
@@ -189,11 +158,12 @@ type clientConn struct {
 
 // exchange is a request on the fast path.
 type exchange struct {
-	exch               // the engine-neutral state (exchange.go)
+	x        Exchange // the core's state of the exchange, one per connection
+	begun    bool     // x began an exchange that is not settled
+	rep      Replica  // the replica whose slot it holds; nil when none
+	start    time.Time
 	up       *upstream // nil while a connection is being dialled
 	deadline time.Time
-	timeout  time.Duration
-	reused   bool
 	idBuf    [36]byte
 	id       []byte
 	slot     int // index in loop.inflight, -1 when not there
@@ -216,7 +186,7 @@ const (
 // upstream is a connection to a replica owned by a loop.
 type upstream struct {
 	c      gnet.Conn
-	rep    *replica
+	rep    Replica
 	cc     *clientConn // the request on it; nil when idle
 	seq    uint64
 	idleAt time.Time
@@ -226,16 +196,17 @@ type upstream struct {
 	writing bool
 }
 
-// serveLoop serves ln with the event-loop engine until ln fails or Shutdown.
-func (rt *Router) serveLoop(ln net.Listener) error {
-	eng := &loopEngine{rt: rt, ln: ln, idleTimeout: loopIdleTimeout}
-	if rt.loopIdle > 0 {
-		eng.idleTimeout = rt.loopIdle // tests
+// Serve serves ln with the event-loop engine until ln fails or the engine
+// is shut down (then it returns nil).
+func Serve(ln net.Listener, core Core, cfg Config) error {
+	if cfg.UpIdleTimeout <= 0 {
+		cfg.UpIdleTimeout = loopIdleTimeout
 	}
+	eng := &Engine{core: core, cfg: cfg, ln: ln}
 	n := runtime.GOMAXPROCS(0)
-	logger := gnetLogger{rt.log}
+	logger := gnetLogger{cfg.Log}
 	for i := 0; i < n; i++ {
-		l := &loop{eng: eng, idle: map[*replica][]*upstream{}}
+		l := &loop{eng: eng, idle: map[Replica][]*upstream{}}
 		l.br = bufio.NewReaderSize(&l.rd, wire.MaxHeaderBytes)
 		l.sweepFn = l.sweep
 		l.sweepT = time.AfterFunc(time.Hour, l.fireSweep)
@@ -259,15 +230,11 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 		l.cli = cli
 		eng.loops = append(eng.loops, l)
 	}
-	rt.mu.Lock()
-	if rt.closed {
-		rt.mu.Unlock()
+	if !core.Register(eng) {
 		eng.stopLoops()
 		ln.Close()
 		return nil
 	}
-	rt.engines = append(rt.engines, eng)
-	rt.mu.Unlock()
 
 	eng.wg.Add(1)
 	defer eng.wg.Done()
@@ -289,17 +256,17 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if eng.conns.Load() >= int64(rt.maxConns) {
+		if eng.conns.Load() >= int64(cfg.MaxConns) {
 			conn.Close() // over MaxConns
 			continue
 		}
-		if rt.tls.redirect.Load() != nil {
-			eng.redirectConn(conn) // HTTPS only: 308 from net/http
-			continue
+		if core.Redirect(conn) {
+			continue // HTTPS only: 308 from net/http
 		}
 		l := eng.loops[int(eng.next.Add(1))%len(eng.loops)]
 		cc := &clientConn{l: l, idx: -1}
 		cc.ex.slot = -1
+		cc.ex.x = core.NewExchange()
 		eng.conns.Add(1)
 		if _, err := l.cli.EnrollContext(conn, cc); err != nil {
 			eng.conns.Add(-1)
@@ -308,9 +275,9 @@ func (rt *Router) serveLoop(ln net.Listener) error {
 	}
 }
 
-// shutdown stops accepting, waits for requests in progress (until ctx
+// Shutdown stops accepting, waits for requests in progress (until ctx
 // ends), then closes every connection and stops the loops.
-func (eng *loopEngine) shutdown(ctx context.Context) error {
+func (eng *Engine) Shutdown(ctx context.Context) error {
 	eng.closing.Store(true)
 	eng.ln.Close()
 	eng.mu.Lock()
@@ -328,13 +295,12 @@ func (eng *loopEngine) shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	eng.stopRedirect(ctx)
 	eng.stopLoops()
 	eng.wg.Wait()
 	return err
 }
 
-func (eng *loopEngine) stopLoops() {
+func (eng *Engine) stopLoops() {
 	for _, l := range eng.loops {
 		l.sweepT.Stop()
 		l.idleT.Stop()
@@ -346,9 +312,9 @@ func (eng *loopEngine) stopLoops() {
 	}
 }
 
-func (eng *loopEngine) begin() { eng.active.Add(1) }
+func (eng *Engine) begin() { eng.active.Add(1) }
 
-func (eng *loopEngine) end() {
+func (eng *Engine) end() {
 	if eng.active.Add(-1) == 0 && eng.closing.Load() {
 		eng.mu.Lock()
 		if eng.idle != nil {
@@ -402,7 +368,7 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 		if x.cancel != nil {
 			x.cancel() // the slow path closes x.sp when it ends
 		} else {
-			if x.busy && x.ex.vs != nil {
+			if x.busy && x.ex.begun {
 				// The caller left while its request is at a replica:
 				// close the replica's connection (a Go handler's
 				// context ends) and free the slot now.
@@ -416,8 +382,9 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 	case *upstream:
 		x.closed = true
 		l.dropIdle(x)
+		o := Lost
 		if x.writing && err != nil {
-			err = &notSentError{err}
+			o = NotSent // the write that failed sent nothing
 		}
 		if cc := x.cc; cc != nil && cc.seq == x.seq && cc.ex.up == x {
 			if cc.stream != nil {
@@ -430,10 +397,7 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 				l.answered(cc, time.Now())
 				return gnet.None
 			}
-			if err == nil {
-				err = io.EOF
-			}
-			l.failed(cc, err)
+			l.failed(cc, o)
 		}
 	}
 	return gnet.None
@@ -454,10 +418,10 @@ func (l *loop) OnTraffic(c gnet.Conn) gnet.Action {
 // serveClient parses and dispatches the caller's buffered requests, one at
 // a time.
 func (l *loop) serveClient(cc *clientConn) gnet.Action {
-	rt := l.eng.rt
+	cfg := &l.eng.cfg
 	for !cc.closed {
 		if cc.busy {
-			if l.pending(cc) > rt.maxPipeline {
+			if l.pending(cc) > cfg.MaxPipeline {
 				return gnet.Close // pipelining past MaxPipelineBytes
 			}
 			return gnet.None
@@ -481,7 +445,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				}
 				cc.sent100 = false
 				cc.seq++
-				cc.skipCRLF = postSkip(cc.req.Header.Method())
+				cc.skipCRLF = wire.PostSkip(cc.req.Header.Method())
 				l.dispatch(cc)
 				continue
 			}
@@ -509,9 +473,9 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			}
 			return gnet.None
 		}
-		if cc.c.OutboundBuffered() > rt.maxPipeline {
+		if cc.c.OutboundBuffered() > cfg.MaxPipeline {
 			// Answers pile up unread: serve nothing more until they go.
-			if len(buf) > rt.maxPipeline {
+			if len(buf) > cfg.MaxPipeline {
 				return gnet.Close
 			}
 			l.pause(cc)
@@ -525,7 +489,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		case wire.OK:
 			continue
 		case wire.More:
-			if lr := &l.lreq; lr.Length > spillOver && !cc.noSpill {
+			if lr := &l.lreq; lr.Length > wire.SpillOver && !cc.noSpill {
 				return l.startSpill(cc, buf, lr.N-lr.Length, int64(lr.Length))
 			}
 			l.awaitBody(cc, buf, l.lreq.N)
@@ -537,7 +501,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				cc.sent100 = true
 				_, _ = cc.c.Write(msgContinue)
 			}
-			if cl := cc.req.Header.ContentLength(); !cc.noSpill && (cl > spillOver || cl == -1 && len(buf) >= accumulateOver) {
+			if cl := cc.req.Header.ContentLength(); !cc.noSpill && (cl > wire.SpillOver || cl == -1 && len(buf) >= wire.AccumulateOver) {
 				return l.startSpill(cc, buf, cc.headLen, int64(cl))
 			}
 			l.awaitBody(cc, buf, cc.want)
@@ -553,7 +517,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		l.consume(cc, n)
 		cc.sent100 = false
 		cc.seq++
-		cc.skipCRLF = postSkip(cc.req.Header.Method())
+		cc.skipCRLF = wire.PostSkip(cc.req.Header.Method())
 		l.dispatch(cc)
 	}
 	return gnet.None
@@ -567,13 +531,13 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 	cc.respDirty = true
 	var he *headError
 	switch {
-	case l.eng.rt.refuseBody(&cc.resp, err):
+	case l.eng.core.RefuseBody(&cc.resp, err):
 	case errors.As(err, &he):
-		setError(&cc.resp, he.p.Code, he.p.Msg)
-		setRequestID(&cc.resp)
+		wire.SetError(&cc.resp, he.p.Code, he.p.Msg)
+		wire.SetRequestID(&cc.resp)
 	default:
-		setError(&cc.resp, http.StatusBadRequest, "Bad request")
-		setRequestID(&cc.resp)
+		wire.SetError(&cc.resp, http.StatusBadRequest, "Bad request")
+		wire.SetRequestID(&cc.resp)
 	}
 	cc.closeAfter = true
 	// The body's share of the spill allowance comes back before the
@@ -640,12 +604,14 @@ func (l *loop) awaitHead(cc *clientConn) {
 }
 
 // awaitBody notes that a request body is arriving (progress since now)
-// and, once the part buffered is large, moves it into the connection's
-// own buffer, where each arriving byte is copied once.
+// and, once the part buffered passes wire.AccumulateOver, moves it into
+// the connection's own buffer, where each arriving byte is copied once
+// (gnet's Peek copies its whole buffer on each call, which would make a
+// large body cost time quadratic in its size).
 // want is the whole request's size when known, else 0.
 func (l *loop) awaitBody(cc *clientConn, buf []byte, want int) {
 	l.setPhase(cc, phaseBody, time.Now())
-	if cc.accOn || len(buf) < accumulateOver {
+	if cc.accOn || len(buf) < wire.AccumulateOver {
 		return
 	}
 	cc.acc = make([]byte, 0, max(want, 2*len(buf)))
@@ -725,7 +691,7 @@ func (l *loop) parseRequest(cc *clientConn, req *fasthttp.Request, buf []byte) (
 	if err := l.read(head, req.Header.Read); err != nil {
 		return 0, err
 	}
-	maxBody := l.eng.rt.maxBody
+	maxBody := l.eng.cfg.MaxBody
 	switch cl := req.Header.ContentLength(); {
 	case cl > 0:
 		if int64(cl) > maxBody {
@@ -800,37 +766,11 @@ func dropHeader(head []byte, name string) []byte {
 	return out
 }
 
-// postSkip is how many CR or LF bytes are skipped before the request that
-// follows one with this method: 4 after a POST, as net/http does for old
-// clients that send a CRLF after a POST body.
-func postSkip(method []byte) int {
-	if string(method) == http.MethodPost {
-		return 4
-	}
-	return 0
-}
-
 // asteriskTarget reports whether a request head's target is "*" (as in
 // OPTIONS * HTTP/1.1).
 func asteriskTarget(head []byte) bool {
 	i := bytes.IndexByte(head, ' ')
 	return i > 0 && len(head) > i+2 && head[i+1] == '*' && head[i+2] == ' '
-}
-
-// setUpstreamHost points the Host header of a request written for a
-// replica (by wire.AppendUpstream or fasthttp, both spell it "Host") at host.
-func setUpstreamHost(req []byte, host string) []byte {
-	end := bytes.Index(req, wire.CRLFCRLF)
-	i := bytes.Index(req[:max(end, 0)], []byte("\r\nHost: "))
-	if end < 0 || i < 0 {
-		return req
-	}
-	v := i + len("\r\nHost: ")
-	e := v + bytes.Index(req[v:], []byte("\r\n"))
-	out := make([]byte, 0, len(req)-(e-v)+len(host))
-	out = append(out, req[:v]...)
-	out = append(out, host...)
-	return append(out, req[e:]...)
 }
 
 // headEnd returns the length of the header block at the start of buf, or
@@ -877,9 +817,8 @@ func (l *loop) readChunked(buf []byte, start int, f func(*bufio.Reader) error) (
 // the slow path), leanMore when its body is still arriving, leanNo when the
 // general path must read it.
 func (l *loop) lean(cc *clientConn, buf []byte) wire.Status {
-	rt := l.eng.rt
 	lr := &l.lreq
-	if st := wire.ScanRequest(buf, rt.maxBody, lr); st != wire.OK {
+	if st := wire.ScanRequest(buf, l.eng.cfg.MaxBody, lr); st != wire.OK {
 		return st
 	}
 	if cc.respDirty {
@@ -887,24 +826,24 @@ func (l *loop) lean(cc *clientConn, buf []byte) wire.Status {
 		cc.respDirty = false
 	}
 	resp := &cc.resp
+	ex := &cc.ex
 	start := time.Now()
-	p, kind, ok, general := rt.leanPlan(lr, resp)
-	if general {
+	path, plan := ex.x.Lean(lr, resp, start)
+	if plan == General {
 		cc.respDirty = true
 		return wire.No
 	}
 	cc.seq++
-	cc.skipCRLF = postSkip(lr.Method)
+	cc.skipCRLF = wire.PostSkip(lr.Method)
 	cc.closeAfter = lr.CloseAfter
 	cc.chunkOK = true
-	ex := &cc.ex
 	ex.start = start
-	ex.id = newRequestID(ex.idBuf[:0])
-	if !ok {
+	ex.id = wire.NewRequestID(ex.idBuf[:0])
+	if plan != Routed {
 		l.consume(cc, lr.N)
 		cc.respDirty = true
 		resp.Header.SetNoDefaultContentType(true)
-		resp.Header.SetBytesV(HeaderRequestID, ex.id)
+		resp.Header.SetBytesV(wire.HeaderRequestID, ex.id)
 		l.writeResponse(cc)
 		if cc.closeAfter {
 			_ = cc.c.Close()
@@ -912,21 +851,21 @@ func (l *loop) lean(cc *clientConn, buf []byte) wire.Status {
 		}
 		return wire.OK
 	}
-	ex.begin(p, start)
+	ex.begun = true
 	host := "replica" // set once a slot is had (queue)
-	if ex.tryTake() {
-		host = ex.rep.host
+	if ex.rep = ex.x.TryTake(); ex.rep != nil {
+		host = ex.rep.Host()
 	}
 	cc.upBody, cc.upFile = nil, nil
-	if cc.accOn && len(lr.Body) > accumulateOver {
+	if cc.accOn && len(lr.Body) > wire.AccumulateOver {
 		// Sent from cc.acc, which consume leaves to upBody.
 		cc.upBody = lr.Body
 		body := lr.Body
 		lr.Body = nil
-		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, upstreamPath(kind), host, ex.id)
+		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, path, host, ex.id)
 		cc.upReq = wire.SetLengthHeader(cc.upReq, len(body))
 	} else {
-		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, upstreamPath(kind), host, ex.id)
+		cc.upReq = wire.AppendUpstream(cc.upReq[:0], buf, lr, path, host, ex.id)
 	}
 	l.consume(cc, lr.N)
 	if ex.rep == nil {
@@ -941,7 +880,7 @@ func (l *loop) lean(cc *clientConn, buf []byte) wire.Status {
 // when it is refused, on the fast path when a replica slot is free, else on
 // the slow path.
 func (l *loop) dispatch(cc *clientConn) {
-	rt := l.eng.rt
+	core := l.eng.core
 	req, resp := &cc.req, &cc.resp
 	resp.Reset()
 	cc.respDirty = true
@@ -956,7 +895,7 @@ func (l *loop) dispatch(cc *clientConn) {
 		// net/http's server answers.
 		resp.SetStatusCode(http.StatusExpectationFailed)
 		resp.Header.SetContentLength(0)
-		setRequestID(resp)
+		wire.SetRequestID(resp)
 		cc.closeAfter = true
 		l.answerNow(cc)
 		return
@@ -965,21 +904,21 @@ func (l *loop) dispatch(cc *clientConn) {
 		// The server-wide OPTIONS, answered as net/http's server does.
 		resp.SetStatusCode(http.StatusOK)
 		resp.Header.SetContentLength(0)
-		setRequestID(resp)
+		wire.SetRequestID(resp)
 		l.answerNow(cc)
 		return
 	}
-	if string(req.URI().Path()) == PathMetrics {
-		if rt.metricsRefused(cc.c.RemoteAddr().String(), req.Header.Peek(canonAuthorization), resp) {
+	if string(req.URI().Path()) == l.eng.cfg.MetricsPath {
+		if core.MetricsRefused(cc.c.RemoteAddr().String(), req.Header.Peek("Authorization"), resp) {
 			l.answerNow(cc)
 			return
 		}
 		l.slow(cc, slowMetrics)
 		return
 	}
-	ex.id = newRequestID(ex.idBuf[:0])
-	p, ok := rt.prepare(req, resp, ex.id)
-	if !ok && p.noReady {
+	ex.id = wire.NewRequestID(ex.idBuf[:0])
+	plan := ex.x.Prepare(req, resp, ex.id, start)
+	if plan == Wait {
 		// No version takes live traffic yet: wait for one on the slow
 		// path, which reads the request again.
 		resp.Reset()
@@ -987,18 +926,18 @@ func (l *loop) dispatch(cc *clientConn) {
 		l.slow(cc, slowWhole)
 		return
 	}
-	if !ok {
-		resp.Header.SetBytesV(HeaderRequestID, ex.id)
+	if plan != Routed {
+		resp.Header.SetBytesV(wire.HeaderRequestID, ex.id)
 		l.answerNow(cc)
 		return
 	}
-	ex.begin(p, start)
-	if !ex.tryTake() {
+	ex.begun = true
+	if ex.rep = ex.x.TryTake(); ex.rep == nil {
 		l.upRequest(cc, "replica") // the host is set once a slot is had
 		l.queue(cc)
 		return
 	}
-	l.upRequest(cc, ex.rep.host)
+	l.upRequest(cc, ex.rep.Host())
 	l.exchange(cc, start)
 }
 
@@ -1007,16 +946,16 @@ func (l *loop) dispatch(cc *clientConn) {
 func (l *loop) upRequest(cc *clientConn, host string) {
 	req := &cc.req
 	req.SetHost(host)
-	w := reqWriter{out: cc.upReq[:0]}
+	w := wire.Writer{B: cc.upReq[:0]}
 	if sp := cc.sp; sp != nil {
 		// The head alone; the body follows from the file.
 		req.ResetBody()
 		req.Header.SetContentLength(0)
 		_, _ = req.WriteTo(&w)
-		cc.upReq, cc.upBody, cc.upFile = withLength(w.out, int(sp.Size)), nil, sp
+		cc.upReq, cc.upBody, cc.upFile = withLength(w.B, int(sp.Size)), nil, sp
 	} else {
 		_, _ = req.WriteTo(&w)
-		cc.upReq, cc.upBody, cc.upFile = w.out, nil, nil
+		cc.upReq, cc.upBody, cc.upFile = w.B, nil, nil
 	}
 }
 
@@ -1029,29 +968,28 @@ func (l *loop) upRequest(cc *clientConn, host string) {
 func (l *loop) queue(cc *clientConn) {
 	ex := &cc.ex
 	l.goBusy(cc, func(ctx context.Context, seq uint64) {
-		code, msg, ok := ex.exch.take(ctx)
+		rep, code, msg := ex.x.Take(ctx)
 		l.exec(func() {
 			cc.cancel = nil
+			ex.rep = rep
 			if cc.seq != seq || cc.closed {
 				// The caller left while its request waited.
-				if ok {
-					ex.release()
-				}
+				l.release(cc)
 				l.settle(cc, 499, time.Time{})
 				cc.dropSpill()
 				return
 			}
-			if !ok {
+			if rep == nil {
 				cc.resp.Reset()
 				cc.respDirty = true
 				cc.resp.Header.SetNoDefaultContentType(true)
-				setError(&cc.resp, code, msg)
+				wire.SetError(&cc.resp, code, msg)
 				l.finish(cc, code, time.Time{})
 				return
 			}
 			l.eng.end() // the exchange begins
 			cc.busy = false
-			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
+			cc.upReq = wire.SetUpstreamHost(cc.upReq, rep.Host())
 			l.exchange(cc, time.Now())
 		})
 	})
@@ -1084,21 +1022,18 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 	l.eng.begin()
 	cc.busy = true
 	cc.phase = phaseBusy
-	ex.timeout = ex.vs.pool.scoringTimeout()
-	ex.deadline = start.Add(ex.timeout)
+	ex.deadline = start.Add(ex.x.Timeout())
 	l.track(cc)
 	up := l.getIdle(rep, start)
-	for up != nil && !peerQuiet(uintptr(up.c.Fd())) {
+	for up != nil && !sock.PeerQuiet(uintptr(up.c.Fd())) {
 		// The replica closed it (its OnClose may not have run yet).
 		l.closeUp(up)
 		up = l.getIdle(rep, start)
 	}
 	if up == nil {
-		ex.reused = false
 		l.dial(cc, rep) // OnOpen sends cc.upReq
 		return
 	}
-	ex.reused = true
 	ex.up = up
 	up.cc, up.seq = cc, cc.seq
 	// A failure closes up, which ends the exchange; when this write is
@@ -1117,7 +1052,7 @@ func (l *loop) sendUp(up *upstream, cc *clientConn) {
 		piece, err := l.bodyPiece(cc, 0, feedPiece)
 		if err != nil {
 			up.writing = false
-			l.eng.rt.log.Error("frontend: request body not sent", "err", err)
+			l.eng.cfg.Log.Error("frontend: request body not sent", "err", err)
 			l.closeUp(up) // a 502, as the replica may have read nothing
 			return
 		}
@@ -1149,7 +1084,7 @@ func (l *loop) feed() {
 		for cc.upOff < cc.bodyLen() && up.c.OutboundBuffered() < feedPiece/4 && !up.closed {
 			piece, err := l.bodyPiece(cc, cc.upOff, feedPiece)
 			if err != nil {
-				l.eng.rt.log.Error("frontend: request body not sent", "err", err)
+				l.eng.cfg.Log.Error("frontend: request body not sent", "err", err)
 				l.closeUp(up)
 				break
 			}
@@ -1174,14 +1109,14 @@ func (l *loop) closeUp(up *upstream) {
 
 // dial connects to rep in a goroutine and enrolls the connection in this
 // loop; OnOpen sends the request waiting for it.
-func (l *loop) dial(cc *clientConn, rep *replica) {
+func (l *loop) dial(cc *clientConn, rep Replica) {
 	up := &upstream{rep: rep, cc: cc, seq: cc.seq}
 	seq := cc.seq
 	l.eng.wg.Add(1)
 	go func() {
 		defer l.eng.wg.Done()
-		d := net.Dialer{Timeout: dialTimeout}
-		conn, err := d.Dial("tcp", rep.host)
+		d := net.Dialer{Timeout: l.eng.cfg.DialTimeout}
+		conn, err := d.Dial("tcp", rep.Host())
 		if err == nil && !l.eng.closing.Load() {
 			if _, err = l.cli.EnrollContext(conn, up); err == nil {
 				return
@@ -1190,9 +1125,10 @@ func (l *loop) dial(cc *clientConn, rep *replica) {
 			conn.Close()
 			err = errLoopEngineClose
 		}
+		l.eng.cfg.Log.Debug("frontend: dial failed", "replica", rep.Host(), "err", err)
 		l.exec(func() {
 			if cc.seq == seq && cc.busy && cc.ex.rep == rep && cc.ex.up == nil {
-				l.failed(cc, &dialError{err})
+				l.failed(cc, Unreachable)
 			}
 		})
 	}()
@@ -1217,22 +1153,20 @@ const (
 
 // slow answers cc's request in a goroutine with the engine-neutral path.
 func (l *loop) slow(cc *clientConn, kind slowKind) {
-	rt := l.eng.rt
+	core := l.eng.core
 	start := cc.ex.start
 	l.goBusy(cc, func(ctx context.Context, seq uint64) {
 		req, resp := &cc.req, &cc.resp
 		switch kind {
 		case slowMetrics:
-			resp.SetStatusCode(http.StatusOK)
-			resp.Header.SetContentType(metricsContentType)
-			resp.SetBody(rt.appendMetrics(resp.Body()[:0]))
+			core.Metrics(resp)
 		default:
-			rt.route(ctx, req, resp, start, cc.ex.id, true, nil)
-			resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
+			core.Route(ctx, req, resp, start, cc.ex.id)
+			resp.Header.SetBytesV(wire.HeaderRequestID, cc.ex.id)
 		}
-		out := appendResponse(nil, cc.closeAfter, resp)
+		out := wire.AppendResponse(nil, cc.closeAfter, resp)
 		l.exec(func() {
-			cc.ex.vs = nil // ended by route
+			cc.ex.begun = false // ended by Route
 			if cc.seq != seq || cc.closed {
 				cc.dropSpill()
 				l.eng.end()
@@ -1264,17 +1198,6 @@ func (l *loop) next(cc *clientConn) {
 	}
 }
 
-// appendResponse serializes resp, with Connection: close when the caller
-// asked for it.
-func appendResponse(dst []byte, closeAfter bool, resp *fasthttp.Response) []byte {
-	if closeAfter {
-		resp.SetConnectionClose()
-	}
-	w := reqWriter{out: dst}
-	_, _ = resp.WriteTo(&w) // fasthttp's pooled buffered writer
-	return w.out
-}
-
 // answerNow writes the router's own answer in cc.resp and closes the
 // connection if the caller asked for that.
 func (l *loop) answerNow(cc *clientConn) {
@@ -1288,8 +1211,8 @@ func (l *loop) answerNow(cc *clientConn) {
 // writeResponse writes cc.resp to the caller from the loop.
 func (l *loop) writeResponse(cc *clientConn) {
 	cc.respDirty = true
-	l.out.out = appendResponse(l.out.out[:0], cc.closeAfter, &cc.resp)
-	_, _ = cc.c.Write(l.out.out)
+	l.out.B = wire.AppendResponse(l.out.B[:0], cc.closeAfter, &cc.resp)
+	_, _ = cc.c.Write(l.out.B)
 }
 
 // ---- replicas ----
@@ -1313,19 +1236,18 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	lr := &l.lresp
 	switch wire.ScanResponse(buf, lr) {
 	case wire.More:
-		if lr.Length-(len(buf)-lr.Start) > streamOver {
+		if lr.Length-(len(buf)-lr.Start) > wire.StreamOver {
 			return l.startStream(up, cc, buf, lr)
 		}
 		return gnet.None
 	case wire.OK:
 		now := time.Now()
-		vs := ex.vs
 		code := lr.Code
 		if code == http.StatusInternalServerError {
 			code = http.StatusBadGateway
 		}
 		w := &l.out
-		w.out = wire.AppendAnswer(w.out[:0], buf, lr, ex.id, vs.name, cc.closeAfter)
+		w.B = wire.AppendAnswer(w.B[:0], buf, lr, ex.id, ex.x.Version(), cc.closeAfter)
 		// A connection whose request body is not all out (the replica
 		// answered early) is not reused.
 		keep := !lr.CloseConn && len(buf) == lr.N && cc.upOff >= cc.bodyLen()
@@ -1336,7 +1258,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		}
 		l.settle(cc, code, now)
 		if !cc.closed {
-			_, _ = cc.c.Write(w.out)
+			_, _ = cc.c.Write(w.B)
 		}
 		l.next(cc)
 		if !keep {
@@ -1360,7 +1282,8 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		return gnet.None
 	case err != nil:
 		up.cc = nil
-		l.failed(cc, err)
+		l.eng.cfg.Log.Debug("frontend: replica's answer unreadable", "replica", up.rep.Host(), "err", err)
+		l.failed(cc, Lost)
 		return gnet.Close
 	}
 	_, _ = up.c.Discard(n)
@@ -1381,7 +1304,7 @@ var errUntilClose = errors.New("body runs until the connection closes")
 
 // parseResponse reads one whole answer from buf into resp.
 func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
-	end, err := headEnd(buf, upstreamReadBuffer)
+	end, err := headEnd(buf, wire.MaxAnswerHead)
 	if err != nil {
 		return 0, err
 	}
@@ -1418,34 +1341,33 @@ func (l *loop) parseResponse(resp *fasthttp.Response, buf []byte) (int, error) {
 // connection is already detached).
 func (l *loop) answered(cc *clientConn, done time.Time) {
 	l.endExchange(cc, false)
-	l.finish(cc, replicaAnswer(&cc.resp), done)
+	l.finish(cc, wire.ReplicaAnswer(&cc.resp), done)
 }
 
-// failed ends an attempt whose replica connection failed; the exchange
-// decides what follows (see exch.failed). A request sent again goes on
-// another of this loop's connections if a slot is free at once, else to
-// the queue, which also falls back to the default version.
-func (l *loop) failed(cc *clientConn, err error) {
+// failed ends an attempt whose replica connection failed with outcome o;
+// the core's exchange decides what follows (see Exchange.Failed). A
+// request sent again goes on another of this loop's connections if a
+// slot is free at once, else to the queue, which also falls back to the
+// default version.
+func (l *loop) failed(cc *clientConn, o Outcome) {
 	ex := &cc.ex
 	l.detach(cc, true)
-	retry, code, msg := ex.exch.failed(outcomeOf(nil, err), l.eng.rt.now)
-	if retry && !cc.closed && !l.eng.closing.Load() {
+	retry, code, msg := ex.x.Failed(o, !cc.closed && !l.eng.closing.Load())
+	ex.rep = nil
+	if retry {
 		l.eng.end() // the exchange or the queue begins again
 		cc.busy = false
-		if ex.tryTake() {
-			cc.upReq = setUpstreamHost(cc.upReq, ex.rep.host)
+		if ex.rep = ex.x.TryTake(); ex.rep != nil {
+			cc.upReq = wire.SetUpstreamHost(cc.upReq, ex.rep.Host())
 			l.exchange(cc, time.Now())
 		} else {
 			l.queue(cc)
 		}
 		return
 	}
-	if retry {
-		code, msg = http.StatusBadGateway, MsgReplicaClosed
-	}
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
-	setError(&cc.resp, code, msg)
+	wire.SetError(&cc.resp, code, msg)
 	l.finish(cc, code, time.Time{})
 }
 
@@ -1458,10 +1380,11 @@ func (l *loop) timedOut(cc *clientConn) {
 	}
 	ex := &cc.ex
 	l.detach(cc, true)
-	_, code, msg := ex.exch.failed(outTimedOut, l.eng.rt.now)
+	_, code, msg := ex.x.Failed(TimedOut, false)
+	ex.rep = nil
 	cc.resp.Reset()
 	cc.resp.Header.SetNoDefaultContentType(true)
-	setError(&cc.resp, code, msg)
+	wire.SetError(&cc.resp, code, msg)
 	l.finish(cc, code, time.Time{})
 }
 
@@ -1469,7 +1392,15 @@ func (l *loop) timedOut(cc *clientConn) {
 // replica slot back.
 func (l *loop) endExchange(cc *clientConn, closeUp bool) {
 	l.detach(cc, closeUp)
-	cc.ex.release()
+	l.release(cc)
+}
+
+// release gives back the replica slot cc's exchange holds, if any.
+func (l *loop) release(cc *clientConn) {
+	if cc.ex.rep != nil {
+		cc.ex.x.Release()
+		cc.ex.rep = nil
+	}
 }
 
 // detach stops cc's scoring deadline and detaches the replica connection
@@ -1490,8 +1421,8 @@ func (l *loop) detach(cc *clientConn, closeUp bool) {
 // here on.
 func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 	ex := &cc.ex
-	ex.end(code, done)
-	ex.vs, ex.untilClose, ex.body = nil, false, nil
+	ex.x.End(code, done)
+	ex.rep, ex.begun, ex.untilClose, ex.body = nil, false, false, nil
 	// A spilled body is done with: its share of the spill allowance
 	// comes back before the caller reads the answer.
 	cc.dropSpill()
@@ -1502,8 +1433,8 @@ func (l *loop) settle(cc *clientConn, code int, done time.Time) {
 
 // finish settles cc's request and answers it with cc.resp.
 func (l *loop) finish(cc *clientConn, code int, done time.Time) {
-	cc.resp.Header.Set(HeaderServedBy, cc.ex.vs.name)
-	cc.resp.Header.SetBytesV(HeaderRequestID, cc.ex.id)
+	cc.resp.Header.Set(wire.HeaderServedBy, cc.ex.x.Version())
+	cc.resp.Header.SetBytesV(wire.HeaderRequestID, cc.ex.id)
 	l.settle(cc, code, done)
 	if !cc.closed {
 		l.writeResponse(cc)
@@ -1513,13 +1444,13 @@ func (l *loop) finish(cc *clientConn, code int, done time.Time) {
 
 // getIdle takes the most recently used idle connection to rep, dropping
 // stale ones.
-func (l *loop) getIdle(rep *replica, now time.Time) *upstream {
+func (l *loop) getIdle(rep Replica, now time.Time) *upstream {
 	conns := l.idle[rep]
 	for n := len(conns); n > 0; n = len(conns) {
 		up := conns[n-1]
 		conns[n-1] = nil
 		conns = conns[:n-1]
-		if now.Sub(up.idleAt) < l.eng.idleTimeout && rep.member.Load() {
+		if now.Sub(up.idleAt) < l.eng.cfg.UpIdleTimeout && rep.Member() {
 			l.idle[rep] = conns
 			return up
 		}
@@ -1542,7 +1473,7 @@ func (l *loop) putIdle(up *upstream, now time.Time) {
 	l.idle[up.rep] = append(l.idle[up.rep], up)
 	if !l.idleArm {
 		l.idleArm = true
-		l.idleT.Reset(l.eng.idleTimeout)
+		l.idleT.Reset(l.eng.cfg.UpIdleTimeout)
 	}
 }
 
@@ -1563,7 +1494,7 @@ func (l *loop) sweepIdle() {
 	now := time.Now()
 	for rep, conns := range l.idle {
 		i := 0
-		for i < len(conns) && (now.Sub(conns[i].idleAt) >= l.eng.idleTimeout || !rep.member.Load()) {
+		for i < len(conns) && (now.Sub(conns[i].idleAt) >= l.eng.cfg.UpIdleTimeout || !rep.Member()) {
 			conns[i].closed = true
 			_ = conns[i].c.Close()
 			i++
@@ -1576,7 +1507,7 @@ func (l *loop) sweepIdle() {
 	}
 	if len(l.idle) > 0 {
 		l.idleArm = true
-		l.idleT.Reset(l.eng.idleTimeout)
+		l.idleT.Reset(l.eng.cfg.UpIdleTimeout)
 	}
 }
 
@@ -1672,27 +1603,27 @@ func (l *loop) dropClient(cc *clientConn) {
 // fortieth of the shortest, within [10 ms, 250 ms], so that a connection
 // is closed at most 2.5% (or 250 ms) past its timeout.
 func (l *loop) clientSweepEvery() time.Duration {
-	rt := l.eng.rt
-	d := min(rt.headerTimeout, rt.idleTimeout, rt.bodyTimeout) / 40
+	cfg := &l.eng.cfg
+	d := min(cfg.HeaderTimeout, cfg.IdleTimeout, cfg.BodyTimeout) / 40
 	return min(max(d, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // sweepClients closes callers' connections past their timeouts.
 func (l *loop) sweepClients() {
-	rt := l.eng.rt
+	cfg := &l.eng.cfg
 	now := time.Now()
 	for _, cc := range l.clients {
 		var limit time.Duration
 		switch cc.phase {
 		case phaseIdle:
-			limit = rt.idleTimeout
+			limit = cfg.IdleTimeout
 		case phaseNew, phaseHead:
-			limit = rt.headerTimeout
+			limit = cfg.HeaderTimeout
 		case phaseBody:
-			limit = rt.bodyTimeout
+			limit = cfg.BodyTimeout
 		}
 		if cc.paused {
-			limit = rt.idleTimeout // the caller does not read its answers
+			limit = cfg.IdleTimeout // the caller does not read its answers
 		}
 		if limit > 0 && !cc.closed && now.Sub(cc.since) >= limit {
 			cc.closed = true
@@ -1740,7 +1671,7 @@ func (l *loop) checkPaused() {
 	if l.paused == 0 {
 		return
 	}
-	limit := l.eng.rt.maxPipeline
+	limit := l.eng.cfg.MaxPipeline
 	for _, cc := range l.clients {
 		if !cc.paused || cc.closed {
 			continue

@@ -1,4 +1,4 @@
-package frontend
+package loop
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 
 // Large request bodies on the event loop.
 //
-// A request whose body is larger than spillOver by its Content-Length, or
-// a chunked one of which accumulateOver bytes are buffered and not all of
+// A request whose body is larger than wire.SpillOver by its Content-Length, or
+// a chunked one of which wire.AccumulateOver bytes are buffered and not all of
 // it, is not held in memory:
 // its head is kept, and its body is written to an unlinked temporary file
 // as it arrives, each byte as it is read from the socket (a chunked body
@@ -26,31 +26,25 @@ import (
 // in feedPiece pieces as the replica's connection drains, with a
 // Content-Length. When no file can be created in Options.BodySpillDir, the
 // body is held in memory instead (and a warning logged once). A connection
-// thus holds at most about spillOver bytes of
+// thus holds at most about wire.SpillOver bytes of
 // a request plus what gnet buffers for a read and feedPiece for a write,
 // whatever the body's size; CPU time is linear in it. nginx buffers large bodies the same
 // way (client_body_buffer_size, then a temporary file).
-
-const (
-	// spillOver is the body size past which a request's body goes to a
-	// file.
-	spillOver = 1 << 20
-)
 
 // startSpill begins writing to a file the body of the request at the start
 // of the caller's input, whose head is headLen bytes; want is its
 // Content-Length, or -1 for a chunked body. What arrived of the body so
 // far is written at once.
 func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
-	sp, err := spill.Create(&l.eng.rt.spill, buf[:headLen], want)
+	sp, err := spill.Create(l.eng.cfg.Spill, buf[:headLen], want)
 	if err == spill.ErrFull {
 		return l.refuse(cc, err)
 	}
 	if err != nil {
 		// No file (a read-only or missing directory): hold this body in
 		// memory, as smaller ones are.
-		if l.eng.rt.spill.FirstWarning() {
-			l.eng.rt.log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
+		if l.eng.cfg.Spill.FirstWarning() {
+			l.eng.cfg.Log.Warn("frontend: large request bodies are held in memory: no file for them", "err", err)
 		}
 		cc.noSpill = true
 		return l.serveClient(cc)
@@ -70,7 +64,7 @@ func (l *loop) spillIn(cc *clientConn) (bool, error) {
 			l.setPhase(cc, phaseBody, time.Now())
 			return false, nil
 		}
-		n, _, err := sp.Take(buf, l.eng.rt.maxBody)
+		n, _, err := sp.Take(buf, l.eng.cfg.MaxBody)
 		l.consume(cc, n)
 		if err != nil {
 			return false, err
@@ -86,7 +80,7 @@ func (l *loop) spilled(cc *clientConn) error {
 	if _, err := l.parseRequest(cc, &cc.req, sp.Head); err != nil && err != errNeedMore {
 		return err
 	}
-	if sp.Size > l.eng.rt.maxBody {
+	if sp.Size > l.eng.cfg.MaxBody {
 		return fasthttp.ErrBodyTooLarge
 	}
 	cc.req.SetBodyStream(sp.Reader(), int(sp.Size))

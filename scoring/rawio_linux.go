@@ -1,0 +1,189 @@
+package scoring
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// Reads and writes on the request path (the client's TCP connection and the
+// workers' pipes) are raw system calls on the non-blocking descriptors,
+// made through syscall.RawConn, so that the runtime's poller still waits for
+// readiness and honours deadlines and Close. A plain Read or Write enters
+// the runtime's syscall state, and entering it wakes the sysmon thread
+// whenever sysmon sleeps because every P was idle: with one P serving a
+// request at a time, that was every request, and sysmon then polled every
+// 20 µs until the P was idle again (about a tenth of the replica's CPU
+// under load, in context switches). A read or write on a non-blocking
+// descriptor never blocks, so it needs neither the syscall state nor
+// sysmon: Go's runtime makes its own such calls (the poller's, the
+// timers') the same way.
+
+// rawRead reads into p from the non-blocking descriptor of rc; zero bytes
+// read from a non-empty p is io.EOF. A failed system call is its
+// syscall.Errno; other errors are the poller's (a deadline, Close).
+func rawRead(rc syscall.RawConn, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			case 0:
+				n = int(r)
+			}
+			errno = e
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// rawWrite writes all of p to the non-blocking descriptor of rc, waiting
+// for room as needed. Errors are as rawRead's.
+func rawWrite(rc syscall.RawConn, p []byte) (int, error) {
+	done := 0
+	var errno syscall.Errno
+	err := rc.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
+			switch e {
+			case 0:
+				done += int(r)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	return done, err
+}
+
+// fileIO reads or writes a file registered with the poller (one end of a
+// worker's pipe, the batcher's timerfd) with raw system calls (see above).
+type fileIO struct {
+	f  *os.File
+	rc syscall.RawConn // nil: plain f.Read and f.Write
+}
+
+func newFileIO(f *os.File) fileIO {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fileIO{f: f}
+	}
+	return fileIO{f: f, rc: rc}
+}
+
+func (p fileIO) Read(b []byte) (int, error) {
+	if p.rc == nil {
+		return p.f.Read(b)
+	}
+	n, err := rawRead(p.rc, b)
+	if err != nil && err != io.EOF {
+		err = p.pathError("read", err)
+	}
+	return n, err
+}
+
+func (p fileIO) Write(b []byte) (int, error) {
+	if p.rc == nil {
+		return p.f.Write(b)
+	}
+	n, err := rawWrite(p.rc, b)
+	if err != nil {
+		err = p.pathError("write", err)
+	}
+	return n, err
+}
+
+// pathError is err as *os.File reports it: a *os.PathError around the
+// system call's error, or around os.ErrClosed once the file is closed (the
+// poller's only error on a file that has no deadline, as these have none).
+func (p fileIO) pathError(op string, err error) error {
+	if _, ok := err.(syscall.Errno); !ok {
+		err = os.ErrClosed
+	}
+	return &os.PathError{Op: op, Path: p.f.Name(), Err: err}
+}
+
+// rawListener hands out TCP connections whose Read and Write are raw
+// system calls (see above); everything else is the connection's own.
+type rawListener struct{ net.Listener }
+
+func wrapListener(ln net.Listener) net.Listener { return rawListener{ln} }
+
+func (l rawListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return c, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c, nil
+	}
+	return &rawTCPConn{TCPConn: tc, rc: rc}, nil
+}
+
+// rawTCPConn is a TCP connection read and written with raw system calls.
+// Errors are *net.OpError, as the connection's own.
+type rawTCPConn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+func (c *rawTCPConn) Read(b []byte) (int, error) {
+	n, err := rawRead(c.rc, b)
+	if err != nil && err != io.EOF {
+		err = c.opError("read", err)
+	}
+	return n, err
+}
+
+func (c *rawTCPConn) Write(b []byte) (int, error) {
+	n, err := rawWrite(c.rc, b)
+	if err != nil {
+		err = c.opError("write", err)
+	}
+	return n, err
+}
+
+// opError is err as net.Conn reports it: an *net.OpError around the
+// poller's error (a deadline, a closed connection) or the system call's.
+func (c *rawTCPConn) opError(op string, err error) error {
+	switch e := err.(type) {
+	case syscall.Errno:
+		err = os.NewSyscallError(op, e)
+	case *net.OpError:
+		// The poller's error, wrapped by RawConn as "raw-read"/"raw-write".
+		err = e.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
