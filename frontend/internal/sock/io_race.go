@@ -1,15 +1,15 @@
 //go:build race
 
-package frontend
+package sock
 
 import "syscall"
 
-func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
+func Read(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, err := syscall.Read(int(fd), p)
 	return max(n, 0), errno(err)
 }
 
-func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+func Write(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, err := syscall.Write(int(fd), p)
 	return max(n, 0), errno(err)
 }
