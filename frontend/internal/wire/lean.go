@@ -163,13 +163,25 @@ func headerLines(head []byte, from int, f func(name, value []byte, s Span) bool)
 		if c <= 0 || !token(line[:c]) || hasCTL(line[c+1:]) {
 			return false
 		}
-		v := bytes.Trim(line[c+1:], " \t")
+		v := trimOWS(line[c+1:])
 		if !f(line[:c], v, Span{int32(pos), int32(pos + i - 1)}) {
 			return false
 		}
 		pos += i + 1
 	}
 	return true
+}
+
+// trimOWS cuts the optional white space (blanks and tabs) around a header
+// value: bytes.Trim(v, " \t") without building its cutset on each call.
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // tokenChar marks the bytes allowed in an HTTP token (a header name).
@@ -258,7 +270,7 @@ func hasToken(v []byte, tok string) bool {
 		} else {
 			t, v = v, nil
 		}
-		if bytes.EqualFold(bytes.Trim(t, " \t"), []byte(tok)) {
+		if bytes.EqualFold(trimOWS(t), []byte(tok)) {
 			return true
 		}
 	}
