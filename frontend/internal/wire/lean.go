@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 )
 
@@ -203,8 +204,24 @@ func token(b []byte) bool {
 }
 
 // hasCTL reports whether a header value holds a control character other
-// than a tab.
+// than a tab. It looks at eight bytes at a time and at single bytes only
+// in a word that may hold one (or a tab).
 func hasCTL(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		// A byte below 0x20, or equal to 0x7f, in w (exact as a whole).
+		if (w-0x20*ones)&^w&highs != 0 || (w^0x7f*ones-ones)&^(w^0x7f*ones)&highs != 0 {
+			if hasCTLBytes(b[:8]) {
+				return true
+			}
+		}
+		b = b[8:]
+	}
+	return hasCTLBytes(b)
+}
+
+func hasCTLBytes(b []byte) bool {
 	for _, c := range b {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return true
