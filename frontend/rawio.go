@@ -5,12 +5,10 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"github.com/aksml/aksml/frontend/internal/sock"
 )
 
 // sockConn is a TCP connection whose reads and writes are system calls made
-// directly on its non-blocking socket (see sock.Read), waiting for readiness
+// directly on its non-blocking socket (see sysRead), waiting for readiness
 // through the runtime's network poller (syscall.RawConn). The calls never
 // block, so the runtime's bookkeeping around a system call that might
 // (handing the thread's processor to another thread, waking its monitor
@@ -65,7 +63,7 @@ func (c *sockConn) Read(p []byte) (int, error) {
 // readReady reads once; false means the socket had nothing (wait).
 func (c *sockConn) readReady(fd uintptr) bool {
 	for {
-		n, e := sock.Read(fd, c.rbuf)
+		n, e := sysRead(fd, c.rbuf)
 		switch e {
 		case 0:
 			if n == 0 {
@@ -101,7 +99,7 @@ func (c *sockConn) Write(p []byte) (int, error) {
 // (wait).
 func (c *sockConn) writeReady(fd uintptr) bool {
 	for c.wn < len(c.wbuf) {
-		n, e := sock.Write(fd, c.wbuf[c.wn:])
+		n, e := sysWrite(fd, c.wbuf[c.wn:])
 		switch e {
 		case 0:
 			c.wn += n

@@ -62,7 +62,7 @@ func (c *upConn) writeThenWait(fd uintptr) bool {
 	}
 	c.started = true
 	for c.wrote < len(c.out) {
-		n, e := sock.Write(fd, c.out[c.wrote:])
+		n, e := sysWrite(fd, c.out[c.wrote:])
 		switch e {
 		case 0:
 			c.wrote += n

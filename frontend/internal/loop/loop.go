@@ -1067,36 +1067,10 @@ func (l *loop) sendUp(up *upstream, cc *clientConn) {
 			l.feeding = append(l.feeding, cc)
 			l.armPauseCheck()
 		}
-	} else if n := writeNow(up.c, cc.upReq); n < len(cc.upReq) {
-		if n > 0 {
-			up.writing = false // a failure from here on may follow the replica's read
-		}
-		_, _ = up.c.Write(cc.upReq[n:])
+	} else {
+		_, _ = up.c.Write(cc.upReq)
 	}
 	up.writing = false
-}
-
-// writeNow writes what it can of p to c at once, with a raw system call
-// (see sock.Write: no trip through the runtime's system-call state) when
-// nothing waits in c's outbound buffer, and returns how much went out.
-// The caller hands the rest to c.Write, which buffers what the socket does
-// not take and, on an error, closes c (OnClose runs from inside it).
-func writeNow(c gnet.Conn, p []byte) int {
-	if len(p) == 0 || c.OutboundBuffered() > 0 {
-		return 0
-	}
-	n, e := sock.Write(uintptr(c.Fd()), p)
-	if e != 0 {
-		return 0 // EAGAIN or EINTR (c.Write retries), or an error c.Write meets again
-	}
-	return n
-}
-
-// write writes p to c, at once when the socket takes it (see writeNow).
-func write(c gnet.Conn, p []byte) {
-	if n := writeNow(c, p); n < len(p) {
-		_, _ = c.Write(p[n:])
-	}
 }
 
 // feedPiece is how much of a large body is handed to a replica's
@@ -1243,7 +1217,7 @@ func (l *loop) answerNow(cc *clientConn) {
 func (l *loop) writeResponse(cc *clientConn) {
 	cc.respDirty = true
 	l.out.B = wire.AppendResponse(l.out.B[:0], cc.closeAfter, &cc.resp)
-	write(cc.c, l.out.B)
+	_, _ = cc.c.Write(l.out.B)
 }
 
 // ---- replicas ----
@@ -1289,7 +1263,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		}
 		l.settle(cc, code, now)
 		if !cc.closed {
-			write(cc.c, w.B)
+			_, _ = cc.c.Write(w.B)
 		}
 		// Idle from now (the answer's time, read above).
 		cc.phase, cc.since = phaseIdle, now

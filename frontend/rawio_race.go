@@ -1,15 +1,15 @@
 //go:build race
 
-package sock
+package frontend
 
 import "syscall"
 
-func Read(fd uintptr, p []byte) (int, syscall.Errno) {
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, err := syscall.Read(int(fd), p)
 	return max(n, 0), errno(err)
 }
 
-func Write(fd uintptr, p []byte) (int, syscall.Errno) {
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, err := syscall.Write(int(fd), p)
 	return max(n, 0), errno(err)
 }
