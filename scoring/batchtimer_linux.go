@@ -4,6 +4,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,6 +16,7 @@ import (
 // timeout.
 type preciseTimer struct {
 	f    *os.File
+	rf   fileIO // f, read with raw system calls
 	fd   int
 	ch   chan struct{}
 	done sync.WaitGroup
@@ -26,7 +28,8 @@ func newPreciseTimer() *preciseTimer {
 	if err != nil {
 		return nil
 	}
-	t := &preciseTimer{f: os.NewFile(uintptr(fd), "batch-timerfd"), fd: fd, ch: make(chan struct{}, 1)}
+	f := os.NewFile(uintptr(fd), "batch-timerfd")
+	t := &preciseTimer{f: f, rf: newFileIO(f), fd: fd, ch: make(chan struct{}, 1)}
 	t.done.Add(1)
 	go t.loop()
 	return t
@@ -37,7 +40,7 @@ func (t *preciseTimer) loop() {
 	defer t.done.Done()
 	var b [8]byte
 	for {
-		if _, err := t.f.Read(b[:]); err != nil {
+		if _, err := t.rf.Read(b[:]); err != nil {
 			return
 		}
 		select {
@@ -49,13 +52,16 @@ func (t *preciseTimer) loop() {
 
 func (t *preciseTimer) arm(d time.Duration) {
 	// A zero it_value disarms: a deadline already past fires in 1 ns.
-	d = max(d, 1)
-	// Settime on a closed fd fails with EBADF; the timer is then over.
-	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}, nil)
+	t.settime(unix.ItimerSpec{Value: unix.NsecToTimespec(int64(max(d, 1)))})
 }
 
-func (t *preciseTimer) disarm() {
-	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{}, nil)
+func (t *preciseTimer) disarm() { t.settime(unix.ItimerSpec{}) }
+
+// settime is timerfd_settime as a raw system call: it never blocks, so it
+// need not wake the runtime's sysmon (see rawio_linux.go). On a closed fd it
+// fails with EBADF; the timer is then over.
+func (t *preciseTimer) settime(spec unix.ItimerSpec) {
+	unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(t.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
 }
 
 func (t *preciseTimer) fired() <-chan struct{} { return t.ch }

@@ -233,8 +233,8 @@ type worker struct {
 	respR *os.File
 	// req and resp write reqW and read respR on the request path (raw
 	// system calls on Linux, see rawio_linux.go).
-	req  pipeIO
-	resp pipeIO
+	req  fileIO
+	resp fileIO
 	outR *os.File
 
 	ioMu     sync.Mutex // held during a round trip; the files close under it
@@ -357,7 +357,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, dcW) // fd 5
 	}
 	cmd.SysProcAttr = sysProcAttr()
-	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, req: newPipeIO(reqW), resp: newPipeIO(respR), outR: outR,
+	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, req: newFileIO(reqW), resp: newFileIO(respR), outR: outR,
 		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}
 
 	p.mu.Lock()

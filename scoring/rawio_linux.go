@@ -83,22 +83,22 @@ func rawWrite(rc syscall.RawConn, p []byte) (int, error) {
 	return done, err
 }
 
-// pipeIO reads or writes one end of a worker's pipe with raw system calls
-// (see above).
-type pipeIO struct {
+// fileIO reads or writes a file registered with the poller (one end of a
+// worker's pipe, the batcher's timerfd) with raw system calls (see above).
+type fileIO struct {
 	f  *os.File
 	rc syscall.RawConn // nil: plain f.Read and f.Write
 }
 
-func newPipeIO(f *os.File) pipeIO {
+func newFileIO(f *os.File) fileIO {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return pipeIO{f: f}
+		return fileIO{f: f}
 	}
-	return pipeIO{f: f, rc: rc}
+	return fileIO{f: f, rc: rc}
 }
 
-func (p pipeIO) Read(b []byte) (int, error) {
+func (p fileIO) Read(b []byte) (int, error) {
 	if p.rc == nil {
 		return p.f.Read(b)
 	}
@@ -109,7 +109,7 @@ func (p pipeIO) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (p pipeIO) Write(b []byte) (int, error) {
+func (p fileIO) Write(b []byte) (int, error) {
 	if p.rc == nil {
 		return p.f.Write(b)
 	}
@@ -122,8 +122,8 @@ func (p pipeIO) Write(b []byte) (int, error) {
 
 // pathError is err as *os.File reports it: a *os.PathError around the
 // system call's error, or around os.ErrClosed once the file is closed (the
-// poller's only error on a pipe, which has no deadline).
-func (p pipeIO) pathError(op string, err error) error {
+// poller's only error on a file that has no deadline, as these have none).
+func (p fileIO) pathError(op string, err error) error {
 	if _, ok := err.(syscall.Errno); !ok {
 		err = os.ErrClosed
 	}

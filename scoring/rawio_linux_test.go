@@ -99,13 +99,13 @@ func TestRawTCPConnDeadlineAndClose(t *testing.T) {
 	}
 }
 
-func TestPipeIO(t *testing.T) {
+func TestFileIO(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	pr, pw := newPipeIO(r), newPipeIO(w)
+	pr, pw := newFileIO(r), newFileIO(w)
 	if pr.rc == nil || pw.rc == nil {
 		t.Fatal("a pipe has no RawConn")
 	}
@@ -135,7 +135,7 @@ func TestPipeIO(t *testing.T) {
 	}
 	defer w2.Close()
 	r2.Close()
-	if _, err := newPipeIO(w2).Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+	if _, err := newFileIO(w2).Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("Write with no reader: %v, want EPIPE", err)
 	}
 }

@@ -7,13 +7,13 @@ import (
 	"os"
 )
 
-// pipeIO is a worker's pipe end, read and written as it is: the raw system
-// calls of rawio_linux.go are Linux's only.
-type pipeIO struct{ f *os.File }
+// fileIO is a file read and written as it is: the raw system calls of
+// rawio_linux.go are Linux's only.
+type fileIO struct{ f *os.File }
 
-func newPipeIO(f *os.File) pipeIO { return pipeIO{f: f} }
+func newFileIO(f *os.File) fileIO { return fileIO{f: f} }
 
-func (p pipeIO) Read(b []byte) (int, error)  { return p.f.Read(b) }
-func (p pipeIO) Write(b []byte) (int, error) { return p.f.Write(b) }
+func (p fileIO) Read(b []byte) (int, error)  { return p.f.Read(b) }
+func (p fileIO) Write(b []byte) (int, error) { return p.f.Write(b) }
 
 func wrapListener(ln net.Listener) net.Listener { return ln }
