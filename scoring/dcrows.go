@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,209 +53,228 @@ const (
 	pmFlagRef     = 0x80
 )
 
-// pyValue is a decoded marshal value: a scalar (kind one of the codes
-// above, text holding a str's UTF-8 or a long's decimal digits) or a
-// sequence (kind pmList, items).
-type pyValue struct {
-	kind  byte
-	i     int64
-	f     float64
-	text  []byte
-	items []pyValue
+// pyScalar is one value of marshal data as pyDecoder reads it: a scalar
+// (kind one of the codes above, text holding a str's UTF-8 or a long's
+// decimal digits), or the start of a sequence (kind pmList, n items, read
+// next).
+type pyScalar struct {
+	kind byte
+	i    int64
+	f    float64
+	text []byte
+	n    int
+	// ref is the slot of a sequence that may be referenced (-1 for none),
+	// filled once its items are read; resume, for a sequence read through
+	// a reference, is where the data goes on after its items.
+	ref, resume int
 }
 
-// pyDecoder decodes the marshal data of a record: two levels of sequences
-// at most below the top.
+// pyDecoder writes the marshal data of a record as CSV rows as it reads
+// it (no tree of values): two levels of sequences at most below the top.
+// A reference (marshal's back-reference to a value seen before) is read
+// again where the value was.
 type pyDecoder struct {
-	p []byte
-	// arena holds the items of sequences; kept (with refs) from record
-	// to record by a collector's writer.
-	arena []pyValue
-	refs  []pyValue
-	// filled tells which refs are complete (a sequence's ref is taken
-	// before its items).
+	data []byte
+	p    int
+	// refs holds the offset of each referable value's code byte, filled
+	// tells which are complete (a sequence's slot is taken before its
+	// items); kept from record to record by a collector's writer.
+	refs   []int
 	filled []bool
+	// replay counts the references being read again: their values'
+	// slots were taken the first time.
+	replay int
+	// prefix is the record's timestamp and correlation id as the first
+	// two fields of its rows.
+	prefix []byte
 }
 
 var errMarshalShort = errors.New("the marshal data is cut short")
 
 func (d *pyDecoder) u32() (uint32, error) {
-	if len(d.p) < 4 {
+	if len(d.data)-d.p < 4 {
 		return 0, errMarshalShort
 	}
-	v := binary.LittleEndian.Uint32(d.p)
-	d.p = d.p[4:]
+	v := binary.LittleEndian.Uint32(d.data[d.p:])
+	d.p += 4
 	return v, nil
 }
 
 func (d *pyDecoder) take(n int) ([]byte, error) {
-	if n < 0 || n > len(d.p) {
+	if n < 0 || n > len(d.data)-d.p {
 		return nil, errMarshalShort
 	}
-	b := d.p[:n:n]
-	d.p = d.p[n:]
+	b := d.data[d.p : d.p+n : d.p+n]
+	d.p += n
 	return b, nil
 }
 
-// value decodes one value; depth is how many sequences may still nest.
-func (d *pyDecoder) value(depth int) (pyValue, error) {
-	if len(d.p) == 0 {
-		return pyValue{}, errMarshalShort
+// isSeq tells the codes of sequences.
+func isSeq(typ byte) bool { return typ == pmList || typ == pmTuple || typ == pmSmallTuple }
+
+// value reads one value; depth is how many sequences may still nest. A
+// sequence's items are read next by the caller, which then calls endSeq.
+func (d *pyDecoder) value(depth int, v *pyScalar) error {
+	*v = pyScalar{ref: -1, resume: -1}
+	if d.p >= len(d.data) {
+		return errMarshalShort
 	}
-	code := d.p[0]
-	d.p = d.p[1:]
+	at := d.p
+	code := d.data[d.p]
+	d.p++
 	typ := code &^ pmFlagRef
-	ref := -1
-	if code&pmFlagRef != 0 {
+	if code&pmFlagRef != 0 && d.replay == 0 {
 		if len(d.refs) >= 1<<20 {
-			return pyValue{}, errors.New("the marshal data has too many references")
+			return errors.New("the marshal data has too many references")
 		}
-		ref = len(d.refs)
-		d.refs = append(d.refs, pyValue{})
+		v.ref = len(d.refs)
+		d.refs = append(d.refs, at)
 		d.filled = append(d.filled, false)
 	}
-	v := pyValue{kind: typ}
+	v.kind = typ
 	switch typ {
 	case pmNone, pmTrue, pmFalse:
 	case pmInt:
 		u, err := d.u32()
 		if err != nil {
-			return v, err
+			return err
 		}
 		v.i = int64(int32(u))
 	case pmLong:
 		u, err := d.u32()
 		if err != nil {
-			return v, err
+			return err
 		}
 		n := int64(int32(u))
 		neg := n < 0
 		if neg {
 			n = -n
 		}
-		if 2*n > int64(len(d.p)) {
-			return v, errMarshalShort
+		if 2*n > int64(len(d.data)-d.p) {
+			return errMarshalShort
 		}
 		// 15 bits a digit: more digits than this make more than
 		// maxIntDigits decimal ones.
 		if n > maxLongDigits {
-			return v, fmt.Errorf("an int of more than %d digits; Python writes at most %d", maxIntDigits, maxIntDigits)
+			return fmt.Errorf("an int of more than %d digits; Python writes at most %d", maxIntDigits, maxIntDigits)
 		}
 		x, digit := new(big.Int), new(big.Int)
+		digits := d.data[d.p:]
 		for k := n - 1; k >= 0; k-- {
-			dg := binary.LittleEndian.Uint16(d.p[2*k:])
+			dg := binary.LittleEndian.Uint16(digits[2*k:])
 			if dg >= 1<<15 {
-				return v, errors.New("an int has a digit out of range")
+				return errors.New("an int has a digit out of range")
 			}
 			x.Lsh(x, 15)
 			x.Or(x, digit.SetUint64(uint64(dg)))
 		}
-		d.p = d.p[2*n:]
+		d.p += int(2 * n)
 		if neg {
 			x.Neg(x)
 		}
 		v.text = x.Append(nil, 10)
 		if digits := len(v.text) - btoi(neg); digits > maxIntDigits {
-			return v, fmt.Errorf("an int of %d digits; Python writes at most %d", digits, maxIntDigits)
+			return fmt.Errorf("an int of %d digits; Python writes at most %d", digits, maxIntDigits)
 		}
 	case pmBinaryFloat:
-		if len(d.p) < 8 {
-			return v, errMarshalShort
+		if len(d.data)-d.p < 8 {
+			return errMarshalShort
 		}
-		v.f = math.Float64frombits(binary.LittleEndian.Uint64(d.p))
-		d.p = d.p[8:]
+		v.f = math.Float64frombits(binary.LittleEndian.Uint64(d.data[d.p:]))
+		d.p += 8
 	case pmShortASCII, pmShortASCIIi:
-		if len(d.p) < 1 {
-			return v, errMarshalShort
+		if d.p >= len(d.data) {
+			return errMarshalShort
 		}
-		n := int(d.p[0])
-		d.p = d.p[1:]
+		n := int(d.data[d.p])
+		d.p++
 		b, err := d.take(n)
 		if err != nil {
-			return v, err
+			return err
 		}
 		v.kind, v.text = pmUnicode, b
 	case pmASCII, pmASCIIIntern, pmUnicode, pmInterned:
 		u, err := d.u32()
 		if err != nil {
-			return v, err
+			return err
 		}
 		b, err := d.take(int(int32(u)))
 		if err != nil {
-			return v, err
+			return err
 		}
 		if !utf8.Valid(b) {
-			return v, errors.New("a string is not valid UTF-8 (it holds a lone surrogate)")
+			return errors.New("a string is not valid UTF-8 (it holds a lone surrogate)")
 		}
 		v.kind, v.text = pmUnicode, b
 	case pmList, pmTuple, pmSmallTuple:
 		if depth == 0 {
-			return v, errors.New("a value nests deeper than rows of cells")
+			return errors.New("a value nests deeper than rows of cells")
 		}
 		var n int
 		if typ == pmSmallTuple {
-			if len(d.p) < 1 {
-				return v, errMarshalShort
+			if d.p >= len(d.data) {
+				return errMarshalShort
 			}
-			n = int(d.p[0])
-			d.p = d.p[1:]
+			n = int(d.data[d.p])
+			d.p++
 		} else {
 			u, err := d.u32()
 			if err != nil {
-				return v, err
+				return err
 			}
 			n = int(int32(u))
 		}
 		// Every item takes a byte at least.
-		if n < 0 || n > len(d.p) {
-			return v, errMarshalShort
+		if n < 0 || n > len(d.data)-d.p {
+			return errMarshalShort
 		}
-		v.kind = pmList
-		if n <= 1024 {
-			// From the arena: the slots are taken before the items, so
-			// the items of nested sequences come after them.
-			if len(d.arena)+n > cap(d.arena) {
-				d.arena = make([]pyValue, 0, max(4096, 2*n))
-			}
-			v.items = d.arena[len(d.arena) : len(d.arena)+n : len(d.arena)+n]
-			d.arena = d.arena[:len(d.arena)+n]
-			for k := range v.items {
-				it, err := d.value(depth - 1)
-				if err != nil {
-					return v, err
-				}
-				v.items[k] = it
-			}
-			break
-		}
-		// Grown as items arrive: a count is not trusted with memory.
-		v.items = make([]pyValue, 0, 1024)
-		for range n {
-			it, err := d.value(depth - 1)
-			if err != nil {
-				return v, err
-			}
-			v.items = append(v.items, it)
-		}
+		v.kind, v.n = pmList, n
+		return nil // filled by endSeq
 	case pmRef:
 		u, err := d.u32()
 		if err != nil {
-			return v, err
+			return err
 		}
 		if uint64(u) >= uint64(len(d.refs)) || !d.filled[u] {
-			return v, fmt.Errorf("a reference to value %d, which is not there (yet)", u)
+			return fmt.Errorf("a reference to value %d, which is not there (yet)", u)
 		}
-		v = d.refs[u]
-		if v.kind == pmList && depth == 0 {
-			return v, errors.New("a value nests deeper than rows of cells")
+		target := d.refs[u]
+		if v.ref >= 0 {
+			// A reference that may be referenced: the same value.
+			d.refs[v.ref], d.filled[v.ref] = target, true
 		}
+		if isSeq(d.data[target]&^pmFlagRef) && depth == 0 {
+			return errors.New("a value nests deeper than rows of cells")
+		}
+		// Read the value again where it was (it was read whole then).
+		resume := d.p
+		d.p = target
+		d.replay++
+		if err := d.value(depth, v); err != nil || v.kind != pmList {
+			d.replay--
+			d.p = resume
+			return err
+		}
+		v.resume = resume // endSeq goes back
+		return nil
 	default:
-		return v, fmt.Errorf("a value of marshal type %q; want str, int, float, bool, None or a list", typ)
+		return fmt.Errorf("a value of marshal type %q; want str, int, float, bool, None or a list", typ)
 	}
-	if ref >= 0 {
-		d.refs[ref], d.filled[ref] = v, true
+	if v.ref >= 0 {
+		d.filled[v.ref] = true
 	}
-	return v, nil
+	return nil
+}
+
+// endSeq ends a sequence whose items were read.
+func (d *pyDecoder) endSeq(v pyScalar) {
+	if v.ref >= 0 {
+		d.filled[v.ref] = true
+	}
+	if v.resume >= 0 {
+		d.replay--
+		d.p = v.resume
+	}
 }
 
 func btoi(b bool) int {
@@ -272,33 +292,72 @@ func appendDCRows(dst, data []byte) ([]byte, error) {
 	return d.appendRows(dst, data)
 }
 
+var errNotRecord = errors.New("the values are not (timestamp, correlation id, rows)")
+
 // appendRows is appendDCRows with d's memory (kept for the next record).
 func (d *pyDecoder) appendRows(dst, data []byte) ([]byte, error) {
-	clear(d.arena)
-	clear(d.refs)
-	d.p, d.arena, d.refs, d.filled = data, d.arena[:0], d.refs[:0], d.filled[:0]
-	defer func() { d.p = nil }()
-	top, err := d.value(3)
-	if err == nil && len(d.p) > 0 {
-		err = fmt.Errorf("%d bytes after the marshal data", len(d.p))
-	}
-	if err == nil && (top.kind != pmList || len(top.items) != 3 || top.items[0].kind != pmUnicode ||
-		top.items[1].kind != pmUnicode || top.items[2].kind != pmList) {
-		err = errors.New("the values are not (timestamp, correlation id, rows)")
-	}
-	if err != nil {
-		return dst, fmt.Errorf("%w: record values: %v", errProtocol, err)
-	}
+	d.data, d.p, d.replay = data, 0, 0
+	d.refs, d.filled = d.refs[:0], d.filled[:0]
 	start := len(dst)
-	ts, cid := top.items[0].text, top.items[1].text
-	for r, row := range top.items[2].items {
-		if row.kind != pmList {
-			return dst[:start], fmt.Errorf("%w: record values: row %d is not a list", errProtocol, r)
+	out, err := d.rows(dst)
+	d.data = nil
+	if err == nil && d.p < len(data) {
+		err = fmt.Errorf("%d bytes after the marshal data", len(data)-d.p)
+	}
+	switch {
+	case err == errTooLarge:
+		return dst[:start], fmt.Errorf("the record's CSV rows exceed the limit of %d bytes", maxRecordCSV)
+	case err != nil:
+		return dst[:start], fmt.Errorf("%w: record values: %v", errProtocol, err)
+	}
+	return out, nil
+}
+
+var errTooLarge = errors.New("too large")
+
+// rows reads (timestamp, correlation id, rows) and appends the rows.
+func (d *pyDecoder) rows(dst []byte) ([]byte, error) {
+	start := len(dst)
+	var top, ts, cid, rows, row, cell pyScalar
+	if err := d.value(3, &top); err != nil {
+		return dst, err
+	}
+	if top.kind != pmList || top.n != 3 {
+		return dst, errNotRecord
+	}
+	if err := d.value(2, &ts); err != nil {
+		return dst, err
+	}
+	if ts.kind != pmUnicode {
+		return dst, errNotRecord
+	}
+	if err := d.value(2, &cid); err != nil {
+		return dst, err
+	}
+	if cid.kind != pmUnicode {
+		return dst, errNotRecord
+	}
+	d.prefix = appendCSVText(d.prefix[:0], ts.text)
+	d.prefix = append(d.prefix, ',')
+	d.prefix = appendCSVText(d.prefix, cid.text)
+	if err := d.value(2, &rows); err != nil {
+		return dst, err
+	}
+	if rows.kind != pmList {
+		return dst, errNotRecord
+	}
+	for r := range rows.n {
+		if err := d.value(1, &row); err != nil {
+			return dst, err
 		}
-		dst = appendCSVText(dst, ts)
-		dst = append(dst, ',')
-		dst = appendCSVText(dst, cid)
-		for c, cell := range row.items {
+		if row.kind != pmList {
+			return dst, fmt.Errorf("row %d is not a list", r)
+		}
+		dst = append(dst, d.prefix...)
+		for range row.n {
+			if err := d.value(0, &cell); err != nil {
+				return dst, err
+			}
 			dst = append(dst, ',')
 			switch cell.kind {
 			case pmUnicode:
@@ -314,18 +373,19 @@ func (d *pyDecoder) appendRows(dst, data []byte) ([]byte, error) {
 				dst = append(dst, cell.text...)
 			case pmBinaryFloat:
 				dst = appendPyFloat(dst, cell.f)
-			default:
-				return dst[:start], fmt.Errorf("%w: record values: row %d column %d is not a str, int, float, bool or None", errProtocol, r, c)
 			}
 			if len(dst)-start > maxRecordCSV {
-				return dst[:start], fmt.Errorf("the record's CSV rows exceed the limit of %d bytes", maxRecordCSV)
+				return dst, errTooLarge
 			}
 		}
+		d.endSeq(row)
 		dst = append(dst, '\n')
 		if len(dst)-start > maxRecordCSV {
-			return dst[:start], fmt.Errorf("the record's CSV rows exceed the limit of %d bytes", maxRecordCSV)
+			return dst, errTooLarge
 		}
 	}
+	d.endSeq(rows)
+	d.endSeq(top)
 	return dst, nil
 }
 
@@ -358,6 +418,22 @@ func appendCSVText(dst, s []byte) []byte {
 // notation for exponents from -4 to 15 (with ".0" when whole), else as
 // d.ddde±XX.
 func appendPyFloat(dst []byte, f float64) []byte {
+	// Positional notation: Go's shortest 'f' digits are Python's, with
+	// ".0" added to a whole number.
+	if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
+		n := len(dst)
+		dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
+		if bytes.IndexByte(dst[n:], '.') < 0 {
+			dst = append(dst, ".0"...)
+		}
+		return dst
+	}
+	return appendPyFloatDigits(dst, f)
+}
+
+// appendPyFloatDigits is appendPyFloat from the shortest digits and
+// exponent, for any f.
+func appendPyFloatDigits(dst []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
 		return append(dst, "nan"...)

@@ -86,7 +86,9 @@ func TestPyFloatRepr(t *testing.T) {
 	for f, want := range map[float64]string{
 		1: "1.0", 1e16: "1e+16", 1e15: "1000000000000000.0", 1e-4: "0.0001", 1e-5: "1e-05",
 		-2.5e-300: "-2.5e-300", math.Copysign(0, -1): "-0.0", tenth + 0.2: "0.30000000000000004",
-		math.NaN(): "nan", math.Inf(-1): "-inf", 123.456: "123.456",
+		math.NaN(): "nan", math.Inf(-1): "-inf", 123.456: "123.456", 9999999999999998: "9999999999999998.0",
+		math.Nextafter(1e-4, 0): "9.999999999999999e-05", -1e-4: "-0.0001", -1e15: "-1000000000000000.0",
+		math.Nextafter(1e16, 0): "9999999999999998.0", 1.5: "1.5", 4.25: "4.25",
 	} {
 		if got := string(appendPyFloat(nil, f)); got != want {
 			t.Errorf("%v: got %q, want %q", f, got, want)
@@ -204,4 +206,47 @@ def run(raw_data):
 	if len(lines) != 1 || !strings.HasSuffix(lines[0], `,1.5,2.5,"a,b",1,7,True,,plain`) {
 		t.Fatalf("rows %q", lines)
 	}
+}
+
+// FuzzDCRowsMatchReference: the streaming decoder writes what the tree
+// decoder it replaced wrote, and refuses what it refused.
+func FuzzDCRowsMatchReference(f *testing.F) {
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x02\x00\x00\x00i\x07\x00\x00\x00z\x01x"))
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x02\x00\x00\x00\xdb\x02\x00\x00\x00g\x00\x00\x00\x00\x00\x00\xf8?Nr\x03\x00\x00\x00"))
+	f.Add([]byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x01\x00\x00\x00l\xfe\xff\xff\xff\x01\x00\x02\x00"))
+	f.Add([]byte(")\x03\xfa\x02ts\xfa\x03cid[\x03\x00\x00\x00\xdb\x02\x00\x00\x00r\x00\x00\x00\x00\xe9\x07\x00\x00\x00r\x02\x00\x00\x00\xdb\x01\x00\x00\x00r\x01\x00\x00\x00"))
+	f.Add([]byte("\xa9\x03z\x02tsz\x03cid[\x01\x00\x00\x00r\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := appendDCRows([]byte("k"), data)
+		want, werr := refAppendDCRows([]byte("k"), data)
+		if (err == nil) != (werr == nil) || string(got) != string(want) {
+			t.Fatalf("streaming: %q, %v\ntree: %q, %v", got, err, want, werr)
+		}
+		// A decoder reused after any record writes the next one right.
+		var d pyDecoder
+		_, _ = d.appendRows(nil, data)
+		good := []byte(")\x03z\x02tsz\x03cid[\x01\x00\x00\x00[\x02\x00\x00\x00i\x07\x00\x00\x00z\x01x")
+		if out, err := d.appendRows(nil, good); err != nil || string(out) != "ts,cid,7,x\n" {
+			t.Fatalf("after %q: %q, %v", data, out, err)
+		}
+	})
+}
+
+// FuzzPyFloat: the positional fast path of appendPyFloat writes what the
+// general one (from digits and exponent) writes.
+func FuzzPyFloat(f *testing.F) {
+	for _, v := range []float64{1, 1e-4, 1e16, 9999999999999998, 0.30000000000000004, 123.456, -7.25e10} {
+		f.Add(math.Float64bits(v))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		v := math.Float64frombits(bits)
+		if got, want := string(appendPyFloat(nil, v)), string(appendPyFloatDigits(nil, v)); got != want {
+			t.Fatalf("%v (%#x): %q, want %q", v, bits, got, want)
+		}
+		// Values spread over the fast path's range.
+		v = math.Ldexp(float64(bits>>11), -int(bits%120)) * (1 - 2*float64(bits&1))
+		if got, want := string(appendPyFloat(nil, v)), string(appendPyFloatDigits(nil, v)); got != want {
+			t.Fatalf("%v: %q, want %q", v, got, want)
+		}
+	})
 }

@@ -11,13 +11,16 @@
 //	go run ./bench/capture          # 3 rounds of 2 s cells
 //	go run ./bench/capture -quick   # 1 round of 1 s cells
 //	go run ./bench/capture -cpuprofile cpu.out
+//	perf record -g go run ./bench/capture -only on   # one side alone
 //
 // The output ends with "RESULT capture_rps_ratio=… capture_p99_ratio=…
 // capture_cpu_ratio=… capture_dropped=… capture_telemetry_dropped=…": the
 // ratios are on ÷ off (throughput: the goal is ≥ 0.95; p99: within noise
 // of 1; the CPU a request costs this process and its workers, the median
 // round),
-// capture_dropped the model data records the buffer refused (the store did
+// capture_cpu_go_on_us and capture_cpu_go_off_us the part of it this
+// process spent (the replicas' Go side and the load generator; the rest is
+// the Python workers'), capture_dropped the model data records the buffer refused (the store did
 // not keep up), capture_telemetry_dropped the telemetry records likewise.
 package main
 
@@ -34,6 +37,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aksml/aksml/bench/internal/benchkit"
@@ -66,6 +70,7 @@ var (
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
+	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 )
 
 func main() {
@@ -82,6 +87,14 @@ func main() {
 	}
 	if *quick {
 		*duration, *rounds = time.Second, 1
+	}
+	sides := []string{"off", "on"}
+	switch *only {
+	case "":
+	case "on", "off":
+		sides = []string{*only}
+	default:
+		log.Fatalf("-only %q: want on or off", *only)
 	}
 	dir, err := os.MkdirTemp("", "aksml-capture-")
 	if err != nil {
@@ -108,26 +121,32 @@ func main() {
 	on, onStats := start(dir, dc, tel)
 	off, offClose := start(dir, nil, nil)
 	var onCells, offCells []benchkit.Cell
-	fmt.Printf("%-6s %-4s %10s %10s %10s %12s\n", "round", "side", "req/s", "p50", "p99", "CPU/request")
+	var onGo, offGo []time.Duration // the Go process's part of each cell's CPU
+	fmt.Printf("%-6s %-4s %10s %10s %10s %12s %8s %8s\n", "round", "side", "req/s", "p50", "p99", "CPU/request", "Go", "Python")
 	for r := range *rounds {
-		for _, side := range []string{"off", "on"} {
+		for _, side := range sides {
 			addr := off
 			if side == "on" {
 				addr = on
 			}
-			c := load(addr)
-			fmt.Printf("%-6d %-4s %10.0f %10v %10v %12v\n", r+1, side, c.RPS, c.P50.Round(10*time.Microsecond),
-				c.P99.Round(10*time.Microsecond), c.CPU.Round(time.Microsecond))
+			c, goCPU := load(addr)
+			fmt.Printf("%-6d %-4s %10.0f %10v %10v %12v %8v %8v\n", r+1, side, c.RPS, c.P50.Round(10*time.Microsecond),
+				c.P99.Round(10*time.Microsecond), c.CPU.Round(time.Microsecond), goCPU.Round(time.Microsecond),
+				(c.CPU - goCPU).Round(time.Microsecond))
 			if side == "on" {
-				onCells = append(onCells, c)
+				onCells, onGo = append(onCells, c), append(onGo, goCPU)
 			} else {
-				offCells = append(offCells, c)
+				offCells, offGo = append(offCells, c), append(offGo, goCPU)
 			}
 		}
 	}
 	all := onStats()
 	st, ts := all.DataCollection, all.Telemetry
 	offClose()
+	if *only != "" {
+		fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
+		return
+	}
 	rps := func(cs []benchkit.Cell) float64 {
 		return slices.MaxFunc(cs, func(a, b benchkit.Cell) int { return cmp.Compare(a.RPS, b.RPS) }).RPS
 	}
@@ -137,23 +156,27 @@ func main() {
 	// The CPU a request costs (the load generator's, the server's and the
 	// workers'), the median of the rounds: less sensitive than throughput
 	// to what else the machine runs.
+	median := func(v []time.Duration) time.Duration {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
 	cpu := func(cs []benchkit.Cell) time.Duration {
 		v := make([]time.Duration, len(cs))
 		for i, c := range cs {
 			v[i] = c.CPU
 		}
-		slices.Sort(v)
-		return v[len(v)/2]
+		return median(v)
 	}
 	cpuRatio := 0.0
 	if cpu(offCells) > 0 {
 		cpuRatio = float64(cpu(onCells)) / float64(cpu(offCells))
 	}
 	fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
-	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_cpu_ratio=%.3f capture_cpu_on_us=%.1f capture_cpu_off_us=%.1f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d\n",
+	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_p99_ratio=%.3f capture_cpu_ratio=%.3f capture_cpu_on_us=%.1f capture_cpu_off_us=%.1f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d capture_cpu_go_on_us=%.1f capture_cpu_go_off_us=%.1f\n",
 		rps(onCells)/rps(offCells), float64(p99(onCells))/float64(p99(offCells)), cpuRatio,
 		float64(cpu(onCells))/1e3, float64(cpu(offCells))/1e3, st.Dropped, st.Written, st.Collected,
-		ts.Dropped, ts.Sent, ts.Recorded)
+		ts.Dropped, ts.Sent, ts.Recorded, float64(median(onGo))/1e3, float64(median(offGo))/1e3)
 }
 
 // start runs a replica of score.py on loopback and returns its address
@@ -192,13 +215,34 @@ func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (stri
 
 // load drives addr with the closed-loop clients for one cell. Each client
 // keeps its connection and reads every answer (benchkit's client); the
-// cell's CPU is that of this process and its workers, per request.
-func load(addr string) benchkit.Cell {
-	c := benchkit.Closed(addr, request(addr), *concurrency, 200*time.Millisecond, *duration, os.Getpid())
+// cell's CPU is that of this process and its workers, per request, and
+// goCPU this process's part of it (the replicas' Go side and the load
+// generator; the rest is the Python workers').
+func load(addr string) (c benchkit.Cell, goCPU time.Duration) {
+	self0, tree0 := selfCPU(), treeCPU()
+	c = benchkit.Closed(addr, request(addr), *concurrency, 200*time.Millisecond, *duration, os.Getpid())
 	if c.Errs > 0 || c.N == 0 {
 		log.Fatalf("%s: %d requests failed, %d answered", addr, c.Errs, c.N)
 	}
-	return c
+	if tree := treeCPU() - tree0; tree > 0 {
+		goCPU = time.Duration(float64(c.CPU) * float64(selfCPU()-self0) / float64(tree))
+	}
+	return c, goCPU
+}
+
+// selfCPU is this process's CPU time (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// treeCPU is the CPU time of this process and its workers.
+func treeCPU() time.Duration {
+	t, _ := benchkit.TreeCPU(os.Getpid())
+	return t
 }
 
 const body = `{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`

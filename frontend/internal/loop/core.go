@@ -33,6 +33,8 @@ type Config struct {
 	UpIdleTimeout time.Duration
 	// DialTimeout bounds a dial to a replica.
 	DialTimeout time.Duration
+	// Loops is how many event loops serve; 0 means GOMAXPROCS.
+	Loops int
 	// MetricsPath is the path of the metrics exposition, served by
 	// Core.Metrics.
 	MetricsPath string

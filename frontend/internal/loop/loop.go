@@ -26,9 +26,10 @@ import (
 )
 
 const (
-	// sweepEvery is how often a loop looks for scoring timeouts while
-	// requests are in flight in it.
-	sweepEvery = 10 * time.Millisecond
+	// sweepGap is the least time between two looks for requests past
+	// their deadlines (a timer armed for the earliest one), so a request
+	// is answered at most this late after its deadline.
+	sweepGap = 10 * time.Millisecond
 	// pauseCheck is how often a loop looks whether callers whose answers
 	// piled up have read them.
 	pauseCheck = 2 * time.Millisecond
@@ -82,7 +83,8 @@ type loop struct {
 	draining []*clientConn           // answers sent from files (see drainStreams)
 	chunkBuf []byte                  // a chunk of a streamed answer
 	pauseArm bool
-	armed    atomic.Bool // a sweep is scheduled
+	armed    atomic.Bool // a sweep is scheduled, at sweepAt
+	sweepAt  time.Time
 	sweepFn  gnet.RunnableFunc
 	sweepT   *time.Timer // fires fireSweep
 	idleT    *time.Timer // runs sweepIdle
@@ -203,7 +205,10 @@ func Serve(ln net.Listener, core Core, cfg Config) error {
 		cfg.UpIdleTimeout = loopIdleTimeout
 	}
 	eng := &Engine{core: core, cfg: cfg, ln: ln}
-	n := runtime.GOMAXPROCS(0)
+	n := cfg.Loops
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
 	logger := gnetLogger{cfg.Log}
 	for i := 0; i < n; i++ {
 		l := &loop{eng: eng, idle: map[Replica][]*upstream{}}
@@ -1023,7 +1028,7 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 	cc.busy = true
 	cc.phase = phaseBusy
 	ex.deadline = start.Add(ex.x.Timeout())
-	l.track(cc)
+	l.track(cc, start)
 	up := l.getIdle(rep, start)
 	for up != nil && !sock.PeerQuiet(uintptr(up.c.Fd())) {
 		// The replica closed it (its OnClose may not have run yet).
@@ -1260,6 +1265,8 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		if !cc.closed {
 			_, _ = cc.c.Write(w.B)
 		}
+		// Idle from now (the answer's time, read above).
+		cc.phase, cc.since = phaseIdle, now
 		l.next(cc)
 		if !keep {
 			return gnet.Close
@@ -1513,12 +1520,32 @@ func (l *loop) sweepIdle() {
 
 // ---- scoring timeouts ----
 
-func (l *loop) track(cc *clientConn) {
+// The requests at replicas are in l.inflight, each with its deadline
+// (the scoring timeout, then a streamed answer's progress), and one timer
+// per loop is armed for the earliest deadline, not ticking while requests
+// are in flight: under load a request ends long before its deadline, and
+// the timer fires about once per timeout rather than every sweepGap.
+
+// track adds cc's request, whose deadline is set, to those watched; now
+// is the time.
+func (l *loop) track(cc *clientConn, now time.Time) {
 	cc.ex.slot = len(l.inflight)
 	l.inflight = append(l.inflight, cc)
-	if !l.armed.Swap(true) {
-		l.sweepT.Reset(sweepEvery)
+	l.schedule(cc.ex.deadline, now)
+}
+
+// schedule makes a sweep run at at (or sweepGap from now, if later),
+// unless one is due before.
+func (l *loop) schedule(at, now time.Time) {
+	if soonest := now.Add(sweepGap); at.Before(soonest) {
+		at = soonest
 	}
+	if l.armed.Load() && !at.Before(l.sweepAt) {
+		return
+	}
+	l.sweepAt = at
+	l.armed.Store(true)
+	l.sweepT.Reset(at.Sub(now))
 }
 
 func (l *loop) untrack(cc *clientConn) {
@@ -1552,10 +1579,15 @@ func (l *loop) sweep(context.Context) error {
 		}
 		i++
 	}
-	if len(l.inflight) > 0 {
-		l.sweepT.Reset(sweepEvery)
-	} else {
-		l.armed.Store(false)
+	l.armed.Store(false)
+	var next time.Time
+	for _, cc := range l.inflight {
+		if next.IsZero() || cc.ex.deadline.Before(next) {
+			next = cc.ex.deadline
+		}
+	}
+	if !next.IsZero() {
+		l.schedule(next, now)
 	}
 	return nil
 }

@@ -64,13 +64,19 @@ func (c *fakeCore) Route(ctx context.Context, req *fasthttp.Request, resp *fasth
 func (c *fakeCore) RefuseBody(resp *fasthttp.Response, err error) bool { return false }
 
 type fakeExch struct {
-	c    *fakeCore
-	held bool
+	c       *fakeCore
+	held    bool
+	timeout time.Duration
 }
 
 func (x *fakeExch) Lean(lr *wire.Request, resp *fasthttp.Response, start time.Time) (string, Plan) {
 	x.c.note("lean")
-	if string(lr.Path) != "/api/score" {
+	switch string(lr.Path) {
+	case "/api/score":
+		x.timeout = 5 * time.Second
+	case "/api/fast": // a version with a short scoring timeout
+		x.timeout = 100 * time.Millisecond
+	default:
 		wire.SetError(resp, http.StatusNotFound, "Not found")
 		return "", Refused
 	}
@@ -84,6 +90,7 @@ func (x *fakeExch) Prepare(req *fasthttp.Request, resp *fasthttp.Response, id []
 		return Refused
 	}
 	req.URI().SetPath("/score")
+	x.timeout = 5 * time.Second
 	return Routed
 }
 
@@ -116,6 +123,9 @@ func (x *fakeExch) Release() {
 func (x *fakeExch) Failed(o Outcome, mayRetry bool) (bool, int, string) {
 	x.Release()
 	x.c.note("failed " + [...]string{"unreachable", "notsent", "timedout", "lost"}[o])
+	if o == TimedOut {
+		return false, http.StatusGatewayTimeout, "timed out"
+	}
 	return false, http.StatusBadGateway, "lost"
 }
 
@@ -127,11 +137,16 @@ func (x *fakeExch) End(code int, done time.Time) {
 }
 
 func (x *fakeExch) Version() string        { return "v" }
-func (x *fakeExch) Timeout() time.Duration { return 5 * time.Second }
+func (x *fakeExch) Timeout() time.Duration { return x.timeout }
 
 // serveFake starts the engine on a fake core whose replica is h; it
 // returns the core and the engine's address.
 func serveFake(t *testing.T, h http.HandlerFunc) (*fakeCore, string) {
+	return serveFakeLoops(t, h, 0)
+}
+
+// serveFakeLoops is serveFake with n event loops (0: GOMAXPROCS).
+func serveFakeLoops(t *testing.T, h http.HandlerFunc, n int) (*fakeCore, string) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -144,7 +159,7 @@ func serveFake(t *testing.T, h http.HandlerFunc) (*fakeCore, string) {
 	go func() {
 		done <- Serve(ln, c, Config{Log: slog.New(slog.DiscardHandler), MaxBody: 1 << 20, HeaderTimeout: 5 * time.Second,
 			IdleTimeout: 5 * time.Second, BodyTimeout: 5 * time.Second, MaxConns: 100, MaxPipeline: 1 << 20,
-			Spill: &spill.Allowance{Cap: 1 << 30}, DialTimeout: time.Second, MetricsPath: "/metrics"})
+			Spill: &spill.Allowance{Cap: 1 << 30}, DialTimeout: time.Second, MetricsPath: "/metrics", Loops: n})
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -273,5 +288,43 @@ func TestExchangePhases(t *testing.T) {
 				t.Errorf("free slots after the request: %d, want 1", c.slots)
 			}
 		})
+	}
+}
+
+// TestScoringTimeoutBeforeEarlierOnes checks that a request whose deadline
+// comes before those of the requests already at replicas gets its 504 at
+// its own deadline: the loop's one timer, armed for the earliest deadline,
+// is brought forward.
+func TestScoringTimeoutBeforeEarlierOnes(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	c, addr := serveFakeLoops(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, 1) // both requests in one loop, under one timer
+	defer close(release)
+	c.mu.Lock()
+	c.slots = 2
+	c.mu.Unlock()
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := io.WriteString(slow, "GET /api/score HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(c.log(), "take") {
+		time.Sleep(time.Millisecond) // the 5-s request is at the replica
+	}
+	start := time.Now()
+	resp, body := roundTrip(t, addr, "GET /api/fast HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != http.StatusGatewayTimeout || body != "timed out" {
+		t.Errorf("answer %d %q, want 504 %q", resp.StatusCode, body, "timed out")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the 100-ms timeout answered after %v: not before the 5-s one's deadline", d)
 	}
 }

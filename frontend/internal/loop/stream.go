@@ -83,6 +83,7 @@ func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Re
 	cc.stream = s
 	// From here the replica's progress is what is timed (see sweep).
 	ex.deadline = now.Add(l.eng.cfg.BodyTimeout)
+	l.schedule(ex.deadline, now)
 	w := &l.out
 	w.B = wire.AppendStreamHead(w.B[:0], buf, lr, ex.id, ex.x.Version(), cc.closeAfter)
 	_, _ = up.c.Discard(lr.Start)
@@ -118,6 +119,7 @@ func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
 	}
 	now := time.Now()
 	cc.ex.deadline = now.Add(l.eng.cfg.BodyTimeout)
+	l.schedule(cc.ex.deadline, now)
 	if !done {
 		return gnet.None
 	}

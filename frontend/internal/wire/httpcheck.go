@@ -104,7 +104,7 @@ func CheckHead(buf []byte, complete bool) Problem {
 			}
 			late = probBadRequest
 		}
-		name, v := line[:c], bytes.Trim(line[c+1:], " \t")
+		name, v := line[:c], trimOWS(line[c+1:])
 		if !httpguts.ValidHeaderFieldValue(string(v)) {
 			return probBadRequest
 		}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 )
 
@@ -163,13 +164,25 @@ func headerLines(head []byte, from int, f func(name, value []byte, s Span) bool)
 		if c <= 0 || !token(line[:c]) || hasCTL(line[c+1:]) {
 			return false
 		}
-		v := bytes.Trim(line[c+1:], " \t")
+		v := trimOWS(line[c+1:])
 		if !f(line[:c], v, Span{int32(pos), int32(pos + i - 1)}) {
 			return false
 		}
 		pos += i + 1
 	}
 	return true
+}
+
+// trimOWS cuts the optional white space (blanks and tabs) around a header
+// value: bytes.Trim(v, " \t") without building its cutset on each call.
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // tokenChar marks the bytes allowed in an HTTP token (a header name).
@@ -191,8 +204,24 @@ func token(b []byte) bool {
 }
 
 // hasCTL reports whether a header value holds a control character other
-// than a tab.
+// than a tab. It looks at eight bytes at a time and at single bytes only
+// in a word that may hold one (or a tab).
 func hasCTL(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		// A byte below 0x20, or equal to 0x7f, in w (exact as a whole).
+		if (w-0x20*ones)&^w&highs != 0 || (w^0x7f*ones-ones)&^(w^0x7f*ones)&highs != 0 {
+			if hasCTLBytes(b[:8]) {
+				return true
+			}
+		}
+		b = b[8:]
+	}
+	return hasCTLBytes(b)
+}
+
+func hasCTLBytes(b []byte) bool {
 	for _, c := range b {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return true
@@ -258,7 +287,7 @@ func hasToken(v []byte, tok string) bool {
 		} else {
 			t, v = v, nil
 		}
-		if bytes.EqualFold(bytes.Trim(t, " \t"), []byte(tok)) {
+		if bytes.EqualFold(trimOWS(t), []byte(tok)) {
 			return true
 		}
 	}

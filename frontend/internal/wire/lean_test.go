@@ -238,3 +238,23 @@ func checkChunkedResponse(t *testing.T, buf []byte) {
 		t.Fatalf("%q: caller's streamed answer %q: %v", buf, out, err)
 	}
 }
+
+// TestHasCTL checks the word-at-a-time hasCTL against the plain byte loop,
+// on every byte value at every position of values of every length to 24.
+func TestHasCTL(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				v := bytes.Repeat([]byte("a"), n)
+				v[pos] = byte(c)
+				if got, want := hasCTL(v), hasCTLBytes(v); got != want {
+					t.Fatalf("hasCTL(%q) = %v, want %v", v, got, want)
+				}
+				v[(pos+3)%n] = 0x80 | byte(c) // high bytes beside it
+				if got, want := hasCTL(v), hasCTLBytes(v); got != want {
+					t.Fatalf("hasCTL(%q) = %v, want %v", v, got, want)
+				}
+			}
+		}
+	}
+}

@@ -53,6 +53,7 @@ _broken = []
 
 # Values sent as they are (exact types: a subclass goes through _cell).
 _PLAIN = frozenset((str, int, float, bool, type(None)))
+_plain = _PLAIN.issuperset
 
 
 def _request_id():
@@ -73,8 +74,8 @@ def _timestamp():
     sec = int(t)
     cached = _second
     if cached[0] != sec:
-        cached = _second = (sec, _strftime("%Y-%m-%dT%H:%M:%S", _gmtime(sec)))
-    return "%s.%06dZ" % (cached[1], int((t - sec) * 1e6))
+        cached = _second = (sec, _strftime("%Y-%m-%dT%H:%M:%S.", _gmtime(sec)))
+    return f"{cached[1]}{int((t - sec) * 1e6):06d}Z"
 
 
 def _enabled():
@@ -211,6 +212,7 @@ class ModelDataCollector(object):
                            "collection": collection_name, "workspace": workspace,
                            "service": webservice_name, "header": header}).encode("utf-8")
         self._meta = _U32.pack(len(meta)) + meta
+        self._meta_len = len(self._meta)
 
     def collect(self, input_data, user_correlation_id=""):
         """Collect input_data (one or more rows) and return the correlation
@@ -221,15 +223,33 @@ class ModelDataCollector(object):
         a request, a new UUID."""
         ts = _timestamp()
         if user_correlation_id:
-            cid = str(user_correlation_id)
+            cid = user_correlation_id if type(user_correlation_id) is str else str(user_correlation_id)
         else:
-            cid = _request_id() or str(uuid.uuid4())
-        ctx = _Correlation()
-        ctx[_TS_COLUMN] = ts
-        ctx[_ID_COLUMN] = cid
+            cid = _req.id if _req is not None and _req.id else str(uuid.uuid4())
+        ctx = _Correlation(((_TS_COLUMN, ts), (_ID_COLUMN, cid)))
         if not self._enabled:
             return ctx
         try:
+            rows = input_data
+            if type(rows) is list and rows:
+                # The common case, a list of rows of plain values, as it
+                # is (marshalled at once: later changes to the rows are
+                # not collected).
+                plain = _plain
+                for row in rows:
+                    if type(row) is not list or not plain(map(type, row)):
+                        break
+                else:
+                    pending = _req.pending if _req is not None else None
+                    if pending is not None and not _broken:
+                        body = _marshal((ts, cid, rows), 4)
+                        size = self._meta_len + len(body)
+                        if size <= MAX_RECORD_BYTES and _req.pending_size + size + 5 < _PENDING_MAX:
+                            # In a request: the record leaves with the
+                            # reply, in the same write (the host sends it).
+                            pending += (_HDR.pack(size, _KIND_DATA), self._meta, body)
+                            _req.pending_size += size + 5
+                            return ctx
             self._send(input_data, ts, cid)
         except _NotSerializable as ex:
             _log("cannot collect data for model %s (designation %s): %s; the record was not collected"
