@@ -147,6 +147,7 @@ type collector struct {
 
 	cacheMu sync.Mutex
 	targets map[string]*dcTarget
+	slab    []byte // where records' values are copied; under cacheMu
 
 	collected, written, dropped, failed atomic.Int64
 }
@@ -338,11 +339,23 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 		tg.name = tg.prefix + "/" + time.Unix(tg.from, 0).UTC().Format("2006/01/02") + "/" + tg.file
 	}
 	name := tg.name
+	// The values are copied to a slab the records share (one allocation
+	// per dcSlab bytes of records, not one per record); a slab is freed
+	// once its records are written.
+	if cap(c.slab)-len(c.slab) < len(values) {
+		c.slab = make([]byte, 0, max(dcSlab, len(values)))
+	}
+	at := len(c.slab)
+	c.slab = append(c.slab, values...)
+	v := c.slab[at:len(c.slab):len(c.slab)]
 	c.cacheMu.Unlock()
-	return dcRecord{name: name, header: tg.header, values: append([]byte(nil), values...)}, nil
+	return dcRecord{name: name, header: tg.header, values: v}, nil
 }
 
 const secondsPerDay = 24 * 60 * 60
+
+// dcSlab is the size of the slabs records' values are copied to.
+const dcSlab = 64 << 10
 
 // target parses a collector's metadata.
 func (c *collector) target(meta []byte) *dcTarget {

@@ -63,8 +63,12 @@ func TestDataCollectionWritesV1Layout(t *testing.T) {
 		t.Fatalf("predictions file:\n%s", strings.Join(pred, "\n"))
 	}
 	f := strings.Split(in[1], ",")
-	if len(f) != 4 || f[2] != "0" || f[3] != "1" || !strings.HasSuffix(f[0], "Z") {
+	if len(f) != 4 || f[2] != "0" || f[3] != "1" {
 		t.Fatalf("inputs row %q", in[1])
+	}
+	// v1's scoring timestamp: UTC, to the microsecond.
+	if ts, err := time.Parse("2006-01-02T15:04:05.000000Z", f[0]); err != nil || time.Since(ts).Abs() > time.Hour {
+		t.Fatalf("timestamp %q: %v", f[0], err)
 	}
 	// The prediction rows carry the correlation id of their inputs.
 	if p := strings.Split(pred[1], ","); len(p) != 3 || p[1] != f[1] || p[2] != "1" {

@@ -75,7 +75,12 @@ def _timestamp():
     cached = _second
     if cached[0] != sec:
         cached = _second = (sec, _strftime("%Y-%m-%dT%H:%M:%S.", _gmtime(sec)))
-    return f"{cached[1]}{int((t - sec) * 1e6):06d}Z"
+    us = int((t - sec) * 1e6)
+    return f"{cached[1]}{_DIGITS3[us // 1000]}{_DIGITS3[us % 1000]}Z"
+
+
+# "000" to "999": the microseconds as two table lookups, not a format.
+_DIGITS3 = ["%03d" % i for i in range(1000)]
 
 
 def _enabled():
