@@ -5,21 +5,21 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
+
+	"github.com/aksml/aksml/internal/rawsys"
 )
 
 // Reads and writes on the request path (the client's TCP connection and the
-// workers' pipes) are raw system calls on the non-blocking descriptors,
-// made through syscall.RawConn, so that the runtime's poller still waits for
-// readiness and honours deadlines and Close. A plain Read or Write enters
-// the runtime's syscall state, and entering it wakes the sysmon thread
-// whenever sysmon sleeps because every P was idle: with one P serving a
-// request at a time, that was every request, and sysmon then polled every
-// 20 µs until the P was idle again (about a tenth of the replica's CPU
-// under load, in context switches). A read or write on a non-blocking
-// descriptor never blocks, so it needs neither the syscall state nor
-// sysmon: Go's runtime makes its own such calls (the poller's, the
-// timers') the same way.
+// workers' pipes) are raw system calls on the non-blocking descriptors
+// (package rawsys), made through syscall.RawConn so that the runtime's
+// poller still waits for readiness and honours deadlines and Close. A
+// plain Read or Write enters the runtime's syscall state, and entering it
+// wakes the sysmon thread whenever sysmon sleeps because every P was idle:
+// with one P serving a request at a time, that was every request, and
+// sysmon then polled every 20 µs until the P was idle again (about a tenth
+// of the replica's CPU under load, in context switches). A read or write on
+// a non-blocking descriptor never blocks, so it needs neither the syscall
+// state nor sysmon.
 
 // rawRead reads into p from the non-blocking descriptor of rc; zero bytes
 // read from a non-empty p is io.EOF. A failed system call is its
@@ -32,14 +32,14 @@ func rawRead(rc syscall.RawConn, p []byte) (int, error) {
 	var errno syscall.Errno
 	err := rc.Read(func(fd uintptr) bool {
 		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			r, e := rawsys.Read(fd, p)
 			switch e {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
 				return false
 			case 0:
-				n = int(r)
+				n = r
 			}
 			errno = e
 			return true
@@ -63,10 +63,10 @@ func rawWrite(rc syscall.RawConn, p []byte) (int, error) {
 	var errno syscall.Errno
 	err := rc.Write(func(fd uintptr) bool {
 		for done < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
+			r, e := rawsys.Write(fd, p[done:])
 			switch e {
 			case 0:
-				done += int(r)
+				done += r
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false
