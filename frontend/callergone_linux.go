@@ -9,7 +9,7 @@ func (c *tlsConn) callerGone() bool {
 		return false
 	}
 	gone := false
-	_ = c.sock.rc.Control(func(fd uintptr) {
+	_ = c.sock.RawConn().Control(func(fd uintptr) {
 		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 		gone = err != nil || info.State == unix.BPF_TCP_CLOSE || info.State == unix.BPF_TCP_CLOSE_WAIT
 	})

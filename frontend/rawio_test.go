@@ -20,7 +20,7 @@ func tcpPair(t *testing.T) (*sockConn, net.Conn) {
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
-		c, err := sockListener{ln}.Accept()
+		c, err := sockListener{Listener: ln}.Accept()
 		if err != nil {
 			t.Error(err)
 		}

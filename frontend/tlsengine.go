@@ -74,7 +74,7 @@ type tlsStateKey struct{}
 
 // serveTLSLean runs the lean engine on ln.
 func (rt *Router) serveTLSLean(ln net.Listener) error {
-	e := &tlsEngine{rt: rt, ln: newLimitListener(sockListener{ln}, rt.maxConns), cfg: rt.tlsConfig(),
+	e := &tlsEngine{rt: rt, ln: newLimitListener(sockListener{Listener: ln}, rt.maxConns), cfg: rt.tlsConfig(),
 		conns: map[*tlsConn]struct{}{}, fdone: make(chan struct{})}
 	h := rt.withBodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aksml/aksml/frontend/internal/sock"
 	"github.com/aksml/aksml/frontend/internal/wire"
+	"github.com/aksml/aksml/internal/rawsys"
 )
 
 // Connections to replicas. Each replica has a LIFO pool of kept-alive
@@ -62,7 +63,7 @@ func (c *upConn) writeThenWait(fd uintptr) bool {
 	}
 	c.started = true
 	for c.wrote < len(c.out) {
-		n, e := sysWrite(fd, c.out[c.wrote:])
+		n, e := rawsys.Write(fd, c.out[c.wrote:])
 		switch e {
 		case 0:
 			c.wrote += n
@@ -115,7 +116,7 @@ func (p *connPool) get(now time.Time) (c *upConn, err error) {
 			return p.dial()
 		}
 		quiet := false
-		_ = c.rc.Control(func(fd uintptr) { quiet = sock.PeerQuiet(fd) })
+		_ = c.RawConn().Control(func(fd uintptr) { quiet = sock.PeerQuiet(fd) })
 		if quiet {
 			return c, nil
 		}
@@ -322,7 +323,7 @@ func (c *upConn) writeAndWait(out []byte, until, deadline time.Time) error {
 		return err
 	}
 	c.out, c.wrote, c.sendErr, c.started = out, 0, nil, false
-	err := c.rc.Read(c.onReadable)
+	err := c.RawConn().Read(c.onReadable)
 	c.out = nil
 	switch {
 	case c.sendErr != nil && c.wrote == 0:

@@ -130,60 +130,6 @@ func (p fileIO) pathError(op string, err error) error {
 	return &os.PathError{Op: op, Path: p.f.Name(), Err: err}
 }
 
-// rawListener hands out TCP connections whose Read and Write are raw
-// system calls (see above); everything else is the connection's own.
-type rawListener struct{ net.Listener }
-
-func wrapListener(ln net.Listener) net.Listener { return rawListener{ln} }
-
-func (l rawListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return c, err
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c, nil
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return c, nil
-	}
-	return &rawTCPConn{TCPConn: tc, rc: rc}, nil
-}
-
-// rawTCPConn is a TCP connection read and written with raw system calls.
-// Errors are *net.OpError, as the connection's own.
-type rawTCPConn struct {
-	*net.TCPConn
-	rc syscall.RawConn
-}
-
-func (c *rawTCPConn) Read(b []byte) (int, error) {
-	n, err := rawRead(c.rc, b)
-	if err != nil && err != io.EOF {
-		err = c.opError("read", err)
-	}
-	return n, err
-}
-
-func (c *rawTCPConn) Write(b []byte) (int, error) {
-	n, err := rawWrite(c.rc, b)
-	if err != nil {
-		err = c.opError("write", err)
-	}
-	return n, err
-}
-
-// opError is err as net.Conn reports it: an *net.OpError around the
-// poller's error (a deadline, a closed connection) or the system call's.
-func (c *rawTCPConn) opError(op string, err error) error {
-	switch e := err.(type) {
-	case syscall.Errno:
-		err = os.NewSyscallError(op, e)
-	case *net.OpError:
-		// The poller's error, wrapped by RawConn as "raw-read"/"raw-write".
-		err = e.Err
-	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
-}
+// wrapListener hands out TCP connections whose Read and Write are raw
+// system calls (rawsys.Conn, the router's too).
+func wrapListener(ln net.Listener) net.Listener { return rawsys.Listener{Listener: ln} }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aksml/aksml/internal/rawsys"
 )
 
 // rawPair returns a raw connection accepted by wrapListener and the plain
@@ -28,8 +30,8 @@ func rawPair(t *testing.T) (raw net.Conn, peer net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := raw.(*rawTCPConn); !ok {
-		t.Fatalf("Accept returned %T, want *rawTCPConn", raw)
+	if _, ok := raw.(*rawsys.Conn); !ok {
+		t.Fatalf("Accept returned %T, want *rawsys.Conn", raw)
 	}
 	t.Cleanup(func() { raw.Close(); peer.Close() })
 	return raw, peer
