@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/spill"
@@ -35,7 +34,7 @@ import (
 // of the caller's input, whose head is headLen bytes; want is its
 // Content-Length, or -1 for a chunked body. What arrived of the body so
 // far is written at once.
-func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
+func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) action {
 	sp, err := spill.Create(l.eng.cfg.Spill, buf[:headLen], want)
 	if err == spill.ErrFull {
 		return l.refuse(cc, err)
