@@ -558,7 +558,7 @@ func (l *loop) input(cc *clientConn) []byte {
 func (l *loop) consume(cc *clientConn, n int) {
 	cc.chunkPos, cc.chunkSum = 0, 0
 	if n <= 0 {
-		return // gnet's Discard(0) would drop everything
+		return
 	}
 	cc.noSpill = false
 	if !cc.accOn {
@@ -593,8 +593,9 @@ func (l *loop) awaitHead(cc *clientConn) {
 // awaitBody notes that a request body is arriving (progress since now)
 // and, once the part buffered passes wire.AccumulateOver, moves it into
 // the connection's own buffer, where each arriving byte is copied once
-// (gnet's Peek copies its whole buffer on each call, which would make a
-// large body cost time quadratic in its size).
+// (Peek hands back the socket's input as one slice, copying what is kept
+// between reads, and a large body read anew on each arrival would cost
+// time quadratic in its size).
 // want is the whole request's size when known, else 0.
 func (l *loop) awaitBody(cc *clientConn, buf []byte, want int) {
 	l.setPhase(cc, phaseBody, time.Now())
@@ -1029,9 +1030,10 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 }
 
 // sendUp writes cc's request on up; when the write fails at once, no byte
-// of it left (gnet closes up from inside the call, see OnClose). A large
-// body goes in pieces of feedPiece bytes as the connection drains (see
-// feed), so gnet's buffer never holds a copy of all of it.
+// of it left (the write closes up from inside the call, see OnClose). A
+// large body goes in pieces of feedPiece bytes as the connection drains
+// (see feed), so the connection's write buffer never holds a copy of all
+// of it.
 func (l *loop) sendUp(up *upstream, cc *clientConn) {
 	up.writing = true
 	cc.upOff = 0

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -496,18 +497,53 @@ func (c *fdConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Writev writes the pieces of bs in order, as Write.
+// Writev writes the pieces of bs in order, as Write, with one writev(2)
+// when nothing waits: a failure of that call sent no byte of any piece.
 func (c *fdConn) Writev(bs [][]byte) (int, error) {
+	if !c.open {
+		return 0, net.ErrClosed
+	}
 	total := 0
+	iov := make([]unix.Iovec, 0, len(bs))
 	for _, b := range bs {
-		if len(b) == 0 {
+		if len(b) > 0 {
+			iov = append(iov, unix.Iovec{Base: &b[0]})
+			iov[len(iov)-1].SetLen(len(b))
+			total += len(b)
+		}
+	}
+	if c.outOff < len(c.out) || len(iov) == 0 {
+		for _, b := range bs {
+			c.queueOut(b)
+		}
+		return total, nil
+	}
+	var sent int
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if e == syscall.EINTR {
 			continue
 		}
-		n, err := c.Write(b)
-		total += n
-		if err != nil {
-			return total, err
+		if e != 0 && e != syscall.EAGAIN {
+			err := os.NewSyscallError("writev", e)
+			c.p.close(c, err)
+			return 0, err
 		}
+		if e == 0 {
+			sent = int(n)
+		}
+		break
+	}
+	runtime.KeepAlive(bs)
+	if sent < total {
+		for _, b := range bs {
+			k := min(sent, len(b))
+			sent -= k
+			if k < len(b) {
+				c.queueOut(b[k:])
+			}
+		}
+		c.watchOut(true)
 	}
 	return total, nil
 }

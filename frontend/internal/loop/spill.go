@@ -26,7 +26,7 @@ import (
 // Content-Length. When no file can be created in Options.BodySpillDir, the
 // body is held in memory instead (and a warning logged once). A connection
 // thus holds at most about wire.SpillOver bytes of
-// a request plus what gnet buffers for a read and feedPiece for a write,
+// a request plus what a loop reads at once and feedPiece for a write,
 // whatever the body's size; CPU time is linear in it. nginx buffers large bodies the same
 // way (client_body_buffer_size, then a temporary file).
 
