@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -79,12 +78,17 @@ type poller struct {
 	// for the next (at most maxSpareOut).
 	spareOut [][]byte
 
-	mu      sync.Mutex
-	tasks   []func()
-	spare   []func()
-	woken   atomic.Bool // efd was written and not yet read
-	stopped bool        // the loop goroutine's
-	done    chan struct{}
+	stopped bool // the loop goroutine's: stop's task ran
+
+	mu    sync.Mutex
+	tasks []func()
+	spare []func()
+	adds  []*fdConn // connections enrolled, to register in the loop
+	woken bool      // efd was written and not yet read
+	// exited: the loop goroutine is ending, takes no more work, and
+	// has closed (or is closing) efd.
+	exited bool
+	done   chan struct{} // closed when the loop goroutine ended
 }
 
 // fdConn is a socket served by a poller.
@@ -169,7 +173,6 @@ func (p *poller) epollWait() (int, syscall.Errno) {
 }
 
 func (p *poller) run() {
-	defer close(p.done)
 	for !p.stopped {
 		n, e := p.epollWait()
 		if e != 0 || n == 0 {
@@ -205,9 +208,18 @@ func (p *poller) run() {
 		}
 	}
 	p.closeAll()
+	p.mu.Lock()
+	p.exited = true
+	adds := p.adds
+	p.adds, p.tasks = nil, nil
+	p.mu.Unlock()
+	for _, c := range adds {
+		unix.Close(c.fd) // enrolled too late
+	}
 	p.park.Close()
 	unix.Close(p.efd)
 	unix.Close(p.epfd)
+	close(p.done)
 }
 
 // closeQueued closes the connections whose Close was called.
@@ -257,15 +269,19 @@ func (p *poller) read(c *fdConn) {
 	}
 }
 
-// runTasks runs the tasks handed to the loop.
+// runTasks registers the connections enrolled and runs the tasks handed
+// to the loop.
 func (p *poller) runTasks() {
 	var b [8]byte
 	_, _ = rawsys.Read(uintptr(p.efd), b[:])
-	p.woken.Store(false)
 	p.mu.Lock()
-	tasks := p.tasks
-	p.tasks = p.spare[:0]
+	p.woken = false
+	tasks, adds := p.tasks, p.adds
+	p.tasks, p.adds = p.spare[:0], nil
 	p.mu.Unlock()
+	for _, c := range adds {
+		p.add(c)
+	}
 	for i, f := range tasks {
 		f()
 		tasks[i] = nil
@@ -277,38 +293,32 @@ func (p *poller) runTasks() {
 	p.mu.Unlock()
 }
 
-// exec runs f in the loop's goroutine, soon; false when the loop stopped.
+// exec runs f in the loop's goroutine, soon; false when the loop ended.
 func (p *poller) exec(f func()) bool {
 	p.mu.Lock()
-	if p.done == nil {
-		p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.exited {
 		return false
 	}
 	p.tasks = append(p.tasks, f)
-	p.mu.Unlock()
-	if !p.woken.Swap(true) {
+	p.wakeLocked()
+	return true
+}
+
+// wakeLocked makes the loop look at its tasks (p.mu held, so efd is open).
+func (p *poller) wakeLocked() {
+	if !p.woken {
+		p.woken = true
 		one := [8]byte{1}
 		_, _ = rawsys.Write(uintptr(p.efd), one[:])
 	}
-	return true
 }
 
 // stop closes every connection (each reported to OnClose) and ends the
 // loop's goroutine; it returns once the goroutine ended.
 func (p *poller) stop() {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return
-	}
-	if !p.exec(func() { p.stopped = true }) {
-		return
-	}
-	<-done
-	p.mu.Lock()
-	p.done = nil
-	p.mu.Unlock()
+	p.exec(func() { p.stopped = true })
+	<-p.done
 }
 
 func (p *poller) closeAll() {
@@ -344,10 +354,14 @@ func (p *poller) enroll(nc net.Conn, ctx any) error {
 	}
 	c := &fdConn{fd: fd, p: p, ctx: ctx, raddr: nc.RemoteAddr()}
 	nc.Close()
-	if !p.exec(func() { p.add(c) }) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
 		unix.Close(fd)
 		return errPollerClosed
 	}
+	p.adds = append(p.adds, c)
+	p.wakeLocked()
 	return nil
 }
 
