@@ -131,7 +131,6 @@ def _split_meta(payload):
 # ---------------------------------------------------------------- request context
 
 import time
-import types
 import threading
 
 _now = time.time
@@ -140,7 +139,16 @@ _F64 = struct.Struct(">d")
 # _aksml_request holds the ids of the request being served (empty between
 # requests), for the shims (ModelDataCollector's correlation id), and the
 # lock that orders writes to the side channel.
-_REQ = types.ModuleType("_aksml_request")
+# It is an object with slots, not a module: its attributes are set a few
+# times a request, and a module's setattr costs several times more.
+
+
+class _RequestContext(object):
+    __slots__ = ("id", "client", "lock", "pending", "pending_size", "__name__")
+
+
+_REQ = _RequestContext()
+_REQ.__name__ = "_aksml_request"
 _REQ.id = ""
 _REQ.client = ""
 _REQ.lock = threading.Lock()
