@@ -715,6 +715,18 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 	}
 }
 
+// hasIdle reports whether a live worker is idle.
+func (p *pyPool) hasIdle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.idle {
+		if !w.dead() {
+			return true
+		}
+	}
+	return false
+}
+
 // release returns a healthy worker to the pool, or hands it to the first
 // waiter after writing that waiter's request to it.
 func (p *pyPool) release(w *worker) {
