@@ -715,6 +715,18 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 	}
 }
 
+// hasIdle reports whether a live worker is idle.
+func (p *pyPool) hasIdle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.idle {
+		if !w.dead() {
+			return true
+		}
+	}
+	return false
+}
+
 // release returns a healthy worker to the pool, or hands it to the first
 // waiter after writing that waiter's request to it.
 func (p *pyPool) release(w *worker) {
@@ -782,10 +794,17 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 		_, err = w.req.Write(msg)
 	}
 	var extra []byte
+	// The request's records and printed lines (D and L frames before the
+	// reply) are held in rbuf and handed to the background writers once
+	// the worker has its next request: not on the worker's critical path.
+	var heldArr [4]sideFrame
+	held := heldArr[:0]
 	if err == nil {
-		kind, payload, rbuf, extra, err = p.readReply(w.resp, rbuf, nil)
+		kind, payload, rbuf, extra, held, err = p.readReplyHeld(w.resp, rbuf, held)
 	}
 	if err == nil && kind == kindStream {
+		p.srv.takeSides(held)
+		held = held[:0]
 		timer.Stop()
 		elapsed = clk.Since(start)
 		pending := append([]byte(nil), extra...)
@@ -806,14 +825,17 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 		err = fmt.Errorf("%w: unexpected kind %q", errProtocol, kind)
 	}
 	if err != nil {
+		p.srv.takeSides(held)
 		return 0, nil, rbuf, elapsed, p.failed(w, err, timedOut.Load(), "run()")
 	}
 	if timedOut.Load() {
 		// The reply won the race against the timeout, but the worker is
 		// being killed: it is replaced, not reused.
+		p.srv.takeSides(held)
 		return kind, payload, rbuf, elapsed, nil
 	}
 	p.release(w)
+	p.srv.takeSides(held)
 	return kind, payload, rbuf, elapsed, nil
 }
 
@@ -857,6 +879,85 @@ func (p *pyPool) readReply(r io.Reader, buf, pre []byte) (kind byte, payload, ou
 		}
 		p.srv.takeSide(kind, payload)
 		pre = extra
+	}
+}
+
+// sideFrame is a D or L frame (checked by checkSide) held until the worker
+// that sent it has been released.
+type sideFrame struct {
+	kind    byte
+	payload []byte
+}
+
+// readReplyHeld is readReply that holds the D and L frames before the
+// reply instead of handing them over: they are appended to held, their
+// payloads slices of out (or of the buffers it grew from), valid until out
+// is read into again. The frames are read in place, none is moved.
+func (p *pyPool) readReplyHeld(r io.Reader, buf []byte, held []sideFrame) (kind byte, payload, out, extra []byte, _ []sideFrame, err error) {
+	if cap(buf) < 4096 {
+		buf = make([]byte, 4096)
+	}
+	buf = buf[:cap(buf)]
+	off, n := 0, 0 // the frame being read starts at off; n bytes are in buf
+	// fill reads until buf holds at least want bytes (want-off of the
+	// frame), reading no further than limit (greedy when limit is
+	// len(buf)); a full buffer is replaced by a larger one holding the
+	// frame's bytes from its start (the held frames keep the old one).
+	fill := func(want int, greedy bool) error {
+		for n < want {
+			if n == len(buf) {
+				nb := make([]byte, max(2*len(buf), want-off, (n-off)+64<<10))
+				copy(nb, buf[off:n])
+				n -= off
+				want -= off
+				off = 0
+				buf = nb
+			}
+			end := len(buf)
+			if !greedy {
+				end = min(want, len(buf))
+			}
+			m, err := r.Read(buf[n:end])
+			n += m
+			if err != nil && n < want {
+				if err == io.EOF && n > off {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		if err := fill(off+frameHeader, true); err != nil {
+			return 0, nil, buf, nil, held, err
+		}
+		size := binary.BigEndian.Uint32(buf[off:])
+		if size > maxFrame {
+			return 0, nil, buf, nil, held, fmt.Errorf("%w: frame of %d bytes", errProtocol, size)
+		}
+		// Grow as the data arrives rather than trusting the length up
+		// front.
+		if err := fill(off+frameHeader+int(size), false); err != nil {
+			return 0, nil, buf, nil, held, err
+		}
+		total := off + frameHeader + int(size)
+		kind, payload = buf[off+4], buf[off+frameHeader:total]
+		if !isSide(kind) {
+			return kind, payload, buf, buf[total:n], held, nil
+		}
+		if err := p.srv.checkSide(kind, size); err != nil {
+			return kind, payload, buf, buf[total:n], held, err
+		}
+		held = append(held, sideFrame{kind, payload})
+		off = total
+	}
+}
+
+// takeSides hands held D and L frames to the collector and telemetry.
+func (s *Server) takeSides(held []sideFrame) {
+	for _, f := range held {
+		s.takeSide(f.kind, f.payload)
 	}
 }
 
