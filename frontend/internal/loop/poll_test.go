@@ -26,28 +26,36 @@ func (h *pollHandler) OnOpen(c *fdConn)             { h.opened <- c }
 func (h *pollHandler) OnClose(c *fdConn, err error) { h.closed <- err }
 func (h *pollHandler) OnTraffic(c *fdConn) action   { return h.traffic(c) }
 
-// pollPair enrolls the server side of a new loopback connection in p and
-// returns the client side.
-func pollPair(t *testing.T, p *poller) net.Conn {
+// loopbackPair returns both ends of a new loopback connection.
+func loopbackPair(t *testing.T) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
+	server, err = ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { server.Close() })
+	client.SetDeadline(time.Now().Add(20 * time.Second))
+	return client, server
+}
+
+// pollPair enrolls the server side of a new loopback connection in p and
+// returns the client side.
+func pollPair(t *testing.T, p *poller) net.Conn {
+	t.Helper()
+	client, server := loopbackPair(t)
 	if err := p.enroll(server, "ctx"); err != nil {
 		t.Fatal(err)
 	}
-	client.SetDeadline(time.Now().Add(20 * time.Second))
 	return client
 }
 
@@ -184,16 +192,7 @@ func TestPollerStop(t *testing.T) {
 	if p.exec(func() {}) {
 		t.Error("exec accepted a task after stop")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := loopbackPair(t)
 	if err := p.enroll(c, nil); !errors.Is(err, errPollerClosed) {
 		t.Errorf("enroll after stop: %v", err)
 	}
