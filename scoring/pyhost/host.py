@@ -7,7 +7,10 @@
 #
 # Protocol (both directions on pipes; fd 3 = requests in, fd 4 = replies out):
 # every message is a 5-byte header, a big-endian uint32 payload length and one
-# kind byte, followed by the payload. One request is in flight per worker.
+# kind byte, followed by the payload. The server may write the next request
+# while run() serves one (at most one waits in the pipe); the host reads and
+# answers requests strictly in order, and reads a request only once the
+# reply to the one before is written in full.
 #
 #   Go -> Python   R  run: payload is the raw request body
 #                  U  run with request ids (data collection or telemetry
@@ -15,8 +18,10 @@
 #                     bytes of the caller's id, then the raw body
 #                  Q  request with metadata: uint32 n, n bytes of JSON
 #                     {method, path, query, headers}, then the body
-#                  X  cancel the response being streamed (the client left);
-#                     ignored when it arrives after the stream ended
+#                  X  cancel the response being streamed (the client left):
+#                     uint32, the number of the request whose stream to
+#                     stop (requests R, U, Q and B count from 1 in the
+#                     order read); ignored when that stream has ended
 #                  B  a batch for run_batch (batching on): uint32 n, then
 #                     per request uint32 length and the raw body
 #   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
@@ -85,19 +90,41 @@ def _read_more(buf, total):
     return b"".join(parts)
 
 
-def _read_msg():
-    # The server sends exactly one message and then waits for the reply, so a
-    # greedy first read never swallows part of the next message.
-    buf = os.read(_RFD, 65536)
-    if not buf:
-        raise EOFError("request pipe closed")
+_inbuf = b""  # bytes read after the last message: the start of the next
+_inq = []  # messages read while a response streamed, served next
+_seq = 0  # requests read (R, U, Q, B), as the server numbers them
+
+
+def _read_frame():
+    # The first read is greedy: what follows the message (a request the
+    # server queued behind it) waits in _inbuf. _read_more reads no further
+    # than the message.
+    global _inbuf
+    buf = _inbuf
     if len(buf) < 5:
-        buf = _read_more(buf, 5)
+        chunk = os.read(_RFD, 65536)
+        if not chunk:
+            raise EOFError("request pipe closed")
+        buf = buf + chunk if buf else chunk
+        if len(buf) < 5:
+            buf = _read_more(buf, 5)
     n, kind = _HDR.unpack_from(buf)
     total = n + 5
     if len(buf) < total:
         buf = _read_more(buf, total)
+    _inbuf = buf[total:]
     return kind, buf[5:total]
+
+
+def _read_msg():
+    if _inq:
+        return _inq.pop(0)
+    return _read_frame()
+
+
+def _buffered():
+    """Whether _inbuf holds a whole message."""
+    return len(_inbuf) >= 5 and len(_inbuf) >= 5 + _U32.unpack_from(_inbuf)[0]
 
 
 def _write_all(data):
@@ -570,6 +597,7 @@ def _serve(script):
     dumps = _dumps
     send = _send
     read = _read_msg
+    global _seq
     while True:
         try:
             kind, payload = read()
@@ -577,6 +605,7 @@ def _serve(script):
             return
         if kind == 88:  # 'X': a cancel that crossed the end of its stream
             continue
+        _seq += 1
         if kind == 66:  # 'B': a batch for run_batch
             _serve_batch(script, payload)
             continue
@@ -707,19 +736,25 @@ def _response_headers(resp):
 
 
 def _cancelled():
-    # A cancel from the server is the only message that can arrive while a
-    # stream is under way.
-    try:
-        ready, _, _ = select.select([_RFD], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    if not ready:
-        return False
-    try:
-        kind, _ = _read_msg()
-    except EOFError:
-        return True
-    return kind == 88
+    """Whether the server asked to stop the stream under way. What else
+    arrives meanwhile (a request queued behind this one) is kept in _inq,
+    to be served after the stream."""
+    while True:
+        if not _buffered():
+            try:
+                ready, _, _ = select.select([_RFD], [], [], 0)
+            except (OSError, ValueError):
+                return False
+            if not ready:
+                return False
+        try:
+            kind, payload = _read_frame()
+        except EOFError:
+            return True
+        if kind != 88:
+            _inq.append((kind, payload))
+        elif len(payload) == 4 and _U32.unpack(payload)[0] == _seq & 0xFFFFFFFF:
+            return True
 
 
 def _stream_response(resp):
