@@ -9,8 +9,10 @@
 # every message is a 5-byte header, a big-endian uint32 payload length and one
 # kind byte, followed by the payload. The server may write the next request
 # while run() serves one (at most one waits in the pipe); the host reads and
-# answers requests strictly in order, and reads a request only once the
-# reply to the one before is written in full.
+# answers requests strictly in order, reads exactly one message at a time,
+# and reads a request only once the reply to the one before is written in
+# full (while a response streams it reads, to find a cancel, and keeps what
+# else arrives for later).
 #
 #   Go -> Python   R  run: payload is the raw request body
 #                  U  run with request ids (data collection or telemetry
@@ -78,53 +80,34 @@ _U32 = struct.Struct(">I")
 
 # ---------------------------------------------------------------- framing
 
-def _read_more(buf, total):
-    parts = [buf]
-    have = len(buf)
-    while have < total:
-        chunk = os.read(_RFD, min(total - have, 1 << 20))
+def _read_exact(n):
+    parts = []
+    while n > 0:
+        chunk = os.read(_RFD, min(n, 1 << 20))
         if not chunk:
             raise EOFError("request pipe closed")
         parts.append(chunk)
-        have += len(chunk)
-    return b"".join(parts)
+        n -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-_inbuf = b""  # bytes read after the last message: the start of the next
 _inq = []  # messages read while a response streamed, served next
 _seq = 0  # requests read (R, U, Q, B), as the server numbers them
 
 
 def _read_frame():
-    # The first read is greedy: what follows the message (a request the
-    # server queued behind it) waits in _inbuf. _read_more reads no further
-    # than the message.
-    global _inbuf
-    buf = _inbuf
-    if len(buf) < 5:
-        chunk = os.read(_RFD, 65536)
-        if not chunk:
-            raise EOFError("request pipe closed")
-        buf = buf + chunk if buf else chunk
-        if len(buf) < 5:
-            buf = _read_more(buf, 5)
-    n, kind = _HDR.unpack_from(buf)
-    total = n + 5
-    if len(buf) < total:
-        buf = _read_more(buf, total)
-    _inbuf = buf[total:]
-    return kind, buf[5:total]
+    # The header, then exactly the payload: a request the server queued
+    # behind this one stays in the pipe until the host is done with this
+    # one, so the server can tell that the host never read it (and send it
+    # to another worker if this one dies).
+    n, kind = _HDR.unpack(_read_exact(5))
+    return kind, (_read_exact(n) if n else b"")
 
 
 def _read_msg():
     if _inq:
         return _inq.pop(0)
     return _read_frame()
-
-
-def _buffered():
-    """Whether _inbuf holds a whole message."""
-    return len(_inbuf) >= 5 and len(_inbuf) >= 5 + _U32.unpack_from(_inbuf)[0]
 
 
 def _write_all(data):
@@ -740,13 +723,12 @@ def _cancelled():
     arrives meanwhile (a request queued behind this one) is kept in _inq,
     to be served after the stream."""
     while True:
-        if not _buffered():
-            try:
-                ready, _, _ = select.select([_RFD], [], [], 0)
-            except (OSError, ValueError):
-                return False
-            if not ready:
-                return False
+        try:
+            ready, _, _ = select.select([_RFD], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if not ready:
+            return False
         try:
             kind, payload = _read_frame()
         except EOFError:
