@@ -872,14 +872,14 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 }
 
 // wrote records that the request handed to w is written: another may now
-// queue behind it.
+// queue behind it. Only the goroutine that wrote the request calls it.
 func (p *pyPool) wrote(w *worker) {
 	p.mu.Lock()
 	w.writing = false
 	wt := p.queueBehindLocked(w)
 	p.mu.Unlock()
 	if wt != nil {
-		wt.ch <- handoff{w: w, behind: true}
+		p.hand(w, wt, true)
 	}
 }
 
@@ -909,12 +909,23 @@ func (p *pyPool) freeLocked(w *worker) {
 	wt := p.popWaiterLocked()
 	p.take(w, !wt.single)
 	p.mu.Unlock()
-	h := handoff{w: w}
+	p.hand(w, wt, false)
+}
+
+// hand gives w to wt, writing wt's request to it first when it is not too
+// large: the worker can start on it (or find it queued) without waiting for
+// the waiter's goroutine to be scheduled, and another request can queue
+// behind it at once. behind: wt is queued behind the request w runs.
+func (p *pyPool) hand(w *worker, wt *waiter, behind bool) {
+	h := handoff{w: w, behind: behind}
 	if wt.single && len(wt.msg) <= proxyWriteMax {
 		h.at, h.seq, h.err = w.send(wt.msg)
 		h.sent = true
 	}
 	wt.ch <- h
+	if h.sent {
+		p.wrote(w)
+	}
 }
 
 // finish ends the round trip at the head of w's pipe: ok when its reply
@@ -948,7 +959,7 @@ func (p *pyPool) finish(w *worker, ok bool, extra []byte) bool {
 		}
 		p.mu.Unlock()
 		if wt != nil {
-			wt.ch <- handoff{w: w, behind: true}
+			p.hand(w, wt, true)
 		}
 		return good
 	}
@@ -999,16 +1010,18 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 		at, seq, err := h.at, h.seq, h.err
 		if !h.sent {
 			at, seq, err = w.send(msg)
+			p.wrote(w)
 		}
-		p.wrote(w)
 		var pre []byte
 		if h.behind {
 			t := <-w.turn
 			if t.failed {
-				if w.unstarted(at) && attempt < maxAttempts {
+				unstarted := w.unstarted(at)
+				if unstarted && attempt < maxAttempts && !p.isClosed() {
+					p.srv.event(slog.LevelWarn, fmt.Sprintf("worker %d failed with a request queued on it that it had not read; the request goes to another worker", w.slot))
 					continue
 				}
-				return 0, nil, rbuf, 0, p.queuedFailed(w)
+				return 0, nil, rbuf, 0, p.queuedFailed(w, unstarted)
 			}
 			pre = t.pre
 		}
@@ -1017,13 +1030,17 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 }
 
 // queuedFailed is the answer to a request that was queued behind another
-// on a worker that failed, and that the worker may have read.
-func (p *pyPool) queuedFailed(w *worker) *replyError {
+// on a worker that failed: the worker may have read it (unstarted false),
+// or it never started but has been handed to maxAttempts workers.
+func (p *pyPool) queuedFailed(w *worker, unstarted bool) *replyError {
 	w.waitExit()
 	if p.isClosed() {
 		return &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
 	}
 	m := fmt.Sprintf("worker %d was killed (%s) while this request was queued on it, after it may have started the request; it is not run again", w.slot, w.exitText())
+	if unstarted {
+		m = fmt.Sprintf("worker %d was killed (%s) while this request was queued on it, before it started; the request was queued on %d workers that all failed", w.slot, w.exitText(), maxAttempts)
+	}
 	p.srv.event(slog.LevelError, m)
 	return &replyError{http.StatusBadGateway, m, errcode.New(errcode.Unavailable, m)}
 }
