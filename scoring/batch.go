@@ -80,13 +80,17 @@ type batchRunner interface {
 	// run runs a batch on the worker, answers every item, and frees the
 	// worker.
 	run(slot any, items []*batchItem)
+	// spare reports whether a worker other than the ones acquired is free.
+	spare() bool
 }
 
 // batcher gathers the requests of a replica into batches. One dispatcher
 // goroutine takes a free worker, then the oldest queued requests: as soon
-// as size of them wait, or once the oldest has waited delay, whichever
-// comes first. Requests queue while every worker is busy, so under load a
-// batch leaves full without waiting.
+// as size of them wait, once the oldest has waited delay, or once another
+// worker is free too, whichever comes first. Requests queue while every
+// worker is busy, so under load a batch leaves full without waiting; and a
+// partial batch is held only while it would take the last free worker, so
+// a replica never idles two workers while requests wait.
 type batcher struct {
 	clk    clock.WithDelayedExecution
 	size   int
@@ -102,6 +106,9 @@ type batcher struct {
 	mu     sync.Mutex
 	queue  []*batchItem
 	closed bool
+	// spared is set (by tests) when the dispatcher lets a partial batch
+	// leave before its delay because another worker is free.
+	spared func()
 
 	// queued, when set (by tests), is called with the queue's length each
 	// time a request joins it; batched with the sizes of the batches that
@@ -136,10 +143,7 @@ func (b *batcher) submit(ctx context.Context, input []byte) batchReply {
 	b.queue = append(b.queue, it)
 	n := len(b.queue)
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
+	b.poke()
 	if b.queued != nil {
 		b.queued(n)
 	}
@@ -194,7 +198,18 @@ func (b *batcher) dispatch() {
 		go func() {
 			defer b.wg.Done()
 			b.runner.run(slot, items)
+			// A worker is free again: a partial batch being held for
+			// company may leave now.
+			b.poke()
 		}()
+	}
+}
+
+// poke wakes the dispatcher to look at the queue and the workers again.
+func (b *batcher) poke() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -217,31 +232,34 @@ func (b *batcher) waitQueued() bool {
 }
 
 // gather takes the next batch off the queue, waiting (with a worker in
-// hand) until it is full or its oldest request has waited the delay; nil
-// when the batcher closed.
+// hand) until it is full, its oldest request has waited the delay, or
+// another worker is free (holding requests back while two workers idle
+// would only add latency); nil when the batcher closed.
 func (b *batcher) gather() []*batchItem {
 	var armed time.Time // the deadline the timer is armed for, if any
 	for {
 		b.mu.Lock()
 		n := len(b.queue)
 		var due time.Time
+		leave := false
 		if n > 0 {
 			due = b.queue[0].arrived.Add(b.delay)
-			if n >= b.size || !b.clk.Now().Before(due) {
-				k := min(n, b.size)
-				items := make([]*batchItem, k)
-				copy(items, b.queue)
-				rest := copy(b.queue, b.queue[k:])
-				clear(b.queue[rest:])
-				b.queue = b.queue[:rest]
-				b.mu.Unlock()
+			leave = n >= b.size || !b.clk.Now().Before(due)
+		}
+		b.mu.Unlock()
+		early := n > 0 && !leave && b.runner.spare()
+		if leave || early {
+			if items := b.take(); items != nil {
 				if !armed.IsZero() {
 					b.timer.disarm()
 				}
+				if early && b.spared != nil {
+					b.spared()
+				}
 				return items
 			}
+			continue // the queue emptied meanwhile (its callers gave up)
 		}
-		b.mu.Unlock()
 		// Arm once per deadline: requests joining a partial batch do not
 		// move it.
 		if n > 0 && !due.Equal(armed) {
@@ -258,6 +276,23 @@ func (b *batcher) gather() []*batchItem {
 			return nil
 		}
 	}
+}
+
+// take removes the oldest requests, up to size, from the queue; nil if it
+// is empty.
+func (b *batcher) take() []*batchItem {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := min(len(b.queue), b.size)
+	if k == 0 {
+		return nil
+	}
+	items := make([]*batchItem, k)
+	copy(items, b.queue)
+	rest := copy(b.queue, b.queue[k:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	return items
 }
 
 // stop ends the dispatcher and answers the queued requests with 503;
@@ -300,6 +335,8 @@ func (r pyBatches) acquire(ctx context.Context) (any, error) {
 func (r pyBatches) release(slot any) { r.p.release(slot.(*worker)) }
 
 func (r pyBatches) run(slot any, items []*batchItem) { r.p.runBatch(slot.(*worker), items) }
+
+func (r pyBatches) spare() bool { return r.p.hasIdle() }
 
 // batchMessage frames a batch for a worker: uint32 n, then per request
 // uint32 length and the body.
@@ -426,6 +463,8 @@ func (g *goBatches) acquire(ctx context.Context) (any, error) {
 
 func (g *goBatches) release(any) { <-g.slots }
 
+func (g *goBatches) spare() bool { return len(g.slots) < cap(g.slots) }
+
 func (g *goBatches) run(_ any, items []*batchItem) {
 	defer g.release(nil)
 	s := g.s
@@ -531,7 +570,7 @@ func (s *Server) startBatching() error {
 	if g != nil {
 		g.stop = b.ctx.Done()
 	}
-	b.queued, b.batched = s.batchHooks.queued, s.batchHooks.batched
+	b.queued, b.batched, b.spared = s.batchHooks.queued, s.batchHooks.batched, s.batchHooks.spared
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state.Load() == stateClosed {

@@ -50,12 +50,14 @@ def run_batch(inputs):
 type batchWatch struct {
 	queued  chan int
 	batched chan int
+	spared  chan struct{} // a partial batch left early: another worker was free
 }
 
 func watchBatches(s *Server) *batchWatch {
-	bw := &batchWatch{queued: make(chan int, 256), batched: make(chan int, 256)}
+	bw := &batchWatch{queued: make(chan int, 256), batched: make(chan int, 256), spared: make(chan struct{}, 256)}
 	s.batchHooks.queued = func(n int) { bw.queued <- n }
 	s.batchHooks.batched = func(n int) { bw.batched <- n }
+	s.batchHooks.spared = func() { bw.spared <- struct{}{} }
 	return bw
 }
 
@@ -65,6 +67,7 @@ func (bw *batchWatch) drain() {
 		select {
 		case <-bw.queued:
 		case <-bw.batched:
+		case <-bw.spared:
 		default:
 			return
 		}
@@ -379,7 +382,7 @@ func (m *batchModel) RunBatch(ctx context.Context, inputs [][]byte) ([]BatchResu
 	return out, nil
 }
 
-func goBatchServer(t *testing.T, m *batchModel, cfg Config) (*Server, *batchWatch) {
+func goBatchServer(t *testing.T, m Handler, cfg Config) (*Server, *batchWatch) {
 	t.Helper()
 	cfg.Handler = func() Handler { return m }
 	s, err := NewServer(cfg)
@@ -496,4 +499,106 @@ func FuzzSplitBatchReply(f *testing.F) {
 			t.Fatalf("%d answers for %d", len(out), n)
 		}
 	})
+}
+
+// holdModel is a Go BatchHandler whose batches holding "hold" wait until
+// release is closed; it answers each input with the size of its batch.
+type holdModel struct {
+	HandlerFunc
+	release chan struct{}
+}
+
+func (m *holdModel) RunBatch(ctx context.Context, inputs [][]byte) ([]BatchResult, error) {
+	for _, in := range inputs {
+		if string(in) == "hold" {
+			select {
+			case <-m.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	out := make([]BatchResult, len(inputs))
+	for i, in := range inputs {
+		out[i].Output = fmt.Appendf(nil, `{"input":%q,"batch":%d}`, in, len(inputs))
+	}
+	return out, nil
+}
+
+func TestBatchSpareWorkerTakesPartialBatch(t *testing.T) {
+	t.Parallel()
+	// The clock never moves unless the test says so: a partial batch that
+	// leaves does so because a second worker is free, not because of the
+	// delay.
+	fc := clocktesting.NewFakeClock(time.Unix(1700000000, 0))
+	m := &holdModel{release: make(chan struct{})}
+	s, bw := goBatchServer(t, m, Config{MaxBatchSize: 8, MaxBatchDelay: time.Second, Workers: 2, Clock: fc})
+	spared := func() {
+		t.Helper()
+		select {
+		case <-bw.spared:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no partial batch left early")
+		}
+	}
+
+	// Both workers are free: a lone request leaves at once.
+	if r := do(s, "POST", "/score", "alone"); r.status != 200 || r.body != `{"input":"alone","batch":1}` {
+		t.Fatalf("lone request: %d %s", r.status, r.body)
+	}
+	spared()
+	bw.drain()
+
+	// One worker is busy: the other, the last free one, holds a partial
+	// batch for company...
+	held := make(chan response, 1)
+	go func() { held <- do(s, "POST", "/score", "hold") }()
+	if n := bw.next(t); n != 1 {
+		t.Fatalf("held batch of %d, want 1", n)
+	}
+	spared()
+	waiting := make(chan map[string]response, 1)
+	go func() { waiting <- sendAll(s, "p", "q") }()
+	bw.waitQueued(t, 2)
+	eventually(t, "the batch timer", fc.HasWaiters)
+	select {
+	case n := <-bw.batched:
+		t.Fatalf("a batch of %d left while only one worker was free", n)
+	case <-waiting:
+		t.Fatal("answers while only one worker was free")
+	default:
+	}
+	// ...until the busy one is free again: then it leaves without waiting
+	// out the delay.
+	close(m.release)
+	if r := <-held; r.status != 200 {
+		t.Errorf("held request: %d %s", r.status, r.body)
+	}
+	for b, r := range <-waiting {
+		if want := fmt.Sprintf(`{"input":%q,"batch":2}`, b); r.status != 200 || r.body != want {
+			t.Errorf("%s: %d %s, want %s", b, r.status, r.body, want)
+		}
+	}
+	spared()
+	if n := bw.next(t); n != 2 {
+		t.Errorf("batch of %d, want 2", n)
+	}
+}
+
+func TestBatchPythonLoneRequestWithSpareWorker(t *testing.T) {
+	t.Parallel()
+	fc := clocktesting.NewFakeClock(time.Unix(1700000000, 0))
+	s, bw := pyBatchServer(t, Config{MaxBatchSize: 8, MaxBatchDelay: 10 * time.Second, Workers: 2, Clock: fc})
+	// Two idle workers: the request does not wait for company.
+	if r := do(s, "POST", "/score", "solo"); r.status != 200 || r.body != `{"input": "solo", "batch": 1}` {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if n := bw.next(t); n != 1 {
+		t.Errorf("batch of %d, want 1", n)
+	}
+	select {
+	case <-bw.spared:
+	case <-time.After(30 * time.Second):
+		t.Error("the batch did not leave early")
+	}
 }

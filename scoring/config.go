@@ -95,10 +95,12 @@ type Config struct {
 	// Python worker (each of Workers batch slots for a Go handler) runs one
 	// batch at a time. Zero means batching is off; 1..MaxBatchSizeLimit.
 	MaxBatchSize int
-	// MaxBatchDelay is how long the oldest request of a batch that is not
-	// full may wait for more before the batch leaves (when a worker is
-	// free). Zero means no waiting: a batch is what has queued by the time
-	// a worker is free. At most MaxBatchDelayLimit; only with MaxBatchSize.
+	// MaxBatchDelay is the longest the oldest request of a batch that is
+	// not full may wait for more before the batch leaves. The wait is spent
+	// only on the last free worker: while another worker is free too, a
+	// partial batch leaves at once. Zero means no waiting: a batch is what
+	// has queued by the time a worker is free. At most MaxBatchDelayLimit;
+	// only with MaxBatchSize.
 	MaxBatchDelay time.Duration
 
 	// MaxBodyBytes is the request body limit; larger bodies get 413. Zero

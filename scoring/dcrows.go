@@ -12,7 +12,7 @@ import (
 )
 
 // A ModelDataCollector record's values arrive as Python marshal data
-// (version 4) of the tuple (timestamp, correlation id, rows), rows being
+// (version 2 or 4) of the tuple (timestamp, correlation id, rows), rows being
 // lists of str, int, float, bool and None (the collector converts other
 // cells first). The server writes them as the CSV rows v1 wrote, byte for
 // byte what Python's csv.writer(lineterminator="\n") writes for

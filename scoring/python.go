@@ -336,8 +336,8 @@ type pyPool struct {
 	// queue behind busy workers (see behindLocked).
 	streamed bool
 	ticks    uint64 // counts the requests handed to workers (worker.order)
-	done    chan struct{}
-	wg      sync.WaitGroup
+	done     chan struct{}
+	wg       sync.WaitGroup
 
 	info *initInfo
 	// initTracebacks are the init tracebacks already written to the log.
@@ -883,6 +883,18 @@ func (p *pyPool) wrote(w *worker) {
 	}
 }
 
+// hasIdle reports whether a live worker is idle.
+func (p *pyPool) hasIdle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.idle {
+		if !w.dead() {
+			return true
+		}
+	}
+	return false
+}
+
 // release returns a worker that runs nothing (a new one, or one a batch
 // took and did not use) to the pool.
 func (p *pyPool) release(w *worker) {
@@ -1058,11 +1070,18 @@ func (p *pyPool) readRun(w *worker, seq uint32, werr error, pre, rbuf []byte, si
 	})
 	err := werr
 	var extra []byte
+	// The request's records and printed lines (D and L frames before the
+	// reply) are held in rbuf and handed to the background writers once
+	// the worker has its next request: not on the worker's critical path.
+	var heldArr [4]sideFrame
+	held := heldArr[:0]
 	w.rmu.Lock()
 	if err == nil {
-		kind, payload, rbuf, extra, err = p.readReply(w.resp, rbuf, pre)
+		kind, payload, rbuf, extra, held, err = p.readReplyHeld(w.resp, rbuf, pre, held)
 	}
 	if err == nil && kind == kindStream {
+		p.srv.takeSides(held)
+		held = held[:0]
 		timer.Stop()
 		elapsed = clk.Since(start)
 		p.mu.Lock()
@@ -1088,10 +1107,12 @@ func (p *pyPool) readRun(w *worker, seq uint32, werr error, pre, rbuf []byte, si
 		err = fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, len(extra), len(payload)+frameHeader)
 	}
 	if err != nil {
+		p.srv.takeSides(held)
 		return 0, nil, rbuf, elapsed, p.failed(w, err, timedOut.Load(), "run()")
 	}
 	// A reply that won the race against the timeout is answered; the
 	// worker is being killed and replaced all the same.
+	p.srv.takeSides(held)
 	return kind, payload, rbuf, elapsed, nil
 }
 
@@ -1135,6 +1156,86 @@ func (p *pyPool) readReply(r io.Reader, buf, pre []byte) (kind byte, payload, ou
 		}
 		p.srv.takeSide(kind, payload)
 		pre = extra
+	}
+}
+
+// sideFrame is a D or L frame (checked by checkSide) held until the worker
+// that sent it has been released.
+type sideFrame struct {
+	kind    byte
+	payload []byte
+}
+
+// readReplyHeld is readReply that holds the D and L frames before the
+// reply instead of handing them over: they are appended to held, their
+// payloads slices of out (or of the buffers it grew from), valid until out
+// is read into again. The frames are read in place, none is moved. pre
+// holds the reply's first bytes if they were read with the reply before.
+func (p *pyPool) readReplyHeld(r io.Reader, buf, pre []byte, held []sideFrame) (kind byte, payload, out, extra []byte, _ []sideFrame, err error) {
+	if cap(buf) < max(4096, len(pre)) {
+		buf = make([]byte, max(4096, len(pre)))
+	}
+	buf = buf[:cap(buf)]
+	off, n := 0, copy(buf, pre) // the frame being read starts at off; n bytes are in buf
+	// fill reads until buf holds at least want bytes (want-off of the
+	// frame), reading no further than limit (greedy when limit is
+	// len(buf)); a full buffer is replaced by a larger one holding the
+	// frame's bytes from its start (the held frames keep the old one).
+	fill := func(want int, greedy bool) error {
+		for n < want {
+			if n == len(buf) {
+				nb := make([]byte, max(2*len(buf), want-off, (n-off)+64<<10))
+				copy(nb, buf[off:n])
+				n -= off
+				want -= off
+				off = 0
+				buf = nb
+			}
+			end := len(buf)
+			if !greedy {
+				end = min(want, len(buf))
+			}
+			m, err := r.Read(buf[n:end])
+			n += m
+			if err != nil && n < want {
+				if err == io.EOF && n > off {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		if err := fill(off+frameHeader, true); err != nil {
+			return 0, nil, buf, nil, held, err
+		}
+		size := binary.BigEndian.Uint32(buf[off:])
+		if size > maxFrame {
+			return 0, nil, buf, nil, held, fmt.Errorf("%w: frame of %d bytes", errProtocol, size)
+		}
+		// Grow as the data arrives rather than trusting the length up
+		// front.
+		if err := fill(off+frameHeader+int(size), false); err != nil {
+			return 0, nil, buf, nil, held, err
+		}
+		total := off + frameHeader + int(size)
+		kind, payload = buf[off+4], buf[off+frameHeader:total]
+		if !isSide(kind) {
+			return kind, payload, buf, buf[total:n], held, nil
+		}
+		if err := p.srv.checkSide(kind, size); err != nil {
+			return kind, payload, buf, buf[total:n], held, err
+		}
+		held = append(held, sideFrame{kind, payload})
+		off = total
+	}
+}
+
+// takeSides hands held D and L frames to the collector and telemetry.
+func (s *Server) takeSides(held []sideFrame) {
+	for _, f := range held {
+		s.takeSide(f.kind, f.payload)
 	}
 }
 

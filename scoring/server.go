@@ -61,7 +61,10 @@ type Server struct {
 	// batch gathers requests into batches when Config.MaxBatchSize is set;
 	// set (under mu) before the state becomes ready.
 	batch      *batcher
-	batchHooks struct{ queued, batched func(int) } // for tests
+	batchHooks struct {
+		queued, batched func(int)
+		spared          func()
+	} // for tests
 
 	state    atomic.Int32
 	initDone chan struct{}

@@ -130,9 +130,10 @@ type DeployConfig struct {
 	// MaxBatchSizeLimit. A replica only sees ReplicaMaxConcurrentRequests
 	// requests at once, so set that at least as high. See docs/batching.md.
 	MaxBatchSize int
-	// MaxBatchDelayMs is how long, in milliseconds, the oldest request of a
-	// batch that is not full waits for more before the batch leaves
-	// (max_batch_delay_ms; "aksml": {"maxBatchDelayMs": D}): 0, no waiting
+	// MaxBatchDelayMs is the longest, in milliseconds, the oldest request
+	// of a batch that is not full waits for more before the batch leaves
+	// (max_batch_delay_ms; "aksml": {"maxBatchDelayMs": D}); a replica
+	// waits only when no other worker is free (docs/batching.md): 0, no waiting
 	// (a batch is what has queued when a worker is free); at most
 	// MaxBatchDelayMsLimit, and only with MaxBatchSize.
 	MaxBatchDelayMs int

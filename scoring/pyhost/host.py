@@ -111,15 +111,17 @@ def _read_msg():
 
 
 def _write_all(data):
-    view = memoryview(data)
-    while view:
-        n = os.write(_WFD, view)
-        view = view[n:]
+    n = os.write(_WFD, data)
+    if n < len(data):
+        view = memoryview(data)[n:]
+        while view:
+            n = os.write(_WFD, view)
+            view = view[n:]
 
 
 def _send(kind, payload):
     if (_cap is not None or _REQ.pending) and kind in (79, 69, 90):  # O, E, Z: the reply ends
-        _write_all(_end_request() + _HDR.pack(len(payload), kind) + payload)
+        _write_all(_end_request(_HDR.pack(len(payload), kind), payload))
         return
     _write_all(_HDR.pack(len(payload), kind) + payload)
 
@@ -141,7 +143,6 @@ def _split_meta(payload):
 # ---------------------------------------------------------------- request context
 
 import time
-import types
 import threading
 
 _now = time.time
@@ -150,7 +151,16 @@ _F64 = struct.Struct(">d")
 # _aksml_request holds the ids of the request being served (empty between
 # requests), for the shims (ModelDataCollector's correlation id), and the
 # lock that orders writes to the side channel.
-_REQ = types.ModuleType("_aksml_request")
+# It is an object with slots, not a module: its attributes are set a few
+# times a request, and a module's setattr costs several times more.
+
+
+class _RequestContext(object):
+    __slots__ = ("id", "client", "lock", "pending", "pending_size", "__name__")
+
+
+_REQ = _RequestContext()
+_REQ.__name__ = "_aksml_request"
 _REQ.id = ""
 _REQ.client = ""
 _REQ.lock = threading.Lock()
@@ -189,18 +199,22 @@ class _Capture(object):
         self.last = None
         self.texts = None
 
-    def frame(self):
-        """The L frame of what was printed."""
-        out = [self.ids, _F64.pack(self.t)]
+    def frame(self, out):
+        """Appends the parts of the L frame of what was printed to out."""
+        at = len(out)
+        ids = self.ids
+        out += (None, ids, _F64.pack(self.t))
+        size = len(ids) + 8
         pack = _U32.pack
         for stream, texts in self.parts:
             b = "".join(texts).encode("utf-8", "replace")
-            out.append(stream + pack(len(b)) + b)
+            out += (stream, pack(len(b)), b)
+            size += 5 + len(b)
         if self.lost:
             b = str(self.lost).encode()
-            out.append(b"l" + pack(len(b)) + b)
-        payload = b"".join(out)
-        return _HDR.pack(len(payload), 76) + payload  # 'L'
+            out += (b"l", pack(len(b)), b)
+            size += 5 + len(b)
+        out[at] = _HDR.pack(size, 76)  # 'L'
 
 
 _cap = None  # the _Capture of the request being served, with telemetry on
@@ -260,7 +274,23 @@ def _print(*args, sep=" ", end="\n", file=None, flush=False):
         sep = " "
     if end is None:
         end = "\n"
-    file.write(sep.join(map(str, args)) + end)
+    s = sep.join(map(str, args)) + end
+    # _Tee.write, inline.
+    file._write(s)
+    c = _cap
+    if c is not None and s:
+        name = file._name
+        size = c.size + len(s)
+        if size > _MAX_PRINT:
+            c.lost += len(s)
+        elif c.last is name:
+            c.size = size
+            c.texts.append(s)
+        else:
+            c.size = size
+            c.last = name
+            c.texts = [s]
+            c.parts.append((name, c.texts))
     if flush:
         file.flush()
 
@@ -279,23 +309,28 @@ def _begin_request(req_id, client, ids=None):
         _cap = _Capture(ids if ids is not None else _ids_bytes(req_id, client))
 
 
-def _end_request():
+def _end_request(*tail):
     """Forget the request being served and return its frames, to be sent
     with its reply: the records it collected and, with telemetry on, what
-    it printed. Called when the reply is sent, and after it (the reply
-    failed to encode; a stream's end), to forget the request's ids."""
+    it printed, followed by tail (the reply's frame). Called when the reply
+    is sent, and after it (the reply failed to encode; a stream's end), to
+    forget the request's ids."""
     global _cap
     c = _cap
     _cap = None
-    _REQ.id = ""
-    _REQ.client = ""
-    pending = _REQ.pending
-    _REQ.pending = None
-    _REQ.pending_size = 0
-    data = b"".join(pending) if pending else b""
+    req = _REQ
+    req.id = ""
+    req.client = ""
+    pending = req.pending
+    req.pending = None
+    req.pending_size = 0
+    if pending is None:
+        pending = []
     if c is not None and c.parts:
-        data += c.frame()
-    return data
+        c.frame(pending)
+    if tail:
+        pending += tail
+    return b"".join(pending)
 
 
 def _side_send(data):
@@ -315,14 +350,6 @@ def _side_send(data):
         _dc = sys.modules.get("azureml.monitoring.modeldatacollector")
         if _dc is not None:
             _dc._channel_broken(ex)
-
-
-def _read_ids(payload):
-    n = payload[0]
-    req_id = payload[1:1 + n].decode("utf-8", "replace")
-    m = payload[1 + n]
-    client = payload[2 + n:2 + n + m].decode("utf-8", "replace")
-    return req_id, client, payload[:2 + n + m], payload[2 + n + m:]
 
 
 # ---------------------------------------------------------------- shims
@@ -574,13 +601,13 @@ _RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs fo
 
 
 def _serve(script):
+    global _cap, _seq
     run = script.run
     plain = script.mode == "plain" and not script.wants_headers
     first = script.first
     dumps = _dumps
     send = _send
     read = _read_msg
-    global _seq
     while True:
         try:
             kind, payload = read()
@@ -592,9 +619,16 @@ def _serve(script):
         if kind == 66:  # 'B': a batch for run_batch
             _serve_batch(script, payload)
             continue
-        if kind == 85:  # 'U': the request's ids, then as 'R'
-            req_id, client, ids, payload = _read_ids(payload)
-            _begin_request(req_id, client, ids)
+        if kind == 85:  # 'U': the request's ids, then as 'R' (_read_ids and
+            # _begin_request, inline)
+            n = payload[0]
+            m = payload[1 + n]
+            req = _REQ
+            req.id = payload[1:1 + n].decode("utf-8", "replace")
+            req.client = payload[2 + n:2 + n + m].decode("utf-8", "replace") if m else ""
+            if _tel_fd >= 0:
+                _cap = _Capture(payload[:2 + n + m])
+            payload = payload[2 + n + m:]
             kind = 82
         _REQ.pending = []
         try:

@@ -6,7 +6,7 @@ deployed service as CSV rows. When the service has data collection on
 collect() sends one record to the aksml scoring server over a pipe: a D
 frame holding uint32 n, n bytes of the collector's JSON metadata (encoded
 once), then the tuple (timestamp, correlation id, rows) as marshal data
-(version 4); rows are lists of str, int, float, bool and None (other cells
+(version 2 for a few cells, else 4); rows are lists of str, int, float, bool and None (other cells
 are converted first: numpy scalars to their value, lists, dicts and arrays
 to their JSON text). The server buffers the record and, in the background,
 writes its rows as csv.writer(lineterminator="\n") would to the
@@ -49,6 +49,14 @@ _ID_COLUMN = "$aml_dc_correlation_id"
 _req = sys.modules.get("_aksml_request")
 _lock = getattr(_req, "lock", None) or threading.Lock()
 _broken = []
+
+
+def _version(rows):
+    """The marshal version for rows (a non-empty list of lists): 2 for a
+    few cells (version 4's table of references costs more than it saves
+    there), else 4 (its strings are copied as they are, not encoded
+    one by one)."""
+    return 2 if len(rows) * len(rows[0]) <= 16 else 4
 
 
 # Values sent as they are (exact types: a subclass goes through _cell).
@@ -231,7 +239,9 @@ class ModelDataCollector(object):
             cid = user_correlation_id if type(user_correlation_id) is str else str(user_correlation_id)
         else:
             cid = _req.id if _req is not None and _req.id else str(uuid.uuid4())
-        ctx = _Correlation(((_TS_COLUMN, ts), (_ID_COLUMN, cid)))
+        ctx = _Correlation()
+        ctx[_TS_COLUMN] = ts
+        ctx[_ID_COLUMN] = cid
         if not self._enabled:
             return ctx
         try:
@@ -245,15 +255,16 @@ class ModelDataCollector(object):
                     if type(row) is not list or not plain(map(type, row)):
                         break
                 else:
-                    pending = _req.pending if _req is not None else None
+                    req = _req
+                    pending = req.pending if req is not None else None
                     if pending is not None and not _broken:
-                        body = _marshal((ts, cid, rows), 4)
+                        body = _marshal((ts, cid, rows), _version(rows))
                         size = self._meta_len + len(body)
-                        if size <= MAX_RECORD_BYTES and _req.pending_size + size + 5 < _PENDING_MAX:
+                        if size <= MAX_RECORD_BYTES and req.pending_size + size + 5 < _PENDING_MAX:
                             # In a request: the record leaves with the
                             # reply, in the same write (the host sends it).
                             pending += (_HDR.pack(size, _KIND_DATA), self._meta, body)
-                            _req.pending_size += size + 5
+                            req.pending_size += size + 5
                             return ctx
             self._send(input_data, ts, cid)
         except _NotSerializable as ex:
@@ -292,7 +303,7 @@ class ModelDataCollector(object):
                     for i, r in enumerate(rows)]
         # The values go as marshal data (one C call); the server writes
         # them as CSV rows, off the request path.
-        body = _marshal((ts, cid, rows), 4)
+        body = _marshal((ts, cid, rows), _version(rows))
         size = len(self._meta) + len(body)
         if size > MAX_RECORD_BYTES:
             _log("a record of %d bytes for model %s (designation %s) exceeds the limit of %d bytes; "
