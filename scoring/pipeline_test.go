@@ -162,6 +162,34 @@ func (e *pipeEnv) waitQueued(what string, behind bool, waiting int) {
 	})
 }
 
+// queueBehind sends request A (body aBody, which should hold it in run()
+// until the test lets it go), and once A runs, request B (bBody), and waits
+// until B is queued behind A.
+func (e *pipeEnv) queueBehind(aBody, bBody string) (a, b <-chan response) {
+	e.t.Helper()
+	a = e.post("A", aBody)
+	eventually(e.t, "A to start", func() bool { return e.started("A") })
+	b = e.post("B", bBody)
+	e.waitQueued("B queued behind A", true, 0)
+	return a, b
+}
+
+// expect checks that request name was answered status with sub in the body.
+func (e *pipeEnv) expect(name string, ch <-chan response, status int, sub string) {
+	e.t.Helper()
+	if r := <-ch; r.status != status || !strings.Contains(r.body, sub) {
+		e.t.Fatalf("%s: %d %q, want %d with %q", name, r.status, r.body, status, sub)
+	}
+}
+
+// ranOnce checks that run() started request name exactly once.
+func (e *pipeEnv) ranOnce(name string) {
+	e.t.Helper()
+	if n := e.startCount(name); n != 1 {
+		e.t.Errorf("%s ran %d times", name, n)
+	}
+}
+
 func (e *pipeEnv) answer(name string, ch <-chan response) (pid float64) {
 	e.t.Helper()
 	r := <-ch
@@ -186,10 +214,7 @@ func TestPipelineOrderAndAttribution(t *testing.T) {
 	root := t.TempDir()
 	e := newPipeEnv(t, Config{Telemetry: &Telemetry{Sink: sink}, DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)})
 	gate := e.gate("a")
-	a := e.post("A", e.body("A", "gate", gate))
-	eventually(t, "A to start", func() bool { return e.started("A") })
-	b := e.post("B", e.body("B"))
-	e.waitQueued("B queued behind A", true, 0)
+	a, b := e.queueBehind(e.body("A", "gate", gate), e.body("B"))
 	c := e.post("C", e.body("C"))
 	e.waitQueued("C waiting", true, 1)
 	e.open(gate)
@@ -245,9 +270,7 @@ func TestPipelineQueuedBehindTimeout(t *testing.T) {
 	b := e.post("B", e.body("B"))
 	e.waitQueued("B queued behind A", true, 0)
 	fc.Step(2 * time.Second)
-	if r := <-a; r.status != 504 || !strings.Contains(r.body, "Scoring timeout") {
-		t.Fatalf("A: %d %q", r.status, r.body)
-	}
+	e.expect("A", a, 504, "Scoring timeout")
 	pb := e.answer("B", b)
 	starts := e.starts()
 	if len(starts) != 2 || !strings.HasPrefix(starts[1], "B ") || strings.Fields(starts[0])[1] == strings.Fields(starts[1])[1] {
@@ -262,10 +285,7 @@ func TestPipelineQueuedRequestTimesOut(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Unix(1700000000, 0))
 	e := newPipeEnv(t, Config{ScoringTimeout: 2 * time.Second, Clock: fc})
 	gate := e.gate("a")
-	a := e.post("A", e.body("A", "gate", gate))
-	eventually(t, "A to start", func() bool { return e.started("A") })
-	b := e.post("B", e.body("B", "hang", true))
-	e.waitQueued("B queued behind A", true, 0)
+	a, b := e.queueBehind(e.body("A", "gate", gate), e.body("B", "hang", true))
 	c := e.post("C", e.body("C"))
 	e.waitQueued("C waiting", true, 1)
 	// A runs for most of the timeout: B's time counts from its own start.
@@ -283,13 +303,9 @@ func TestPipelineQueuedRequestTimesOut(t *testing.T) {
 		t.Fatal("B's scoring timer fired 1.5 s after B started")
 	}
 	fc.Step(500 * time.Millisecond)
-	if r := <-b; r.status != 504 || !strings.Contains(r.body, "Scoring timeout after 2000 ms") {
-		t.Fatalf("B: %d %q", r.status, r.body)
-	}
+	e.expect("B", b, 504, "Scoring timeout after 2000 ms")
 	e.answer("C", c)
-	if n := e.startCount("C"); n != 1 {
-		t.Errorf("C ran %d times", n)
-	}
+	e.ranOnce("C")
 }
 
 // A worker that dies with a request queued behind the running one: the
@@ -298,18 +314,11 @@ func TestPipelineWorkerDiesWithQueuedRequest(t *testing.T) {
 	t.Parallel()
 	e := newPipeEnv(t, Config{})
 	gate := e.gate("a")
-	a := e.post("A", e.body("A", "gate", gate, "crash", true))
-	eventually(t, "A to start", func() bool { return e.started("A") })
-	b := e.post("B", e.body("B"))
-	e.waitQueued("B queued behind A", true, 0)
+	a, b := e.queueBehind(e.body("A", "gate", gate, "crash", true), e.body("B"))
 	e.open(gate)
-	if r := <-a; r.status != 502 || !strings.Contains(r.body, "exit status 3") {
-		t.Fatalf("A: %d %q", r.status, r.body)
-	}
+	e.expect("A", a, 502, "exit status 3")
 	e.answer("B", b)
-	if n := e.startCount("B"); n != 1 {
-		t.Errorf("B ran %d times", n)
-	}
+	e.ranOnce("B")
 }
 
 // A queued request that left the pipe before the worker died may have
@@ -318,17 +327,12 @@ func TestPipelineNoSecondRunOfARequestTheWorkerRead(t *testing.T) {
 	t.Parallel()
 	e := newPipeEnv(t, Config{})
 	gate := e.gate("a")
-	a := e.post("A", e.body("A", "gate", gate, "steal", true, "crash", true))
-	eventually(t, "A to start", func() bool { return e.started("A") })
-	b := e.post("B", e.body("B"))
-	e.waitQueued("B queued behind A", true, 0)
+	a, b := e.queueBehind(e.body("A", "gate", gate, "steal", true, "crash", true), e.body("B"))
 	e.open(gate)
 	if r := <-a; r.status != 502 {
 		t.Fatalf("A: %d %q", r.status, r.body)
 	}
-	if r := <-b; r.status != 502 || !strings.Contains(r.body, "may have started") {
-		t.Fatalf("B: %d %q", r.status, r.body)
-	}
+	e.expect("B", b, 502, "may have started")
 	e.answer("D", e.post("D", e.body("D")))
 	if n := e.startCount("B"); n != 0 {
 		t.Errorf("B ran %d times", n)
