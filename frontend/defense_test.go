@@ -470,7 +470,7 @@ func TestPipelineFlood(t *testing.T) {
 }
 
 // TestLargeBodiesArriveWhole: bodies larger than what the event loop
-// leaves in gnet's buffer (moved to the connection's own, or to a file, and
+// leaves in a connection's read buffer (moved to the connection's own, or to a file, and
 // sent to the replica in pieces), with a length or chunked, written in
 // small pieces, reach the replica byte for byte, also when the router can
 // make no file for them.
@@ -582,7 +582,7 @@ func TestAsteriskTarget(t *testing.T) {
 // chunk's first byte). The bound is on all the heap
 // the test process allocates meanwhile (runtime.MemStats.TotalAlloc, which
 // misses no peak): under a quarter of the bodies (the loops' piece buffers
-// and gnet's write buffers take a few MB however large the bodies are;
+// and the connections' write buffers take a few MB however large the bodies are;
 // holding any one body takes 20 MB). Not parallel, so that no other
 // test allocates meanwhile.
 func TestLargeBodiesBoundedMemory(t *testing.T) {

@@ -111,9 +111,11 @@
 // before a handler runs: on the http.Handler path, parsing, timeouts and
 // connection limits are the http.Server's.
 //
-// Serve serves connections from gnet event loops, one per GOMAXPROCS,
-// each a goroutine waiting in epoll for its callers' connections and its
-// own kept-alive connections to replicas. A request whose replica has a
+// Serve serves connections from event loops, one per GOMAXPROCS, each a
+// goroutine serving one epoll set of its callers' connections and its own
+// kept-alive connections to replicas, with direct system calls (so the
+// runtime hands no processor off around them) and a park in the runtime's
+// poller when it has nothing to do. A request whose replica has a
 // free slot is forwarded and answered inside the loop, with no goroutine
 // parked or woken. The common request (GET or POST, HTTP/1.1,
 // Content-Length, a plain path, a route without mirroring) and the common

@@ -258,6 +258,6 @@ func TestEventLoopShutdown(t *testing.T) {
 	waitFor(t, "the engine's goroutines to end", func() bool {
 		buf := make([]byte, 1<<20)
 		s := string(buf[:runtime.Stack(buf, true)])
-		return !strings.Contains(s, "gnet/v2.(*eventloop)") && !strings.Contains(s, "internal/loop.") && !strings.Contains(s, "frontend.loopServer")
+		return !strings.Contains(s, "internal/loop.") && !strings.Contains(s, "frontend.loopServer")
 	})
 }

@@ -9,7 +9,7 @@
 //   - replicas: 4 net/http servers answering POST /score with a small JSON
 //     body (a trivial Go handler);
 //   - aksml (event loop): frontend.Router.Serve with its default engine
-//     (gnet event loops, one per GOMAXPROCS), one route, key auth, the 4
+//     (event loops, one per GOMAXPROCS), one route, key auth, the 4
 //     replicas, GOMAXPROCS = cores, GOGC default (the fast path does not
 //     allocate, so the collector does not run under load); this is what
 //     the simulator, azureml-fe and the RESULT keys without prefix measure;

@@ -8,8 +8,9 @@
 // package wire and buffers large bodies with package spill.
 //
 // Connections from callers and kept-alive connections to replicas live in a
-// few gnet event loops (one per GOMAXPROCS), each a goroutine waiting in
-// epoll for all of its sockets. A request whose replica slot is free at once
+// few event loops (one per GOMAXPROCS), each a goroutine serving one epoll
+// set of its sockets (poll.go: direct system calls, and a park in the
+// runtime's poller when there is nothing to do). A request whose replica slot is free at once
 // and which has an idle connection to that replica in the caller's loop is
 // forwarded and answered without leaving the loop: read, parse, route,
 // write upstream; then read the answer, write it back. No goroutine parks or
@@ -27,7 +28,7 @@
 // handed to the loop. One request per caller connection is in progress at a time
 // (HTTP/1.1 pipelining is answered in order).
 //
-// Files: loop.go (the engine, callers' connections, requests, the
+// Files: poll.go (the epoll sets and their sockets), loop.go (the engine, callers' connections, requests, the
 // exchange's driving, connections to replicas, timeouts and
 // backpressure), stream.go (answers forwarded as they arrive, and the
 // files of answers a caller lags behind), spill.go (large request bodies

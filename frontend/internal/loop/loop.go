@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -17,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/sock"
@@ -70,8 +68,7 @@ type Engine struct {
 // loop is one event loop and the state only its goroutine touches.
 type loop struct {
 	eng *Engine
-	cli *gnet.Client
-	el  atomic.Pointer[gnet.EventLoop]
+	p   *poller
 
 	idle     map[Replica][]*upstream // kept-alive connections, most recent last
 	inflight []*clientConn           // requests with a scoring deadline
@@ -85,7 +82,7 @@ type loop struct {
 	pauseArm bool
 	armed    atomic.Bool // a sweep is scheduled, at sweepAt
 	sweepAt  time.Time
-	sweepFn  gnet.RunnableFunc
+	sweepFn  func()
 	sweepT   *time.Timer // fires fireSweep
 	idleT    *time.Timer // runs sweepIdle
 	idleArm  bool
@@ -100,7 +97,7 @@ type loop struct {
 
 // clientConn is a caller's connection; ex is its request in progress.
 type clientConn struct {
-	c       gnet.Conn
+	c       *fdConn
 	l       *loop
 	busy    bool // a request is in progress
 	closed  bool
@@ -187,7 +184,7 @@ const (
 
 // upstream is a connection to a replica owned by a loop.
 type upstream struct {
-	c      gnet.Conn
+	c      *fdConn
 	rep    Replica
 	cc     *clientConn // the request on it; nil when idle
 	seq    uint64
@@ -209,7 +206,6 @@ func Serve(ln net.Listener, core Core, cfg Config) error {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	logger := gnetLogger{cfg.Log}
 	for i := 0; i < n; i++ {
 		l := &loop{eng: eng, idle: map[Replica][]*upstream{}}
 		l.br = bufio.NewReaderSize(&l.rd, wire.MaxHeaderBytes)
@@ -222,17 +218,13 @@ func Serve(ln net.Listener, core Core, cfg Config) error {
 		l.connT.Stop()
 		l.pauseT = time.AfterFunc(time.Hour, func() { l.exec(l.checkPaused) })
 		l.pauseT.Stop()
-		cli, err := gnet.NewClient(l, gnet.WithNumEventLoop(1), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(logger))
-		if err == nil {
-			err = cli.Start()
-		}
+		p, err := newPoller(l)
 		if err != nil {
 			eng.stopLoops()
 			ln.Close()
 			return fmt.Errorf("frontend: starting event loop: %w", err)
 		}
-		l.cli = cli
+		l.p = p
 		eng.loops = append(eng.loops, l)
 	}
 	if !core.Register(eng) {
@@ -273,7 +265,7 @@ func Serve(ln net.Listener, core Core, cfg Config) error {
 		cc.ex.slot = -1
 		cc.ex.x = core.NewExchange()
 		eng.conns.Add(1)
-		if _, err := l.cli.EnrollContext(conn, cc); err != nil {
+		if err := l.p.enroll(conn, cc); err != nil {
 			eng.conns.Add(-1)
 			conn.Close()
 		}
@@ -311,8 +303,8 @@ func (eng *Engine) stopLoops() {
 		l.idleT.Stop()
 		l.connT.Stop()
 		l.pauseT.Stop()
-		if l.cli != nil {
-			_ = l.cli.Stop()
+		if l.p != nil {
+			l.p.stop()
 		}
 	}
 }
@@ -330,19 +322,9 @@ func (eng *Engine) end() {
 	}
 }
 
-// ---- gnet.EventHandler ----
+// ---- the poller's handler ----
 
-func (l *loop) OnBoot(gnet.Engine) gnet.Action { return gnet.None }
-func (l *loop) OnShutdown(gnet.Engine)         {}
-func (l *loop) OnTick() (time.Duration, gnet.Action) {
-	return time.Hour, gnet.None
-}
-
-func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	if l.el.Load() == nil {
-		el := c.EventLoop()
-		l.el.Store(&el)
-	}
+func (l *loop) OnOpen(c *fdConn) {
 	switch x := c.Context().(type) {
 	case *clientConn:
 		x.c = c
@@ -354,16 +336,16 @@ func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			// The request it was dialled for ended meanwhile.
 			x.cc = nil
 			l.putIdle(x, time.Now())
-			return nil, gnet.None
+			return
 		}
 		cc.ex.up = x
 		l.sendUp(x, cc)
-		return nil, gnet.None
+		return
 	}
-	return nil, gnet.None
+	return
 }
 
-func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
+func (l *loop) OnClose(c *fdConn, err error) {
 	switch x := c.Context().(type) {
 	case *clientConn:
 		x.closed = true
@@ -394,45 +376,45 @@ func (l *loop) OnClose(c gnet.Conn, err error) gnet.Action {
 		if cc := x.cc; cc != nil && cc.seq == x.seq && cc.ex.up == x {
 			if cc.stream != nil {
 				l.breakStream(cc, false, errStreamBroken)
-				return gnet.None
+				return
 			}
 			if cc.ex.untilClose {
 				cc.resp.SetBody(cc.ex.body)
 				cc.ex.body = nil
 				l.answered(cc, time.Now())
-				return gnet.None
+				return
 			}
 			l.failed(cc, o)
 		}
 	}
-	return gnet.None
+	return
 }
 
-func (l *loop) OnTraffic(c gnet.Conn) gnet.Action {
+func (l *loop) OnTraffic(c *fdConn) action {
 	switch x := c.Context().(type) {
 	case *clientConn:
 		return l.serveClient(x)
 	case *upstream:
 		return l.readAnswer(x)
 	}
-	return gnet.Close
+	return actClose
 }
 
 // ---- callers ----
 
 // serveClient parses and dispatches the caller's buffered requests, one at
 // a time.
-func (l *loop) serveClient(cc *clientConn) gnet.Action {
+func (l *loop) serveClient(cc *clientConn) action {
 	cfg := &l.eng.cfg
 	for !cc.closed {
 		if cc.busy {
 			if l.pending(cc) > cfg.MaxPipeline {
-				return gnet.Close // pipelining past MaxPipelineBytes
+				return actClose // pipelining past MaxPipelineBytes
 			}
-			return gnet.None
+			return actNone
 		}
 		if l.eng.closing.Load() {
-			return gnet.Close // shutting down: no new requests
+			return actClose // shutting down: no new requests
 		}
 		if cc.sp != nil {
 			if cc.sp.Done {
@@ -446,7 +428,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 					return l.refuse(cc, err)
 				}
 				if !done {
-					return gnet.None
+					return actNone
 				}
 				cc.sent100 = false
 				cc.seq++
@@ -476,15 +458,15 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 			if cc.phase != phaseNew && cc.phase != phaseIdle {
 				l.setPhase(cc, phaseIdle, time.Now())
 			}
-			return gnet.None
+			return actNone
 		}
 		if cc.c.OutboundBuffered() > cfg.MaxPipeline {
 			// Answers pile up unread: serve nothing more until they go.
 			if len(buf) > cfg.MaxPipeline {
-				return gnet.Close
+				return actClose
 			}
 			l.pause(cc)
-			return gnet.None
+			return actNone
 		}
 		if cc.paused {
 			cc.paused = false
@@ -498,7 +480,7 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				return l.startSpill(cc, buf, lr.N-lr.Length, int64(lr.Length))
 			}
 			l.awaitBody(cc, buf, l.lreq.N)
-			return gnet.None
+			return actNone
 		}
 		n, err := l.parseRequest(cc, &cc.req, buf)
 		if err == errNeedMore {
@@ -510,11 +492,11 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 				return l.startSpill(cc, buf, cc.headLen, int64(cl))
 			}
 			l.awaitBody(cc, buf, cc.want)
-			return gnet.None
+			return actNone
 		}
 		if err == errNeedHead {
 			l.awaitHead(cc)
-			return gnet.None
+			return actNone
 		}
 		if err != nil {
 			return l.refuse(cc, err)
@@ -525,13 +507,13 @@ func (l *loop) serveClient(cc *clientConn) gnet.Action {
 		cc.skipCRLF = wire.PostSkip(cc.req.Header.Method())
 		l.dispatch(cc)
 	}
-	return gnet.None
+	return actNone
 }
 
 // refuse answers a request that cannot be read (413, 400 or another
 // refusal of the head, 500 when its body could not be buffered); then the
 // connection closes.
-func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
+func (l *loop) refuse(cc *clientConn, err error) action {
 	cc.resp.Reset()
 	cc.respDirty = true
 	var he *headError
@@ -550,7 +532,7 @@ func (l *loop) refuse(cc *clientConn, err error) gnet.Action {
 	cc.dropSpill()
 	l.writeResponse(cc)
 	cc.closed = true
-	return gnet.Close
+	return actClose
 }
 
 // dropSpill closes the file of cc's spilled body, if any.
@@ -576,7 +558,7 @@ func (l *loop) input(cc *clientConn) []byte {
 func (l *loop) consume(cc *clientConn, n int) {
 	cc.chunkPos, cc.chunkSum = 0, 0
 	if n <= 0 {
-		return // gnet's Discard(0) would drop everything
+		return
 	}
 	cc.noSpill = false
 	if !cc.accOn {
@@ -611,8 +593,9 @@ func (l *loop) awaitHead(cc *clientConn) {
 // awaitBody notes that a request body is arriving (progress since now)
 // and, once the part buffered passes wire.AccumulateOver, moves it into
 // the connection's own buffer, where each arriving byte is copied once
-// (gnet's Peek copies its whole buffer on each call, which would make a
-// large body cost time quadratic in its size).
+// (Peek hands back the socket's input as one slice, copying what is kept
+// between reads, and a large body read anew on each arrival would cost
+// time quadratic in its size).
 // want is the whole request's size when known, else 0.
 func (l *loop) awaitBody(cc *clientConn, buf []byte, want int) {
 	l.setPhase(cc, phaseBody, time.Now())
@@ -1047,9 +1030,10 @@ func (l *loop) exchange(cc *clientConn, start time.Time) {
 }
 
 // sendUp writes cc's request on up; when the write fails at once, no byte
-// of it left (gnet closes up from inside the call, see OnClose). A large
-// body goes in pieces of feedPiece bytes as the connection drains (see
-// feed), so gnet's buffer never holds a copy of all of it.
+// of it left (the write closes up from inside the call, see OnClose). A
+// large body goes in pieces of feedPiece bytes as the connection drains
+// (see feed), so the connection's write buffer never holds a copy of all
+// of it.
 func (l *loop) sendUp(up *upstream, cc *clientConn) {
 	up.writing = true
 	cc.upOff = 0
@@ -1123,7 +1107,7 @@ func (l *loop) dial(cc *clientConn, rep Replica) {
 		d := net.Dialer{Timeout: l.eng.cfg.DialTimeout}
 		conn, err := d.Dial("tcp", rep.Host())
 		if err == nil && !l.eng.closing.Load() {
-			if _, err = l.cli.EnrollContext(conn, up); err == nil {
+			if err = l.p.enroll(conn, up); err == nil {
 				return
 			}
 		} else if err == nil {
@@ -1141,11 +1125,7 @@ func (l *loop) dial(cc *clientConn, rep Replica) {
 
 // exec runs f in the loop.
 func (l *loop) exec(f func()) {
-	el := l.el.Load()
-	if el == nil {
-		return
-	}
-	_ = (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error { f(); return nil }))
+	l.p.exec(f)
 }
 
 // What the slow path is given.
@@ -1198,7 +1178,7 @@ func (l *loop) next(cc *clientConn) {
 		_ = cc.c.Close()
 		return
 	}
-	if l.serveClient(cc) == gnet.Close {
+	if l.serveClient(cc) == actClose {
 		_ = cc.c.Close()
 	}
 }
@@ -1223,10 +1203,10 @@ func (l *loop) writeResponse(cc *clientConn) {
 // ---- replicas ----
 
 // readAnswer parses a replica's answer for the request on up.
-func (l *loop) readAnswer(up *upstream) gnet.Action {
+func (l *loop) readAnswer(up *upstream) action {
 	cc := up.cc
 	if cc == nil || cc.seq != up.seq || cc.ex.up != up {
-		return gnet.Close // nobody asked: not a connection to keep
+		return actClose // nobody asked: not a connection to keep
 	}
 	buf, _ := up.c.Peek(-1)
 	if cc.stream != nil {
@@ -1236,7 +1216,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	if ex.untilClose {
 		ex.body = append(ex.body, buf...)
 		_, _ = up.c.Discard(len(buf))
-		return gnet.None
+		return actNone
 	}
 	lr := &l.lresp
 	switch wire.ScanResponse(buf, lr) {
@@ -1244,7 +1224,7 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		if lr.Length-(len(buf)-lr.Start) > wire.StreamOver {
 			return l.startStream(up, cc, buf, lr)
 		}
-		return gnet.None
+		return actNone
 	case wire.OK:
 		now := time.Now()
 		code := lr.Code
@@ -1269,9 +1249,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 		cc.phase, cc.since = phaseIdle, now
 		l.next(cc)
 		if !keep {
-			return gnet.Close
+			return actClose
 		}
-		return gnet.None
+		return actNone
 	}
 	if cc.chunkOK && wire.ScanChunkedResponse(buf, lr) {
 		return l.startStream(up, cc, buf, lr)
@@ -1281,17 +1261,17 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	n, err := l.parseResponse(resp, buf)
 	switch {
 	case err == errNeedMore:
-		return gnet.None
+		return actNone
 	case err == errUntilClose:
 		ex.untilClose = true
 		ex.body = append(ex.body[:0], buf[n:]...)
 		_, _ = up.c.Discard(len(buf))
-		return gnet.None
+		return actNone
 	case err != nil:
 		up.cc = nil
 		l.eng.cfg.Log.Debug("frontend: replica's answer unreadable", "replica", up.rep.Host(), "err", err)
 		l.failed(cc, Lost)
-		return gnet.Close
+		return actClose
 	}
 	_, _ = up.c.Discard(n)
 	now := time.Now()
@@ -1302,9 +1282,9 @@ func (l *loop) readAnswer(up *upstream) gnet.Action {
 	}
 	l.answered(cc, now)
 	if !keep {
-		return gnet.Close
+		return actClose
 	}
-	return gnet.None
+	return actNone
 }
 
 var errUntilClose = errors.New("body runs until the connection closes")
@@ -1562,14 +1542,13 @@ func (l *loop) untrack(cc *clientConn) {
 }
 
 func (l *loop) fireSweep() {
-	el := l.el.Load()
-	if el == nil || (*el).Execute(context.Background(), l.sweepFn) != nil {
+	if !l.p.exec(l.sweepFn) {
 		l.armed.Store(false)
 	}
 }
 
 // sweep answers requests past their scoring deadline with 504.
-func (l *loop) sweep(context.Context) error {
+func (l *loop) sweep() {
 	now := time.Now()
 	for i := 0; i < len(l.inflight); {
 		cc := l.inflight[i]
@@ -1589,17 +1568,7 @@ func (l *loop) sweep(context.Context) error {
 	if !next.IsZero() {
 		l.schedule(next, now)
 	}
-	return nil
 }
-
-// gnetLogger sends gnet's messages to the router's logger at debug level.
-type gnetLogger struct{ l *slog.Logger }
-
-func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
-func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
-func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
-func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
-func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
 
 // ---- callers' timeouts and backpressure ----
 
@@ -1711,7 +1680,7 @@ func (l *loop) checkPaused() {
 		if out := cc.c.OutboundBuffered(); out <= limit/2 {
 			cc.paused = false
 			l.paused--
-			if l.serveClient(cc) == gnet.Close {
+			if l.serveClient(cc) == actClose {
 				cc.closed = true
 				_ = cc.c.Close()
 			}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/spill"
@@ -27,7 +26,7 @@ import (
 // Content-Length. When no file can be created in Options.BodySpillDir, the
 // body is held in memory instead (and a warning logged once). A connection
 // thus holds at most about wire.SpillOver bytes of
-// a request plus what gnet buffers for a read and feedPiece for a write,
+// a request plus what a loop reads at once and feedPiece for a write,
 // whatever the body's size; CPU time is linear in it. nginx buffers large bodies the same
 // way (client_body_buffer_size, then a temporary file).
 
@@ -35,7 +34,7 @@ import (
 // of the caller's input, whose head is headLen bytes; want is its
 // Content-Length, or -1 for a chunked body. What arrived of the body so
 // far is written at once.
-func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) gnet.Action {
+func (l *loop) startSpill(cc *clientConn, buf []byte, headLen int, want int64) action {
 	sp, err := spill.Create(l.eng.cfg.Spill, buf[:headLen], want)
 	if err == spill.ErrFull {
 		return l.refuse(cc, err)

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
-
 	"github.com/aksml/aksml/frontend/internal/spill"
 	"github.com/aksml/aksml/frontend/internal/wire"
 )
@@ -69,7 +67,7 @@ type answerStream struct {
 
 // startStream begins forwarding cc's answer, whose head lr was scanned at
 // the start of buf, as it arrives.
-func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Response) gnet.Action {
+func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Response) action {
 	ex := &cc.ex
 	now := time.Now()
 	code := lr.Code
@@ -89,14 +87,14 @@ func (l *loop) startStream(up *upstream, cc *clientConn, buf []byte, lr *wire.Re
 	_, _ = up.c.Discard(lr.Start)
 	if err := l.toCaller(cc, w.B); err != nil {
 		l.breakStream(cc, false, err)
-		return gnet.Close
+		return actClose
 	}
 	return l.streamIn(up, cc, buf[lr.Start:])
 }
 
 // streamIn forwards the part of cc's answer in buf (what the replica's
 // connection holds, already discarded up to buf's start).
-func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
+func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) action {
 	s := cc.stream
 	var n int
 	var done bool
@@ -115,13 +113,13 @@ func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
 	_, _ = up.c.Discard(n)
 	if err != nil {
 		l.breakStream(cc, false, err)
-		return gnet.Close
+		return actClose
 	}
 	now := time.Now()
 	cc.ex.deadline = now.Add(l.eng.cfg.BodyTimeout)
 	l.schedule(cc.ex.deadline, now)
 	if !done {
-		return gnet.None
+		return actNone
 	}
 	// The replica sent everything: its slot and connection are free now,
 	// whether or not the caller has read it all.
@@ -139,9 +137,9 @@ func (l *loop) streamIn(up *upstream, cc *clientConn, buf []byte) gnet.Action {
 		l.eng.begin() // the answer is not all out yet (see drainStreams)
 	}
 	if !keep {
-		return gnet.Close
+		return actClose
 	}
-	return gnet.None
+	return actNone
 }
 
 // chunkToCaller sends p to the caller as one chunk.

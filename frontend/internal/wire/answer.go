@@ -18,7 +18,7 @@ const (
 	// spill file rather than memory.
 	SpillOver = 1 << 20
 	// AccumulateOver is how much of an incomplete request the event loop
-	// leaves in gnet's buffer, and how much of a chunked body any engine
+	// leaves in a connection's read buffer, and how much of a chunked body any engine
 	// holds in memory before it goes to a file.
 	AccumulateOver = 64 << 10
 	// StreamOver is how many bytes of an answer with a Content-Length may
