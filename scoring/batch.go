@@ -406,18 +406,18 @@ func (p *pyPool) runBatch(w *worker, items []*batchItem) {
 		}
 		w.kill()
 	})
-	w.ioMu.Lock()
-	_, err := w.req.Write(msg)
+	_, _, err := w.send(msg)
 	var kind byte
 	var payload, extra []byte
 	if err == nil {
 		// The records and telemetry of the batch come first.
+		w.rmu.Lock()
 		kind, payload, _, extra, err = p.readReply(w.resp, nil, nil)
+		w.rmu.Unlock()
 		if err == nil && len(extra) > 0 {
 			err = fmt.Errorf("%w: %d bytes after the answers to a batch", errProtocol, len(extra))
 		}
 	}
-	w.ioMu.Unlock()
 	timer.Stop()
 	elapsed := clk.Since(start)
 	if err == nil && kind != kindBatchReply {
@@ -427,6 +427,8 @@ func (p *pyPool) runBatch(w *worker, items []*batchItem) {
 	if err == nil {
 		replies, err = splitBatchReply(payload, len(items))
 	}
+	// A batch has its worker to itself: nothing is queued behind it.
+	p.finish(w, err == nil && !timedOut.Load(), nil)
 	if err != nil {
 		rerr := p.failed(w, err, timedOut.Load(), "run_batch()")
 		for _, it := range items {
@@ -437,9 +439,6 @@ func (p *pyPool) runBatch(w *worker, items []*batchItem) {
 	for i, it := range items {
 		replies[i].elapsed = elapsed
 		it.deliver(replies[i])
-	}
-	if !timedOut.Load() {
-		p.release(w)
 	}
 }
 

@@ -63,15 +63,23 @@ const (
 	kindStream     = 'S' // Python → Go: streamed HTTP response starts (metadata)
 	kindChunk      = 'C' // Python → Go: one chunk of a streamed response
 	kindEnd        = 'Z' // Python → Go: the stream ended ("E" if it failed)
-	kindCancel     = 'X' // Go → Python: stop the stream (the client left)
+	kindCancel     = 'X' // Go → Python: stop the stream of request seq (the client left)
 	kindRecord     = 'D' // Python → Go: a ModelDataCollector record (before a reply, or on fd 5)
 	kindPrints     = 'L' // Python → Go: what run() printed (telemetry), before a reply
 	kindBatch      = 'B' // Go → Python: a batch of raw bodies for run_batch
 	kindBatchReply = 'N' // Python → Go: the answers to a batch
 )
 
-// cancelFrame asks a worker to stop the response it is streaming.
-var cancelFrame = []byte{0, 0, 0, 0, kindCancel}
+// cancelMessage asks a worker to stop streaming the response to its
+// request number seq (counted from 1 in the order the worker reads them). A
+// cancel that arrives after that stream ended is ignored, so it cannot stop
+// the stream of a request queued behind it.
+func cancelMessage(seq uint32) []byte {
+	msg := make([]byte, frameHeader+4)
+	binary.BigEndian.PutUint32(msg[frameHeader:], seq)
+	putHeader(msg, kindCancel)
+	return msg
+}
 
 // streamSink receives a streamed response from roundTrip.
 type streamSink interface {
@@ -237,7 +245,29 @@ type worker struct {
 	resp fileIO
 	outR *os.File
 
-	ioMu     sync.Mutex // held during a round trip; the files close under it
+	// wmu orders the writes to the request pipe (requests and cancels);
+	// rmu is held while a reply is read. The files close under both.
+	wmu sync.Mutex
+	rmu sync.Mutex
+	// written counts the bytes written to the request pipe and seq the
+	// requests (R, U, Q and B frames, as the host counts them); both are
+	// guarded by wmu. left is what the pipe still held when the worker was
+	// gone (-1: unknown), set before filesClosed closes.
+	written     int64
+	seq         uint32
+	left        int64
+	filesClosed chan struct{}
+	// turn tells the request queued behind the running one (see acquire)
+	// that the reply before its own has been read.
+	turn chan turn
+
+	// Guarded by pool.mu:
+	inflight  int    // requests handed to it whose reply is not read yet (0–2)
+	writing   bool   // the last of them is not fully written yet
+	exclusive bool   // a batch has it: nothing queues behind
+	broken    bool   // a round trip on it failed: it is being killed
+	order     uint64 // when its running request was handed out, to pick the oldest
+
 	exited   chan struct{}
 	logsDone chan struct{} // its output has been copied to the log
 	initLogs chan struct{} // its init output has been copied to the log
@@ -302,8 +332,12 @@ type pyPool struct {
 	procs   map[*worker]struct{}
 	running bool // initial init succeeded
 	closed  bool
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// streamed: the script has streamed a response; requests no longer
+	// queue behind busy workers (see behindLocked).
+	streamed bool
+	ticks    uint64 // counts the requests handed to workers (worker.order)
+	done     chan struct{}
+	wg       sync.WaitGroup
 
 	info *initInfo
 	// initTracebacks are the init tracebacks already written to the log.
@@ -358,6 +392,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	}
 	cmd.SysProcAttr = sysProcAttr()
 	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, req: newFileIO(reqW), resp: newFileIO(respR), outR: outR,
+		left: -1, filesClosed: make(chan struct{}), turn: make(chan turn, 1),
 		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}
 
 	p.mu.Lock()
@@ -409,16 +444,25 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 		<-logsDone
 		t.Stop()
 		outR.Close()
-		w.ioMu.Lock()
+		w.wmu.Lock()
+		w.rmu.Lock()
+		// The process group is gone: nothing reads the request pipe any
+		// more, so what it still holds was never read (see unstarted).
+		w.left = w.req.unread()
 		w.reqW.Close()
 		w.respR.Close()
-		w.ioMu.Unlock()
+		w.rmu.Unlock()
+		w.wmu.Unlock()
+		close(w.filesClosed)
 		p.exited(w)
 	}()
 
-	w.ioMu.Lock()
-	defer w.ioMu.Unlock()
-	if _, err := w.req.Write(p.boot); err != nil {
+	w.wmu.Lock()
+	_, err := w.req.Write(p.boot)
+	w.wmu.Unlock()
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	if err != nil {
 		w.kill()
 		w.waitExit()
 		return nil, nil, p.initFailure(w, nil)
@@ -651,24 +695,127 @@ func (p *pyPool) isClosed() bool {
 type waiter struct {
 	msg []byte
 	ch  chan handoff
+	// single: one request (it may queue behind a running one); a batch
+	// (msg nil) needs a worker to itself.
+	single bool
 }
 
-// handoff gives a worker to a waiter; sent says the waiter's request has
-// already been written to it (err is that write's error).
+// handoff gives a worker to a request. sent says the request has already
+// been written to it (err is that write's error, at and seq as worker.send
+// returns them); behind says it is queued behind the request the worker is
+// running, and must wait for its turn before reading its reply.
 type handoff struct {
-	w    *worker
-	sent bool
-	err  error
+	w      *worker
+	sent   bool
+	err    error
+	at     int64
+	seq    uint32
+	behind bool
+}
+
+// turn is what the request queued behind another learns once that one's
+// reply has been read: the start of its own reply if it came in the same
+// read, or that the one before failed and the worker is being killed.
+type turn struct {
+	pre    []byte
+	failed bool
 }
 
 // proxyWriteMax bounds the requests that release writes on behalf of a
 // waiter: larger ones are written by their own goroutine.
 const proxyWriteMax = 64 << 10
 
-// acquire takes an idle worker, queueing in FIFO order when all are busy.
-// A queued request may be written to the worker by the goroutine that frees
-// it (see release), so that the worker starts on it at once.
+// maxAttempts bounds the workers one request is handed to: a request
+// queued behind another is sent to a second worker when the first was
+// killed before it read the request (see unstarted).
+const maxAttempts = 3
+
+// send writes one request to w and returns the bytes written to the
+// request pipe before it and its number in the worker's order.
+func (w *worker) send(msg []byte) (at int64, seq uint32, err error) {
+	w.wmu.Lock()
+	at = w.written
+	w.seq++
+	seq = w.seq
+	n, err := w.req.Write(msg)
+	w.written += int64(n)
+	w.wmu.Unlock()
+	return at, seq, err
+}
+
+// unstarted waits until w is gone and its files are closed, and reports
+// whether the request written at byte at of its request pipe never left
+// the pipe: then no process read it, let alone ran it.
+func (w *worker) unstarted(at int64) bool {
+	<-w.filesClosed
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.left >= 0 && w.written-w.left <= at
+}
+
+// take gives an idle worker to a request (a batch has it to itself).
+// p.mu is held.
+func (p *pyPool) take(w *worker, exclusive bool) {
+	w.inflight = 1
+	w.writing = true
+	w.exclusive = exclusive
+	p.ticks++
+	w.order = p.ticks
+}
+
+// behindLocked picks the worker to queue a request behind when none is
+// idle: of the workers running one request, fully written, the one that
+// has run it longest. nil when there is none, or once the script has
+// streamed a response (a request queued behind a stream waits for all of
+// it). p.mu is held.
+func (p *pyPool) behindLocked() *worker {
+	if p.streamed || p.closed {
+		return nil
+	}
+	var best *worker
+	for w := range p.procs {
+		if w.inflight == 1 && !w.writing && !w.exclusive && !w.broken && w.booted && (best == nil || w.order < best.order) {
+			best = w
+		}
+	}
+	if best != nil && best.dead() {
+		return nil
+	}
+	return best
+}
+
+// queueBehindLocked hands the place behind w's running request to the
+// first waiter, if w can take one and that waiter is a single request (the
+// queue stays in order: a batch at its head waits for an idle worker).
+// p.mu is held.
+func (p *pyPool) queueBehindLocked(w *worker) *waiter {
+	if len(p.waiters) == 0 || !p.waiters[0].single || p.streamed || p.closed ||
+		w.inflight != 1 || w.writing || w.exclusive || w.broken {
+		return nil
+	}
+	wt := p.popWaiterLocked()
+	w.inflight = 2
+	w.writing = true
+	return wt
+}
+
+func (p *pyPool) popWaiterLocked() *waiter {
+	wt := p.waiters[0]
+	copy(p.waiters, p.waiters[1:])
+	p.waiters[len(p.waiters)-1] = nil
+	p.waiters = p.waiters[:len(p.waiters)-1]
+	return wt
+}
+
+// acquire finds a worker for msg (nil for a batch). An idle worker comes
+// first. When none is idle, a single request is queued behind the request
+// of a busy worker (at most one behind each, see behindLocked), so that
+// the worker reads it the moment it has written the reply before it;
+// otherwise it waits in FIFO order. A waiter may have its request written
+// to the worker by the goroutine that frees it (see finish), so that the
+// worker starts on it at once.
 func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
+	single := msg != nil
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -678,11 +825,20 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 		w := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		if !w.dead() {
+			p.take(w, !single)
 			p.mu.Unlock()
 			return handoff{w: w}, nil
 		}
 	}
-	wt := &waiter{msg: msg, ch: make(chan handoff, 1)}
+	if single && len(p.waiters) == 0 {
+		if w := p.behindLocked(); w != nil {
+			w.inflight = 2
+			w.writing = true
+			p.mu.Unlock()
+			return handoff{w: w, behind: true}, nil
+		}
+	}
+	wt := &waiter{msg: msg, ch: make(chan handoff, 1), single: single}
 	p.waiters = append(p.waiters, wt)
 	p.mu.Unlock()
 	select {
@@ -715,6 +871,18 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 	}
 }
 
+// wrote records that the request handed to w is written: another may now
+// queue behind it. Only the goroutine that wrote the request calls it.
+func (p *pyPool) wrote(w *worker) {
+	p.mu.Lock()
+	w.writing = false
+	wt := p.queueBehindLocked(w)
+	p.mu.Unlock()
+	if wt != nil {
+		p.hand(w, wt, true)
+	}
+}
+
 // hasIdle reports whether a live worker is idle.
 func (p *pyPool) hasIdle() bool {
 	p.mu.Lock()
@@ -727,11 +895,21 @@ func (p *pyPool) hasIdle() bool {
 	return false
 }
 
-// release returns a healthy worker to the pool, or hands it to the first
-// waiter after writing that waiter's request to it.
+// release returns a worker that runs nothing (a new one, or one a batch
+// took and did not use) to the pool.
 func (p *pyPool) release(w *worker) {
 	p.mu.Lock()
-	if p.closed || w.dead() {
+	w.inflight = 0
+	w.writing = false
+	w.exclusive = false
+	p.freeLocked(w)
+}
+
+// freeLocked makes a healthy worker that runs nothing idle, or hands it to
+// the first waiter after writing that waiter's request to it. p.mu is held
+// and freeLocked unlocks it.
+func (p *pyPool) freeLocked(w *worker) {
+	if p.closed || w.dead() || w.broken {
 		p.mu.Unlock()
 		return
 	}
@@ -740,19 +918,71 @@ func (p *pyPool) release(w *worker) {
 		p.mu.Unlock()
 		return
 	}
-	wt := p.waiters[0]
-	copy(p.waiters, p.waiters[1:])
-	p.waiters[len(p.waiters)-1] = nil
-	p.waiters = p.waiters[:len(p.waiters)-1]
+	wt := p.popWaiterLocked()
+	p.take(w, !wt.single)
 	p.mu.Unlock()
-	h := handoff{w: w}
-	if len(wt.msg) > 0 && len(wt.msg) <= proxyWriteMax {
-		w.ioMu.Lock()
-		_, h.err = w.req.Write(wt.msg)
-		w.ioMu.Unlock()
+	p.hand(w, wt, false)
+}
+
+// hand gives w to wt, writing wt's request to it first when it is not too
+// large: the worker can start on it (or find it queued) without waiting for
+// the waiter's goroutine to be scheduled, and another request can queue
+// behind it at once. behind: wt is queued behind the request w runs.
+func (p *pyPool) hand(w *worker, wt *waiter, behind bool) {
+	h := handoff{w: w, behind: behind}
+	if wt.single && len(wt.msg) <= proxyWriteMax {
+		h.at, h.seq, h.err = w.send(wt.msg)
 		h.sent = true
 	}
 	wt.ch <- h
+	if h.sent {
+		p.wrote(w)
+	}
+}
+
+// finish ends the round trip at the head of w's pipe: ok when its reply
+// was read in full and the worker stays in service, extra what was read
+// after that reply. The request queued behind gets its turn (with extra,
+// the start of its own reply), and the worker takes another request behind
+// that one or, if it runs nothing now, becomes free. finish returns false
+// when extra cannot be the start of a reply (nothing is queued behind):
+// the worker then counts as failed.
+func (p *pyPool) finish(w *worker, ok bool, extra []byte) bool {
+	p.mu.Lock()
+	good := true
+	if ok && len(extra) > 0 && w.inflight < 2 {
+		ok, good = false, false
+	}
+	w.inflight--
+	if !ok {
+		w.broken = true
+	}
+	if w.inflight > 0 {
+		t := turn{failed: !ok}
+		if ok && len(extra) > 0 {
+			t.pre = append([]byte(nil), extra...)
+		}
+		p.ticks++
+		w.order = p.ticks
+		w.turn <- t // never blocks: one request at most is behind
+		var wt *waiter
+		if ok {
+			wt = p.queueBehindLocked(w)
+		}
+		p.mu.Unlock()
+		if wt != nil {
+			p.hand(w, wt, true)
+		}
+		return good
+	}
+	w.writing = false
+	w.exclusive = false
+	if !ok {
+		p.mu.Unlock()
+		return good
+	}
+	p.freeLocked(w)
+	return good
 }
 
 // replyError is a failed round trip, already mapped to an HTTP status.
@@ -765,21 +995,72 @@ type replyError struct {
 func (e *replyError) Error() string { return e.msg }
 func (e *replyError) Unwrap() error { return e.err }
 
-// roundTrip sends one framed request (header included) to an idle worker and
+// roundTrip sends one framed request (header included) to a worker and
 // reads the reply into rbuf. A streamed reply goes to sink chunk by chunk
 // and roundTrip returns kindEnd once it is over; the scoring timeout covers
 // run() up to the start of its response, as in azmlinfsrv, where the
 // generator is consumed after run() returned.
+//
+// A request queued behind another on a busy worker (see acquire) is
+// written at once and cannot be withdrawn: it runs even if its client
+// leaves, as a running request does. Its scoring timeout starts when the
+// reply before it has been read, that is when the worker starts on it. If
+// the worker is killed or dies before it reads the request, the request is
+// sent to another worker; if the worker may have read it, it is answered
+// 502 and never run again.
 func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSink) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
-	h, err := p.acquire(ctx, msg)
-	if err != nil {
-		status := http.StatusServiceUnavailable
-		if errors.Is(err, context.DeadlineExceeded) {
-			status = http.StatusGatewayTimeout
+	for attempt := 1; ; attempt++ {
+		h, err := p.acquire(ctx, msg)
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, context.DeadlineExceeded) {
+				status = http.StatusGatewayTimeout
+			}
+			return 0, nil, rbuf, 0, &replyError{status, err.Error(), err}
 		}
-		return 0, nil, rbuf, 0, &replyError{status, err.Error(), err}
+		w := h.w
+		at, seq, err := h.at, h.seq, h.err
+		if !h.sent {
+			at, seq, err = w.send(msg)
+			p.wrote(w)
+		}
+		var pre []byte
+		if h.behind {
+			t := <-w.turn
+			if t.failed {
+				unstarted := w.unstarted(at)
+				if unstarted && attempt < maxAttempts && !p.isClosed() {
+					p.srv.event(slog.LevelWarn, fmt.Sprintf("worker %d failed with a request queued on it that it had not read; the request goes to another worker", w.slot))
+					continue
+				}
+				return 0, nil, rbuf, 0, p.queuedFailed(w, unstarted)
+			}
+			pre = t.pre
+		}
+		return p.readRun(w, seq, err, pre, rbuf, sink)
 	}
-	w := h.w
+}
+
+// queuedFailed is the answer to a request that was queued behind another
+// on a worker that failed: the worker may have read it (unstarted false),
+// or it never started but has been handed to maxAttempts workers.
+func (p *pyPool) queuedFailed(w *worker, unstarted bool) *replyError {
+	w.waitExit()
+	if p.isClosed() {
+		return &replyError{http.StatusServiceUnavailable, errPoolClosed.Error(), errPoolClosed}
+	}
+	m := fmt.Sprintf("worker %d was killed (%s) while this request was queued on it, after it may have started the request; it is not run again", w.slot, w.exitText())
+	if unstarted {
+		m = fmt.Sprintf("worker %d was killed (%s) while this request was queued on it, before it started; the request was queued on %d workers that all failed", w.slot, w.exitText(), maxAttempts)
+	}
+	p.srv.event(slog.LevelError, m)
+	return &replyError{http.StatusBadGateway, m, errcode.New(errcode.Unavailable, m)}
+}
+
+// readRun reads the reply to request seq, written to w (werr is that
+// write's error), whose turn it is; pre is the start of the reply if it was
+// read with the one before.
+func (p *pyPool) readRun(w *worker, seq uint32, werr error, pre, rbuf []byte, sink streamSink) (kind byte, payload, out []byte, elapsed time.Duration, rerr *replyError) {
 	clk := p.srv.cfg.Clock
 	start := clk.Now()
 	var timedOut atomic.Bool
@@ -787,36 +1068,34 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 		timedOut.Store(true)
 		w.kill()
 	})
-	w.ioMu.Lock()
-	if h.sent {
-		err = h.err
-	} else {
-		_, err = w.req.Write(msg)
-	}
+	err := werr
 	var extra []byte
 	// The request's records and printed lines (D and L frames before the
 	// reply) are held in rbuf and handed to the background writers once
 	// the worker has its next request: not on the worker's critical path.
 	var heldArr [4]sideFrame
 	held := heldArr[:0]
+	w.rmu.Lock()
 	if err == nil {
-		kind, payload, rbuf, extra, held, err = p.readReplyHeld(w.resp, rbuf, held)
+		kind, payload, rbuf, extra, held, err = p.readReplyHeld(w.resp, rbuf, pre, held)
 	}
 	if err == nil && kind == kindStream {
 		p.srv.takeSides(held)
 		held = held[:0]
 		timer.Stop()
 		elapsed = clk.Since(start)
+		p.mu.Lock()
+		p.streamed = true
+		p.mu.Unlock()
 		pending := append([]byte(nil), extra...)
+		extra = nil
 		if timedOut.Load() {
 			err = errors.New("timed out")
 		} else if err = sink.start(payload, elapsed); err == nil {
-			kind, payload, rbuf, err = p.pump(w, rbuf, pending, sink)
+			kind, payload, rbuf, extra, err = p.pump(w, seq, rbuf, pending, sink)
 		}
-	} else if err == nil && len(extra) > 0 {
-		err = fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, len(extra), len(payload)+frameHeader)
 	}
-	w.ioMu.Unlock()
+	w.rmu.Unlock()
 	timer.Stop()
 	if elapsed == 0 {
 		elapsed = clk.Since(start)
@@ -824,17 +1103,15 @@ func (p *pyPool) roundTrip(ctx context.Context, msg, rbuf []byte, sink streamSin
 	if err == nil && kind != kindOK && kind != kindError && kind != kindResponse && kind != kindEnd {
 		err = fmt.Errorf("%w: unexpected kind %q", errProtocol, kind)
 	}
+	if !p.finish(w, err == nil && !timedOut.Load(), extra) && err == nil {
+		err = fmt.Errorf("%w: %d bytes after a %d-byte frame", errProtocol, len(extra), len(payload)+frameHeader)
+	}
 	if err != nil {
 		p.srv.takeSides(held)
 		return 0, nil, rbuf, elapsed, p.failed(w, err, timedOut.Load(), "run()")
 	}
-	if timedOut.Load() {
-		// The reply won the race against the timeout, but the worker is
-		// being killed: it is replaced, not reused.
-		p.srv.takeSides(held)
-		return kind, payload, rbuf, elapsed, nil
-	}
-	p.release(w)
+	// A reply that won the race against the timeout is answered; the
+	// worker is being killed and replaced all the same.
 	p.srv.takeSides(held)
 	return kind, payload, rbuf, elapsed, nil
 }
@@ -892,13 +1169,14 @@ type sideFrame struct {
 // readReplyHeld is readReply that holds the D and L frames before the
 // reply instead of handing them over: they are appended to held, their
 // payloads slices of out (or of the buffers it grew from), valid until out
-// is read into again. The frames are read in place, none is moved.
-func (p *pyPool) readReplyHeld(r io.Reader, buf []byte, held []sideFrame) (kind byte, payload, out, extra []byte, _ []sideFrame, err error) {
-	if cap(buf) < 4096 {
-		buf = make([]byte, 4096)
+// is read into again. The frames are read in place, none is moved. pre
+// holds the reply's first bytes if they were read with the reply before.
+func (p *pyPool) readReplyHeld(r io.Reader, buf, pre []byte, held []sideFrame) (kind byte, payload, out, extra []byte, _ []sideFrame, err error) {
+	if cap(buf) < max(4096, len(pre)) {
+		buf = make([]byte, max(4096, len(pre)))
 	}
 	buf = buf[:cap(buf)]
-	off, n := 0, 0 // the frame being read starts at off; n bytes are in buf
+	off, n := 0, copy(buf, pre) // the frame being read starts at off; n bytes are in buf
 	// fill reads until buf holds at least want bytes (want-off of the
 	// frame), reading no further than limit (greedy when limit is
 	// len(buf)); a full buffer is replaced by a larger one holding the
@@ -961,35 +1239,46 @@ func (s *Server) takeSides(held []sideFrame) {
 	}
 }
 
-// pump copies the chunks of a streamed reply to sink until the worker ends
-// the stream. When the client goes away the worker is asked to stop, and
-// what it still sends is read and dropped. The caller holds w.ioMu.
-func (p *pyPool) pump(w *worker, rbuf, pending []byte, sink streamSink) (kind byte, payload, out []byte, err error) {
+// pump copies the chunks of a streamed reply (to request seq) to sink until
+// the worker ends the stream, and returns what was read after its end (the
+// start of the next reply). When the client goes away the worker is asked
+// to stop, and what it still sends is read and dropped. The caller holds
+// w.rmu.
+func (p *pyPool) pump(w *worker, seq uint32, rbuf, pending []byte, sink streamSink) (kind byte, payload, out, extra []byte, err error) {
 	cancelled := false
 	for {
-		var extra []byte
 		kind, payload, rbuf, extra, err = p.readReply(w.resp, rbuf, pending)
 		if err != nil {
-			return kind, payload, rbuf, err
+			return kind, payload, rbuf, nil, err
 		}
-		pending = append(pending[:0], extra...)
 		switch kind {
 		case kindChunk:
+			pending = append(pending[:0], extra...)
 			if !cancelled && sink.chunk(payload) != nil {
 				cancelled = true
-				if _, err := w.req.Write(cancelFrame); err != nil {
-					return kind, payload, rbuf, err
-				}
+				p.cancel(w, seq)
 			}
 		case kindEnd:
-			if len(pending) > 0 {
-				return kind, payload, rbuf, fmt.Errorf("%w: %d bytes after the end of a stream", errProtocol, len(pending))
-			}
-			return kind, payload, rbuf, nil
+			return kind, payload, rbuf, extra, nil
 		default:
-			return kind, payload, rbuf, fmt.Errorf("%w: kind %q inside a stream", errProtocol, kind)
+			return kind, payload, rbuf, nil, fmt.Errorf("%w: kind %q inside a stream", errProtocol, kind)
 		}
 	}
+}
+
+// cancel asks w to stop streaming the reply to request seq. The write
+// waits for the request pipe: a request queued behind may be under way on
+// it, and the worker reads that only when the stream is over, so the
+// reader of the stream must not wait for it.
+func (p *pyPool) cancel(w *worker, seq uint32) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		w.wmu.Lock()
+		n, _ := w.req.Write(cancelMessage(seq))
+		w.written += int64(n)
+		w.wmu.Unlock()
+	}()
 }
 
 // close stops every worker and waits for them.

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/aksml/aksml/internal/rawsys"
+	"golang.org/x/sys/unix"
 )
 
 // Reads and writes on the request path (the client's TCP connection and the
@@ -118,6 +119,24 @@ func (p fileIO) Write(b []byte) (int, error) {
 		err = p.pathError("write", err)
 	}
 	return n, err
+}
+
+// unread returns how many bytes written to the pipe of p have not been
+// read from it (FIONREAD works on either end of a pipe), or -1 if that
+// cannot be told.
+func (p fileIO) unread() int64 {
+	if p.rc == nil {
+		return -1
+	}
+	n := -1
+	if err := p.rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil {
+			n = v
+		}
+	}); err != nil {
+		return -1
+	}
+	return int64(n)
 }
 
 // pathError is err as *os.File reports it: a *os.PathError around the

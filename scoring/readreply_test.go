@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -33,9 +35,18 @@ func TestReadReplyHeld(t *testing.T) {
 		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(wire)) },
 		"halves":   func() io.Reader { return iotest.HalfReader(bytes.NewReader(wire)) },
 	}
+	// The reply's first bytes read with the reply before it (pre).
+	for _, k := range []int{3, 7, 40, len(wire) / 2, len(wire)} {
+		readers["pre of "+strconv.Itoa(k)] = func() io.Reader { return bytes.NewReader(wire[k:]) }
+	}
 	for name, r := range readers {
+		var pre []byte
+		if k, ok := strings.CutPrefix(name, "pre of "); ok {
+			n, _ := strconv.Atoi(k)
+			pre = wire[:n]
+		}
 		for _, bufSize := range []int{0, 4096, 1 << 20} {
-			kind, payload, _, extra, held, err := p.readReplyHeld(r(), make([]byte, 0, bufSize), nil)
+			kind, payload, _, extra, held, err := p.readReplyHeld(r(), make([]byte, 0, bufSize), pre, nil)
 			if err != nil || kind != kindOK || string(payload) != `[1,2]` || len(extra) != 0 {
 				t.Fatalf("%s, buffer %d: kind %q payload %q extra %d, %v", name, bufSize, kind, payload, len(extra), err)
 			}
@@ -50,29 +61,29 @@ func TestReadReplyHeld(t *testing.T) {
 		}
 	}
 	// What arrives after the reply is returned as extra.
-	_, _, _, extra, _, err := p.readReplyHeld(bytes.NewReader(append(append([]byte(nil), wire...), 'x')), nil, nil)
+	_, _, _, extra, _, err := p.readReplyHeld(bytes.NewReader(append(append([]byte(nil), wire...), 'x')), nil, nil, nil)
 	if err != nil || string(extra) != "x" {
 		t.Fatalf("extra %q, %v; want \"x\"", extra, err)
 	}
 	// Cut short: in a frame, an unexpected EOF; between frames, EOF; the
 	// frames before the cut are held.
 	cut := len(testFrame(kindRecord, []byte("rec one")))
-	_, _, _, _, held, err := p.readReplyHeld(bytes.NewReader(wire[:cut+3]), nil, nil)
+	_, _, _, _, held, err := p.readReplyHeld(bytes.NewReader(wire[:cut+3]), nil, nil, nil)
 	if !errors.Is(err, io.ErrUnexpectedEOF) || len(held) != 1 {
 		t.Fatalf("cut in a header: %d held, %v; want 1 and an unexpected EOF", len(held), err)
 	}
-	if _, _, _, _, held, err = p.readReplyHeld(bytes.NewReader(wire[:cut]), nil, nil); err != io.EOF || len(held) != 1 {
+	if _, _, _, _, held, err = p.readReplyHeld(bytes.NewReader(wire[:cut]), nil, nil, nil); err != io.EOF || len(held) != 1 {
 		t.Fatalf("cut between frames: %d held, %v; want 1 and EOF", len(held), err)
 	}
 	// A D frame with collection off is a protocol error.
 	off := &pyPool{srv: &Server{tel: &telemetry{}}}
-	if _, _, _, _, _, err = off.readReplyHeld(bytes.NewReader(wire), nil, nil); !errors.Is(err, errProtocol) {
+	if _, _, _, _, _, err = off.readReplyHeld(bytes.NewReader(wire), nil, nil, nil); !errors.Is(err, errProtocol) {
 		t.Fatalf("a record with collection off: %v, want a protocol error", err)
 	}
 	// A length past maxFrame is refused before anything is allocated.
 	bad := testFrame(kindOK, nil)
 	binary.BigEndian.PutUint32(bad, maxFrame+1)
-	if _, _, _, _, _, err = p.readReplyHeld(bytes.NewReader(bad), nil, nil); !errors.Is(err, errProtocol) {
+	if _, _, _, _, _, err = p.readReplyHeld(bytes.NewReader(bad), nil, nil, nil); !errors.Is(err, errProtocol) {
 		t.Fatalf("a frame past maxFrame: %v, want a protocol error", err)
 	}
 }

@@ -7,7 +7,12 @@
 #
 # Protocol (both directions on pipes; fd 3 = requests in, fd 4 = replies out):
 # every message is a 5-byte header, a big-endian uint32 payload length and one
-# kind byte, followed by the payload. One request is in flight per worker.
+# kind byte, followed by the payload. The server may write the next request
+# while run() serves one (at most one waits in the pipe); the host reads and
+# answers requests strictly in order, reads exactly one message at a time,
+# and reads a request only once the reply to the one before is written in
+# full (while a response streams it reads, to find a cancel, and keeps what
+# else arrives for later).
 #
 #   Go -> Python   R  run: payload is the raw request body
 #                  U  run with request ids (data collection or telemetry
@@ -15,8 +20,10 @@
 #                     bytes of the caller's id, then the raw body
 #                  Q  request with metadata: uint32 n, n bytes of JSON
 #                     {method, path, query, headers}, then the body
-#                  X  cancel the response being streamed (the client left);
-#                     ignored when it arrives after the stream ended
+#                  X  cancel the response being streamed (the client left):
+#                     uint32, the number of the request whose stream to
+#                     stop (requests R, U, Q and B count from 1 in the
+#                     order read); ignored when that stream has ended
 #                  B  a batch for run_batch (batching on): uint32 n, then
 #                     per request uint32 length and the raw body
 #   Python -> Go   I  init succeeded: JSON {mode, wants_headers, schema...}
@@ -73,31 +80,34 @@ _U32 = struct.Struct(">I")
 
 # ---------------------------------------------------------------- framing
 
-def _read_more(buf, total):
-    parts = [buf]
-    have = len(buf)
-    while have < total:
-        chunk = os.read(_RFD, min(total - have, 1 << 20))
+def _read_exact(n):
+    parts = []
+    while n > 0:
+        chunk = os.read(_RFD, min(n, 1 << 20))
         if not chunk:
             raise EOFError("request pipe closed")
         parts.append(chunk)
-        have += len(chunk)
-    return b"".join(parts)
+        n -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_inq = []  # messages read while a response streamed, served next
+_seq = 0  # requests read (R, U, Q, B), as the server numbers them
+
+
+def _read_frame():
+    # The header, then exactly the payload: a request the server queued
+    # behind this one stays in the pipe until the host is done with this
+    # one, so the server can tell that the host never read it (and send it
+    # to another worker if this one dies).
+    n, kind = _HDR.unpack(_read_exact(5))
+    return kind, (_read_exact(n) if n else b"")
 
 
 def _read_msg():
-    # The server sends exactly one message and then waits for the reply, so a
-    # greedy first read never swallows part of the next message.
-    buf = os.read(_RFD, 65536)
-    if not buf:
-        raise EOFError("request pipe closed")
-    if len(buf) < 5:
-        buf = _read_more(buf, 5)
-    n, kind = _HDR.unpack_from(buf)
-    total = n + 5
-    if len(buf) < total:
-        buf = _read_more(buf, total)
-    return kind, buf[5:total]
+    if _inq:
+        return _inq.pop(0)
+    return _read_frame()
 
 
 def _write_all(data):
@@ -591,7 +601,7 @@ _RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs fo
 
 
 def _serve(script):
-    global _cap
+    global _cap, _seq
     run = script.run
     plain = script.mode == "plain" and not script.wants_headers
     first = script.first
@@ -605,6 +615,7 @@ def _serve(script):
             return
         if kind == 88:  # 'X': a cancel that crossed the end of its stream
             continue
+        _seq += 1
         if kind == 66:  # 'B': a batch for run_batch
             _serve_batch(script, payload)
             continue
@@ -742,19 +753,24 @@ def _response_headers(resp):
 
 
 def _cancelled():
-    # A cancel from the server is the only message that can arrive while a
-    # stream is under way.
-    try:
-        ready, _, _ = select.select([_RFD], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    if not ready:
-        return False
-    try:
-        kind, _ = _read_msg()
-    except EOFError:
-        return True
-    return kind == 88
+    """Whether the server asked to stop the stream under way. What else
+    arrives meanwhile (a request queued behind this one) is kept in _inq,
+    to be served after the stream."""
+    while True:
+        try:
+            ready, _, _ = select.select([_RFD], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if not ready:
+            return False
+        try:
+            kind, payload = _read_frame()
+        except EOFError:
+            return True
+        if kind != 88:
+            _inq.append((kind, payload))
+        elif len(payload) == 4 and _U32.unpack(payload)[0] == _seq & 0xFFFFFFFF:
+            return True
 
 
 def _stream_response(resp):
