@@ -125,7 +125,7 @@ func FuzzReadReplyHeld(f *testing.F) {
 		if chunk > 0 {
 			rd = &chunkReader{data: data, n: int(chunk)}
 		}
-		kind, payload, _, extra, held, err := p.readReplyHeld(rd, nil, nil)
+		kind, payload, _, extra, held, err := p.readReplyHeld(rd, nil, nil, nil)
 		if (err == nil) != (werr == nil) || (err != nil && errors.Is(err, errProtocol) != errors.Is(werr, errProtocol)) {
 			t.Fatalf("error %v, want %v", err, werr)
 		}
