@@ -48,6 +48,10 @@ const (
 // readBufSize is how much one read takes from a socket.
 const readBufSize = 64 << 10
 
+// keepBufSize is the largest read or write buffer a connection keeps
+// once it is empty.
+const keepBufSize = 4 << 10
+
 // maxSpareOut is how many large write buffers a loop keeps for reuse.
 const maxSpareOut = 4
 
@@ -458,8 +462,8 @@ func (c *fdConn) Discard(n int) (int, error) {
 	if n < 0 || n >= c.InboundBuffered() {
 		n = c.InboundBuffered()
 		c.in, c.inOff, c.cur = c.in[:0], 0, nil
-		if cap(c.in) > readBufSize {
-			c.in = nil
+		if cap(c.in) > keepBufSize {
+			c.in = nil // an idle connection holds no large buffer
 		}
 		return n, nil
 	}
@@ -605,7 +609,7 @@ func (c *fdConn) flush() {
 		}
 	}
 	c.outOff = 0
-	if cap(c.out) > readBufSize {
+	if cap(c.out) > keepBufSize {
 		// A large buffer goes back to the loop's few spares rather
 		// than stay with one connection.
 		if len(c.p.spareOut) < maxSpareOut {
