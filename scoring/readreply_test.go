@@ -87,3 +87,85 @@ func TestReadReplyHeld(t *testing.T) {
 		t.Fatalf("a frame past maxFrame: %v, want a protocol error", err)
 	}
 }
+
+// FuzzReadReplyHeld: reading a reply's frames in place, in chunks of any
+// size, holds the frames and returns the reply that reading them one by
+// one (readReply, which hands them over as it goes) does, and fails where
+// it fails.
+func FuzzReadReplyHeld(f *testing.F) {
+	f.Add(append(testFrame(kindRecord, []byte("rec")), testFrame(kindOK, []byte("[1]"))...), uint8(1))
+	f.Add(append(append(testFrame(kindPrints, []byte("p")), testFrame(kindRecord, nil)...), testFrame(kindError, nil)...), uint8(3))
+	f.Add(testFrame(kindOK, nil), uint8(0))
+	f.Add([]byte{0, 0, 0, 9, 'D', 1}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		p := &pyPool{srv: &Server{dc: &collector{}, tel: &telemetry{}}}
+		// The reference: readFrameAfter frame by frame, as readReply.
+		var want []sideFrame
+		var wkind byte
+		var wpayload, wextra []byte
+		var werr error
+		pre := []byte(nil)
+		r := bytes.NewReader(data)
+		for {
+			var kind byte
+			var payload, extra []byte
+			kind, payload, _, extra, werr = readFrameAfter(r, nil, pre)
+			if werr == nil && isSide(kind) {
+				werr = p.srv.checkSide(kind, uint32(len(payload)))
+				if werr == nil {
+					want = append(want, sideFrame{kind, append([]byte(nil), payload...)})
+					pre = append([]byte(nil), extra...)
+					continue
+				}
+			}
+			wkind, wpayload, wextra = kind, payload, extra
+			break
+		}
+		var rd io.Reader = bytes.NewReader(data)
+		if chunk > 0 {
+			rd = &chunkReader{data: data, n: int(chunk)}
+		}
+		kind, payload, _, extra, held, err := p.readReplyHeld(rd, nil, nil, nil)
+		if (err == nil) != (werr == nil) || (err != nil && errors.Is(err, errProtocol) != errors.Is(werr, errProtocol)) {
+			t.Fatalf("error %v, want %v", err, werr)
+		}
+		if len(held) != len(want) {
+			t.Fatalf("%d frames held, want %d", len(held), len(want))
+		}
+		for i := range held {
+			if held[i].kind != want[i].kind || !bytes.Equal(held[i].payload, want[i].payload) {
+				t.Fatalf("frame %d: %q %q, want %q %q", i, held[i].kind, held[i].payload, want[i].kind, want[i].payload)
+			}
+		}
+		if err != nil {
+			return
+		}
+		if kind != wkind || !bytes.Equal(payload, wpayload) {
+			t.Fatalf("reply %q %q, want %q %q", kind, payload, wkind, wpayload)
+		}
+		// What was read after the reply (reads are greedy up to a
+		// header) is the input's next bytes, for both.
+		end := frameHeader + len(payload)
+		for _, h := range held {
+			end += frameHeader + len(h.payload)
+		}
+		if !bytes.HasPrefix(data[end:], extra) || !bytes.HasPrefix(data[end:], wextra) {
+			t.Fatalf("extra %q and %q, want a prefix of %q", extra, wextra, data[end:])
+		}
+	})
+}
+
+// chunkReader returns at most n bytes a read.
+type chunkReader struct {
+	data []byte
+	n    int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.data)
+	c.data = c.data[k:]
+	return k, nil
+}

@@ -615,6 +615,18 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 	bp := getBuf()
 	defer putBuf(bp)
 	buf := append((*bp)[:0], 0, 0, 0, 0, 0)
+	needsMeta := s.info.needsMeta(r.Method)
+	withIDs := !needsMeta && (s.dc != nil || s.tel != nil)
+	if withIDs {
+		// The ids first (each at most requestIDLimit bytes: one length
+		// byte), so the worker can tag what the request collects and
+		// prints; the body is read after them.
+		id, client := first(w.Header()[hdrKeyMSRequestID]), clientRequestID(r)
+		buf = append(buf, byte(min(len(id), 255)))
+		buf = append(buf, id[:min(len(id), 255)]...)
+		buf = append(buf, byte(min(len(client), 255)))
+		buf = append(buf, client[:min(len(client), 255)]...)
+	}
 	buf, err := readBody(r, buf, s.cfg.MaxBodyBytes)
 	*bp = buf
 	if err != nil {
@@ -622,7 +634,7 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := buf
-	if s.info.needsMeta(r.Method) {
+	if needsMeta {
 		meta := reqMeta{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Remote: r.RemoteAddr,
 			Headers: make([][2]string, 0, len(r.Header)+1)}
 		if s.dc != nil || s.tel != nil {
@@ -647,18 +659,7 @@ func (s *Server) scorePython(w http.ResponseWriter, r *http.Request) {
 		msg = append(msg, m...)
 		msg = append(msg, body...)
 		putHeader(msg, kindRequest)
-	} else if s.dc != nil || s.tel != nil {
-		// The ids first (each at most requestIDLimit bytes: one length
-		// byte), so the worker can tag what the request collects and
-		// prints.
-		id, client := first(w.Header()[hdrKeyMSRequestID]), clientRequestID(r)
-		body := buf[frameHeader:]
-		msg = make([]byte, frameHeader, frameHeader+2+len(id)+len(client)+len(body))
-		msg = append(msg, byte(min(len(id), 255)))
-		msg = append(msg, id[:min(len(id), 255)]...)
-		msg = append(msg, byte(min(len(client), 255)))
-		msg = append(msg, client[:min(len(client), 255)]...)
-		msg = append(msg, body...)
+	} else if withIDs {
 		putHeader(msg, kindRunIDs)
 	} else {
 		putHeader(msg, kindRun)
