@@ -22,8 +22,11 @@ func TestUntilWokenByNotify(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- wake.Until(ctx, ch, 0, func() (bool, error) {
+			// Read the state before saying the check ran, so that the
+			// check is always of the state before the test's next change.
+			s := state.Load()
 			checked <- struct{}{}
-			return state.Load() == 2, nil
+			return s == 2, nil
 		})
 	}()
 	for range 2 {
