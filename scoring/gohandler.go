@@ -71,8 +71,12 @@ func (s *Server) scoreGo(w http.ResponseWriter, r *http.Request) {
 	select {
 	case res = <-done:
 		timer.Stop()
-		*bp = body[:0]
-		putBuf(bp)
+		// Run's output may alias its input (an echo): the buffer goes
+		// back to the pool only once the answer is written.
+		defer func() {
+			*bp = body[:0]
+			putBuf(bp)
+		}()
 	case <-timer.C():
 		// The buffer stays with the abandoned Run.
 		cancel()
