@@ -794,9 +794,15 @@ func (p *pyPool) queueBehindLocked(w *worker) *waiter {
 		return nil
 	}
 	wt := p.popWaiterLocked()
+	p.queueLocked(w)
+	return wt
+}
+
+// queueLocked takes the place behind w's running request for a request
+// about to be written. p.mu is held.
+func (p *pyPool) queueLocked(w *worker) {
 	w.inflight = 2
 	w.writing = true
-	return wt
 }
 
 func (p *pyPool) popWaiterLocked() *waiter {
@@ -832,8 +838,7 @@ func (p *pyPool) acquire(ctx context.Context, msg []byte) (handoff, error) {
 	}
 	if single && len(p.waiters) == 0 {
 		if w := p.behindLocked(); w != nil {
-			w.inflight = 2
-			w.writing = true
+			p.queueLocked(w)
 			p.mu.Unlock()
 			return handoff{w: w, behind: true}, nil
 		}
