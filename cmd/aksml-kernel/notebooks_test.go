@@ -168,9 +168,14 @@ func TestIntegrationNotebooks(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		got := nb.outputs(t, name)
+		shown := map[string]bool{}
 		for _, c := range checks[name] {
 			if !strings.Contains(got[c.mime], c.want) {
 				t.Errorf("%s: no %s (%q in %s output)", name, c.what, c.want, c.mime)
+				if !shown[c.mime] && c.mime != "image/svg+xml" && c.mime != "text/html" {
+					shown[c.mime] = true
+					t.Logf("%s: its %s output:\n%s", name, c.mime, got[c.mime])
+				}
 			}
 		}
 	}

@@ -70,12 +70,17 @@ type poller struct {
 	efd    int      // eventfd: tasks are waiting
 	park   *os.File // a duplicate of epfd, in the runtime's poller
 	parkRC syscall.RawConn
-	parked bool // set by waitReady's first call
-	waitFn func(uintptr) bool
-	h      handler
-	buf    []byte
-	events []unix.EpollEvent
-	conns  map[int]*fdConn
+	waitFn func(uintptr) bool // p.check, made once
+	// waitN, waitE: what check's epoll_wait returned.
+	waitN int
+	waitE syscall.Errno
+	// beforePark, when set (tests only), runs between a look that found
+	// nothing and parking.
+	beforePark func()
+	h          handler
+	buf        []byte
+	events     []unix.EpollEvent
+	conns      map[int]*fdConn
 	// closing: connections whose Close was called, closed once the
 	// events in hand are handled (so a handler never sees OnClose run
 	// from inside its own call to Close).
@@ -121,6 +126,16 @@ var errPollerClosed = errors.New("frontend: event loop stopped")
 
 // newPoller makes a poller for h and starts its goroutine.
 func newPoller(h handler) (*poller, error) {
+	p, err := makePoller(h)
+	if err != nil {
+		return nil, err
+	}
+	go p.run()
+	return p, nil
+}
+
+// makePoller makes a poller for h; its goroutine is p.run.
+func makePoller(h handler) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -155,20 +170,15 @@ func newPoller(h handler) (*poller, error) {
 	if p.parkRC, err = p.park.SyscallConn(); err != nil {
 		return fail("epoll", err)
 	}
-	p.waitFn = p.waitReady
-	go p.run()
+	p.waitFn = p.check
 	return p, nil
 }
 
-// waitReady makes the parking read wait once: its first call reports "not
-// ready", so the goroutine parks until the epoll descriptor turns readable
-// (or already did since the last look).
-func (p *poller) waitReady(uintptr) bool {
-	if p.parked {
-		p.parked = false
-		return false
-	}
-	return true
+// check is the parking read's look at the epoll set: epoll_wait with a zero
+// timeout, "ready" when it returned events (or failed).
+func (p *poller) check(uintptr) bool {
+	p.waitN, p.waitE = p.epollWait()
+	return p.waitN != 0 || p.waitE != 0
 }
 
 // epollWait is epoll_wait(2) with a zero timeout, made directly.
@@ -181,12 +191,12 @@ func (p *poller) epollWait() (int, syscall.Errno) {
 func (p *poller) run() {
 	for !p.stopped {
 		n, e := p.epollWait()
+		if n == 0 && e == 0 {
+			n, e = p.wait()
+		}
 		if e != 0 || n == 0 {
 			if e != 0 && e != syscall.EINTR {
 				break // the epoll set is unusable: nothing left to serve
-			}
-			if e == 0 {
-				p.wait()
 			}
 			continue
 		}
@@ -237,13 +247,32 @@ func (p *poller) closeQueued() {
 	p.closing = p.closing[:0]
 }
 
-// wait returns once the epoll set may have events: parked in the
-// runtime's poller, or (should that fail) blocked in epoll_wait.
-func (p *poller) wait() {
-	p.parked = true
-	if p.parkRC.Read(p.waitFn) != nil {
-		_, _ = unix.EpollWait(p.epfd, p.events[:1], 10)
+// wait parks the loop's goroutine in the runtime's poller until the epoll
+// set has events, and returns them as epollWait does (or, should parking
+// fail, blocks in epoll_wait for at most 10 ms).
+//
+// The look that decides to park runs inside the parking read, after the
+// runtime has forgotten any earlier readiness of the epoll descriptor:
+// the runtime watches it edge-triggered, so an event that arrived between
+// an earlier empty look and the read would have woken nobody, and the loop
+// would sleep with a task or a replica's answer waiting (until some other
+// event came: a caller's timeout, a minute later).
+func (p *poller) wait() (int, syscall.Errno) {
+	if p.beforePark != nil {
+		p.beforePark()
 	}
+	if p.parkRC.Read(p.waitFn) != nil {
+		n, err := unix.EpollWait(p.epfd, p.events, 10)
+		if err != nil {
+			var en syscall.Errno
+			if !errors.As(err, &en) {
+				en = syscall.EINVAL
+			}
+			return 0, en
+		}
+		return n, 0
+	}
+	return p.waitN, p.waitE
 }
 
 // read reads what c's socket has and hands it to the handler.

@@ -9,6 +9,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The poller on its own: a handler that records what it is told, over
@@ -199,4 +201,40 @@ func TestPollerStop(t *testing.T) {
 		t.Errorf("enroll after stop: %v", err)
 	}
 	p.stop() // again: returns
+}
+
+// TestPollerTaskBeforeParking: a task handed to the loop just as it is
+// about to park (its look at the epoll set found nothing) runs at once. The
+// runtime watches the epoll descriptor edge-triggered: had the loop parked
+// without looking again, the eventfd's readiness, already seen by the
+// runtime, would have woken nobody, and the task would wait for the next
+// event on any of the loop's connections.
+func TestPollerTaskBeforeParking(t *testing.T) {
+	p, err := makePoller(newPollHandler(func(*fdConn) action { return actNone }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	first := true
+	p.beforePark = func() { // in the loop's goroutine
+		if !first {
+			return
+		}
+		first = false
+		p.exec(func() { close(ran) })
+		// Long enough for the runtime's poller (sysmon looks every 10 ms)
+		// to see the epoll descriptor turn readable before the loop parks.
+		time.Sleep(50 * time.Millisecond)
+	}
+	go p.run()
+	t.Cleanup(p.stop)
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		// Wake the loop (a fresh write to the eventfd is a new edge) so
+		// that stop can end it.
+		one := [8]byte{1}
+		_, _ = unix.Write(p.efd, one[:])
+		t.Fatal("the task handed over before parking did not run")
+	}
 }
