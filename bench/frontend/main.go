@@ -680,10 +680,10 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 			defer wg.Done()
 			req := fasthttp.AcquireRequest()
 			resp := fasthttp.AcquireResponse()
+			sl := benchkit.NewSleeper()
+			defer sl.Close()
 			for j := range jobs {
-				if d := time.Until(j.at); d > 0 {
-					time.Sleep(d)
-				}
+				sl.Until(j.at)
 				u := urls[j.i%len(urls)]
 				req.Reset()
 				req.SetRequestURI(u)
@@ -699,12 +699,13 @@ func openLoop(urls []string, rate int, dur time.Duration) *latencies {
 	}
 	startAt := time.Now().Add(10 * time.Millisecond)
 	interval := time.Second / time.Duration(rate)
-	// Release jobs shortly before they are due; workers sleep until then.
+	// Release jobs shortly before they are due; workers sleep until then
+	// (on timers precise to microseconds: see benchkit.Sleeper).
+	rel := benchkit.NewSleeper()
+	defer rel.Close()
 	for i := 0; i < n; i++ {
 		at := startAt.Add(time.Duration(i) * interval)
-		if d := time.Until(at) - time.Millisecond; d > 0 {
-			time.Sleep(d)
-		}
+		rel.Until(at.Add(-time.Millisecond))
 		jobs <- job{at, i}
 	}
 	close(jobs)

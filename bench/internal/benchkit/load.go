@@ -173,11 +173,11 @@ func Open(addr string, req []byte, at []time.Duration, conns int) []Sample {
 			defer wg.Done()
 			cl := &Client{Addr: addr}
 			defer cl.Close()
+			sl := NewSleeper()
+			defer sl.Close()
 			for i := range jobs {
 				due := start.Add(at[i])
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
+				sl.Until(due)
 				status, err := cl.Do(req)
 				if err != nil {
 					status = 0
@@ -186,11 +186,12 @@ func Open(addr string, req []byte, at []time.Duration, conns int) []Sample {
 			}
 		}()
 	}
-	// Release each job shortly before it is due; a worker sleeps until then.
+	// Release each job shortly before it is due; a worker sleeps until then
+	// (on a timer of its own, precise to microseconds: see Sleeper).
+	rel := NewSleeper()
+	defer rel.Close()
 	for i := range at {
-		if d := time.Until(start.Add(at[i])) - time.Millisecond; d > 0 {
-			time.Sleep(d)
-		}
+		rel.Until(start.Add(at[i] - time.Millisecond))
 		jobs <- i
 	}
 	close(jobs)
