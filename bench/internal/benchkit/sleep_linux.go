@@ -19,17 +19,17 @@ type Sleeper struct {
 	fd int
 }
 
-// NewSleeper returns a Sleeper for one goroutine; one that falls back to time.Sleep when the
-// timerfd cannot be made.
+// NewSleeper returns a Sleeper for one goroutine; one that falls back to
+// time.Sleep when the timerfd cannot be made.
 func NewSleeper() *Sleeper {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
-		return &Sleeper{fd: -1}
+		return &Sleeper{}
 	}
 	return &Sleeper{f: os.NewFile(uintptr(fd), "timerfd"), fd: fd}
 }
 
-// until returns at t (at once when t has passed).
+// Until returns at t (at once when t has passed).
 func (s *Sleeper) Until(t time.Time) {
 	d := time.Until(t)
 	if d <= 0 {
