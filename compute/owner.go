@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Ephemeral is implemented by providers whose clusters live in the process
@@ -45,7 +44,7 @@ func (o *Owner) Alive() bool {
 	if o.PID <= 0 {
 		return false
 	}
-	if err := syscall.Kill(o.PID, 0); err != nil && err != syscall.EPERM {
+	if !processExists(o.PID) {
 		return false
 	}
 	if o.Start != 0 {

@@ -37,7 +37,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aksml/aksml/bench/internal/benchkit"
@@ -71,6 +70,7 @@ var (
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
+	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
 func main() {
@@ -96,7 +96,7 @@ func main() {
 	default:
 		log.Fatalf("-only %q: want on or off", *only)
 	}
-	dir, err := os.MkdirTemp("", "aksml-capture-")
+	dir, err := os.MkdirTemp(*tmp, "aksml-capture-")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -219,24 +219,15 @@ func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (stri
 // goCPU this process's part of it (the replicas' Go side and the load
 // generator; the rest is the Python workers').
 func load(addr string) (c benchkit.Cell, goCPU time.Duration) {
-	self0, tree0 := selfCPU(), treeCPU()
+	self0, tree0 := benchkit.SelfCPU(), treeCPU()
 	c = benchkit.Closed(addr, request(addr), *concurrency, 200*time.Millisecond, *duration, os.Getpid())
 	if c.Errs > 0 || c.N == 0 {
 		log.Fatalf("%s: %d requests failed, %d answered", addr, c.Errs, c.N)
 	}
 	if tree := treeCPU() - tree0; tree > 0 {
-		goCPU = time.Duration(float64(c.CPU) * float64(selfCPU()-self0) / float64(tree))
+		goCPU = time.Duration(float64(c.CPU) * float64(benchkit.SelfCPU()-self0) / float64(tree))
 	}
 	return c, goCPU
-}
-
-// selfCPU is this process's CPU time (user and system).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // treeCPU is the CPU time of this process and its workers.

@@ -21,7 +21,8 @@
 // Loads: open-loop fixed rates of 1k and 5k requests/s (latency measured
 // from each request's scheduled send time, so queueing counts) and
 // closed-loop maximum throughput with wrk (one thread, 64 connections). The
-// targets are measured in short slices (0.5 s open loop, 1 s closed loop),
+// targets are measured in short slices (0.5 s open loop, 20 slices of each
+// rate per target, 10,000 requests at 1k/s; 1 s closed loop),
 // interleaved and rotated, so that noise from other work on the machine
 // falls on all of them alike. The table reports p50/p99 and what each proxy
 // adds over direct, max throughput relative to nginx, and the proxy
@@ -100,12 +101,17 @@ func main() {
 	}
 	quick := flag.Bool("quick", false, "short run")
 	tlsMode := flag.Bool("tls", false, "measure HTTPS instead: the router's ServeTLS against nginx with the same certificate, keep-alive and new-connection rates")
+	flag.IntVar(&openSlicesFlag, "slices", 0, "0.5 s open-loop slices per target and rate (default 20, 3 with -quick)")
+	flag.IntVar(&closedRoundsFlag, "rounds", 0, "closed-loop rounds of one 1 s wrk run per target (default 10, 3 with -quick)")
 	flag.Parse()
 	log.SetFlags(0)
 	if err := orchestrate(*quick, *tlsMode); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// Flags of the orchestrating run; 0 keeps the defaults.
+var openSlicesFlag, closedRoundsFlag int
 
 // ---- child roles ----
 
@@ -206,7 +212,7 @@ func (c *child) stop() {
 	case <-time.After(time.Second):
 	}
 	if c.cmd.Process != nil {
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		benchkit.KillGroup(c.cmd.Process)
 	}
 	<-done
 	if c.dir != "" {
@@ -220,7 +226,7 @@ func start(env []string, name string, args ...string) (*child, string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = benchkit.SysProcAttr()
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -363,9 +369,15 @@ func orchestrate(quick, tlsMode bool) error {
 		return nil
 	}
 
-	openSlices, sliceDur, closedRounds := 8, 500*time.Millisecond, 10
+	openSlices, sliceDur, closedRounds := 20, 500*time.Millisecond, 10
 	if quick {
 		openSlices, closedRounds = 3, 3
+	}
+	if openSlicesFlag > 0 {
+		openSlices = openSlicesFlag
+	}
+	if closedRoundsFlag > 0 {
+		closedRounds = closedRoundsFlag
 	}
 	fmt.Printf("bench/frontend: %d cores, %d replicas (net/http trivial handler), nginx worker_processes %d, router GOMAXPROCS %d\n",
 		cores, numReplicas, cores, procs)
@@ -568,7 +580,7 @@ func startNginx(bin string, workers int, ports []string, tlsConf string) (*child
 	}
 	cmd := exec.Command(bin, "-c", confPath, "-p", dir)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = benchkit.SysProcAttr()
 	stdin, _ := cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)

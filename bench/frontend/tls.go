@@ -38,7 +38,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aksml/aksml/bench/internal/benchkit"
@@ -160,12 +159,12 @@ func orchestrateTLS(o tlsSetup) error {
 			conns = tlsHandshakeConns
 		}
 		req := benchkit.Request(t.addr, path, []byte(body), headers...)
-		c0, s0 := selfCPU(), readCPUStat()
+		c0, s0 := benchkit.SelfCPU(), readCPUStat()
 		t0 := time.Now()
 		cell := benchkit.ClosedWith(func() *benchkit.Client { return &benchkit.Client{Addr: t.addr, Dial: dial} }, req, conns, warm, dur, t.pids...)
 		secs := time.Since(t0).Seconds()
 		s1 := readCPUStat()
-		out := tlsCell{Cell: cell, clientCores: (selfCPU() - c0).Seconds() / secs, dials: dials.Load()}
+		out := tlsCell{Cell: cell, clientCores: (benchkit.SelfCPU() - c0).Seconds() / secs, dials: dials.Load()}
 		if tot := s1.total - s0.total; tot > 0 {
 			out.idle = float64(s1.idle-s0.idle) / float64(tot)
 		}
@@ -329,15 +328,6 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-// selfCPU is the user+system CPU time of this process.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type cpuStat struct{ idle, total int64 }

@@ -81,21 +81,6 @@ func writeLocalState(dir string, st *localState) error {
 	return os.Rename(tmp, filepath.Join(dir, "state.json"))
 }
 
-// alive reports whether process pid runs (and is not a zombie).
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z'
-	}
-	return true
-}
-
 // current reads the local cluster's state, correcting a Running state
 // whose process is gone.
 func (a *app) currentLocal() (*localState, string, error) {
@@ -309,7 +294,7 @@ func (a *app) localStart(ctx context.Context, name, vmSize string, agents int, t
 	cmd.Dir = dir
 	// Its own session: it outlives this command and the terminal's
 	// signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = detachedAttr()
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		return errcode.Wrap(errcode.Internal, fmt.Errorf("start the local cluster: %w", err))
@@ -415,13 +400,11 @@ func (a *app) localStop(ctx context.Context, timeout time.Duration) error {
 	p := a.newProgress("local cluster " + st.Name)
 	defer p.done()
 	p.state("Stopping", "")
-	_ = syscall.Kill(st.PID, syscall.SIGTERM)
+	terminate(st.PID)
 	deadline := time.Now().Add(timeout)
 	for alive(st.PID) {
 		if time.Now().After(deadline) {
-			// Its session: the cluster process and every child.
-			_ = syscall.Kill(-st.PID, syscall.SIGKILL)
-			_ = syscall.Kill(st.PID, syscall.SIGKILL)
+			killSession(st.PID)
 		}
 		select {
 		case <-ctx.Done():

@@ -369,7 +369,7 @@ func (cp *ControlPlane) run(bin, name string, args ...string) (*process, error) 
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = cp.Dir
 	// The kernel kills the process if the test binary dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -397,7 +397,7 @@ func (p *process) stop() {
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(p.cmd.Process)
 		<-p.done
 	}
 }

@@ -149,7 +149,7 @@ func (p processRunner) run(ctx context.Context, rc runContext) error {
 	}
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = rc.log, rc.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	err = cmd.Run()

@@ -20,6 +20,15 @@ func KillGroup(p *os.Process) {
 	_ = p.Kill()
 }
 
+// SelfCPU is this process's CPU time (user and system).
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // procStat is what /proc/PID/stat says of one process.
 type procStat struct {
 	ppid  int

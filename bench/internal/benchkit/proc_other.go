@@ -12,6 +12,9 @@ func SysProcAttr() *syscall.SysProcAttr { return nil }
 
 func KillGroup(p *os.Process) { _ = p.Kill() }
 
+// SelfCPU is not measured outside Linux.
+func SelfCPU() time.Duration { return 0 }
+
 // TreeCPU is not measured outside Linux.
 func TreeCPU(int) (time.Duration, bool) { return 0, false }
 

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package sock holds the system calls on sockets that the router's engines
 // share beyond what package net offers.
 package sock
