@@ -101,6 +101,7 @@ func main() {
 	}
 	quick := flag.Bool("quick", false, "short run")
 	tlsMode := flag.Bool("tls", false, "measure HTTPS instead: the router's ServeTLS against nginx with the same certificate, keep-alive and new-connection rates")
+	flag.BoolVar(&attackMode, "attack", false, "replay hostile callers instead (large and endless uploads, slow-loris, a pipelining flood, a replica that drops POSTs) against the router and nginx")
 	flag.IntVar(&openSlicesFlag, "slices", 0, "0.5 s open-loop slices per target and rate (default 20, 3 with -quick)")
 	flag.IntVar(&closedRoundsFlag, "rounds", 0, "closed-loop rounds of one 1 s wrk run per target (default 10, 3 with -quick)")
 	flag.Parse()
@@ -112,6 +113,9 @@ func main() {
 
 // Flags of the orchestrating run; 0 keeps the defaults.
 var openSlicesFlag, closedRoundsFlag int
+
+// attackMode runs orchestrateAttack (attack.go).
+var attackMode bool
 
 // ---- child roles ----
 
@@ -297,6 +301,9 @@ func orchestrate(quick, tlsMode bool) error {
 	routerEnv := []string{"AKSML_BENCH_ROLE=router", "AKSML_BENCH_REPLICAS=" + ports, fmt.Sprintf("GOMAXPROCS=%d", procs)}
 	if v := os.Getenv("AKSML_BENCH_ROUTER_ENV"); v != "" { // K=V[,K=V]: diagnostics only
 		routerEnv = append(routerEnv, strings.Split(v, ",")...)
+	}
+	if attackMode {
+		return orchestrateAttack(self, nginxBin, cores, routerEnv, replicaPorts, func(c *child) { children = append(children, c) })
 	}
 	if tlsMode {
 		return orchestrateTLS(tlsSetup{self: self, nginx: nginxBin, cores: cores, procs: procs, quick: quick,
@@ -552,6 +559,11 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func startNginx(bin string, workers int, ports []string, tlsConf string) (*child, string, error) {
 	dir, err := os.MkdirTemp("", "aksml-bench-nginx-")
 	if err != nil {
+		return nil, "", err
+	}
+	// nginx's workers run as nobody: they must reach the temporary files
+	// for bodies too large to buffer in memory.
+	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
