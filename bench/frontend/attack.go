@@ -64,6 +64,14 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 		pid := c.cmd.Process.Pid
 		return attackTarget{name: "nginx", addr: "127.0.0.1:" + port, pids: func() []int { return append([]int{pid}, childPids(pid)...) }}, nil
 	}
+	// fresh starts a new process of the router (key "aksml") or nginx
+	// over the replicas.
+	fresh := func(key string) (attackTarget, error) {
+		if key == "aksml" {
+			return startRouter()
+		}
+		return startNginxTarget(replicaPorts)
+	}
 	fmt.Printf("bench/frontend -attack: %d cores; each proxy at its default limits, in its own process\n", cores)
 	var results []string
 
@@ -80,14 +88,8 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 	}
 	fmt.Printf("\n%-20s %-24s %8s %10s %10s %14s %s\n", "proxy", "upload", "status", "CPU s", "peak RSS", "sent (MB)", "time")
 	for _, bc := range bodyCases {
-		for _, which := range []string{"router", "nginx"} {
-			var t attackTarget
-			var err error
-			if which == "router" {
-				t, err = startRouter()
-			} else {
-				t, err = startNginxTarget(replicaPorts)
-			}
+		for _, which := range []string{"aksml", "nginx"} {
+			t, err := fresh(which)
 			if err != nil {
 				return err
 			}
@@ -97,7 +99,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 			}
 			fmt.Printf("%-20s %-24s %8d %10.2f %8.1f MB %14.1f %v\n", t.name, bc.name, r.status, r.cpu, float64(r.peakKB)/1024,
 				float64(r.sent)/(1<<20), r.took.Round(10*time.Millisecond))
-			key := map[string]string{"router": "aksml", "nginx": "nginx"}[which] + "_" +
+			key := which + "_" +
 				map[string]string{"100 MB, Content-Length": "body100", "100 MB, chunked": "chunked100", "endless, chunked": "oversized"}[bc.name]
 			results = append(results, fmt.Sprintf("%s_status=%d %s_cpu_s=%.2f %s_rss_mb=%.1f", key, r.status, key, r.cpu, key, float64(r.peakKB)/1024))
 			if bc.size < 0 {
@@ -135,20 +137,14 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 	// Pipelining flood: a fresh process each.
 	fmt.Printf("\npipelining flood: one caller pipelines requests for 10 s and reads nothing\n")
 	fmt.Printf("%-20s %12s %12s %12s %s\n", "proxy", "RSS before", "peak RSS", "sent (MB)", "caller")
-	for _, which := range []string{"router", "nginx"} {
-		var t attackTarget
-		if which == "router" {
-			t, err = startRouter()
-		} else {
-			t, err = startNginxTarget(replicaPorts)
-		}
+	for _, which := range []string{"aksml", "nginx"} {
+		t, err := fresh(which)
 		if err != nil {
 			return err
 		}
 		r := pipelineFlood(t, 10*time.Second)
 		fmt.Printf("%-20s %9.1f MB %9.1f MB %12.1f %s\n", t.name, float64(r.beforeKB)/1024, float64(r.peakKB)/1024, float64(r.sent)/(1<<20), r.outcome)
-		key := map[string]string{"router": "aksml", "nginx": "nginx"}[which]
-		results = append(results, fmt.Sprintf("%s_flood_rss_mb=%.1f", key, float64(r.peakKB)/1024))
+		results = append(results, fmt.Sprintf("%s_flood_rss_mb=%.1f", which, float64(r.peakKB)/1024))
 	}
 
 	// POST once: a replica that drops every connection after reading a

@@ -5,25 +5,13 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/aksml/aksml/compute"
 )
 
-// alive reports whether process pid runs: it can be opened and has not
-// exited.
+// alive reports whether process pid runs.
 func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
-	if err != nil {
-		return err == windows.ERROR_ACCESS_DENIED
-	}
-	defer windows.CloseHandle(h)
-	var code uint32
-	if err := windows.GetExitCodeProcess(h, &code); err != nil {
-		return true
-	}
-	const stillActive = 259 // STILL_ACTIVE
-	return code == stillActive
+	return pid > 0 && (&compute.Owner{PID: pid}).Alive()
 }
 
 // detachedAttr starts the local cluster in a process group of its own, so

@@ -30,27 +30,6 @@ func NewConn(tc *net.TCPConn) (*Conn, error) {
 // RawConn is the connection's descriptor, for socket options.
 func (c *Conn) RawConn() syscall.RawConn { return c.rc }
 
-// Listener hands out the TCP connections its Listener accepts as *Conn;
-// any other connection as it is.
-type Listener struct{ net.Listener }
-
-// Accept accepts the next connection.
-func (l Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return c, err
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c, nil
-	}
-	rc, err := NewConn(tc)
-	if err != nil {
-		return c, nil
-	}
-	return rc, nil
-}
-
 // Read reads nothing and reports EAGAIN: read through Conn instead.
 func Read(fd uintptr, p []byte) (int, syscall.Errno) { return 0, syscall.EAGAIN }
 
