@@ -171,7 +171,10 @@ func TestInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := it.Eval(ctx, "", "fmt.Println(\"started\")\nfor { counter++ }")
+		// "started" is printed from inside the loop, once counter has
+		// moved: the interrupt can come before the loop's first turn
+		// otherwise, and counter would rightly still be 0.
+		_, err := it.Eval(ctx, "", "for { counter++; if counter == 1 { fmt.Println(\"started\") } }")
 		done <- err
 	}()
 	<-started
