@@ -168,8 +168,11 @@ func (c *collector) stats() DataCollectionStats {
 		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
 }
 
-// dcBatch bounds the records the writer takes from the buffer at once: the
-// replica holds at most Buffer + dcBatch records.
+// dcBatch bounds the records the writer takes from the buffer at once. It
+// takes only what was waiting when the batch began (records that arrive
+// meanwhile wait for the next), so the replica holds at most Buffer +
+// min(Buffer+1, dcBatch) records: the buffer and one batch in the store's
+// hands.
 const dcBatch = 256
 
 // write drains the buffer into the store, grouping what is waiting by file
@@ -218,9 +221,9 @@ func (c *collector) write() {
 			p.n++
 		}
 		add(rec)
-		taken := 1
+		taken, limit := 1, min(dcBatch, 1+len(c.ch))
 	more:
-		for ; taken < dcBatch; taken++ {
+		for ; taken < limit; taken++ {
 			select {
 			case r, ok := <-c.ch:
 				if !ok {

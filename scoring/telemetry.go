@@ -24,8 +24,9 @@ import (
 // its sink sends them.
 const DefaultTelemetryBuffer = 10000
 
-// telemetryBatch bounds the records handed to a sink at once: the replica
-// holds at most Buffer + telemetryBatch records.
+// telemetryBatch bounds the records handed to a sink at once. The exporter
+// takes only what was waiting when the batch began, so the replica holds at
+// most Buffer + min(Buffer+1, telemetryBatch) records.
 const telemetryBatch = 512
 
 // captureLinger is how long a replica's background writers (telemetry's
@@ -234,8 +235,9 @@ func (t *telemetry) export() {
 	for rec := range t.ch {
 		gather(t.ch, telemetryBatch-1, timer, t.closing)
 		batch = append(batch[:0], rec)
+		limit := min(telemetryBatch, 1+len(t.ch))
 	more:
-		for len(batch) < telemetryBatch {
+		for len(batch) < limit {
 			select {
 			case r, ok := <-t.ch:
 				if !ok {
