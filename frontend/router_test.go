@@ -21,10 +21,14 @@ import (
 	"github.com/aksml/aksml/errcode"
 )
 
-// waitFor polls cond until it holds or a deadline passes.
+// waitFor polls cond until it holds or a deadline passes. The deadline is
+// generous: the package's tests run in parallel, under -race, beside other
+// packages' (TestTLSCallerThatDoesNotReadIsClosed, 0.4 s alone, once missed
+// a 5 s deadline in a full run with three busy loops beside); a passing
+// test never waits for it.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
