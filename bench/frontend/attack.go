@@ -42,6 +42,7 @@ import (
 
 type attackTarget struct {
 	name string
+	key  string // RESULT keys' prefix
 	addr string // host:port
 	pids func() []int
 }
@@ -53,7 +54,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 			return attackTarget{}, err
 		}
 		keep(c)
-		return attackTarget{name: "aksml (event loop)", addr: "127.0.0.1:" + port, pids: func() []int { return []int{c.cmd.Process.Pid} }}, nil
+		return attackTarget{name: "aksml (event loop)", key: "aksml", addr: "127.0.0.1:" + port, pids: func() []int { return []int{c.cmd.Process.Pid} }}, nil
 	}
 	startNginxTarget := func(ports []string) (attackTarget, error) {
 		c, port, err := startNginx(nginxBin, cores, ports, "")
@@ -62,7 +63,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 		}
 		keep(c)
 		pid := c.cmd.Process.Pid
-		return attackTarget{name: "nginx", addr: "127.0.0.1:" + port, pids: func() []int { return append([]int{pid}, childPids(pid)...) }}, nil
+		return attackTarget{name: "nginx", key: "nginx", addr: "127.0.0.1:" + port, pids: func() []int { return append([]int{pid}, childPids(pid)...) }}, nil
 	}
 	// fresh starts a new process of the router (key "aksml") or nginx
 	// over the replicas.
@@ -78,13 +79,13 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 	// Bodies: a fresh process per case, so that peak RSS is the case's.
 	const limit = 100 << 20
 	bodyCases := []struct {
-		name    string
-		size    int64 // -1: endless
-		chunked bool
+		name, key string
+		size      int64 // -1: endless
+		chunked   bool
 	}{
-		{"100 MB, Content-Length", limit - 64<<10, false},
-		{"100 MB, chunked", limit - 64<<10, true},
-		{"endless, chunked", -1, true},
+		{"100 MB, Content-Length", "body100", limit - 64<<10, false},
+		{"100 MB, chunked", "chunked100", limit - 64<<10, true},
+		{"endless, chunked", "oversized", -1, true},
 	}
 	fmt.Printf("\n%-20s %-24s %8s %10s %10s %14s %s\n", "proxy", "upload", "status", "CPU s", "peak RSS", "sent (MB)", "time")
 	for _, bc := range bodyCases {
@@ -99,8 +100,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 			}
 			fmt.Printf("%-20s %-24s %8d %10.2f %8.1f MB %14.1f %v\n", t.name, bc.name, r.status, r.cpu, float64(r.peakKB)/1024,
 				float64(r.sent)/(1<<20), r.took.Round(10*time.Millisecond))
-			key := which + "_" +
-				map[string]string{"100 MB, Content-Length": "body100", "100 MB, chunked": "chunked100", "endless, chunked": "oversized"}[bc.name]
+			key := t.key + "_" + bc.key
 			results = append(results, fmt.Sprintf("%s_status=%d %s_cpu_s=%.2f %s_rss_mb=%.1f", key, r.status, key, r.cpu, key, float64(r.peakKB)/1024))
 			if bc.size < 0 {
 				results = append(results, fmt.Sprintf("%s_sent_mb=%.1f", key, float64(r.sent)/(1<<20)))
@@ -129,7 +129,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 	for i, t := range []attackTarget{router, ngx} {
 		r := lr[i]
 		fmt.Printf("%-20s %12d %12v %12d %11.3f ms %11.3f ms\n", t.name, r.closed, r.last.Round(100*time.Millisecond), r.open, ms(r.p50Before), ms(r.p50During))
-		key := map[int]string{0: "aksml", 1: "nginx"}[i]
+		key := t.key
 		results = append(results, fmt.Sprintf("%s_loris_closed=%d %s_loris_last_s=%.1f %s_loris_p50_before_ms=%.3f %s_loris_p50_during_ms=%.3f",
 			key, r.closed, key, r.last.Seconds(), key, ms(r.p50Before), key, ms(r.p50During)))
 	}
@@ -174,7 +174,7 @@ func orchestrateAttack(self, nginxBin string, cores int, routerEnv []string, rep
 		}
 		n := drop.reads.Load() - before
 		fmt.Printf("%-20s %12d %14.2f %v\n", t.name, n, float64(n)/posts, statuses)
-		key := map[string]string{"aksml (event loop)": "aksml", "nginx": "nginx"}[t.name]
+		key := t.key
 		results = append(results, fmt.Sprintf("%s_post_deliveries_per_post=%.2f", key, float64(n)/posts))
 	}
 	fmt.Printf("\nRESULT %s\n", strings.Join(results, " "))
