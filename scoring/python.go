@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/childproc"
 )
 
 // The Python side: host.py runs in every worker; the shims are served to it
@@ -290,7 +291,7 @@ func (w *worker) dead() bool {
 // kill stops the worker and every process it started.
 func (w *worker) kill() {
 	if !w.dead() {
-		killProcess(w.cmd.Process)
+		childproc.KillGroup(w.cmd.Process)
 	}
 }
 
@@ -390,7 +391,7 @@ func (p *pyPool) spawn(slot int) (*worker, *initInfo, error) {
 	if dcW != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, dcW) // fd 5
 	}
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	w := &worker{slot: slot, cmd: cmd, reqW: reqW, respR: respR, req: newFileIO(reqW), resp: newFileIO(respR), outR: outR,
 		left: -1, filesClosed: make(chan struct{}), turn: make(chan turn, 1),
 		exited: make(chan struct{}), logsDone: make(chan struct{}), initLogs: make(chan struct{})}

@@ -80,6 +80,7 @@ import (
 
 	"github.com/aksml/aksml/bench/internal/benchkit"
 	"github.com/aksml/aksml/frontend"
+	"github.com/aksml/aksml/internal/childproc"
 )
 
 const (
@@ -216,7 +217,7 @@ func (c *child) stop() {
 	case <-time.After(time.Second):
 	}
 	if c.cmd.Process != nil {
-		benchkit.KillGroup(c.cmd.Process)
+		childproc.KillGroup(c.cmd.Process)
 	}
 	<-done
 	if c.dir != "" {
@@ -230,7 +231,7 @@ func start(env []string, name string, args ...string) (*child, string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = benchkit.SysProcAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -592,7 +593,7 @@ func startNginx(bin string, workers int, ports []string, tlsConf string) (*child
 	}
 	cmd := exec.Command(bin, "-c", confPath, "-p", dir)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = benchkit.SysProcAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	stdin, _ := cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)

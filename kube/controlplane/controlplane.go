@@ -28,6 +28,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/childproc"
 )
 
 // KubeVersion is the Kubernetes release scripts/kubebins builds and New
@@ -369,7 +370,7 @@ func (cp *ControlPlane) run(bin, name string, args ...string) (*process, error) 
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = cp.Dir
 	// The kernel kills the process if the test binary dies first.
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -397,7 +398,7 @@ func (p *process) stop() {
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
-		killGroup(p.cmd.Process)
+		childproc.KillGroup(p.cmd.Process)
 		<-p.done
 	}
 }

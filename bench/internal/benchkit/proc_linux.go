@@ -8,18 +8,6 @@ import (
 	"time"
 )
 
-// SysProcAttr gives a server its own process group (KillGroup ends all of
-// it) and kills it if the benchmark dies.
-func SysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
-
-// KillGroup kills the process group p leads, then p.
-func KillGroup(p *os.Process) {
-	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
-	_ = p.Kill()
-}
-
 // SelfCPU is this process's CPU time (user and system).
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage

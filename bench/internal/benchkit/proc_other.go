@@ -2,15 +2,7 @@
 
 package benchkit
 
-import (
-	"os"
-	"syscall"
-	"time"
-)
-
-func SysProcAttr() *syscall.SysProcAttr { return nil }
-
-func KillGroup(p *os.Process) { _ = p.Kill() }
+import "time"
 
 // SelfCPU is not measured outside Linux.
 func SelfCPU() time.Duration { return 0 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aksml/aksml/internal/childproc"
 )
 
 var (
@@ -60,7 +62,7 @@ func StartServer(name string, cmd *exec.Cmd, port int, ready string) (Server, er
 	var stderr bytes.Buffer
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = SysProcAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	if err := cmd.Start(); err != nil {
 		return Server{}, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -73,7 +75,7 @@ func StartServer(name string, cmd *exec.Cmd, port int, ready string) (Server, er
 		case <-time.After(10 * time.Second):
 		}
 		// Whatever the leader left behind (nginx's or gunicorn's workers).
-		KillGroup(cmd.Process)
+		childproc.KillGroup(cmd.Process)
 		<-exited
 	}
 	deadline := time.Now().Add(60 * time.Second)
