@@ -31,12 +31,26 @@ const ShutdownGrace = 10 * time.Second
 // shuts down gracefully (waiting up to ShutdownGrace for requests in flight)
 // and returns nil. It returns an Unavailable error if the listener fails.
 // Serve does not close h: the caller closes its Server.
+//
+// A *Server is served by a lean HTTP/1.1 engine that takes the common
+// request (GET or POST of /score or /, with a body of known length up to
+// 1 MiB) without net/http's per-request machinery and hands every other
+// connection to net/http; both give the same answers. aksml-score turns the
+// engine off with the environment variable AKSML_SCORE_HTTP=net/http.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	return serve(ctx, ln, h, true)
+}
+
+// serve is Serve, with the lean engine for a *Server when lean is true.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, lean bool) error {
 	hs := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          nil,
+	}
+	if s, ok := h.(*Server); ok && lean {
+		return serveLean(ctx, wrapListener(ln), h, s.leanEligible, hs)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(wrapListener(ln)) }()
@@ -275,13 +289,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, h NewHa
 			cancel()
 		}
 	}()
+	lean := getenv("AKSML_SCORE_HTTP") != "net/http"
 	herr := make(chan error, 1)
 	if hln != nil {
-		go func() { herr <- Serve(sctx, hln, srv) }()
+		go func() { herr <- serve(sctx, hln, srv, lean) }()
 	} else {
 		herr <- nil
 	}
-	err = Serve(sctx, ln, srv)
+	err = serve(sctx, ln, srv, lean)
 	cancel()
 	if e := <-herr; err == nil {
 		err = e

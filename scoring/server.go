@@ -793,3 +793,10 @@ func validHeader(k, v string) bool {
 	}
 	return !strings.ContainsAny(v, "\r\n\x00")
 }
+
+// leanEligible reports whether a request may take the lean engine's path:
+// not for a Go handler that serves raw HTTP (RawHTTPHandler), which may use
+// what only net/http's ResponseWriter has (hijacking, full duplex).
+func (s *Server) leanEligible() bool {
+	return s.state.Load() != stateReady || s.raw == nil
+}
