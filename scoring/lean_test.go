@@ -1,8 +1,10 @@
 package scoring
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -118,6 +120,14 @@ func (p *leanPair) serve(w http.ResponseWriter, r *http.Request) {
 // connection, and returns everything the server sent.
 func exchange(t testing.TB, addr string, req []byte) []byte {
 	t.Helper()
+	return exchangeWith(t, addr, req, true)
+}
+
+// exchangeWith is exchange; halfClose ends the caller's side after the
+// requests (a request left unfinished ends there; net/http also takes it
+// as the caller leaving, which ends a streamed answer).
+func exchangeWith(t testing.TB, addr string, req []byte, halfClose bool) []byte {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +138,9 @@ func exchange(t testing.TB, addr string, req []byte) []byte {
 	go func() {
 		// Then nothing more: a request left unfinished ends there.
 		_, _ = c.Write(msg)
-		_ = c.(*net.TCPConn).CloseWrite()
+		if halfClose {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
 	}()
 	out, _ := io.ReadAll(c)
 	return out
@@ -296,4 +308,261 @@ func fuzzScript(b []byte) script {
 		}
 	}
 	return sc
+}
+
+// serveBoth serves s with the lean engine and with net/http alone, and
+// returns their addresses.
+func serveBoth(t *testing.T, s *Server) (lean, std string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	addrs := make([]string, 2)
+	for i, useLean := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ln.Addr().String()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = serve(ctx, ln, s, useLean) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return addrs[0], addrs[1]
+}
+
+// varying are the answer's lines that differ from run to run.
+var varying = regexp.MustCompile(`(?m)^(Date|X-Ms-Run-Fn-Exec-Ms): [^\r]*\r$`)
+
+func compareServed(t *testing.T, lean, std string, reqs map[string]string) {
+	t.Helper()
+	for name, req := range reqs {
+		got := varying.ReplaceAll(exchangeWith(t, lean, []byte(req), false), []byte("$1: -\r"))
+		want := varying.ReplaceAll(exchangeWith(t, std, []byte(req), false), []byte("$1: -\r"))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: request %q\nlean engine sent\n%q\nnet/http sent\n%q", name, req, got, want)
+		}
+		if !bytes.HasPrefix(got, []byte("HTTP/1.1 ")) {
+			t.Errorf("%s: no answer: %q", name, got)
+		}
+	}
+}
+
+// The replica's own answers are the same bytes on both engines.
+func TestLeanServerAnswersAsNetHTTP(t *testing.T) {
+	t.Parallel()
+	s := goServer(t, &testHandler{}, Config{MaxBodyBytes: 64})
+	lean, std := serveBoth(t, s)
+	const id = "X-Request-Id: 1b4e28ba-2fa1-11d2-883f-0016d3cca427\r\n"
+	compareServed(t, lean, std, map[string]string{
+		"score":         "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}",
+		"score GET":     "GET /score?a=1&b=%22x%22 HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"health":        "GET / HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"too large":     "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "Content-Length: 65\r\n\r\n" + strings.Repeat("x", 65),
+		"long id":       "POST /score HTTP/1.1\r\nHost: r\r\nX-Request-Id: " + strings.Repeat("i", 101) + "\r\nContent-Length: 2\r\n\r\n{}",
+		"CORS":          "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "Origin: https://a.test\r\nContent-Length: 2\r\n\r\n{}",
+		"client id":     "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "X-Ms-Client-Request-Id: c1\r\nContent-Length: 2\r\n\r\n{}",
+		"PUT":           "PUT /score HTTP/1.1\r\nHost: r\r\n" + id + "Content-Length: 2\r\n\r\n{}",
+		"swagger":       "GET /swagger.json HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"not found":     "GET /nope HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"keep-alive ×2": "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "Content-Length: 2\r\n\r\n{}" + "POST /score HTTP/1.1\r\nHost: r\r\n" + id + "Content-Length: 3\r\n\r\n[1]",
+	})
+}
+
+// A streamed AMLResponse from a @rawhttp run() (chunked, flushed chunk by
+// chunk) and a broken stream are the same bytes on both engines.
+func TestLeanServerStreamsAsNetHTTP(t *testing.T) {
+	t.Parallel()
+	s := pyServer(t, `from azureml.contrib.services.aml_request import rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+
+def init():
+    pass
+
+def items(n):
+    for i in range(n):
+        yield "item %d\n" % i
+
+def broken():
+    yield "first\n"
+    raise RuntimeError("generator broke")
+
+@rawhttp
+def run(request):
+    kind = request.args.get("kind", "")
+    if kind == "stream":
+        return AMLResponse(items(5), 200, {"Content-Type": "text/plain"})
+    if kind == "broken":
+        return AMLResponse(broken(), 200)
+    if kind == "empty":
+        return AMLResponse("", 204, {"X-Kind": "empty"})
+    return AMLResponse(request.get_data(), 201, {"X-Kind": kind, "Content-Type": "application/octet-stream"})
+`, Config{}, nil)
+	lean, std := serveBoth(t, s)
+	const id = "X-Request-Id: 1b4e28ba-2fa1-11d2-883f-0016d3cca427\r\n"
+	compareServed(t, lean, std, map[string]string{
+		"stream": "GET /score?kind=stream HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"broken": "GET /score?kind=broken HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"204":    "GET /score?kind=empty HTTP/1.1\r\nHost: r\r\n" + id + "\r\n",
+		"echo":   "POST /score?kind=echo HTTP/1.1\r\nHost: r\r\n" + id + "Content-Length: 5\r\n\r\nhello",
+	})
+}
+
+// A caller that hangs up ends its request's context, as on net/http.
+func TestLeanCallerGoneEndsContext(t *testing.T) {
+	t.Parallel()
+	ended := make(chan error, 1)
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-time.After(10 * time.Second):
+			ended <- nil
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newLeanEngine(wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.accept() }()
+	defer func() { _ = e.shutdown(context.Background()); <-done }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write(post("{}"))
+	<-started
+	c.Close()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the handler's context: %v; want it cancelled when the caller hung up", err)
+	}
+}
+
+// Shutdown closes idle connections at once, lets a request in progress
+// finish (its answer says Connection: close), then returns.
+func TestLeanShutdown(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "slow" {
+			started <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- serveLean(ctx, wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h})
+	}()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	_, _ = idle.Write([]byte("GET /score HTTP/1.1\r\nHost: r\r\n\r\n"))
+	br := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first answer: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, _ = busy.Write([]byte("GET /score?slow HTTP/1.1\r\nHost: r\r\n\r\n"))
+	<-started
+	cancel()
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection after shutdown began: read %d, %v; want EOF", n, err)
+	}
+	close(release)
+	_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err = http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the request in progress: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "done" || !resp.Close {
+		t.Errorf("the request in progress got %q, close %v; want done and Connection: close", body, resp.Close)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serveLean: %v", err)
+	}
+}
+
+// A head that does not arrive within the header timeout closes the
+// connection, without an answer (as net/http).
+func TestLeanHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newLeanEngine(wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h, ReadHeaderTimeout: 200 * time.Millisecond})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.accept() }()
+	defer func() { _ = e.shutdown(context.Background()); <-done }()
+	for _, first := range []bool{true, false} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !first {
+			_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: r\r\n\r\n"))
+			if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _ = c.Write([]byte("POST /score HTTP/1.1\r\nHost: r\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest, err := io.ReadAll(c)
+		if err != nil || len(rest) > 0 {
+			t.Errorf("first request %v: after a stalled head: %q, %v; want the connection closed", first, rest, err)
+		}
+		c.Close()
+	}
+}
+
+// A large body grows the connection's buffer for its request only.
+func TestLeanBufferShrinksAfterLargeBody(t *testing.T) {
+	t.Parallel()
+	p := startLeanPair(t)
+	p.sc = script{{op: 'r', n: 1 << 20}, {op: 'w', val: "ok", n: 1}}
+	c, err := net.Dial("tcp", p.lean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, size := range []int{leanMaxBody, 10} {
+		go func() { _, _ = c.Write(post(strings.Repeat("b", size))) }()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	p.e.mu.Lock()
+	defer p.e.mu.Unlock()
+	for lc := range p.e.conns {
+		if len(lc.buf) > leanReadBuffer {
+			t.Errorf("read buffer after a large request: %d bytes, want %d", len(lc.buf), leanReadBuffer)
+		}
+	}
+	if p.e.handedOver.Load() != 0 {
+		t.Errorf("%d connections handed over; want 0", p.e.handedOver.Load())
+	}
 }
