@@ -288,3 +288,36 @@ func TestPyFloatShortDecimals(t *testing.T) {
 		check(-v)
 	}
 }
+
+// csvQuoted tells what a byte at a time tells.
+func TestCSVQuoted(t *testing.T) {
+	quoted := func(s []byte) bool {
+		for _, c := range s {
+			if c == ',' || c == '"' || c == '\n' {
+				return true
+			}
+		}
+		return false
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := range 20 {
+		for pos := range n {
+			for c := range 256 {
+				b := bytes.Repeat([]byte{'a' + byte(n)}, n)
+				b[pos] = byte(c)
+				if got, want := csvQuoted(b), quoted(b); got != want {
+					t.Fatalf("%q: %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+	for range 100000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		if got, want := csvQuoted(b), quoted(b); got != want {
+			t.Fatalf("%q: %v, want %v", b, got, want)
+		}
+	}
+}
