@@ -73,7 +73,7 @@ func BenchmarkCaptureGoSide(b *testing.B) {
 	for b.Loop() {
 		// At the pace the writers keep up with, as in the benchmark
 		// (nothing dropped): a dropped record costs nothing.
-		for len(s.dc.ch) > cap(s.dc.ch)/2 || len(s.tel.ch) > cap(s.tel.ch)/2 {
+		for s.dc.q.len() > s.dc.q.limit/2 || s.tel.q.len() > s.tel.q.limit/2 {
 			time.Sleep(100 * time.Microsecond)
 		}
 		s.takeSide(kindRecord, inputs)
@@ -135,7 +135,7 @@ func BenchmarkTelemetryRequestPath(b *testing.B) {
 			cpu := cpuNow(b)
 			for b.Loop() {
 				if on {
-					for len(s.tel.ch) > cap(s.tel.ch)/2 {
+					for s.tel.q.len() > s.tel.q.limit/2 {
 						time.Sleep(100 * time.Microsecond)
 					}
 				}
@@ -147,4 +147,24 @@ func BenchmarkTelemetryRequestPath(b *testing.B) {
 			b.ReportMetric(float64(cpuNow(b)-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// BenchmarkLocalStoreAppend measures one Append of a batch of rows (128
+// requests' worth of bench/capture's inputs) to a local store's file.
+func BenchmarkLocalStoreAppend(b *testing.B) {
+	store := &LocalModelDataStore{Root: b.TempDir()}
+	defer store.Close()
+	row := "2026-12-02T21:16:15.870624Z,61affa82-ac0d-4e0a-8dc9-b175a70cfdf2,1.5,2,x\n"
+	rows := []byte(strings.Repeat(row, 256))
+	header := []byte("$aml_dc_scoring_timestamp,$aml_dc_correlation_id,a,b,c\n")
+	name := "modeldata/default/default/default/capture/echo/default/inputs/2026/12/02/data.csv"
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu := cpuNow(b)
+	for b.Loop() {
+		if err := store.Append(ctx, name, header, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuNow(b)-cpu)/float64(b.N), "cpu-ns/op")
 }

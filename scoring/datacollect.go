@@ -69,12 +69,37 @@ type ModelDataStore interface {
 }
 
 // LocalModelDataStore writes model data under Root (a workspace
-// directory), as files named by their path.
+// directory), as files named by their path. It keeps the files it appends
+// to open (at most maxLocalFiles, each until it has not been appended to
+// for localFileIdle, or until Close), and before each Append checks that
+// the file at the path is still the one it holds: a file removed or
+// renamed meanwhile is opened anew, header first, as if it were new. Two
+// stores (or processes) may append to files under one directory.
 type LocalModelDataStore struct {
 	Root string
 
-	mu sync.Mutex
+	mu    sync.Mutex
+	files map[string]*localFile
+	// sweep closes the files left idle; set while files are open.
+	sweep *time.Timer
 }
+
+// localFile is a file a LocalModelDataStore holds open.
+type localFile struct {
+	f *os.File
+	// info is the file's as opened, to tell that the path still names it.
+	info os.FileInfo
+	used time.Time
+}
+
+// maxLocalFiles bounds the files a LocalModelDataStore holds open; the one
+// appended to least recently is closed for a new one.
+const maxLocalFiles = 64
+
+// localFileIdle is how long a LocalModelDataStore holds a file open that
+// is not appended to (a replica's files of the day before, a replica
+// gone).
+const localFileIdle = 5 * time.Second
 
 // Append implements ModelDataStore.
 func (l *LocalModelDataStore) Append(ctx context.Context, name string, header, rows []byte) error {
@@ -86,21 +111,111 @@ func (l *LocalModelDataStore) Append(ctx context.Context, name string, header, r
 	// the header must be written once.
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The file at p now: the one held open, a new one or none.
+	st, err := os.Stat(p)
+	lf := l.files[name]
+	if lf != nil && (err != nil || !os.SameFile(st, lf.info)) {
+		l.drop(name, lf)
+		lf = nil
+	}
+	if lf == nil {
+		if lf, err = l.open(name, p); err != nil {
+			return err
+		}
+		st = lf.info
+	}
+	lf.used = time.Now()
+	if st.Size() == 0 && len(header) > 0 {
+		_, err = lf.f.Write(header)
+	}
+	if err == nil {
+		_, err = lf.f.Write(rows)
+	}
+	if err != nil {
+		// Opened anew for the next Append.
+		l.drop(name, lf)
+	}
+	return err
+}
+
+// open opens the file name (at p) and holds it open. The caller holds l.mu.
+func (l *LocalModelDataStore) open(name, p string) (*localFile, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := f.Stat()
-	if err == nil && st.Size() == 0 && len(header) > 0 {
-		_, err = f.Write(header)
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
-	if err == nil {
-		_, err = f.Write(rows)
+	if l.files == nil {
+		l.files = map[string]*localFile{}
 	}
-	return errors.Join(err, f.Close())
+	if len(l.files) >= maxLocalFiles {
+		var oldest string
+		for n, o := range l.files {
+			if oldest == "" || o.used.Before(l.files[oldest].used) {
+				oldest = n
+			}
+		}
+		l.drop(oldest, l.files[oldest])
+	}
+	lf := &localFile{f: f, info: info}
+	l.files[name] = lf
+	if l.sweep == nil {
+		l.sweep = time.AfterFunc(localFileIdle, l.closeIdle)
+	}
+	return lf, nil
+}
+
+// drop closes a file held open. The caller holds l.mu.
+func (l *LocalModelDataStore) drop(name string, lf *localFile) {
+	lf.f.Close()
+	delete(l.files, name)
+}
+
+// closeIdle closes the files not appended to for localFileIdle, and comes
+// back while files are open.
+func (l *LocalModelDataStore) closeIdle() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sweep == nil {
+		return // closed meanwhile
+	}
+	next := localFileIdle
+	for name, lf := range l.files {
+		if idle := time.Since(lf.used); idle >= localFileIdle {
+			l.drop(name, lf)
+		} else {
+			next = min(next, localFileIdle-idle)
+		}
+	}
+	if len(l.files) == 0 {
+		l.sweep = nil
+		return
+	}
+	l.sweep.Reset(next)
+}
+
+// Close closes the files the store holds open. The store may still be
+// used: an Append opens its file again.
+func (l *LocalModelDataStore) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sweep != nil {
+		l.sweep.Stop()
+		l.sweep = nil
+	}
+	var errs []error
+	for name, lf := range l.files {
+		errs = append(errs, lf.f.Close())
+		delete(l.files, name)
+	}
+	return errors.Join(errs...)
 }
 
 // DataCollectionStats counts a replica's collected records: Collected
@@ -134,20 +249,21 @@ type dcRecord struct {
 type collector struct {
 	cfg  *DataCollection
 	srv  *Server
-	ch   chan dcRecord
+	q    *captureQueue[dcRecord]
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
 	// closing is closed when the replica closes: the writer stops
 	// lingering.
 	closing chan struct{}
-	// sendMu orders offers against closing ch.
-	sendMu sync.RWMutex
-	closed bool
 
-	cacheMu sync.Mutex
+	// targets, recent and slab are under q.mu.
 	targets map[string]*dcTarget
-	slab    []byte // where records' values are copied; under cacheMu
+	// recent are the targets of the last records, looked at before the
+	// map (a replica's collectors take turns: inputs, predictions).
+	recent [2]*dcTarget
+	next   int    // the entry of recent replaced next
+	slab   []byte // where records' values are copied
 
 	collected, written, dropped, failed atomic.Int64
 }
@@ -157,7 +273,7 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cfg: cfg, srv: s, ch: make(chan dcRecord, cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
+	c := &collector{cfg: cfg, srv: s, q: newCaptureQueue[dcRecord](cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
 	go c.write()
 	return c
@@ -181,6 +297,7 @@ const dcBatch = 256
 func (c *collector) write() {
 	defer close(c.done)
 	type pending struct {
+		name   string
 		header []byte
 		rows   []byte
 		n      int64
@@ -192,50 +309,51 @@ func (c *collector) write() {
 	// not keep rows after Append).
 	var spare [][]byte
 	batch := map[string]*pending{}
-	var order []string
-	for rec := range c.ch {
-		gather(c.ch, dcBatch-1, timer, c.closing)
-		for _, p := range batch {
+	var order []*pending
+	taken := make([]dcRecord, 1, dcBatch)
+	for c.q.first(&taken[0]) {
+		gather(c.q.len(), dcBatch-1, timer, c.closing)
+		taken = c.q.take(taken, dcBatch-1)
+		for _, p := range order {
 			spare = append(spare, p.rows[:0])
 		}
 		clear(batch)
 		order = order[:0]
-		add := func(r dcRecord) {
-			p := batch[r.name]
-			if p == nil {
-				p = &pending{header: r.header}
-				if k := len(spare); k > 0 {
-					p.rows, spare = spare[k-1], spare[:k-1]
+		// The files of the last two records, looked at before the map (a
+		// replica's collectors take turns: inputs, predictions).
+		var hot [2]*pending
+		for _, r := range taken {
+			var p *pending
+			switch {
+			case hot[0] != nil && hot[0].name == r.name:
+				p = hot[0]
+			case hot[1] != nil && hot[1].name == r.name:
+				p = hot[1]
+			default:
+				p = batch[r.name]
+				if p == nil {
+					p = &pending{name: r.name, header: r.header}
+					if k := len(spare); k > 0 {
+						p.rows, spare = spare[k-1], spare[:k-1]
+					}
+					batch[r.name] = p
+					order = append(order, p)
 				}
-				batch[r.name] = p
-				order = append(order, r.name)
+				hot[0], hot[1] = p, hot[0]
 			}
 			// The rows are formatted here, off the request path.
 			rows, err := dec.appendRows(p.rows, r.values)
 			if err != nil {
 				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
 				c.failed.Add(1)
-				return
+				continue
 			}
 			p.rows = rows
 			p.n++
 		}
-		add(rec)
-		taken, limit := 1, min(dcBatch, 1+len(c.ch))
-	more:
-		for ; taken < limit; taken++ {
-			select {
-			case r, ok := <-c.ch:
-				if !ok {
-					break more
-				}
-				add(r)
-			default:
-				break more
-			}
-		}
-		for _, name := range order {
-			p := batch[name]
+		clear(taken) // let the slabs go
+		taken = taken[:1]
+		for _, p := range order {
 			if p.n == 0 {
 				continue
 			}
@@ -243,12 +361,12 @@ func (c *collector) write() {
 				c.dropped.Add(p.n)
 				continue
 			}
-			if err := c.cfg.Store.Append(c.ctx, name, p.header, p.rows); err != nil {
+			if err := c.cfg.Store.Append(c.ctx, p.name, p.header, p.rows); err != nil {
 				if c.ctx.Err() != nil {
 					c.dropped.Add(p.n)
 					continue
 				}
-				c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, name, err))
+				c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, p.name, err))
 				c.failed.Add(p.n)
 				continue
 			}
@@ -260,22 +378,30 @@ func (c *collector) write() {
 // offer takes one record frame payload from a worker without ever waiting.
 func (c *collector) offer(payload []byte) {
 	c.collected.Add(1)
-	rec, err := c.record(payload)
+	now := c.srv.cfg.Clock.Now().Unix()
+	c.q.mu.Lock()
+	rec, err := c.record(payload, now)
 	if err != nil {
+		c.q.mu.Unlock()
 		c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
 		c.failed.Add(1)
 		return
 	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	if c.closed {
-		c.dropped.Add(1)
-		return
+	if c.q.roomLocked() {
+		// The values are copied to a slab the records share (one
+		// allocation per dcSlab bytes of records, not one per record); a
+		// slab is freed once its records are written.
+		if cap(c.slab)-len(c.slab) < len(rec.values) {
+			c.slab = make([]byte, 0, max(dcSlab, len(rec.values)))
+		}
+		at := len(c.slab)
+		c.slab = append(c.slab, rec.values...)
+		rec.values = c.slab[at:len(c.slab):len(c.slab)]
 	}
-	select {
-	case c.ch <- rec:
-	default:
-		if c.dropped.Add(1) == 1 {
+	ok, closed := c.q.putLocked(&rec)
+	c.q.mu.Unlock()
+	if !ok {
+		if c.dropped.Add(1) == 1 && !closed {
 			c.srv.event(slog.LevelWarn, fmt.Sprintf("data collection: the buffer of %d records is full; records are dropped (and counted) until the store catches up", c.cfg.Buffer))
 		}
 	}
@@ -296,11 +422,12 @@ type dcMeta struct {
 // before the date, the file name and the CSV header (nil for none), or why
 // its records are refused.
 type dcTarget struct {
+	meta         string // the metadata parsed
 	prefix, file string
 	header       []byte
 	err          error
 	// name is the file of the day (UTC) that starts at from (Unix
-	// seconds); set under the collector's cacheMu.
+	// seconds); set under the collector's q.mu.
 	name string
 	from int64
 }
@@ -308,12 +435,14 @@ type dcTarget struct {
 // maxTargets bounds the cache of parsed collector metadata.
 const maxTargets = 1024
 
-// record builds the store record of a D frame payload: its file is
-// modeldata/<subscription>/<resource group>/<workspace>/<service>/<model>/
-// <version>/<designation>/<yyyy>/<mm>/<dd>/<collection>.csv, the date that
-// of the server's clock (UTC) when the record arrived. A collector sends
-// the same metadata with every record: it is parsed once.
-func (c *collector) record(payload []byte) (dcRecord, error) {
+// record builds the store record of a D frame payload that arrived at now
+// (Unix seconds): its file is modeldata/<subscription>/<resource group>/
+// <workspace>/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/
+// <collection>.csv, the date that of the server's clock (UTC) when the
+// record arrived. A collector sends the same metadata with every record:
+// it is parsed once. The record's values are those of payload. The caller
+// holds c.q.mu.
+func (c *collector) record(payload []byte, now int64) (dcRecord, error) {
 	if len(payload) < 4 {
 		return dcRecord{}, fmt.Errorf("%w: payload of %d bytes has no metadata length", errProtocol, len(payload))
 	}
@@ -322,18 +451,26 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 		return dcRecord{}, fmt.Errorf("%w: metadata of %d bytes in a %d-byte payload", errProtocol, n, len(payload))
 	}
 	meta, values := payload[4:4+n], payload[4+n:]
-	now := c.srv.cfg.Clock.Now().Unix()
-	c.cacheMu.Lock()
-	tg := c.targets[string(meta)]
-	if tg == nil {
-		tg = c.target(meta)
-		if len(c.targets) >= maxTargets {
-			clear(c.targets)
+	var tg *dcTarget
+	switch r := c.recent; {
+	case r[0] != nil && r[0].meta == string(meta):
+		tg = r[0]
+	case r[1] != nil && r[1].meta == string(meta):
+		tg = r[1]
+	default:
+		tg = c.targets[string(meta)]
+		if tg == nil {
+			tg = c.target(meta)
+			tg.meta = string(meta)
+			if len(c.targets) >= maxTargets {
+				clear(c.targets)
+			}
+			c.targets[tg.meta] = tg
 		}
-		c.targets[string(meta)] = tg
+		c.recent[c.next] = tg
+		c.next ^= 1
 	}
 	if tg.err != nil {
-		c.cacheMu.Unlock()
 		return dcRecord{}, tg.err
 	}
 	// The file's name changes with the day (UTC): made once a day.
@@ -341,18 +478,7 @@ func (c *collector) record(payload []byte) (dcRecord, error) {
 		tg.from = now - ((now%secondsPerDay)+secondsPerDay)%secondsPerDay
 		tg.name = tg.prefix + "/" + time.Unix(tg.from, 0).UTC().Format("2006/01/02") + "/" + tg.file
 	}
-	name := tg.name
-	// The values are copied to a slab the records share (one allocation
-	// per dcSlab bytes of records, not one per record); a slab is freed
-	// once its records are written.
-	if cap(c.slab)-len(c.slab) < len(values) {
-		c.slab = make([]byte, 0, max(dcSlab, len(values)))
-	}
-	at := len(c.slab)
-	c.slab = append(c.slab, values...)
-	v := c.slab[at:len(c.slab):len(c.slab)]
-	c.cacheMu.Unlock()
-	return dcRecord{name: name, header: tg.header, values: v}, nil
+	return dcRecord{name: tg.name, header: tg.header, values: values}, nil
 }
 
 const secondsPerDay = 24 * 60 * 60
@@ -493,17 +619,20 @@ func (s *Server) takeSide(kind byte, payload []byte) {
 // close stops taking records, lets the store write what is buffered for at
 // most dataCollectionClose, and waits for the writer.
 func (c *collector) close() {
-	c.sendMu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.ch)
+	if c.q.close() {
 		close(c.closing)
 	}
-	c.sendMu.Unlock()
 	t := c.srv.cfg.Clock.AfterFunc(dataCollectionClose, c.stop)
 	<-c.done
 	t.Stop()
 	c.stop()
+	// The files written are closed with the replica (a store shared with
+	// other replicas opens theirs again).
+	if l, ok := c.cfg.Store.(*LocalModelDataStore); ok {
+		if err := l.Close(); err != nil {
+			c.srv.event(slog.LevelError, "data collection: closing the store's files: "+err.Error())
+		}
+	}
 }
 
 // validate checks a DataCollection (nil is valid: collection off).

@@ -351,7 +351,7 @@ func TestDataCollectionFileFollowsTheDay(t *testing.T) {
 	var got []string
 	for _, step := range []time.Duration{0, time.Second, 24 * time.Hour, -48 * time.Hour} {
 		fc.Step(step)
-		rec, err := c.record(payload)
+		rec, err := c.record(payload, fc.Now().Unix())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -393,14 +393,7 @@ func (d *pyDecoder) rows(dst []byte) ([]byte, error) {
 // with lineterminator "\n": quoted, quotes doubled, when it holds a comma,
 // a quote or a newline (a carriage return alone is not quoted).
 func appendCSVText(dst, s []byte) []byte {
-	quote := false
-	for _, c := range s {
-		if c == ',' || c == '"' || c == '\n' {
-			quote = true
-			break
-		}
-	}
-	if !quote {
+	if !csvQuoted(s) {
 		return append(dst, s...)
 	}
 	dst = append(dst, '"')
@@ -413,6 +406,27 @@ func appendCSVText(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
+// csvQuoted tells whether s holds a comma, a quote or a newline, eight
+// bytes at a time (the classic test of "has a zero byte", of s^commas,
+// s^quotes and s^newlines, sets some high bit exactly when it has).
+func csvQuoted(s []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		c, q, n := x^(ones*','), x^(ones*'"'), x^(ones*'\n')
+		if ((c-ones)&^c|(q-ones)&^q|(n-ones)&^n)&highs != 0 {
+			return true
+		}
+	}
+	for _, c := range s[i:] {
+		if c == ',' || c == '"' || c == '\n' {
+			return true
+		}
+	}
+	return false
+}
+
 // appendPyFloat appends f as Python's repr (and str, and csv.writer)
 // writes it: the shortest digits that read back as f, in positional
 // notation for exponents from -4 to 15 (with ".0" when whole), else as
@@ -421,6 +435,12 @@ func appendPyFloat(dst []byte, f float64) []byte {
 	// Positional notation: Go's shortest 'f' digits are Python's, with
 	// ".0" added to a whole number.
 	if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
+		if a < 1<<30 {
+			// A value written with at most 6 decimals (1.5, 0.25, 42.0).
+			if out, ok := appendShortDecimal(dst, f, a); ok {
+				return out
+			}
+		}
 		n := len(dst)
 		dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
 		if bytes.IndexByte(dst[n:], '.') < 0 {
@@ -429,6 +449,57 @@ func appendPyFloat(dst []byte, f float64) []byte {
 		return dst
 	}
 	return appendPyFloatDigits(dst, f)
+}
+
+// appendShortDecimal appends f (a = |f|, 1e-4 <= a < 2^30) as
+// appendPyFloat does when f is the double nearest a decimal with at most 6
+// digits after the point, and tells whether it was. Then the shortest
+// digits of f are those of that decimal with the fewest such digits:
+// below 2^30 the doubles are less than 1e-6 apart, so at most one decimal
+// of 6 digits after the point rounds to f, and a*1e6 is within 0.13 of it
+// (half a spacing of doubles times 1e6, and the product's rounding), so
+// rounding a*1e6 finds it; its trailing zeros cut give the shortest.
+func appendShortDecimal(dst []byte, f, a float64) ([]byte, bool) {
+	m := math.Round(a * 1e6)
+	if m/1e6 != a {
+		return dst, false
+	}
+	// Cut the trailing zeros, at most 6: three, then two, then one.
+	u := uint64(m)
+	k := 6 // digits after the point
+	if u%1000 == 0 {
+		u, k = u/1000, 3
+	}
+	if k >= 2 && u%100 == 0 {
+		u, k = u/100, k-2
+	}
+	if k >= 1 && u%10 == 0 {
+		u, k = u/10, k-1
+	}
+	if f < 0 {
+		dst = append(dst, '-')
+	}
+	if k == 0 {
+		return append(strconv.AppendUint(dst, u, 10), ".0"...), true
+	}
+	var buf [24]byte
+	i := len(buf)
+	for range k {
+		i--
+		buf[i] = byte('0' + u%10)
+		u /= 10
+	}
+	i--
+	buf[i] = '.'
+	for {
+		i--
+		buf[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	return append(dst, buf[i:]...), true
 }
 
 // appendPyFloatDigits is appendPyFloat from the shortest digits and

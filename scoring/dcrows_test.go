@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -251,5 +252,72 @@ func FuzzPyFloat(f *testing.F) {
 		if got, want := string(appendPyFloat(nil, v)), string(appendPyFloatDigits(nil, v)); got != want {
 			t.Fatalf("%v: %q, want %q", v, got, want)
 		}
+		// Decimals of a few digits, and their neighbours.
+		v = float64(int64(bits>>8)%(1<<40)) / math.Pow10(int(bits%9)) * (1 - 2*float64(bits>>7&1))
+		for _, w := range []float64{v, math.Nextafter(v, math.Inf(1)), math.Nextafter(v, math.Inf(-1))} {
+			if got, want := string(appendPyFloat(nil, w)), string(appendPyFloatDigits(nil, w)); got != want {
+				t.Fatalf("%v: %q, want %q", w, got, want)
+			}
+		}
 	})
+}
+
+// The short-decimal path: every decimal of up to 6 digits after the point
+// in a spread of magnitudes, and its neighbours, against strconv.
+func TestPyFloatShortDecimals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	check := func(v float64) {
+		t.Helper()
+		if got, want := string(appendPyFloat(nil, v)), string(appendPyFloatDigits(nil, v)); got != want {
+			t.Fatalf("%v (%#x): %q, want %q", v, math.Float64bits(v), got, want)
+		}
+	}
+	for range 300000 {
+		k := rng.IntN(8)
+		m := rng.Int64N(int64(math.Pow10(rng.IntN(16))) + 1)
+		v := float64(m) / math.Pow10(k)
+		if rng.IntN(2) == 0 {
+			v = -v
+		}
+		check(v)
+		check(math.Nextafter(v, math.Inf(1)))
+		check(math.Nextafter(v, math.Inf(-1)))
+	}
+	for _, v := range []float64{1e-4, 0.0001000000000001, 1 << 30, 1<<30 - 0.5, 1<<30 - 1e-6, 1073741823.999999, 0.1, 0.3, 2.675, 1e-6, 123456.789012} {
+		check(v)
+		check(-v)
+	}
+}
+
+// csvQuoted tells what a byte at a time tells.
+func TestCSVQuoted(t *testing.T) {
+	quoted := func(s []byte) bool {
+		for _, c := range s {
+			if c == ',' || c == '"' || c == '\n' {
+				return true
+			}
+		}
+		return false
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := range 20 {
+		for pos := range n {
+			for c := range 256 {
+				b := bytes.Repeat([]byte{'a' + byte(n)}, n)
+				b[pos] = byte(c)
+				if got, want := csvQuoted(b), quoted(b); got != want {
+					t.Fatalf("%q: %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+	for range 100000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		if got, want := csvQuoted(b), quoted(b); got != want {
+			t.Fatalf("%q: %v, want %v", b, got, want)
+		}
+	}
 }

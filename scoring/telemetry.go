@@ -37,12 +37,12 @@ const telemetryBatch = 512
 // batch instead of one per record.
 const captureLinger = 50 * time.Millisecond
 
-// gather waits, after the first record of a batch was taken from ch, until
-// the linger has passed, full more records are waiting, or stop is closed
-// (the replica closes: what is buffered goes out at once). t is the
-// caller's timer, stopped.
-func gather[T any](ch chan T, full int, t *time.Timer, stop <-chan struct{}) {
-	if len(ch) >= full {
+// gather waits, after the first record of a batch was taken, until the
+// linger has passed, full more records are waiting (waiting of them were
+// when it began), or stop is closed (the replica closes: what is buffered
+// goes out at once). t is the caller's timer, stopped.
+func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
+	if waiting >= full {
 		return
 	}
 	t.Reset(captureLinger)
@@ -51,6 +51,143 @@ func gather[T any](ch chan T, full int, t *time.Timer, stop <-chan struct{}) {
 	case <-stop:
 		t.Stop()
 	}
+}
+
+// captureQueue is the bounded buffer between the request path and a
+// background writer (telemetry's exporter, data collection's writer): a
+// ring of at most limit records under one mutex. A record is put without
+// waiting (a full queue refuses it); the writer is woken only when a
+// record arrives in an empty queue (or the queue closes), and it takes
+// the records of a batch together, under one lock.
+type captureQueue[T any] struct {
+	mu     sync.Mutex
+	ring   []T // grown up to limit as records wait
+	head   int
+	n      int
+	limit  int
+	closed bool
+	// wake holds a token when a record arrived in an empty queue, or the
+	// queue closed, since the writer last looked.
+	wake chan struct{}
+}
+
+// captureQueueStart is the ring's first size; it doubles, up to the
+// queue's limit, when records wait in a full ring.
+const captureQueueStart = 256
+
+func newCaptureQueue[T any](limit int) *captureQueue[T] {
+	return &captureQueue[T]{limit: limit, ring: make([]T, min(limit, captureQueueStart)), wake: make(chan struct{}, 1)}
+}
+
+// put adds v unless the queue is full or closed; closed tells which. The
+// caller holds q.mu.
+func (q *captureQueue[T]) putLocked(v *T) (ok, closed bool) {
+	switch {
+	case q.closed:
+		return false, true
+	case q.n == len(q.ring):
+		if q.n >= q.limit {
+			return false, false
+		}
+		q.grow()
+	}
+	i := q.head + q.n
+	if i >= len(q.ring) {
+		i -= len(q.ring)
+	}
+	q.ring[i] = *v
+	q.n++
+	if q.n == 1 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true, false
+}
+
+// grow doubles the ring (up to the limit), its records first.
+func (q *captureQueue[T]) grow() {
+	ring := make([]T, min(q.limit, 2*len(q.ring)))
+	k := copy(ring, q.ring[q.head:min(q.head+q.n, len(q.ring))])
+	copy(ring[k:], q.ring[:q.n-k])
+	q.ring, q.head = ring, 0
+}
+
+// roomLocked tells whether a record would be put. The caller holds q.mu.
+func (q *captureQueue[T]) roomLocked() bool {
+	return !q.closed && (q.n < len(q.ring) || q.n < q.limit)
+}
+
+// len is the number of records waiting.
+func (q *captureQueue[T]) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// first waits for a record and takes it; false once the queue is closed
+// and empty.
+func (q *captureQueue[T]) first(v *T) bool {
+	for {
+		q.mu.Lock()
+		if q.n > 0 {
+			q.takeLocked(v)
+			q.mu.Unlock()
+			return true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return false
+		}
+		<-q.wake
+	}
+}
+
+func (q *captureQueue[T]) takeLocked(v *T) {
+	var zero T
+	*v, q.ring[q.head] = q.ring[q.head], zero
+	q.head++
+	if q.head == len(q.ring) {
+		q.head = 0
+	}
+	q.n--
+}
+
+// take appends at most max of the records waiting to dst.
+func (q *captureQueue[T]) take(dst []T, max int) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for max > 0 && q.n > 0 {
+		k := min(max, q.n, len(q.ring)-q.head)
+		part := q.ring[q.head : q.head+k]
+		dst = append(dst, part...)
+		clear(part) // let what the records hold go
+		q.head += k
+		if q.head == len(q.ring) {
+			q.head = 0
+		}
+		q.n -= k
+		max -= k
+	}
+	return dst
+}
+
+// close refuses records from now on and wakes the writer; false if the
+// queue was closed already.
+func (q *captureQueue[T]) close() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	q.closed = true
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // telemetryClose bounds how long Close lets the sink send what is still
@@ -172,16 +309,13 @@ func (s *Server) TelemetryStats() TelemetryStats {
 type telemetry struct {
 	cfg  *Telemetry
 	srv  *Server
-	ch   chan TelemetryRecord
+	q    *captureQueue[TelemetryRecord]
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
 	// closing is closed when the replica closes: the exporter stops
 	// lingering.
 	closing chan struct{}
-	// sendMu orders offers against closing ch.
-	sendMu sync.RWMutex
-	closed bool
 
 	recorded, sent, dropped, failed atomic.Int64
 
@@ -195,7 +329,7 @@ type telemetry struct {
 
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &telemetry{cfg: cfg, srv: s, ch: make(chan TelemetryRecord, cfg.Buffer), ctx: ctx, stop: cancel,
+	t := &telemetry{cfg: cfg, srv: s, q: newCaptureQueue[TelemetryRecord](cfg.Buffer), ctx: ctx, stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
 	go t.export()
 	return t
@@ -209,16 +343,11 @@ func (t *telemetry) stats() TelemetryStats {
 func (t *telemetry) offer(rec TelemetryRecord) {
 	t.recorded.Add(1)
 	rec.Service, rec.Version, rec.Replica = t.cfg.Service, t.cfg.Version, t.cfg.Replica
-	t.sendMu.RLock()
-	defer t.sendMu.RUnlock()
-	if t.closed {
-		t.dropped.Add(1)
-		return
-	}
-	select {
-	case t.ch <- rec:
-	default:
-		if t.dropped.Add(1) == 1 {
+	t.q.mu.Lock()
+	ok, closed := t.q.putLocked(&rec)
+	t.q.mu.Unlock()
+	if !ok {
+		if t.dropped.Add(1) == 1 && !closed {
 			t.srv.event(slog.LevelWarn, fmt.Sprintf("telemetry: the buffer of %d records is full; records are dropped (and counted) until the sink catches up", t.cfg.Buffer))
 		}
 	}
@@ -232,22 +361,10 @@ func (t *telemetry) export() {
 	var failures int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for rec := range t.ch {
-		gather(t.ch, telemetryBatch-1, timer, t.closing)
-		batch = append(batch[:0], rec)
-		limit := min(telemetryBatch, 1+len(t.ch))
-	more:
-		for len(batch) < limit {
-			select {
-			case r, ok := <-t.ch:
-				if !ok {
-					break more
-				}
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
+	batch = batch[:1]
+	for t.q.first(&batch[0]) {
+		gather(t.q.len(), telemetryBatch-1, timer, t.closing)
+		batch = t.q.take(batch, telemetryBatch-1)
 		n := int64(len(batch))
 		switch {
 		case t.ctx.Err() != nil:
@@ -273,19 +390,16 @@ func (t *telemetry) export() {
 			t.sent.Add(n)
 		}
 		clear(batch) // let the strings go
+		batch = batch[:1]
 	}
 }
 
 // close stops taking records, lets the sink send what is buffered for at
 // most telemetryClose, and waits for the exporter.
 func (t *telemetry) close() {
-	t.sendMu.Lock()
-	if !t.closed {
-		t.closed = true
-		close(t.ch)
+	if t.q.close() {
 		close(t.closing)
 	}
-	t.sendMu.Unlock()
 	tm := t.srv.cfg.Clock.AfterFunc(telemetryClose, t.stop)
 	<-t.done
 	tm.Stop()
@@ -478,11 +592,15 @@ func cutShort(p []byte) (s, rest []byte, ok bool) {
 // (TelemetryRecord's fields), appending. It is safe for concurrent use, so
 // replicas may share one.
 type JSONLinesSink struct {
-	mu  sync.Mutex
-	f   *os.File
-	w   *bufio.Writer
-	buf []byte
+	mu    sync.Mutex
+	f     *os.File
+	buf   []byte
+	times rfc3339Cache
 }
+
+// jsonLinesWrite is how many bytes of lines JSONLinesSink gathers before it
+// writes them to the file.
+const jsonLinesWrite = 64 << 10
 
 // NewJSONLinesSink opens (creating, appending to) the file at path.
 func NewJSONLinesSink(path string) (*JSONLinesSink, error) {
@@ -490,11 +608,11 @@ func NewJSONLinesSink(path string) (*JSONLinesSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &JSONLinesSink{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+	return &JSONLinesSink{f: f}, nil
 }
 
-// Export implements TelemetrySink: the records are written (and flushed to
-// the file) before it returns.
+// Export implements TelemetrySink: the records are written to the file
+// before it returns.
 func (j *JSONLinesSink) Export(ctx context.Context, records []TelemetryRecord) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -504,24 +622,92 @@ func (j *JSONLinesSink) Export(ctx context.Context, records []TelemetryRecord) e
 	if j.f == nil {
 		return os.ErrClosed
 	}
+	b := j.buf[:0]
 	for i := range records {
-		j.buf = appendRecordJSON(j.buf[:0], &records[i])
-		j.buf = append(j.buf, '\n')
-		if _, err := j.w.Write(j.buf); err != nil {
-			return err
+		b = j.times.appendRecordJSON(b, &records[i])
+		b = append(b, '\n')
+		if len(b) >= jsonLinesWrite || i == len(records)-1 {
+			if _, err := j.f.Write(b); err != nil {
+				j.keep(b)
+				return err
+			}
+			b = b[:0]
 		}
 	}
-	return j.w.Flush()
+	j.keep(b)
+	return nil
+}
+
+// keep keeps b's memory for the next Export, unless a huge line grew it.
+func (j *JSONLinesSink) keep(b []byte) {
+	if cap(b) > 4*jsonLinesWrite {
+		b = nil
+	}
+	j.buf = b[:0]
 }
 
 // appendRecordJSON appends r as encoding/json (with SetEscapeHTML(false))
 // writes it, without reflection: the sink encodes every record a replica
 // makes.
 func appendRecordJSON(b []byte, r *TelemetryRecord) []byte {
+	var c rfc3339Cache
+	return c.appendRecordJSON(b, r)
+}
+
+// rfc3339Cache remembers the last two seconds a time was formatted in
+// (with their locations), so that the records of a second format only
+// their fraction: a batch holds the records of a second or two, and a
+// request's printed lines may have the time of its start.
+type rfc3339Cache struct {
+	secs [2]rfc3339Second
+	last int // the entry used last
+}
+
+type rfc3339Second struct {
+	sec  int64
+	loc  *time.Location
+	text []byte // the second as time.RFC3339 writes it
+	at   int    // where text's zone (Z or ±hh:mm) starts
+}
+
+// appendTime appends t as t.AppendFormat(b, time.RFC3339Nano) does: the
+// second's text, with the nanoseconds (their trailing zeros cut) before
+// its zone.
+func (c *rfc3339Cache) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	e := &c.secs[c.last]
+	if e.text == nil || e.sec != sec || e.loc != loc {
+		c.last ^= 1
+		e = &c.secs[c.last]
+		if e.text == nil || e.sec != sec || e.loc != loc {
+			e.sec, e.loc = sec, loc
+			e.text = t.Truncate(time.Second).AppendFormat(e.text[:0], time.RFC3339)
+			e.at = bytes.IndexByte(e.text, 'T') + len("T15:04:05")
+		}
+	}
+	b = append(b, e.text[:e.at]...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, e.text[e.at:]...)
+}
+
+// appendRecordJSON is appendRecordJSON with c's memory of the last second.
+func (c *rfc3339Cache) appendRecordJSON(b []byte, r *TelemetryRecord) []byte {
 	b = append(b, `{"kind":`...)
 	b = appendJSONString(b, r.Kind)
 	b = append(b, `,"time":"`...)
-	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = c.appendTime(b, r.Time)
 	b = append(b, '"')
 	if r.Duration != 0 {
 		b = append(b, `,"duration_ns":`...)
@@ -559,13 +745,21 @@ func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := 0; ; {
+		// Plain bytes (ASCII a JSON string holds as it is) are copied
+		// as they are: eight at a time, then one at a time up to the
+		// first that is not.
+		for i+8 <= len(s) && plainJSON8(s[i:i+8]) {
+			i += 8
+		}
+		for i < len(s) && jsonPlain[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -606,6 +800,28 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// jsonPlain tells the bytes a JSON string holds as they are: ASCII but
+// control characters, the quote and the backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainJSON8 tells whether the 8 bytes of s are all plain (see jsonPlain).
+func plainJSON8(s string) bool {
+	_ = s[7]
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	// The classic tests of "has a byte below n" and "has a zero byte" (of
+	// x^quotes, x^backslashes) set some high bit exactly when such a byte
+	// is there; non-ASCII bytes have theirs set.
+	const ones = 0x0101010101010101
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return (x-ones*0x20|(q-ones)&^q|(bs-ones)&^bs|x)&(ones*0x80) == 0
+}
+
 // Close closes the file.
 func (j *JSONLinesSink) Close() error {
 	j.mu.Lock()
@@ -613,7 +829,7 @@ func (j *JSONLinesSink) Close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := errors.Join(j.w.Flush(), j.f.Close())
+	err := j.f.Close()
 	j.f = nil
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -67,14 +68,13 @@ func FuzzPrintFrame(f *testing.F) {
 	f.Add([]byte("nope"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		s := &Server{cfg: Config{Clock: clocktesting.NewFakeClock(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler)}, logs: newLogBuffer(10, nil)}
-		tel := &telemetry{cfg: &Telemetry{Buffer: 1 << 16}, srv: s, ch: make(chan TelemetryRecord, 1<<16)}
+		tel := &telemetry{cfg: &Telemetry{Buffer: 1 << 16}, srv: s, q: newCaptureQueue[TelemetryRecord](1 << 16)}
 		tel.offerPrints(payload)
 		st := tel.stats()
-		if int64(len(tel.ch))+st.Failed+st.Dropped != st.Recorded || st.Failed > 1 {
-			t.Fatalf("stats %+v with %d buffered", st, len(tel.ch))
+		if int64(tel.q.len())+st.Failed+st.Dropped != st.Recorded || st.Failed > 1 {
+			t.Fatalf("stats %+v with %d buffered", st, tel.q.len())
 		}
-		close(tel.ch)
-		for r := range tel.ch {
+		for _, r := range tel.q.take(nil, 1<<16) {
 			if r.Kind != TelemetryPrint || (r.Stream != "stdout" && r.Stream != "stderr") {
 				t.Fatalf("record %+v", r)
 			}
@@ -101,4 +101,66 @@ func FuzzRecordJSON(f *testing.F) {
 			t.Fatalf("got\n%s\nwant\n%s", got, want.Bytes())
 		}
 	})
+}
+
+// FuzzRFC3339Cache: the sink's time formatting, which remembers the last
+// second, writes what time.RFC3339Nano writes, for times in turn in the
+// same second or not, and in the same location or not.
+func FuzzRFC3339Cache(f *testing.F) {
+	f.Add(int64(1767323045000000006), int64(1767323045999999999), int64(1767323046000000000), 0, 3600)
+	f.Add(int64(-62135596800000000000/1000), int64(0), int64(1), -19800, 0)
+	f.Add(int64(1767323045123000000), int64(1767323045123000000), int64(1767323045100000000), 45296, 45296)
+	f.Fuzz(func(t *testing.T, a, b, c int64, offA, offB int) {
+		var cache rfc3339Cache
+		locA, locB := time.FixedZone("a", offA%200000), time.FixedZone("b", offB%200000)
+		for _, tm := range []time.Time{time.Unix(0, a).In(locA), time.Unix(0, b).In(locA), time.Unix(0, b).In(locB),
+			time.Unix(0, c).In(locB), time.Unix(0, c), time.Unix(0, a).UTC(), time.Unix(0, a).In(locB), time.Unix(0, a)} {
+			want := tm.AppendFormat(nil, time.RFC3339Nano)
+			if got := cache.appendTime(nil, tm); !bytes.Equal(got, want) {
+				t.Fatalf("%s: got %s", want, got)
+			}
+		}
+	})
+}
+
+// plainJSON8 tells, for eight bytes, what a byte at a time tells.
+func TestPlainJSON8(t *testing.T) {
+	plain := func(s string) bool {
+		for i := range len(s) {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, fill := range []byte{' ', 'a', '~', '!', '#', '[', ']'} {
+		for pos := range 8 {
+			for c := range 256 {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(c)
+				// And another byte elsewhere, at random.
+				for _, other := range []int{-1, rng.IntN(8)} {
+					if other >= 0 {
+						b[other] = byte(rng.IntN(256))
+					}
+					if got, want := plainJSON8(string(b)), plain(string(b)); got != want {
+						t.Fatalf("%q: %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+	for range 100000 {
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+			if rng.IntN(2) == 0 {
+				b[i] = byte(0x20 + rng.IntN(0x60))
+			}
+		}
+		if got, want := plainJSON8(string(b[:])), plain(string(b[:])); got != want {
+			t.Fatalf("%q: %v, want %v", b, got, want)
+		}
+	}
 }
