@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -199,15 +198,19 @@ func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (stri
 	if err != nil {
 		log.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv}
-	go hs.Serve(ln)
+	// Served as aksml-score serves it (scoring.Serve: the lean HTTP
+	// engine, net/http for the rest).
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- scoring.Serve(sctx, ln, srv) }()
 	addr := ln.Addr().String()
 	// The echo answer, checked once before measuring.
 	if err := benchkit.Check("http://"+addr+"/score", []byte(body), []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)); err != nil {
 		log.Fatal(err)
 	}
 	return addr, func() scoring.Stats {
-		hs.Close()
+		stop()
+		<-served
 		srv.Close()
 		return srv.Stats()
 	}
