@@ -13,6 +13,7 @@ import (
 
 	"github.com/aksml/aksml/frontend/internal/loop"
 	"github.com/aksml/aksml/frontend/internal/wire"
+	"github.com/aksml/aksml/internal/connq"
 )
 
 // Serve accepts connections on ln and serves the router on them from a few
@@ -87,7 +88,7 @@ func (c *loopCore) Redirect(conn net.Conn) bool {
 				rt.ServeHTTP(w, r) // /metrics, or TLS turned off meanwhile
 			}
 		})
-		r := &redirector{srv: rt.httpServer(h), q: &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: c.addr}}
+		r := &redirector{srv: rt.httpServer(h), q: connq.New(c.addr)}
 		c.redir = r
 		c.wg.Add(1)
 		go func() {
@@ -101,9 +102,7 @@ func (c *loopCore) Redirect(conn net.Conn) bool {
 		conn.Close()
 		return true
 	}
-	select {
-	case r.q.ch <- conn:
-	case <-r.q.done:
+	if !r.q.Put(conn) {
 		conn.Close()
 	}
 	return true
@@ -128,7 +127,7 @@ func (c *loopCore) stopRedirect(ctx context.Context) {
 // holds a base: a net/http server that answers each request with 308.
 type redirector struct {
 	srv *http.Server
-	q   *connQueue
+	q   *connq.Queue
 }
 
 // loopServer is an event-loop engine as the router shuts it down.

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aksml/aksml/frontend/internal/wire"
+	"github.com/aksml/aksml/internal/connq"
 )
 
 // The lean HTTPS engine of ServeTLS. crypto/tls does the handshake and the
@@ -60,7 +61,7 @@ type tlsEngine struct {
 
 	// The net/http server of handed-over connections.
 	fallback *http.Server
-	fq       *connQueue
+	fq       *connq.Queue
 	fdone    chan struct{}
 
 	closing atomic.Bool
@@ -90,7 +91,7 @@ func (rt *Router) serveTLSLean(ln net.Listener) error {
 		}
 		return ctx
 	}
-	e.fq = &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	e.fq = connq.New(ln.Addr())
 	if !rt.addEngine(e) {
 		ln.Close()
 		return nil
@@ -376,31 +377,16 @@ func (c *tlsConn) ensure(n int) {
 // handoff gives the connection, with the bytes read and not consumed, to
 // the net/http server.
 func (c *tlsConn) handoff() bool {
-	rc := &replayConn{Conn: c.tc, tc: c.tc, rest: append([]byte(nil), c.buf[c.off:c.end]...)}
+	rc := &replayConn{ReplayConn: connq.ReplayConn{Conn: c.tc, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}, tc: c.tc}
 	_ = c.raw.SetDeadline(time.Time{})
-	select {
-	case c.e.fq.ch <- rc:
-		return true
-	case <-c.e.fq.done:
-		return false
-	}
+	return c.e.fq.Put(rc)
 }
 
 // replayConn is a TLS connection handed to net/http: its reads give the
-// bytes already read first.
+// bytes already read first; tc gives the handler its TLS state.
 type replayConn struct {
-	net.Conn
-	tc   *tls.Conn
-	rest []byte
-}
-
-func (r *replayConn) Read(p []byte) (int, error) {
-	if len(r.rest) > 0 {
-		n := copy(p, r.rest)
-		r.rest = r.rest[n:]
-		return n, nil
-	}
-	return r.Conn.Read(p)
+	connq.ReplayConn
+	tc *tls.Conn
 }
 
 // serveLean answers the lean request c.lr at the start of data; false

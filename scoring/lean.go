@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/aksml/aksml/errcode"
+	"github.com/aksml/aksml/internal/connq"
 )
 
 // The lean HTTP/1.1 engine of Serve. Each connection has one goroutine,
@@ -75,7 +76,7 @@ type leanEngine struct {
 	handedOver    atomic.Int64  // connections given to net/http
 
 	fallback *http.Server
-	fq       *connQueue
+	fq       *connq.Queue
 	fdone    chan struct{}
 
 	closing atomic.Bool
@@ -110,7 +111,7 @@ func newLeanEngine(ln net.Listener, h http.Handler, eligible func() bool, hs *ht
 	e := &leanEngine{h: h, eligible: eligible, ln: ln, fallback: hs, fdone: make(chan struct{}),
 		conns: map[*leanConn]struct{}{}, headerTimeout: hs.ReadHeaderTimeout}
 	e.ctx = context.WithValue(context.Background(), http.ServerContextKey, hs)
-	e.fq = &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	e.fq = connq.New(ln.Addr())
 	go func() {
 		defer close(e.fdone)
 		_ = hs.Serve(e.fq)
@@ -191,47 +192,6 @@ func (e *leanEngine) shutdown(ctx context.Context) error {
 		err = ferr
 	}
 	return err
-}
-
-// connQueue is the listener of the net/http server that serves
-// handed-over connections.
-type connQueue struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.done) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return q.addr }
-
-// replayConn is a connection handed to net/http: its reads give the bytes
-// already read first.
-type replayConn struct {
-	net.Conn
-	rest []byte
-}
-
-func (r *replayConn) Read(p []byte) (int, error) {
-	if len(r.rest) > 0 {
-		n := copy(p, r.rest)
-		r.rest = r.rest[n:]
-		return n, nil
-	}
-	return r.Conn.Read(p)
 }
 
 // leanConn is one caller's connection, its buffers and the state of the
@@ -410,14 +370,9 @@ func (c *leanConn) ensure(n int) {
 // the net/http server.
 func (c *leanConn) handoff() bool {
 	c.e.handedOver.Add(1)
-	rc := &replayConn{Conn: c.c, rest: append([]byte(nil), c.buf[c.off:c.end]...)}
+	rc := &connq.ReplayConn{Conn: c.c, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}
 	_ = c.c.SetDeadline(time.Time{})
-	select {
-	case c.e.fq.ch <- rc:
-		return true
-	case <-c.e.fq.done:
-		return false
-	}
+	return c.e.fq.Put(rc)
 }
 
 // A lean scan's verdict.
