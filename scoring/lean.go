@@ -40,11 +40,12 @@ import (
 // the connection, with the bytes already read, is handed to a net/http
 // server for the rest of its life, which answers as before.
 //
-// Timeouts are net/http's as Serve configures it: the head of a request
-// must arrive within readHeaderTimeout of its first byte (of the
-// connection's start, for the first request); an idle keep-alive connection
-// and a body have no timeout of their own, as before (the router in front
-// bounds both).
+// Timeouts: the head of a request must arrive within readHeaderTimeout of
+// its first byte (of the connection's start, for the first request), as
+// net/http's ReadHeaderTimeout; a kept-alive connection that sends nothing
+// for idleTimeout after an answer is closed (net/http's IdleTimeout; the
+// deadline is renewed when a second of it has gone, not on every request);
+// on the lean path each read of a body must come within leanBodyTimeout.
 
 // leanMaxBody bounds a body read whole into the connection's buffer; a
 // larger one takes net/http's path, which streams it.
@@ -60,6 +61,15 @@ const leanReadBuffer = 8 << 10
 // readHeaderTimeout bounds the arrival of a request's head.
 const readHeaderTimeout = 30 * time.Second
 
+// idleTimeout closes a kept-alive connection that sends nothing for this
+// long after an answer (nginx's keepalive_timeout; the router drops its
+// own idle connections to a replica after a second).
+const idleTimeout = 75 * time.Second
+
+// leanBodyTimeout bounds the wait for each read of a body on the lean path
+// (nginx's client_body_timeout).
+const leanBodyTimeout = 60 * time.Second
+
 // leanCallerCheck is how often a request being served looks whether its
 // caller hung up, which ends the request's context as net/http does.
 const leanCallerCheck = 100 * time.Millisecond
@@ -71,7 +81,9 @@ type leanEngine struct {
 	ln       net.Listener
 	ctx      context.Context // the connections' base context
 
-	headerTimeout time.Duration // 0: none
+	headerTimeout time.Duration // a head's, from its first byte; 0: none
+	idleTimeout   time.Duration // between requests; 0: none
+	bodyTimeout   time.Duration // between reads of a body; 0: none
 	served        atomic.Int64  // requests answered on the lean path
 	handedOver    atomic.Int64  // connections given to net/http
 
@@ -109,7 +121,8 @@ func serveLean(ctx context.Context, ln net.Listener, h http.Handler, eligible fu
 // handed-over connections; accept runs it.
 func newLeanEngine(ln net.Listener, h http.Handler, eligible func() bool, hs *http.Server) *leanEngine {
 	e := &leanEngine{h: h, eligible: eligible, ln: ln, fallback: hs, fdone: make(chan struct{}),
-		conns: map[*leanConn]struct{}{}, headerTimeout: hs.ReadHeaderTimeout}
+		conns:         map[*leanConn]struct{}{},
+		headerTimeout: hs.ReadHeaderTimeout, idleTimeout: hs.IdleTimeout, bodyTimeout: leanBodyTimeout}
 	e.ctx = context.WithValue(context.Background(), http.ServerContextKey, hs)
 	e.fq = connq.New(ln.Addr())
 	go func() {
@@ -273,8 +286,21 @@ func (c *leanConn) serve() {
 // to the net/http server.
 func (c *leanConn) requests() bool {
 	c.buf = make([]byte, leanReadBuffer)
-	deadline := true // the first request's head: from the connection's start
-	c.headDeadline()
+	// The read deadline in force (zero: none) and what it bounds.
+	var deadline time.Time
+	setDeadline := func(t time.Time) {
+		if !t.Equal(deadline) {
+			_ = c.c.SetReadDeadline(t)
+			deadline = t
+		}
+	}
+	const (
+		idle = iota // between requests
+		head        // inside a head
+		body        // inside a body
+	)
+	phase := head // the first request's head: from the connection's start
+	setDeadline(c.e.after(c.e.headerTimeout))
 	for {
 		if c.skipCRLF > 0 {
 			// After a POST, net/http skips up to 4 CR or LF bytes
@@ -296,25 +322,20 @@ func (c *leanConn) requests() bool {
 				if !c.e.eligible() {
 					return c.handoff()
 				}
-				if deadline {
-					_ = c.c.SetReadDeadline(time.Time{})
-					deadline = false
-				}
 				if !c.serveOne(data) || c.e.closing.Load() {
 					return false
 				}
+				phase = idle
 				continue
 			case leanMore:
-				// The body has no timeout of its own, as on net/http.
-				if deadline {
-					_ = c.c.SetReadDeadline(time.Time{})
-					deadline = false
-				}
+				// Each read of a body must come within the body timeout.
+				phase = body
+				setDeadline(c.e.after(c.e.bodyTimeout))
 				c.ensure(c.rq.n)
 			case leanHead:
-				if !deadline {
-					c.headDeadline()
-					deadline = true
+				if phase == idle {
+					phase = head
+					setDeadline(c.e.after(c.e.headerTimeout))
 				}
 				c.ensure(len(data) + 1)
 			default:
@@ -322,6 +343,12 @@ func (c *leanConn) requests() bool {
 			}
 		} else if c.e.closing.Load() {
 			return false
+		} else if d := c.e.idleTimeout; phase == idle && d > 0 &&
+			(deadline.IsZero() || time.Until(deadline) < d-min(idleSlack, d/4)) {
+			// Waiting for the next request: the idle timeout, renewed
+			// when more than idleSlack (or a quarter) of it has gone,
+			// not on every request.
+			setDeadline(c.e.after(d))
 		}
 		c.idle.Store(c.off == c.end)
 		if c.idle.Load() && c.e.closing.Load() {
@@ -342,13 +369,16 @@ func (c *leanConn) requests() bool {
 	}
 }
 
-// headDeadline sets the deadline for the head of a request.
-func (c *leanConn) headDeadline() {
-	if d := c.e.headerTimeout; d > 0 {
-		_ = c.c.SetReadDeadline(time.Now().Add(d))
-	} else {
-		_ = c.c.SetReadDeadline(time.Time{})
+// idleSlack is how much of the idle timeout (a quarter of it at most) may
+// pass before a connection between requests renews its deadline.
+const idleSlack = time.Second
+
+// after is the deadline d from now; zero (none) when d is 0.
+func (e *leanEngine) after(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
 	}
+	return time.Now().Add(d)
 }
 
 // ensure makes room in the read buffer for a request of n bytes, and for

@@ -566,3 +566,75 @@ func TestLeanBufferShrinksAfterLargeBody(t *testing.T) {
 		t.Errorf("%d connections handed over; want 0", p.e.handedOver.Load())
 	}
 }
+
+// startLean runs the lean engine alone on h with the given timeouts.
+func startLean(t *testing.T, h http.Handler, idle, body time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newLeanEngine(wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h, IdleTimeout: idle})
+	e.bodyTimeout = body
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.accept() }()
+	t.Cleanup(func() { _ = e.shutdown(context.Background()); <-done })
+	return ln.Addr().String()
+}
+
+// A kept-alive connection that sends nothing for the idle timeout is
+// closed; one that keeps sending is not (its deadline is renewed).
+func TestLeanIdleTimeout(t *testing.T) {
+	t.Parallel()
+	addr := startLean(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		400*time.Millisecond, time.Minute)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	// Requests 100 ms apart for well past the idle timeout.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 12 {
+		if _, err := c.Write([]byte("GET /score HTTP/1.1\r\nHost: r\r\n\r\n")); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on a busy connection: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		<-tick.C
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("an idle connection: read %d, %v; want it closed (EOF)", n, err)
+	}
+}
+
+// A body that stops arriving is cut off after the body timeout, without an
+// answer.
+func TestLeanBodyTimeout(t *testing.T) {
+	t.Parallel()
+	called := make(chan struct{}, 1)
+	addr := startLean(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called <- struct{}{} }),
+		time.Minute, 300*time.Millisecond)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("POST /score HTTP/1.1\r\nHost: r\r\nContent-Length: 10\r\n\r\nabc"))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.ReadAll(c)
+	if err != nil || len(rest) > 0 {
+		t.Errorf("after a stalled body: %q, %v; want the connection closed", rest, err)
+	}
+	select {
+	case <-called:
+		t.Error("the handler was called for an unfinished body")
+	default:
+	}
+}

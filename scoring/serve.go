@@ -46,6 +46,7 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, lean bool) erro
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          nil,
 	}
