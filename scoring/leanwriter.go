@@ -31,6 +31,7 @@ type leanWriter struct {
 	calledHeader  bool
 	cwHeader      http.Header // the header as of WriteHeader; nil until then
 	snap          http.Header // cwHeader's map, reused
+	snapVals      []string    // its values
 
 	wroteHeader     bool
 	status          int
@@ -71,7 +72,7 @@ func (w *leanWriter) init(c *leanConn) {
 // reset readies the writer for request r.
 func (w *leanWriter) reset(r *http.Request) {
 	clear(w.handlerHeader)
-	*w = leanWriter{c: w.c, req: r, handlerHeader: w.handlerHeader, snap: w.snap, bw: w.bw,
+	*w = leanWriter{c: w.c, req: r, handlerHeader: w.handlerHeader, snap: w.snap, snapVals: w.snapVals, bw: w.bw,
 		contentLength: -1, trailers: w.trailers[:0], keys: w.keys[:0]}
 	w.cw = leanChunkWriter{w: w}
 	w.bw.Reset(&w.cw)
@@ -89,9 +90,15 @@ func (w *leanWriter) Header() http.Header {
 
 func (w *leanWriter) clone() http.Header {
 	clear(w.snap)
+	// The values share one backing array, kept from answer to answer (a
+	// value slice is never appended to: each is capped at its length).
+	vals := w.snapVals[:0]
 	for k, v := range w.handlerHeader {
-		w.snap[k] = slices.Clone(v)
+		n := len(vals)
+		vals = append(vals, v...)
+		w.snap[k] = vals[n:len(vals):len(vals)]
 	}
+	w.snapVals = vals
 	return w.snap
 }
 
