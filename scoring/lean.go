@@ -91,6 +91,9 @@ type leanEngine struct {
 	fq       *connq.Queue
 	fdone    chan struct{}
 
+	stopWatch, watchDone chan struct{} // the caller watch's
+	stopOnce             sync.Once
+
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*leanConn]struct{}
@@ -128,6 +131,11 @@ func newLeanEngine(ln net.Listener, h http.Handler, eligible func() bool, hs *ht
 	go func() {
 		defer close(e.fdone)
 		_ = hs.Serve(e.fq)
+	}()
+	e.stopWatch, e.watchDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(e.watchDone)
+		e.watchCallers(e.stopWatch)
 	}()
 	return e
 }
@@ -201,6 +209,8 @@ func (e *leanEngine) shutdown(ctx context.Context) error {
 		e.mu.Unlock()
 		<-done
 	}
+	e.stopOnce.Do(func() { close(e.stopWatch) })
+	<-e.watchDone
 	if ferr := <-ferr; ferr != nil && err == nil {
 		err = ferr
 	}
@@ -231,10 +241,12 @@ type leanConn struct {
 	w     leanWriter
 	out   []byte
 
-	// The request in progress, for the caller-gone check.
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	check  *time.Timer
+	// The request in progress, for the engine's caller check: when it
+	// began (Unix nanoseconds; 0 between requests) and its context's
+	// cancel, under mu.
+	busySince atomic.Int64
+	mu        sync.Mutex
+	cancel    context.CancelFunc
 }
 
 // leanName is a header name's canonical form and the last value it had on
@@ -270,9 +282,6 @@ func (c *leanConn) serve() {
 	defer func() {
 		if !handedOver {
 			c.c.Close()
-		}
-		if c.check != nil {
-			c.check.Stop()
 		}
 		c.e.mu.Lock()
 		delete(c.e.conns, c)
@@ -740,17 +749,13 @@ func (c *leanConn) serveOne(data []byte) bool {
 
 	c.mu.Lock()
 	c.cancel = cancel
-	if c.check == nil {
-		c.check = time.AfterFunc(leanCallerCheck, c.checkCaller)
-	} else {
-		c.check.Reset(leanCallerCheck)
-	}
 	c.mu.Unlock()
+	c.busySince.Store(time.Now().UnixNano())
 
 	c.w.reset(r)
 	aborted := c.run(r)
+	c.busySince.Store(0)
 	c.mu.Lock()
-	c.check.Stop()
 	c.cancel = nil
 	c.mu.Unlock()
 	cancel()
@@ -795,19 +800,41 @@ func (c *leanConn) run(r *http.Request) (aborted bool) {
 	return false
 }
 
-// checkCaller ends the request's context when its caller hung up, and
-// looks again later otherwise.
-func (c *leanConn) checkCaller() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cancel == nil {
-		return
+// watchCallers looks, every leanCallerCheck until done closes, at the
+// connections whose request has run that long, and ends the context of
+// each one whose caller hung up. One goroutine for the engine, so that a
+// request costs no timer of its own (re-arming one per request wakes an
+// idle processor's poller each time).
+func (e *leanEngine) watchCallers(done <-chan struct{}) {
+	t := time.NewTicker(leanCallerCheck)
+	defer t.Stop()
+	var busy []*leanConn
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			before := now.Add(-leanCallerCheck).UnixNano()
+			busy = busy[:0]
+			e.mu.Lock()
+			for c := range e.conns {
+				if since := c.busySince.Load(); since != 0 && since <= before {
+					busy = append(busy, c)
+				}
+			}
+			e.mu.Unlock()
+			for _, c := range busy {
+				if callerGone(c.c) {
+					c.mu.Lock()
+					if c.cancel != nil {
+						c.cancel()
+					}
+					c.mu.Unlock()
+				}
+			}
+			clear(busy)
+		}
 	}
-	if callerGone(c.c) {
-		c.cancel()
-		return
-	}
-	c.check.Reset(leanCallerCheck)
 }
 
 // flushOut writes what the answer has so far; false when the caller cannot
