@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -60,14 +58,8 @@ type tlsEngine struct {
 	cfg *tls.Config
 
 	// The net/http server of handed-over connections.
-	fallback *http.Server
-	fq       *connq.Queue
-	fdone    chan struct{}
-
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*tlsConn]struct{}
-	wg      sync.WaitGroup
+	fb    *connq.Fallback
+	conns connq.Set[*tlsConn]
 }
 
 // tlsStateKey keys a handed-over connection's TLS state in its context.
@@ -75,48 +67,40 @@ type tlsStateKey struct{}
 
 // serveTLSLean runs the lean engine on ln.
 func (rt *Router) serveTLSLean(ln net.Listener) error {
-	e := &tlsEngine{rt: rt, ln: newLimitListener(sockListener{Listener: ln}, rt.maxConns), cfg: rt.tlsConfig(),
-		conns: map[*tlsConn]struct{}{}, fdone: make(chan struct{})}
+	e := &tlsEngine{rt: rt, ln: newLimitListener(sockListener{Listener: ln}, rt.maxConns), cfg: rt.tlsConfig()}
 	h := rt.withBodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
 			r.TLS = st // the connection is TLS: no redirect to HTTPS
 		}
 		rt.ServeHTTP(w, r)
 	}))
-	e.fallback = rt.httpServer(h)
-	e.fallback.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+	fallback := rt.httpServer(h)
+	fallback.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if rc, ok := c.(*replayConn); ok {
 			st := rc.tc.ConnectionState()
 			return context.WithValue(ctx, tlsStateKey{}, &st)
 		}
 		return ctx
 	}
-	e.fq = connq.New(ln.Addr())
+	e.fb = connq.StartFallback(fallback, ln.Addr())
 	if !rt.addEngine(e) {
 		ln.Close()
+		_ = e.fb.Shutdown(context.Background())
 		return nil
 	}
-	go func() {
-		defer close(e.fdone)
-		_ = e.fallback.Serve(e.fq)
-	}()
 	var backoff time.Duration
 	for {
 		c, err := e.ln.Accept()
 		if err != nil {
-			if e.closing.Load() {
+			if e.conns.Closing() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-				errors.Is(err, syscall.ECONNABORTED) {
+			if connq.Retry(err, &backoff) {
 				// As net/http: wait a little and accept again.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				rt.log.Debug("frontend: accept error; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
+				rt.log.Debug("frontend: accept error; retried", "err", err, "after", backoff)
 				continue
 			}
-			e.closing.Store(true)
+			e.conns.Close()
 			e.stop(context.Background())
 			return err
 		}
@@ -127,15 +111,10 @@ func (rt *Router) serveTLSLean(ln net.Listener) error {
 				tc.sock = sc
 			}
 		}
-		e.mu.Lock()
-		if e.closing.Load() {
-			e.mu.Unlock()
+		if !e.conns.Add(tc) {
 			c.Close()
 			return nil
 		}
-		e.conns[tc] = struct{}{}
-		e.wg.Add(1)
-		e.mu.Unlock()
 		go tc.serve()
 	}
 }
@@ -144,7 +123,7 @@ func (rt *Router) serveTLSLean(ln net.Listener) error {
 // progress end (until ctx ends, then closes every connection) and shuts the
 // net/http server of handed-over connections down.
 func (e *tlsEngine) shutdown(ctx context.Context) error {
-	e.closing.Store(true)
+	e.conns.Close()
 	e.ln.Close()
 	return e.stop(ctx)
 }
@@ -153,34 +132,10 @@ func (e *tlsEngine) stop(ctx context.Context) error {
 	// The net/http server's connections at the same time: its idle ones
 	// close now, as the lean engine's do.
 	ferr := make(chan error, 1)
-	go func() {
-		e.fq.Close()
-		err := e.fallback.Shutdown(ctx)
-		if err != nil {
-			e.fallback.Close()
-		}
-		<-e.fdone
-		ferr <- err
-	}()
-	e.mu.Lock()
-	for c := range e.conns {
-		c.wake()
-	}
-	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		e.mu.Lock()
-		for c := range e.conns {
-			c.raw.Close()
-		}
-		e.mu.Unlock()
-		// Their goroutines end as their waits for replicas do.
-	}
+	go func() { ferr <- e.fb.Shutdown(ctx) }()
+	// When ctx ends first, the connections left are closed; their
+	// goroutines end as their waits for replicas do.
+	err := e.conns.Shutdown(ctx, (*tlsConn).wake, func(c *tlsConn) { c.raw.Close() })
 	if ferr := <-ferr; ferr != nil && err == nil {
 		err = ferr
 	}
@@ -221,10 +176,7 @@ func (c *tlsConn) wake() {
 }
 
 func (c *tlsConn) close() {
-	c.e.mu.Lock()
-	delete(c.e.conns, c)
-	c.e.mu.Unlock()
-	c.e.wg.Done()
+	c.e.conns.Remove(c)
 }
 
 // serve runs the handshake, then the connection's requests.
@@ -245,7 +197,7 @@ func (c *tlsConn) serve() {
 	// header.
 	_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
 	c.idle.Store(true)
-	if c.e.closing.Load() {
+	if c.e.conns.Closing() {
 		return
 	}
 	if err := c.tc.Handshake(); err != nil {
@@ -337,7 +289,7 @@ func (c *tlsConn) requests() bool {
 				_ = c.raw.SetDeadline(time.Now().Add(rt.idleTimeout))
 			}
 			c.idle.Store(true)
-			if c.e.closing.Load() {
+			if c.e.conns.Closing() {
 				return false
 			}
 		}
@@ -379,7 +331,7 @@ func (c *tlsConn) ensure(n int) {
 func (c *tlsConn) handoff() bool {
 	rc := &replayConn{ReplayConn: connq.ReplayConn{Conn: c.tc, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}, tc: c.tc}
 	_ = c.raw.SetDeadline(time.Time{})
-	return c.e.fq.Put(rc)
+	return c.e.fb.Queue.Put(rc)
 }
 
 // replayConn is a TLS connection handed to net/http: its reads give the

@@ -200,9 +200,7 @@ func TestTLSCallerThatDoesNotReadIsClosed(t *testing.T) {
 	}
 	rt.mu.Unlock()
 	waitFor(t, "the connection of a caller that reads nothing closed", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return len(e.conns) == 0 && rep.hits.Load() > 0
+		return e.conns.Len() == 0 && rep.hits.Load() > 0
 	})
 	answers := 0
 	br := bufio.NewReader(c)

@@ -3,7 +3,6 @@ package scoring
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -87,17 +85,11 @@ type leanEngine struct {
 	served        atomic.Int64  // requests answered on the lean path
 	handedOver    atomic.Int64  // connections given to net/http
 
-	fallback *http.Server
-	fq       *connq.Queue
-	fdone    chan struct{}
+	fb    *connq.Fallback // handed-over connections' server
+	conns connq.Set[*leanConn]
 
 	stopWatch, watchDone chan struct{} // the caller watch's
 	stopOnce             sync.Once
-
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*leanConn]struct{}
-	wg      sync.WaitGroup
 }
 
 // serveLean is Serve with the lean engine in front of hs.
@@ -123,15 +115,10 @@ func serveLean(ctx context.Context, ln net.Listener, h http.Handler, eligible fu
 // newLeanEngine makes the engine of ln and starts hs on its queue of
 // handed-over connections; accept runs it.
 func newLeanEngine(ln net.Listener, h http.Handler, eligible func() bool, hs *http.Server) *leanEngine {
-	e := &leanEngine{h: h, eligible: eligible, ln: ln, fallback: hs, fdone: make(chan struct{}),
-		conns:         map[*leanConn]struct{}{},
+	e := &leanEngine{h: h, eligible: eligible, ln: ln,
 		headerTimeout: hs.ReadHeaderTimeout, idleTimeout: hs.IdleTimeout, bodyTimeout: leanBodyTimeout}
 	e.ctx = context.WithValue(context.Background(), http.ServerContextKey, hs)
-	e.fq = connq.New(ln.Addr())
-	go func() {
-		defer close(e.fdone)
-		_ = hs.Serve(e.fq)
-	}()
+	e.fb = connq.StartFallback(hs, ln.Addr())
 	e.stopWatch, e.watchDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(e.watchDone)
@@ -146,30 +133,20 @@ func (e *leanEngine) accept() error {
 	for {
 		c, err := e.ln.Accept()
 		if err != nil {
-			if e.closing.Load() {
+			if e.conns.Closing() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-				errors.Is(err, syscall.ECONNABORTED) {
-				// As net/http: wait a little and accept again.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
+			if connq.Retry(err, &backoff) {
 				continue
 			}
 			return err
 		}
 		backoff = 0
 		lc := newLeanConn(e, c)
-		e.mu.Lock()
-		if e.closing.Load() {
-			e.mu.Unlock()
+		if !e.conns.Add(lc) {
 			c.Close()
 			return nil
 		}
-		e.conns[lc] = struct{}{}
-		e.wg.Add(1)
-		e.mu.Unlock()
 		go lc.serve()
 	}
 }
@@ -178,37 +155,12 @@ func (e *leanEngine) accept() error {
 // progress end (until ctx ends, then closes every connection), and shuts
 // the net/http server of handed-over connections down the same way.
 func (e *leanEngine) shutdown(ctx context.Context) error {
-	e.closing.Store(true)
+	e.conns.Close()
 	e.ln.Close()
 	ferr := make(chan error, 1)
-	go func() {
-		e.fq.Close()
-		err := e.fallback.Shutdown(ctx)
-		if err != nil {
-			e.fallback.Close()
-		}
-		<-e.fdone
-		ferr <- err
-	}()
-	e.mu.Lock()
-	for c := range e.conns {
-		c.wake()
-	}
-	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		e.mu.Lock()
-		for c := range e.conns {
-			c.c.Close()
-		}
-		e.mu.Unlock()
-		<-done
-	}
+	go func() { ferr <- e.fb.Shutdown(ctx) }()
+	err := e.conns.Shutdown(ctx, (*leanConn).wake, func(c *leanConn) { c.c.Close() })
+	e.conns.Wait()
 	e.stopOnce.Do(func() { close(e.stopWatch) })
 	<-e.watchDone
 	if ferr := <-ferr; ferr != nil && err == nil {
@@ -283,10 +235,7 @@ func (c *leanConn) serve() {
 		if !handedOver {
 			c.c.Close()
 		}
-		c.e.mu.Lock()
-		delete(c.e.conns, c)
-		c.e.mu.Unlock()
-		c.e.wg.Done()
+		c.e.conns.Remove(c)
 	}()
 	handedOver = c.requests()
 }
@@ -331,7 +280,7 @@ func (c *leanConn) requests() bool {
 				if !c.e.eligible() {
 					return c.handoff()
 				}
-				if !c.serveOne(data) || c.e.closing.Load() {
+				if !c.serveOne(data) || c.e.conns.Closing() {
 					return false
 				}
 				phase = idle
@@ -350,7 +299,7 @@ func (c *leanConn) requests() bool {
 			default:
 				return c.handoff()
 			}
-		} else if c.e.closing.Load() {
+		} else if c.e.conns.Closing() {
 			return false
 		} else if d := c.e.idleTimeout; phase == idle && d > 0 &&
 			(deadline.IsZero() || time.Until(deadline) < d-min(idleSlack, d/4)) {
@@ -360,7 +309,7 @@ func (c *leanConn) requests() bool {
 			setDeadline(c.e.after(d))
 		}
 		c.idle.Store(c.off == c.end)
-		if c.idle.Load() && c.e.closing.Load() {
+		if c.idle.Load() && c.e.conns.Closing() {
 			return false
 		}
 		n, err := c.c.Read(c.buf[c.end:])
@@ -411,7 +360,7 @@ func (c *leanConn) handoff() bool {
 	c.e.handedOver.Add(1)
 	rc := &connq.ReplayConn{Conn: c.c, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}
 	_ = c.c.SetDeadline(time.Time{})
-	return c.e.fq.Put(rc)
+	return c.e.fb.Queue.Put(rc)
 }
 
 // A lean scan's verdict.
@@ -816,13 +765,11 @@ func (e *leanEngine) watchCallers(done <-chan struct{}) {
 		case now := <-t.C:
 			before := now.Add(-leanCallerCheck).UnixNano()
 			busy = busy[:0]
-			e.mu.Lock()
-			for c := range e.conns {
+			e.conns.Each(func(c *leanConn) {
 				if since := c.busySince.Load(); since != 0 && since <= before {
 					busy = append(busy, c)
 				}
-			}
-			e.mu.Unlock()
+			})
 			for _, c := range busy {
 				if callerGone(c.c) {
 					c.mu.Lock()

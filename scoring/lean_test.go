@@ -555,13 +555,11 @@ func TestLeanBufferShrinksAfterLargeBody(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}
-	p.e.mu.Lock()
-	defer p.e.mu.Unlock()
-	for lc := range p.e.conns {
+	p.e.conns.Each(func(lc *leanConn) {
 		if len(lc.buf) > leanReadBuffer {
 			t.Errorf("read buffer after a large request: %d bytes, want %d", len(lc.buf), leanReadBuffer)
 		}
-	}
+	})
 	if p.e.handedOver.Load() != 0 {
 		t.Errorf("%d connections handed over; want 0", p.e.handedOver.Load())
 	}

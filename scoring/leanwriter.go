@@ -275,7 +275,7 @@ func (cw *leanChunkWriter) writeHeader(p []byte) {
 	}
 	cw.wroteHeader = true
 	w := cw.w
-	keepAlives := !w.c.e.closing.Load()
+	keepAlives := !w.c.e.conns.Closing()
 
 	header := w.cwHeader
 	owned := header != nil

@@ -1,7 +1,9 @@
-// Package connq is a net.Listener fed with connections accepted elsewhere:
-// an engine that reads a connection's first requests itself hands the
-// connection (with what it read, see ReplayConn) to a net/http server
-// that serves a Queue.
+// Package connq is what the engines that serve common requests themselves
+// and hand every other connection to net/http share: a net.Listener fed
+// with connections accepted elsewhere (Queue), the connection that replays
+// what was already read from it (ReplayConn), the net/http server on the
+// queue (Fallback), the set of the engine's own connections for its
+// shutdown (Set), and net/http's rule for retrying Accept (Retry).
 package connq
 
 import (

@@ -1,10 +1,14 @@
 package connq
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestQueue(t *testing.T) {
@@ -57,4 +61,51 @@ func ExampleQueue() {
 	// while a net/http server serves q:  srv.Serve(q)
 	_ = q.Addr()
 	// Output:
+}
+
+type testConn struct{ woken, killed atomic.Bool }
+
+func TestSetShutdown(t *testing.T) {
+	var s Set[*testConn]
+	idle, busy := &testConn{}, &testConn{}
+	if !s.Add(idle) || !s.Add(busy) {
+		t.Fatal("Add on an open set reported false")
+	}
+	wake := func(c *testConn) {
+		c.woken.Store(true)
+		if c == idle {
+			go s.Remove(c) // an idle connection ends when woken
+		}
+	}
+	kill := func(c *testConn) { c.killed.Store(true) }
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx, wake, kill); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a connection that stays: %v, want the context's error", err)
+	}
+	if !idle.woken.Load() || idle.killed.Load() || !busy.killed.Load() {
+		t.Errorf("idle woken %v killed %v, busy killed %v; want the idle one woken and ended, the busy one killed",
+			idle.woken.Load(), idle.killed.Load(), busy.killed.Load())
+	}
+	if s.Add(&testConn{}) {
+		t.Error("Add after Shutdown reported true")
+	}
+	if n := s.Len(); n != 1 {
+		t.Errorf("Len %d, want 1 (the busy connection)", n)
+	}
+	s.Remove(busy)
+	s.Wait()
+}
+
+func TestRetry(t *testing.T) {
+	var b time.Duration
+	if Retry(errors.New("listener closed"), &b) || b != 0 {
+		t.Errorf("a permanent error is retried (backoff %v)", b)
+	}
+	if !Retry(syscall.EMFILE, &b) || b != 5*time.Millisecond {
+		t.Errorf("EMFILE: backoff %v, want 5ms and a retry", b)
+	}
+	if !Retry(syscall.ECONNABORTED, &b) || b != 10*time.Millisecond {
+		t.Errorf("second retry: backoff %v, want 10ms", b)
+	}
 }
