@@ -153,9 +153,7 @@ type tlsConn struct {
 	// wakes such a connection, which then closes.
 	idle atomic.Bool
 
-	buf      []byte // buf[off:end] is read and not yet consumed
-	off, end int
-	skipCRLF int // CR or LF bytes to skip before the next request (after a POST)
+	rb connq.Buffer // what was read of the caller's requests
 
 	lr    wire.Request
 	lresp wire.Response
@@ -235,26 +233,12 @@ const (
 // was handed to the net/http server.
 func (c *tlsConn) requests() bool {
 	rt := c.e.rt
-	c.buf = make([]byte, tlsReadBuffer)
+	c.rb.Reset(tlsReadBuffer)
 	phase := awaitFirst
 	first := true // the first request: its header timeout runs from the handshake's end
 	_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
 	for {
-		if c.skipCRLF > 0 {
-			// After a POST, net/http skips up to 4 CR or LF bytes
-			// before the next request (RFC 9112, section 2.2).
-			for c.skipCRLF > 0 && c.off < c.end && (c.buf[c.off] == '\r' || c.buf[c.off] == '\n') {
-				c.off++
-				c.skipCRLF--
-			}
-			if c.off < c.end {
-				c.skipCRLF = 0
-			}
-		}
-		if c.off == c.end {
-			c.off, c.end = 0, 0
-		}
-		if data := c.buf[c.off:c.end]; len(data) > 0 {
+		if data := c.rb.Next(); len(data) > 0 {
 			switch wire.ScanRequest(data, rt.maxBody, &c.lr) {
 			case wire.OK:
 				if !c.serveLean(data) {
@@ -269,7 +253,7 @@ func (c *tlsConn) requests() bool {
 				if c.lr.Length > wire.SpillOver {
 					return c.handoff() // to a file, on net/http's path
 				}
-				c.ensure(c.lr.N)
+				c.rb.Ensure(c.lr.N)
 				phase = awaitBody
 				_ = c.raw.SetDeadline(time.Now().Add(rt.bodyTimeout))
 			default:
@@ -282,7 +266,7 @@ func (c *tlsConn) requests() bool {
 						_ = c.raw.SetDeadline(time.Now().Add(rt.headerTimeout))
 					}
 				}
-				c.ensure(len(data) + 1)
+				c.rb.Ensure(len(data) + 1)
 			}
 		} else {
 			if !first {
@@ -293,9 +277,8 @@ func (c *tlsConn) requests() bool {
 				return false
 			}
 		}
-		n, err := c.tc.Read(c.buf[c.end:])
+		n, err := c.rb.ReadOnce(c.tc)
 		c.idle.Store(false)
-		c.end += n
 		if err != nil && n == 0 {
 			return false // closed, reset, timed out, or a TLS alert
 		}
@@ -311,25 +294,10 @@ func headDone(data []byte) bool {
 		wire.CheckHead(data, false).Code != 0 // a line already there is refused
 }
 
-// ensure makes room in the read buffer for a request of n bytes, and for
-// at least one more byte.
-func (c *tlsConn) ensure(n int) {
-	if c.off > 0 && (c.end == len(c.buf) || c.off+n > len(c.buf)) {
-		c.end = copy(c.buf, c.buf[c.off:c.end])
-		c.off = 0
-	}
-	if need := max(n, c.end+1); need > len(c.buf) {
-		nb := make([]byte, max(need, 2*len(c.buf)))
-		c.end = copy(nb, c.buf[c.off:c.end])
-		c.off = 0
-		c.buf = nb
-	}
-}
-
 // handoff gives the connection, with the bytes read and not consumed, to
 // the net/http server.
 func (c *tlsConn) handoff() bool {
-	rc := &replayConn{ReplayConn: connq.ReplayConn{Conn: c.tc, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}, tc: c.tc}
+	rc := &replayConn{ReplayConn: connq.ReplayConn{Conn: c.tc, Rest: append([]byte(nil), c.rb.Bytes()...)}, tc: c.tc}
 	_ = c.raw.SetDeadline(time.Time{})
 	return c.e.fb.Queue.Put(rc)
 }
@@ -357,10 +325,10 @@ func (c *tlsConn) serveLean(data []byte) bool {
 		c.dirty = true
 		return false
 	}
-	c.skipCRLF = wire.PostSkip(lr.Method)
+	c.rb.SkipCRLF(wire.PostSkip(lr.Method))
 	id := wire.NewRequestID(c.idBuf[:0])
 	if !ok {
-		c.off += lr.N
+		c.rb.Consume(lr.N)
 		c.dirty = true
 		resp.Header.SetNoDefaultContentType(true)
 		resp.Header.SetBytesV(HeaderRequestID, id)
@@ -375,7 +343,7 @@ func (c *tlsConn) serveLean(data []byte) bool {
 		host = x.rep.host
 	}
 	c.up = wire.AppendUpstream(c.up[:0], data, lr, upstreamPath(kind), host, id)
-	c.off += lr.N
+	c.rb.Consume(lr.N)
 	code, done := c.forward(&x, start, id)
 	x.end(code, done)
 	c.write()
@@ -397,12 +365,7 @@ func (c *tlsConn) write() {
 	if cap(c.ans) > 256<<10 {
 		c.ans = nil
 	}
-	if len(c.buf) > 256<<10 && c.end-c.off < tlsReadBuffer {
-		nb := make([]byte, tlsReadBuffer)
-		c.end = copy(nb, c.buf[c.off:c.end])
-		c.off = 0
-		c.buf = nb
-	}
+	c.rb.Shrink(256<<10, tlsReadBuffer)
 }
 
 // writeOut writes c.out to the caller, which must take it within

@@ -179,9 +179,7 @@ type leanConn struct {
 
 	idle atomic.Bool // waiting for a request: shutdown wakes it
 
-	buf      []byte // buf[off:end] is read and not yet consumed
-	off, end int
-	skipCRLF int // after a POST: CR or LF bytes still to skip (up to 4)
+	rb connq.Buffer // what was read of the caller's requests
 
 	rq    leanRequest
 	hdr   http.Header
@@ -243,7 +241,7 @@ func (c *leanConn) serve() {
 // requests reads and serves requests; true when the connection was handed
 // to the net/http server.
 func (c *leanConn) requests() bool {
-	c.buf = make([]byte, leanReadBuffer)
+	c.rb.Reset(leanReadBuffer)
 	// The read deadline in force (zero: none) and what it bounds.
 	var deadline time.Time
 	setDeadline := func(t time.Time) {
@@ -260,21 +258,7 @@ func (c *leanConn) requests() bool {
 	phase := head // the first request's head: from the connection's start
 	setDeadline(c.e.after(c.e.headerTimeout))
 	for {
-		if c.skipCRLF > 0 {
-			// After a POST, net/http skips up to 4 CR or LF bytes
-			// before the next request (RFC 9112, section 2.2).
-			for c.skipCRLF > 0 && c.off < c.end && (c.buf[c.off] == '\r' || c.buf[c.off] == '\n') {
-				c.off++
-				c.skipCRLF--
-			}
-			if c.off < c.end {
-				c.skipCRLF = 0
-			}
-		}
-		if c.off == c.end {
-			c.off, c.end = 0, 0
-		}
-		if data := c.buf[c.off:c.end]; len(data) > 0 {
+		if data := c.rb.Next(); len(data) > 0 {
 			switch c.scan(data) {
 			case leanOK:
 				if !c.e.eligible() {
@@ -289,13 +273,13 @@ func (c *leanConn) requests() bool {
 				// Each read of a body must come within the body timeout.
 				phase = body
 				setDeadline(c.e.after(c.e.bodyTimeout))
-				c.ensure(c.rq.n)
+				c.rb.Ensure(c.rq.n)
 			case leanHead:
 				if phase == idle {
 					phase = head
 					setDeadline(c.e.after(c.e.headerTimeout))
 				}
-				c.ensure(len(data) + 1)
+				c.rb.Ensure(len(data) + 1)
 			default:
 				return c.handoff()
 			}
@@ -308,15 +292,14 @@ func (c *leanConn) requests() bool {
 			// not on every request.
 			setDeadline(c.e.after(d))
 		}
-		c.idle.Store(c.off == c.end)
+		c.idle.Store(len(c.rb.Bytes()) == 0)
 		if c.idle.Load() && c.e.conns.Closing() {
 			return false
 		}
-		n, err := c.c.Read(c.buf[c.end:])
+		n, err := c.rb.ReadOnce(c.c)
 		c.idle.Store(false)
-		c.end += n
 		if err != nil && n == 0 {
-			if err == io.EOF && c.off < c.end {
+			if err == io.EOF && len(c.rb.Bytes()) > 0 {
 				// The caller ended its side inside a request: net/http
 				// answers that (a handler may already have been called
 				// with the head), so it takes the rest.
@@ -339,26 +322,11 @@ func (e *leanEngine) after(d time.Duration) time.Time {
 	return time.Now().Add(d)
 }
 
-// ensure makes room in the read buffer for a request of n bytes, and for
-// at least one more byte.
-func (c *leanConn) ensure(n int) {
-	if c.off > 0 && (c.end == len(c.buf) || c.off+n > len(c.buf)) {
-		c.end = copy(c.buf, c.buf[c.off:c.end])
-		c.off = 0
-	}
-	if need := max(n, c.end+1); need > len(c.buf) {
-		nb := make([]byte, max(need, 2*len(c.buf)))
-		c.end = copy(nb, c.buf[c.off:c.end])
-		c.off = 0
-		c.buf = nb
-	}
-}
-
 // handoff gives the connection, with the bytes read and not consumed, to
 // the net/http server.
 func (c *leanConn) handoff() bool {
 	c.e.handedOver.Add(1)
-	rc := &connq.ReplayConn{Conn: c.c, Rest: append([]byte(nil), c.buf[c.off:c.end]...)}
+	rc := &connq.ReplayConn{Conn: c.c, Rest: append([]byte(nil), c.rb.Bytes()...)}
 	_ = c.c.SetDeadline(time.Time{})
 	return c.e.fb.Queue.Put(rc)
 }
@@ -691,9 +659,9 @@ func (c *leanConn) serveOne(data []byte) bool {
 		c.body = leanBody{}
 		r.Body = http.NoBody
 	}
-	c.off += rq.n
+	c.rb.Consume(rq.n)
 	if rq.method == http.MethodPost {
-		c.skipCRLF = 4
+		c.rb.SkipCRLF(4)
 	}
 
 	c.mu.Lock()
@@ -722,12 +690,7 @@ func (c *leanConn) serveOne(data []byte) bool {
 	if cap(c.out) > 256<<10 {
 		c.out = nil
 	}
-	if len(c.buf) > 256<<10 && c.end-c.off < leanReadBuffer {
-		nb := make([]byte, leanReadBuffer)
-		c.end = copy(nb, c.buf[c.off:c.end])
-		c.off = 0
-		c.buf = nb
-	}
+	c.rb.Shrink(256<<10, leanReadBuffer)
 	return c.w.shouldReuse()
 }
 

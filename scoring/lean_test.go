@@ -556,8 +556,8 @@ func TestLeanBufferShrinksAfterLargeBody(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}
 	p.e.conns.Each(func(lc *leanConn) {
-		if len(lc.buf) > leanReadBuffer {
-			t.Errorf("read buffer after a large request: %d bytes, want %d", len(lc.buf), leanReadBuffer)
+		if lc.rb.Size() > leanReadBuffer {
+			t.Errorf("read buffer after a large request: %d bytes, want %d", lc.rb.Size(), leanReadBuffer)
 		}
 	})
 	if p.e.handedOver.Load() != 0 {

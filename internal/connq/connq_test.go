@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -107,5 +108,32 @@ func TestRetry(t *testing.T) {
 	}
 	if !Retry(syscall.ECONNABORTED, &b) || b != 10*time.Millisecond {
 		t.Errorf("second retry: backoff %v, want 10ms", b)
+	}
+}
+
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	b.Reset(8)
+	r := strings.NewReader("POST / x\r\n\r\nGET")
+	if n, err := b.ReadOnce(r); n != 8 || err != nil || string(b.Bytes()) != "POST / x" {
+		t.Fatalf("ReadOnce: %d %v %q", n, err, b.Bytes())
+	}
+	b.Consume(8)
+	b.SkipCRLF(4)
+	if got := b.Next(); len(got) != 0 {
+		t.Fatalf("Next of an empty buffer: %q", got)
+	}
+	b.Ensure(1)
+	_, _ = b.ReadOnce(r)
+	if got := string(b.Next()); got != "GET" {
+		t.Fatalf("after skipping the CRLFs: %q, want GET", got)
+	}
+	b.Ensure(100)
+	if b.Size() < 100 || string(b.Bytes()) != "GET" {
+		t.Fatalf("Ensure(100): size %d, bytes %q", b.Size(), b.Bytes())
+	}
+	b.Shrink(64, 8)
+	if b.Size() != 8 || string(b.Bytes()) != "GET" {
+		t.Fatalf("Shrink: size %d, bytes %q", b.Size(), b.Bytes())
 	}
 }
