@@ -68,8 +68,9 @@ const idleTimeout = 75 * time.Second
 // (nginx's client_body_timeout).
 const leanBodyTimeout = 60 * time.Second
 
-// leanCallerCheck is how often a request being served looks whether its
-// caller hung up, which ends the request's context as net/http does.
+// leanCallerCheck is how often the engine looks whether the callers of the
+// requests that have run at least this long hung up; a caller gone ends
+// its request's context, as on net/http.
 const leanCallerCheck = 100 * time.Millisecond
 
 // leanEngine serves one listener.
