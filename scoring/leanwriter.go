@@ -123,7 +123,7 @@ func (w *leanWriter) WriteHeader(code int) {
 	if w.calledHeader && w.cwHeader == nil {
 		w.cwHeader = w.clone()
 	}
-	if cl := headerGet(w.handlerHeader, "Content-Length"); cl != "" {
+	if cl := first(w.handlerHeader["Content-Length"]); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
 		if err == nil && v >= 0 {
 			w.contentLength = v
@@ -135,38 +135,38 @@ func (w *leanWriter) WriteHeader(code int) {
 
 // Write implements http.ResponseWriter.
 func (w *leanWriter) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
-	}
-	w.written += int64(len(p))
-	if w.contentLength != -1 && w.written > w.contentLength {
-		return 0, http.ErrContentLength
+	if ok, err := w.admit(len(p)); !ok {
+		return 0, err
 	}
 	return w.bw.Write(p)
 }
 
 // WriteString lets io.WriteString write without a copy to []byte.
 func (w *leanWriter) WriteString(s string) (int, error) {
+	if ok, err := w.admit(len(s)); !ok {
+		return 0, err
+	}
+	return w.bw.WriteString(s)
+}
+
+// admit applies net/http's rules to a write of n body bytes: the header
+// goes first (200 unless set), an empty write writes nothing, and the
+// status and the declared Content-Length bound the body.
+func (w *leanWriter) admit(n int) (bool, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if len(s) == 0 {
-		return 0, nil
+	if n == 0 {
+		return false, nil
 	}
 	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
+		return false, http.ErrBodyNotAllowed
 	}
-	w.written += int64(len(s))
+	w.written += int64(n)
 	if w.contentLength != -1 && w.written > w.contentLength {
-		return 0, http.ErrContentLength
+		return false, http.ErrContentLength
 	}
-	return w.bw.WriteString(s)
+	return true, nil
 }
 
 // FlushError sends what the answer has so far (http.ResponseController's
@@ -323,7 +323,7 @@ func (cw *leanChunkWriter) writeHeader(p []byte) {
 		}
 	}
 
-	te := headerGet(header, "Transfer-Encoding")
+	te := first(header["Transfer-Encoding"])
 	hasTE := te != ""
 
 	if w.handlerDone && !trailers && !hasTE && bodyAllowed(w.status) && !headerHas(header, "Content-Length") {
@@ -331,7 +331,7 @@ func (cw *leanChunkWriter) writeHeader(p []byte) {
 		extra.contentLength = strconv.AppendInt(w.clen[:0], int64(len(p)), 10)
 	}
 	hasCL := w.contentLength != -1
-	if headerGet(header, "Connection") == "close" || !keepAlives {
+	if first(header["Connection"]) == "close" || !keepAlives {
 		w.closeAfterReply = true
 	}
 
@@ -391,8 +391,8 @@ func (cw *leanChunkWriter) writeHeader(p []byte) {
 	if cw.chunking {
 		delHeader("Content-Length")
 	}
-	if w.closeAfterReply && (!keepAlives || !hasToken(headerGet(w.cwHeader, "Connection"), "close")) &&
-		!(w.status == http.StatusSwitchingProtocols && headerGet(header, "Upgrade") != "") {
+	if w.closeAfterReply && (!keepAlives || !hasToken(first(w.cwHeader["Connection"]), "close")) &&
+		!(w.status == http.StatusSwitchingProtocols && first(header["Upgrade"]) != "") {
 		delHeader("Connection")
 		extra.connection = "close"
 	}
@@ -467,15 +467,6 @@ func appendStatusLine(out []byte, code int) []byte {
 	out = append(out, " status code "...)
 	out = append(out, s...)
 	return append(out, "\r\n"...)
-}
-
-// headerGet is http.Header.Get for a canonical key, without the
-// canonicalization.
-func headerGet(h http.Header, key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
 
 func headerHas(h http.Header, key string) bool {
