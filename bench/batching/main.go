@@ -1,14 +1,23 @@
 // Command batching benchmarks request batching in the aksml replica server
-// (aksml-score --max_batch_size): the scikit-learn Ridge model of
-// bench/scoring, served by the same score.py with and without batching (the
-// script defines run and run_batch; run_batch stacks the rows of its
-// inputs and calls predict once), with the same number of Python workers,
-// on loopback, with the load generator in this program.
+// (aksml-score --max_batch_size) on two scikit-learn models, each served by
+// the same score.py with and without batching (the script defines run and
+// run_batch; run_batch stacks the rows of its inputs and calls predict
+// once), with the same number of Python workers, on loopback, with the load
+// generator in this program:
 //
-//	go run ./bench/batching            # full run (3 interleaved rounds of 2 s cells)
-//	go run ./bench/batching -quick     # short run (one round of 1 s cells)
+//   - ridge: bench/scoring's model and request, the Ridge regression of
+//     Azure ML v1's deployment sample (predict takes about 15 µs, less than
+//     the HTTP round trip around it);
 //
-// Three measurements, each batched vs unbatched:
+//   - forest: scikit-learn's RandomForestRegressor at its defaults (100
+//     trees) on the same data and request, a model whose predict call costs
+//     milliseconds whatever the number of rows, the kind batching is for.
+//
+//     go run ./bench/batching                # full run (3 interleaved rounds of 2 s cells per model)
+//     go run ./bench/batching -quick         # short run (one round of 1 s cells)
+//     go run ./bench/batching -model ridge   # one model
+//
+// Three measurements per model, each batched vs unbatched:
 //   - concurrency 32, closed loop: throughput (batch_rps_ratio);
 //   - a fixed open-loop rate both sustain (0.8 × the unbatched maximum):
 //     p99 (batch_p99_ratio, batched ÷ unbatched; ≤ 1 is the goal);
@@ -18,10 +27,13 @@
 //     measured in this cell only): the batch path's own cost, without the
 //     wait.
 //
-// The output ends with one line "RESULT key=value ...".
+// The output ends with one line "RESULT key=value ...": the Ridge model's
+// keys unprefixed (batch_rps_ratio, ...), the forest's with the prefix
+// forest_ (forest_batch_rps_ratio, ...).
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -30,6 +42,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aksml/aksml/bench/internal/benchkit"
@@ -45,9 +58,11 @@ var (
 	duration = flag.Duration("duration", 2*time.Second, "measured time per cell")
 	warmup   = flag.Duration("warmup", 500*time.Millisecond, "unmeasured time before each cell")
 	rounds   = flag.Int("rounds", 3, "interleaved rounds per cell; the best round is kept")
+	model    = flag.String("model", "both", "the model: ridge, forest or both")
 )
 
-// batchScript is bench/scoring's scikit-learn score.py plus run_batch.
+// batchScript is bench/scoring's scikit-learn score.py plus run_batch; it
+// serves either model.
 const batchScript = `import json
 import os
 
@@ -104,7 +119,38 @@ type target struct {
 	srv  benchkit.Server
 }
 
+// forestTrain trains the forest model: scikit-learn's RandomForestRegressor
+// at its defaults on the diabetes data of the Ridge model, saved under the
+// Ridge model's file name (the score.py is the same), with the Ridge
+// model's request (the first two rows) and its expected answer.
+const forestTrain = `import json
+import sys
+
+import joblib
+from sklearn.datasets import load_diabetes
+from sklearn.ensemble import RandomForestRegressor
+
+X, y = load_diabetes(return_X_y=True)
+model = RandomForestRegressor(random_state=0).fit(X, y)
+joblib.dump(model, sys.argv[1])
+json.dump({"data": X[:2].tolist(), "expected": model.predict(X[:2]).tolist()}, open(sys.argv[2], "w"))
+`
+
+// outcome is one model's figures.
+type outcome struct {
+	rps, p99, added, addedP99, added0, rate float64
+}
+
 func run() error {
+	var models []string
+	switch *model {
+	case "both":
+		models = []string{"ridge", "forest"}
+	case "ridge", "forest":
+		models = []string{*model}
+	default:
+		return fmt.Errorf("-model %q: want ridge, forest or both", *model)
+	}
 	dir, err := os.MkdirTemp("", "aksml-bench-batching-")
 	if err != nil {
 		return err
@@ -127,34 +173,106 @@ func run() error {
 	if err := os.WriteFile(filepath.Join(sk.Dir, "score.py"), []byte(batchScript), 0o644); err != nil {
 		return err
 	}
+	fmt.Printf("batching benchmark: scikit-learn, aksml-score with %d Python workers each; batched: --max_batch_size %d --max_batch_delay_ms %d; %v per cell, best of %d round(s), loopback, %d CPUs\n",
+		*workers, *size, delay.Milliseconds(), *duration, *rounds, runtime.NumCPU())
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average before: %s", b)
+	}
+	out := map[string]outcome{}
+	for _, m := range models {
+		sc := sk
+		what := "Ridge regression (bench/scoring's model and request, Azure ML v1's deployment sample)"
+		if m == "forest" {
+			what = "RandomForestRegressor, scikit-learn's defaults (100 trees), the same data and request"
+			if sc, err = trainForest(dir, sk); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("\n%s: %s\n", m, what)
+		o, err := measure(bin, sc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		out[m] = o
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("\nload average after: %s", b)
+	}
 	delayMS := float64(*delay) / float64(time.Millisecond)
+	var result strings.Builder
+	result.WriteString("RESULT")
+	for _, m := range models {
+		o := out[m]
+		fmt.Printf("\n%s, batched ÷ unbatched: throughput at concurrency %d %.2f× (goal ≥ 3), p99 at %.0f req/s %.2f× (goal ≤ 1)\n", m, *conc, o.rps, o.rate, o.p99)
+		fmt.Printf("%s, latency added at concurrency 1: p50 %+.2f ms, p99 %+.2f ms (goal ≤ max_batch_delay %.0f ms); with max_batch_delay 0: p50 %+.2f ms\n", m, o.added, o.addedP99, delayMS, o.added0)
+		prefix := ""
+		if m == "forest" {
+			prefix = "forest_"
+		}
+		fmt.Fprintf(&result, " %[1]sbatch_rps_ratio=%.2[2]f %[1]sbatch_p99_ratio=%.2[3]f %[1]sc1_added_ms=%.2[4]f %[1]sc1_added_p99_ms=%.2[5]f %[1]sc1_added_ms_delay0=%.2[6]f %[1]srate_rps=%.0[7]f",
+			prefix, o.rps, o.p99, o.added, o.addedP99, o.added0, o.rate)
+	}
+	fmt.Printf("%s max_batch_delay_ms=%.0f max_batch_size=%d\n", result.String(), delayMS, *size)
+	return nil
+}
+
+// trainForest trains the forest model into its own model directory and
+// returns sk (the batching score.py) serving it, with its request and
+// answer.
+func trainForest(dir string, sk benchkit.Script) (benchkit.Script, error) {
+	sc := sk
+	sc.ModelDir = filepath.Join(dir, "azureml-models", "forest", "1")
+	if err := os.MkdirAll(sc.ModelDir, 0o755); err != nil {
+		return sc, err
+	}
+	train := filepath.Join(dir, "train_forest.py")
+	if err := os.WriteFile(train, []byte(forestTrain), 0o644); err != nil {
+		return sc, err
+	}
+	sample := filepath.Join(dir, "forest_sample.json")
+	if out, err := exec.Command(*python, train, filepath.Join(sc.ModelDir, "sklearn_regression_model.pkl"), sample).CombinedOutput(); err != nil {
+		return sc, fmt.Errorf("training the forest model (needs python3-sklearn): %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(sample)
+	if err != nil {
+		return sc, err
+	}
+	var s struct {
+		Data     [][]float64 `json:"data"`
+		Expected []float64   `json:"expected"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return sc, err
+	}
+	sc.Body, _ = json.Marshal(map[string]any{"data": s.Data})
+	sc.Want, _ = json.Marshal(s.Expected)
+	return sc, nil
+}
+
+// measure runs the three cells on sk, unbatched and batched.
+func measure(bin string, sk benchkit.Script) (outcome, error) {
 	unb, err := start("unbatched", bin, sk, nil)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	defer unb.srv.Stop()
 	bat, err := start("batched", bin, sk, []string{"--max_batch_size", strconv.Itoa(*size), "--max_batch_delay_ms", strconv.Itoa(int(delay.Milliseconds()))})
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	defer bat.srv.Stop()
 	bat0, err := start("batched-0", bin, sk, []string{"--max_batch_size", strconv.Itoa(*size), "--max_batch_delay_ms", "0"})
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	defer bat0.srv.Stop()
 	targets := []target{unb, bat}
 	for _, t := range []target{unb, bat, bat0} {
 		if err := benchkit.Check("http://"+t.srv.Addr+"/score", sk.Body, sk.Want); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return outcome{}, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	fmt.Printf("batching benchmark: scikit-learn Ridge (bench/scoring's model and request), aksml-score with %d Python workers each; batched: --max_batch_size %d --max_batch_delay_ms %d; %v per cell, best of %d round(s), loopback, %d CPUs\n",
-		*workers, *size, delay.Milliseconds(), *duration, *rounds, runtime.NumCPU())
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Printf("load average before: %s", b)
-	}
-	fmt.Printf("\n%-26s %-10s %10s %10s %10s %12s %7s\n", "load", "server", "req/s", "p50", "p99", "server CPU/req", "errors")
+	fmt.Printf("%-26s %-10s %10s %10s %10s %12s %7s\n", "load", "server", "req/s", "p50", "p99", "server CPU/req", "errors")
 
 	best := func(targets []target, measure func(t target) benchkit.Cell, better func(a, b benchkit.Cell) bool) map[string]benchkit.Cell {
 		out := map[string]benchkit.Cell{}
@@ -195,18 +313,14 @@ func run() error {
 	}, lowerP50)
 	show(c1targets, "closed, concurrency 1", c1)
 
-	rps := cmax["batched"].RPS / cmax["unbatched"].RPS
-	p99 := float64(fixed["batched"].P99) / float64(fixed["unbatched"].P99)
-	added := float64(c1["batched"].P50-c1["unbatched"].P50) / float64(time.Millisecond)
-	addedP99 := float64(c1["batched"].P99-c1["unbatched"].P99) / float64(time.Millisecond)
-	added0 := float64(c1["batched-0"].P50-c1["unbatched"].P50) / float64(time.Millisecond)
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Printf("\nload average after: %s", b)
-	}
-	fmt.Printf("\nbatched ÷ unbatched: throughput at concurrency %d %.2f× (goal ≥ 3), p99 at %.0f req/s %.2f× (goal ≤ 1)\n", *conc, rps, rate, p99)
-	fmt.Printf("latency added at concurrency 1: p50 %+.2f ms, p99 %+.2f ms (goal ≤ max_batch_delay %.0f ms); with max_batch_delay 0: p50 %+.2f ms\n", added, addedP99, delayMS, added0)
-	fmt.Printf("RESULT batch_rps_ratio=%.2f batch_p99_ratio=%.2f c1_added_ms=%.2f c1_added_p99_ms=%.2f c1_added_ms_delay0=%.2f max_batch_delay_ms=%.0f rate_rps=%.0f max_batch_size=%d\n", rps, p99, added, addedP99, added0, delayMS, rate, *size)
-	return nil
+	return outcome{
+		rps:      cmax["batched"].RPS / cmax["unbatched"].RPS,
+		p99:      float64(fixed["batched"].P99) / float64(fixed["unbatched"].P99),
+		added:    float64(c1["batched"].P50-c1["unbatched"].P50) / float64(time.Millisecond),
+		addedP99: float64(c1["batched"].P99-c1["unbatched"].P99) / float64(time.Millisecond),
+		added0:   float64(c1["batched-0"].P50-c1["unbatched"].P50) / float64(time.Millisecond),
+		rate:     rate,
+	}, nil
 }
 
 func start(name, bin string, sc benchkit.Script, extra []string) (target, error) {
