@@ -4,18 +4,18 @@
 // run_batch; run_batch stacks the rows of its inputs and calls predict
 // once), with the same number of Python workers, on loopback, with the load
 // generator in this program:
-//
 //   - ridge: bench/scoring's model and request, the Ridge regression of
 //     Azure ML v1's deployment sample (predict takes about 15 µs, less than
 //     the HTTP round trip around it);
-//
 //   - forest: scikit-learn's RandomForestRegressor at its defaults (100
 //     trees) on the same data and request, a model whose predict call costs
 //     milliseconds whatever the number of rows, the kind batching is for.
 //
-//     go run ./bench/batching                # full run (3 interleaved rounds of 2 s cells per model)
-//     go run ./bench/batching -quick         # short run (one round of 1 s cells)
-//     go run ./bench/batching -model ridge   # one model
+// Run it from the repository:
+//
+//	go run ./bench/batching                # full run (3 interleaved rounds of 2 s cells per model)
+//	go run ./bench/batching -quick         # short run (one round of 1 s cells)
+//	go run ./bench/batching -model ridge   # one model
 //
 // Three measurements per model, each batched vs unbatched:
 //   - concurrency 32, closed loop: throughput (batch_rps_ratio);
