@@ -258,23 +258,31 @@ class _Tee(object):
 
 _tel_fd = -1
 _builtin_print = None
+_out = _err = None  # the worker's own stdout and stderr, set by _main
 
 
 def _print(*args, sep=" ", end="\n", file=None, flush=False):
-    """print, with telemetry on: to one of the capturing streams, the line
-    goes in one write (the built-in print writes each argument, separator
-    and end apart, and each write enters the capture); anything else is
-    the built-in print's."""
+    """print: to the worker's stdout or stderr (the replica log), the line
+    goes in one write, and with telemetry on it enters the capture once;
+    the built-in print writes each argument, separator and end apart, a
+    system call each on the unbuffered streams. Anything else is the
+    built-in print's."""
     if file is None:
         file = sys.stdout
-    if type(file) is not _Tee or (sep is not None and type(sep) is not str) or \
-            (end is not None and type(end) is not str):
+    tee = type(file) is _Tee
+    if (not tee and file is not _out and file is not _err) or \
+            (sep is not None and type(sep) is not str) or (end is not None and type(end) is not str):
         return _builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
     if sep is None:
         sep = " "
     if end is None:
         end = "\n"
     s = sep.join(map(str, args)) + end
+    if not tee:
+        file.write(s)
+        if flush:
+            file.flush()
+        return
     # _Tee.write, inline.
     file._write(s)
     c = _cap
@@ -830,7 +838,7 @@ def _main(config):
     sys.meta_path.append(_ShimFinder(cfg["shims"]))
     # With telemetry on, what the script prints during a request is
     # captured as it goes to the log (fd 5 carries it to the server).
-    global _tel_fd
+    global _tel_fd, _out, _err, _builtin_print
     _tel_fd = _side_fd()
     if _tel_fd >= 0:
         try:
@@ -839,10 +847,11 @@ def _main(config):
             pass
         sys.stdout = _Tee(sys.stdout, "stdout")
         sys.stderr = _Tee(sys.stderr, "stderr")
-        import builtins
-        global _builtin_print
-        _builtin_print = builtins.print
-        builtins.print = _print
+    # print writes a line to the log in one piece (see _print).
+    _out, _err = sys.stdout, sys.stderr
+    import builtins
+    _builtin_print = builtins.print
+    builtins.print = _print
     # As in azmlinfsrv under gunicorn: the app root (the working directory)
     # first, then the interpreter's own entries, then the source directory;
     # the entry script's directory comes last so a sibling module imports.
