@@ -33,7 +33,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -233,20 +232,9 @@ func trainForest(dir string, sk benchkit.Script) (benchkit.Script, error) {
 	if out, err := exec.Command(*python, train, filepath.Join(sc.ModelDir, "sklearn_regression_model.pkl"), sample).CombinedOutput(); err != nil {
 		return sc, fmt.Errorf("training the forest model (needs python3-sklearn): %v\n%s", err, out)
 	}
-	b, err := os.ReadFile(sample)
-	if err != nil {
-		return sc, err
-	}
-	var s struct {
-		Data     [][]float64 `json:"data"`
-		Expected []float64   `json:"expected"`
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return sc, err
-	}
-	sc.Body, _ = json.Marshal(map[string]any{"data": s.Data})
-	sc.Want, _ = json.Marshal(s.Expected)
-	return sc, nil
+	var err error
+	sc.Body, sc.Want, err = benchkit.ReadSample(sample)
+	return sc, err
 }
 
 // measure runs the three cells on sk, unbatched and batched.

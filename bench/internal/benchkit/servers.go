@@ -146,24 +146,35 @@ func setupScripts(dir, python string) ([]Script, error) {
 	if out, err := exec.Command(python, filepath.Join(dir, "train.py"), filepath.Join(modelDir, "sklearn_regression_model.pkl"), sample).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("training the sklearn model (needs python3-sklearn): %v\n%s", err, out)
 	}
-	var skSample struct {
-		Data     [][]float64 `json:"data"`
-		Expected []float64   `json:"expected"`
-	}
-	b, err := os.ReadFile(sample)
+	skBody, skWant, err := ReadSample(sample)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &skSample); err != nil {
-		return nil, err
-	}
-	skBody, _ := json.Marshal(map[string]any{"data": skSample.Data})
-	skWant, _ := json.Marshal(skSample.Expected)
 	echoBody := []byte(`{"data": [[1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5, 10.5]], "id": "request-0001"}`)
 	return []Script{
 		{Name: "echo", Dir: filepath.Join(dir, "echo"), Body: echoBody, Want: echoBody},
 		{Name: "sklearn", Dir: filepath.Join(dir, "sklearn"), ModelDir: modelDir, Body: skBody, Want: skWant},
 	}, nil
+}
+
+// ReadSample reads the sample a training script writes ({"data": rows,
+// "expected": predictions}) and returns the scoring request's body
+// ({"data": rows}) and the JSON answer expected for it.
+func ReadSample(path string) (body, want []byte, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var s struct {
+		Data     [][]float64 `json:"data"`
+		Expected []float64   `json:"expected"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	body, _ = json.Marshal(map[string]any{"data": s.Data})
+	want, _ = json.Marshal(s.Expected)
+	return body, want, nil
 }
 
 // buildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir.
