@@ -67,6 +67,7 @@ func BenchmarkCaptureGoSide(b *testing.B) {
 		b.Fatal(err)
 	}
 	inputs, predictions, prints := captureFrames(b)
+	held := []sideFrame{{kindRecord, inputs}, {kindRecord, predictions}, {kindPrints, prints}}
 	b.ReportAllocs()
 	cpu := cpuNow(b)
 	b.ResetTimer()
@@ -76,12 +77,9 @@ func BenchmarkCaptureGoSide(b *testing.B) {
 		for s.dc.q.len() > s.dc.q.limit/2 || s.tel.q.len() > s.tel.q.limit/2 {
 			time.Sleep(100 * time.Microsecond)
 		}
-		s.takeSide(kindRecord, inputs)
-		s.takeSide(kindRecord, predictions)
-		s.takeSide(kindPrints, prints)
+		s.takeSides(held)
 		start := time.Now()
-		s.tel.offer(TelemetryRecord{Kind: TelemetryRequest, Time: start, Duration: time.Since(start), Status: 200,
-			Method: "POST", Path: "/score", RequestID: "61affa82-ac0d-4e0a-8dc9-b175a70cfdf2"})
+		s.tel.offerRequest(start, time.Since(start), 200, "POST", "/score", "61affa82-ac0d-4e0a-8dc9-b175a70cfdf2", "", traceContext{})
 	}
 	s.dc.close()
 	s.tel.close()

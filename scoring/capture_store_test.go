@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,80 +218,110 @@ func TestDataCollectionCloseClosesTheStoresFiles(t *testing.T) {
 	}
 }
 
-// The buffer between the request path and a writer: records in order
-// across the ring's wrap and growth, a full queue refuses, a closed one
-// refuses and tells so, and the writer takes what is left after close.
-func TestCaptureQueue(t *testing.T) {
+// The buffer between the request path and a writer: entries in order and
+// whole across swaps, a full log refuses, a closed one refuses and tells
+// so, and the writer takes what is left after close.
+func TestCaptureLog(t *testing.T) {
 	const limit = 1000
-	q := newCaptureQueue[int](limit)
-	put := func(v int) (ok, closed bool) {
+	q := newCaptureLog(limit)
+	// put adds an entry of k records holding the number v, k times.
+	put := func(v, k int) (ok, closed bool) {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.putLocked(&v)
-	}
-	next, want := 0, 0
-	var got []int
-	for round := range 20 {
-		// Fill partly (or fully), then take part of it.
-		for range 37 * round {
-			if ok, _ := put(next); ok {
-				next++
-			} else if q.len() != limit {
-				t.Fatalf("refused at %d waiting", q.len())
+		if ok, closed = q.roomLocked(k); ok {
+			at := q.beginLocked()
+			for range k {
+				q.buf = binary.BigEndian.AppendUint32(q.buf, uint32(v))
 			}
+			q.endLocked(at, k)
 		}
-		got = q.take(got[:0], 11*round+1)
-		for _, v := range got {
-			if v != want {
-				t.Fatalf("took %d, want %d", v, want)
+		return ok, closed
+	}
+	// take checks the entries waiting and returns the next number wanted.
+	take := func(want int) int {
+		entries, n := q.take()
+		got := 0
+		for len(entries) > 0 {
+			var e []byte
+			e, entries = nextEntry(entries)
+			k := len(e) / 4
+			for i := range k {
+				if v := int(binary.BigEndian.Uint32(e[4*i:])); v != want || k != want%3+1 {
+					t.Fatalf("entry of %d records holds %d, want %d records of %d", k, v, want%3+1, want)
+				}
 			}
+			got += k
 			want++
 		}
-		if q.len() != next-want || q.len() > limit {
-			t.Fatalf("%d waiting, want %d", q.len(), next-want)
+		if got != n {
+			t.Fatalf("took %d records, counted %d", got, n)
+		}
+		return want
+	}
+	next, want := 0, 0
+	for round := range 20 {
+		for range 37 * round {
+			if ok, _ := put(next, next%3+1); ok {
+				next++
+			} else if q.len()+next%3+1 <= limit {
+				t.Fatalf("refused %d records at %d waiting", next%3+1, q.len())
+			} else {
+				break
+			}
+		}
+		want = take(want)
+		if q.len() != 0 || want != next {
+			t.Fatalf("%d waiting after a take; took up to %d of %d", q.len(), want, next)
 		}
 	}
-	for q.len() < limit {
-		put(next)
+	for {
+		if ok, _ := put(next, next%3+1); !ok {
+			break
+		}
 		next++
 	}
-	if ok, closed := put(-1); ok || closed {
-		t.Fatalf("a full queue: ok %v, closed %v", ok, closed)
+	if q.len() > limit || q.len() < limit-2 {
+		t.Fatalf("%d waiting in a full log of %d", q.len(), limit)
+	}
+	if ok, closed := put(0, limit); ok || closed {
+		t.Fatalf("a full log: ok %v, closed %v", ok, closed)
 	}
 	if !q.close() || q.close() {
 		t.Fatal("close: want true once, then false")
 	}
-	if ok, closed := put(-1); ok || !closed {
-		t.Fatalf("a closed queue: ok %v, closed %v", ok, closed)
+	if ok, closed := put(0, 1); ok || !closed {
+		t.Fatalf("a closed log: ok %v, closed %v", ok, closed)
 	}
-	var v int
-	for q.first(&v) {
-		if v != want {
-			t.Fatalf("took %d, want %d", v, want)
-		}
-		want++
+	if !q.wait() {
+		t.Fatal("wait: false with records waiting after close")
 	}
-	if want != next {
+	if want = take(want); want != next {
 		t.Fatalf("took up to %d, want %d", want, next)
+	}
+	if q.wait() {
+		t.Fatal("wait: true on a closed, empty log")
 	}
 }
 
-// The writer sleeps while the queue is empty and wakes for a record, and
+// The writer sleeps while the log is empty and wakes for a record, and
 // for close.
-func TestCaptureQueueWakesTheWriter(t *testing.T) {
-	q := newCaptureQueue[int](4)
-	got := make(chan int)
+func TestCaptureLogWakesTheWriter(t *testing.T) {
+	q := newCaptureLog(4)
+	got := make(chan byte)
 	go func() {
-		var v int
-		for q.first(&v) {
-			got <- v
+		for q.wait() {
+			entries, _ := q.take()
+			e, _ := nextEntry(entries)
+			got <- e[0]
 		}
 		close(got)
 	}()
-	for i := range 3 {
+	for i := range byte(3) {
 		time.Sleep(time.Millisecond)
 		q.mu.Lock()
-		q.putLocked(&i)
+		at := q.beginLocked()
+		q.buf = append(q.buf, i)
+		q.endLocked(at, 1)
 		q.mu.Unlock()
 		if v := <-got; v != i {
 			t.Fatalf("took %d, want %d", v, i)
@@ -300,4 +331,11 @@ func TestCaptureQueueWakesTheWriter(t *testing.T) {
 	if _, ok := <-got; ok {
 		t.Fatal("the writer took a record after close")
 	}
+}
+
+// takeRecords takes the records waiting in t's buffer, as the exporter
+// makes them.
+func (t *telemetry) takeRecords() []TelemetryRecord {
+	entries, _ := t.q.take()
+	return t.records(nil, entries)
 }

@@ -236,9 +236,9 @@ func (s *Server) DataCollectionStats() DataCollectionStats {
 	return s.dc.stats()
 }
 
-// dcRecord is one collected record: its file, the file's header and its
-// values (marshal data, see appendDCRows), written as CSV rows by the
-// writer.
+// dcRecord is a record ready for the store: its file, the file's CSV
+// header and the record's values (marshal data, see appendDCRows), written
+// as CSV rows by the writer.
 type dcRecord struct {
 	name   string
 	header []byte
@@ -249,7 +249,7 @@ type dcRecord struct {
 type collector struct {
 	cfg  *DataCollection
 	srv  *Server
-	q    *captureQueue[dcRecord]
+	q    *captureLog
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
@@ -257,13 +257,12 @@ type collector struct {
 	// lingering.
 	closing chan struct{}
 
-	// targets, recent and slab are under q.mu.
+	// targets, recent and next are the writer's.
 	targets map[string]*dcTarget
 	// recent are the targets of the last records, looked at before the
 	// map (a replica's collectors take turns: inputs, predictions).
 	recent [2]*dcTarget
-	next   int    // the entry of recent replaced next
-	slab   []byte // where records' values are copied
+	next   int // the entry of recent replaced next
 
 	collected, written, dropped, failed atomic.Int64
 }
@@ -273,7 +272,7 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cfg: cfg, srv: s, q: newCaptureQueue[dcRecord](cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
+	c := &collector{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
 	go c.write()
 	return c
@@ -284,16 +283,16 @@ func (c *collector) stats() DataCollectionStats {
 		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
 }
 
-// dcBatch bounds the records the writer takes from the buffer at once. It
-// takes only what was waiting when the batch began (records that arrive
-// meanwhile wait for the next), so the replica holds at most Buffer +
-// min(Buffer+1, dcBatch) records: the buffer and one batch in the store's
-// hands.
+// dcBatch is how many records the writer waits for, at most captureLinger
+// after the first arrived, before it writes a batch. It takes every record
+// waiting then (at most Buffer), so the replica holds at most 2 × Buffer
+// records: the buffer and one batch in the store's hands.
 const dcBatch = 256
 
 // write drains the buffer into the store, grouping what is waiting by file
 // and lingering for a batch to fill (see captureLinger): one Append per file
-// and batch.
+// and batch. The records are parsed and their rows formatted here, off the
+// request path.
 func (c *collector) write() {
 	defer close(c.done)
 	type pending struct {
@@ -310,10 +309,9 @@ func (c *collector) write() {
 	var spare [][]byte
 	batch := map[string]*pending{}
 	var order []*pending
-	taken := make([]dcRecord, 1, dcBatch)
-	for c.q.first(&taken[0]) {
-		gather(c.q.len(), dcBatch-1, timer, c.closing)
-		taken = c.q.take(taken, dcBatch-1)
+	for c.q.wait() {
+		gather(c.q.len(), dcBatch, timer, c.closing)
+		entries, _ := c.q.take()
 		for _, p := range order {
 			spare = append(spare, p.rows[:0])
 		}
@@ -322,7 +320,15 @@ func (c *collector) write() {
 		// The files of the last two records, looked at before the map (a
 		// replica's collectors take turns: inputs, predictions).
 		var hot [2]*pending
-		for _, r := range taken {
+		for len(entries) > 0 {
+			var e []byte
+			e, entries = nextEntry(entries)
+			r, err := c.record(e[8:], int64(binary.BigEndian.Uint64(e)))
+			if err != nil {
+				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+				c.failed.Add(1)
+				continue
+			}
 			var p *pending
 			switch {
 			case hot[0] != nil && hot[0].name == r.name:
@@ -341,7 +347,6 @@ func (c *collector) write() {
 				}
 				hot[0], hot[1] = p, hot[0]
 			}
-			// The rows are formatted here, off the request path.
 			rows, err := dec.appendRows(p.rows, r.values)
 			if err != nil {
 				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
@@ -351,8 +356,6 @@ func (c *collector) write() {
 			p.rows = rows
 			p.n++
 		}
-		clear(taken) // let the slabs go
-		taken = taken[:1]
 		for _, p := range order {
 			if p.n == 0 {
 				continue
@@ -375,35 +378,33 @@ func (c *collector) write() {
 	}
 }
 
-// offer takes one record frame payload from a worker without ever waiting.
-func (c *collector) offer(payload []byte) {
-	c.collected.Add(1)
-	now := c.srv.cfg.Clock.Now().Unix()
+// offer takes the D frames among frames from a worker, which arrived at now,
+// without ever waiting: their payloads are copied to the buffer as they
+// came, under one lock, for the writer to parse.
+func (c *collector) offer(frames []sideFrame, now time.Time) {
+	sec := now.Unix()
+	var dropped int64
+	closed := false
 	c.q.mu.Lock()
-	rec, err := c.record(payload, now)
-	if err != nil {
-		c.q.mu.Unlock()
-		c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
-		c.failed.Add(1)
-		return
-	}
-	if c.q.roomLocked() {
-		// The values are copied to a slab the records share (one
-		// allocation per dcSlab bytes of records, not one per record); a
-		// slab is freed once its records are written.
-		if cap(c.slab)-len(c.slab) < len(rec.values) {
-			c.slab = make([]byte, 0, max(dcSlab, len(rec.values)))
+	for _, f := range frames {
+		if f.kind != kindRecord {
+			continue
 		}
-		at := len(c.slab)
-		c.slab = append(c.slab, rec.values...)
-		rec.values = c.slab[at:len(c.slab):len(c.slab)]
+		c.collected.Add(1)
+		ok, cl := c.q.roomLocked(1)
+		if !ok {
+			dropped++
+			closed = cl
+			continue
+		}
+		at := c.q.beginLocked()
+		c.q.buf = binary.BigEndian.AppendUint64(c.q.buf, uint64(sec))
+		c.q.buf = append(c.q.buf, f.payload...)
+		c.q.endLocked(at, 1)
 	}
-	ok, closed := c.q.putLocked(&rec)
 	c.q.mu.Unlock()
-	if !ok {
-		if c.dropped.Add(1) == 1 && !closed {
-			c.srv.event(slog.LevelWarn, fmt.Sprintf("data collection: the buffer of %d records is full; records are dropped (and counted) until the store catches up", c.cfg.Buffer))
-		}
+	if dropped > 0 && c.dropped.Add(dropped) == dropped && !closed {
+		c.srv.event(slog.LevelWarn, fmt.Sprintf("data collection: the buffer of %d records is full; records are dropped (and counted) until the store catches up", c.cfg.Buffer))
 	}
 }
 
@@ -427,7 +428,7 @@ type dcTarget struct {
 	header       []byte
 	err          error
 	// name is the file of the day (UTC) that starts at from (Unix
-	// seconds); set under the collector's q.mu.
+	// seconds); the writer's.
 	name string
 	from int64
 }
@@ -440,8 +441,8 @@ const maxTargets = 1024
 // <workspace>/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/
 // <collection>.csv, the date that of the server's clock (UTC) when the
 // record arrived. A collector sends the same metadata with every record:
-// it is parsed once. The record's values are those of payload. The caller
-// holds c.q.mu.
+// it is parsed once. The record's values are those of payload. Only the
+// writer calls it.
 func (c *collector) record(payload []byte, now int64) (dcRecord, error) {
 	if len(payload) < 4 {
 		return dcRecord{}, fmt.Errorf("%w: payload of %d bytes has no metadata length", errProtocol, len(payload))
@@ -482,9 +483,6 @@ func (c *collector) record(payload []byte, now int64) (dcRecord, error) {
 }
 
 const secondsPerDay = 24 * 60 * 60
-
-// dcSlab is the size of the slabs records' values are copied to.
-const dcSlab = 64 << 10
 
 // target parses a collector's metadata.
 func (c *collector) target(meta []byte) *dcTarget {
@@ -609,11 +607,7 @@ func (s *Server) checkSide(kind byte, size uint32) error {
 // takeSide hands a D or L frame (checked by checkSide) to the collector or
 // telemetry; payload is not kept.
 func (s *Server) takeSide(kind byte, payload []byte) {
-	if kind == kindRecord {
-		s.dc.offer(payload)
-	} else {
-		s.tel.offerPrints(payload)
-	}
+	s.takeSides([]sideFrame{{kind, payload}})
 }
 
 // close stops taking records, lets the store write what is buffered for at

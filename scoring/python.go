@@ -1240,8 +1240,19 @@ func (p *pyPool) readReplyHeld(r io.Reader, buf, pre []byte, held []sideFrame) (
 
 // takeSides hands held D and L frames to the collector and telemetry.
 func (s *Server) takeSides(held []sideFrame) {
-	for _, f := range held {
-		s.takeSide(f.kind, f.payload)
+	if len(held) == 0 {
+		return
+	}
+	now := s.cfg.Clock.Now()
+	if s.dc != nil {
+		s.dc.offer(held, now)
+	}
+	if s.tel != nil {
+		for _, f := range held {
+			if f.kind == kindPrints {
+				s.tel.offerPrints(f.payload, now)
+			}
+		}
 	}
 }
 

@@ -24,11 +24,6 @@ import (
 // its sink sends them.
 const DefaultTelemetryBuffer = 10000
 
-// telemetryBatch bounds the records handed to a sink at once. The exporter
-// takes only what was waiting when the batch began, so the replica holds at
-// most Buffer + min(Buffer+1, telemetryBatch) records.
-const telemetryBatch = 512
-
 // captureLinger is how long a replica's background writers (telemetry's
 // exporter, data collection's writer) wait, once a record has arrived, for
 // more to join it before they hand a batch to the sink or the store (unless
@@ -51,143 +46,6 @@ func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
 	case <-stop:
 		t.Stop()
 	}
-}
-
-// captureQueue is the bounded buffer between the request path and a
-// background writer (telemetry's exporter, data collection's writer): a
-// ring of at most limit records under one mutex. A record is put without
-// waiting (a full queue refuses it); the writer is woken only when a
-// record arrives in an empty queue (or the queue closes), and it takes
-// the records of a batch together, under one lock.
-type captureQueue[T any] struct {
-	mu     sync.Mutex
-	ring   []T // grown up to limit as records wait
-	head   int
-	n      int
-	limit  int
-	closed bool
-	// wake holds a token when a record arrived in an empty queue, or the
-	// queue closed, since the writer last looked.
-	wake chan struct{}
-}
-
-// captureQueueStart is the ring's first size; it doubles, up to the
-// queue's limit, when records wait in a full ring.
-const captureQueueStart = 256
-
-func newCaptureQueue[T any](limit int) *captureQueue[T] {
-	return &captureQueue[T]{limit: limit, ring: make([]T, min(limit, captureQueueStart)), wake: make(chan struct{}, 1)}
-}
-
-// put adds v unless the queue is full or closed; closed tells which. The
-// caller holds q.mu.
-func (q *captureQueue[T]) putLocked(v *T) (ok, closed bool) {
-	switch {
-	case q.closed:
-		return false, true
-	case q.n == len(q.ring):
-		if q.n >= q.limit {
-			return false, false
-		}
-		q.grow()
-	}
-	i := q.head + q.n
-	if i >= len(q.ring) {
-		i -= len(q.ring)
-	}
-	q.ring[i] = *v
-	q.n++
-	if q.n == 1 {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
-	return true, false
-}
-
-// grow doubles the ring (up to the limit), its records first.
-func (q *captureQueue[T]) grow() {
-	ring := make([]T, min(q.limit, 2*len(q.ring)))
-	k := copy(ring, q.ring[q.head:min(q.head+q.n, len(q.ring))])
-	copy(ring[k:], q.ring[:q.n-k])
-	q.ring, q.head = ring, 0
-}
-
-// roomLocked tells whether a record would be put. The caller holds q.mu.
-func (q *captureQueue[T]) roomLocked() bool {
-	return !q.closed && (q.n < len(q.ring) || q.n < q.limit)
-}
-
-// len is the number of records waiting.
-func (q *captureQueue[T]) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
-
-// first waits for a record and takes it; false once the queue is closed
-// and empty.
-func (q *captureQueue[T]) first(v *T) bool {
-	for {
-		q.mu.Lock()
-		if q.n > 0 {
-			q.takeLocked(v)
-			q.mu.Unlock()
-			return true
-		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return false
-		}
-		<-q.wake
-	}
-}
-
-func (q *captureQueue[T]) takeLocked(v *T) {
-	var zero T
-	*v, q.ring[q.head] = q.ring[q.head], zero
-	q.head++
-	if q.head == len(q.ring) {
-		q.head = 0
-	}
-	q.n--
-}
-
-// take appends at most max of the records waiting to dst.
-func (q *captureQueue[T]) take(dst []T, max int) []T {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for max > 0 && q.n > 0 {
-		k := min(max, q.n, len(q.ring)-q.head)
-		part := q.ring[q.head : q.head+k]
-		dst = append(dst, part...)
-		clear(part) // let what the records hold go
-		q.head += k
-		if q.head == len(q.ring) {
-			q.head = 0
-		}
-		q.n -= k
-		max -= k
-	}
-	return dst
-}
-
-// close refuses records from now on and wakes the writer; false if the
-// queue was closed already.
-func (q *captureQueue[T]) close() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return false
-	}
-	q.closed = true
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
 }
 
 // telemetryClose bounds how long Close lets the sink send what is still
@@ -309,7 +167,7 @@ func (s *Server) TelemetryStats() TelemetryStats {
 type telemetry struct {
 	cfg  *Telemetry
 	srv  *Server
-	q    *captureQueue[TelemetryRecord]
+	q    *captureLog
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
@@ -329,7 +187,7 @@ type telemetry struct {
 
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &telemetry{cfg: cfg, srv: s, q: newCaptureQueue[TelemetryRecord](cfg.Buffer), ctx: ctx, stop: cancel,
+	t := &telemetry{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
 	go t.export()
 	return t
@@ -339,34 +197,88 @@ func (t *telemetry) stats() TelemetryStats {
 	return TelemetryStats{Recorded: t.recorded.Load(), Sent: t.sent.Load(), Dropped: t.dropped.Load(), Failed: t.failed.Load()}
 }
 
-// offer takes one record without ever waiting.
-func (t *telemetry) offer(rec TelemetryRecord) {
+// The kinds of the telemetry log's entries.
+const (
+	// A request: its start (Unix ns), a flag byte (1: the start's zone is
+	// UTC), its duration (ns), its status (4 bytes), then its method,
+	// path, request id, client request id, trace id and parent span id,
+	// each a uvarint length and the bytes.
+	telEntryRequest = 'R'
+	// An L frame: when it arrived (Unix ns), the flag byte, its request's
+	// trace id and parent span id (as above), then the frame's payload.
+	telEntryPrints = 'L'
+)
+
+// telString appends a uvarint length and s.
+func telString[S string | []byte](b []byte, s S) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// telTime appends t as Unix nanoseconds and the zone flag.
+func telTime(b []byte, t time.Time) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
+	if t.Location() == time.UTC {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// offerRequest takes a request's record without ever waiting: its fields
+// are copied to the buffer, the record is made by the exporter.
+func (t *telemetry) offerRequest(start time.Time, d time.Duration, status int, method, path, id, client string, tc traceContext) {
 	t.recorded.Add(1)
-	rec.Service, rec.Version, rec.Replica = t.cfg.Service, t.cfg.Version, t.cfg.Replica
 	t.q.mu.Lock()
-	ok, closed := t.q.putLocked(&rec)
+	ok, closed := t.q.roomLocked(1)
+	if ok {
+		at := t.q.beginLocked()
+		b := append(t.q.buf, telEntryRequest)
+		b = telTime(b, start)
+		b = binary.BigEndian.AppendUint64(b, uint64(d))
+		b = binary.BigEndian.AppendUint32(b, uint32(int32(status)))
+		b = telString(b, method)
+		b = telString(b, path)
+		b = telString(b, id)
+		b = telString(b, client)
+		b = telString(b, tc.traceID)
+		t.q.buf = telString(b, tc.parentID)
+		t.q.endLocked(at, 1)
+	}
 	t.q.mu.Unlock()
 	if !ok {
-		if t.dropped.Add(1) == 1 && !closed {
-			t.srv.event(slog.LevelWarn, fmt.Sprintf("telemetry: the buffer of %d records is full; records are dropped (and counted) until the sink catches up", t.cfg.Buffer))
-		}
+		t.dropped1(closed, 1)
 	}
 }
 
+// dropped1 counts n records dropped, and warns on the first.
+func (t *telemetry) dropped1(closed bool, n int64) {
+	if t.dropped.Add(n) == n && !closed {
+		t.srv.event(slog.LevelWarn, fmt.Sprintf("telemetry: the buffer of %d records is full; records are dropped (and counted) until the sink catches up", t.cfg.Buffer))
+	}
+}
+
+// telBatch is how many records the exporter waits for, at most
+// captureLinger after the first arrived, before it exports a batch. It
+// takes every record waiting then (at most Buffer), so the replica holds at
+// most 2 × Buffer records.
+const telBatch = 512
+
 // export drains the buffer into the sink in batches, lingering for a
-// batch to fill (see captureLinger).
+// batch to fill (see captureLinger). The records are made here, off the
+// request path: their strings are substrings of one copy of the batch's
+// entries.
 func (t *telemetry) export() {
 	defer close(t.done)
-	batch := make([]TelemetryRecord, 0, telemetryBatch)
+	var batch []TelemetryRecord
 	var failures int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	batch = batch[:1]
-	for t.q.first(&batch[0]) {
-		gather(t.q.len(), telemetryBatch-1, timer, t.closing)
-		batch = t.q.take(batch, telemetryBatch-1)
+	for t.q.wait() {
+		gather(t.q.len(), telBatch, timer, t.closing)
+		entries, _ := t.q.take()
+		batch = t.records(batch[:0], entries)
 		n := int64(len(batch))
 		switch {
+		case n == 0:
 		case t.ctx.Err() != nil:
 			t.dropped.Add(n)
 		default:
@@ -390,8 +302,71 @@ func (t *telemetry) export() {
 			t.sent.Add(n)
 		}
 		clear(batch) // let the strings go
-		batch = batch[:1]
 	}
+}
+
+// telReader reads the fields of one telemetry log entry; s is the same
+// bytes as b, as a string, from which the fields' strings are cut.
+type telReader struct {
+	b   []byte
+	s   string
+	off int
+}
+
+func (r *telReader) u64() uint64 {
+	v := binary.BigEndian.Uint64(r.b[r.off:])
+	r.off += 8
+	return v
+}
+
+func (r *telReader) time() time.Time {
+	ns := int64(r.u64())
+	utc := r.b[r.off] == 1
+	r.off++
+	t := time.Unix(0, ns)
+	if utc {
+		t = t.UTC()
+	}
+	return t
+}
+
+func (r *telReader) str() string {
+	n, k := binary.Uvarint(r.b[r.off:])
+	r.off += k
+	s := r.s[r.off : r.off+int(n)]
+	r.off += int(n)
+	return s
+}
+
+// records appends the records of the log's entries to dst. The strings
+// of the records share one copy of entries.
+func (t *telemetry) records(dst []TelemetryRecord, entries []byte) []TelemetryRecord {
+	if len(entries) == 0 {
+		return dst
+	}
+	r := telReader{b: entries, s: string(entries)}
+	for r.off < len(entries) {
+		n := int(binary.BigEndian.Uint32(entries[r.off:]))
+		r.off += 4
+		end := r.off + n
+		kind := entries[r.off]
+		r.off++
+		switch kind {
+		case telEntryRequest:
+			rec := TelemetryRecord{Kind: TelemetryRequest, Time: r.time(), Duration: time.Duration(r.u64()),
+				Service: t.cfg.Service, Version: t.cfg.Version, Replica: t.cfg.Replica}
+			rec.Status = int(int32(binary.BigEndian.Uint32(entries[r.off:])))
+			r.off += 4
+			rec.Method, rec.Path, rec.RequestID, rec.ClientRequestID, rec.TraceID, rec.ParentSpanID = r.str(), r.str(), r.str(), r.str(), r.str(), r.str()
+			dst = append(dst, rec)
+		case telEntryPrints:
+			at := r.time()
+			traceID, parentID := r.str(), r.str()
+			dst, _ = t.appendPrints(dst, entries[r.off:end], r.s[r.off:end], at, traceID, parentID)
+		}
+		r.off = end
+	}
+	return dst
 }
 
 // close stops taking records, lets the sink send what is buffered for at
@@ -476,10 +451,8 @@ func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		// Also when the handler panics to abort the response.
-		s.tel.offer(TelemetryRecord{Kind: TelemetryRequest, Time: start, Duration: s.cfg.Clock.Since(start),
-			Status: rec.status, Method: r.Method, Path: r.URL.Path,
-			RequestID: first(w.Header()[hdrKeyMSRequestID]), ClientRequestID: clientRequestID(r),
-			TraceID: tc.traceID, ParentSpanID: tc.parentID})
+		s.tel.offerRequest(start, s.cfg.Clock.Since(start), rec.status, r.Method, r.URL.Path,
+			first(w.Header()[hdrKeyMSRequestID]), clientRequestID(r), tc)
 		*rec = statusRecorder{}
 		recorderPool.Put(rec)
 	}()
@@ -491,86 +464,132 @@ func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
 // that printed them.
 const MaxPrintFrame = 16 * MaxPrintBytes
 
-// offerPrints turns an L frame (see pyhost/host.py: the request's ids, its
-// start, then the texts written to stdout and stderr) into one print record
-// per line.
-func (t *telemetry) offerPrints(payload []byte) {
-	if err := t.eachPrint(payload, t.srv.cfg.Clock.Now); err != nil {
+// offerPrints takes an L frame (see pyhost/host.py: the request's ids, its
+// start, then the texts written to stdout and stderr), which arrived at
+// now, without ever waiting: its lines are counted, and the frame is copied
+// to the buffer as it came (with its request's trace context), for the
+// exporter to make one print record per line. A malformed frame counts as
+// one failed record, after the lines before the fault.
+func (t *telemetry) offerPrints(payload []byte, now time.Time) {
+	lines := 0
+	err := walkPrints(payload, func(byte, []byte, int) { lines++ }, func(uint64) { lines++ })
+	if err != nil {
 		t.recorded.Add(1)
 		t.failed.Add(1)
 		t.srv.event(slog.LevelError, "telemetry: malformed print record from a worker: "+err.Error())
 	}
-}
-
-// eachPrint parses an L frame and offers its lines; a malformed frame is
-// an error, and the lines before the fault are offered.
-func (t *telemetry) eachPrint(p []byte, now func() time.Time) error {
-	id, p, ok1 := cutShort(p)
-	client, p, ok2 := cutShort(p)
-	if !ok1 || !ok2 || len(p) < 8 {
-		return errors.New("the request ids and start time are cut short")
+	if lines == 0 {
+		return
 	}
-	start := math.Float64frombits(binary.BigEndian.Uint64(p))
-	p = p[8:]
-	var ts time.Time
-	if start > 0 && start < 1e11 {
-		ts = time.Unix(0, int64(start*1e9))
-	} else {
-		ts = now()
-	}
-	rec := TelemetryRecord{Kind: TelemetryPrint, Time: ts, RequestID: string(id), ClientRequestID: string(client)}
+	t.recorded.Add(int64(lines))
+	var tc traceContext
 	if t.traced.Load() > 0 {
-		if tc, ok := t.traces.Load(rec.RequestID); ok {
-			rec.TraceID, rec.ParentSpanID = tc.(*traceContext).traceID, tc.(*traceContext).parentID
+		if id, _, ok := cutShort(payload); ok {
+			if v, ok := t.traces.Load(string(id)); ok {
+				tc = *v.(*traceContext)
+			}
 		}
 	}
+	t.q.mu.Lock()
+	ok, closed := t.q.roomLocked(lines)
+	if ok {
+		at := t.q.beginLocked()
+		b := append(t.q.buf, telEntryPrints)
+		b = telTime(b, now)
+		b = telString(b, tc.traceID)
+		b = telString(b, tc.parentID)
+		t.q.buf = append(b, payload...)
+		t.q.endLocked(at, lines)
+	}
+	t.q.mu.Unlock()
+	if !ok {
+		t.dropped1(closed, int64(lines))
+	}
+}
+
+// walkPrints parses an L frame's payload and calls line for each line
+// printed (without its newline; at is where it starts in p, or -1 when it
+// is the join of several writes) and lost for the count of characters not
+// kept. A malformed frame is an error, after the lines before the fault.
+func walkPrints(p []byte, line func(stream byte, text []byte, at int), lost func(n uint64)) error {
+	_, rest, ok1 := cutShort(p)
+	_, rest, ok2 := cutShort(rest)
+	if !ok1 || !ok2 || len(rest) < 8 {
+		return errors.New("the request ids and start time are cut short")
+	}
+	rest = rest[8:]
 	// The texts of consecutive parts of one stream are joined, then split
 	// into lines; a last empty line (the text ended with a newline) is not
-	// one.
-	var text []byte
-	var stream byte
+	// one. A run of one part is not copied.
+	var (
+		stream byte
+		run    []byte // the run's text when it is one part
+		runAt  int    // where it starts in p
+		parts  int
+		joined []byte
+	)
 	flush := func() {
+		if parts == 0 {
+			return
+		}
+		text, at := run, runAt
+		if parts > 1 {
+			text, at = joined, -1
+		}
+		parts = 0
 		if len(text) == 0 {
 			return
 		}
-		rec.Stream = "stdout"
-		if stream == 'e' {
-			rec.Stream = "stderr"
+		text = bytes.TrimSuffix(text, []byte("\n"))
+		for {
+			i := bytes.IndexByte(text, '\n')
+			if i < 0 {
+				line(stream, text, at)
+				return
+			}
+			line(stream, text[:i], at)
+			text = text[i+1:]
+			if at >= 0 {
+				at += i + 1
+			}
 		}
-		for line := range bytes.SplitSeq(bytes.TrimSuffix(text, []byte("\n")), []byte("\n")) {
-			rec.Message = string(line)
-			t.offer(rec)
-		}
-		text = text[:0]
 	}
-	for len(p) > 0 {
-		if len(p) < 5 {
+	for len(rest) > 0 {
+		if len(rest) < 5 {
 			flush()
-			return fmt.Errorf("a part's header is cut short (%d bytes)", len(p))
+			return fmt.Errorf("a part's header is cut short (%d bytes)", len(rest))
 		}
-		kind, n := p[0], binary.BigEndian.Uint32(p[1:5])
-		if uint64(n) > uint64(len(p)-5) {
+		kind, n := rest[0], binary.BigEndian.Uint32(rest[1:5])
+		if uint64(n) > uint64(len(rest)-5) {
 			flush()
-			return fmt.Errorf("a part of %d bytes in the %d bytes left", n, len(p)-5)
+			return fmt.Errorf("a part of %d bytes in the %d bytes left", n, len(rest)-5)
 		}
-		body := p[5 : 5+n]
-		p = p[5+n:]
+		bodyAt := len(p) - len(rest) + 5
+		body := rest[5 : 5+n]
+		rest = rest[5+n:]
 		switch kind {
 		case 'o', 'e':
 			if kind != stream {
 				flush()
 				stream = kind
 			}
-			text = append(text, body...)
+			switch parts {
+			case 0:
+				run, runAt = body, bodyAt
+			case 1:
+				joined = append(append(joined[:0], run...), body...)
+			default:
+				joined = append(joined, body...)
+			}
+			parts++
 		case 'l':
 			flush()
 			stream = 0
-			lost, err := strconv.ParseUint(string(body), 10, 63)
+			n, err := strconv.ParseUint(string(body), 10, 63)
 			if err != nil {
 				return fmt.Errorf("the count of characters lost %q is not a number", body)
 			}
-			rec.Stream, rec.Message = "stderr", fmt.Sprintf("[aksml: %d more characters printed during this request are in the replica log only]", lost)
-			t.offer(rec)
+			lost(n)
 		default:
 			flush()
 			return fmt.Errorf("a part of kind %q; want o (stdout), e (stderr) or l (characters lost)", kind)
@@ -578,6 +597,39 @@ func (t *telemetry) eachPrint(p []byte, now func() time.Time) error {
 	}
 	flush()
 	return nil
+}
+
+// appendPrints appends the print records of an L frame's payload p (ps:
+// the same bytes as a string, from which the strings are cut), which
+// arrived at now, to dst.
+func (t *telemetry) appendPrints(dst []TelemetryRecord, p []byte, ps string, now time.Time, traceID, parentID string) ([]TelemetryRecord, error) {
+	id, rest, _ := cutShort(p)
+	client, rest, _ := cutShort(rest)
+	if len(rest) < 8 {
+		return dst, errors.New("the request ids and start time are cut short")
+	}
+	ts := now
+	if start := math.Float64frombits(binary.BigEndian.Uint64(rest)); start > 0 && start < 1e11 {
+		ts = time.Unix(0, int64(start*1e9))
+	}
+	rec := TelemetryRecord{Kind: TelemetryPrint, Time: ts, Service: t.cfg.Service, Version: t.cfg.Version, Replica: t.cfg.Replica,
+		RequestID: ps[1 : 1+len(id)], ClientRequestID: ps[2+len(id) : 2+len(id)+len(client)], TraceID: traceID, ParentSpanID: parentID}
+	err := walkPrints(p, func(stream byte, text []byte, at int) {
+		rec.Stream = "stdout"
+		if stream == 'e' {
+			rec.Stream = "stderr"
+		}
+		if at >= 0 {
+			rec.Message = ps[at : at+len(text)]
+		} else {
+			rec.Message = string(text)
+		}
+		dst = append(dst, rec)
+	}, func(n uint64) {
+		rec.Stream, rec.Message = "stderr", fmt.Sprintf("[aksml: %d more characters printed during this request are in the replica log only]", n)
+		dst = append(dst, rec)
+	})
+	return dst, err
 }
 
 // cutShort cuts a string of one length byte and that many bytes off p.

@@ -68,13 +68,19 @@ func FuzzPrintFrame(f *testing.F) {
 	f.Add([]byte("nope"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		s := &Server{cfg: Config{Clock: clocktesting.NewFakeClock(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler)}, logs: newLogBuffer(10, nil)}
-		tel := &telemetry{cfg: &Telemetry{Buffer: 1 << 16}, srv: s, q: newCaptureQueue[TelemetryRecord](1 << 16)}
-		tel.offerPrints(payload)
+		tel := &telemetry{cfg: &Telemetry{Buffer: 1 << 16}, srv: s, q: newCaptureLog(1 << 16)}
+		tel.offerPrints(payload, time.Unix(0, 0))
 		st := tel.stats()
-		if int64(tel.q.len())+st.Failed+st.Dropped != st.Recorded || st.Failed > 1 {
-			t.Fatalf("stats %+v with %d buffered", st, tel.q.len())
+		waiting := tel.q.len()
+		if int64(waiting)+st.Failed+st.Dropped != st.Recorded || st.Failed > 1 {
+			t.Fatalf("stats %+v with %d buffered", st, waiting)
 		}
-		for _, r := range tel.q.take(nil, 1<<16) {
+		// The exporter makes as many records as the hand-over counted.
+		recs := tel.takeRecords()
+		if len(recs) != waiting {
+			t.Fatalf("%d records made of %d counted", len(recs), waiting)
+		}
+		for _, r := range recs {
 			if r.Kind != TelemetryPrint || (r.Stream != "stdout" && r.Stream != "stderr") {
 				t.Fatalf("record %+v", r)
 			}

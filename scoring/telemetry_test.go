@@ -355,10 +355,10 @@ func printFrame(id, client string, start float64, parts ...string) []byte {
 // the last line, and the characters not kept are said in a last line.
 func TestPrintFrameLines(t *testing.T) {
 	s := &Server{cfg: Config{Clock: clocktesting.NewFakeClock(time.Unix(7, 0)), Logger: slog.New(slog.DiscardHandler)}, logs: newLogBuffer(10, nil)}
-	tel := &telemetry{cfg: &Telemetry{Buffer: 100, Service: "svc"}, srv: s, q: newCaptureQueue[TelemetryRecord](100)}
-	tel.offerPrints(printFrame("rid", "cid", 1.5, "o", "scored", "o", " ", "o", "2\n", "e", "warn", "e", " one\n\nwarn two", "o", "é\n", "l", "70000"))
+	tel := &telemetry{cfg: &Telemetry{Buffer: 100, Service: "svc"}, srv: s, q: newCaptureLog(100)}
+	tel.offerPrints(printFrame("rid", "cid", 1.5, "o", "scored", "o", " ", "o", "2\n", "e", "warn", "e", " one\n\nwarn two", "o", "é\n", "l", "70000"), s.cfg.Clock.Now())
 	var got []string
-	for _, r := range tel.q.take(nil, 100) {
+	for _, r := range tel.takeRecords() {
 		if r.RequestID != "rid" || r.ClientRequestID != "cid" || !r.Time.Equal(time.Unix(1, 5e8)) || r.Service != "svc" {
 			t.Errorf("record %+v", r)
 		}
@@ -370,12 +370,12 @@ func TestPrintFrameLines(t *testing.T) {
 		t.Fatalf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// A frame cut short: the lines before the fault, and one failed record.
-	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, q: newCaptureQueue[TelemetryRecord](100)}
-	tel.offerPrints(printFrame("rid", "", 0, "o", "kept\n", "w", "x")[:])
+	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, q: newCaptureLog(100)}
+	tel.offerPrints(printFrame("rid", "", 0, "o", "kept\n", "w", "x")[:], s.cfg.Clock.Now())
 	if st := tel.stats(); tel.q.len() != 1 || st.Failed != 1 || st.Recorded != 2 {
 		t.Fatalf("stats %+v with %d buffered", st, tel.q.len())
 	}
-	if r := tel.q.take(nil, 1)[0]; !r.Time.Equal(time.Unix(7, 0)) || r.Message != "kept" {
+	if r := tel.takeRecords()[0]; !r.Time.Equal(time.Unix(7, 0)) || r.Message != "kept" {
 		t.Fatalf("record %+v: want the server's time for a frame without one", r)
 	}
 }
