@@ -637,7 +637,8 @@ func cutShort(p []byte) (s, rest []byte, ok bool) {
 	if len(p) < 1 || int(p[0]) > len(p)-1 {
 		return nil, p, false
 	}
-	return p[1 : 1+p[0]], p[1+p[0]:], true
+	n := 1 + int(p[0]) // not 1+p[0], a byte that wraps at 255
+	return p[1:n], p[n:], true
 }
 
 // JSONLinesSink writes telemetry records to a file, one JSON object a line

@@ -369,6 +369,13 @@ func TestPrintFrameLines(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// An id of 255 bytes, the most its length byte holds.
+	long := strings.Repeat("i", 255)
+	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, q: newCaptureLog(100)}
+	tel.offerPrints(printFrame(long, long, 1.5, "o", "x\n"), s.cfg.Clock.Now())
+	if r := tel.takeRecords(); len(r) != 1 || r[0].RequestID != long || r[0].ClientRequestID != long || r[0].Message != "x" {
+		t.Fatalf("records %+v", r)
+	}
 	// A frame cut short: the lines before the fault, and one failed record.
 	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, q: newCaptureLog(100)}
 	tel.offerPrints(printFrame("rid", "", 0, "o", "kept\n", "w", "x")[:], s.cfg.Clock.Now())
