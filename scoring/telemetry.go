@@ -91,7 +91,10 @@ type TelemetrySink interface {
 	// time per replica (a sink shared by replicas must be safe for
 	// concurrent use), with a context that ends when the replica's Close
 	// gives up waiting. An error counts every record of the call as
-	// failed. records is reused after Export returns.
+	// failed. records is reused after Export returns. The records'
+	// strings are cut from one string per batch: a sink that keeps one of
+	// them for long keeps the batch's text, and should keep a copy
+	// (strings.Clone) instead.
 	Export(ctx context.Context, records []TelemetryRecord) error
 }
 
