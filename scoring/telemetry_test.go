@@ -369,6 +369,22 @@ func TestPrintFrameLines(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// A full buffer: a frame's lines are kept or dropped together, and
+	// counted either way.
+	tel = &telemetry{cfg: &Telemetry{Buffer: 4}, srv: s, q: newCaptureLog(4)}
+	tel.offerPrints(printFrame("a", "", 1.5, "o", "1\n2\n3\n"), s.cfg.Clock.Now())
+	tel.offerPrints(printFrame("b", "", 1.5, "o", "4\n5\n"), s.cfg.Clock.Now())
+	tel.offerPrints(printFrame("c", "", 1.5, "e", "6\n"), s.cfg.Clock.Now())
+	if st := tel.stats(); tel.q.len() != 4 || st != (TelemetryStats{Recorded: 6, Dropped: 2}) {
+		t.Fatalf("stats %+v with %d buffered", st, tel.q.len())
+	}
+	got = got[:0]
+	for _, r := range tel.takeRecords() {
+		got = append(got, r.RequestID+" "+r.Stream+": "+r.Message)
+	}
+	if want := "a stdout: 1|a stdout: 2|a stdout: 3|c stderr: 6"; strings.Join(got, "|") != want {
+		t.Fatalf("records %q, want %q", strings.Join(got, "|"), want)
+	}
 	// An id of 255 bytes, the most its length byte holds.
 	long := strings.Repeat("i", 255)
 	tel = &telemetry{cfg: &Telemetry{Buffer: 100}, srv: s, q: newCaptureLog(100)}
