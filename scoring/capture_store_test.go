@@ -228,7 +228,7 @@ func TestCaptureLog(t *testing.T) {
 	put := func(v, k int) (ok, closed bool) {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		if ok, closed = q.roomLocked(k); ok {
+		if ok, closed = q.roomLocked(k, 4+4*k); ok {
 			at := q.beginLocked()
 			for range k {
 				q.buf = binary.BigEndian.AppendUint32(q.buf, uint32(v))
@@ -300,6 +300,43 @@ func TestCaptureLog(t *testing.T) {
 	}
 	if q.wait() {
 		t.Fatal("wait: true on a closed, empty log")
+	}
+}
+
+// A log refuses records that would take its bytes past its bound, however
+// few records it holds.
+func TestCaptureLogBytesBound(t *testing.T) {
+	q := newCaptureLog(1000)
+	q.maxBytes = 100
+	big := make([]byte, 40)
+	n := 0
+	for {
+		q.mu.Lock()
+		ok, closed := q.roomLocked(1, 4+len(big))
+		if ok {
+			at := q.beginLocked()
+			q.buf = append(q.buf, big...)
+			q.endLocked(at, 1)
+		}
+		q.mu.Unlock()
+		if closed {
+			t.Fatal("refused as closed")
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	if n != 2 || len(q.buf) > q.maxBytes {
+		t.Fatalf("took %d records of 44 bytes (%d bytes) under a bound of %d", n, len(q.buf), q.maxBytes)
+	}
+	// Once the writer took them, there is room again.
+	q.take()
+	q.mu.Lock()
+	ok, _ := q.roomLocked(1, 44)
+	q.mu.Unlock()
+	if !ok {
+		t.Fatal("no room in an empty log")
 	}
 }
 

@@ -19,12 +19,14 @@ import (
 //
 // An entry is its length (4 bytes, big-endian), then its bytes.
 type captureLog struct {
-	mu     sync.Mutex
-	buf    []byte // the entries waiting
-	spare  []byte // the buffer the writer gave back, for the next swap
-	n      int    // the records in buf
-	limit  int
-	closed bool
+	mu    sync.Mutex
+	buf   []byte // the entries waiting
+	spare []byte // the buffer the writer gave back, for the next swap
+	n     int    // the records in buf
+	limit int
+	// maxBytes bounds len(buf) (MaxCaptureBuffer).
+	maxBytes int
+	closed   bool
 	// wake holds a token when records arrived in an empty log, or the log
 	// closed, since the writer last looked.
 	wake chan struct{}
@@ -35,16 +37,23 @@ type captureLog struct {
 const captureLogKeep = 4 << 20
 
 func newCaptureLog(limit int) *captureLog {
-	return &captureLog{limit: limit, wake: make(chan struct{}, 1)}
+	return &captureLog{limit: limit, maxBytes: MaxCaptureBuffer, wake: make(chan struct{}, 1)}
 }
 
-// roomLocked tells whether k more records would be taken, and if not
-// whether because the log is closed. The caller holds q.mu.
-func (q *captureLog) roomLocked(k int) (ok, closed bool) {
+// MaxCaptureBuffer bounds the bytes a replica's data collection buffer,
+// and its telemetry buffer, hold (besides their limits in records): records
+// that would take a buffer past it are dropped and counted, as when the
+// buffer is full.
+const MaxCaptureBuffer = 256 << 20
+
+// roomLocked tells whether k more records of about size bytes would be
+// taken, and if not whether because the log is closed. The caller holds
+// q.mu.
+func (q *captureLog) roomLocked(k, size int) (ok, closed bool) {
 	if q.closed {
 		return false, true
 	}
-	return q.n+k <= q.limit, false
+	return q.n+k <= q.limit && len(q.buf)+size <= q.maxBytes, false
 }
 
 // beginLocked starts an entry and returns where it starts, for endLocked.

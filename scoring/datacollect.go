@@ -391,7 +391,7 @@ func (c *collector) offer(frames []sideFrame, now time.Time) {
 			continue
 		}
 		c.collected.Add(1)
-		ok, cl := c.q.roomLocked(1)
+		ok, cl := c.q.roomLocked(1, 12+len(f.payload))
 		if !ok {
 			dropped++
 			closed = cl

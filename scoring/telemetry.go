@@ -231,7 +231,7 @@ func telTime(b []byte, t time.Time) []byte {
 func (t *telemetry) offerRequest(start time.Time, d time.Duration, status int, method, path, id, client string, tc traceContext) {
 	t.recorded.Add(1)
 	t.q.mu.Lock()
-	ok, closed := t.q.roomLocked(1)
+	ok, closed := t.q.roomLocked(1, 64+len(method)+len(path)+len(id)+len(client)+len(tc.traceID)+len(tc.parentID))
 	if ok {
 		at := t.q.beginLocked()
 		b := append(t.q.buf, telEntryRequest)
@@ -494,7 +494,7 @@ func (t *telemetry) offerPrints(payload []byte, now time.Time) {
 		}
 	}
 	t.q.mu.Lock()
-	ok, closed := t.q.roomLocked(lines)
+	ok, closed := t.q.roomLocked(lines, 64+len(payload))
 	if ok {
 		at := t.q.beginLocked()
 		b := append(t.q.buf, telEntryPrints)
