@@ -283,9 +283,9 @@ func (c *collector) stats() DataCollectionStats {
 		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
 }
 
-// dcBatch is how many records the writer waits for, at most captureLinger
-// after the first arrived, before it writes a batch. It takes every record
-// waiting then (at most Buffer), so the replica holds at most 2 × Buffer
+// dcBatch is how many records waiting make the writer write at once when
+// it wakes; with fewer, it lingers captureLinger first. It then takes every
+// record waiting (at most Buffer), so the replica holds at most 2 × Buffer
 // records: the buffer and one batch in the store's hands.
 const dcBatch = 256
 

@@ -259,10 +259,10 @@ func (t *telemetry) dropped1(closed bool, n int64) {
 	}
 }
 
-// telBatch is how many records the exporter waits for, at most
-// captureLinger after the first arrived, before it exports a batch. It
-// takes every record waiting then (at most Buffer), so the replica holds at
-// most 2 × Buffer records.
+// telBatch is how many records waiting make the exporter export at once
+// when it wakes; with fewer, it lingers captureLinger first. It then takes
+// every record waiting (at most Buffer), so the replica holds at most 2 ×
+// Buffer records.
 const telBatch = 512
 
 // export drains the buffer into the sink in batches, lingering for a
