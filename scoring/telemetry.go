@@ -32,10 +32,10 @@ const DefaultTelemetryBuffer = 10000
 // batch instead of one per record.
 const captureLinger = 50 * time.Millisecond
 
-// gather waits, after the first record of a batch was taken, until the
-// linger has passed, full more records are waiting (waiting of them were
-// when it began), or stop is closed (the replica closes: what is buffered
-// goes out at once). t is the caller's timer, stopped.
+// gather is the writers' pause before they take a batch, once records
+// arrived: none when waiting records (those waiting now) are full or more;
+// else captureLinger, cut short when stop is closed (the replica closes:
+// what is buffered goes out at once). t is the caller's timer, stopped.
 func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
 	if waiting >= full {
 		return
