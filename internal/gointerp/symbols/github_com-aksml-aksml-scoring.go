@@ -29,6 +29,7 @@ func init() {
 		"MainWith":                    reflect.ValueOf(scoring.MainWith),
 		"MaxBatchDelayLimit":          reflect.ValueOf(scoring.MaxBatchDelayLimit),
 		"MaxBatchSizeLimit":           reflect.ValueOf(constant.MakeFromLiteral("1024", token.INT, 0)),
+		"MaxCaptureBuffer":            reflect.ValueOf(constant.MakeFromLiteral("268435456", token.INT, 0)),
 		"MaxDataCollectionRecord":     reflect.ValueOf(constant.MakeFromLiteral("8388608", token.INT, 0)),
 		"MaxPrintBytes":               reflect.ValueOf(constant.MakeFromLiteral("65536", token.INT, 0)),
 		"MaxPrintFrame":               reflect.ValueOf(constant.MakeFromLiteral("1048576", token.INT, 0)),
