@@ -23,7 +23,7 @@ func captureFrames(tb testing.TB) (inputs, predictions, prints []byte) {
 	}
 	const cid = "61affa82-ac0d-4e0a-8dc9-b175a70cfdf2"
 	rec := func(designation string) []byte {
-		meta := `{"model": "echo", "version": "default", "designation": "` + designation + `", "collection": "default", "workspace": "default/default/default", "service": "default", "header": ["$aml_dc_scoring_timestamp", "$aml_dc_correlation_id", "a", "b", "c"]}`
+		meta := `{"model":"echo","designation":"` + designation + `","features":["a","b","c"]}`
 		b := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
 		b = append(b, meta...)
 		b = append(b, 0x29, 0x03, 0xfa, 27)

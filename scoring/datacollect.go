@@ -408,7 +408,11 @@ func (c *collector) offer(frames []sideFrame, now time.Time) {
 	}
 }
 
-// dcMeta is the metadata of a record from ModelDataCollector.
+// dcMeta is the metadata of a record from ModelDataCollector. Version,
+// Collection, Workspace and Service are left out (empty) when "default".
+// Features are the collector's feature names, absent (nil) when it has
+// none: its files then have no header row; else the header is the two
+// correlation columns and the features.
 type dcMeta struct {
 	Model       string   `json:"model"`
 	Version     string   `json:"version"`
@@ -416,7 +420,7 @@ type dcMeta struct {
 	Collection  string   `json:"collection"`
 	Workspace   string   `json:"workspace"`
 	Service     string   `json:"service"`
-	Header      []string `json:"header"`
+	Features    []string `json:"features"`
 }
 
 // dcTarget is where the records of one collector go: the part of the path
@@ -509,6 +513,9 @@ func (c *collector) target(meta []byte) *dcTarget {
 			version = "default"
 		}
 	}
+	if m.Collection == "" {
+		m.Collection = "default"
+	}
 	segs := []struct{ field, v string }{
 		{"subscription_id", ws[0]}, {"resource_group", ws[1]}, {"workspace_name", ws[2]},
 		{"webservice_name", service}, {"model_name", m.Model}, {"model_version", version},
@@ -521,10 +528,10 @@ func (c *collector) target(meta []byte) *dcTarget {
 	}
 	tg := &dcTarget{prefix: path.Join("modeldata", ws[0], ws[1], ws[2], service, m.Model, version, m.Designation),
 		file: dcFileName(m.Collection)}
-	if m.Header != nil {
+	if m.Features != nil {
 		var b bytes.Buffer
 		w := csv.NewWriter(&b)
-		_ = w.Write(m.Header)
+		_ = w.Write(append([]string{dcTimestampColumn, dcCorrelationColumn}, m.Features...))
 		w.Flush()
 		tg.header = bytes.ReplaceAll(b.Bytes(), []byte("\r\n"), []byte("\n"))
 	}
@@ -685,3 +692,10 @@ func modelVersionsOf(dir string) map[string]string {
 	}
 	return out
 }
+
+// The correlation columns v1's collector put first in every row (and in
+// the header): the scoring timestamp and the correlation id.
+const (
+	dcTimestampColumn   = "$aml_dc_scoring_timestamp"
+	dcCorrelationColumn = "$aml_dc_correlation_id"
+)

@@ -339,13 +339,43 @@ def run(raw_data):
 	}
 }
 
+// A collector's own workspace, service and model version name its files'
+// path in place of the service's, and feature_names=[] makes a header of
+// the correlation columns alone.
+func TestDataCollectionCollectorsOwnNames(t *testing.T) {
+	root := t.TempDir()
+	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC))
+	s := pyServer(t, `
+from azureml.monitoring import ModelDataCollector
+
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="d", feature_names=[], workspace="s2/g2/w2",
+                            webservice_name="svc2", model_version="4")
+
+def run(raw_data):
+    dc.collect([[raw_data]], user_correlation_id="c")
+    return "ok"
+`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0), Clock: fc}, nil)
+	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, filepath.Join(root, "modeldata", "s2", "g2", "w2", "svc2", "m", "4", "d", "2026", "03", "07", "data.csv"))
+	if len(lines) != 2 || lines[0] != "$aml_dc_scoring_timestamp,$aml_dc_correlation_id" || !strings.HasSuffix(lines[1], ",c,x") {
+		t.Fatalf("file holds %q", lines)
+	}
+}
+
 // A record's file is that of the day (UTC) the record arrived, also when
 // the day changes while the replica runs.
 func TestDataCollectionFileFollowsTheDay(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Date(2026, 3, 7, 23, 59, 59, 0, time.FixedZone("east", 3600)))
 	s := &Server{cfg: Config{Clock: fc}}
 	c := &collector{cfg: dcConfig(nil, 0), srv: s, targets: map[string]*dcTarget{}}
-	meta := `{"model":"m","version":"default","designation":"inputs","collection":"default","workspace":"default/default/default","service":"default","header":null}`
+	meta := `{"model":"m","designation":"inputs"}`
 	payload := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
 	payload = append(append(payload, meta...), "row\n"...)
 	var got []string

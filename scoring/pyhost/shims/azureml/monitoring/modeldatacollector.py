@@ -5,7 +5,8 @@ deployed service as CSV rows. When the service has data collection on
 (AML_MODEL_DC_STORAGE_ENABLED=true in the worker's environment), each
 collect() sends one record to the aksml scoring server over a pipe: a D
 frame holding uint32 n, n bytes of the collector's JSON metadata (encoded
-once), then the tuple (timestamp, correlation id, rows) as marshal data
+once: model and designation; version, collection, workspace and service
+when not "default"; features, the feature names, when given), then the tuple (timestamp, correlation id, rows) as marshal data
 (version 2 for a few cells, else 4); rows are lists of str, int, float, bool and None (other cells
 are converted first: numpy scalars to their value, lists, dicts and arrays
 to their JSON text). The server buffers the record and, in the background,
@@ -218,12 +219,20 @@ class ModelDataCollector(object):
         self.collection_name = collection_name
         self._enabled = _enabled() and _fd() >= 0
         self._fdn = _fd()
-        header = None
+        # The metadata rides with every record: compact, the fields left
+        # at their defaults left out (the server fills them in), and the
+        # feature names without the two correlation columns the header
+        # starts with.
+        meta = {"model": model_name, "designation": designation}
+        for key, v, default in (("version", self.model_version, "default"),
+                                ("collection", collection_name, "default"),
+                                ("workspace", workspace, "default/default/default"),
+                                ("service", webservice_name, "default")):
+            if v != default:
+                meta[key] = v
         if feature_names is not None:
-            header = [_TS_COLUMN, _ID_COLUMN] + feature_names
-        meta = json.dumps({"model": model_name, "version": self.model_version, "designation": designation,
-                           "collection": collection_name, "workspace": workspace,
-                           "service": webservice_name, "header": header}).encode("utf-8")
+            meta["features"] = feature_names
+        meta = json.dumps(meta, separators=(",", ":")).encode("utf-8")
         self._meta = _U32.pack(len(meta)) + meta
         self._meta_len = len(self._meta)
 
