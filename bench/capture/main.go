@@ -10,13 +10,15 @@
 //
 // The two sides are measured in rounds, one cell of each side a round
 // (off then on, then on then off, alternately), and each ratio is taken
-// within a round, between cells a second apart: the machine's own drift
-// (other tenants of a shared host, its load moving over seconds) falls on
-// both sides of a ratio alike. The ratios reported are the medians over
-// the rounds.
+// within a round, between cells a fraction of a second apart: the
+// machine's own drift (other tenants of a shared host, its speed moving
+// over seconds) falls on both sides of a ratio alike. The ratios reported
+// are the medians over the rounds. Many short rounds rather than a few
+// long ones: a change of the host's speed spoils the rounds it falls in,
+// not a sixth of the run.
 //
-//	go run ./bench/capture          # 12 rounds of 1 s cells
-//	go run ./bench/capture -quick   # 2 rounds of 1 s cells
+//	go run ./bench/capture          # 48 rounds of 250 ms cells
+//	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
 //	go run ./bench/capture -cpuprofile cpu.out
 //	perf record -g go run ./bench/capture -only on   # one side alone
 //
@@ -68,12 +70,12 @@ def run(raw_data):
 `
 
 var (
-	quick       = flag.Bool("quick", false, "two rounds of 1 s cells")
+	quick       = flag.Bool("quick", false, "8 rounds of 250 ms cells")
 	python      = flag.String("python", "/usr/bin/python3", "Python interpreter")
 	workers     = flag.Int("workers", 2, "Python worker processes")
 	concurrency = flag.Int("concurrency", 8, "clients")
-	duration    = flag.Duration("duration", time.Second, "measured time per cell")
-	rounds      = flag.Int("rounds", 12, "rounds (one cell of each side a round)")
+	duration    = flag.Duration("duration", 250*time.Millisecond, "measured time per cell")
+	rounds      = flag.Int("rounds", 48, "rounds (one cell of each side a round)")
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
@@ -94,7 +96,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *quick {
-		*duration, *rounds = time.Second, 2
+		*duration, *rounds = 250*time.Millisecond, 8
 	}
 	sides := []string{"off", "on"}
 	switch *only {
