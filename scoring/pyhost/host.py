@@ -828,7 +828,7 @@ def _main(config):
     os.set_inheritable(_WFD, False)
     # fd 5, when data collection is on: the records of
     # azureml.monitoring.ModelDataCollector (D frames: uint32 n, n bytes of
-    # JSON metadata, then the JSON values; see the shim), read by the server
+    # JSON metadata, then the marshal data; see the shim), read by the server
     # in the background.
     if os.environ.get("AKSML_DC_FD"):
         try:
