@@ -6,10 +6,11 @@ deployed service as CSV rows. When the service has data collection on
 collect() sends one record to the aksml scoring server over a pipe: a D
 frame holding uint32 n, n bytes of the collector's JSON metadata (encoded
 once: model and designation; version, collection, workspace and service
-when not "default"; features, the feature names, when given), then the tuple (timestamp, correlation id, rows) as marshal data
-(version 2 for a few cells, else 4); rows are lists of str, int, float, bool and None (other cells
-are converted first: numpy scalars to their value, lists, dicts and arrays
-to their JSON text). The server buffers the record and, in the background,
+when not "default"; features, the feature names, when given), then the
+tuple (timestamp, correlation id, rows) as marshal data (version 2 for a
+few cells, else 4); rows are lists of str, int, float, bool and None
+(other cells are converted first: numpy scalars to their value, lists,
+dicts and arrays to their JSON text). The server buffers the record and, in the background,
 writes its rows as csv.writer(lineterminator="\n") would to the
 workspace's storage, so collect() never waits for storage (nor formats
 CSV). With collection off, collect() is a
