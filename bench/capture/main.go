@@ -20,6 +20,7 @@
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
 //	go run ./bench/capture -cpuprofile cpu.out
+//	go tool pprof -top -tagfocus side=on cpu.out   # the on replica's goroutines alone
 //	perf record -g go run ./bench/capture -only on   # one side alone
 //
 // The output ends with "RESULT capture_rps_ratio=… capture_p99_ratio=…
@@ -78,7 +79,7 @@ var (
 	rounds      = flag.Int("rounds", 48, "rounds (one cell of each side a round)")
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
-	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file")
+	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file; each replica's goroutines carry the label side=on or side=off")
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
@@ -128,8 +129,8 @@ func main() {
 	if *telemetry {
 		tel = &scoring.Telemetry{Sink: sink, Service: "capture", Version: "capture", Replica: "capture-0"}
 	}
-	on, onStats := start(dir, dc, tel)
-	off, offClose := start(dir, nil, nil)
+	on, onStats := start("on", dir, dc, tel)
+	off, offClose := start("off", dir, nil, nil)
 	var onCells, offCells []benchkit.Cell
 	var onGo, offGo []time.Duration // the Go process's part of each cell's CPU
 	fmt.Printf("%-6s %-4s %10s %10s %10s %12s %8s %8s\n", "round", "side", "req/s", "p50", "p99", "CPU/request", "Go", "Python")
@@ -218,7 +219,16 @@ func formatted(v []float64) []string {
 
 // start runs a replica of score.py on loopback and returns its address
 // and its counters (read after the replica closed).
-func start(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
+func start(side, dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (addr string, stats func() scoring.Stats) {
+	// The side's goroutines (its writers, its workers' readers, its
+	// connections) carry the label side=on or side=off in a CPU profile.
+	pprof.Do(context.Background(), pprof.Labels("side", side), func(context.Context) {
+		addr, stats = startReplica(dir, dc, tel)
+	})
+	return addr, stats
+}
+
+func startReplica(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
 	srv, err := scoring.NewServer(scoring.Config{EntryScript: "score.py", SourceDir: dir, Interpreter: *python,
 		Workers: *workers, DataCollection: dc, Telemetry: tel})
 	if err != nil {
