@@ -226,6 +226,9 @@ func TestKeyRotationWithoutFailures(t *testing.T) {
 	}
 	var total, failed atomic.Int64
 	stop := make(chan struct{})
+	// Each rotation waits for a request scored since the one before, so
+	// requests run between rotations however the machine schedules them.
+	scored := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
@@ -242,10 +245,21 @@ func TestKeyRotationWithoutFailures(t *testing.T) {
 				if err != nil || code != 200 {
 					failed.Add(1)
 				}
+				select {
+				case scored <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
 	for i := 0; i < 5; i++ {
+		select {
+		case <-scored:
+		case <-ctx.Done():
+			close(stop)
+			wg.Wait()
+			t.Fatal(ctx.Err())
+		}
 		if err := svc.RegenKey(ctx, webservice.Primary, ""); err != nil {
 			t.Fatal(err)
 		}
