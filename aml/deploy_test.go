@@ -226,10 +226,15 @@ func TestKeyRotationWithoutFailures(t *testing.T) {
 	}
 	var total, failed atomic.Int64
 	stop := make(chan struct{})
-	// Each rotation waits for a request scored since the one before, so
-	// requests run between rotations however the machine schedules them.
+	// Each rotation waits for a request scored since the previous rotation
+	// began, so requests run between rotations however the machine
+	// schedules them.
 	scored := make(chan struct{}, 1)
 	var wg sync.WaitGroup
+	stopClients := func() {
+		close(stop)
+		wg.Wait()
+	}
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -256,16 +261,14 @@ func TestKeyRotationWithoutFailures(t *testing.T) {
 		select {
 		case <-scored:
 		case <-ctx.Done():
-			close(stop)
-			wg.Wait()
+			stopClients()
 			t.Fatal(ctx.Err())
 		}
 		if err := svc.RegenKey(ctx, webservice.Primary, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopClients()
 	if failed.Load() != 0 || total.Load() == 0 {
 		t.Errorf("%d of %d requests with the secondary key failed during rotation", failed.Load(), total.Load())
 	}
