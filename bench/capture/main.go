@@ -8,14 +8,22 @@
 // program (every client sends its next request when the previous answer
 // arrives, on a kept-alive connection).
 //
-// The two sides are measured in rounds, one cell of each side a round
-// (off then on, then on then off, alternately), and each ratio is taken
-// within a round, between cells a fraction of a second apart: the
-// machine's own drift (other tenants of a shared host, its speed moving
-// over seconds) falls on both sides of a ratio alike. The ratios reported
-// are the medians over the rounds. Many short rounds rather than a few
-// long ones: a change of the host's speed spoils the rounds it falls in,
-// not a sixth of the run.
+// The sides are measured in rounds, one cell of each side a round, and
+// each ratio is taken within a round, between cells a fraction of a second
+// apart: the machine's own drift (other tenants of a shared host, its
+// speed moving over seconds) falls on both sides of a ratio alike. The
+// ratios reported are the medians over the rounds, each with a
+// distribution-free 95 % confidence interval (order statistics of the
+// rounds' ratios). Many short rounds rather than a few long ones: a change
+// of the host's speed spoils the rounds it falls in, not a sixth of the
+// run.
+//
+// A third side, the control (-control, on by default), is a second
+// replica with both features off, measured as the off side is: its ratios
+// to the off side are what the machine and the method give when nothing
+// differs, so "within noise" is measured rather than judged. The rounds
+// cycle through the six orders of the three sides (two sides: off then
+// on, then on then off).
 //
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
@@ -32,8 +40,14 @@
 // off cell's, as this benchmark reported before it paired the cells),
 // capture_cpu_go_on_us and capture_cpu_go_off_us the part of it this
 // process spent (the replicas' Go side and the load generator; the rest is
-// the Python workers'), capture_dropped the model data records the buffer refused (the store did
-// not keep up), capture_telemetry_dropped the telemetry records likewise.
+// the Python workers'), capture_dropped the model data records the buffer
+// refused (the store did not keep up), capture_telemetry_dropped the
+// telemetry records likewise. capture_rps_ratio_ci_lo and _hi, and
+// capture_p99_ratio_ci_lo and _hi, are the confidence intervals of the two
+// medians; with the control, capture_control_rps_ratio and
+// capture_control_p99_ratio (with their _ci_lo and _ci_hi) are the
+// control's ratios to the off side, and capture_p99_within_noise is true
+// when the on side's p99 ratio's interval overlaps the control's.
 package main
 
 import (
@@ -42,6 +56,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -81,6 +96,7 @@ var (
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file; each replica's goroutines carry the label side=on or side=off")
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
+	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
@@ -100,10 +116,13 @@ func main() {
 		*duration, *rounds = 250*time.Millisecond, 8
 	}
 	sides := []string{"off", "on"}
+	if *control {
+		sides = append(sides, "ctl")
+	}
 	switch *only {
 	case "":
 	case "on", "off":
-		sides = []string{*only}
+		sides, *control = []string{*only}, false
 	default:
 		log.Fatalf("-only %q: want on or off", *only)
 	}
@@ -131,28 +150,23 @@ func main() {
 	}
 	on, onStats := start("on", dir, dc, tel)
 	off, offClose := start("off", dir, nil, nil)
-	var onCells, offCells []benchkit.Cell
-	var onGo, offGo []time.Duration // the Go process's part of each cell's CPU
+	addrs := map[string]string{"on": on, "off": off}
+	if *control {
+		ctl, ctlClose := start("ctl", dir, nil, nil)
+		defer ctlClose()
+		addrs["ctl"] = ctl
+	}
+	cells := map[string][]benchkit.Cell{}
+	goCPUs := map[string][]time.Duration{} // the Go process's part of each cell's CPU
 	fmt.Printf("%-6s %-4s %10s %10s %10s %12s %8s %8s\n", "round", "side", "req/s", "p50", "p99", "CPU/request", "Go", "Python")
 	for r := range *rounds {
-		order := sides
-		if r%2 == 1 {
-			order = []string{sides[len(sides)-1], sides[0]}
-		}
-		for _, side := range order {
-			addr := off
-			if side == "on" {
-				addr = on
-			}
-			c, goCPU := load(addr)
+		for _, side := range roundOrder(sides, r) {
+			c, goCPU := load(addrs[side])
 			fmt.Printf("%-6d %-4s %10.0f %10v %10v %12v %8v %8v\n", r+1, side, c.RPS, c.P50.Round(10*time.Microsecond),
 				c.P99.Round(10*time.Microsecond), c.CPU.Round(time.Microsecond), goCPU.Round(time.Microsecond),
 				(c.CPU - goCPU).Round(time.Microsecond))
-			if side == "on" {
-				onCells, onGo = append(onCells, c), append(onGo, goCPU)
-			} else {
-				offCells, offGo = append(offCells, c), append(offGo, goCPU)
-			}
+			cells[side] = append(cells[side], c)
+			goCPUs[side] = append(goCPUs[side], goCPU)
 		}
 	}
 	all := onStats()
@@ -162,28 +176,21 @@ func main() {
 		fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
 		return
 	}
+	onCells, offCells := cells["on"], cells["off"]
 	// Each ratio within its round, then the median (and quartiles) over
 	// the rounds.
-	quantile := func(v []float64, q float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		i := q * float64(len(v)-1)
-		lo := int(i)
-		if lo+1 >= len(v) {
-			return v[lo]
-		}
-		return v[lo] + (i-float64(lo))*(v[lo+1]-v[lo])
-	}
-	ratios := func(f func(c benchkit.Cell) float64) []float64 {
-		v := make([]float64, len(onCells))
-		for i := range onCells {
-			v[i] = f(onCells[i]) / f(offCells[i])
+	ratios := func(side string, f func(c benchkit.Cell) float64) []float64 {
+		v := make([]float64, len(offCells))
+		for i := range offCells {
+			v[i] = f(cells[side][i]) / f(offCells[i])
 		}
 		return v
 	}
-	rpsRatios := ratios(func(c benchkit.Cell) float64 { return c.RPS })
-	p99Ratios := ratios(func(c benchkit.Cell) float64 { return float64(c.P99) })
-	cpuRatios := ratios(func(c benchkit.Cell) float64 { return float64(c.CPU) })
+	rps := func(c benchkit.Cell) float64 { return c.RPS }
+	p99 := func(c benchkit.Cell) float64 { return float64(c.P99) }
+	rpsRatios := ratios("on", rps)
+	p99Ratios := ratios("on", p99)
+	cpuRatios := ratios("on", func(c benchkit.Cell) float64 { return float64(c.CPU) })
 	median := func(v []time.Duration) float64 {
 		f := make([]float64, len(v))
 		for i, d := range v {
@@ -203,10 +210,77 @@ func main() {
 	}
 	fmt.Printf("throughput on ÷ off by round: %s\n", strings.Join(formatted(rpsRatios), " "))
 	fmt.Printf("collection on: %+v\ntelemetry on: %+v\n", st, ts)
-	fmt.Printf("RESULT capture_rps_ratio=%.3f capture_rps_ratio_q1=%.3f capture_rps_ratio_q3=%.3f capture_p99_ratio=%.3f capture_cpu_ratio=%.3f capture_best_rps_ratio=%.3f capture_cpu_on_us=%.1f capture_cpu_off_us=%.1f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d capture_cpu_go_on_us=%.1f capture_cpu_go_off_us=%.1f\n",
-		quantile(rpsRatios, 0.5), quantile(rpsRatios, 0.25), quantile(rpsRatios, 0.75), quantile(p99Ratios, 0.5), quantile(cpuRatios, 0.5),
+	rpsLo, rpsHi := medianCI(rpsRatios)
+	p99Lo, p99Hi := medianCI(p99Ratios)
+	result := fmt.Sprintf("RESULT capture_rps_ratio=%.3f capture_rps_ratio_q1=%.3f capture_rps_ratio_q3=%.3f capture_rps_ratio_ci_lo=%.3f capture_rps_ratio_ci_hi=%.3f capture_p99_ratio=%.3f capture_p99_ratio_ci_lo=%.3f capture_p99_ratio_ci_hi=%.3f capture_cpu_ratio=%.3f capture_best_rps_ratio=%.3f capture_cpu_on_us=%.1f capture_cpu_off_us=%.1f capture_dropped=%d capture_written=%d capture_collected=%d capture_telemetry_dropped=%d capture_telemetry_sent=%d capture_telemetry_recorded=%d capture_cpu_go_on_us=%.1f capture_cpu_go_off_us=%.1f",
+		quantile(rpsRatios, 0.5), quantile(rpsRatios, 0.25), quantile(rpsRatios, 0.75), rpsLo, rpsHi, quantile(p99Ratios, 0.5), p99Lo, p99Hi, quantile(cpuRatios, 0.5),
 		best(onCells)/best(offCells), median(cpu(onCells))/1e3, median(cpu(offCells))/1e3, st.Dropped, st.Written, st.Collected,
-		ts.Dropped, ts.Sent, ts.Recorded, median(onGo)/1e3, median(offGo)/1e3)
+		ts.Dropped, ts.Sent, ts.Recorded, median(goCPUs["on"])/1e3, median(goCPUs["off"])/1e3)
+	if *control {
+		// The control is a second replica with both features off: its
+		// ratios to the off side are what this machine and this method
+		// give for no difference at all. The on side's p99 is within
+		// noise when the confidence intervals of the two medians overlap.
+		ctlRPS, ctlP99 := ratios("ctl", rps), ratios("ctl", p99)
+		fmt.Printf("throughput control ÷ off by round: %s\n", strings.Join(formatted(ctlRPS), " "))
+		cLo, cHi := medianCI(ctlP99)
+		rLo, rHi := medianCI(ctlRPS)
+		result += fmt.Sprintf(" capture_control_rps_ratio=%.3f capture_control_rps_ratio_ci_lo=%.3f capture_control_rps_ratio_ci_hi=%.3f capture_control_p99_ratio=%.3f capture_control_p99_ratio_ci_lo=%.3f capture_control_p99_ratio_ci_hi=%.3f capture_p99_within_noise=%t",
+			quantile(ctlRPS, 0.5), rLo, rHi, quantile(ctlP99, 0.5), cLo, cHi, p99Lo <= cHi && cLo <= p99Hi)
+	}
+	fmt.Println(result)
+}
+
+// roundOrder is the order of the sides' cells in round r: with two sides,
+// each goes first in every other round; with three, the rounds cycle
+// through the six orders, so that each side is first, second and third
+// equally often.
+func roundOrder(sides []string, r int) []string {
+	switch len(sides) {
+	case 2:
+		if r%2 == 1 {
+			return []string{sides[1], sides[0]}
+		}
+	case 3:
+		a, b, c := sides[0], sides[1], sides[2]
+		return [][]string{{a, b, c}, {b, c, a}, {c, a, b}, {a, c, b}, {c, b, a}, {b, a, c}}[r%6]
+	}
+	return sides
+}
+
+// quantile is the q-quantile of v, interpolated between order statistics.
+func quantile(v []float64, q float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	i := q * float64(len(v)-1)
+	lo := int(i)
+	if lo+1 >= len(v) {
+		return v[lo]
+	}
+	return v[lo] + (i-float64(lo))*(v[lo+1]-v[lo])
+}
+
+// medianCI is a confidence interval of at least 95 % for the median of
+// the distribution v was drawn from, free of any assumption about its
+// shape: the order statistics k and n+1-k of v's n values (1-based), with
+// k the largest for which Binomial(n, ½) puts at most 2.5 % below k.
+// Under 6 values there is none such: the whole range is returned.
+func medianCI(v []float64) (lo, hi float64) {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	n := len(v)
+	// cdf(j) = P(X ≤ j), X ~ Binomial(n, ½), term by term.
+	p := math.Pow(0.5, float64(n)) // P(X = 0)
+	cdf, k := p, 0
+	for j := 0; cdf <= 0.025 && j < n; j++ {
+		k = j + 1 // P(X < k) = P(X ≤ j) ≤ 2.5 %
+		p *= float64(n-j) / float64(j+1)
+		cdf += p
+	}
+	if k == 0 {
+		return v[0], v[n-1]
+	}
+	return v[k-1], v[n-k]
 }
 
 func formatted(v []float64) []string {
