@@ -23,7 +23,9 @@
 // to the off side are what the machine and the method give when nothing
 // differs, so "within noise" is measured rather than judged. The rounds
 // cycle through the six orders of the three sides (two sides: off then
-// on, then on then off).
+// on, then on then off). -control-burn D makes the control's run() spin
+// for D after its work: a control that costs the worker more per request
+// without collecting anything, to tell what extra work alone does to p99.
 //
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
@@ -97,6 +99,7 @@ var (
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file; each replica's goroutines carry the label side=on or side=off")
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
+	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
@@ -133,6 +136,15 @@ func main() {
 	defer os.RemoveAll(dir)
 	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte(script), 0o644); err != nil {
 		log.Fatal(err)
+	}
+	if *controlBurn > 0 {
+		// The control's run() spins for -control-burn after the echo
+		// script's work.
+		burn := strings.Replace(script, "    return data\n", fmt.Sprintf("    _end = _clock() + %g\n    while _clock() < _end:\n        pass\n    return data\n", controlBurn.Seconds()), 1)
+		burn = "from time import perf_counter as _clock\n" + burn
+		if err := os.WriteFile(filepath.Join(dir, "score_burn.py"), []byte(burn), 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 	store := filepath.Join(dir, "ws")
 	sink, err := scoring.NewJSONLinesSink(filepath.Join(dir, "telemetry.jsonl"))
@@ -294,16 +306,20 @@ func formatted(v []float64) []string {
 // start runs a replica of score.py on loopback and returns its address
 // and its counters (read after the replica closed).
 func start(side, dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (addr string, stats func() scoring.Stats) {
+	entry := "score.py"
+	if side == "ctl" && *controlBurn > 0 {
+		entry = "score_burn.py"
+	}
 	// The side's goroutines (its writers, its workers' readers, its
 	// connections) carry the label side=on or side=off in a CPU profile.
 	pprof.Do(context.Background(), pprof.Labels("side", side), func(context.Context) {
-		addr, stats = startReplica(dir, dc, tel)
+		addr, stats = startReplica(dir, entry, dc, tel)
 	})
 	return addr, stats
 }
 
-func startReplica(dir string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
-	srv, err := scoring.NewServer(scoring.Config{EntryScript: "score.py", SourceDir: dir, Interpreter: *python,
+func startReplica(dir, entry string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
+	srv, err := scoring.NewServer(scoring.Config{EntryScript: entry, SourceDir: dir, Interpreter: *python,
 		Workers: *workers, DataCollection: dc, Telemetry: tel})
 	if err != nil {
 		log.Fatal(err)
