@@ -96,7 +96,7 @@ var (
 	rounds      = flag.Int("rounds", 48, "rounds (one cell of each side a round)")
 	collect     = flag.Bool("collect", true, "the on side collects model data")
 	telemetry   = flag.Bool("telemetry", true, "the on side records request telemetry")
-	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (both replicas and the load) to this file; each replica's goroutines carry the label side=on or side=off")
+	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (the replicas and the load) to this file; each replica's goroutines carry the label side=on, side=off or side=ctl (the control)")
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
 	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
