@@ -141,6 +141,9 @@ func main() {
 		// The control's run() spins for -control-burn after the echo
 		// script's work.
 		burn := strings.Replace(script, "    return data\n", fmt.Sprintf("    _end = _clock() + %g\n    while _clock() < _end:\n        pass\n    return data\n", controlBurn.Seconds()), 1)
+		if burn == script {
+			log.Fatal("-control-burn: the echo script has no \"return data\" line to spin before")
+		}
 		burn = "from time import perf_counter as _clock\n" + burn
 		if err := os.WriteFile(filepath.Join(dir, "score_burn.py"), []byte(burn), 0o644); err != nil {
 			log.Fatal(err)
