@@ -61,19 +61,22 @@ func lgammaInt(n int) float64 {
 
 func TestRoundOrder(t *testing.T) {
 	three := []string{"off", "on", "ctl"}
-	first := map[string]int{}
+	places := map[string]*[3]int{} // side → rounds at each place
+	for _, s := range three {
+		places[s] = new([3]int)
+	}
 	for r := range 6 {
 		o := roundOrder(three, r)
 		if got := slices.Sorted(slices.Values(o)); !slices.Equal(got, []string{"ctl", "off", "on"}) {
 			t.Fatalf("round %d: %v is not an order of the three sides", r, o)
 		}
 		for i, s := range o {
-			first[s+string(rune('0'+i))]++
+			places[s][i]++
 		}
 	}
 	for _, s := range three {
-		for i := range 3 {
-			if n := first[s+string(rune('0'+i))]; n != 2 {
+		for i, n := range places[s] {
+			if n != 2 {
 				t.Errorf("side %s is at place %d in %d of six rounds, want 2", s, i, n)
 			}
 		}
