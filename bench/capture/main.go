@@ -100,6 +100,7 @@ var (
 	only        = flag.String("only", "", "measure one side alone (on or off), for a profiler such as perf; no ratios")
 	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
 	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
+	discard     = flag.Bool("discard", false, "the on side's records are made as usual (CSV rows, JSON lines) but never land in files: its model data store discards the rows it is given and its JSON-lines sink writes to "+os.DevNull+"; the difference from a run without it is what writing the files costs")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
@@ -149,8 +150,12 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	store := filepath.Join(dir, "ws")
-	sink, err := scoring.NewJSONLinesSink(filepath.Join(dir, "telemetry.jsonl"))
+	var store scoring.ModelDataStore = &scoring.LocalModelDataStore{Root: filepath.Join(dir, "ws")}
+	telPath := filepath.Join(dir, "telemetry.jsonl")
+	if *discard {
+		store, telPath = discardStore{}, os.DevNull
+	}
+	sink, err := scoring.NewJSONLinesSink(telPath)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -158,7 +163,7 @@ func main() {
 	var dc *scoring.DataCollection
 	var tel *scoring.Telemetry
 	if *collect {
-		dc = &scoring.DataCollection{Store: &scoring.LocalModelDataStore{Root: store}, Service: "capture"}
+		dc = &scoring.DataCollection{Store: store, Service: "capture"}
 	}
 	if *telemetry {
 		tel = &scoring.Telemetry{Sink: sink, Service: "capture", Version: "capture", Replica: "capture-0"}
@@ -244,6 +249,14 @@ func main() {
 			quantile(ctlRPS, 0.5), rLo, rHi, quantile(ctlP99, 0.5), cLo, cHi, p99Lo <= cHi && cLo <= p99Hi)
 	}
 	fmt.Println(result)
+}
+
+// discardStore is the model data store of -discard: it takes the rows
+// the writer made and keeps nothing.
+type discardStore struct{}
+
+func (discardStore) Append(ctx context.Context, name string, header, rows []byte) error {
+	return ctx.Err()
 }
 
 // roundOrder is the order of the sides' cells in round r: with two sides,
