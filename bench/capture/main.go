@@ -26,6 +26,9 @@
 // on, then on then off). -control-burn D makes the control's run() spin
 // for D after its work: a control that costs the worker more per request
 // without collecting anything, to tell what extra work alone does to p99.
+// -discard makes the on side's records as usual (the CSV rows, the JSON
+// lines) but lands none of them in files: the difference from a run
+// without it is what writing the files costs on this machine.
 //
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
