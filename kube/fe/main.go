@@ -185,8 +185,24 @@ func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions)
 	fe := New(client, rt, &Options{Namespace: o.Namespace, Logger: o.Logger, ReplicaURL: o.ReplicaURL,
 		TLSNamespace: o.TokenNamespace, HTTPSPort: o.HTTPSPort})
 	errc := make(chan error, 3)
-	go func() { errc <- rt.Serve(ln) }()
-	go func() { errc <- rt.ServeTLS(tln) }()
+	// The listeners are bound from the start (the pod's TCP probes
+	// pass, callers' connections wait in the backlog) but served only
+	// once the first full routing table is installed: before it, every
+	// service would be answered 404, as if it did not exist.
+	serve := func(ln net.Listener, engine func(net.Listener) error) {
+		select {
+		case <-fe.Synced():
+			if ctx.Err() == nil {
+				errc <- engine(ln)
+				return
+			}
+		case <-ctx.Done():
+		}
+		ln.Close()
+		errc <- nil
+	}
+	go serve(ln, rt.Serve)
+	go serve(tln, rt.ServeTLS)
 	go func() { errc <- fe.Run(ctx) }()
 	o.Logger.Info("aksml-fe: serving", "listen", ln.Addr().String(), "listenTLS", tln.Addr().String(), "httpsPort", o.HTTPSPort)
 	if o.Ready != nil || o.ReadyTLS != nil {
