@@ -145,7 +145,10 @@ type ServeOptions struct {
 // package frontend with the cluster's token key, programmed by a FrontEnd
 // from the cluster's watches, serving HTTP on Listen and HTTPS on
 // ListenTLS with the certificate of the Secret kube.FrontEndTLSSecret. It
-// returns nil when ctx ends, or the error that stopped it.
+// binds both listeners at once but serves them only once the first full
+// routing table is installed: until then callers' connections wait, rather
+// than be told that services the cluster has do not exist. It returns nil
+// when ctx ends, or the error that stopped it.
 func Serve(ctx context.Context, client kubernetes.Interface, opts *ServeOptions) error {
 	var o ServeOptions
 	if opts != nil {
