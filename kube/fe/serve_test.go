@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,12 +32,8 @@ func TestServeAnswersOnceTheRoutesAreSynced(t *testing.T) {
 		<-release // the watches cannot sync until released
 		return false, nil, nil
 	})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -94,8 +91,7 @@ func TestServeAnswersOnceTheRoutesAreSynced(t *testing.T) {
 		t.Fatalf("answered %d (%v) before the routes were read from the cluster", a.code, a.err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	close(release)
-	released = true
+	unblock()
 	select {
 	case a := <-answered:
 		// No service iris in the cluster: now 404 is the truth.
