@@ -3,6 +3,7 @@ package scoring
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 )
 
 // captureLog is the bounded buffer between the request path and a
@@ -15,7 +16,10 @@ import (
 // allocation, one lock per hand-over, and the bytes of a busy replica's
 // records side by side in memory. The writer takes every entry waiting at
 // once by swapping buffers, and parses and encodes them off the request
-// path.
+// path. A helper (a connection that has just sent its answer, see
+// Server.helpCapture) may take them too and parse and encode them ahead of
+// the writer: they are then held (counted against the limits until the
+// writer next takes) and the writer is woken to write them.
 //
 // An entry is its length (4 bytes, big-endian), then its bytes.
 type captureLog struct {
@@ -27,10 +31,45 @@ type captureLog struct {
 	// maxBytes bounds len(buf) (MaxCaptureBuffer).
 	maxBytes int
 	closed   bool
+	// held and heldBytes are the records (and their bytes) helpers took
+	// since the writer last took: still in the replica, formatted and
+	// waiting for the writer, so counted against limit and maxBytes.
+	held, heldBytes int
+	// waiting is n, for helpers to look at without the lock.
+	waiting atomic.Int64
 	// wake holds a token when records arrived in an empty log, or the log
 	// closed, since the writer last looked.
 	wake chan struct{}
 }
+
+// helpCapture is called by a connection of the lean engine once it has
+// sent an answer, before it reads its next request: the replica's data
+// collection and telemetry format the records waiting (when at least
+// captureHelp wait and no one else is formatting). The work is the writers' and costs as much, but spread over
+// the answers as they go, while the records are fresh in the caches,
+// rather than in one burst of tens of milliseconds' records when a writer
+// wakes, which holds a core while requests queue behind it. The writers
+// still do what no helper did, and all the writing: a helper never calls a
+// store or a sink, so a slow one never slows a connection.
+func (s *Server) helpCapture() {
+	if s.dc != nil {
+		s.dc.help()
+	}
+	if s.tel != nil {
+		s.tel.help()
+	}
+}
+
+// captureHelp is how many records waiting make a helper (see
+// Server.helpCapture) take them: some tens of microseconds of formatting,
+// enough to keep the formatting code warm (with 32, the same work cost
+// more CPU), little enough not to hold a core long.
+const captureHelp = 256
+
+// captureWriteAt is how many bytes of rows (of one file) or of encoded
+// telemetry, formatted by helpers, make them wake the writer to write them
+// rather than wait for the end of its linger: writes of about this size.
+const captureWriteAt = 64 << 10
 
 // captureLogKeep bounds the buffer a writer gives back for reuse: a burst
 // that grew it past this does not keep the memory.
@@ -53,7 +92,7 @@ func (q *captureLog) roomLocked(k, size int) (ok, closed bool) {
 	if q.closed {
 		return false, true
 	}
-	return q.n+k <= q.limit && len(q.buf)+size <= q.maxBytes, false
+	return q.n+q.held+k <= q.limit && len(q.buf)+q.heldBytes+size <= q.maxBytes, false
 }
 
 // beginLocked starts an entry and returns where it starts, for endLocked.
@@ -69,7 +108,8 @@ func (q *captureLog) beginLocked() int {
 func (q *captureLog) endLocked(at, k int) {
 	binary.BigEndian.PutUint32(q.buf[at:], uint32(len(q.buf)-at-4))
 	q.n += k
-	if q.n == k {
+	q.waiting.Store(int64(q.n))
+	if q.n == k && q.held == 0 {
 		select {
 		case q.wake <- struct{}{}:
 		default:
@@ -84,12 +124,12 @@ func (q *captureLog) len() int {
 	return q.n
 }
 
-// wait waits until records are waiting; false once the log is closed and
-// empty.
+// wait waits until records are waiting, or held by helpers; false once
+// the log is closed and empty.
 func (q *captureLog) wait() bool {
 	for {
 		q.mu.Lock()
-		n, closed := q.n, q.closed
+		n, closed := q.n+q.held, q.closed
 		q.mu.Unlock()
 		switch {
 		case n > 0:
@@ -102,12 +142,49 @@ func (q *captureLog) wait() bool {
 }
 
 // take takes every entry waiting: their bytes (valid until the next take)
-// and the number of records they hold.
+// and the number of records they hold. The writer takes, and with that
+// the records helpers held are its own.
 func (q *captureLog) take() (entries []byte, records int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	entries, records = q.swapLocked()
+	q.held, q.heldBytes = 0, 0
+	return entries, records
+}
+
+// takeHelped is take for a helper: the records stay counted, as held,
+// until the writer next takes, and the writer is woken if it was waiting
+// for records. A helper takes only when at least min records wait; nil
+// when fewer do.
+func (q *captureLog) takeHelped(min int) []byte {
+	if q.waiting.Load() < int64(min) {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n < min || q.closed {
+		return nil
+	}
+	if q.held == 0 {
+		// The writer woke when the first of these arrived, unless it was
+		// busy; one token more is harmless.
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	q.heldBytes += len(q.buf)
+	entries, records := q.swapLocked()
+	q.held += records
+	return entries
+}
+
+// swapLocked takes the entries waiting, giving the buffer the spare one.
+// The caller holds q.mu.
+func (q *captureLog) swapLocked() (entries []byte, records int) {
 	entries, records = q.buf, q.n
 	q.buf, q.spare, q.n = q.spare[:0], nil, 0
+	q.waiting.Store(0)
 	if cap(entries) <= captureLogKeep {
 		q.spare = entries
 	}

@@ -257,7 +257,21 @@ type collector struct {
 	// lingering.
 	closing chan struct{}
 
-	// targets, recent and next are the writer's.
+	// fmu is held by whoever formats records: the writer, or a
+	// connection helping (help). It guards what follows. ready wakes the
+	// writer when a file's rows reach captureWriteAt.
+	fmu   sync.Mutex
+	ready chan struct{}
+	dec   pyDecoder
+	// files are the rows formatted and not yet appended, by file name, in
+	// order; hot are the files of the last two records, looked at before
+	// the map (a replica's collectors take turns: inputs, predictions);
+	// spare are rows buffers to reuse.
+	files map[string]*dcPending
+	order []*dcPending
+	hot   [2]*dcPending
+	spare [][]byte
+	// targets, recent and next are the formatter's.
 	targets map[string]*dcTarget
 	// recent are the targets of the last records, looked at before the
 	// map (a replica's collectors take turns: inputs, predictions).
@@ -272,7 +286,7 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, stop: cancel,
+	c := &collector{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, files: map[string]*dcPending{}, ready: make(chan struct{}, 1), stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
 	go c.write()
 	return c
@@ -290,92 +304,129 @@ func (c *collector) stats() DataCollectionStats {
 const dcBatch = 256
 
 // write drains the buffer into the store, grouping what is waiting by file
-// and lingering for a batch to fill (see captureLinger): one Append per file
-// and batch. The records are parsed and their rows formatted here, off the
+// and lingering for a batch to fill (see captureLinger) unless helpers have
+// formatted enough already (help): one Append per file and batch. The
+// records are parsed and their rows formatted here, or by helpers, off the
 // request path.
 func (c *collector) write() {
 	defer close(c.done)
-	type pending struct {
-		name   string
-		header []byte
-		rows   []byte
-		n      int64
-	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var dec pyDecoder
-	// The files' rows buffers, kept from batch to batch (the store does
-	// not keep rows after Append).
-	var spare [][]byte
-	batch := map[string]*pending{}
-	var order []*pending
 	for c.q.wait() {
-		gather(c.q.len(), dcBatch, timer, c.closing)
+		gatherReady(c.q.len(), dcBatch, timer, c.closing, c.ready)
+		c.fmu.Lock()
 		entries, _ := c.q.take()
-		for _, p := range order {
-			spare = append(spare, p.rows[:0])
+		c.format(entries)
+		c.flush()
+		c.fmu.Unlock()
+	}
+}
+
+// dcPending is one file's rows formatted and not yet appended.
+type dcPending struct {
+	name   string
+	header []byte
+	rows   []byte
+	n      int64
+}
+
+// help formats the records waiting, when there are at least captureHelp
+// of them and no one else is formatting (see Server.helpCapture). The rows
+// wait for the writer, which appends them to the store (help never calls
+// the store); it is woken once a file's rows reach captureWriteAt.
+func (c *collector) help() {
+	if c.q.waiting.Load() < captureHelp || !c.fmu.TryLock() {
+		return
+	}
+	entries := c.q.takeHelped(captureHelp)
+	c.format(entries)
+	full := false
+	for _, p := range c.order {
+		full = full || len(p.rows) >= captureWriteAt
+	}
+	c.fmu.Unlock()
+	if full {
+		select {
+		case c.ready <- struct{}{}:
+		default:
 		}
-		clear(batch)
-		order = order[:0]
-		// The files of the last two records, looked at before the map (a
-		// replica's collectors take turns: inputs, predictions).
-		var hot [2]*pending
-		for len(entries) > 0 {
-			var e []byte
-			e, entries = nextEntry(entries)
-			r, err := c.record(e[8:], int64(binary.BigEndian.Uint64(e)))
-			if err != nil {
-				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
-				c.failed.Add(1)
-				continue
-			}
-			var p *pending
-			switch {
-			case hot[0] != nil && hot[0].name == r.name:
-				p = hot[0]
-			case hot[1] != nil && hot[1].name == r.name:
-				p = hot[1]
-			default:
-				p = batch[r.name]
-				if p == nil {
-					p = &pending{name: r.name, header: r.header}
-					if k := len(spare); k > 0 {
-						p.rows, spare = spare[k-1], spare[:k-1]
-					}
-					batch[r.name] = p
-					order = append(order, p)
+	}
+}
+
+// format parses the records of entries (as take returns them) and adds
+// their rows to their files' pending rows. The caller holds c.fmu.
+func (c *collector) format(entries []byte) {
+	for len(entries) > 0 {
+		var e []byte
+		e, entries = nextEntry(entries)
+		r, err := c.record(e[8:], int64(binary.BigEndian.Uint64(e)))
+		if err != nil {
+			c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+			c.failed.Add(1)
+			continue
+		}
+		var p *dcPending
+		switch {
+		case c.hot[0] != nil && c.hot[0].name == r.name:
+			p = c.hot[0]
+		case c.hot[1] != nil && c.hot[1].name == r.name:
+			p = c.hot[1]
+		default:
+			p = c.files[r.name]
+			if p == nil {
+				p = &dcPending{name: r.name, header: r.header}
+				if k := len(c.spare); k > 0 {
+					p.rows, c.spare = c.spare[k-1], c.spare[:k-1]
 				}
-				hot[0], hot[1] = p, hot[0]
+				c.files[r.name] = p
+				c.order = append(c.order, p)
 			}
-			rows, err := dec.appendRows(p.rows, r.values)
-			if err != nil {
-				c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
-				c.failed.Add(1)
-				continue
-			}
-			p.rows = rows
-			p.n++
+			c.hot[0], c.hot[1] = p, c.hot[0]
 		}
-		for _, p := range order {
-			if p.n == 0 {
-				continue
-			}
+		rows, err := c.dec.appendRows(p.rows, r.values)
+		if err != nil {
+			c.srv.event(slog.LevelError, "data collection: record refused: "+err.Error())
+			c.failed.Add(1)
+			continue
+		}
+		p.rows = rows
+		p.n++
+	}
+}
+
+// flush appends each file's pending rows to the store: one Append per
+// file. The caller holds c.fmu.
+func (c *collector) flush() {
+	for _, p := range c.order {
+		if p.n == 0 {
+			continue
+		}
+		if c.ctx.Err() != nil {
+			c.dropped.Add(p.n)
+			continue
+		}
+		if err := c.cfg.Store.Append(c.ctx, p.name, p.header, p.rows); err != nil {
 			if c.ctx.Err() != nil {
 				c.dropped.Add(p.n)
 				continue
 			}
-			if err := c.cfg.Store.Append(c.ctx, p.name, p.header, p.rows); err != nil {
-				if c.ctx.Err() != nil {
-					c.dropped.Add(p.n)
-					continue
-				}
-				c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, p.name, err))
-				c.failed.Add(p.n)
-				continue
-			}
-			c.written.Add(p.n)
+			c.srv.event(slog.LevelError, fmt.Sprintf("data collection: %d record(s) could not be written to %s: %v", p.n, p.name, err))
+			c.failed.Add(p.n)
+			continue
+		}
+		c.written.Add(p.n)
+	}
+	// The rows buffers are kept for the next files (the store does not
+	// keep rows after Append), unless a burst grew one huge.
+	for _, p := range c.order {
+		if cap(p.rows) <= captureLogKeep {
+			c.spare = append(c.spare, p.rows[:0])
 		}
 	}
+	clear(c.files)
+	clear(c.order)
+	c.order = c.order[:0]
+	c.hot = [2]*dcPending{}
 }
 
 // offer takes the D frames among frames from a worker, which arrived at now,

@@ -77,8 +77,11 @@ const leanCallerCheck = 100 * time.Millisecond
 type leanEngine struct {
 	h        http.Handler
 	eligible func() bool // whether a request may take the lean path now
-	ln       net.Listener
-	ctx      context.Context // the connections' base context
+	// afterAnswer, when set, is called by a connection once it has sent
+	// an answer, before it reads the next request.
+	afterAnswer func()
+	ln          net.Listener
+	ctx         context.Context // the connections' base context
 
 	headerTimeout time.Duration // a head's, from its first byte; 0: none
 	idleTimeout   time.Duration // between requests; 0: none
@@ -94,8 +97,9 @@ type leanEngine struct {
 }
 
 // serveLean is Serve with the lean engine in front of hs.
-func serveLean(ctx context.Context, ln net.Listener, h http.Handler, eligible func() bool, hs *http.Server) error {
+func serveLean(ctx context.Context, ln net.Listener, h http.Handler, eligible func() bool, hs *http.Server, after func()) error {
 	e := newLeanEngine(ln, h, eligible, hs)
+	e.afterAnswer = after
 	errc := make(chan error, 1)
 	go func() { errc <- e.accept() }()
 	select {
@@ -687,6 +691,9 @@ func (c *leanConn) serveOne(data []byte) bool {
 	c.w.finish()
 	if !c.flushOut() {
 		return false
+	}
+	if c.e.afterAnswer != nil {
+		c.e.afterAnswer()
 	}
 	if cap(c.out) > 256<<10 {
 		c.out = nil

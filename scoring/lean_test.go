@@ -461,7 +461,7 @@ func TestLeanShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
-		served <- serveLean(ctx, wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h})
+		served <- serveLean(ctx, wrapListener(ln), h, func() bool { return true }, &http.Server{Handler: h}, nil)
 	}()
 	idle, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

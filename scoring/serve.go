@@ -51,7 +51,11 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, lean bool) erro
 		ErrorLog:          nil,
 	}
 	if s, ok := h.(*Server); ok && lean {
-		return serveLean(ctx, wrapListener(ln), h, s.leanEligible, hs)
+		var after func()
+		if s.dc != nil || s.tel != nil {
+			after = s.helpCapture
+		}
+		return serveLean(ctx, wrapListener(ln), h, s.leanEligible, hs, after)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(wrapListener(ln)) }()

@@ -37,6 +37,11 @@ const captureLinger = 50 * time.Millisecond
 // else captureLinger, cut short when stop is closed (the replica closes:
 // what is buffered goes out at once). t is the caller's timer, stopped.
 func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
+	gatherReady(waiting, full, t, stop, nil)
+}
+
+// gatherReady is gather, cut short also when ready is signalled.
+func gatherReady(waiting, full int, t *time.Timer, stop <-chan struct{}, ready <-chan struct{}) {
 	if waiting >= full {
 		return
 	}
@@ -44,6 +49,8 @@ func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
 	select {
 	case <-t.C:
 	case <-stop:
+		t.Stop()
+	case <-ready:
 		t.Stop()
 	}
 }
@@ -180,6 +187,20 @@ type telemetry struct {
 
 	recorded, sent, dropped, failed atomic.Int64
 
+	// ready is signalled when enough is encoded to write at once.
+	ready chan struct{}
+	// fmu is held by whoever makes records: the exporter, or a
+	// connection helping (help). It guards what follows.
+	fmu sync.Mutex
+	// batch are the records made and not yet exported (with a JSON-lines
+	// sink, encoded at once into encoded instead); pendingN counts them.
+	batch    []TelemetryRecord
+	encoded  []byte
+	pendingN int64
+	times    rfc3339Cache
+	// lines is the sink when it is a JSON-lines sink.
+	lines *JSONLinesSink
+
 	// traces holds the trace context of the requests in flight that came
 	// with a valid traceparent, by request id, for their print records
 	// (a *traceContext); traced counts them, so that requests without
@@ -191,7 +212,8 @@ type telemetry struct {
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &telemetry{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, stop: cancel,
-		done: make(chan struct{}), closing: make(chan struct{})}
+		done: make(chan struct{}), closing: make(chan struct{}), ready: make(chan struct{}, 1)}
+	t.lines, _ = cfg.Sink.(*JSONLinesSink)
 	go t.export()
 	return t
 }
@@ -266,30 +288,36 @@ func (t *telemetry) dropped1(closed bool, n int64) {
 const telBatch = 512
 
 // export drains the buffer into the sink in batches, lingering for a
-// batch to fill (see captureLinger). The records are made here, off the
-// request path: their strings are substrings of one copy of the batch's
-// entries.
+// batch to fill (see captureLinger) unless helpers have made one already
+// (help). The records are made here, or by helpers, off the request path:
+// their strings are substrings of one copy of the entries they came in.
+// A JSON-lines sink gets them encoded, in one write.
 func (t *telemetry) export() {
 	defer close(t.done)
-	var batch []TelemetryRecord
 	var failures int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for t.q.wait() {
-		gather(t.q.len(), telBatch, timer, t.closing)
+		gatherReady(t.q.len(), telBatch, timer, t.closing, t.ready)
+		t.fmu.Lock()
 		entries, _ := t.q.take()
-		batch = t.records(batch[:0], entries)
-		n := int64(len(batch))
-		switch {
-		case n == 0:
-		case t.ctx.Err() != nil:
-			t.dropped.Add(n)
-		default:
-			if err := t.cfg.Sink.Export(t.ctx, batch); err != nil {
-				if t.ctx.Err() != nil {
-					t.dropped.Add(n)
-					break
+		t.format(entries)
+		if n := t.pendingN; n > 0 {
+			err := t.ctx.Err()
+			if err == nil {
+				if t.lines != nil {
+					err = t.lines.writeEncoded(t.encoded)
+				} else {
+					err = t.cfg.Sink.Export(t.ctx, t.batch)
 				}
+			}
+			switch {
+			case err == nil:
+				failures = 0
+				t.sent.Add(n)
+			case t.ctx.Err() != nil:
+				t.dropped.Add(n)
+			default:
 				// One event per failure streak start, and then every
 				// hundredth, so a dead sink does not flood the log. The
 				// event is written before the records count as failed, so
@@ -299,12 +327,60 @@ func (t *telemetry) export() {
 				}
 				failures++
 				t.failed.Add(n)
-				break
 			}
-			failures = 0
-			t.sent.Add(n)
 		}
-		clear(batch) // let the strings go
+		clear(t.batch) // let the strings go
+		t.batch = t.batch[:0]
+		if cap(t.encoded) > captureLogKeep {
+			t.encoded = nil
+		}
+		t.encoded = t.encoded[:0]
+		t.pendingN = 0
+		t.fmu.Unlock()
+	}
+}
+
+// format makes the records of entries and, for a JSON-lines sink, encodes
+// them. The caller holds t.fmu.
+func (t *telemetry) format(entries []byte) {
+	if len(entries) == 0 {
+		return
+	}
+	if t.lines == nil {
+		k := len(t.batch)
+		t.batch = t.records(t.batch, entries)
+		t.pendingN += int64(len(t.batch) - k)
+		return
+	}
+	t.batch = t.records(t.batch[:0], entries)
+	for i := range t.batch {
+		t.encoded = t.times.appendRecordJSON(t.encoded, &t.batch[i])
+		t.encoded = append(t.encoded, '\n')
+	}
+	t.pendingN += int64(len(t.batch))
+	clear(t.batch)
+	t.batch = t.batch[:0]
+}
+
+// help makes the records waiting (and, for a JSON-lines sink, encodes
+// them), when there are at least captureHelp of them and no one else is
+// (see Server.helpCapture). The records wait for the exporter, which hands
+// them to the sink (help never calls the sink); it is woken once
+// captureWriteAt bytes are encoded, or telBatch records made for another
+// sink.
+func (t *telemetry) help() {
+	if t.q.waiting.Load() < captureHelp || !t.fmu.TryLock() {
+		return
+	}
+	entries := t.q.takeHelped(captureHelp)
+	t.format(entries)
+	full := len(t.encoded) >= captureWriteAt || (t.lines == nil && len(t.batch) >= telBatch)
+	t.fmu.Unlock()
+	if full {
+		select {
+		case t.ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -692,6 +768,17 @@ func (j *JSONLinesSink) Export(ctx context.Context, records []TelemetryRecord) e
 	}
 	j.keep(b)
 	return nil
+}
+
+// writeEncoded writes lines encoded by appendRecordJSON.
+func (j *JSONLinesSink) writeEncoded(b []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return os.ErrClosed
+	}
+	_, err := j.f.Write(b)
+	return err
 }
 
 // keep keeps b's memory for the next Export, unless a huge line grew it.
