@@ -35,6 +35,20 @@ func captureFrames(tb testing.TB) (inputs, predictions, prints []byte) {
 	return rec("inputs"), rec("predictions"), printFrame(cid, "", 1.7e9, "o", "scored 2 rows\n")
 }
 
+// captureServer is a replica of an echo score.py in dir with dc and tel,
+// not started: the caller hands it frames as its workers would.
+func captureServer(tb testing.TB, dir string, dc *DataCollection, tel *Telemetry) *Server {
+	tb.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte("def init(): pass\ndef run(d): return d\n"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := NewServer(Config{EntryScript: "score.py", SourceDir: dir, DataCollection: dc, Telemetry: tel})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // cpuNow is the CPU time (user and system) of this process.
 func cpuNow(tb testing.TB) time.Duration {
 	var ru syscall.Rusage
@@ -57,15 +71,8 @@ func BenchmarkCaptureGoSide(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sink.Close()
-	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte("def init(): pass\ndef run(d): return d\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	s, err := NewServer(Config{EntryScript: "score.py", SourceDir: dir,
-		DataCollection: &DataCollection{Store: &LocalModelDataStore{Root: filepath.Join(dir, "ws")}, Service: "capture"},
-		Telemetry:      &Telemetry{Sink: sink, Service: "capture", Version: "capture", Replica: "capture-0"}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := captureServer(b, dir, &DataCollection{Store: &LocalModelDataStore{Root: filepath.Join(dir, "ws")}, Service: "capture"},
+		&Telemetry{Sink: sink, Service: "capture", Version: "capture", Replica: "capture-0"})
 	inputs, predictions, prints := captureFrames(b)
 	held := []sideFrame{{kindRecord, inputs}, {kindRecord, predictions}, {kindPrints, prints}}
 	b.ReportAllocs()

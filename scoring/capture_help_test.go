@@ -90,15 +90,8 @@ func TestCaptureHelpersFormatWritersWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte("def init(): pass\ndef run(d): return d\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewServer(Config{EntryScript: "score.py", SourceDir: dir,
-		DataCollection: &DataCollection{Store: &LocalModelDataStore{Root: filepath.Join(dir, "ws")}, Service: "capture"},
-		Telemetry:      &Telemetry{Sink: sink, Service: "capture", Version: "1", Replica: "capture-0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := captureServer(t, dir, &DataCollection{Store: &LocalModelDataStore{Root: filepath.Join(dir, "ws")}, Service: "capture"},
+		&Telemetry{Sink: sink, Service: "capture", Version: "1", Replica: "capture-0"})
 	inputs, predictions, prints := captureFrames(t)
 	held := []sideFrame{{kindRecord, inputs}, {kindRecord, predictions}, {kindPrints, prints}}
 	const n = 3000
@@ -183,15 +176,8 @@ func (s *stuckStore) Append(ctx context.Context, name string, header, rows []byt
 // are dropped and counted, never waited for.
 func TestCaptureHelpersNeverWaitForTheStore(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte("def init(): pass\ndef run(d): return d\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	store := &stuckStore{started: make(chan struct{}), release: make(chan struct{}), inner: &LocalModelDataStore{Root: filepath.Join(dir, "ws")}}
-	s, err := NewServer(Config{EntryScript: "score.py", SourceDir: dir,
-		DataCollection: &DataCollection{Store: store, Service: "capture", Buffer: 1000}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := captureServer(t, dir, &DataCollection{Store: store, Service: "capture", Buffer: 1000}, nil)
 	inputs, predictions, _ := captureFrames(t)
 	held := []sideFrame{{kindRecord, inputs}, {kindRecord, predictions}}
 	// Records until the writer is stuck in the store.
