@@ -45,12 +45,13 @@ type captureLog struct {
 // helpCapture is called by a connection of the lean engine once it has
 // sent an answer, before it reads its next request: the replica's data
 // collection and telemetry format the records waiting (when at least
-// captureHelp wait and no one else is formatting). The work is the writers' and costs as much, but spread over
-// the answers as they go, while the records are fresh in the caches,
-// rather than in one burst of tens of milliseconds' records when a writer
-// wakes, which holds a core while requests queue behind it. The writers
-// still do what no helper did, and all the writing: a helper never calls a
-// store or a sink, so a slow one never slows a connection.
+// captureHelp wait and no one else is formatting). The work is the
+// writers' and costs as much, but spread over the answers as they go,
+// while the records are fresh in the caches, rather than in one burst of
+// tens of milliseconds' records when a writer wakes, which holds a core
+// while requests queue behind it. The writers still do what no helper
+// did, and all the writing: a helper never calls a store or a sink, so a
+// slow one never slows a connection.
 func (s *Server) helpCapture() {
 	if s.dc != nil {
 		s.dc.help()
