@@ -313,7 +313,7 @@ func (c *collector) write() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for c.q.wait() {
-		gatherReady(c.q.len(), dcBatch, timer, c.closing, c.ready)
+		gather(c.q.len(), dcBatch, timer, c.closing, c.ready)
 		c.fmu.Lock()
 		entries, _ := c.q.take()
 		c.format(entries)

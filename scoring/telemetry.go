@@ -35,13 +35,9 @@ const captureLinger = 50 * time.Millisecond
 // gather is the writers' pause before they take a batch, once records
 // arrived: none when waiting records (those waiting now) are full or more;
 // else captureLinger, cut short when stop is closed (the replica closes:
-// what is buffered goes out at once). t is the caller's timer, stopped.
-func gather(waiting, full int, t *time.Timer, stop <-chan struct{}) {
-	gatherReady(waiting, full, t, stop, nil)
-}
-
-// gatherReady is gather, cut short also when ready is signalled.
-func gatherReady(waiting, full int, t *time.Timer, stop <-chan struct{}, ready <-chan struct{}) {
+// what is buffered goes out at once) or ready is signalled (helpers have
+// formatted enough to write). t is the caller's timer, stopped.
+func gather(waiting, full int, t *time.Timer, stop, ready <-chan struct{}) {
 	if waiting >= full {
 		return
 	}
@@ -298,7 +294,7 @@ func (t *telemetry) export() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for t.q.wait() {
-		gatherReady(t.q.len(), telBatch, timer, t.closing, t.ready)
+		gather(t.q.len(), telBatch, timer, t.closing, t.ready)
 		t.fmu.Lock()
 		entries, _ := t.q.take()
 		t.format(entries)
