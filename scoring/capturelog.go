@@ -154,25 +154,14 @@ func (q *captureLog) take() (entries []byte, records int) {
 }
 
 // takeHelped is take for a helper: the records stay counted, as held,
-// until the writer next takes, and the writer is woken if it was waiting
-// for records. A helper takes only when at least min records wait; nil
-// when fewer do.
+// until the writer next takes (its wait returns for them; it was woken
+// when the first of them arrived in the empty log). A helper takes only
+// when at least min records wait; nil when fewer do.
 func (q *captureLog) takeHelped(min int) []byte {
-	if q.waiting.Load() < int64(min) {
-		return nil
-	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n < min || q.closed {
 		return nil
-	}
-	if q.held == 0 {
-		// The writer woke when the first of these arrived, unless it was
-		// busy; one token more is harmless.
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
 	}
 	q.heldBytes += len(q.buf)
 	entries, records := q.swapLocked()
