@@ -32,6 +32,7 @@
 //
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
+//	go run ./bench/capture -server aksml-score   # each replica a cmd/aksml-score process
 //	go run ./bench/capture -cpuprofile cpu.out
 //	go tool pprof -top -tagfocus side=on cpu.out   # the on replica's goroutines alone
 //	perf record -g go run ./bench/capture -only on   # one side alone
@@ -53,6 +54,18 @@
 // capture_control_p99_ratio (with their _ci_lo and _ci_hi) are the
 // control's ratios to the off side, and capture_p99_within_noise is true
 // when the on side's p99 ratio's interval overlaps the control's.
+//
+// By default (-server in-process) the replicas are served in this process,
+// beside the load generator, by scoring.Serve (the lean engine aksml-score
+// serves with): their goroutines can be told apart in a CPU profile, and
+// -discard can swap their store and sink. -server aksml-score runs each
+// replica as a deployment's container does instead: a cmd/aksml-score
+// process of its own (built from this module, with its default GOMAXPROCS,
+// half the CPUs when hosting Python), configured by the environment v1 set
+// (AML_MODEL_DC_STORAGE_ENABLED, AML_APP_INSIGHTS_ENABLED) and aksml's
+// directories, its counts read from its /metrics. There, the Go column is
+// the load generator and the aksml-score processes, and the on side's
+// records go through the replica's own scheduler only, as in production.
 package main
 
 import (
@@ -60,13 +73,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +121,7 @@ var (
 	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
 	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
 	discard     = flag.Bool("discard", false, "the on side's records are made as usual (CSV rows, JSON lines) but never land in files: its model data store discards the rows it is given and its JSON-lines sink writes to "+os.DevNull+"; the difference from a run without it is what writing the files costs")
+	server      = flag.String("server", "in-process", "how the replicas are served: in-process (scoring.Serve in this process, beside the load generator) or aksml-score (each a cmd/aksml-score process, as a deployment runs it)")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
@@ -132,6 +150,15 @@ func main() {
 		sides, *control = []string{*only}, false
 	default:
 		log.Fatalf("-only %q: want on or off", *only)
+	}
+	switch *server {
+	case "in-process":
+	case "aksml-score":
+		if *discard {
+			log.Fatal("-discard swaps the replica's store and sink in this process: it needs -server in-process")
+		}
+	default:
+		log.Fatalf("-server %q: want in-process or aksml-score", *server)
 	}
 	dir, err := os.MkdirTemp(*tmp, "aksml-capture-")
 	if err != nil {
@@ -329,6 +356,9 @@ func start(side, dir string, dc *scoring.DataCollection, tel *scoring.Telemetry)
 	if side == "ctl" && *controlBurn > 0 {
 		entry = "score_burn.py"
 	}
+	if *server == "aksml-score" {
+		return startAksmlScore(side, dir, entry, dc != nil, tel != nil)
+	}
 	// The side's goroutines (its writers, its workers' readers, its
 	// connections) carry the label side=on or side=off in a CPU profile.
 	pprof.Do(context.Background(), pprof.Labels("side", side), func(context.Context) {
@@ -379,15 +409,27 @@ func startReplica(dir, entry string, dc *scoring.DataCollection, tel *scoring.Te
 // goCPU this process's part of it (the replicas' Go side and the load
 // generator; the rest is the Python workers').
 func load(addr string) (c benchkit.Cell, goCPU time.Duration) {
-	self0, tree0 := benchkit.SelfCPU(), treeCPU()
+	self0, tree0 := goSideCPU(), treeCPU()
 	c = benchkit.Closed(addr, request(addr), *concurrency, 200*time.Millisecond, *duration, os.Getpid())
 	if c.Errs > 0 || c.N == 0 {
 		log.Fatalf("%s: %d requests failed, %d answered", addr, c.Errs, c.N)
 	}
 	if tree := treeCPU() - tree0; tree > 0 {
-		goCPU = time.Duration(float64(c.CPU) * float64(benchkit.SelfCPU()-self0) / float64(tree))
+		goCPU = time.Duration(float64(c.CPU) * float64(goSideCPU()-self0) / float64(tree))
 	}
 	return c, goCPU
+}
+
+// goSideCPU is the CPU time of the Go side: this process (the load
+// generator, and the replicas served in it) and the aksml-score
+// processes, without their Python workers.
+func goSideCPU() time.Duration {
+	t := benchkit.SelfCPU()
+	for _, pid := range serverPids {
+		c, _ := benchkit.ProcCPU(pid)
+		t += c
+	}
+	return t
 }
 
 // treeCPU is the CPU time of this process and its workers.
@@ -400,4 +442,69 @@ const body = `{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`
 
 func request(addr string) []byte {
 	return benchkit.Request(addr, "/score", []byte(body))
+}
+
+var (
+	aksmlScoreBin string // built once, by the first startAksmlScore
+	serverPids    []int  // the aksml-score processes
+)
+
+// startAksmlScore runs a replica of entry as a cmd/aksml-score process,
+// configured by its environment as a deployment's container is, and
+// returns its address and its counters (read from its /metrics once every
+// record has been written or counted, before it is stopped).
+func startAksmlScore(side, dir, entry string, collect, telemetry bool) (addr string, stats func() scoring.Stats) {
+	if aksmlScoreBin == "" {
+		bin, err := benchkit.BuildAksmlScore(dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		aksmlScoreBin = bin
+	}
+	port, err := benchkit.FreePort()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(aksmlScoreBin, "--entry_script", filepath.Join(dir, entry), "--source_dir", dir,
+		"--port", strconv.Itoa(port), "--worker_count", strconv.Itoa(*workers), "--interpreter", *python)
+	cmd.Env = append(os.Environ(), "SERVICE_NAME=capture", "AKSML_VERSION_NAME=capture", "AKSML_REPLICA_NAME=capture-"+side)
+	if collect {
+		cmd.Env = append(cmd.Env, "AML_MODEL_DC_STORAGE_ENABLED=true", "AKSML_MODEL_DATA_DIR="+filepath.Join(dir, "ws"))
+	}
+	if telemetry {
+		cmd.Env = append(cmd.Env, "AML_APP_INSIGHTS_ENABLED=true", "AKSML_TELEMETRY_DIR="+dir)
+	}
+	s, err := benchkit.StartServer("aksml-score ("+side+")", cmd, port, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	serverPids = append(serverPids, s.Pid)
+	if err := benchkit.Check("http://"+s.Addr+"/score", []byte(body), []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)); err != nil {
+		s.Stop()
+		log.Fatal(err)
+	}
+	return s.Addr, func() scoring.Stats {
+		defer s.Stop()
+		// The writers linger up to 50 ms for a batch: wait until every
+		// record is written (or counted as dropped or failed).
+		var st scoring.Stats
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get("http://" + s.Addr + "/metrics")
+			if err != nil {
+				log.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				log.Fatal(err)
+			}
+			if st, err = scoring.ParseMetrics(b); err != nil {
+				log.Fatal(err)
+			}
+			d, t := st.DataCollection, st.Telemetry
+			if d.Written+d.Dropped+d.Failed == d.Collected && t.Sent+t.Dropped+t.Failed == t.Recorded || time.Now().After(deadline) {
+				return st
+			}
+		}
+	}
 }

@@ -7,6 +7,9 @@ import "time"
 // SelfCPU is not measured outside Linux.
 func SelfCPU() time.Duration { return 0 }
 
+// ProcCPU is not measured outside Linux.
+func ProcCPU(int) (time.Duration, bool) { return 0, false }
+
 // TreeCPU is not measured outside Linux.
 func TreeCPU(int) (time.Duration, bool) { return 0, false }
 

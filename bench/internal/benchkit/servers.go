@@ -123,7 +123,7 @@ func Setup(dir, python string) ([]Script, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	bin, err := buildAksmlScore(dir)
+	bin, err := BuildAksmlScore(dir)
 	return scripts, bin, err
 }
 
@@ -177,8 +177,10 @@ func ReadSample(path string) (body, want []byte, err error) {
 	return body, want, nil
 }
 
-// buildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir.
-func buildAksmlScore(dir string) (string, error) {
+// BuildAksmlScore compiles cmd/aksml-score (static, as it ships) into dir
+// and returns the binary's path. It runs the go command in the current
+// directory, which must be inside the aksml module.
+func BuildAksmlScore(dir string) (string, error) {
 	bin := filepath.Join(dir, "aksml-score")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/aksml/aksml/cmd/aksml-score")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
