@@ -79,11 +79,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -461,20 +459,14 @@ func startAksmlScore(side, dir, entry string, collect, telemetry bool) (addr str
 		}
 		aksmlScoreBin = bin
 	}
-	port, err := benchkit.FreePort()
-	if err != nil {
-		log.Fatal(err)
-	}
-	cmd := exec.Command(aksmlScoreBin, "--entry_script", filepath.Join(dir, entry), "--source_dir", dir,
-		"--port", strconv.Itoa(port), "--worker_count", strconv.Itoa(*workers), "--interpreter", *python)
-	cmd.Env = append(os.Environ(), "SERVICE_NAME=capture", "AKSML_VERSION_NAME=capture", "AKSML_REPLICA_NAME=capture-"+side)
+	env := []string{"SERVICE_NAME=capture", "AKSML_VERSION_NAME=capture", "AKSML_REPLICA_NAME=capture-" + side}
 	if collect {
-		cmd.Env = append(cmd.Env, "AML_MODEL_DC_STORAGE_ENABLED=true", "AKSML_MODEL_DATA_DIR="+filepath.Join(dir, "ws"))
+		env = append(env, "AML_MODEL_DC_STORAGE_ENABLED=true", "AKSML_MODEL_DATA_DIR="+filepath.Join(dir, "ws"))
 	}
 	if telemetry {
-		cmd.Env = append(cmd.Env, "AML_APP_INSIGHTS_ENABLED=true", "AKSML_TELEMETRY_DIR="+dir)
+		env = append(env, "AML_APP_INSIGHTS_ENABLED=true", "AKSML_TELEMETRY_DIR="+dir)
 	}
-	s, err := benchkit.StartServer("aksml-score ("+side+")", cmd, port, "")
+	s, err := benchkit.StartAksmlScoreWith("aksml-score ("+side+")", aksmlScoreBin, *python, benchkit.Script{Dir: dir}, entry, *workers, env)
 	if err != nil {
 		log.Fatal(err)
 	}

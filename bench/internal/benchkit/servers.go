@@ -192,18 +192,25 @@ func BuildAksmlScore(dir string) (string, error) {
 
 // StartAksmlScore runs aksml-score (bin) on sc with workers Python workers.
 func StartAksmlScore(name, bin, python string, sc Script, workers int) (Server, error) {
+	return StartAksmlScoreWith(name, bin, python, sc, "score.py", workers, nil)
+}
+
+// StartAksmlScoreWith is StartAksmlScore with the entry script entry (a
+// file in sc.Dir) and env (KEY=VALUE) added to the server's environment.
+func StartAksmlScoreWith(name, bin, python string, sc Script, entry string, workers int, env []string) (Server, error) {
 	port, err := FreePort()
 	if err != nil {
 		return Server{}, err
 	}
-	args := []string{"--entry_script", filepath.Join(sc.Dir, "score.py"), "--source_dir", sc.Dir,
+	args := []string{"--entry_script", filepath.Join(sc.Dir, entry), "--source_dir", sc.Dir,
 		"--port", strconv.Itoa(port), "--worker_count", strconv.Itoa(workers), "--interpreter", python}
 	if sc.ModelDir != "" {
 		args = append(args, "--model_dir", sc.ModelDir)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	if v := os.Getenv("AKSML_BENCH_SCORE_ENV"); v != "" { // diagnostics: K=V[,K=V] for aksml-score only
-		cmd.Env = append(os.Environ(), strings.Split(v, ",")...)
+		cmd.Env = append(cmd.Env, strings.Split(v, ",")...)
 	}
 	return StartServer(name, cmd, port, "")
 }
