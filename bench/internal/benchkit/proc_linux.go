@@ -20,25 +20,8 @@ func SelfCPU() time.Duration {
 // ProcCPU is the CPU time (user and system) of process pid alone, not
 // counting its children.
 func ProcCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, true
+	st, ok := readStat(strconv.Itoa(pid))
+	return time.Duration(st.ticks) * 10 * time.Millisecond, ok
 }
 
 // procStat is what /proc/PID/stat says of one process.
@@ -46,6 +29,28 @@ type procStat struct {
 	ppid  int
 	ticks int64 // user + system CPU, in USER_HZ (100 on Linux)
 	rssKB int64
+}
+
+// readStat reads /proc/PID/stat of the process named pid.
+func readStat(pid string) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 22 {
+		return procStat{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	rss, _ := strconv.ParseInt(f[21], 10, 64)
+	return procStat{ppid: ppid, ticks: ut + st, rssKB: rss * int64(os.Getpagesize()) / 1024}, true
 }
 
 // tree returns root and all its descendants, with their /proc/PID/stat.
@@ -56,31 +61,17 @@ func tree(root int) (map[int]procStat, bool) {
 	}
 	children := map[int][]int{}
 	stats := map[int]procStat{}
-	page := int64(os.Getpagesize()) / 1024
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
+		st, ok := readStat(e.Name())
+		if !ok {
 			continue
 		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 22 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		rss, _ := strconv.ParseInt(f[21], 10, 64)
-		children[ppid] = append(children[ppid], pid)
-		stats[pid] = procStat{ppid: ppid, ticks: ut + st, rssKB: rss * page}
+		children[st.ppid] = append(children[st.ppid], pid)
+		stats[pid] = st
 	}
 	if _, ok := stats[root]; !ok {
 		return nil, false
