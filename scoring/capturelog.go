@@ -169,6 +169,25 @@ func (q *captureLog) takeHelped(min int) []byte {
 	return entries
 }
 
+// help is a helper's turn at the log (see Server.helpCapture): when at
+// least captureHelp records wait and no one holds fmu (the writer, another
+// helper), it takes them (see takeHelped) and formats them with format,
+// which tells whether enough is formatted for the writer to write now;
+// ready then wakes the writer.
+func (q *captureLog) help(fmu *sync.Mutex, ready chan<- struct{}, format func(entries []byte) (full bool)) {
+	if q.waiting.Load() < captureHelp || !fmu.TryLock() {
+		return
+	}
+	full := format(q.takeHelped(captureHelp))
+	fmu.Unlock()
+	if full {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // swapLocked takes the entries waiting, giving the buffer the spare one.
 // The caller holds q.mu.
 func (q *captureLog) swapLocked() (entries []byte, records int) {

@@ -334,23 +334,18 @@ type dcPending struct {
 // of them and no one else is formatting (see Server.helpCapture). The rows
 // wait for the writer, which appends them to the store (help never calls
 // the store); it is woken once a file's rows reach captureWriteAt.
-func (c *collector) help() {
-	if c.q.waiting.Load() < captureHelp || !c.fmu.TryLock() {
-		return
-	}
-	entries := c.q.takeHelped(captureHelp)
+func (c *collector) help() { c.q.help(&c.fmu, c.ready, c.formatHelped) }
+
+// formatHelped formats the entries a helper took and tells whether a
+// file's rows reach captureWriteAt. The caller holds c.fmu.
+func (c *collector) formatHelped(entries []byte) (full bool) {
 	c.format(entries)
-	full := false
 	for _, p := range c.order {
-		full = full || len(p.rows) >= captureWriteAt
-	}
-	c.fmu.Unlock()
-	if full {
-		select {
-		case c.ready <- struct{}{}:
-		default:
+		if len(p.rows) >= captureWriteAt {
+			return true
 		}
 	}
+	return false
 }
 
 // format parses the records of entries (as take returns them) and adds

@@ -364,20 +364,13 @@ func (t *telemetry) format(entries []byte) {
 // them to the sink (help never calls the sink); it is woken once
 // captureWriteAt bytes are encoded, or telBatch records made for another
 // sink.
-func (t *telemetry) help() {
-	if t.q.waiting.Load() < captureHelp || !t.fmu.TryLock() {
-		return
-	}
-	entries := t.q.takeHelped(captureHelp)
+func (t *telemetry) help() { t.q.help(&t.fmu, t.ready, t.formatHelped) }
+
+// formatHelped formats the entries a helper took and tells whether enough
+// is ready for the exporter to write. The caller holds t.fmu.
+func (t *telemetry) formatHelped(entries []byte) (full bool) {
 	t.format(entries)
-	full := len(t.encoded) >= captureWriteAt || (t.lines == nil && len(t.batch) >= telBatch)
-	t.fmu.Unlock()
-	if full {
-		select {
-		case t.ready <- struct{}{}:
-		default:
-		}
-	}
+	return len(t.encoded) >= captureWriteAt || (t.lines == nil && len(t.batch) >= telBatch)
 }
 
 // telReader reads the fields of one telemetry log entry; s is the same
