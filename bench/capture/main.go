@@ -26,6 +26,11 @@
 // on, then on then off). -control-burn D makes the control's run() spin
 // for D after its work: a control that costs the worker more per request
 // without collecting anything, to tell what extra work alone does to p99.
+// -model ridge measures the v1 deployment sample's model instead of the
+// echo script: a scikit-learn Ridge regression (trained at start, which
+// needs python3-sklearn) whose score.py collects its input and its
+// predictions as v1's data collection guide shows, numpy arrays handed to
+// collect() after model.predict, and prints the same line.
 // -discard makes the on side's records as usual (the CSV rows, the JSON
 // lines) but lands none of them in files: the difference from a run
 // without it is what writing the files costs on this machine.
@@ -33,6 +38,7 @@
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
 //	go run ./bench/capture -server aksml-score   # each replica a cmd/aksml-score process
+//	go run ./bench/capture -model ridge   # the v1 sample's model instead of the echo script
 //	go run ./bench/capture -cpuprofile cpu.out
 //	go tool pprof -top -tagfocus side=on cpu.out   # the on replica's goroutines alone
 //	perf record -g go run ./bench/capture -only on   # one side alone
@@ -89,7 +95,7 @@ import (
 	"github.com/aksml/aksml/scoring"
 )
 
-const script = `import json
+const echoScript = `import json
 from azureml.monitoring import ModelDataCollector
 
 def init():
@@ -105,6 +111,41 @@ def run(raw_data):
     return data
 `
 
+// ridgeScript is the v1 deployment sample's score.py with data collection
+// as v1's guide added it: the input and the predictions collected as numpy
+// arrays after model.predict.
+const ridgeScript = `import json
+import os
+
+import joblib
+import numpy as np
+from azureml.monitoring import ModelDataCollector
+
+def init():
+    global model, inputs_dc, prediction_dc
+    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "sklearn_regression_model.pkl"))
+    inputs_dc = ModelDataCollector("sklearn_regression_model", designation="inputs",
+                                   feature_names=["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"])
+    prediction_dc = ModelDataCollector("sklearn_regression_model", designation="predictions",
+                                       feature_names=["prediction1", "prediction2"])
+
+def run(raw_data):
+    data = np.array(json.loads(raw_data)["data"])
+    result = model.predict(data)
+    inputs_dc.collect(data)
+    prediction_dc.collect(result)
+    print("scored", len(data), "rows")
+    return result.tolist()
+`
+
+// The script measured, its request and its answer (set by -model).
+var (
+	script   = echoScript
+	body     = []byte(`{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`)
+	want     = []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)
+	modelDir string
+)
+
 var (
 	quick       = flag.Bool("quick", false, "8 rounds of 250 ms cells")
 	python      = flag.String("python", "/usr/bin/python3", "Python interpreter")
@@ -119,6 +160,7 @@ var (
 	control     = flag.Bool("control", true, "also measure a second replica with both features off, as the off side (an A/A control): its ratios to the off side are the method's own noise")
 	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
 	discard     = flag.Bool("discard", false, "the on side's records are made as usual (CSV rows, JSON lines) but never land in files: its model data store discards the rows it is given and its JSON-lines sink writes to "+os.DevNull+"; the difference from a run without it is what writing the files costs")
+	model       = flag.String("model", "echo", "the score.py: echo (returns its input) or ridge (the v1 deployment sample's scikit-learn Ridge regression, collecting numpy arrays as v1's data collection guide does)")
 	server      = flag.String("server", "in-process", "how the replicas are served: in-process (scoring.Serve in this process, beside the load generator) or aksml-score (each a cmd/aksml-score process, as a deployment runs it)")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
@@ -163,16 +205,28 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	switch *model {
+	case "echo":
+	case "ridge":
+		sc, err := benchkit.TrainRidge(dir, *python)
+		if err != nil {
+			log.Fatal(err)
+		}
+		script, body, want, modelDir = ridgeScript, sc.Body, sc.Want, sc.ModelDir
+	default:
+		log.Fatalf("-model %q: want echo or ridge", *model)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte(script), 0o644); err != nil {
 		log.Fatal(err)
 	}
 	if *controlBurn > 0 {
-		// The control's run() spins for -control-burn after the echo
-		// script's work.
-		burn := strings.Replace(script, "    return data\n", fmt.Sprintf("    _end = _clock() + %g\n    while _clock() < _end:\n        pass\n    return data\n", controlBurn.Seconds()), 1)
-		if burn == script {
-			log.Fatal("-control-burn: the echo script has no \"return data\" line to spin before")
+		// The control's run() spins for -control-burn after the
+		// script's work, before it returns.
+		at := strings.LastIndex(script, "\n    return ")
+		if at < 0 {
+			log.Fatal("-control-burn: the script has no return line to spin before")
 		}
+		burn := script[:at+1] + fmt.Sprintf("    _end = _clock() + %g\n    while _clock() < _end:\n        pass\n", controlBurn.Seconds()) + script[at+1:]
 		burn = "from time import perf_counter as _clock\n" + burn
 		if err := os.WriteFile(filepath.Join(dir, "score_burn.py"), []byte(burn), 0o644); err != nil {
 			log.Fatal(err)
@@ -367,7 +421,7 @@ func start(side, dir string, dc *scoring.DataCollection, tel *scoring.Telemetry)
 
 func startReplica(dir, entry string, dc *scoring.DataCollection, tel *scoring.Telemetry) (string, func() scoring.Stats) {
 	srv, err := scoring.NewServer(scoring.Config{EntryScript: entry, SourceDir: dir, Interpreter: *python,
-		Workers: *workers, DataCollection: dc, Telemetry: tel})
+		ModelDir: modelDir, Workers: *workers, DataCollection: dc, Telemetry: tel})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -389,8 +443,8 @@ func startReplica(dir, entry string, dc *scoring.DataCollection, tel *scoring.Te
 	served := make(chan error, 1)
 	go func() { served <- scoring.Serve(sctx, ln, srv) }()
 	addr := ln.Addr().String()
-	// The echo answer, checked once before measuring.
-	if err := benchkit.Check("http://"+addr+"/score", []byte(body), []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)); err != nil {
+	// The answer, checked once before measuring.
+	if err := benchkit.Check("http://"+addr+"/score", body, want); err != nil {
 		log.Fatal(err)
 	}
 	return addr, func() scoring.Stats {
@@ -436,10 +490,8 @@ func treeCPU() time.Duration {
 	return t
 }
 
-const body = `{"data": [[1.5, 2, "x"], [3, 4.25, "y"]]}`
-
 func request(addr string) []byte {
-	return benchkit.Request(addr, "/score", []byte(body))
+	return benchkit.Request(addr, "/score", body)
 }
 
 var (
@@ -466,12 +518,12 @@ func startAksmlScore(side, dir, entry string, collect, telemetry bool) (addr str
 	if telemetry {
 		env = append(env, "AML_APP_INSIGHTS_ENABLED=true", "AKSML_TELEMETRY_DIR="+dir)
 	}
-	s, err := benchkit.StartAksmlScoreWith("aksml-score ("+side+")", aksmlScoreBin, *python, benchkit.Script{Dir: dir}, entry, *workers, env)
+	s, err := benchkit.StartAksmlScoreWith("aksml-score ("+side+")", aksmlScoreBin, *python, benchkit.Script{Dir: dir, ModelDir: modelDir}, entry, *workers, env)
 	if err != nil {
 		log.Fatal(err)
 	}
 	serverPids = append(serverPids, s.Pid)
-	if err := benchkit.Check("http://"+s.Addr+"/score", []byte(body), []byte(`[[1.5, 2, "x"], [3, 4.25, "y"]]`)); err != nil {
+	if err := benchkit.Check("http://"+s.Addr+"/score", body, want); err != nil {
 		s.Stop()
 		log.Fatal(err)
 	}

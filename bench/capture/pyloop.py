@@ -28,7 +28,7 @@ if MODE not in ("on", "off", "dc", "tel"):
     sys.exit("mode %r: want on, off, dc or tel" % MODE)
 
 # The benchmark's script (bench/capture/main.go).
-SCRIPT = open(os.path.join(ROOT, "bench", "capture", "main.go")).read().split("const script = `")[1].split("`")[0]
+SCRIPT = open(os.path.join(ROOT, "bench", "capture", "main.go")).read().split("const echoScript = `")[1].split("`")[0]
 
 shims = {}
 base = os.path.join(ROOT, "scoring", "pyhost", "shims")

@@ -128,7 +128,7 @@ func Setup(dir, python string) ([]Script, string, error) {
 }
 
 func setupScripts(dir, python string) ([]Script, error) {
-	files := map[string][]byte{"flaskapp.py": flaskApp, "echo/score.py": echoScript, "sklearn/score.py": sklearnScript, "train.py": sklearnTrain}
+	files := map[string][]byte{"flaskapp.py": flaskApp, "echo/score.py": echoScript, "sklearn/score.py": sklearnScript}
 	for name, b := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -138,23 +138,43 @@ func setupScripts(dir, python string) ([]Script, error) {
 			return nil, err
 		}
 	}
-	modelDir := filepath.Join(dir, "azureml-models", "sklearn_regression_model", "1")
-	if err := os.MkdirAll(modelDir, 0o755); err != nil {
-		return nil, err
-	}
-	sample := filepath.Join(dir, "sample.json")
-	if out, err := exec.Command(python, filepath.Join(dir, "train.py"), filepath.Join(modelDir, "sklearn_regression_model.pkl"), sample).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("training the sklearn model (needs python3-sklearn): %v\n%s", err, out)
-	}
-	skBody, skWant, err := ReadSample(sample)
+	sk, err := TrainRidge(dir, python)
 	if err != nil {
 		return nil, err
 	}
+	sk.Name, sk.Dir = "sklearn", filepath.Join(dir, "sklearn")
 	echoBody := []byte(`{"data": [[1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5, 10.5]], "id": "request-0001"}`)
 	return []Script{
 		{Name: "echo", Dir: filepath.Join(dir, "echo"), Body: echoBody, Want: echoBody},
-		{Name: "sklearn", Dir: filepath.Join(dir, "sklearn"), ModelDir: modelDir, Body: skBody, Want: skWant},
+		sk,
 	}, nil
+}
+
+// TrainRidge trains the v1 deployment sample's model (a scikit-learn Ridge
+// regression on the diabetes data set) with python (Debian's, with
+// python3-sklearn and python3-joblib) into
+// dir/azureml-models/sklearn_regression_model/1/sklearn_regression_model.pkl,
+// and returns a Script with that ModelDir, a request of two rows of the
+// data set and the model's answer to it; Name and Dir are left for the
+// caller (the score.py that loads the model).
+func TrainRidge(dir, python string) (Script, error) {
+	train := filepath.Join(dir, "train.py")
+	if err := os.WriteFile(train, sklearnTrain, 0o644); err != nil {
+		return Script{}, err
+	}
+	modelDir := filepath.Join(dir, "azureml-models", "sklearn_regression_model", "1")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		return Script{}, err
+	}
+	sample := filepath.Join(dir, "sample.json")
+	if out, err := exec.Command(python, train, filepath.Join(modelDir, "sklearn_regression_model.pkl"), sample).CombinedOutput(); err != nil {
+		return Script{}, fmt.Errorf("training the sklearn model (needs python3-sklearn): %v\n%s", err, out)
+	}
+	body, want, err := ReadSample(sample)
+	if err != nil {
+		return Script{}, err
+	}
+	return Script{ModelDir: modelDir, Body: body, Want: want}, nil
 }
 
 // ReadSample reads the sample a training script writes ({"data": rows,
