@@ -339,6 +339,73 @@ def run(raw_data):
 	}
 }
 
+// A numpy array of numbers or strings (v1's guide collects model.predict's
+// input and output so) is written as it was before collect() took such
+// arrays on its fast path: as the slow path writes the same array seen
+// through a subclass of ndarray, for every dtype and shape.
+func TestDataCollectionNumpyFastPath(t *testing.T) {
+	root := t.TempDir()
+	s := pyServer(t, `
+import numpy as np
+from azureml.monitoring import ModelDataCollector
+
+class Slow(np.ndarray):
+    pass
+
+ARRAYS = [
+    np.array([[0.1, -2.5e-7, 3.0], [1e22, float("nan"), float("-inf")]]),
+    np.array([[1, 2], [3, 4]], dtype=np.float32),
+    np.array([[1, -2], [3, 2**40]], dtype=np.int64),
+    np.array([7, 8, 9], dtype=np.uint8),
+    np.array([True, False]),
+    np.array([["a,b", 'q"t'], ["", "\u00e9"]]),
+    np.array([206.1, 68.0]),
+    np.zeros((0, 3)),
+    np.zeros((2, 0)),
+    np.zeros(0),
+    np.array(5.5),
+    np.arange(8.0).reshape(2, 2, 2),
+    np.array([[1, "x"]], dtype=object),
+    np.array([[1 + 2j]]),
+]
+
+def init():
+    global fast, slow
+    fast = ModelDataCollector("m", designation="fast")
+    slow = ModelDataCollector("m", designation="slow")
+
+def run(raw_data):
+    for i, a in enumerate(ARRAYS):
+        fast.collect(a, user_correlation_id=str(i))
+        slow.collect(a.view(Slow), user_correlation_id=str(i))
+    return "ok"
+`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
+	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(designation string) []string {
+		files, _ := filepath.Glob(filepath.Join(root, "modeldata", "*", "*", "*", "*", "m", "*", designation, "*", "*", "*", "data.csv"))
+		if len(files) != 1 {
+			t.Fatalf("%s: files %v", designation, files)
+		}
+		var out []string
+		for _, l := range readLines(t, files[0]) {
+			out = append(out, strings.SplitN(l, ",", 2)[1]) // without the timestamp
+		}
+		return out
+	}
+	fast, slow := rows("fast"), rows("slow")
+	if len(fast) < 14 || fmt.Sprint(fast) != fmt.Sprint(slow) {
+		t.Fatalf("fast path rows:\n%s\nslow path rows:\n%s", strings.Join(fast, "\n"), strings.Join(slow, "\n"))
+	}
+	if fast[0] != "0,0.1,-2.5e-07,3.0" || fast[1] != "0,1e+22,nan,-inf" {
+		t.Errorf("float rows %q", fast[:2])
+	}
+}
+
 // A collector's own workspace, service and model version name its files'
 // path in place of the service's, and feature_names=[] makes a header of
 // the correlation columns alone.

@@ -93,6 +93,19 @@ def _timestamp():
 _DIGITS3 = ["%03d" % i for i in range(1000)]
 
 
+# numpy.ndarray once score.py has imported numpy (the shim never imports
+# it itself), else None.
+_ndarray = None
+
+
+def _find_ndarray():
+    global _ndarray
+    np = sys.modules.get("numpy")
+    if np is not None:
+        _ndarray = getattr(np, "ndarray", None)
+    return _ndarray
+
+
 def _enabled():
     return os.environ.get("AML_MODEL_DC_STORAGE_ENABLED", "").strip().lower() == "true"
 
@@ -256,27 +269,42 @@ class ModelDataCollector(object):
             return ctx
         try:
             rows = input_data
-            if type(rows) is list and rows:
+            t = type(rows)
+            fast = False
+            if t is list:
                 # The common case, a list of rows of plain values, as it
                 # is (marshalled at once: later changes to the rows are
                 # not collected).
-                plain = _plain
-                for row in rows:
-                    if type(row) is not list or not plain(map(type, row)):
-                        break
-                else:
-                    req = _req
-                    pending = req.pending if req is not None else None
-                    if pending is not None and not _broken:
-                        # _version(rows), inline.
-                        body = _marshal((ts, cid, rows), 2 if len(rows) * len(rows[0]) <= 16 else 4)
-                        size = self._meta_len + len(body)
-                        if size <= MAX_RECORD_BYTES and req.pending_size + size + 5 < _PENDING_MAX:
-                            # In a request: the record leaves with the
-                            # reply, in the same write (the host sends it).
-                            pending += (_HDR.pack(size, _KIND_DATA), self._meta, body)
-                            req.pending_size += size + 5
-                            return ctx
+                if rows:
+                    plain = _plain
+                    for row in rows:
+                        if type(row) is not list or not plain(map(type, row)):
+                            break
+                    else:
+                        fast = True
+            elif t is (_ndarray or _find_ndarray()) and rows.size and rows.dtype.kind in "biufU":
+                # A numpy array of numbers or strings, as v1's guide
+                # collects model.predict's input and output: as a list
+                # its cells are plain values, the rows of a matrix or the
+                # one row of a vector (as _rows makes them).
+                nd = rows.ndim
+                if nd == 2:
+                    rows, fast = rows.tolist(), True
+                elif nd == 1:
+                    rows, fast = [rows.tolist()], True
+            if fast:
+                req = _req
+                pending = req.pending if req is not None else None
+                if pending is not None and not _broken:
+                    # _version(rows), inline.
+                    body = _marshal((ts, cid, rows), 2 if len(rows) * len(rows[0]) <= 16 else 4)
+                    size = self._meta_len + len(body)
+                    if size <= MAX_RECORD_BYTES and req.pending_size + size + 5 < _PENDING_MAX:
+                        # In a request: the record leaves with the
+                        # reply, in the same write (the host sends it).
+                        pending += (_HDR.pack(size, _KIND_DATA), self._meta, body)
+                        req.pending_size += size + 5
+                        return ctx
             self._send(input_data, ts, cid)
         except _NotSerializable as ex:
             _log("cannot collect data for model %s (designation %s): %s; the record was not collected"
