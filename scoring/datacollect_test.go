@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,17 +340,21 @@ def run(raw_data):
 	}
 }
 
-// A numpy array of numbers or strings (v1's guide collects model.predict's
-// input and output so) is written as it was before collect() took such
-// arrays on its fast path: as the slow path writes the same array seen
-// through a subclass of ndarray, for every dtype and shape.
+// A numpy array or a pandas DataFrame (v1's guide collects model.predict's
+// input and output so) is written as it was before collect() took them on
+// its fast path: as the slow path writes the same data seen through a
+// subclass of ndarray or DataFrame, for every dtype and shape.
 func TestDataCollectionNumpyFastPath(t *testing.T) {
 	root := t.TempDir()
 	s := pyServer(t, `
 import numpy as np
+import pandas as pd
 from azureml.monitoring import ModelDataCollector
 
 class Slow(np.ndarray):
+    pass
+
+class SlowDF(pd.DataFrame):
     pass
 
 ARRAYS = [
@@ -367,6 +372,10 @@ ARRAYS = [
     np.arange(8.0).reshape(2, 2, 2),
     np.array([[1, "x"]], dtype=object),
     np.array([[1 + 2j]]),
+    pd.DataFrame({"x": [1.5, 2.5], "y": ["a", "b"]}),
+    pd.DataFrame(np.arange(6.0).reshape(2, 3)),
+    pd.DataFrame({"n": [1, 2], "b": [True, False]}),
+    pd.DataFrame({"x": []}),
 ]
 
 def init():
@@ -377,7 +386,7 @@ def init():
 def run(raw_data):
     for i, a in enumerate(ARRAYS):
         fast.collect(a, user_correlation_id=str(i))
-        slow.collect(a.view(Slow), user_correlation_id=str(i))
+        slow.collect(a.view(Slow) if isinstance(a, np.ndarray) else SlowDF(a), user_correlation_id=str(i))
     return "ok"
 `, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
 	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
@@ -398,11 +407,14 @@ def run(raw_data):
 		return out
 	}
 	fast, slow := rows("fast"), rows("slow")
-	if len(fast) < 14 || fmt.Sprint(fast) != fmt.Sprint(slow) {
+	if len(fast) < 18 || fmt.Sprint(fast) != fmt.Sprint(slow) {
 		t.Fatalf("fast path rows:\n%s\nslow path rows:\n%s", strings.Join(fast, "\n"), strings.Join(slow, "\n"))
 	}
 	if fast[0] != "0,0.1,-2.5e-07,3.0" || fast[1] != "0,1e+22,nan,-inf" {
 		t.Errorf("float rows %q", fast[:2])
+	}
+	if !slices.Contains(fast, "14,1.5,a") || !slices.Contains(fast, "16,2,False") {
+		t.Errorf("DataFrame rows missing from %q", fast)
 	}
 }
 

@@ -93,17 +93,23 @@ def _timestamp():
 _DIGITS3 = ["%03d" % i for i in range(1000)]
 
 
-# numpy.ndarray once score.py has imported numpy (the shim never imports
-# it itself), else None.
+# numpy.ndarray and pandas.DataFrame once score.py has imported numpy and
+# pandas (the shim never imports them itself), else None.
 _ndarray = None
+_DataFrame = None
 
 
-def _find_ndarray():
-    global _ndarray
-    np = sys.modules.get("numpy")
-    if np is not None:
-        _ndarray = getattr(np, "ndarray", None)
-    return _ndarray
+def _find_types():
+    global _ndarray, _DataFrame
+    if _ndarray is None:
+        np = sys.modules.get("numpy")
+        if np is not None:
+            _ndarray = getattr(np, "ndarray", None)
+    if _DataFrame is None:
+        pd = sys.modules.get("pandas")
+        if pd is not None:
+            _DataFrame = getattr(pd, "DataFrame", None)
+    return _ndarray, _DataFrame
 
 
 def _enabled():
@@ -164,20 +170,20 @@ def _rows(data):
     """The rows of input_data: a pandas DataFrame, a numpy array, a list of
     rows, a flat list (one row), a dict (one row of its values) or a scalar.
     The rows may be input_data's own lists: they are only read."""
-    columns = None
     if type(data) is list and data and type(data[0]) is list:
         for x in data:
             if type(x) is not list:
                 break
         else:
-            return None, data
-    if hasattr(data, "columns") and hasattr(data, "values"):  # pandas DataFrame
-        columns = [str(c) for c in data.columns]
-        data = data.values.tolist()
+            return data
+    values = getattr(data, "values", None) if hasattr(data, "columns") else None
+    if values is not None:  # pandas DataFrame
+        # Read once: a DataFrame builds the array anew each time (tens
+        # of microseconds for mixed column types).
+        data = values.tolist()
     elif hasattr(data, "tolist"):
         data = data.tolist()
     if isinstance(data, dict):
-        columns = [str(k) for k in data.keys()]
         rows = [list(data.values())]
     elif isinstance(data, (list, tuple)):
         if data and all(isinstance(x, (list, tuple)) or hasattr(x, "tolist") for x in data):
@@ -186,7 +192,7 @@ def _rows(data):
             rows = [list(data)]
     else:
         rows = [[data]]
-    return columns, rows
+    return rows
 
 
 class _Correlation(dict):
@@ -282,16 +288,22 @@ class ModelDataCollector(object):
                             break
                     else:
                         fast = True
-            elif t is (_ndarray or _find_ndarray()) and rows.size and rows.dtype.kind in "biufU":
-                # A numpy array of numbers or strings, as v1's guide
-                # collects model.predict's input and output: as a list
-                # its cells are plain values, the rows of a matrix or the
-                # one row of a vector (as _rows makes them).
-                nd = rows.ndim
-                if nd == 2:
-                    rows, fast = rows.tolist(), True
-                elif nd == 1:
-                    rows, fast = [rows.tolist()], True
+            else:
+                if t is (_DataFrame or _find_types()[1]):
+                    # Its values, read once (see _rows), go as the array.
+                    rows = input_data = rows.values
+                    t = type(rows)
+                if t is (_ndarray or _find_types()[0]) and rows.size and rows.dtype.kind in "biufU":
+                    # A numpy array of numbers or strings, as v1's guide
+                    # collects model.predict's input and output: as a
+                    # list its cells are plain values, the rows of a
+                    # matrix or the one row of a vector (as _rows makes
+                    # them).
+                    nd = rows.ndim
+                    if nd == 2:
+                        rows, fast = rows.tolist(), True
+                    elif nd == 1:
+                        rows, fast = [rows.tolist()], True
             if fast:
                 req = _req
                 pending = req.pending if req is not None else None
@@ -318,7 +330,7 @@ class ModelDataCollector(object):
         """Return the rows of input_data with the correlation columns of
         correlations (a context returned by collect) in front, and, when
         feature_names was given, a header row first."""
-        _, rows = _rows(input_data)
+        rows = _rows(input_data)
         ts, cid = correlations.get(_TS_COLUMN, ""), correlations.get(_ID_COLUMN, "")
         out = [[ts, cid] + r for r in rows]
         if self.feature_names is not None:
@@ -337,7 +349,7 @@ class ModelDataCollector(object):
         else:
             rows = None
         if rows is None:
-            _, rows = _rows(input_data)
+            rows = _rows(input_data)
             rows = [r if plain(map(type, r)) else [_cell(v, i, c) for c, v in enumerate(r)]
                     for i, r in enumerate(rows)]
         # The values go as marshal data (one C call); the server writes
