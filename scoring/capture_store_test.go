@@ -374,5 +374,5 @@ func TestCaptureLogWakesTheWriter(t *testing.T) {
 // makes them.
 func (t *telemetry) takeRecords() []TelemetryRecord {
 	entries, _ := t.q.take()
-	return t.records(nil, entries)
+	return t.records(nil, entries, false)
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DefaultTelemetryBuffer is how many telemetry records a replica holds while
@@ -344,11 +345,13 @@ func (t *telemetry) format(entries []byte) {
 	}
 	if t.lines == nil {
 		k := len(t.batch)
-		t.batch = t.records(t.batch, entries)
+		t.batch = t.records(t.batch, entries, false)
 		t.pendingN += int64(len(t.batch) - k)
 		return
 	}
-	t.batch = t.records(t.batch[:0], entries)
+	// Encoded and forgotten before the caller (who holds t.fmu, without
+	// which no one takes) lets another take reuse entries: no copy.
+	t.batch = t.records(t.batch[:0], entries, true)
 	for i := range t.batch {
 		t.encoded = t.times.appendRecordJSON(t.encoded, &t.batch[i])
 		t.encoded = append(t.encoded, '\n')
@@ -407,12 +410,20 @@ func (r *telReader) str() string {
 }
 
 // records appends the records of the log's entries to dst. The strings
-// of the records share one copy of entries.
-func (t *telemetry) records(dst []TelemetryRecord, entries []byte) []TelemetryRecord {
+// of the records share one copy of entries, or with view entries itself:
+// then the caller is done with the records (and their strings) before
+// entries can change, which the log does at the next take at the
+// earliest.
+func (t *telemetry) records(dst []TelemetryRecord, entries []byte, view bool) []TelemetryRecord {
 	if len(entries) == 0 {
 		return dst
 	}
-	r := telReader{b: entries, s: string(entries)}
+	r := telReader{b: entries}
+	if view {
+		r.s = unsafe.String(unsafe.SliceData(entries), len(entries))
+	} else {
+		r.s = string(entries)
+	}
 	for r.off < len(entries) {
 		n := int(binary.BigEndian.Uint32(entries[r.off:]))
 		r.off += 4
@@ -510,7 +521,8 @@ func (s *Server) scoreWithTelemetry(w http.ResponseWriter, r *http.Request) {
 		// For the print records of the request, which arrive before its
 		// reply.
 		s.tel.traced.Add(1)
-		p := &tc
+		p := new(traceContext) // not &tc: tc would be on the heap for every request
+		*p = tc
 		s.tel.traces.Store(id, p)
 		defer func() {
 			s.tel.traces.CompareAndDelete(id, p)
