@@ -147,6 +147,7 @@ import threading
 
 _now = time.time
 _F64 = struct.Struct(">d")
+_PART1 = struct.Struct(">dcI")  # an L frame's start time, then its first part's stream and length
 
 # _aksml_request holds the ids of the request being served (empty between
 # requests), for the shims (ModelDataCollector's correlation id), and the
@@ -201,6 +202,15 @@ class _Capture(object):
 
     def frame(self, out):
         """Appends the parts of the L frame of what was printed to out."""
+        parts = self.parts
+        if len(parts) == 1 and not self.lost:
+            # The common case, one run of writes to one stream: the
+            # frame in four parts, its header first.
+            stream, texts = parts[0]
+            b = (texts[0] if len(texts) == 1 else "".join(texts)).encode("utf-8", "replace")
+            ids = self.ids
+            out += (_HDR.pack(len(ids) + 13 + len(b), 76), ids, _PART1.pack(self.t, stream, len(b)), b)
+            return
         at = len(out)
         ids = self.ids
         out += (None, ids, _F64.pack(self.t))
