@@ -346,7 +346,7 @@ def run(raw_data):
 // subclass of ndarray or DataFrame, for every dtype and shape.
 func TestDataCollectionNumpyFastPath(t *testing.T) {
 	root := t.TempDir()
-	s := pyServer(t, `
+	collectOnce(t, root, `
 import numpy as np
 import pandas as pd
 from azureml.monitoring import ModelDataCollector
@@ -388,20 +388,10 @@ def run(raw_data):
         fast.collect(a, user_correlation_id=str(i))
         slow.collect(a.view(Slow) if isinstance(a, np.ndarray) else SlowDF(a), user_correlation_id=str(i))
     return "ok"
-`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
-	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.body)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+`)
 	rows := func(designation string) []string {
-		files, _ := filepath.Glob(filepath.Join(root, "modeldata", "*", "*", "*", "*", "m", "*", designation, "*", "*", "*", "data.csv"))
-		if len(files) != 1 {
-			t.Fatalf("%s: files %v", designation, files)
-		}
 		var out []string
-		for _, l := range readLines(t, files[0]) {
+		for _, l := range readLines(t, collectedFile(t, root, designation)) {
 			out = append(out, strings.SplitN(l, ",", 2)[1]) // without the timestamp
 		}
 		return out
@@ -416,6 +406,30 @@ def run(raw_data):
 	if !slices.Contains(fast, "14,1.5,a") || !slices.Contains(fast, "16,2,False") {
 		t.Errorf("DataFrame rows missing from %q", fast)
 	}
+}
+
+// collectOnce serves one request to script, with data collection to a
+// local store in root, and closes the replica once every record is written.
+func collectOnce(t *testing.T, root, script string) *Server {
+	t.Helper()
+	s := pyServer(t, script, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
+	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// collectedFile is the one data.csv under root of model m's designation.
+func collectedFile(t *testing.T, root, designation string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(root, "modeldata", "*", "*", "*", "*", "m", "*", designation, "*", "*", "*", "data.csv"))
+	if len(files) != 1 {
+		t.Fatalf("%s: files %v", designation, files)
+	}
+	return files[0]
 }
 
 // A collector's own workspace, service and model version name its files'

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -172,7 +170,7 @@ func FuzzDCRows(f *testing.F) {
 // and numpy scalars are written as csv.writer wrote them.
 func TestDataCollectionSubclassCells(t *testing.T) {
 	root := t.TempDir()
-	s := pyServer(t, `
+	s := collectOnce(t, root, `
 import enum
 import numpy as np
 from azureml.monitoring import ModelDataCollector
@@ -190,21 +188,11 @@ def init():
 def run(raw_data):
     dc.collect([[np.float64(1.5), np.float32(2.5), S("a,b"), E.A, np.int64(7), True, None, "plain"]])
     return "ok"
-`, Config{DataCollection: dcConfig(&LocalModelDataStore{Root: root}, 0)}, nil)
-	if r := do(s, http.MethodPost, "/score", "x"); r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.body)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+`)
 	if st := s.DataCollectionStats(); st.Written != 1 {
 		t.Fatalf("stats %+v\n%s", st, strings.Join(s.Logs(0, false), "\n"))
 	}
-	files, _ := filepath.Glob(filepath.Join(root, "modeldata", "*", "*", "*", "*", "m", "*", "cells", "*", "*", "*", "data.csv"))
-	if len(files) != 1 {
-		t.Fatalf("files %v", files)
-	}
-	lines := readLines(t, files[0])
+	lines := readLines(t, collectedFile(t, root, "cells"))
 	if len(lines) != 1 || !strings.HasSuffix(lines[0], `,1.5,2.5,"a,b",1,7,True,,plain`) {
 		t.Fatalf("rows %q", lines)
 	}
