@@ -209,7 +209,7 @@ class _Capture(object):
             stream, texts = parts[0]
             b = (texts[0] if len(texts) == 1 else "".join(texts)).encode("utf-8", "replace")
             ids = self.ids
-            out += (_HDR.pack(len(ids) + 13 + len(b), 76), ids, _PART1.pack(self.t, stream, len(b)), b)
+            out += (_HDR.pack(len(ids) + _PART1.size + len(b), 76), ids, _PART1.pack(self.t, stream, len(b)), b)
             return
         at = len(out)
         ids = self.ids
