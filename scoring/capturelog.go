@@ -53,6 +53,10 @@ type captureLog struct {
 // did, and all the writing: a helper never calls a store or a sink, so a
 // slow one never slows a connection.
 func (s *Server) helpCapture() {
+	if s.child.alive() {
+		// The capture writer process formats.
+		return
+	}
 	if s.dc != nil {
 		s.dc.help()
 	}

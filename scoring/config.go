@@ -160,6 +160,10 @@ type Config struct {
 	// Clock drives scoring timeouts, restart back-off and log timestamps.
 	// Nil means the real clock.
 	Clock clock.WithDelayedExecution
+
+	// capture, when set, starts a capture writer process for a replica
+	// hosting Python with data collection or telemetry on (aksml-score).
+	capture *captureProcess
 }
 
 // withDefaults validates c and returns a copy with defaults applied and paths

@@ -281,6 +281,8 @@ type collector struct {
 	collected, written, dropped, failed atomic.Int64
 }
 
+// newCollector makes a replica's collector; its writer is started apart
+// (go c.write()): a capture writer process has none.
 func newCollector(s *Server, cfg *DataCollection) *collector {
 	if cfg.ModelVersions == nil {
 		cfg.ModelVersions = modelVersionsOf(s.cfg.ModelDir)
@@ -288,7 +290,6 @@ func newCollector(s *Server, cfg *DataCollection) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, targets: map[string]*dcTarget{}, files: map[string]*dcPending{}, ready: make(chan struct{}, 1), stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{})}
-	go c.write()
 	return c
 }
 
@@ -315,9 +316,11 @@ func (c *collector) write() {
 	for c.q.wait() {
 		gather(c.q.len(), dcBatch, timer, c.closing, c.ready)
 		c.fmu.Lock()
-		entries, _ := c.q.take()
-		c.format(entries)
-		c.flush()
+		entries, n := c.q.take()
+		if !c.srv.child.ship(childData, entries, n) {
+			c.format(entries)
+			c.flush()
+		}
 		c.fmu.Unlock()
 	}
 }
@@ -669,7 +672,10 @@ func (c *collector) close() {
 	if c.q.close() {
 		close(c.closing)
 	}
-	t := c.srv.cfg.Clock.AfterFunc(dataCollectionClose, c.stop)
+	t := c.srv.cfg.Clock.AfterFunc(dataCollectionClose, func() {
+		c.stop()
+		c.srv.child.abort()
+	})
 	<-c.done
 	t.Stop()
 	c.stop()

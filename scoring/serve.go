@@ -103,10 +103,23 @@ type Options struct {
 	// cmd/aksml-score passes otlpsink's, so OTEL_EXPORTER_OTLP_ENDPOINT
 	// sends OTLP.
 	TelemetrySink func(ctx context.Context, getenv func(string) string, service string) (sink TelemetrySink, close func(context.Context) error, err error)
+
+	// captureProcess lets a replica hosting Python hand its records to a
+	// capture writer process (see capturewriter.go), this program started
+	// again: MainWith sets it, as the program then runs the process too.
+	captureProcess bool
 }
 
 // MainWith is Main with Options.
 func MainWith(h NewHandler, opts Options) {
+	if isCaptureWriterProcess(os.Getenv) {
+		if err := runCaptureWriter(os.Args[1:], os.Getenv, opts, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "aksml-score:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	opts.captureProcess = true
 	if h == nil && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(pythonHostProcs(runtime.GOMAXPROCS(0)))
 	}
@@ -259,6 +272,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, h NewHa
 		} else {
 			st.cfg.Telemetry = nil
 		}
+	}
+	if opts.captureProcess && h == nil && (st.cfg.DataCollection != nil || st.cfg.Telemetry != nil) {
+		st.cfg.capture = captureProcessOf(args, getenv)
 	}
 	srv, err := NewServer(st.cfg)
 	if err != nil {
@@ -498,6 +514,11 @@ func parseCLI(args []string, getenv func(string) string, h NewHandler, stderr io
 		bad("AML_APP_INSIGHTS_ENABLED %q is not true or false", v)
 	}
 	cfg.MetricsKey = getenv("AKSML_METRICS_KEY")
+	switch v := getenv(EnvCaptureWriter); v {
+	case "", "process", "in-process":
+	default:
+		bad("%s %q is not process or in-process", EnvCaptureWriter, v)
+	}
 
 	// Workers: flag, then WORKER_COUNT (a bad value is an error, as in
 	// azmlinfsrv, where gunicorn refuses it).

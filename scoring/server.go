@@ -66,6 +66,10 @@ type Server struct {
 		spared          func()
 	} // for tests
 
+	// child is the capture writer process (see capturewriter.go), nil
+	// when the replica writes its records itself.
+	child *captureChild
+
 	state    atomic.Int32
 	initDone chan struct{}
 	initErr  error     // set before initDone closes
@@ -103,6 +107,20 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if c.Telemetry != nil {
 		s.tel = newTelemetry(s, c.Telemetry)
+	}
+	if c.capture != nil && c.Handler == nil && (s.dc != nil || s.tel != nil) {
+		// Started before the writers, which ship to it.
+		if s.child, err = startCaptureChild(s, c.capture); err != nil {
+			s.event(slog.LevelWarn, "capture writer process: cannot start ("+err.Error()+"); the replica writes its model data and telemetry records itself")
+		} else {
+			go s.child.readReports()
+		}
+	}
+	if s.dc != nil {
+		go s.dc.write()
+	}
+	if s.tel != nil {
+		go s.tel.export()
 	}
 	return s, nil
 }
@@ -265,6 +283,9 @@ func (s *Server) Close() error {
 			// Every request and record reader has ended: send what is left.
 			s.tel.close()
 		}
+		// The writers have shipped their last batches: the capture
+		// writer process writes them and exits.
+		s.child.close(dataCollectionClose)
 		s.mu.Lock()
 		if s.removeAppRoot != nil {
 			s.removeAppRoot()

@@ -194,6 +194,8 @@ type telemetry struct {
 	batch    []TelemetryRecord
 	encoded  []byte
 	pendingN int64
+	// failures counts the sink's failures in a row.
+	failures int64
 	times    rfc3339Cache
 	// lines is the sink when it is a JSON-lines sink.
 	lines *JSONLinesSink
@@ -206,12 +208,13 @@ type telemetry struct {
 	traced atomic.Int64
 }
 
+// newTelemetry makes a replica's telemetry; its exporter is started apart
+// (go t.export()): a capture writer process has none.
 func newTelemetry(s *Server, cfg *Telemetry) *telemetry {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &telemetry{cfg: cfg, srv: s, q: newCaptureLog(cfg.Buffer), ctx: ctx, stop: cancel,
 		done: make(chan struct{}), closing: make(chan struct{}), ready: make(chan struct{}, 1)}
 	t.lines, _ = cfg.Sink.(*JSONLinesSink)
-	go t.export()
 	return t
 }
 
@@ -291,50 +294,57 @@ const telBatch = 512
 // A JSON-lines sink gets them encoded, in one write.
 func (t *telemetry) export() {
 	defer close(t.done)
-	var failures int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for t.q.wait() {
 		gather(t.q.len(), telBatch, timer, t.closing, t.ready)
 		t.fmu.Lock()
-		entries, _ := t.q.take()
-		t.format(entries)
-		if n := t.pendingN; n > 0 {
-			err := t.ctx.Err()
-			if err == nil {
-				if t.lines != nil {
-					err = t.lines.writeEncoded(t.encoded)
-				} else {
-					err = t.cfg.Sink.Export(t.ctx, t.batch)
-				}
-			}
-			switch {
-			case err == nil:
-				failures = 0
-				t.sent.Add(n)
-			case t.ctx.Err() != nil:
-				t.dropped.Add(n)
-			default:
-				// One event per failure streak start, and then every
-				// hundredth, so a dead sink does not flood the log. The
-				// event is written before the records count as failed, so
-				// whoever sees the count sees the event too.
-				if failures%100 == 0 {
-					t.srv.event(slog.LevelError, fmt.Sprintf("telemetry: %d record(s) could not be sent: %v", n, err))
-				}
-				failures++
-				t.failed.Add(n)
-			}
+		entries, n := t.q.take()
+		if !t.srv.child.ship(childTelemetry, entries, n) {
+			t.format(entries)
+			t.send()
 		}
-		clear(t.batch) // let the strings go
-		t.batch = t.batch[:0]
-		if cap(t.encoded) > captureLogKeep {
-			t.encoded = nil
-		}
-		t.encoded = t.encoded[:0]
-		t.pendingN = 0
 		t.fmu.Unlock()
 	}
+}
+
+// send hands the records made (or encoded) to the sink and counts them.
+// The caller holds t.fmu.
+func (t *telemetry) send() {
+	if n := t.pendingN; n > 0 {
+		err := t.ctx.Err()
+		if err == nil {
+			if t.lines != nil {
+				err = t.lines.writeEncoded(t.encoded)
+			} else {
+				err = t.cfg.Sink.Export(t.ctx, t.batch)
+			}
+		}
+		switch {
+		case err == nil:
+			t.failures = 0
+			t.sent.Add(n)
+		case t.ctx.Err() != nil:
+			t.dropped.Add(n)
+		default:
+			// One event per failure streak start, and then every
+			// hundredth, so a dead sink does not flood the log. The
+			// event is written before the records count as failed, so
+			// whoever sees the count sees the event too.
+			if t.failures%100 == 0 {
+				t.srv.event(slog.LevelError, fmt.Sprintf("telemetry: %d record(s) could not be sent: %v", n, err))
+			}
+			t.failures++
+			t.failed.Add(n)
+		}
+	}
+	clear(t.batch) // let the strings go
+	t.batch = t.batch[:0]
+	if cap(t.encoded) > captureLogKeep {
+		t.encoded = nil
+	}
+	t.encoded = t.encoded[:0]
+	t.pendingN = 0
 }
 
 // format makes the records of entries and, for a JSON-lines sink, encodes
@@ -454,7 +464,10 @@ func (t *telemetry) close() {
 	if t.q.close() {
 		close(t.closing)
 	}
-	tm := t.srv.cfg.Clock.AfterFunc(telemetryClose, t.stop)
+	tm := t.srv.cfg.Clock.AfterFunc(telemetryClose, func() {
+		t.stop()
+		t.srv.child.abort()
+	})
 	<-t.done
 	tm.Stop()
 	t.stop()

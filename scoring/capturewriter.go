@@ -1,0 +1,432 @@
+package scoring
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The capture writer process.
+//
+// aksml-score hosting a Python entry script hands the formatting and
+// writing of its model data records and telemetry records to a process of
+// its own: the same program, started again with the same flags and
+// environment, which runs at the kernel's idle priority (SCHED_IDLE). The
+// replica's request path (one Go processor, the Python workers) then never
+// waits for a core behind the writers: the kernel runs them only on a core
+// no request needs. The replica still buffers the records as before (the
+// same bounds, drops counted at once) and ships each batch its writers take
+// to the process over a pipe, as the bytes they were buffered in; the
+// process formats them (CSV rows, JSON lines, OTLP), writes them to the same
+// store and sinks, and reports what it wrote, failed or dropped, which the
+// replica counts as its own.
+//
+// When the process cannot start, or exits, the replica says so in its log
+// and writes the records itself from then on, as a server without the
+// process does; the records of the batches the process had taken and not
+// reported are counted as failed (they may or may not have been written:
+// they are never written twice). AKSML_CAPTURE_WRITER=in-process keeps the
+// writers in the replica.
+
+// EnvCaptureWriter chooses where aksml-score formats and writes its model
+// data and telemetry records: "process" (the default: a process of its own
+// at idle priority) or "in-process".
+const EnvCaptureWriter = "AKSML_CAPTURE_WRITER"
+
+// envCaptureChild marks the capture writer process.
+const envCaptureChild = "AKSML_CAPTURE_WRITER_PROCESS"
+
+// The kinds of a batch shipped to the process, and of its reports.
+const (
+	childData      = 'D'
+	childTelemetry = 'T'
+)
+
+// childHeader is a batch's header: its kind, its records (uint32) and its
+// bytes (uint32), big-endian; the entries follow as the capture log holds
+// them. A report is its kind, then what was written (sent), failed and
+// dropped, uint32 each.
+const (
+	childHeader = 9
+	childReport = 13
+)
+
+// childPipeSize is the pipe buffer asked for the batches: about a second of
+// a busy replica's records, so the writers rarely wait for the process.
+const childPipeSize = 1 << 20
+
+// captureProcess says how a server starts its capture writer process: the
+// program, its arguments and environment (the process adds the marker).
+type captureProcess struct {
+	path string
+	args []string
+	env  []string
+}
+
+// captureChild is the replica's side of its capture writer process. A nil
+// *captureChild is a replica without one: ship declines and alive is false.
+type captureChild struct {
+	srv *Server
+	cmd *exec.Cmd
+	w   *os.File // batches
+	r   *os.File // reports
+
+	// mu orders the two writers' batches on the pipe, and guards shipped
+	// and the accounting when the process ends.
+	mu      sync.Mutex
+	dead    atomic.Bool
+	shipped [2]int64 // records shipped, by kind (data, telemetry)
+	// reported are the records the process accounted for, by kind.
+	reported [2]atomic.Int64
+	done     chan struct{} // the report reader ended
+	closed   bool
+}
+
+func childIndex(kind byte) int {
+	if kind == childTelemetry {
+		return 1
+	}
+	return 0
+}
+
+// startCaptureChild starts the capture writer process of s. On failure it
+// returns the error and the server writes its records itself.
+func startCaptureChild(s *Server, p *captureProcess) (*captureChild, error) {
+	br, bw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		br.Close()
+		bw.Close()
+		return nil, err
+	}
+	setPipeSize(bw, childPipeSize)
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env = append(append([]string(nil), p.env...), envCaptureChild+"=1", "GOMAXPROCS=1")
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{br, rw} // fd 3: batches in; fd 4: reports out
+	err = cmd.Start()
+	br.Close()
+	rw.Close()
+	if err != nil {
+		bw.Close()
+		rr.Close()
+		return nil, err
+	}
+	// The caller starts readReports once the server's collector and
+	// telemetry are set.
+	return &captureChild{srv: s, cmd: cmd, w: bw, r: rr, done: make(chan struct{})}, nil
+}
+
+// alive tells whether the process takes batches.
+func (c *captureChild) alive() bool { return c != nil && !c.dead.Load() }
+
+// ship hands a batch of entries (records of them, as a capture log's take
+// returns them) to the process; false when there is no process (the
+// caller formats and writes them itself).
+func (c *captureChild) ship(kind byte, entries []byte, records int) bool {
+	if !c.alive() {
+		return false
+	}
+	if records == 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead.Load() || c.closed {
+		return false
+	}
+	var hdr [childHeader]byte
+	hdr[0] = kind
+	binary.BigEndian.PutUint32(hdr[1:], uint32(records))
+	binary.BigEndian.PutUint32(hdr[5:], uint32(len(entries)))
+	// Counted before the write: the process may report them before the
+	// write returns.
+	i := childIndex(kind)
+	c.shipped[i] += int64(records)
+	if _, err := c.w.Write(hdr[:]); err == nil {
+		if _, err = c.w.Write(entries); err == nil {
+			return true
+		}
+	}
+	// The process did not take the whole batch (it exited, or close gave
+	// up on it): it reads whole batches only, so the caller writes this
+	// one. From now on the replica writes its records itself.
+	c.shipped[i] -= int64(records)
+	c.endLocked("it stopped reading")
+	return false
+}
+
+// abort makes a write waiting for the process give up (close's time is
+// over): the batch is then the caller's.
+func (c *captureChild) abort() {
+	if c != nil {
+		_ = c.w.SetWriteDeadline(time.Now())
+	}
+}
+
+// readReports counts what the process reports, until it exits.
+func (c *captureChild) readReports() {
+	defer close(c.done)
+	br := bufio.NewReader(c.r)
+	var rep [childReport]byte
+	var err error
+	for {
+		if _, err = io.ReadFull(br, rep[:]); err != nil {
+			break
+		}
+		ok := int64(binary.BigEndian.Uint32(rep[1:]))
+		failed := int64(binary.BigEndian.Uint32(rep[5:]))
+		dropped := int64(binary.BigEndian.Uint32(rep[9:]))
+		switch rep[0] {
+		case childData:
+			if dc := c.srv.dc; dc != nil {
+				dc.written.Add(ok)
+				dc.failed.Add(failed)
+				dc.dropped.Add(dropped)
+			}
+		case childTelemetry:
+			if t := c.srv.tel; t != nil {
+				t.sent.Add(ok)
+				t.failed.Add(failed)
+				t.dropped.Add(dropped)
+			}
+		default:
+			err = fmt.Errorf("a report of unknown kind %q", rep[0])
+		}
+		if err != nil {
+			break
+		}
+		c.reported[childIndex(rep[0])].Add(ok + failed + dropped)
+	}
+	c.r.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	why := "it exited"
+	if err != nil && !errors.Is(err, io.EOF) {
+		why = err.Error()
+	}
+	c.endLocked(why)
+}
+
+// endLocked marks the process gone: the records it took and did not
+// report count as failed, and the replica writes its records itself from
+// now on. The caller holds c.mu.
+func (c *captureChild) endLocked(why string) {
+	if c.dead.Swap(true) {
+		return
+	}
+	_ = c.w.Close()
+	if !c.closed {
+		// It may still run (it stopped reading): it writes nothing more.
+		_ = c.cmd.Process.Kill()
+	}
+	lost := [2]int64{c.shipped[0] - c.reported[0].Load(), c.shipped[1] - c.reported[1].Load()}
+	// At close (the process was given its time and killed) they are
+	// dropped, as a replica's own writers drop what is left then.
+	if dc := c.srv.dc; dc != nil && lost[0] > 0 {
+		if c.closed {
+			dc.dropped.Add(lost[0])
+		} else {
+			dc.failed.Add(lost[0])
+		}
+	}
+	if t := c.srv.tel; t != nil && lost[1] > 0 {
+		if c.closed {
+			t.dropped.Add(lost[1])
+		} else {
+			t.failed.Add(lost[1])
+		}
+	}
+	// The reports of what is counted here are not awaited any more.
+	c.reported[0].Add(lost[0])
+	c.reported[1].Add(lost[1])
+	if c.closed {
+		return
+	}
+	msg := "capture writer process: " + why + "; the replica writes its model data and telemetry records itself from now on"
+	if lost[0]+lost[1] > 0 {
+		msg += fmt.Sprintf(" (%d record(s) the process had taken are counted as failed)", lost[0]+lost[1])
+	}
+	c.srv.event(slog.LevelError, msg)
+}
+
+// close ends the process once the writers have shipped their last
+// batches: it writes what it took and exits; after closeWait it is
+// killed, and what it had not reported counts as failed.
+func (c *captureChild) close(closeWait time.Duration) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	if !c.dead.Load() {
+		_ = c.w.Close() // the process sees the end of its batches
+	}
+	c.mu.Unlock()
+	t := time.AfterFunc(closeWait, func() { _ = c.cmd.Process.Kill() })
+	<-c.done
+	t.Stop()
+	_ = c.cmd.Wait()
+}
+
+// ---------------------------------------------------------------- the process
+
+// isCaptureWriterProcess tells whether this program was started as a
+// capture writer process (MainWith then runs runCaptureWriter).
+func isCaptureWriterProcess(getenv func(string) string) bool {
+	return getenv(envCaptureChild) == "1"
+}
+
+// runCaptureWriter is the capture writer process: it builds the replica's
+// data collection and telemetry from the same flags and environment,
+// formats and writes the batches it reads on fd 3 and reports on fd 4,
+// until the replica closes the pipe.
+func runCaptureWriter(args []string, getenv func(string) string, opts Options, stdout, stderr io.Writer) error {
+	setIdlePriority(true)
+	in := os.NewFile(3, "batches")
+	out := os.NewFile(4, "reports")
+	if in == nil || out == nil {
+		return errors.New("capture writer process: file descriptors 3 and 4 are not open (it is started by aksml-score, not by hand)")
+	}
+	defer in.Close()
+	defer out.Close()
+	st, err := parseCLI(args, getenv, nil, stderr)
+	if err != nil {
+		return err
+	}
+	st.cfg.LogOutput = stdout
+	st.cfg.Logger = slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	if st.telemetry {
+		sink, closeSink, err := openTelemetrySinks(ctx, st, getenv, opts, io.Discard)
+		if err != nil {
+			return err
+		}
+		if closeSink != nil {
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), telemetryClose)
+				defer cancel()
+				if err := closeSink(cctx); err != nil {
+					fmt.Fprintln(stderr, "aksml-score: telemetry sink:", err)
+				}
+			}()
+		}
+		if sink != nil {
+			st.cfg.Telemetry.Sink = sink
+		} else {
+			st.cfg.Telemetry = nil
+		}
+	}
+	cfg, err := st.cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	s := &Server{cfg: cfg, logs: newLogBuffer(cfg.LogLines, cfg.LogOutput)}
+	var dc *collector
+	var tel *telemetry
+	if cfg.DataCollection != nil {
+		dc = newCollector(s, cfg.DataCollection)
+		defer func() {
+			if l, ok := cfg.DataCollection.Store.(*LocalModelDataStore); ok {
+				_ = l.Close()
+			}
+		}()
+	}
+	if cfg.Telemetry != nil {
+		tel = newTelemetry(s, cfg.Telemetry)
+	}
+	return serveCaptureWriter(in, out, dc, tel)
+}
+
+// serveCaptureWriter formats and writes the batches read from in with dc
+// and tel, and reports each batch's outcome on out. The end of in ends it
+// (a batch cut short is not written: the replica counted it as failed).
+func serveCaptureWriter(in io.Reader, out io.Writer, dc *collector, tel *telemetry) error {
+	br := bufio.NewReaderSize(in, 64<<10)
+	var hdr [childHeader]byte
+	var entries []byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return fmt.Errorf("capture writer process: reading a batch: %w", err)
+		}
+		size := binary.BigEndian.Uint32(hdr[5:])
+		if size > MaxCaptureBuffer+childPipeSize {
+			return fmt.Errorf("capture writer process: a batch of %d bytes exceeds the limit of %d", size, MaxCaptureBuffer+childPipeSize)
+		}
+		if cap(entries) < int(size) {
+			entries = make([]byte, size)
+		}
+		entries = entries[:size]
+		if _, err := io.ReadFull(br, entries); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return fmt.Errorf("capture writer process: reading a batch: %w", err)
+		}
+		var ok, failed, dropped int64
+		switch hdr[0] {
+		case childData:
+			if dc == nil {
+				return errors.New("capture writer process: model data records, with data collection off")
+			}
+			before := dc.stats()
+			dc.fmu.Lock()
+			dc.format(entries)
+			dc.flush()
+			dc.fmu.Unlock()
+			after := dc.stats()
+			ok, failed, dropped = after.Written-before.Written, after.Failed-before.Failed, after.Dropped-before.Dropped
+		case childTelemetry:
+			if tel == nil {
+				return errors.New("capture writer process: telemetry records, with telemetry off")
+			}
+			before := tel.stats()
+			tel.fmu.Lock()
+			tel.format(entries)
+			tel.send()
+			tel.fmu.Unlock()
+			after := tel.stats()
+			ok, failed, dropped = after.Sent-before.Sent, after.Failed-before.Failed, after.Dropped-before.Dropped
+		default:
+			return fmt.Errorf("capture writer process: a batch of unknown kind %q", hdr[0])
+		}
+		var rep [childReport]byte
+		rep[0] = hdr[0]
+		binary.BigEndian.PutUint32(rep[1:], uint32(ok))
+		binary.BigEndian.PutUint32(rep[5:], uint32(failed))
+		binary.BigEndian.PutUint32(rep[9:], uint32(dropped))
+		if _, err := out.Write(rep[:]); err != nil {
+			return fmt.Errorf("capture writer process: reporting: %w", err)
+		}
+	}
+}
+
+// captureProcessOf is how run starts the capture writer process of a
+// replica hosting Python with data collection or telemetry on (nil: the
+// replica writes its records itself).
+func captureProcessOf(args []string, getenv func(string) string) *captureProcess {
+	if getenv(EnvCaptureWriter) == "in-process" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return &captureProcess{path: exe, args: args, env: os.Environ()}
+}
