@@ -42,8 +42,13 @@ import (
 // at idle priority) or "in-process".
 const EnvCaptureWriter = "AKSML_CAPTURE_WRITER"
 
-// envCaptureChild marks the capture writer process.
-const envCaptureChild = "AKSML_CAPTURE_WRITER_PROCESS"
+// EnvCaptureWriterProcess is set to "1" in the environment of a capture
+// writer process: the program (os.Executable) started again with the
+// replica's arguments. Main and MainWith then run the process instead of a
+// server, so a program that calls them only under some condition (as
+// kube/local does, for its re-executed containers) must also call them when
+// this variable is "1".
+const EnvCaptureWriterProcess = "AKSML_CAPTURE_WRITER_PROCESS"
 
 // The kinds of a batch shipped to the process, and of its reports.
 const (
@@ -113,7 +118,7 @@ func startCaptureChild(s *Server, p *captureProcess) (*captureChild, error) {
 	}
 	setPipeSize(bw, childPipeSize)
 	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = append(append([]string(nil), p.env...), envCaptureChild+"=1", "GOMAXPROCS=1")
+	cmd.Env = append(append([]string(nil), p.env...), EnvCaptureWriterProcess+"=1", "GOMAXPROCS=1")
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{br, rw} // fd 3: batches in; fd 4: reports out
@@ -287,7 +292,7 @@ func (c *captureChild) close(closeWait time.Duration) {
 // isCaptureWriterProcess tells whether this program was started as a
 // capture writer process (MainWith then runs runCaptureWriter).
 func isCaptureWriterProcess(getenv func(string) string) bool {
-	return getenv(envCaptureChild) == "1"
+	return getenv(EnvCaptureWriterProcess) == "1"
 }
 
 // runCaptureWriter is the capture writer process: it builds the replica's

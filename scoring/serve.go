@@ -91,6 +91,13 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, lean bool) erro
 // Go side only moves bytes, the cores are better left to the Python workers,
 // and idle Go threads spinning for work cost them CPU (on 2 CPUs this raised
 // the sklearn benchmark's throughput by about a third).
+//
+// With model data collection or request telemetry on, a replica hosting
+// Python starts this program again (os.Executable, the same arguments, and
+// EnvCaptureWriterProcess=1 in its environment) as its capture writer
+// process, which formats and writes the records at the kernel's idle
+// priority; Main run that way is that process. AKSML_CAPTURE_WRITER=
+// in-process keeps the work in the server.
 func Main(h NewHandler) { MainWith(h, Options{}) }
 
 // Options extend Main and Run for a program that links more than this

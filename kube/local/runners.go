@@ -35,6 +35,11 @@ const (
 )
 
 func init() {
+	if os.Getenv(scoring.EnvCaptureWriterProcess) == "1" {
+		// An aksml-score container's capture writer process: this
+		// binary started again by the scoring server.
+		scoring.Main(nil) // exits
+	}
 	switch os.Getenv(ContainerEnv) {
 	case scorer:
 		_ = os.Unsetenv(ContainerEnv)

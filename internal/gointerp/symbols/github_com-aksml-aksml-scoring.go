@@ -25,6 +25,8 @@ func init() {
 		"DefaultServerVersion":        reflect.ValueOf(&scoring.DefaultServerVersion).Elem(),
 		"DefaultTelemetryBuffer":      reflect.ValueOf(constant.MakeFromLiteral("10000", token.INT, 0)),
 		"DefaultWorkers":              reflect.ValueOf(constant.MakeFromLiteral("1", token.INT, 0)),
+		"EnvCaptureWriter":            reflect.ValueOf(constant.MakeFromLiteral("\"AKSML_CAPTURE_WRITER\"", token.STRING, 0)),
+		"EnvCaptureWriterProcess":     reflect.ValueOf(constant.MakeFromLiteral("\"AKSML_CAPTURE_WRITER_PROCESS\"", token.STRING, 0)),
 		"Main":                        reflect.ValueOf(scoring.Main),
 		"MainWith":                    reflect.ValueOf(scoring.MainWith),
 		"MaxBatchDelayLimit":          reflect.ValueOf(scoring.MaxBatchDelayLimit),
