@@ -37,9 +37,9 @@
 //
 //	go run ./bench/capture          # 48 rounds of 250 ms cells
 //	go run ./bench/capture -quick   # 8 rounds of 250 ms cells
-//	go run ./bench/capture -server aksml-score   # each replica a cmd/aksml-score process
+//	go run ./bench/capture -server in-process   # the replicas in this process
 //	go run ./bench/capture -model ridge   # the v1 sample's model instead of the echo script
-//	go run ./bench/capture -cpuprofile cpu.out
+//	go run ./bench/capture -server in-process -cpuprofile cpu.out
 //	go tool pprof -top -tagfocus side=on cpu.out   # the on replica's goroutines alone
 //	perf record -g go run ./bench/capture -only on   # one side alone
 //
@@ -61,17 +61,18 @@
 // control's ratios to the off side, and capture_p99_within_noise is true
 // when the on side's p99 ratio's interval overlaps the control's.
 //
-// By default (-server in-process) the replicas are served in this process,
-// beside the load generator, by scoring.Serve (the lean engine aksml-score
-// serves with): their goroutines can be told apart in a CPU profile, and
-// -discard can swap their store and sink. -server aksml-score runs each
-// replica as a deployment's container does instead: a cmd/aksml-score
-// process of its own (built from this module, with its default GOMAXPROCS,
-// half the CPUs when hosting Python), configured by the environment v1 set
+// By default (-server aksml-score) each replica runs as a deployment's
+// container runs it: a cmd/aksml-score process of its own (built from this
+// module, with its default GOMAXPROCS, half the CPUs when hosting Python,
+// and, with collection or telemetry on, its capture writer process at idle
+// priority), configured by the environment v1 set
 // (AML_MODEL_DC_STORAGE_ENABLED, AML_APP_INSIGHTS_ENABLED) and aksml's
 // directories, its counts read from its /metrics. There, the Go column is
-// the load generator and the aksml-score processes, and the on side's
-// records go through the replica's own scheduler only, as in production.
+// the load generator and the aksml-score processes. -server in-process
+// serves the replicas in this process instead, beside the load generator,
+// by scoring.Serve (the lean engine aksml-score serves with; the writers in
+// the replica, as the simulator runs them): their goroutines can be told
+// apart in a CPU profile, and -discard can swap their store and sink.
 package main
 
 import (
@@ -161,7 +162,7 @@ var (
 	controlBurn = flag.Duration("control-burn", 0, "make the control's run() spin this long after its work (both features still off): a control that costs more per request without collecting anything, to compare with what the on side's extra work does to p99")
 	discard     = flag.Bool("discard", false, "the on side's records are made as usual (CSV rows, JSON lines) but never land in files: its model data store discards the rows it is given and its JSON-lines sink writes to "+os.DevNull+"; the difference from a run without it is what writing the files costs")
 	model       = flag.String("model", "echo", "the score.py: echo (returns its input) or ridge (the v1 deployment sample's scikit-learn Ridge regression, collecting numpy arrays as v1's data collection guide does)")
-	server      = flag.String("server", "in-process", "how the replicas are served: in-process (scoring.Serve in this process, beside the load generator) or aksml-score (each a cmd/aksml-score process, as a deployment runs it)")
+	server      = flag.String("server", "aksml-score", "how the replicas are served: aksml-score (each a cmd/aksml-score process, as a deployment runs it) or in-process (scoring.Serve in this process, beside the load generator)")
 	tmp         = flag.String("dir", "", "directory for the score.py, the model data store and the telemetry file (default: the system's temporary directory)")
 )
 
