@@ -269,8 +269,10 @@ func (c *captureChild) endLocked(why string) {
 }
 
 // close ends the process once the writers have shipped their last
-// batches: it writes what it took and exits; after closeWait it is
-// killed, and what it had not reported counts as failed.
+// batches: back at the normal priority (nothing else would make it finish
+// on a replica whose cores stay busy), it writes what it took and exits;
+// after closeWait it is killed, and what it had not reported counts as
+// dropped.
 func (c *captureChild) close(closeWait time.Duration) {
 	if c == nil {
 		return
@@ -278,6 +280,7 @@ func (c *captureChild) close(closeWait time.Duration) {
 	c.mu.Lock()
 	c.closed = true
 	if !c.dead.Load() {
+		hurry(c.cmd.Process.Pid)
 		_ = c.w.Close() // the process sees the end of its batches
 	}
 	c.mu.Unlock()

@@ -11,15 +11,18 @@ import (
 // priority (SCHED_IDLE: run only when a core would otherwise idle), or back
 // at the normal one. Threads started later inherit it from the threads
 // that start them.
-func setIdlePriority(idle bool) {
+func setIdlePriority(idle bool) { setPriorityOf("self", idle) }
+
+// setPriorityOf is setIdlePriority for the threads of process pid ("self"
+// or a number).
+func setPriorityOf(pid string, idle bool) {
 	policy := uint32(unix.SCHED_IDLE)
 	if !idle {
 		policy = unix.SCHED_NORMAL
 	}
 	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy}
-	tasks, err := os.ReadDir("/proc/self/task")
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
 	if err != nil {
-		_ = unix.SchedSetAttr(0, attr, 0)
 		return
 	}
 	for _, t := range tasks {
@@ -28,6 +31,9 @@ func setIdlePriority(idle bool) {
 		}
 	}
 }
+
+// hurry gives the threads of process pid the normal priority back.
+func hurry(pid int) { setPriorityOf(strconv.Itoa(pid), false) }
 
 // setPipeSize asks for a pipe buffer of size bytes (best effort: the
 // kernel may cap it).

@@ -45,6 +45,11 @@ def run(raw_data):
 // and its capture writer process (this test binary, see TestMain) unless
 // inProcess.
 func childServer(t *testing.T, root string, inProcess bool) *Server {
+	return childServerWith(t, root, inProcess, nil)
+}
+
+// childServerWith is childServer with its config changed by edit first.
+func childServerWith(t *testing.T, root string, inProcess bool, edit func(*Config)) *Server {
 	t.Helper()
 	src := writeFiles(t, filepath.Join(root, "src"), map[string]string{"score.py": captureScript})
 	for k, v := range map[string]string{
@@ -67,6 +72,9 @@ func childServer(t *testing.T, root string, inProcess bool) *Server {
 	st.cfg.Telemetry.Sink = sink
 	if !inProcess {
 		st.cfg.capture = captureProcessOf(args, os.Getenv)
+	}
+	if edit != nil {
+		edit(&st.cfg)
 	}
 	return newReady(t, st.cfg)
 }
@@ -219,6 +227,51 @@ func TestCaptureWriterProcessKilled(t *testing.T) {
 	}
 	if ts := s.TelemetryStats(); ts.Recorded != 4*n || ts.Sent+ts.Failed != 4*n {
 		t.Fatalf("telemetry %+v", ts)
+	}
+}
+
+// A capture writer process that falls behind (stopped here) never slows or
+// fails a request: its pipe fills, then the replica's buffers, and every
+// record after that is dropped and counted; once it runs again it writes
+// every record it was given, and the counts add up.
+func TestCaptureWriterProcessStalled(t *testing.T) {
+	root := t.TempDir()
+	s := childServerWith(t, root, false, func(c *Config) {
+		c.DataCollection.Buffer = 100
+		c.Telemetry.Buffer = 100
+	})
+	pid := s.child.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	postConcurrently(t, s, n, func(i int) (string, []string) { return strconv.Itoa(i), nil })
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.DataCollectionStats()
+	if st.Collected != n || st.Written+st.Dropped != n || st.Failed != 0 || st.Dropped == 0 {
+		t.Fatalf("data collection %+v: want every record written or dropped, some dropped", st)
+	}
+	rows := collectedRows(t, root)
+	if int64(len(rows)) != st.Written {
+		t.Fatalf("%d rows in the file, %d written", len(rows), st.Written)
+	}
+	for v, k := range rows {
+		if k != 1 {
+			t.Fatalf("row %s written %d times", v, k)
+		}
+	}
+	ts := s.TelemetryStats()
+	if ts.Recorded != 2*n || ts.Sent+ts.Dropped != 2*n || ts.Failed != 0 || ts.Dropped == 0 {
+		t.Fatalf("telemetry %+v", ts)
+	}
+	t.Logf("data collection %+v; telemetry %+v", st, ts)
+	if !logsContain(s, "records are dropped (and counted)") {
+		t.Fatalf("no warning of the drops; logs:\n%s", strings.Join(s.Logs(0, false), "\n"))
 	}
 }
 
