@@ -317,27 +317,11 @@ func runCaptureWriter(args []string, getenv func(string) string, opts Options, s
 	}
 	st.cfg.LogOutput = stdout
 	st.cfg.Logger = slog.New(slog.DiscardHandler)
-	ctx := context.Background()
-	if st.telemetry {
-		sink, closeSink, err := openTelemetrySinks(ctx, st, getenv, opts, io.Discard)
-		if err != nil {
-			return err
-		}
-		if closeSink != nil {
-			defer func() {
-				cctx, cancel := context.WithTimeout(context.Background(), telemetryClose)
-				defer cancel()
-				if err := closeSink(cctx); err != nil {
-					fmt.Fprintln(stderr, "aksml-score: telemetry sink:", err)
-				}
-			}()
-		}
-		if sink != nil {
-			st.cfg.Telemetry.Sink = sink
-		} else {
-			st.cfg.Telemetry = nil
-		}
+	closeSinks, err := attachTelemetrySinks(context.Background(), st, getenv, opts, io.Discard, stderr)
+	if err != nil {
+		return err
 	}
+	defer closeSinks()
 	cfg, err := st.cfg.withDefaults()
 	if err != nil {
 		return err
@@ -357,6 +341,33 @@ func runCaptureWriter(args []string, getenv func(string) string, opts Options, s
 		tel = newTelemetry(s, cfg.Telemetry)
 	}
 	return serveCaptureWriter(in, out, dc, tel)
+}
+
+// batchWriter formats and writes a batch of entries a replica shipped
+// (as its capture log held them), and tells how many of its records were
+// written (sent), failed and dropped.
+type batchWriter interface {
+	writeBatch(entries []byte) (ok, failed, dropped int64)
+}
+
+func (c *collector) writeBatch(entries []byte) (ok, failed, dropped int64) {
+	b := c.stats()
+	c.fmu.Lock()
+	c.format(entries)
+	c.flush()
+	c.fmu.Unlock()
+	a := c.stats()
+	return a.Written - b.Written, a.Failed - b.Failed, a.Dropped - b.Dropped
+}
+
+func (t *telemetry) writeBatch(entries []byte) (ok, failed, dropped int64) {
+	b := t.stats()
+	t.fmu.Lock()
+	t.format(entries)
+	t.send()
+	t.fmu.Unlock()
+	a := t.stats()
+	return a.Sent - b.Sent, a.Failed - b.Failed, a.Dropped - b.Dropped
 }
 
 // serveCaptureWriter formats and writes the batches read from in with dc
@@ -387,33 +398,22 @@ func serveCaptureWriter(in io.Reader, out io.Writer, dc *collector, tel *telemet
 			}
 			return fmt.Errorf("capture writer process: reading a batch: %w", err)
 		}
-		var ok, failed, dropped int64
+		var w batchWriter
 		switch hdr[0] {
 		case childData:
 			if dc == nil {
 				return errors.New("capture writer process: model data records, with data collection off")
 			}
-			before := dc.stats()
-			dc.fmu.Lock()
-			dc.format(entries)
-			dc.flush()
-			dc.fmu.Unlock()
-			after := dc.stats()
-			ok, failed, dropped = after.Written-before.Written, after.Failed-before.Failed, after.Dropped-before.Dropped
+			w = dc
 		case childTelemetry:
 			if tel == nil {
 				return errors.New("capture writer process: telemetry records, with telemetry off")
 			}
-			before := tel.stats()
-			tel.fmu.Lock()
-			tel.format(entries)
-			tel.send()
-			tel.fmu.Unlock()
-			after := tel.stats()
-			ok, failed, dropped = after.Sent-before.Sent, after.Failed-before.Failed, after.Dropped-before.Dropped
+			w = tel
 		default:
 			return fmt.Errorf("capture writer process: a batch of unknown kind %q", hdr[0])
 		}
+		ok, failed, dropped := w.writeBatch(entries)
 		var rep [childReport]byte
 		rep[0] = hdr[0]
 		binary.BigEndian.PutUint32(rep[1:], uint32(ok))

@@ -260,26 +260,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, h NewHa
 	}
 	st.cfg.LogOutput = stdout
 	st.cfg.Logger = slog.New(slog.DiscardHandler)
-	if st.telemetry {
-		sink, closeSink, err := openTelemetrySinks(ctx, st, getenv, opts, stderr)
-		if err != nil {
-			return err
-		}
-		if closeSink != nil {
-			defer func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := closeSink(cctx); err != nil {
-					fmt.Fprintln(stderr, "aksml-score: telemetry sink:", err)
-				}
-			}()
-		}
-		if sink != nil {
-			st.cfg.Telemetry.Sink = sink
-		} else {
-			st.cfg.Telemetry = nil
-		}
+	closeSinks, err := attachTelemetrySinks(ctx, st, getenv, opts, stderr, stderr)
+	if err != nil {
+		return err
 	}
+	defer closeSinks()
 	if opts.captureProcess && h == nil && (st.cfg.DataCollection != nil || st.cfg.Telemetry != nil) {
 		st.cfg.capture = captureProcessOf(args, getenv)
 	}
@@ -613,6 +598,36 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// attachTelemetrySinks opens the telemetry sinks of st when telemetry is
+// on (see openTelemetrySinks; its warnings go to warn) and sets them in
+// st.cfg, or turns telemetry off when none is named. The function it
+// returns closes them, giving them telemetryClose and reporting a failure
+// to stderr.
+func attachTelemetrySinks(ctx context.Context, st *cliSettings, getenv func(string) string, opts Options, warn, stderr io.Writer) (func(), error) {
+	if !st.telemetry {
+		return func() {}, nil
+	}
+	sink, closeSink, err := openTelemetrySinks(ctx, st, getenv, opts, warn)
+	if err != nil {
+		return nil, err
+	}
+	if sink != nil {
+		st.cfg.Telemetry.Sink = sink
+	} else {
+		st.cfg.Telemetry = nil
+	}
+	return func() {
+		if closeSink == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), telemetryClose)
+		defer cancel()
+		if err := closeSink(cctx); err != nil {
+			fmt.Fprintln(stderr, "aksml-score: telemetry sink:", err)
+		}
+	}, nil
 }
 
 // openTelemetrySinks opens aksml-score's telemetry sinks: the JSON-lines
