@@ -53,7 +53,7 @@ type captureLog struct {
 // did, and all the writing: a helper never calls a store or a sink, so a
 // slow one never slows a connection.
 func (s *Server) helpCapture() {
-	if s.child.alive() {
+	if s.child.keepsUp() {
 		// The capture writer process formats.
 		return
 	}

@@ -94,6 +94,13 @@ type captureChild struct {
 	reported [2]atomic.Int64
 	done     chan struct{} // the report reader ended
 	closed   bool
+	// pipeSize is the batches pipe's buffer; overflowed counts the
+	// batches the replica wrote itself because the pipe had no room.
+	pipeSize   int
+	overflowed atomic.Int64
+	// behind is set while the pipe has no room: the replica's helpers
+	// then format again (see Server.helpCapture).
+	behind atomic.Bool
 }
 
 func childIndex(kind byte) int {
@@ -116,7 +123,7 @@ func startCaptureChild(s *Server, p *captureProcess) (*captureChild, error) {
 		bw.Close()
 		return nil, err
 	}
-	setPipeSize(bw, childPipeSize)
+	pipeSize := setPipeSize(bw, childPipeSize)
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = append(append([]string(nil), p.env...), EnvCaptureWriterProcess+"=1", "GOMAXPROCS=1")
 	cmd.Stdout = os.Stdout
@@ -132,15 +139,28 @@ func startCaptureChild(s *Server, p *captureProcess) (*captureChild, error) {
 	}
 	// The caller starts readReports once the server's collector and
 	// telemetry are set.
-	return &captureChild{srv: s, cmd: cmd, w: bw, r: rr, done: make(chan struct{})}, nil
+	return &captureChild{srv: s, cmd: cmd, w: bw, r: rr, done: make(chan struct{}), pipeSize: pipeSize}, nil
 }
 
 // alive tells whether the process takes batches.
 func (c *captureChild) alive() bool { return c != nil && !c.dead.Load() }
 
+// keepsUp tells whether the process takes the batches: it is alive and
+// its pipe had room for the last one.
+func (c *captureChild) keepsUp() bool { return c.alive() && !c.behind.Load() }
+
 // ship hands a batch of entries (records of them, as a capture log's take
-// returns them) to the process; false when there is no process (the
-// caller formats and writes them itself).
+// returns them) to the process; false when there is no process, or no
+// room for the batch in its pipe: the caller formats and writes them
+// itself.
+//
+// The process runs at idle priority: on a replica whose cores are all
+// busy the kernel runs it seldom, and its pipe fills. The replica then
+// writes the batches itself, at the normal priority, as a replica without
+// the process does, rather than wait for the process or drop them: records
+// are dropped only when the replica's own writers do not keep up either.
+// So the write below does not wait (only the replica writes to the pipe,
+// and the process only drains it).
 func (c *captureChild) ship(kind byte, entries []byte, records int) bool {
 	if !c.alive() {
 		return false
@@ -153,6 +173,15 @@ func (c *captureChild) ship(kind byte, entries []byte, records int) bool {
 	if c.dead.Load() || c.closed {
 		return false
 	}
+	// Half the pipe at most: the kernel keeps a pipe's bytes in pages, and
+	// a write that does not fill its page leaves the rest unused for
+	// the next one.
+	if pipeQueued(c.w)+childHeader+len(entries) > c.pipeSize/2 {
+		c.overflowed.Add(1)
+		c.behind.Store(true)
+		return false
+	}
+	c.behind.Store(false)
 	var hdr [childHeader]byte
 	hdr[0] = kind
 	binary.BigEndian.PutUint32(hdr[1:], uint32(records))
@@ -166,9 +195,9 @@ func (c *captureChild) ship(kind byte, entries []byte, records int) bool {
 			return true
 		}
 	}
-	// The process did not take the whole batch (it exited, or close gave
-	// up on it): it reads whole batches only, so the caller writes this
-	// one. From now on the replica writes its records itself.
+	// The process did not take the whole batch (it exited): it reads
+	// whole batches only, so the caller writes this one. From now on the
+	// replica writes its records itself.
 	c.shipped[i] -= int64(records)
 	c.endLocked("it stopped reading")
 	return false

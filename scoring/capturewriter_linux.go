@@ -35,12 +35,28 @@ func setPriorityOf(pid string, idle bool) {
 // hurry gives the threads of process pid the normal priority back.
 func hurry(pid int) { setPriorityOf(strconv.Itoa(pid), false) }
 
-// setPipeSize asks for a pipe buffer of size bytes (best effort: the
-// kernel may cap it).
-func setPipeSize(f *os.File, size int) {
+// setPipeSize asks for a pipe buffer of size bytes and returns the size
+// the pipe has (the kernel may cap it; 64 KiB by default).
+func setPipeSize(f *os.File, size int) int {
+	got := 64 << 10
 	if sc, err := f.SyscallConn(); err == nil {
 		_ = sc.Control(func(fd uintptr) {
 			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size)
+			if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil {
+				got = n
+			}
 		})
 	}
+	return got
+}
+
+// pipeQueued is how many bytes wait in pipe f (written, not yet read).
+func pipeQueued(f *os.File) int {
+	n := 0
+	if sc, err := f.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+		})
+	}
+	return n
 }

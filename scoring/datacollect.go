@@ -319,8 +319,10 @@ func (c *collector) write() {
 		entries, n := c.q.take()
 		if !c.srv.child.ship(childData, entries, n) {
 			c.format(entries)
-			c.flush()
 		}
+		// What helpers formatted is written here even when the batch went
+		// to the capture writer process.
+		c.flush()
 		c.fmu.Unlock()
 	}
 }

@@ -302,8 +302,10 @@ func (t *telemetry) export() {
 		entries, n := t.q.take()
 		if !t.srv.child.ship(childTelemetry, entries, n) {
 			t.format(entries)
-			t.send()
 		}
+		// What helpers made is sent here even when the batch went to the
+		// capture writer process.
+		t.send()
 		t.fmu.Unlock()
 	}
 }
