@@ -28,7 +28,10 @@ import (
 // to the process over a pipe, as the bytes they were buffered in; the
 // process formats them (CSV rows, JSON lines, OTLP), writes them to the same
 // store and sinks, and reports what it wrote, failed or dropped, which the
-// replica counts as its own.
+// replica counts as its own. When the process falls behind (its pipe has
+// no room for a batch: on a replica whose cores are all busy the kernel
+// runs it seldom), the replica writes that batch itself, at the normal
+// priority (see captureChild.ship).
 //
 // When the process cannot start, or exits, the replica says so in its log
 // and writes the records itself from then on, as a server without the
