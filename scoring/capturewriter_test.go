@@ -97,7 +97,33 @@ func collectedRows(t *testing.T, root string) map[string]int {
 	return rows
 }
 
-// schedPolicy is the scheduling policy of each thread of process pid (5
+// wroteEachOnce checks that childServer's replica wrote the rows of
+// requests 0 to n-1 once each, and each request's two telemetry records
+// (the request and its printed line).
+func wroteEachOnce(t *testing.T, root string, n int) {
+	t.Helper()
+	rows := collectedRows(t, root)
+	for i := range n {
+		if rows[strconv.Itoa(i)] != 1 {
+			t.Fatalf("row %d written %d times", i, rows[strconv.Itoa(i)])
+		}
+	}
+	recs, err := ReadServiceTelemetry(filepath.Join(root, "tel"), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prints := 0
+	for _, r := range recs {
+		if r.Kind == TelemetryPrint {
+			prints++
+		}
+	}
+	if len(recs) != 2*n || prints != n {
+		t.Fatalf("%d telemetry records, %d prints; want %d, %d", len(recs), prints, 2*n, n)
+	}
+}
+
+// schedPolicies is the scheduling policy of each thread of process pid (5
 // is SCHED_IDLE), from /proc.
 func schedPolicies(t *testing.T, pid int) []int {
 	t.Helper()
@@ -154,25 +180,7 @@ func TestCaptureWriterProcess(t *testing.T) {
 	if st := s.TelemetryStats(); st != (TelemetryStats{Recorded: 2 * n, Sent: 2 * n}) {
 		t.Fatalf("telemetry %+v", st)
 	}
-	rows := collectedRows(t, root)
-	for i := range n {
-		if rows[strconv.Itoa(i)] != 1 {
-			t.Fatalf("row %d written %d times", i, rows[strconv.Itoa(i)])
-		}
-	}
-	recs, err := ReadServiceTelemetry(filepath.Join(root, "tel"), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prints := 0
-	for _, r := range recs {
-		if r.Kind == "print" {
-			prints++
-		}
-	}
-	if len(recs) != 2*n || prints != n {
-		t.Fatalf("%d telemetry records, %d prints; want %d, %d", len(recs), prints, 2*n, n)
-	}
+	wroteEachOnce(t, root, n)
 }
 
 // When the capture writer process is killed, the replica says so in its
@@ -253,19 +261,7 @@ func TestCaptureWriterProcessStalled(t *testing.T) {
 	if s.child.overflowed.Load() == 0 {
 		t.Fatal("the stopped process's pipe never filled: the test did not test")
 	}
-	rows := collectedRows(t, root)
-	for i := range n {
-		if rows[strconv.Itoa(i)] != 1 {
-			t.Fatalf("row %d written %d times", i, rows[strconv.Itoa(i)])
-		}
-	}
-	recs, err := ReadServiceTelemetry(filepath.Join(root, "tel"), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != 2*n {
-		t.Fatalf("%d telemetry records, want %d", len(recs), 2*n)
-	}
+	wroteEachOnce(t, root, n)
 }
 
 // AKSML_CAPTURE_WRITER takes process or in-process; anything else is an
