@@ -343,7 +343,9 @@ func runCaptureWriter(args []string, getenv func(string) string, opts Options, s
 	}
 	defer in.Close()
 	defer out.Close()
-	st, err := parseCLI(args, getenv, nil, stderr)
+	// The server printed the warnings already (io.Discard): the same
+	// flags and environment give the same ones.
+	st, err := parseCLI(args, getenv, nil, io.Discard)
 	if err != nil {
 		return err
 	}
