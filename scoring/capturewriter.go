@@ -224,27 +224,17 @@ func (c *captureChild) readReports() {
 		if _, err = io.ReadFull(br, rep[:]); err != nil {
 			break
 		}
+		if rep[0] != childData && rep[0] != childTelemetry {
+			err = fmt.Errorf("a report of unknown kind %q", rep[0])
+			break
+		}
 		ok := int64(binary.BigEndian.Uint32(rep[1:]))
 		failed := int64(binary.BigEndian.Uint32(rep[5:]))
 		dropped := int64(binary.BigEndian.Uint32(rep[9:]))
-		switch rep[0] {
-		case childData:
-			if dc := c.srv.dc; dc != nil {
-				dc.written.Add(ok)
-				dc.failed.Add(failed)
-				dc.dropped.Add(dropped)
-			}
-		case childTelemetry:
-			if t := c.srv.tel; t != nil {
-				t.sent.Add(ok)
-				t.failed.Add(failed)
-				t.dropped.Add(dropped)
-			}
-		default:
-			err = fmt.Errorf("a report of unknown kind %q", rep[0])
-		}
-		if err != nil {
-			break
+		if w, f, d := c.counters(rep[0]); w != nil {
+			w.Add(ok)
+			f.Add(failed)
+			d.Add(dropped)
 		}
 		c.reported[childIndex(rep[0])].Add(ok + failed + dropped)
 	}
@@ -256,6 +246,18 @@ func (c *captureChild) readReports() {
 		why = err.Error()
 	}
 	c.endLocked(why)
+}
+
+// counters are the server's counters of kind's records: written (sent),
+// failed and dropped; nil when that feature is off.
+func (c *captureChild) counters(kind byte) (ok, failed, dropped *atomic.Int64) {
+	switch {
+	case kind == childData && c.srv.dc != nil:
+		return &c.srv.dc.written, &c.srv.dc.failed, &c.srv.dc.dropped
+	case kind == childTelemetry && c.srv.tel != nil:
+		return &c.srv.tel.sent, &c.srv.tel.failed, &c.srv.tel.dropped
+	}
+	return nil, nil, nil
 }
 
 // endLocked marks the process gone: the records it took and did not
@@ -273,18 +275,13 @@ func (c *captureChild) endLocked(why string) {
 	lost := [2]int64{c.shipped[0] - c.reported[0].Load(), c.shipped[1] - c.reported[1].Load()}
 	// At close (the process was given its time and killed) they are
 	// dropped, as a replica's own writers drop what is left then.
-	if dc := c.srv.dc; dc != nil && lost[0] > 0 {
-		if c.closed {
-			dc.dropped.Add(lost[0])
-		} else {
-			dc.failed.Add(lost[0])
-		}
-	}
-	if t := c.srv.tel; t != nil && lost[1] > 0 {
-		if c.closed {
-			t.dropped.Add(lost[1])
-		} else {
-			t.failed.Add(lost[1])
+	for i, kind := range [2]byte{childData, childTelemetry} {
+		if _, f, d := c.counters(kind); f != nil && lost[i] > 0 {
+			if c.closed {
+				d.Add(lost[i])
+			} else {
+				f.Add(lost[i])
+			}
 		}
 	}
 	// The reports of what is counted here are not awaited any more.
@@ -365,11 +362,7 @@ func runCaptureWriter(args []string, getenv func(string) string, opts Options, s
 	var tel *telemetry
 	if cfg.DataCollection != nil {
 		dc = newCollector(s, cfg.DataCollection)
-		defer func() {
-			if l, ok := cfg.DataCollection.Store.(*LocalModelDataStore); ok {
-				_ = l.Close()
-			}
-		}()
+		defer dc.closeStore()
 	}
 	if cfg.Telemetry != nil {
 		tel = newTelemetry(s, cfg.Telemetry)
@@ -419,6 +412,9 @@ func serveCaptureWriter(in io.Reader, out io.Writer, dc *collector, tel *telemet
 			return fmt.Errorf("capture writer process: reading a batch: %w", err)
 		}
 		size := binary.BigEndian.Uint32(hdr[5:])
+		// A batch is at most a capture log's buffer (MaxCaptureBuffer,
+		// with some slack for its entries' framing): a larger one is not
+		// the replica's.
 		if size > MaxCaptureBuffer+childPipeSize {
 			return fmt.Errorf("capture writer process: a batch of %d bytes exceeds the limit of %d", size, MaxCaptureBuffer+childPipeSize)
 		}

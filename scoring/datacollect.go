@@ -681,8 +681,12 @@ func (c *collector) close() {
 	<-c.done
 	t.Stop()
 	c.stop()
-	// The files written are closed with the replica (a store shared with
-	// other replicas opens theirs again).
+	c.closeStore()
+}
+
+// closeStore closes the files the replica wrote: they are closed with it
+// (a store shared with other replicas opens theirs again).
+func (c *collector) closeStore() {
 	if l, ok := c.cfg.Store.(*LocalModelDataStore); ok {
 		if err := l.Close(); err != nil {
 			c.srv.event(slog.LevelError, "data collection: closing the store's files: "+err.Error())
